@@ -1,0 +1,282 @@
+"""The relayer's settings: every environment variable is named here and parsed once.
+
+`load_settings` turns a mapping (``os.environ`` at the edge, a dict in tests) into a frozen
+`Settings`, or raises one `ConfigError` whose message names the variable, shows the bad
+value (an RPC URL only by its host) and says what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from eth_utils.address import is_checksum_address, to_checksum_address
+
+from .errors import ConfigError
+from .redact import host_of
+
+T = TypeVar("T")
+
+HEAD_TAGS = ("latest", "safe", "finalized")
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# Pub/Sub resource names: 3-255 chars, start with a letter, must not start with "goog".
+_TOPIC = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
+_PROJECT = re.compile(r"^[a-z][a-z0-9\-:.]{2,62}$")
+_EVENT_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One relayer's configuration (CONTRACT §1)."""
+
+    chain_id: int
+    rpc_urls: tuple[str, ...]
+    contracts: tuple[str, ...]  # EIP-55
+    abi_uri: str
+    pubsub_project: str
+    topic: str
+    start_block: int
+    batch_size: int = 1000
+    checkpoint_interval: int = 100
+    poll_interval_s: float = 60.0
+    confirmations: int = 12
+    relayer_id: str = ""
+    events: tuple[str, ...] = ()  # empty: every event of the ABI
+    firestore_project: str = ""
+    firestore_database: str = "(default)"
+    lease_s: float = 300.0
+    event_ttl_days: float = 30.0
+    ordering: bool = True
+    head: str = "latest"
+    deadletter_topic: str | None = None
+    max_lag_blocks: int | None = None
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @property
+    def rpc_hosts(self) -> tuple[str, ...]:
+        """What may be shown of the endpoints."""
+        return tuple(host_of(u) for u in self.rpc_urls)
+
+
+def _fail(name: str, value: str, expected: str) -> ConfigError:
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return ConfigError(f"{name}={shown!r} is invalid: expected {expected}")
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set: it is required (see README, Configuration)")
+    return value
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _parsed(
+    env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], expected: str
+) -> T:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        return parse(raw)
+    except ValueError:
+        raise _fail(name, raw, expected) from None
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.replace("_", ""), 10)
+        if value < low:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.upper() if upper else raw.lower()
+        if value not in options:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _rpc_urls(raw: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    if not urls:
+        raise ConfigError("RPC_URL is not set: it is required (see README, Configuration)")
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            ok = False
+        if not ok:
+            # Only the host is shown: the rest of an RPC URL usually carries an API key.
+            raise ConfigError(
+                f"RPC_URL has an invalid endpoint (host {host_of(url)!r}): expected "
+                "http(s)://host[:port]/path, several separated by commas"
+            )
+    return urls
+
+
+def _contracts(raw: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in (a.strip() for a in raw.split(",")):
+        if not _ADDRESS.match(item):
+            raise _fail("CONTRACT_ADDRESS", item, "0x followed by 40 hex digits, comma-separated")
+        mixed = item[2:] != item[2:].lower() and item[2:] != item[2:].upper()
+        if mixed and not is_checksum_address(item):
+            raise _fail(
+                "CONTRACT_ADDRESS",
+                item,
+                "a valid EIP-55 checksum (or an all-lowercase address): check for a typo",
+            )
+        checksummed = to_checksum_address(item)
+        if checksummed not in out:
+            out.append(checksummed)
+    return tuple(out)
+
+
+def _events(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    for name in names:
+        if not _EVENT_NAME.match(name):
+            raise _fail("RELAYER_EVENTS", name, "event names (EscrowCreated,...), comma-separated")
+    return names
+
+
+def _resource(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
+    value = _required(env, name)
+    if value.startswith("projects/"):
+        raise _fail(name, value, f"the {what} id alone, not the full resource path")
+    if not pattern.match(value) or value.startswith("goog"):
+        raise _fail(name, value, f"a Google Cloud {what} id")
+    return value
+
+
+def _relayer_id(value: str) -> str:
+    if "/" in value or value in (".", "..") or len(value.encode()) > 1500:
+        raise ValueError(value)
+    if value.startswith("__") and value.endswith("__"):
+        raise ValueError(value)
+    return value
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Parse and validate the whole configuration, or raise the first `ConfigError`."""
+    chain_id = _parsed(env, "CHAIN_ID", None, _int_at_least(1), "a positive integer chain id")
+    if chain_id is None:
+        raise ConfigError("CHAIN_ID is not set: it is required (see README, Configuration)")
+    rpc_urls = _rpc_urls(_required(env, "RPC_URL"))
+    contracts = _contracts(_required(env, "CONTRACT_ADDRESS"))
+    abi_uri = _required(env, "ABI_URI")
+    if abi_uri.startswith("gs://") and "/" not in abi_uri[5:].strip("/"):
+        raise _fail("ABI_URI", abi_uri, "gs://bucket/object.json or a local file path")
+    pubsub_project = _resource(env, "PUBSUB_PROJECT_ID", _PROJECT, "project")
+    topic = _resource(env, "PUBSUB_TOPIC", _TOPIC, "Pub/Sub topic")
+    deadletter = _optional(env, "RELAYER_DEADLETTER_TOPIC")
+    if deadletter is not None:
+        deadletter = _resource(env, "RELAYER_DEADLETTER_TOPIC", _TOPIC, "Pub/Sub topic")
+    start_block = _parsed(env, "START_BLOCK", None, _int_at_least(0), "a block number, 0 or more")
+    if start_block is None:
+        raise ConfigError("START_BLOCK is not set: it is required (see README, Configuration)")
+    firestore_project = _optional(env, "FIRESTORE_PROJECT_ID") or pubsub_project
+    if not _PROJECT.match(firestore_project):
+        raise _fail("FIRESTORE_PROJECT_ID", firestore_project, "a Google Cloud project id")
+    default_id = f"{chain_id}-{contracts[0].lower()}"
+    return Settings(
+        chain_id=chain_id,
+        rpc_urls=rpc_urls,
+        contracts=contracts,
+        abi_uri=abi_uri,
+        pubsub_project=pubsub_project,
+        topic=topic,
+        start_block=start_block,
+        batch_size=_parsed(env, "RELAYER_BATCH_SIZE", 1000, _int_at_least(1), "an integer >= 1"),
+        checkpoint_interval=_parsed(
+            env, "RELAYER_CHECKPOINT_INTERVAL", 100, _int_at_least(1), "an integer >= 1"
+        ),
+        poll_interval_s=_parsed(
+            env, "RELAYER_POLL_INTERVAL", 60.0, _positive_float, "a positive number of seconds"
+        ),
+        confirmations=_parsed(
+            env, "RELAYER_CONFIRMATIONS", 12, _int_at_least(0), "an integer >= 0"
+        ),
+        relayer_id=_parsed(
+            env,
+            "RELAYER_ID",
+            default_id,
+            _relayer_id,
+            "a Firestore document id (no '/', not '.' or '..')",
+        ),
+        events=_parsed(env, "RELAYER_EVENTS", (), _events, "comma-separated event names"),
+        firestore_project=firestore_project,
+        firestore_database=_optional(env, "FIRESTORE_DATABASE") or "(default)",
+        lease_s=_parsed(
+            env, "RELAYER_LEASE_SECONDS", 300.0, _positive_float, "a positive number of seconds"
+        ),
+        event_ttl_days=_parsed(
+            env, "RELAYER_EVENT_TTL_DAYS", 30.0, _positive_float, "a positive number of days"
+        ),
+        ordering=_parsed(env, "RELAYER_ORDERING", True, _bool, "true or false"),
+        head=_parsed(
+            env, "RELAYER_HEAD", "latest", _choice(HEAD_TAGS), "latest, safe or finalized"
+        ),
+        deadletter_topic=deadletter,
+        max_lag_blocks=_parsed(
+            env, "RELAYER_MAX_LAG_BLOCKS", None, _int_at_least(1), "an integer >= 1"
+        ),
+        log_level=_parsed(
+            env, "LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True), "DEBUG, INFO or WARNING..."
+        ),
+        log_format=_parsed(env, "LOG_FORMAT", "json", _choice(LOG_FORMATS), "json or text"),
+    )
+
+
+def logging_settings(env: Mapping[str, str]) -> tuple[str, str, dict[str, str]]:
+    """LOG_LEVEL, LOG_FORMAT and the Cloud Run labels alone, so that a configuration error
+    can still be logged the way the operator asked."""
+    level = (env.get("LOG_LEVEL", "") or "INFO").strip().upper()
+    fmt = (env.get("LOG_FORMAT", "") or "json").strip().lower()
+    labels = {
+        label: env[name]
+        for label, name in (
+            ("run.googleapis.com/execution_name", "CLOUD_RUN_EXECUTION"),
+            ("run.googleapis.com/task_index", "CLOUD_RUN_TASK_INDEX"),
+        )
+        if env.get(name)
+    }
+    return (level if level in LOG_LEVELS else "INFO", fmt if fmt in LOG_FORMATS else "json", labels)

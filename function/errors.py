@@ -1,0 +1,74 @@
+"""Every error the relayer raises on purpose, with the exit code it maps to.
+
+    RelayerError                  base; exit code 1 unless a subclass says otherwise
+    ├── ConfigError               a setting is missing or malformed (exit 2)
+    ├── DeploymentError           the world disagrees with the settings (exit 2):
+    │   ├── AbiError              ABI unreadable, malformed, or without the selected events
+    │   ├── ChainMismatchError    the node's chain id differs from CHAIN_ID
+    │   └── TopicNotFoundError    the Pub/Sub topic does not exist
+    ├── RpcError                  the JSON-RPC endpoint failed or answered nonsense
+    ├── DecodeError               a log matched the ABI's topic but could not be decoded
+    ├── PublishError              Pub/Sub did not accept every message in time
+    ├── StateError                Firestore failed or holds something unexpected
+    │   └── LeaseLostError        another run took over this relayer's lease
+    └── ReorgError                the relayed chain is no longer the node's chain
+
+Messages are written for the operator who reads one log line: they name the setting or
+component and the fix, and never contain an RPC URL beyond its host.
+"""
+
+from __future__ import annotations
+
+
+class RelayerError(Exception):
+    """Base of the relayer's own errors."""
+
+    exit_code = 1
+
+
+class ConfigError(RelayerError):
+    """A configuration variable is missing or malformed."""
+
+    exit_code = 2
+
+
+class DeploymentError(RelayerError):
+    """The deployment around the relayer contradicts its configuration."""
+
+    exit_code = 2
+
+
+class AbiError(DeploymentError):
+    """The ABI cannot be read or lacks what the configuration selects."""
+
+
+class ChainMismatchError(DeploymentError):
+    """The RPC endpoint serves another chain than CHAIN_ID."""
+
+
+class TopicNotFoundError(DeploymentError):
+    """The configured Pub/Sub topic does not exist."""
+
+
+class RpcError(RelayerError):
+    """The JSON-RPC endpoint failed, refused or answered something that cannot be right."""
+
+
+class DecodeError(RelayerError):
+    """A log of a configured contract could not be decoded with the ABI."""
+
+
+class PublishError(RelayerError):
+    """Pub/Sub did not accept every message before the deadline."""
+
+
+class StateError(RelayerError):
+    """Firestore could not be read or written."""
+
+
+class LeaseLostError(StateError):
+    """Another run now holds this relayer's lease; this run must stop writing."""
+
+
+class ReorgError(RelayerError):
+    """The chain reorganised under blocks this relayer already relayed."""

@@ -1,0 +1,70 @@
+"""Log lines Cloud Logging understands (JSON with `severity`), or plain text for a terminal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from .redact import scrub
+
+_LABELS = "logging.googleapis.com/labels"
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Libraries that would print endpoint URLs (with their API keys) at DEBUG.
+_QUIET = ("urllib3", "requests", "google", "grpc", "web3")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: severity, message, time, labels and any `extra` fields."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        super().__init__()
+        self._labels = labels
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": record.levelname,
+            "message": scrub(record.getMessage()),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "logger": record.name,
+        }
+        labels = dict(self._labels)
+        relayer_id = getattr(record, "relayer_id", None)
+        if relayer_id:
+            labels["relayer_id"] = str(relayer_id)
+        if labels:
+            entry[_LABELS] = labels
+        for key, value in vars(record).items():
+            if key not in _RESERVED and key not in entry and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["message"] += "\n" + scrub(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """`time level message key=value...` for people at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{k}={v}"
+            for k, v in vars(record).items()
+            if k not in _RESERVED and not k.startswith("_")
+        )
+        when = self.formatTime(record, "%H:%M:%S")
+        line = f"{when} {record.levelname:<7} {scrub(record.getMessage())}"
+        return f"{line} {extras}" if extras else line
+
+
+def setup(level: str = "INFO", fmt: str = "json", labels: dict[str, str] | None = None) -> None:
+    """Configure the root logger once, on stdout (Cloud Run collects stdout)."""
+    labels = labels or {}
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(labels) if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

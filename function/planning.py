@@ -1,0 +1,57 @@
+"""Block arithmetic of a run, kept pure: which blocks to scan and where to commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .records import BlockRef
+
+RECENT_BLOCKS_KEPT = 128
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRange:
+    """Inclusive range of block numbers."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise ValueError(f"empty range {self.start}..{self.end}")
+
+    def __len__(self) -> int:
+        return self.end - self.start + 1
+
+    def __contains__(self, block: object) -> bool:
+        return isinstance(block, int) and self.start <= block <= self.end
+
+
+def safe_tip(head: int, confirmations: int) -> int:
+    """The newest block a run may relay: `confirmations` behind the head."""
+    return head - confirmations
+
+
+def plan_range(next_block: int, tip: int, batch_size: int) -> BlockRange | None:
+    """This run's blocks: from the checkpoint, at most `batch_size`, never past `tip`."""
+    end = min(next_block + batch_size - 1, tip)
+    return BlockRange(next_block, end) if end >= next_block else None
+
+
+def split(blocks: BlockRange, size: int) -> Iterator[BlockRange]:
+    """Consecutive sub-ranges of at most `size` blocks."""
+    start = blocks.start
+    while start <= blocks.end:
+        end = min(start + size - 1, blocks.end)
+        yield BlockRange(start, end)
+        start = end + 1
+
+
+def merge_recent(
+    recent: Iterable[BlockRef], added: Iterable[BlockRef], keep: int = RECENT_BLOCKS_KEPT
+) -> list[BlockRef]:
+    """The newest `keep` relayed blocks by number, newer hashes replacing older ones."""
+    by_number = {b.number: b for b in recent}
+    by_number.update((b.number, b) for b in added)
+    return [by_number[n] for n in sorted(by_number)[-keep:]]

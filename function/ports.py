@@ -1,0 +1,61 @@
+"""The boundaries the relay logic talks through; the real adapters are built in `wiring`."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from .chain import Header
+from .messages import Message
+from .planning import BlockRange
+from .records import RawLog
+from .state import Grant, Progress
+from .summary import RunSummary
+
+
+class Chain(Protocol):
+    """Reads the chain (`chain.ChainReader`)."""
+
+    def head_and_header(self, tag: str, number: int | None) -> tuple[int, Header | None]: ...
+
+    def headers(self, numbers: Iterable[int]) -> dict[int, Header]: ...
+
+    def get_logs(
+        self, blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]
+    ) -> list[RawLog]: ...
+
+
+class State(Protocol):
+    """Lease, checkpoint and processed-event set (`state.FirestoreState`)."""
+
+    def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None: ...
+
+    def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]: ...
+
+    def record(self, docs: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
+
+    def commit(
+        self,
+        grant: Grant,
+        now: datetime,
+        *,
+        progress: Progress | None = None,
+        lease_until: datetime | None = None,
+        summary: RunSummary | None = None,
+    ) -> None: ...
+
+    def count_skipped(self, now: datetime) -> None: ...
+
+
+class Sink(Protocol):
+    """Where messages go (`publisher.Publisher`)."""
+
+    def submit(self, messages: Sequence[Message]) -> list[concurrent.futures.Future[str]]: ...
+
+    def wait(
+        self, futures: Sequence[concurrent.futures.Future[str]], deadline: Callable[[], float]
+    ) -> list[str | BaseException]: ...
+
+    def resume(self, ordering_key: str) -> None: ...

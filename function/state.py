@@ -1,0 +1,227 @@
+"""The relayer's state in Firestore (CONTRACT §4): lease, checkpoint, processed-event set.
+
+Transaction functions here only read, decide (with `guard`) and write: Firestore may run
+them more than once, so nothing else happens inside them. Block records are written with
+plain batched writes before the fenced checkpoint transaction: a record only states that
+Pub/Sub accepted an event, which stays true whoever holds the lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from . import guard
+from .blockdocs import base_id, range_bounds
+from .errors import LeaseLostError, StateError
+from .guard import Lease
+from .planning import BlockRange, merge_recent
+from .records import BlockRef
+from .summary import IDLE, OK, SKIPPED, RunSummary
+
+WRITES_PER_BATCH = 400
+TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A lease this run holds, with the state it read while taking it."""
+
+    run_id: str
+    fence: int
+    expires_at: datetime
+    next_block: int | None  # None: no checkpoint yet
+    checkpoint_hash: str | None
+    recent_blocks: tuple[BlockRef, ...]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A checkpoint to commit: blocks before `next_block` are relayed."""
+
+    next_block: int | None  # None: only count published events, the checkpoint stays
+    block_hash: str | None  # hash of next_block - 1
+    recent: tuple[BlockRef, ...]
+    events_published: int
+
+
+def _refs(raw: Any) -> tuple[BlockRef, ...]:
+    return tuple(BlockRef(int(r["number"]), str(r["hash"])) for r in raw or [])
+
+
+def _totals(doc: dict[str, Any]) -> dict[str, Any]:
+    raw = doc.get("totals") or {}
+    return {
+        "events_published": int(raw.get("events_published") or 0),
+        "runs": int(raw.get("runs") or 0),
+        "outcomes": {k: int(v) for k, v in (raw.get("outcomes") or {}).items()},
+    }
+
+
+def _finish_fields(lease: Lease, totals: dict[str, Any], summary: RunSummary) -> dict[str, Any]:
+    """Release the lease, store the summary, count the run (mutates `totals`)."""
+    totals["runs"] += 1
+    totals["outcomes"][summary.outcome] = totals["outcomes"].get(summary.outcome, 0) + 1
+    fields: dict[str, Any] = {
+        "lease": guard.released(lease).as_doc(),
+        "last_run": summary.as_dict(),
+    }
+    if summary.outcome in (OK, IDLE):
+        fields["last_success_at"] = summary.finished_at
+    return fields
+
+
+def _wrap(action: str, e: Exception) -> StateError:
+    return StateError(f"Firestore {action} failed: {type(e).__name__}: {e}")
+
+
+class FirestoreState:
+    """One relayer's state document and its `blocks` subcollection."""
+
+    def __init__(self, client: firestore.Client, relayer_id: str, identity: dict[str, Any]) -> None:
+        self._client = client
+        self._doc = client.collection("relayers").document(relayer_id)
+        self._blocks = self._doc.collection("blocks")
+        self._identity = identity  # chain_id and contracts, written with every commit
+
+    def read(self) -> dict[str, Any] | None:
+        """The relayer document as it is, for status."""
+        try:
+            snapshot = self._doc.get(timeout=TIMEOUT_S)
+        except gexc.GoogleAPICallError as e:
+            raise _wrap("read of the relayer document", e) from e
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None:
+        """Take the lease, or None while another run holds it."""
+
+        @firestore.transactional
+        def take(txn: firestore.Transaction) -> Grant | None:
+            snapshot = self._doc.get(transaction=txn)
+            doc = (snapshot.to_dict() if snapshot.exists else None) or {}
+            lease = guard.acquire(guard.lease_of(doc), run_id, now, lease_s)
+            if lease is None:
+                return None
+            txn.set(
+                self._doc,
+                {"lease": lease.as_doc(), "updated_at": now, **self._identity},
+                merge=True,
+            )
+            assert lease.expires_at is not None
+            return Grant(
+                run_id,
+                lease.fence,
+                lease.expires_at,
+                doc.get("next_block"),
+                doc.get("checkpoint_block_hash"),
+                _refs(doc.get("recent_blocks")),
+            )
+
+        try:
+            grant: Grant | None = take(self._client.transaction())
+            return grant
+        except (gexc.GoogleAPICallError, ValueError) as e:
+            if isinstance(e, gexc.Aborted | gexc.Conflict) or "contention" in str(e).lower():
+                return None  # lost the race to another run: it has the lease now
+            raise _wrap("lease acquisition", e) from e
+
+    def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
+        """Recorded entries of the blocks in the range, by block document base id."""
+        lower, upper = range_bounds(blocks.start, blocks.end)
+        query = self._blocks.where(
+            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
+        ).where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
+        out: dict[str, list[dict[str, Any]]] = {}
+        try:
+            for snapshot in query.stream(timeout=TIMEOUT_S):
+                out.setdefault(base_id(snapshot.id), []).extend(
+                    (snapshot.to_dict() or {}).get("events", [])
+                )
+        except gexc.GoogleAPICallError as e:
+            raise _wrap("read of the processed-event set", e) from e
+        return out
+
+    def record(self, docs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Write block records in batches (before the checkpoint that relies on them)."""
+        try:
+            for start in range(0, len(docs), WRITES_PER_BATCH):
+                batch = self._client.batch()
+                for doc_id, fields in docs[start : start + WRITES_PER_BATCH]:
+                    batch.set(self._blocks.document(doc_id), fields)
+                batch.commit(timeout=TIMEOUT_S)
+        except gexc.GoogleAPICallError as e:
+            raise _wrap("write of the processed-event set", e) from e
+
+    def commit(
+        self,
+        grant: Grant,
+        now: datetime,
+        *,
+        progress: Progress | None = None,
+        lease_until: datetime | None = None,
+        summary: RunSummary | None = None,
+    ) -> None:
+        """Fenced update: checkpoint and/or lease renewal, or the run's end (release)."""
+
+        @firestore.transactional
+        def write(txn: firestore.Transaction) -> None:
+            snapshot = self._doc.get(transaction=txn)
+            doc = (snapshot.to_dict() if snapshot.exists else None) or {}
+            lease = guard.lease_of(doc)
+            if not guard.still_ours(lease, grant.run_id, grant.fence):
+                raise LeaseLostError(
+                    f"lease lost to run {lease.owner} (fence {lease.fence}, ours {grant.fence}): "
+                    f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
+                )
+            update: dict[str, Any] = {"updated_at": now, **self._identity}
+            totals = _totals(doc)
+            if progress is not None:
+                totals["events_published"] += progress.events_published
+            if progress is not None and progress.next_block is not None:
+                stored = doc.get("next_block")
+                if stored is not None and progress.next_block < int(stored):
+                    raise StateError(
+                        f"refusing to move the checkpoint back from {stored} to "
+                        f"{progress.next_block}"
+                    )
+                recent = merge_recent(_refs(doc.get("recent_blocks")), progress.recent)
+                update.update(
+                    next_block=progress.next_block,
+                    checkpoint_block_hash=progress.block_hash,
+                    recent_blocks=[{"number": r.number, "hash": r.hash} for r in recent],
+                )
+            if lease_until is not None:
+                update["lease"] = Lease(grant.run_id, lease_until, grant.fence).as_doc()
+            if summary is not None:
+                update.update(_finish_fields(lease, totals, summary))
+            update["totals"] = totals
+            txn.set(self._doc, update, merge=True)
+
+        try:
+            write(self._client.transaction())
+        except LeaseLostError:
+            raise
+        except (gexc.GoogleAPICallError, ValueError) as e:
+            raise _wrap("checkpoint commit", e) from e
+
+    def count_skipped(self, now: datetime) -> None:
+        """A skipped run only counts itself: the run holding the lease owns `last_run`."""
+        try:
+            self._doc.set(
+                {
+                    "totals": {
+                        "runs": firestore.Increment(1),
+                        "outcomes": {SKIPPED: firestore.Increment(1)},
+                    }
+                },
+                merge=True,
+                timeout=TIMEOUT_S,
+            )
+        except gexc.GoogleAPICallError as e:
+            raise _wrap("run counter update", e) from e

@@ -1,0 +1,91 @@
+"""Converters from eth-abi values to the JSON forms of CONTRACT §3.
+
+Integers become decimal strings (uint256 does not fit a JSON number), addresses EIP-55,
+bytes 0x-lowercase hex, tuples objects keyed by component name. A converter is built once
+per ABI parameter, so decoding pays no type dispatch per value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+Converter = Callable[[Any], Any]
+
+_ARRAY_SUFFIX = re.compile(r"^(.*)\[(\d*)\]$")
+
+
+@lru_cache(maxsize=1 << 16)
+def checksum(address: str) -> str:
+    """EIP-55 form of an address, cached: checksumming hashes and is costly per log."""
+    return str(to_checksum_address(address))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _integer(value: Any) -> str:
+    return str(value)
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _address(value: str) -> str:
+    return checksum(value)
+
+
+def _fixed(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _array(item: Converter) -> Converter:
+    def convert(values: Any) -> list[Any]:
+        return [item(v) for v in values]
+
+    return convert
+
+
+def _tuple(names: list[str], items: list[Converter]) -> Converter:
+    pairs = list(zip(names, items, strict=True))
+
+    def convert(values: Any) -> dict[str, Any]:
+        return {name: item(v) for (name, item), v in zip(pairs, values, strict=True)}
+
+    return convert
+
+
+def _scalar(abi_type: str) -> Converter:
+    if abi_type.startswith(("uint", "int")):
+        return _integer
+    if abi_type == "address":
+        return _address
+    if abi_type.startswith("bytes"):
+        return _hex
+    if abi_type.startswith(("fixed", "ufixed")):
+        return _fixed
+    if abi_type in ("bool", "string"):
+        return _same
+    if abi_type == "function":  # 24 bytes: address + selector
+        return _hex
+    raise ValueError(f"unsupported ABI type {abi_type!r}")
+
+
+def converter_for(param: dict[str, Any], abi_type: str | None = None) -> Converter:
+    """A converter for one ABI parameter description (with `components` for tuples)."""
+    abi_type = str(param.get("type", "")) if abi_type is None else abi_type
+    array = _ARRAY_SUFFIX.match(abi_type)
+    if array:
+        return _array(converter_for(param, array.group(1)))
+    if abi_type == "tuple":
+        components = param.get("components") or []
+        names = [str(c.get("name") or f"arg{i}") for i, c in enumerate(components)]
+        return _tuple(names, [converter_for(c) for c in components])
+    return _scalar(abi_type)

@@ -1,0 +1,46 @@
+"""The one place that builds real clients: JSON-RPC, Firestore, Pub/Sub, Storage."""
+
+from __future__ import annotations
+
+from google.cloud import firestore
+
+from .abi import load_specs
+from .abi_source import read_abi
+from .chain import ChainReader
+from .config import Settings
+from .publisher import Publisher, make_client
+from .relay import Relay
+from .rpc import JsonRpc
+from .state import FirestoreState
+from .stopping import StopSignal
+
+
+def firestore_client(settings: Settings) -> firestore.Client:
+    return firestore.Client(
+        project=settings.firestore_project, database=settings.firestore_database
+    )
+
+
+def chain_reader(settings: Settings, timeout_s: float = 15.0) -> ChainReader:
+    return ChainReader(JsonRpc(settings.rpc_urls, settings.chain_id, timeout_s=timeout_s))
+
+
+def state_store(settings: Settings, client: firestore.Client) -> FirestoreState:
+    identity = {"chain_id": settings.chain_id, "contracts": list(settings.contracts)}
+    return FirestoreState(client, settings.relayer_id, identity)
+
+
+def build_relay(settings: Settings, stop: StopSignal) -> Relay:
+    """Everything a run needs; raises the deployment errors (ABI, topic) before any state
+    is touched, so a misconfigured job exits 2 without writing."""
+    specs = load_specs(read_abi, settings.abi_uri, settings.events)
+    publisher = Publisher(make_client(settings.ordering), settings.pubsub_project, settings.topic)
+    publisher.check_topic()
+    return Relay(
+        settings=settings,
+        specs=specs,
+        chain=chain_reader(settings),
+        state=state_store(settings, firestore_client(settings)),
+        sink=publisher,
+        stop=stop,
+    )

@@ -1,0 +1,28 @@
+"""Entry points of the relayer (CONTRACT §2).
+
+- `python main.py`: one relay run, then exit (the Cloud Run Job's command).
+- `relay`: functions-framework HTTP function, one run per request (Cloud Scheduler).
+- `status`: functions-framework HTTP function: /health, /status, /metrics, /.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from function import app
+
+
+def relay(request: Any) -> app.Response:
+    """One run per request; 200 with the run summary, 500 when the run failed."""
+    return app.relay_http(os.environ)
+
+
+def status(request: Any) -> app.Response:
+    """Health, status, metrics and a page for people."""
+    return app.status_http(os.environ, request.path)
+
+
+if __name__ == "__main__":
+    sys.exit(app.run_job(os.environ))

@@ -1,0 +1,65 @@
+"""The guard's decisions: lease acquisition with a fencing counter, replay protection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from function import guard
+from function.guard import Lease
+from function.records import Event
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def test_free_lease_is_taken_and_the_fence_grows() -> None:
+    taken = guard.acquire(Lease(None, None, 7), "run-a", NOW, 30)
+    assert taken == Lease("run-a", NOW + timedelta(seconds=30), 8)
+
+
+def test_valid_lease_of_another_run_blocks() -> None:
+    held = Lease("run-a", NOW + timedelta(seconds=1), 3)
+    assert guard.acquire(held, "run-b", NOW, 30) is None
+
+
+def test_expired_lease_is_taken_over_with_a_new_fence() -> None:
+    expired = Lease("run-a", NOW - timedelta(seconds=1), 3)
+    taken = guard.acquire(expired, "run-b", NOW, 30)
+    assert taken is not None and taken.owner == "run-b" and taken.fence == 4
+    # run-a still believes it holds fence 3: its commits must now be refused.
+    assert not guard.still_ours(taken, "run-a", 3)
+    assert guard.still_ours(taken, "run-b", 4)
+
+
+def test_expired_but_untaken_lease_is_still_ours() -> None:
+    mine = Lease("run-a", NOW - timedelta(seconds=100), 3)
+    assert guard.still_ours(mine, "run-a", 3)
+
+
+def test_release_keeps_the_counter() -> None:
+    assert guard.released(Lease("run-a", NOW, 9)) == Lease(None, None, 9)
+    assert guard.lease_of({"lease": {"owner": None, "expires_at": None, "fence": 9}}).fence == 9
+    assert guard.lease_of(None) == Lease(None, None, 0)
+
+
+def _event(block: int, index: int) -> Event:
+    return Event(
+        f"1:0x{block:064x}:{index}",
+        1,
+        "0x" + "1" * 40,
+        "E",
+        {},
+        block,
+        f"0x{block:064x}",
+        0,
+        "0x" + "2" * 64,
+        0,
+        index,
+    )
+
+
+def test_recorded_events_are_not_published_again() -> None:
+    events = [_event(1, 0), _event(1, 1), _event(2, 0)]
+    processed = {events[0].event_id: guard.PUBLISHED, events[2].event_id: guard.REMOVED}
+    chosen = guard.select_unpublished(events, processed)
+    assert chosen.duplicates == [events[0]]
+    assert chosen.to_publish == [events[1], events[2]]

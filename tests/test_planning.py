@@ -1,0 +1,49 @@
+"""Block-range planning, as tables of inputs and expected ranges."""
+
+from __future__ import annotations
+
+import pytest
+
+from function.planning import BlockRange, merge_recent, plan_range, safe_tip, split
+from function.records import BlockRef
+
+
+@pytest.mark.parametrize(
+    ("next_block", "head", "confirmations", "batch", "expected"),
+    [
+        (0, 100, 12, 1000, (0, 88)),  # catching up stops confirmations behind the head
+        (50, 100, 0, 10, (50, 59)),  # at most one batch
+        (89, 100, 12, 1000, None),  # caught up: idle
+        (200, 100, 0, 10, None),  # START_BLOCK beyond the head: idle, not an error
+        (88, 100, 12, 1, (88, 88)),
+        (0, 5, 12, 1000, None),  # a chain shorter than the confirmations
+    ],
+)
+def test_plan_range(
+    next_block: int, head: int, confirmations: int, batch: int, expected: tuple[int, int] | None
+) -> None:
+    planned = plan_range(next_block, safe_tip(head, confirmations), batch)
+    assert (None if planned is None else (planned.start, planned.end)) == expected
+
+
+def test_split_covers_the_range_in_order() -> None:
+    parts = list(split(BlockRange(10, 34), 10))
+    assert [(p.start, p.end) for p in parts] == [(10, 19), (20, 29), (30, 34)]
+    assert sum(len(p) for p in parts) == 25
+    assert [(p.start, p.end) for p in split(BlockRange(7, 7), 100)] == [(7, 7)]
+
+
+def test_empty_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty range"):
+        BlockRange(5, 4)
+
+
+def test_merge_recent_keeps_newest_and_replaces_hashes() -> None:
+    old = [BlockRef(n, f"0x{n:02x}") for n in range(1, 6)]
+    merged = merge_recent(old, [BlockRef(5, "0xnew"), BlockRef(6, "0x06")], keep=4)
+    assert merged == [
+        BlockRef(3, "0x03"),
+        BlockRef(4, "0x04"),
+        BlockRef(5, "0xnew"),
+        BlockRef(6, "0x06"),
+    ]
