@@ -112,7 +112,7 @@ def event_specs(
             continue  # anonymous events have no topic0 to filter or recognise them by
         try:
             spec = _spec(entry)
-        except Exception as e:  # noqa: BLE001 - eth-abi's parse errors share no base class
+        except Exception as e:
             name = entry.get("name")
             raise AbiError(f"ABI_URI {source} has a malformed event {name!r}: {e}") from e
         specs[spec.topic0] = spec

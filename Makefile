@@ -1,0 +1,42 @@
+# Everything a newcomer needs: `make demo` and `make test` set themselves up.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP_PY  := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+
+.PHONY: setup demo test test-fast bench lint format clean contracts
+
+setup: $(STAMP_PY) $(STAMP_NPM)
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: setup
+	$(PY) -m devstack.demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check function main.py devstack tests
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format function main.py devstack tests
+
+contracts: $(STAMP_NPM)
+	npm run --silent build:contracts
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

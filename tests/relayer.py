@@ -1,0 +1,150 @@
+"""Driving the relayer as an operator would: `python main.py` with an environment, then
+reading what a subscriber received and what Firestore holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.cloud import firestore
+from web3 import Web3
+
+from devstack.escrow import ExpectedEvent, deploy_escrow, make_activity
+from devstack.services import Anvil, PubSubTopic, PulledMessage
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACT = ROOT / "contracts" / "build" / "Escrow.json"
+PROJECT = "relayer-test"
+
+
+@dataclass
+class Run:
+    """One finished `python main.py`."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in (self.stdout + self.stderr).splitlines() if line.strip()]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.stdout.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        found = [r for r in self.records if r.get("run_summary")]
+        assert len(found) == 1, f"expected one summary line, got:\n{self.stdout}\n{self.stderr}"
+        return found[0]
+
+
+@dataclass
+class Deployment:
+    """An escrow on a fresh anvil, a fresh topic, an empty Firestore: one relayer's world."""
+
+    anvil: Anvil
+    w3: Web3
+    contract: str
+    topic: PubSubTopic
+    abi_uri: str
+    expected: list[ExpectedEvent] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYER_", "LOG_"))}
+        env.update(
+            CHAIN_ID="31337",
+            RPC_URL=self.anvil.rpc_url,
+            CONTRACT_ADDRESS=self.contract,
+            ABI_URI=self.abi_uri,
+            PUBSUB_PROJECT_ID=self.topic.project,
+            PUBSUB_TOPIC=self.topic.topic_id,
+            START_BLOCK="0",
+            RELAYER_CONFIRMATIONS="0",
+            RELAYER_LEASE_SECONDS="30",
+            LOG_FORMAT="json",
+        )
+        env.update(overrides)
+        return env
+
+    @property
+    def relayer_id(self) -> str:
+        return f"31337-{self.contract.lower()}"
+
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def make_activity(self, n_events: int, *, blocks: int, seed: int = 1) -> list[ExpectedEvent]:
+        """Drive the escrow; the ground truth of what the relayer must publish."""
+        return make_activity(self.w3, self.contract, n_events, blocks=blocks, seed=seed)
+
+    def mine(self, blocks: int) -> None:
+        self.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+
+
+def deploy(anvil: Anvil, topic: PubSubTopic) -> Deployment:
+    """A fresh escrow on `anvil`, relayed to `topic`, with the ABI read from the artifact."""
+    w3 = Web3(Web3.HTTPProvider(anvil.rpc_url, request_kwargs={"timeout": 60}))
+    return Deployment(anvil, w3, deploy_escrow(w3), topic, str(ARTIFACT))
+
+
+def run_main(env: dict[str, str], timeout: float = 120.0) -> Run:
+    done = subprocess.run(
+        [sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def run_until_idle(env: dict[str, str], max_runs: int = 50) -> list[Run]:
+    runs = []
+    for _ in range(max_runs):
+        run = run_main(env)
+        runs.append(run)
+        assert run.code == 0, run.stdout + run.stderr
+        if run.summary["outcome"] == "idle":
+            return runs
+    raise AssertionError(f"not caught up after {max_runs} runs")
+
+
+def relayer_doc(relayer_id: str) -> dict[str, Any]:
+    snapshot = firestore.Client(project=PROJECT).collection("relayers").document(relayer_id).get()
+    assert snapshot.exists, f"no state for {relayer_id}"
+    return snapshot.to_dict() or {}
+
+
+def block_docs(relayer_id: str) -> list[dict[str, Any]]:
+    blocks = firestore.Client(project=PROJECT).collection("relayers").document(relayer_id)
+    return [s.to_dict() or {} for s in blocks.collection("blocks").stream()]
+
+
+def payloads(messages: list[PulledMessage]) -> list[dict[str, Any]]:
+    return [json.loads(m.data) for m in messages]
+
+
+def assert_exactly_once(messages: list[PulledMessage], expected: list[ExpectedEvent]) -> None:
+    """Every expected event arrived once, with exactly the §3 payload the chain implies."""
+    got = payloads(messages)
+    counts = Counter(p["event_id"] for p in got)
+    duplicated = {k: n for k, n in counts.items() if n > 1}
+    assert not duplicated, f"{len(duplicated)} events arrived more than once"
+    by_id = {p["event_id"]: p for p in got}
+    missing = [e["event_id"] for e in expected if e["event_id"] not in by_id]
+    assert not missing, f"{len(missing)} events never arrived, first {missing[:3]}"
+    stray = set(by_id) - {e["event_id"] for e in expected}
+    assert not stray, f"{len(stray)} messages for events that did not happen"
+    for e in expected:
+        assert by_id[e["event_id"]] == dict(e)
