@@ -78,8 +78,8 @@ def make_activity(
     """Mine `blocks` new blocks holding exactly `n_events` escrow events, in chain order.
 
     The same seed on a fresh contract makes the same calls. More blocks follow when the events
-    do not fit the block gas limit (over ~150 per block). Automine is off meanwhile (several
-    transactions per block) and restored afterwards.
+    do not fit the block gas limit (from ~140 creations in one block). Automine is off meanwhile
+    (several transactions per block) and restored afterwards.
     """
     rng = random.Random(seed)
     quotas = plan_quotas(rng, n_events, blocks)

@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 JsonValue: TypeAlias = str | bool | list["JsonValue"] | dict[str, "JsonValue"]
 Args: TypeAlias = dict[str, JsonValue]
 
-# Per-transaction gas limits at about 1.5x the most the calls used on anvil: fixed limits save
+# Per-transaction gas limits at 1.3-1.7x the most the calls used on anvil: fixed limits save
 # an eth_estimateGas round trip per transaction and keep each block's total predictable.
 GAS_SINGLE = 300_000
 _GAS_BATCH_BASE = 100_000
@@ -92,7 +92,7 @@ class Scenario:
         """Up to `quota` events whose gas limits fit the block: a few single calls, then batches.
 
         Fewer than `quota` only when the batches would pass `gas_budget` (anvil's default block
-        gas limit holds about 180 escrow creations).
+        gas limit of 30M holds about 140 escrow creations).
         """
         known = self._next_id
         ready = [i for i in self._deals if i < known]

@@ -29,13 +29,15 @@ class RpcProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 proxy.requests_seen.append(self.path)
                 answer = proxy.faults(body) if proxy.faults else None
                 if answer is None:
                     upstream_answer = session.post(
-                        proxy.upstream, data=body, headers={"Content-Type": "application/json"},
+                        proxy.upstream,
+                        data=body,
+                        headers={"Content-Type": "application/json"},
                         timeout=60,
                     )
                     answer = (upstream_answer.status_code, upstream_answer.content)
@@ -46,7 +48,7 @@ class RpcProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

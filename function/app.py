@@ -78,8 +78,17 @@ class _Cache:
                 self._items[key] = build()
             return self._items[key]
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
 
 _cache = _Cache()
+
+
+def clear_cache() -> None:
+    """Forget cached settings and clients (a test changing the environment needs this)."""
+    _cache.clear()
 
 
 def _json(body: Any, status: int) -> Response:

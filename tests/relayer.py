@@ -103,8 +103,13 @@ def deploy(anvil: Anvil, topic: PubSubTopic) -> Deployment:
 
 def run_main(env: dict[str, str], timeout: float = 120.0) -> Run:
     done = subprocess.run(
-        [sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [sys.executable, "main.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)
 
@@ -135,9 +140,9 @@ def payloads(messages: list[PulledMessage]) -> list[dict[str, Any]]:
     return [json.loads(m.data) for m in messages]
 
 
-def assert_exactly_once(messages: list[PulledMessage], expected: list[ExpectedEvent]) -> None:
-    """Every expected event arrived once, with exactly the §3 payload the chain implies."""
-    got = payloads(messages)
+def assert_exactly_once(got: list[dict[str, Any]], expected: list[ExpectedEvent]) -> None:
+    """Every expected event arrived once (`got`: message payloads), with exactly the §3
+    payload the chain implies."""
     counts = Counter(p["event_id"] for p in got)
     duplicated = {k: n for k, n in counts.items() if n > 1}
     assert not duplicated, f"{len(duplicated)} events arrived more than once"

@@ -31,7 +31,7 @@ def test_every_event_arrives_exactly_once_as_the_contract_says(deployment: Deplo
     runs = run_until_idle(env)
 
     messages = deployment.topic.pull_all()
-    assert_exactly_once(messages, deployment.expected)
+    assert_exactly_once(payloads(messages), deployment.expected)
     assert sum(r.summary["events_published"] for r in runs) == len(deployment.expected)
     for m in messages:
         p = json.loads(m.data)
@@ -76,7 +76,7 @@ def test_checkpoint_moves_by_at_most_a_batch_and_stays_behind_the_head(
     assert next_block == head - 5 + 1
     confirmed = [e for e in deployment.expected if e["block_number"] <= head - 5]
     messages = deployment.topic.pull_all()
-    assert_exactly_once(messages, confirmed)
+    assert_exactly_once(payloads(messages), confirmed)
 
     again = run_main(env)
     assert again.code == 0
@@ -90,8 +90,14 @@ def test_four_runs_started_at_once_publish_every_event_once(deployment: Deployme
     deployment.expected = deployment.make_activity(200, blocks=20)
     env = deployment.env(RELAYER_BATCH_SIZE="1000", RELAYER_CHECKPOINT_INTERVAL="2")
     procs = [
-        subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "main.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     outcomes = Counter()
@@ -102,7 +108,7 @@ def test_four_runs_started_at_once_publish_every_event_once(deployment: Deployme
         outcomes[summary[0]["outcome"]] += 1
     run_until_idle(env)
 
-    assert_exactly_once(deployment.topic.pull_all(), deployment.expected)
+    assert_exactly_once(payloads(deployment.topic.pull_all()), deployment.expected)
     assert outcomes["skipped"] >= 1, outcomes  # the lease kept at least one overlapping run out
     totals = relayer_doc(deployment.relayer_id)["totals"]
     assert totals["events_published"] == len(deployment.expected)
@@ -112,12 +118,18 @@ def _crash_then_recover(deployment: Deployment, point: str, on: int) -> None:
     deployment.expected = deployment.make_activity(120, blocks=24)
     interval = 4
     env = deployment.env(
-        RELAYER_BATCH_SIZE="1000", RELAYER_CHECKPOINT_INTERVAL=str(interval),
+        RELAYER_BATCH_SIZE="1000",
+        RELAYER_CHECKPOINT_INTERVAL=str(interval),
         RELAYER_LEASE_SECONDS="2",
     )
     crash = subprocess.run(
-        [sys.executable, "tests/crashing_main.py"], cwd=ROOT, capture_output=True, text=True,
-        env={**env, "CRASH_AT": point, "CRASH_ON": str(on)}, timeout=120, check=False,
+        [sys.executable, "tests/crashing_main.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "CRASH_AT": point, "CRASH_ON": str(on)},
+        timeout=120,
+        check=False,
     )
     assert crash.returncode == -9, crash.stdout + crash.stderr
     checkpoint = relayer_doc(deployment.relayer_id).get("next_block", 0)

@@ -1,0 +1,109 @@
+"""Wrong input ends with exit code 2 and one line naming the setting; no secret leaks.
+
+The RPC URL goes through a proxy that answers on any path, like a hosted provider, so the
+URL can carry an API key in its path and query as real ones do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from relayer import Deployment, relayer_doc, run_main
+
+from devstack.rpcproxy import RpcProxy
+from devstack.services import Stack, upload_blob
+
+KEY_PATH = "/v2/SECRETPATHKEY"
+KEY_QUERY = "apikey=SECRETQUERYKEY"
+
+
+@pytest.fixture
+def keyed(deployment: Deployment) -> Iterator[tuple[Deployment, str]]:
+    proxy = RpcProxy(deployment.anvil.rpc_url)
+    yield deployment, proxy.url(f"{KEY_PATH}?{KEY_QUERY}")
+    proxy.stop()
+
+
+def _assert_no_secret(text: str) -> None:
+    assert "SECRETPATHKEY" not in text
+    assert "SECRETQUERYKEY" not in text
+
+
+def _bad_abi(tmp_path: Path) -> str:
+    path = tmp_path / "broken.json"
+    path.write_text('{"abi": [ {"type": "event", ')
+    return str(path)
+
+
+CASES = {
+    "bad address": ({"CONTRACT_ADDRESS": "0x12345"}, "CONTRACT_ADDRESS"),
+    "bad checksum": (
+        {"CONTRACT_ADDRESS": "0x5fbDB2315678afecb367f032d93F642f64180aa3"},
+        "CONTRACT_ADDRESS",
+    ),
+    "unknown event": ({"RELAYER_EVENTS": "EscrowCreated,EscrowClosed"}, "RELAYER_EVENTS"),
+    "missing ABI file": ({"ABI_URI": "/nonexistent/escrow.json"}, "ABI_URI"),
+    "missing ABI object": ({"ABI_URI": "gs://no-such-bucket/escrow.json"}, "ABI_URI"),
+    "wrong chain": ({"CHAIN_ID": "11155111"}, "CHAIN_ID"),
+    "missing topic": ({"PUBSUB_TOPIC": "no-such-topic"}, "PUBSUB_TOPIC"),
+    "bad batch size": ({"RELAYER_BATCH_SIZE": "lots"}, "RELAYER_BATCH_SIZE"),
+    "missing start block": ({"START_BLOCK": ""}, "START_BLOCK"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_exits_2_with_one_line(
+    case: str, keyed: tuple[Deployment, str], stack: Stack
+) -> None:
+    deployment, url = keyed
+    overrides, variable = CASES[case]
+    run = run_main(deployment.env(RPC_URL=url, **overrides))
+    assert run.code == 2, run.stdout + run.stderr
+    assert len(run.lines) == 1, run.lines
+    assert variable in run.lines[0]
+    _assert_no_secret(run.stdout + run.stderr)
+
+
+def test_malformed_abi_exits_2(keyed: tuple[Deployment, str], tmp_path: Path) -> None:
+    deployment, url = keyed
+    run = run_main(deployment.env(RPC_URL=url, ABI_URI=_bad_abi(tmp_path)))
+    assert run.code == 2
+    assert len(run.lines) == 1 and "ABI_URI" in run.lines[0] and "not valid JSON" in run.lines[0]
+
+
+def test_abi_from_cloud_storage(keyed: tuple[Deployment, str], stack: Stack) -> None:
+    deployment, url = keyed
+    upload_blob(
+        stack.storage.address,
+        "abis",
+        "escrow/Escrow.json",
+        Path(deployment.abi_uri).read_bytes(),
+        content_type="application/json",
+    )
+    deployment.expected = deployment.make_activity(10, blocks=3)
+    run = run_main(deployment.env(RPC_URL=url, ABI_URI="gs://abis/escrow/Escrow.json"))
+    assert run.code == 0, run.stdout
+    assert run.summary["events_published"] == 10
+    _assert_no_secret(run.stdout + run.stderr)
+
+
+def test_wrong_chain_is_recorded_for_status(keyed: tuple[Deployment, str]) -> None:
+    deployment, url = keyed
+    run = run_main(deployment.env(RPC_URL=url, CHAIN_ID="11155111", RELAYER_ID="wrong-chain"))
+    assert run.code == 2
+    doc = relayer_doc("wrong-chain")
+    assert doc["last_run"]["outcome"] == "failed"
+    assert "CHAIN_ID=11155111" in doc["last_run"]["error"]
+    assert doc["lease"]["owner"] is None  # released: the next run need not wait for it
+    _assert_no_secret(str(doc))
+
+
+def test_unreachable_rpc_fails_without_leaking_the_key(deployment: Deployment) -> None:
+    dead = f"http://user:SECRETPATHKEY@127.0.0.1:9{KEY_PATH}?{KEY_QUERY}"
+    run = run_main(deployment.env(RPC_URL=dead))
+    assert run.code == 1
+    assert run.summary["outcome"] == "failed"
+    assert "127.0.0.1:9" in run.summary["error"]
+    _assert_no_secret(run.stdout + run.stderr + str(relayer_doc(deployment.relayer_id)))

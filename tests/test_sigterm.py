@@ -1,0 +1,66 @@
+"""SIGTERM in the middle of a long batch (CONTRACT §7.5): out within 10 s, work committed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from relayer import ROOT, Deployment, assert_exactly_once, payloads, relayer_doc, run_until_idle
+
+
+def test_sigterm_commits_what_was_published_and_exits_in_time(deployment: Deployment) -> None:
+    deployment.expected = deployment.make_activity(240, blocks=60)
+    env = deployment.env(RELAYER_BATCH_SIZE="1000", RELAYER_CHECKPOINT_INTERVAL="2")
+    # Each block's publish takes 0.5 s: a batch of 60 blocks would take half a minute.
+    proc = subprocess.Popen(
+        [sys.executable, "tests/crashing_main.py"],
+        cwd=ROOT,
+        text=True,
+        env={**env, "CRASH_AT": "slow_publish", "CRASH_SLEEP": "0.5"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        doc = relayer_doc_or_none(deployment.relayer_id)
+        if doc and doc.get("next_block", 0) > 1:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError("the run never committed a checkpoint")
+
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+
+    assert took < 10, f"exited {took:.1f} s after SIGTERM"
+    assert proc.returncode == 0, out + err
+    summary = next(json.loads(line) for line in out.splitlines() if '"run_summary"' in line)
+    assert summary["outcome"] == "ok" and summary["interrupted"] is True
+    doc = relayer_doc(deployment.relayer_id)
+    assert doc["lease"]["owner"] is None
+    committed = doc["next_block"]
+    assert committed <= deployment.head(), "the run should not have finished the batch"
+    # Everything published is committed, and nothing past the checkpoint was published.
+    received = payloads(deployment.topic.pull_all())
+    assert {p["event_id"] for p in received} == {
+        e["event_id"] for e in deployment.expected if e["block_number"] < committed
+    }
+    assert summary["to_block"] == committed - 1
+
+    run_until_idle(env)
+    later = payloads(deployment.topic.pull_all())
+    assert_exactly_once([*received, *later], deployment.expected)
+
+
+def relayer_doc_or_none(relayer_id: str) -> dict[str, Any] | None:
+    try:
+        return relayer_doc(relayer_id)
+    except AssertionError:
+        return None
