@@ -31,6 +31,16 @@ def _head_call(tag: str) -> Call:
     return ("eth_getBlockByNumber", [tag, False])
 
 
+def _logs_call(blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]) -> Call:
+    params = {
+        "fromBlock": hex(blocks.start),
+        "toBlock": hex(blocks.end),
+        "address": list(addresses),
+        "topics": [list(topic0s)],
+    }
+    return ("eth_getLogs", [params])
+
+
 def _header(number: int, block: Any) -> Header:
     if not isinstance(block, dict) or "hash" not in block:
         raise RpcError(f"the node has no block {number} (it may lag behind or have pruned it)")
@@ -70,17 +80,28 @@ class ChainReader:
         blocks = self._rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted])
         return {n: _header(n, b) for n, b in zip(wanted, blocks, strict=True)}
 
+    def header_and_logs(
+        self, blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]
+    ) -> tuple[Header, list[RawLog]]:
+        """The header of the range's last block, then the range's logs, in one round trip."""
+        header, logs = self._rpc.batch(
+            [
+                ("eth_getBlockByNumber", [hex(blocks.end), False]),
+                _logs_call(blocks, addresses, topic0s),
+            ]
+        )
+        return _header(blocks.end, header), self._checked_logs(logs, blocks, addresses)
+
     def get_logs(
         self, blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]
     ) -> list[RawLog]:
         """Every log of the contracts and events in the range, sorted in chain order."""
-        params = {
-            "fromBlock": hex(blocks.start),
-            "toBlock": hex(blocks.end),
-            "address": list(addresses),
-            "topics": [list(topic0s)],
-        }
-        logs = self._rpc.call("eth_getLogs", [params])
+        logs = self._rpc.call(*_logs_call(blocks, addresses, topic0s))
+        return self._checked_logs(logs, blocks, addresses)
+
+    def _checked_logs(
+        self, logs: Any, blocks: BlockRange, addresses: Sequence[str]
+    ) -> list[RawLog]:
         if not isinstance(logs, list):
             raise RpcError(f"eth_getLogs on {self.host} answered a {type(logs).__name__}")
         wanted = {a.lower() for a in addresses}

@@ -15,7 +15,6 @@ published again, with the same event ids.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import time
 import uuid
@@ -24,17 +23,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .abi import EventSpec
-from .blockdocs import Published, block_documents
+from .blockdocs import block_documents
 from .chain import Header
 from .config import Settings
-from .decoding import decode_log
+from .delivery import Courier
 from .errors import LeaseLostError, PublishError, RelayerError, ReorgError
+from .fetching import fetch
 from .guard import select_unpublished
-from .messages import Message, build_message
 from .planning import BlockRange, plan_range, safe_tip, split
 from .ports import Chain, Sink, State
 from .records import BlockRef, Event
 from .redact import scrub
+from .reorg import find_ancestor, marked_removed, orphaned, retractions
 from .state import Grant, Progress
 from .stopping import StopSignal
 from .summary import FAILED, IDLE, OK, SKIPPED, RunSummary
@@ -120,21 +120,20 @@ class _Run:
         self.lease_deadline = started + self.s.lease_s
         self.committed_to = -1  # last block whose checkpoint is committed in this run
         self.hashes: dict[int, str] = {}
+        self.courier = Courier(relay.sink, relay.stop, self.s.ordering)
 
     def execute(self) -> None:
         s, summary = self.s, self.summary
         next_block = self.grant.next_block
         if next_block is None:
             next_block = s.start_block
-        self.committed_to = next_block - 1
         check = next_block - 1 if self.grant.checkpoint_hash and next_block > 0 else None
         head, header = self.r.chain.head_and_header(s.head, check)
         summary.head_block = head
         if header is not None and header.hash != self.grant.checkpoint_hash:
-            raise ReorgError(
-                f"block {header.number} is now {header.hash}, but this relayer checkpointed "
-                f"{self.grant.checkpoint_hash}: the chain reorganised below the checkpoint"
-            )
+            next_block = self._rewind(head, next_block, header)
+        self.committed_to = next_block - 1
+        # A node behind the checkpoint (load-balanced RPC) is no reorganisation: just idle.
         tip = safe_tip(head, s.confirmations) if s.head == "latest" else head
         blocks = plan_range(next_block, tip, s.batch_size)
         if blocks is None:
@@ -148,46 +147,27 @@ class _Run:
 
     def _relay(self, blocks: BlockRange) -> int:
         """Relay the range chunk by chunk; the last block done (all of it unless stopped)."""
-        logs = self.r.chain.get_logs(blocks, self.s.contracts, list(self.r.specs))
-        events = [decode_log(entry, self.r.specs, self.s.chain_id) for entry in logs]
         chunks = list(split(blocks, self.s.checkpoint_interval))
-        numbers = [e.block_number for e in events]
-        self._fill_headers(events, numbers, chunks)
+        fetched = fetch(
+            self.r.chain, self.r.specs, self.s.contracts, self.s.chain_id, blocks, chunks
+        )
+        self.hashes.update(fetched.hashes)
         for chunk in chunks:
             if self.r.stop.is_set():
                 self.summary.interrupted = True
                 return chunk.start - 1
-            lo = bisect.bisect_left(numbers, chunk.start)
-            hi = bisect.bisect_right(numbers, chunk.end)
-            if lo == hi:
+            events = fetched.between(chunk)
+            if not events:
                 continue  # nothing to publish: no need to commit (see _commit_end)
-            done = self._publish_chunk(chunk, events[lo:hi])
+            done = self._publish_chunk(chunk, events)
             if done < chunk.end:
                 self.summary.interrupted = True
                 return done
         return blocks.end
 
-    def _fill_headers(
-        self, events: Sequence[Event], numbers: Sequence[int], chunks: Sequence[BlockRange]
-    ) -> None:
-        """One batch for every header the run needs: missing timestamps, commit points."""
-        for e in events:
-            self.hashes[e.block_number] = e.block_hash
-        untimed = {e.block_number for e in events if e.block_timestamp is None}
-        commit_points = {c.end for c in chunks if _any_in(numbers, c)} | {chunks[-1].end}
-        headers = self.r.chain.headers(untimed | (commit_points - set(self.hashes)))
-        self._remember(headers)
-        for e in events:
-            if e.block_timestamp is None:
-                e.block_timestamp = headers[e.block_number].timestamp
-
-    def _remember(self, headers: Mapping[int, Header]) -> None:
-        for number, header in headers.items():
-            self.hashes[number] = header.hash
-
     def _hash_of(self, number: int) -> str:
         if number not in self.hashes:
-            self._remember(self.r.chain.headers([number]))
+            self.hashes.update((n, h.hash) for n, h in self.r.chain.headers([number]).items())
         return self.hashes[number]
 
     def _publish_chunk(self, chunk: BlockRange, events: Sequence[Event]) -> int:
@@ -196,47 +176,77 @@ class _Run:
         states = {str(e["event_id"]): str(e.get("state")) for es in existing.values() for e in es}
         selection = select_unpublished(events, states)
         self.summary.duplicates_skipped += len(selection.duplicates)
-        submitted: list[tuple[Event, Message]] = []
-        futures = []
-        done_to = chunk.end
-        for block, group in _by_block(selection.to_publish):
-            if self.r.stop.is_set():
-                done_to = block - 1
-                break
-            messages = [build_message(e, ordering=self.s.ordering) for e in group]
-            futures.extend(self.r.sink.submit(messages))
-            submitted.extend(zip(group, messages, strict=True))
-        results = self._wait(futures)
-        published: list[Published] = []
-        failure: tuple[Event, BaseException] | None = None
-        for (event, message), result in zip(submitted, results, strict=True):
-            if isinstance(result, BaseException):
-                failure = failure or (event, result)
-                self.r.sink.resume(message.ordering_key)
-            else:
-                published.append(_published(event, message, result))
+        delivered = self.courier.send_events(selection.to_publish, self._deadline())
         self.r.state.record(
             block_documents(
-                published,
+                delivered.published,
                 existing,
                 run_id=self.summary.run_id,
                 now=self.r.clock(),
                 ttl_days=self.s.event_ttl_days,
             )
         )
-        self.summary.events_published += len(published)
-        if failure is not None:
-            done_to = failure[0].block_number - 1
-        self._commit_progress(done_to, events, len(published))
-        if failure is not None:
-            event, error = failure
+        published = len(delivered.published)
+        self.summary.events_published += published
+        done_to = chunk.end
+        if delivered.stopped_before is not None:
+            done_to = delivered.stopped_before - 1
+        if delivered.failure is not None:
+            done_to = delivered.failure[0].block_number - 1
+        self._commit_progress(done_to, events, published)
+        if delivered.failure is not None:
+            event, error = delivered.failure
             raise PublishError(
                 f"Pub/Sub did not accept event {event.event_id} ({event.name}): {error}; "
                 f"relayed up to block {done_to}, the next run resumes there"
             )
         return done_to
 
-    def _wait(self, futures: list) -> list[str | BaseException]:  # type: ignore[type-arg]
+    def _rewind(self, head: int, next_block: int, header: Header) -> int:
+        """Back to the common ancestor, retracting what was published on the orphaned blocks."""
+        recent = [r for r in self.grant.recent_blocks if r.number < next_block and r.number <= head]
+        canonical = {n: h.hash for n, h in self.r.chain.headers(r.number for r in recent).items()}
+        ancestor = find_ancestor(recent, canonical)
+        if ancestor is None:
+            oldest = min((r.number for r in recent), default=next_block - 1)
+            raise ReorgError(
+                f"the chain reorganised below block {oldest}, deeper than the blocks this "
+                f"relayer recorded (block {header.number} is now {header.hash}, it relayed "
+                f"{self.grant.checkpoint_hash}): nothing was skipped; check the node, then "
+                "move the checkpoint back by hand to a block before the fork"
+            )
+        docs = self.r.state.blocks_from(ancestor.number + 1)
+        heights = {int(d["block_number"]) for _, d in docs if int(d["block_number"]) <= head}
+        canonical.update((n, h.hash) for n, h in self.r.chain.headers(heights).items())
+        orphans = orphaned(docs, canonical)
+        payloads = retractions(orphans)
+        self._ensure_lease()
+        results = self.courier.send_payloads(payloads, self._deadline())
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
+        self.r.state.record([(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
+        rewound = Progress(ancestor.number + 1, ancestor.hash, (), 0, len(payloads), rewind=True)
+        self.r.state.commit(
+            self.grant, self.r.clock(), progress=rewound, lease_until=self._lease_until()
+        )
+        depth = next_block - 1 - ancestor.number
+        self.summary.extra["reorg"] = {
+            "depth": depth,
+            "ancestor": ancestor.number,
+            "retracted": len(payloads),
+        }
+        log.warning(
+            "chain reorganisation: %d blocks above %d replaced; %d published events retracted",
+            depth,
+            ancestor.number,
+            len(payloads),
+            extra={"relayer_id": self.s.relayer_id},
+        )
+        return ancestor.number + 1
+
+    def _deadline(self) -> Callable[[], float]:
+        """Publishing must end inside the lease (minus a margin) and soon after a stop."""
         start = time.monotonic()
         margin = min(2.0, self.s.lease_s * 0.1)
 
@@ -244,7 +254,7 @@ class _Run:
             own = min(start + PUBLISH_TIMEOUT_S, self.lease_deadline - margin)
             return self.r.stop.cap(own)
 
-        return self.r.sink.wait(futures, deadline)
+        return deadline
 
     def _ensure_lease(self) -> None:
         """Renew the lease before publishing if less than half of it is left."""
@@ -288,31 +298,3 @@ class _Run:
         summary.finished_at = self.r.clock()
         summary.duration_s = round(time.monotonic() - self.started, 3)
         self.r.state.commit(self.grant, summary.finished_at, progress=progress, summary=summary)
-
-
-def _any_in(numbers: Sequence[int], chunk: BlockRange) -> bool:
-    i = bisect.bisect_left(numbers, chunk.start)
-    return i < len(numbers) and numbers[i] <= chunk.end
-
-
-def _by_block(events: Sequence[Event]) -> list[tuple[int, list[Event]]]:
-    groups: list[tuple[int, list[Event]]] = []
-    for e in events:
-        if groups and groups[-1][0] == e.block_number:
-            groups[-1][1].append(e)
-        else:
-            groups.append((e.block_number, [e]))
-    return groups
-
-
-def _published(event: Event, message: Message, message_id: str) -> Published:
-    return Published(
-        event_id=event.event_id,
-        block_number=event.block_number,
-        block_hash=event.block_hash,
-        log_index=event.log_index,
-        transaction_hash=event.transaction_hash,
-        event=event.name,
-        message_id=message_id,
-        data=message.data.decode(),
-    )

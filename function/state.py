@@ -49,6 +49,8 @@ class Progress:
     block_hash: str | None  # hash of next_block - 1
     recent: tuple[BlockRef, ...]
     events_published: int
+    events_retracted: int = 0
+    rewind: bool = False  # back to the common ancestor after a reorganisation
 
 
 def _refs(raw: Any) -> tuple[BlockRef, ...]:
@@ -59,6 +61,7 @@ def _totals(doc: dict[str, Any]) -> dict[str, Any]:
     raw = doc.get("totals") or {}
     return {
         "events_published": int(raw.get("events_published") or 0),
+        "events_retracted": int(raw.get("events_retracted") or 0),
         "runs": int(raw.get("runs") or 0),
         "outcomes": {k: int(v) for k, v in (raw.get("outcomes") or {}).items()},
     }
@@ -147,6 +150,17 @@ class FirestoreState:
             raise _wrap("read of the processed-event set", e) from e
         return out
 
+    def blocks_from(self, start: int) -> list[tuple[str, dict[str, Any]]]:
+        """Every block record from block `start` on (ids and fields), in chain order."""
+        lower, _ = range_bounds(start, start)
+        query = self._blocks.where(
+            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
+        )
+        try:
+            return [(s.id, s.to_dict() or {}) for s in query.stream(timeout=TIMEOUT_S)]
+        except gexc.GoogleAPICallError as e:
+            raise _wrap("read of the processed-event set", e) from e
+
     def record(self, docs: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Write block records in batches (before the checkpoint that relies on them)."""
         try:
@@ -183,14 +197,18 @@ class FirestoreState:
             totals = _totals(doc)
             if progress is not None:
                 totals["events_published"] += progress.events_published
+                totals["events_retracted"] += progress.events_retracted
             if progress is not None and progress.next_block is not None:
                 stored = doc.get("next_block")
-                if stored is not None and progress.next_block < int(stored):
+                if stored is not None and progress.next_block < int(stored) and not progress.rewind:
                     raise StateError(
                         f"refusing to move the checkpoint back from {stored} to "
                         f"{progress.next_block}"
                     )
-                recent = merge_recent(_refs(doc.get("recent_blocks")), progress.recent)
+                kept = [
+                    r for r in _refs(doc.get("recent_blocks")) if r.number < progress.next_block
+                ]
+                recent = merge_recent(kept, progress.recent)
                 update.update(
                     next_block=progress.next_block,
                     checkpoint_block_hash=progress.block_hash,

@@ -1,0 +1,90 @@
+"""Read a range's events and the block hashes its checkpoints need, as one consistent view.
+
+The logs and the headers come from separate calls, and the chain may reorganise between
+them. The header of the range's last block is read just before the logs (same round trip)
+and again with the other headers after them: when both agree, every block up to it is
+unchanged in between (each hash commits to its parent), so the events, their timestamps and
+the checkpoint hashes all belong to one chain. When they disagree the view is read again.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .abi import EventSpec
+from .decoding import decode_log
+from .errors import RpcError
+from .planning import BlockRange
+from .ports import Chain
+from .records import Event
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+
+
+@dataclass
+class Fetched:
+    """A range's decoded events in chain order, and the hashes of the blocks it will
+    checkpoint at (blocks with events, chunk ends with events, the range's end)."""
+
+    events: list[Event]
+    hashes: dict[int, str]
+
+    def __post_init__(self) -> None:
+        self._numbers = [e.block_number for e in self.events]
+
+    def between(self, blocks: BlockRange) -> list[Event]:
+        lo = bisect.bisect_left(self._numbers, blocks.start)
+        return self.events[lo : bisect.bisect_right(self._numbers, blocks.end)]
+
+
+def fetch(
+    chain: Chain,
+    specs: Mapping[str, EventSpec],
+    contracts: Sequence[str],
+    chain_id: int,
+    blocks: BlockRange,
+    chunks: Sequence[BlockRange],
+) -> Fetched:
+    """The events of `blocks` and the hashes its chunk commits need, from one chain."""
+    for attempt in range(1, ATTEMPTS + 1):
+        before, logs = chain.header_and_logs(blocks, contracts, list(specs))
+        events = [decode_log(entry, specs, chain_id) for entry in logs]
+        numbers = [e.block_number for e in events]
+        with_events = set(numbers)
+        commit_points = {c.end for c in chunks if _any_in(numbers, c)} | {blocks.end}
+        untimed = {e.block_number for e in events if e.block_timestamp is None}
+        headers = chain.headers(untimed | (commit_points - with_events) | {blocks.end})
+        consistent = headers[blocks.end].hash == before.hash and all(
+            headers[e.block_number].hash == e.block_hash
+            for e in events
+            if e.block_number in headers
+        )
+        if consistent:
+            hashes = {e.block_number: e.block_hash for e in events}
+            hashes.update((n, h.hash) for n, h in headers.items())
+            for e in events:
+                if e.block_timestamp is None:
+                    e.block_timestamp = headers[e.block_number].timestamp
+            return Fetched(events, hashes)
+        log.warning(
+            "blocks %d..%d changed while being read (attempt %d of %d): reading them again",
+            blocks.start,
+            blocks.end,
+            attempt,
+            ATTEMPTS,
+        )
+    raise RpcError(
+        f"blocks {blocks.start}..{blocks.end} kept changing while being read: the chain is "
+        "reorganising near its head (raise RELAYER_CONFIRMATIONS) or the RPC endpoints "
+        "behind RPC_URL disagree"
+    )
+
+
+def _any_in(numbers: Sequence[int], chunk: BlockRange) -> bool:
+    i = bisect.bisect_left(numbers, chunk.start)
+    return i < len(numbers) and numbers[i] <= chunk.end
