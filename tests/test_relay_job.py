@@ -162,3 +162,16 @@ def test_sigkill_in_the_middle_of_publishing_loses_nothing(deployment: Deploymen
 
 def test_sigkill_between_publish_and_record_loses_nothing(deployment: Deployment) -> None:
     _crash_then_recover(deployment, "before_record", on=3)
+
+
+def test_finality_tags_replace_confirmations(deployment: Deployment) -> None:
+    deployment.expected = deployment.make_activity(40, blocks=8)
+    deployment.mine(60)  # anvil: safe = head - 32, finalized = head - 64
+    head = deployment.head()
+    for tag, behind in (("finalized", 64), ("safe", 32)):
+        # RELAYER_CONFIRMATIONS is ignored with a finality tag.
+        run = run_main(deployment.env(RELAYER_HEAD=tag, RELAYER_CONFIRMATIONS="1000"))
+        assert run.code == 0, run.stdout
+        assert relayer_doc(deployment.relayer_id)["next_block"] == head - behind + 1
+    confirmed = [e for e in deployment.expected if e["block_number"] <= head - 32]
+    assert_exactly_once(payloads(deployment.topic.pull_all()), confirmed)
