@@ -32,6 +32,7 @@ class Published:
     event: str
     message_id: str
     data: str  # the message data, UTF-8 JSON
+    state: str = PUBLISHED  # or DEADLETTERED for a log sent to the dead-letter topic
 
 
 def block_doc_id(number: int, block_hash: str, part: int = 0) -> str:
@@ -52,7 +53,7 @@ def entry_of(p: Published) -> dict[str, Any]:
         "transaction_hash": p.transaction_hash,
         "event": p.event,
         "message_id": p.message_id,
-        "state": PUBLISHED,
+        "state": p.state,
         "data": p.data,
     }
 

@@ -9,12 +9,21 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import groupby
+from typing import Any, NamedTuple
 
 from .blockdocs import Published
-from .messages import Message, attributes_of, build_message, encode, ordering_key
+from .guard import DEADLETTERED, PUBLISHED
+from .messages import (
+    Message,
+    attributes_of,
+    build_message,
+    dead_letter_message,
+    encode,
+    ordering_key,
+)
 from .ports import Sink
-from .records import Event
+from .records import DeadLetter, Event
 from .stopping import StopSignal
 
 
@@ -23,38 +32,108 @@ class Delivered:
     """What Pub/Sub accepted of a chunk, and where delivery stopped short, if it did."""
 
     published: list[Published] = field(default_factory=list)
-    failure: tuple[Event, BaseException] | None = None
+    failure: tuple[int, str, BaseException] | None = None  # block, what, error
     stopped_before: int | None = None  # first block not handed over because of a stop
+
+    @property
+    def events_published(self) -> int:
+        return sum(1 for p in self.published if p.state == PUBLISHED)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(1 for p in self.published if p.state == DEADLETTERED)
+
+
+class _Outgoing(NamedTuple):
+    block_number: int
+    log_index: int
+    message: Message
+    dead_letter: bool
+    record: Callable[[str], Published]
+    label: str
 
 
 class Courier:
-    """Publishes events or retractions through a `Sink`, honouring stops and deadlines."""
+    """Publishes events, dead letters and retractions, honouring stops and deadlines."""
 
-    def __init__(self, sink: Sink, stop: StopSignal, ordering: bool) -> None:
+    def __init__(
+        self, sink: Sink, stop: StopSignal, ordering: bool, dead_letters: Sink | None = None
+    ) -> None:
         self._sink = sink
+        self._dead_sink = dead_letters
         self._stop = stop
         self._ordering = ordering
 
-    def send_events(self, events: Sequence[Event], deadline: Callable[[], float]) -> Delivered:
-        """Publish events in chain order; everything handed over is awaited."""
+    def send(
+        self,
+        events: Sequence[Event],
+        dead: Sequence[DeadLetter],
+        deadline: Callable[[], float],
+        *,
+        chain_id: int,
+        relayer_id: str,
+    ) -> Delivered:
+        """Publish in chain order, block by block; everything handed over is awaited."""
+        outgoing = [self._event(e) for e in events]
+        outgoing += [self._dead(d, chain_id, relayer_id) for d in dead]
+        outgoing.sort(key=lambda o: (o.block_number, o.log_index))
         delivered = Delivered()
-        sent: list[tuple[Event, Message]] = []
+        sent: list[_Outgoing] = []
         futures: list[concurrent.futures.Future[str]] = []
-        for block, group in _by_block(events):
+        for block, group in groupby(outgoing, key=lambda o: o.block_number):
             if self._stop.is_set():
                 delivered.stopped_before = block
                 break
-            messages = [build_message(e, ordering=self._ordering) for e in group]
-            futures.extend(self._sink.submit(messages))
-            sent.extend(zip(group, messages, strict=True))
-        results = self._sink.wait(futures, deadline)
-        for (event, message), result in zip(sent, results, strict=True):
+            for item in group:
+                sink = self._dead_sink if item.dead_letter and self._dead_sink else self._sink
+                futures.extend(sink.submit([item.message]))
+                sent.append(item)
+        results = self._wait(futures, deadline)
+        for item, result in zip(sent, results, strict=True):
             if isinstance(result, BaseException):
-                delivered.failure = delivered.failure or (event, result)
-                self._sink.resume(message.ordering_key)
+                delivered.failure = delivered.failure or (item.block_number, item.label, result)
+                self._sink.resume(item.message.ordering_key)
             else:
-                delivered.published.append(_published(event, message, result))
+                delivered.published.append(item.record(result))
         return delivered
+
+    def _wait(
+        self, futures: Sequence[concurrent.futures.Future[str]], deadline: Callable[[], float]
+    ) -> list[str | BaseException]:
+        # Any sink's wait handles any future: they are all concurrent.futures.Future.
+        return self._sink.wait(futures, deadline)
+
+    def _event(self, e: Event) -> _Outgoing:
+        message = build_message(e, ordering=self._ordering)
+        return _Outgoing(
+            e.block_number,
+            e.log_index,
+            message,
+            False,
+            lambda message_id: _published(e, message, message_id),
+            f"event {e.event_id} ({e.name})",
+        )
+
+    def _dead(self, d: DeadLetter, chain_id: int, relayer_id: str) -> _Outgoing:
+        message = dead_letter_message(d, chain_id, relayer_id)
+        return _Outgoing(
+            d.block_number,
+            d.log_index,
+            message,
+            True,
+            lambda message_id: Published(
+                d.event_id,
+                d.block_number,
+                d.block_hash,
+                d.log_index,
+                d.transaction_hash,
+                "",
+                message_id,
+                message.data.decode(),
+                DEADLETTERED,
+            ),
+            f"dead letter {d.event_id}",
+        )
 
     def send_payloads(
         self, payloads: Sequence[dict[str, Any]], deadline: Callable[[], float]
@@ -73,16 +152,6 @@ class Courier:
             if isinstance(result, BaseException):
                 self._sink.resume(message.ordering_key)
         return results
-
-
-def _by_block(events: Sequence[Event]) -> list[tuple[int, list[Event]]]:
-    groups: list[tuple[int, list[Event]]] = []
-    for e in events:
-        if groups and groups[-1][0] == e.block_number:
-            groups[-1][1].append(e)
-        else:
-            groups.append((e.block_number, [e]))
-    return groups
 
 
 def _published(event: Event, message: Message, message_id: str) -> Published:

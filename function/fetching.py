@@ -12,14 +12,15 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .abi import EventSpec
-from .decoding import decode_log
-from .errors import RpcError
+from .decoding import decode_log, event_id
+from .errors import DecodeError, RpcError
 from .planning import BlockRange
 from .ports import Chain
-from .records import Event
+from .records import DeadLetter, Event, RawLog
+from .values import checksum
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,19 @@ class Fetched:
 
     events: list[Event]
     hashes: dict[int, str]
+    dead: list[DeadLetter] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._numbers = [e.block_number for e in self.events]
+        self._dead_numbers = [d.block_number for d in self.dead]
 
     def between(self, blocks: BlockRange) -> list[Event]:
         lo = bisect.bisect_left(self._numbers, blocks.start)
         return self.events[lo : bisect.bisect_right(self._numbers, blocks.end)]
+
+    def dead_between(self, blocks: BlockRange) -> list[DeadLetter]:
+        lo = bisect.bisect_left(self._dead_numbers, blocks.start)
+        return self.dead[lo : bisect.bisect_right(self._dead_numbers, blocks.end)]
 
 
 def fetch(
@@ -49,12 +56,18 @@ def fetch(
     chain_id: int,
     blocks: BlockRange,
     chunks: Sequence[BlockRange],
+    *,
+    dead_letters: bool = False,
 ) -> Fetched:
-    """The events of `blocks` and the hashes its chunk commits need, from one chain."""
+    """The events of `blocks` and the hashes its chunk commits need, from one chain.
+
+    A log that cannot be decoded becomes a `DeadLetter` when `dead_letters` is on, and
+    fails the run otherwise: it is never dropped silently.
+    """
     for attempt in range(1, ATTEMPTS + 1):
         before, logs = chain.header_and_logs(blocks, contracts, list(specs))
-        events = [decode_log(entry, specs, chain_id) for entry in logs]
-        numbers = [e.block_number for e in events]
+        events, dead = _decode_all(logs, specs, chain_id, dead_letters)
+        numbers = sorted({e.block_number for e in events} | {d.block_number for d in dead})
         with_events = set(numbers)
         commit_points = {c.end for c in chunks if _any_in(numbers, c)} | {blocks.end}
         untimed = {e.block_number for e in events if e.block_timestamp is None}
@@ -65,12 +78,13 @@ def fetch(
             if e.block_number in headers
         )
         if consistent:
-            hashes = {e.block_number: e.block_hash for e in events}
+            hashes = {d.block_number: d.block_hash for d in dead}
+            hashes.update((e.block_number, e.block_hash) for e in events)
             hashes.update((n, h.hash) for n, h in headers.items())
             for e in events:
                 if e.block_timestamp is None:
                     e.block_timestamp = headers[e.block_number].timestamp
-            return Fetched(events, hashes)
+            return Fetched(events, hashes, dead)
         log.warning(
             "blocks %d..%d changed while being read (attempt %d of %d): reading them again",
             blocks.start,
@@ -83,6 +97,37 @@ def fetch(
         "reorganising near its head (raise RELAYER_CONFIRMATIONS) or the RPC endpoints "
         "behind RPC_URL disagree"
     )
+
+
+def _decode_all(
+    logs: Sequence[RawLog], specs: Mapping[str, EventSpec], chain_id: int, dead_letters: bool
+) -> tuple[list[Event], list[DeadLetter]]:
+    events: list[Event] = []
+    dead: list[DeadLetter] = []
+    for entry in logs:
+        try:
+            events.append(decode_log(entry, specs, chain_id))
+        except DecodeError as e:
+            if not dead_letters:
+                raise DecodeError(
+                    f"{e}; fix ABI_URI, or set RELAYER_DEADLETTER_TOPIC to send such logs aside "
+                    "and relay the rest"
+                ) from e
+            block_hash = entry["blockHash"].lower()
+            log_index = int(entry["logIndex"], 16)
+            dead.append(
+                DeadLetter(
+                    event_id=event_id(chain_id, block_hash, log_index),
+                    contract=checksum(entry["address"]),
+                    block_number=int(entry["blockNumber"], 16),
+                    block_hash=block_hash,
+                    transaction_hash=entry["transactionHash"].lower(),
+                    log_index=log_index,
+                    reason=str(e),
+                    log=entry,
+                )
+            )
+    return events, dead
 
 
 def _any_in(numbers: Sequence[int], chunk: BlockRange) -> bool:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-
-from .records import Event
+from typing import Any, Generic, Protocol, TypeVar
 
 PUBLISHED = "published"
 REMOVED = "removed"
+DEADLETTERED = "deadletter"
+DONE = frozenset((PUBLISHED, DEADLETTERED))  # states that must never be sent again
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +62,27 @@ def released(current: Lease) -> Lease:
     return Lease(None, None, current.fence)
 
 
+class _Identified(Protocol):
+    @property
+    def event_id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Identified)
+
+
 @dataclass(frozen=True, slots=True)
-class Selection:
-    """Events of a chunk split by what the processed-event set already says of them."""
+class Selection(Generic[T]):
+    """Items of a chunk split by what the processed-event set already says of them."""
 
-    to_publish: list[Event]
-    duplicates: list[Event]
+    to_publish: list[T]
+    duplicates: list[T]
 
 
-def select_unpublished(events: Iterable[Event], processed: Mapping[str, str]) -> Selection:
-    """Replay protection: an event recorded as published is never published again."""
-    fresh: list[Event] = []
-    seen: list[Event] = []
-    for event in events:
-        (seen if processed.get(event.event_id) == PUBLISHED else fresh).append(event)
+def select_unpublished(items: Iterable[T], processed: Mapping[str, str]) -> Selection[T]:
+    """Replay protection: an event recorded as published (or dead-lettered) is never sent
+    again; one recorded as removed by a reorganisation may come back."""
+    fresh: list[T] = []
+    seen: list[T] = []
+    for item in items:
+        (seen if processed.get(item.event_id) in DONE else fresh).append(item)
     return Selection(fresh, seen)

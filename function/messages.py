@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .records import Event
+from .records import DeadLetter, Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,31 @@ def attributes_of(payload: dict[str, Any], *, replay: bool = False) -> dict[str,
 def encode(payload: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON: the exact bytes kept for rebuilding a retraction later."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def dead_letter_message(dead: DeadLetter, chain_id: int, relayer_id: str) -> Message:
+    """The raw log and the reason, for the dead-letter topic (no ordering key)."""
+    payload = {
+        "event_id": dead.event_id,
+        "chain_id": chain_id,
+        "contract": dead.contract,
+        "relayer_id": relayer_id,
+        "reason": dead.reason,
+        "block_number": dead.block_number,
+        "block_hash": dead.block_hash,
+        "transaction_hash": dead.transaction_hash,
+        "log_index": dead.log_index,
+        "log": dict(dead.log),
+    }
+    attributes = {
+        "event_id": dead.event_id,
+        "chain_id": str(chain_id),
+        "contract": dead.contract,
+        "block_number": str(dead.block_number),
+        "relayer_id": relayer_id,
+        "reason": dead.reason[:1000],
+    }
+    return Message(encode(payload), attributes, "")
 
 
 def build_message(event: Event, *, ordering: bool) -> Message:

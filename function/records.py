@@ -29,6 +29,20 @@ class BlockRef:
     hash: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A log of a configured contract that the ABI cannot decode, and why."""
+
+    event_id: str
+    contract: str
+    block_number: int
+    block_hash: str
+    transaction_hash: str
+    log_index: int
+    reason: str
+    log: RawLog
+
+
 @dataclass(slots=True)
 class Event:
     """One decoded event log, ready to become a message (CONTRACT §3)."""

@@ -32,7 +32,7 @@ from .fetching import fetch
 from .guard import select_unpublished
 from .planning import BlockRange, plan_range, safe_tip, split
 from .ports import Chain, Sink, State
-from .records import BlockRef, Event
+from .records import BlockRef, DeadLetter, Event
 from .redact import scrub
 from .reorg import find_ancestor, marked_removed, orphaned, retractions
 from .state import Grant, Progress
@@ -72,6 +72,7 @@ class Relay:
     state: State
     sink: Sink
     stop: StopSignal = field(default_factory=StopSignal)
+    dead_letters: Sink | None = None  # RELAYER_DEADLETTER_TOPIC
     clock: Callable[[], datetime] = utcnow
 
     def run(self) -> Outcome:
@@ -120,7 +121,7 @@ class _Run:
         self.lease_deadline = started + self.s.lease_s
         self.committed_to = -1  # last block whose checkpoint is committed in this run
         self.hashes: dict[int, str] = {}
-        self.courier = Courier(relay.sink, relay.stop, self.s.ordering)
+        self.courier = Courier(relay.sink, relay.stop, self.s.ordering, relay.dead_letters)
 
     def execute(self) -> None:
         s, summary = self.s, self.summary
@@ -149,17 +150,23 @@ class _Run:
         """Relay the range chunk by chunk; the last block done (all of it unless stopped)."""
         chunks = list(split(blocks, self.s.checkpoint_interval))
         fetched = fetch(
-            self.r.chain, self.r.specs, self.s.contracts, self.s.chain_id, blocks, chunks
+            self.r.chain,
+            self.r.specs,
+            self.s.contracts,
+            self.s.chain_id,
+            blocks,
+            chunks,
+            dead_letters=self.r.dead_letters is not None,
         )
         self.hashes.update(fetched.hashes)
         for chunk in chunks:
             if self.r.stop.is_set():
                 self.summary.interrupted = True
                 return chunk.start - 1
-            events = fetched.between(chunk)
-            if not events:
+            events, dead = fetched.between(chunk), fetched.dead_between(chunk)
+            if not events and not dead:
                 continue  # nothing to publish: no need to commit (see _commit_end)
-            done = self._publish_chunk(chunk, events)
+            done = self._publish_chunk(chunk, events, dead)
             if done < chunk.end:
                 self.summary.interrupted = True
                 return done
@@ -170,13 +177,22 @@ class _Run:
             self.hashes.update((n, h.hash) for n, h in self.r.chain.headers([number]).items())
         return self.hashes[number]
 
-    def _publish_chunk(self, chunk: BlockRange, events: Sequence[Event]) -> int:
+    def _publish_chunk(
+        self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
+    ) -> int:
         self._ensure_lease()
         existing = self.r.state.processed(chunk)
         states = {str(e["event_id"]): str(e.get("state")) for es in existing.values() for e in es}
         selection = select_unpublished(events, states)
+        dead_selection = select_unpublished(dead, states)
         self.summary.duplicates_skipped += len(selection.duplicates)
-        delivered = self.courier.send_events(selection.to_publish, self._deadline())
+        delivered = self.courier.send(
+            selection.to_publish,
+            dead_selection.to_publish,
+            self._deadline(),
+            chain_id=self.s.chain_id,
+            relayer_id=self.s.relayer_id,
+        )
         self.r.state.record(
             block_documents(
                 delivered.published,
@@ -186,19 +202,20 @@ class _Run:
                 ttl_days=self.s.event_ttl_days,
             )
         )
-        published = len(delivered.published)
+        published = delivered.events_published
         self.summary.events_published += published
+        self.summary.dead_lettered += delivered.dead_lettered
         done_to = chunk.end
         if delivered.stopped_before is not None:
             done_to = delivered.stopped_before - 1
         if delivered.failure is not None:
-            done_to = delivered.failure[0].block_number - 1
-        self._commit_progress(done_to, events, published)
+            done_to = delivered.failure[0] - 1
+        self._commit_progress(done_to, events, published, delivered.dead_lettered)
         if delivered.failure is not None:
-            event, error = delivered.failure
+            _, what, error = delivered.failure
             raise PublishError(
-                f"Pub/Sub did not accept event {event.event_id} ({event.name}): {error}; "
-                f"relayed up to block {done_to}, the next run resumes there"
+                f"Pub/Sub did not accept {what}: {error}; relayed up to block {done_to}, "
+                "the next run resumes there"
             )
         return done_to
 
@@ -267,19 +284,31 @@ class _Run:
     def _lease_until(self) -> datetime:
         return self.r.clock() + timedelta(seconds=self.s.lease_s)
 
-    def _progress(self, done_to: int, events: Sequence[Event], published: int) -> Progress | None:
+    def _progress(
+        self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
+    ) -> Progress | None:
         if done_to <= self.committed_to:  # nothing whole to checkpoint; still count events
-            return Progress(None, None, (), published) if published else None
+            if published or dead:
+                return Progress(None, None, (), published, events_deadlettered=dead)
+            return None
         recent = {
             e.block_number: BlockRef(e.block_number, e.block_hash)
             for e in events
             if e.block_number <= done_to
         }
         recent[done_to] = BlockRef(done_to, self._hash_of(done_to))
-        return Progress(done_to + 1, recent[done_to].hash, tuple(recent.values()), published)
+        return Progress(
+            done_to + 1,
+            recent[done_to].hash,
+            tuple(recent.values()),
+            published,
+            events_deadlettered=dead,
+        )
 
-    def _commit_progress(self, done_to: int, events: Sequence[Event], published: int) -> None:
-        progress = self._progress(done_to, events, published)
+    def _commit_progress(
+        self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
+    ) -> None:
+        progress = self._progress(done_to, events, published, dead)
         renewed_at = time.monotonic()
         self.r.state.commit(
             self.grant, self.r.clock(), progress=progress, lease_until=self._lease_until()

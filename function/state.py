@@ -50,6 +50,7 @@ class Progress:
     recent: tuple[BlockRef, ...]
     events_published: int
     events_retracted: int = 0
+    events_deadlettered: int = 0
     rewind: bool = False  # back to the common ancestor after a reorganisation
 
 
@@ -62,6 +63,7 @@ def _totals(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "events_published": int(raw.get("events_published") or 0),
         "events_retracted": int(raw.get("events_retracted") or 0),
+        "events_deadlettered": int(raw.get("events_deadlettered") or 0),
         "runs": int(raw.get("runs") or 0),
         "outcomes": {k: int(v) for k, v in (raw.get("outcomes") or {}).items()},
     }
@@ -198,6 +200,7 @@ class FirestoreState:
             if progress is not None:
                 totals["events_published"] += progress.events_published
                 totals["events_retracted"] += progress.events_retracted
+                totals["events_deadlettered"] += progress.events_deadlettered
             if progress is not None and progress.next_block is not None:
                 stored = doc.get("next_block")
                 if stored is not None and progress.next_block < int(stored) and not progress.rewind:

@@ -74,6 +74,8 @@ def relayer_status(
         "last_success_at": _iso(last_success),
         "totals": {
             "events_published": int(totals.get("events_published") or 0),
+            "events_retracted": int(totals.get("events_retracted") or 0),
+            "events_deadlettered": int(totals.get("events_deadlettered") or 0),
             "runs": int(totals.get("runs") or 0),
             "outcomes": {o: int((totals.get("outcomes") or {}).get(o) or 0) for o in OUTCOMES},
         },
@@ -110,6 +112,16 @@ class _Snapshot(Collector):
         published = CounterMetricFamily(
             "relayer_events_published", "Events published to Pub/Sub.", labels=label
         )
+        retracted = CounterMetricFamily(
+            "relayer_events_retracted",
+            "Published events retracted after a reorganisation.",
+            labels=label,
+        )
+        dead = CounterMetricFamily(
+            "relayer_events_deadlettered",
+            "Undecodable logs sent to the dead-letter topic.",
+            labels=label,
+        )
         runs = CounterMetricFamily(
             "relayer_runs", "Runs by outcome.", labels=["relayer_id", "outcome"]
         )
@@ -124,10 +136,14 @@ class _Snapshot(Collector):
                 gauges["last_success"].add_metric(rid, stamp.timestamp())
             gauges["healthy"].add_metric(rid, 1.0 if r["healthy"] else 0.0)
             published.add_metric(rid, r["totals"]["events_published"])
+            retracted.add_metric(rid, r["totals"]["events_retracted"])
+            dead.add_metric(rid, r["totals"]["events_deadlettered"])
             for outcome, count in r["totals"]["outcomes"].items():
                 runs.add_metric([r["relayer_id"], outcome], count)
         yield from gauges.values()
         yield published
+        yield retracted
+        yield dead
         yield runs
 
 

@@ -25,6 +25,7 @@ class RunSummary:
     to_block: int | None = None
     events_published: int = 0
     duplicates_skipped: int = 0
+    dead_lettered: int = 0
     duration_s: float = 0.0
     finished_at: datetime | None = None
     error: str | None = None

@@ -34,8 +34,15 @@ def build_relay(settings: Settings, stop: StopSignal) -> Relay:
     """Everything a run needs; raises the deployment errors (ABI, topic) before any state
     is touched, so a misconfigured job exits 2 without writing."""
     specs = load_specs(read_abi, settings.abi_uri, settings.events)
-    publisher = Publisher(make_client(settings.ordering), settings.pubsub_project, settings.topic)
+    client = make_client(settings.ordering)
+    publisher = Publisher(client, settings.pubsub_project, settings.topic)
     publisher.check_topic()
+    dead_letters = None
+    if settings.deadletter_topic:
+        dead_letters = Publisher(
+            client, settings.pubsub_project, settings.deadletter_topic, "RELAYER_DEADLETTER_TOPIC"
+        )
+        dead_letters.check_topic()
     return Relay(
         settings=settings,
         specs=specs,
@@ -43,4 +50,5 @@ def build_relay(settings: Settings, stop: StopSignal) -> Relay:
         state=state_store(settings, firestore_client(settings)),
         sink=publisher,
         stop=stop,
+        dead_letters=dead_letters,
     )
