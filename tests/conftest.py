@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from relayer import Deployment, deploy
 
 from devstack.services import (
     Anvil,
@@ -23,6 +22,7 @@ from devstack.services import (
     reset_firestore,
     start_anvil,
 )
+from relayer import Deployment, deploy
 
 PROJECT = "relayer-test"
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from relayer import Deployment, relayer_doc, run_main
 
 from devstack.rpcproxy import RpcProxy
 from devstack.services import Stack, upload_blob
+from relayer import Deployment, relayer_doc, run_main
 
 KEY_PATH = "/v2/SECRETPATHKEY"
 KEY_QUERY = "apikey=SECRETQUERYKEY"

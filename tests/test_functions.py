@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from functions_framework import create_app
 from prometheus_client.parser import text_string_to_metric_families
-from relayer import ROOT, Deployment, assert_exactly_once, payloads, run_main
 
 from function import app
+from relayer import ROOT, Deployment, assert_exactly_once, payloads, run_main
 
 
 @pytest.fixture
