@@ -60,6 +60,7 @@ def run_job(env: Mapping[str, str]) -> int:
     except ConfigError as e:
         log.error(str(e), extra={"outcome": FAILED})
         return e.exit_code
+    logs.add_label("relayer_id", settings.relayer_id)
     stop = StopSignal()
     install_sigterm(stop)
     return relay_once(settings, stop).exit_code
@@ -153,9 +154,14 @@ def _relayer_entry(settings: Settings) -> dict[str, Any]:
         entry["healthy"] = False
         entry["reasons"] = [f"state unreadable: {e}"]
         return entry
+    next_block = (doc or {}).get("next_block", settings.start_block)
+    head: int | None = None
+    lag_seconds: float | None = None
     try:
-        head: int | None = chain.head("latest")
+        latest, checkpoint = chain.latest_and_header(int(next_block) - 1)
+        head = latest.number
+        if checkpoint is not None:
+            lag_seconds = max(0, latest.timestamp - checkpoint.timestamp)
     except Exception as e:
         log.warning("status could not read the head: %s", scrub(str(e)))
-        head = None
-    return status.relayer_status(settings, doc, head, now)
+    return status.relayer_status(settings, doc, head, now, lag_seconds)

@@ -72,6 +72,21 @@ class ChainReader:
             return head, None
         return head, _header(number, results[1])
 
+    def latest_and_header(self, number: int | None) -> tuple[Header, Header | None]:
+        """The newest block and one other (the checkpoint's), for lag in blocks and time."""
+        calls = [("eth_getBlockByNumber", ["latest", False])]
+        if number is not None and number >= 0:
+            calls.append(("eth_getBlockByNumber", [hex(number), False]))
+        results = self._rpc.batch_results(calls)
+        latest = results[0]
+        if isinstance(latest, Exception):
+            raise latest
+        head = _header(-1, latest)
+        other = results[1] if len(results) > 1 else None
+        if other is None or isinstance(other, Exception) or not isinstance(other, dict):
+            return head, None
+        return head, _header(number or 0, other)
+
     def headers(self, numbers: Iterable[int]) -> dict[int, Header]:
         """Headers of several blocks in one batch."""
         wanted = sorted(set(numbers))

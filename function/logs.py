@@ -21,7 +21,7 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self, labels: dict[str, str]) -> None:
         super().__init__()
-        self._labels = labels
+        self.labels = dict(labels)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -30,7 +30,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "logger": record.name,
         }
-        labels = dict(self._labels)
+        labels = dict(self.labels)
         relayer_id = getattr(record, "relayer_id", None)
         if relayer_id:
             labels["relayer_id"] = str(relayer_id)
@@ -56,6 +56,13 @@ class TextFormatter(logging.Formatter):
         when = self.formatTime(record, "%H:%M:%S")
         line = f"{when} {record.levelname:<7} {scrub(record.getMessage())}"
         return f"{line} {extras}" if extras else line
+
+
+def add_label(key: str, value: str) -> None:
+    """A label every later JSON line carries (the relayer id, once it is known)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.formatter.labels[key] = value
 
 
 def setup(level: str = "INFO", fmt: str = "json", labels: dict[str, str] | None = None) -> None:

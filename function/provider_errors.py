@@ -46,7 +46,7 @@ _LIMITS = tuple(
         # QuickNode, BlockPI, 1RPC ("limited to 0 - 10000 blocks range"), zkEVM
         rf"limited to (?:an? )?(?:\d[\d,]*\s*-\s*)?{_N}\s*(?:blocks?\s*)?range",
         rf"max(?:imum)? block range\s*(?:[:=]|of|is)?\s*{_N}",  # geth/BSC/PublicNode, reth, Morph
-        rf"\(maximum {_N}\)",  # Moonbeam
+        rf"too wide \(maximum {_N}\)",  # Moonbeam
         rf"range \d[\d,]* (?:exceeds limit of|is bigger than range limit) {_N}",  # Infura, Tenderly
         rf"max range: {_N}",  # Cloudflare
         rf"maximum allowed (?:number of requested blocks )?is {_N}",  # thirdweb, Sei
@@ -131,7 +131,7 @@ def classify(
         return Failure(FailureKind.FATAL)
     if _TRANSIENT_WORDS.search(message):
         return Failure(FailureKind.TRANSIENT, retry_after_s=wait)
-    if http_status == 413:  # "payload too large" for a small request body: the answer was
+    if http_status == 413:  # QuickNode's range refusal: our small request is not what is large
         return Failure(FailureKind.RANGE_TOO_LARGE)
     if http_status is not None and (http_status >= 500 or http_status == 408):
         return Failure(FailureKind.TRANSIENT, retry_after_s=wait)

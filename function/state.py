@@ -26,6 +26,7 @@ from .records import BlockRef
 from .summary import IDLE, OK, SKIPPED, RunSummary
 
 WRITES_PER_BATCH = 400
+RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
 TIMEOUT_S = 30.0
 
 
@@ -69,13 +70,36 @@ def _totals(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _finish_fields(lease: Lease, totals: dict[str, Any], summary: RunSummary) -> dict[str, Any]:
-    """Release the lease, store the summary, count the run (mutates `totals`)."""
+def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
+    lag = None
+    if summary.head_block is not None and next_block is not None:
+        lag = max(0, summary.head_block - int(next_block) + 1)
+    return {
+        "run_id": summary.run_id,
+        "outcome": summary.outcome,
+        "started_at": summary.started_at,
+        "duration_s": summary.duration_s,
+        "from_block": summary.from_block,
+        "to_block": summary.to_block,
+        "events_published": summary.events_published,
+        "lag_blocks": lag,
+        "error": summary.error,
+    }
+
+
+def _finish_fields(
+    doc: dict[str, Any], update: dict[str, Any], totals: dict[str, Any], summary: RunSummary
+) -> dict[str, Any]:
+    """Release the lease, store the summary, count the run (mutates `totals`), and keep a
+    short history of runs for the status page."""
     totals["runs"] += 1
     totals["outcomes"][summary.outcome] = totals["outcomes"].get(summary.outcome, 0) + 1
+    history = list(doc.get("recent_runs") or [])
+    history.append(_history_entry(summary, update.get("next_block", doc.get("next_block"))))
     fields: dict[str, Any] = {
-        "lease": guard.released(lease).as_doc(),
+        "lease": guard.released(guard.lease_of(doc)).as_doc(),
         "last_run": summary.as_dict(),
+        "recent_runs": history[-RUN_HISTORY:],
     }
     if summary.outcome in (OK, IDLE):
         fields["last_success_at"] = summary.finished_at
@@ -220,7 +244,7 @@ class FirestoreState:
             if lease_until is not None:
                 update["lease"] = Lease(grant.run_id, lease_until, grant.fence).as_doc()
             if summary is not None:
-                update.update(_finish_fields(lease, totals, summary))
+                update.update(_finish_fields(doc, update, totals, summary))
             update["totals"] = totals
             txn.set(self._doc, update, merge=True)
 

@@ -33,7 +33,11 @@ def _iso(value: Any) -> Any:
 
 
 def relayer_status(
-    settings: Settings, doc: Mapping[str, Any] | None, head: int | None, now: datetime
+    settings: Settings,
+    doc: Mapping[str, Any] | None,
+    head: int | None,
+    now: datetime,
+    lag_seconds: float | None = None,
 ) -> dict[str, Any]:
     """One relayer's entry of `/status`, with `healthy` and the `reasons` when it is not."""
     doc = doc or {}
@@ -70,6 +74,7 @@ def relayer_status(
         "next_block": int(next_block),
         "head_block": head,
         "lag_blocks": lag,
+        "lag_seconds": lag_seconds if lag else (0 if lag == 0 else None),
         "last_run": _iso(last_run),
         "last_success_at": _iso(last_success),
         "totals": {
@@ -81,6 +86,7 @@ def relayer_status(
         },
         "healthy": not reasons,
         "reasons": reasons,
+        "recent_runs": _iso(list(doc.get("recent_runs") or [])),
     }
 
 

@@ -175,3 +175,32 @@ def test_finality_tags_replace_confirmations(deployment: Deployment) -> None:
         assert relayer_doc(deployment.relayer_id)["next_block"] == head - behind + 1
     confirmed = [e for e in deployment.expected if e["block_number"] <= head - 32]
     assert_exactly_once(payloads(deployment.topic.pull_all()), confirmed)
+
+
+def test_logs_are_structured_for_cloud_logging(deployment: Deployment) -> None:
+    deployment.expected = deployment.make_activity(5, blocks=2)
+    run = run_main(deployment.env(CLOUD_RUN_EXECUTION="relay-job-x7k2p", CLOUD_RUN_TASK_INDEX="0"))
+    assert run.code == 0
+    assert run.stderr == ""
+    for record in run.records:
+        assert record["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR")
+        assert record["message"]
+    summary = run.summary
+    assert summary["logging.googleapis.com/labels"] == {
+        "relayer_id": deployment.relayer_id,
+        "run.googleapis.com/execution_name": "relay-job-x7k2p",
+        "run.googleapis.com/task_index": "0",
+    }
+    for key in (
+        "outcome",
+        "from_block",
+        "to_block",
+        "events_published",
+        "duplicates_skipped",
+        "duration_s",
+    ):
+        assert key in summary
+    text = run_main(deployment.env(LOG_FORMAT="text"))
+    assert text.code == 0
+    assert len(text.lines) == 1 and text.lines[0].split()[1] == "INFO"
+    assert "run idle" in text.lines[0]
