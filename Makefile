@@ -9,10 +9,11 @@ STAMP_NPM := node_modules/.installed
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
-$(STAMP_PY): requirements.txt requirements-dev.txt
+$(STAMP_PY): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 $(STAMP_NPM): package.json package-lock.json

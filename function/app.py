@@ -124,9 +124,9 @@ def status_http(env: Mapping[str, str], path: str) -> Response:
         return _json({"healthy": False, "error": str(e)}, 503)
     if path not in ("/", "/status", "/metrics"):
         return _json({"error": f"no such page {path}: try /, /status, /metrics, /health"}, 404)
-    from . import status
+    from . import status  # /health stays free of these imports
 
-    body = status.report([_relayer_entry(settings)])
+    body = status_body(settings)
     code = 200 if body["healthy"] else 503
     if path == "/metrics":
         return (
@@ -137,6 +137,13 @@ def status_http(env: Mapping[str, str], path: str) -> Response:
     if path == "/":
         return status.html_page(body), code, {"Content-Type": "text/html; charset=utf-8"}
     return _json(body, code)
+
+
+def status_body(settings: Settings) -> dict[str, Any]:
+    """The `/status` answer (CONTRACT §5)."""
+    from . import status
+
+    return status.report([_relayer_entry(settings)])
 
 
 def _relayer_entry(settings: Settings) -> dict[str, Any]:

@@ -136,13 +136,17 @@ class Courier:
         )
 
     def send_payloads(
-        self, payloads: Sequence[dict[str, Any]], deadline: Callable[[], float]
+        self,
+        payloads: Sequence[dict[str, Any]],
+        deadline: Callable[[], float],
+        *,
+        replay: bool = False,
     ) -> list[str | BaseException]:
-        """Publish ready-made §3 payloads (retractions), all awaited."""
+        """Publish ready-made §3 payloads (retractions, replays), all awaited."""
         messages = [
             Message(
                 encode(p),
-                attributes_of(p),
+                attributes_of(p, replay=replay),
                 ordering_key(p["chain_id"], p["contract"]) if self._ordering else "",
             )
             for p in payloads

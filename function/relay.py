@@ -73,6 +73,7 @@ class Relay:
     sink: Sink
     stop: StopSignal = field(default_factory=StopSignal)
     dead_letters: Sink | None = None  # RELAYER_DEADLETTER_TOPIC
+    last_block: int | None = None  # a backfill's end: never relay past it
     clock: Callable[[], datetime] = utcnow
 
     def run(self) -> Outcome:
@@ -136,6 +137,8 @@ class _Run:
         self.committed_to = next_block - 1
         # A node behind the checkpoint (load-balanced RPC) is no reorganisation: just idle.
         tip = safe_tip(head, s.confirmations) if s.head == "latest" else head
+        if self.r.last_block is not None:
+            tip = min(tip, self.r.last_block)
         blocks = plan_range(next_block, tip, s.batch_size)
         if blocks is None:
             summary.outcome, summary.from_block = IDLE, next_block

@@ -113,10 +113,19 @@ def _wrap(action: str, e: Exception) -> StateError:
 class FirestoreState:
     """One relayer's state document and its `blocks` subcollection."""
 
-    def __init__(self, client: firestore.Client, relayer_id: str, identity: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        client: firestore.Client,
+        relayer_id: str,
+        identity: dict[str, Any],
+        task: str | None = None,
+    ) -> None:
         self._client = client
-        self._doc = client.collection("relayers").document(relayer_id)
-        self._blocks = self._doc.collection("blocks")
+        relayer = client.collection("relayers").document(relayer_id)
+        # A task (a backfill) has its own lease and checkpoint beside the scheduled job's,
+        # and shares the processed-event set, so neither publishes what the other did.
+        self._doc = relayer.collection("tasks").document(task) if task else relayer
+        self._blocks = relayer.collection("blocks")
         self._identity = identity  # chain_id and contracts, written with every commit
 
     def read(self) -> dict[str, Any] | None:
@@ -254,6 +263,25 @@ class FirestoreState:
             raise
         except (gexc.GoogleAPICallError, ValueError) as e:
             raise _wrap("checkpoint commit", e) from e
+
+    def release(self, grant: Grant, now: datetime) -> None:
+        """Give the lease back without recording a run (operator commands)."""
+
+        @firestore.transactional
+        def write(txn: firestore.Transaction) -> None:
+            snapshot = self._doc.get(transaction=txn)
+            lease = guard.lease_of(snapshot.to_dict() if snapshot.exists else None)
+            if guard.still_ours(lease, grant.run_id, grant.fence):
+                txn.set(
+                    self._doc,
+                    {"lease": guard.released(lease).as_doc(), "updated_at": now},
+                    merge=True,
+                )
+
+        try:
+            write(self._client.transaction())
+        except (gexc.GoogleAPICallError, ValueError) as e:
+            raise _wrap("lease release", e) from e
 
     def count_skipped(self, now: datetime) -> None:
         """A skipped run only counts itself: the run holding the lease owns `last_run`."""

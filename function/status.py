@@ -7,9 +7,8 @@ not part of any input.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -160,44 +159,8 @@ def metrics_text(relayers: Sequence[dict[str, Any]]) -> bytes:
     return generate_latest(registry)
 
 
-def html_page(body: Mapping[str, Any]) -> str:
-    """A plain page for people: one table row per relayer."""
-    rows = []
-    for r in body["relayers"]:
-        last = r.get("last_run") or {}
-        state = "healthy" if r["healthy"] else "unhealthy: " + "; ".join(r["reasons"])
-        cells = [
-            r["relayer_id"],
-            str(r["chain_id"]),
-            ", ".join(r["contracts"]),
-            str(r["next_block"]),
-            str(r["head_block"]),
-            str(r["lag_blocks"]),
-            str(last.get("outcome", "-")),
-            str(r["totals"]["events_published"]),
-            state,
-        ]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    heads = [
-        "relayer",
-        "chain",
-        "contracts",
-        "next block",
-        "head",
-        "lag (blocks)",
-        "last run",
-        "events published",
-        "health",
-    ]
-    overall = "All relayers healthy" if body["healthy"] else "Some relayers need attention"
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        "<title>Relayer status</title><style>body{font-family:sans-serif;margin:1em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>"
-        f"</head><body><h1>Relayer status</h1><p>{overall}</p><table><tr>"
-        + "".join(f"<th>{h}</th>" for h in heads)
-        + "</tr>"
-        + "".join(rows)
-        + "</table></body></html>"
-    )
+def html_page(body: Mapping[str, Any], now: datetime | None = None) -> str:
+    """The page for people at `/` (see `status_page`)."""
+    from . import status_page
+
+    return status_page.render(body, now or datetime.now(UTC))

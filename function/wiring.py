@@ -25,12 +25,14 @@ def chain_reader(settings: Settings, timeout_s: float = 15.0) -> ChainReader:
     return ChainReader(JsonRpc(settings.rpc_urls, settings.chain_id, timeout_s=timeout_s))
 
 
-def state_store(settings: Settings, client: firestore.Client) -> FirestoreState:
+def state_store(
+    settings: Settings, client: firestore.Client, task: str | None = None
+) -> FirestoreState:
     identity = {"chain_id": settings.chain_id, "contracts": list(settings.contracts)}
-    return FirestoreState(client, settings.relayer_id, identity)
+    return FirestoreState(client, settings.relayer_id, identity, task)
 
 
-def build_relay(settings: Settings, stop: StopSignal) -> Relay:
+def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -> Relay:
     """Everything a run needs; raises the deployment errors (ABI, topic) before any state
     is touched, so a misconfigured job exits 2 without writing."""
     specs = load_specs(read_abi, settings.abi_uri, settings.events)
@@ -47,7 +49,7 @@ def build_relay(settings: Settings, stop: StopSignal) -> Relay:
         settings=settings,
         specs=specs,
         chain=chain_reader(settings),
-        state=state_store(settings, firestore_client(settings)),
+        state=state_store(settings, firestore_client(settings), task),
         sink=publisher,
         stop=stop,
         dead_letters=dead_letters,

@@ -1,4 +1,5 @@
-"""`python main.py` with a crash point, for the crash tests only.
+"""`python main.py` (or, with arguments, the `relayer` CLI) with a crash point, for the
+crash tests only.
 
 Production code carries no crash hooks: this wrapper patches the run's adapters in its own
 process and then runs main.py exactly as the job does. CRASH_AT names the point, CRASH_ON
@@ -74,4 +75,9 @@ else:
     raise SystemExit(f"unknown CRASH_AT={POINT}")
 
 os.chdir(ROOT)
-runpy.run_path(str(ROOT / "main.py"), run_name="__main__")
+if len(sys.argv) > 1:  # `crashing_main.py backfill --from-block ...`: the operator CLI
+    from function.cli import main
+
+    main(sys.argv[1:])
+else:
+    runpy.run_path(str(ROOT / "main.py"), run_name="__main__")

@@ -1,0 +1,292 @@
+"""`relayer`: the operator's command line (run, status, backfill, replay, verify, reset).
+
+Every command reads the same environment as the job (README, Configuration) and goes
+through the same guard: a backfill has its own lease and checkpoint but shares the
+processed-event set, so it can run beside the scheduled job without publishing twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import click
+
+from . import app, logs
+from .config import Settings, load_settings, logging_settings
+from .errors import ConfigError, RelayerError
+from .guard import PUBLISHED
+from .messages import event_payload
+from .planning import BlockRange, split
+from .stopping import StopSignal
+
+
+def _settings() -> Settings:
+    level, fmt, labels = logging_settings(os.environ)
+    logs.setup(level, "text" if "LOG_FORMAT" not in os.environ else fmt, labels)
+    try:
+        return load_settings(os.environ)
+    except ConfigError as e:
+        _fail(str(e), e.exit_code)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def _range(from_block: int, to_block: int) -> BlockRange:
+    if from_block < 0 or to_block < from_block:
+        _fail(f"--from-block {from_block} --to-block {to_block} is not a range of blocks", 2)
+    return BlockRange(from_block, to_block)
+
+
+def _stop_on_signals() -> StopSignal:
+    stop = StopSignal()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Operate the EVM → Pub/Sub relayer configured by the environment (see README)."""
+
+
+@main.command()
+def run() -> None:
+    """One relay run, exactly like `python main.py` (exit 0 ok/idle/skipped, 1 failed, 2 bad
+    configuration)."""
+    sys.exit(app.run_job(os.environ))
+
+
+@main.command()
+def status() -> None:
+    """The relayers' status as a table; exit 1 when any is unhealthy."""
+    settings = _settings()
+    body = app.status_body(settings)
+    rows = [("relayer", "chain", "next block", "head", "lag", "last run", "published", "health")]
+    for r in body["relayers"]:
+        last = (r.get("last_run") or {}).get("outcome", "-")
+        health = "healthy" if r["healthy"] else "UNHEALTHY: " + "; ".join(r["reasons"])
+        rows.append(
+            (
+                r["relayer_id"],
+                str(r["chain_id"]),
+                str(r["next_block"]),
+                str(r["head_block"]),
+                str(r["lag_blocks"]),
+                last,
+                str(r["totals"]["events_published"]),
+                health,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for n, row in enumerate(rows):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        click.secho(line, bold=n == 0, fg=None if n == 0 or "UNHEALTHY" not in line else "red")
+    sys.exit(0 if body["healthy"] else 1)
+
+
+@main.command()
+@click.option("--from-block", type=int, required=True, help="First block to relay.")
+@click.option("--to-block", type=int, required=True, help="Last block to relay.")
+def backfill(from_block: int, to_block: int) -> None:
+    """Relay a historical range through the same guard, beside the scheduled job.
+
+    Resumable: run the same command again after a crash and it continues where it stopped.
+    The range must lie below the scheduled job's checkpoint.
+    """
+    from .wiring import build_relay, firestore_client, state_store
+
+    settings = _settings()
+    blocks = _range(from_block, to_block)
+    job = state_store(settings, firestore_client(settings)).read() or {}
+    below = int(job.get("next_block", settings.start_block))
+    if blocks.end >= below:
+        _fail(
+            f"--to-block {blocks.end} reaches the scheduled job's range (it relays from block "
+            f"{below} on): backfill only blocks below {below}",
+            2,
+        )
+    task = f"backfill-{blocks.start}-{blocks.end}"
+    stop = _stop_on_signals()
+    settings = dataclasses.replace(settings, start_block=blocks.start)
+    try:
+        relay = build_relay(settings, stop, task=task)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    relay.last_block = blocks.end
+    published = 0
+    with click.progressbar(length=len(blocks), label=f"backfill {task}") as bar:
+        while not stop.is_set():
+            outcome = relay.run()
+            s = outcome.summary
+            if outcome.error is not None or s.outcome == "failed":
+                _fail(
+                    f"backfill stopped: {s.error}; run the same command to resume",
+                    outcome.exit_code or 1,
+                )
+            if s.outcome == "skipped":
+                _fail(f"another backfill of this range holds its lease: {s.error or 'wait'}")
+            published += s.events_published
+            if s.to_block is not None:
+                bar.update(s.to_block - (s.from_block or s.to_block) + 1)
+            if s.outcome == "idle":
+                break
+    click.echo(
+        f"backfill {task}: {published} events published"
+        + (" (interrupted: run it again to resume)" if stop.is_set() else "")
+    )
+
+
+def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[BlockRange, Any]]:
+    """The chain's events of the range, window by window, with a progress bar."""
+    from .abi import load_specs
+    from .abi_source import read_abi
+    from .fetching import fetch
+    from .wiring import chain_reader
+
+    try:
+        specs = load_specs(read_abi, settings.abi_uri, settings.events)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    chain = chain_reader(settings)
+    with click.progressbar(length=len(blocks), label=label) as bar:
+        for window in split(blocks, settings.batch_size):
+            fetched = fetch(
+                chain,
+                specs,
+                settings.contracts,
+                settings.chain_id,
+                window,
+                [window],
+                dead_letters=True,
+            )
+            yield window, fetched
+            bar.update(len(window))
+
+
+def _recorded(settings: Settings, blocks: BlockRange) -> dict[str, str]:
+    from .wiring import firestore_client, state_store
+
+    store = state_store(settings, firestore_client(settings))
+    entries = store.processed(blocks)
+    return {str(e["event_id"]): str(e.get("state")) for es in entries.values() for e in es}
+
+
+@main.command()
+@click.option("--from-block", type=int, required=True)
+@click.option("--to-block", type=int, required=True)
+@click.option("--yes", is_flag=True, help="Confirm: consumers will receive these events again.")
+def replay(from_block: int, to_block: int, yes: bool) -> None:
+    """Publish again events already relayed (for a consumer that lost data), with the
+    attribute replay="true". Events not relayed yet are left to the job or a backfill."""
+    from .delivery import Courier
+    from .publisher import Publisher, make_client
+
+    if not yes:
+        _fail("replay publishes events again to every subscriber: add --yes to confirm", 2)
+    settings = _settings()
+    blocks = _range(from_block, to_block)
+    recorded = _recorded(settings, blocks)
+    publisher = Publisher(make_client(settings.ordering), settings.pubsub_project, settings.topic)
+    try:
+        publisher.check_topic()
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    courier = Courier(publisher, StopSignal(), settings.ordering)
+    sent = skipped = 0
+    for _, fetched in _scan(settings, blocks, "replay"):
+        events = [e for e in fetched.events if recorded.get(e.event_id) == PUBLISHED]
+        skipped += len(fetched.events) - len(events)
+        payloads = [event_payload(e) for e in events]
+        results = courier.send_payloads(payloads, _deadline(), replay=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            _fail(f"Pub/Sub refused {len(failed)} replayed messages: {failed[0]}")
+        sent += len(events)
+    click.echo(
+        f"replayed {sent} events of blocks {blocks.start}..{blocks.end}; {skipped} not "
+        "relayed yet were left alone"
+    )
+
+
+def _deadline(seconds: float = 120.0) -> Callable[[], float]:
+    end = time.monotonic() + seconds
+    return lambda: end
+
+
+@main.command()
+@click.option("--from-block", type=int, required=True)
+@click.option("--to-block", type=int, required=True)
+def verify(from_block: int, to_block: int) -> None:
+    """Compare the chain's logs with the processed-event set: report gaps and strays, exit 1
+    when an event below the checkpoint is missing or a record is not on the chain."""
+    from .wiring import firestore_client, state_store
+
+    settings = _settings()
+    blocks = _range(from_block, to_block)
+    job = state_store(settings, firestore_client(settings)).read() or {}
+    checkpoint = int(job.get("next_block", settings.start_block))
+    recorded = _recorded(settings, blocks)
+    on_chain: dict[str, int] = {}
+    for _, fetched in _scan(settings, blocks, "verify"):
+        on_chain.update((e.event_id, e.block_number) for e in fetched.events)
+        on_chain.update((d.event_id, d.block_number) for d in fetched.dead)
+    missing = sorted(i for i, n in on_chain.items() if n < checkpoint and i not in recorded)
+    pending = sum(1 for i, n in on_chain.items() if n >= checkpoint and i not in recorded)
+    stray = sorted(i for i, s in recorded.items() if s == PUBLISHED and i not in on_chain)
+    click.echo(
+        f"blocks {blocks.start}..{blocks.end}: {len(on_chain)} events on chain, "
+        f"{sum(1 for i in on_chain if i in recorded)} recorded, {len(missing)} missing, "
+        f"{pending} not yet reached (checkpoint {checkpoint}), {len(stray)} stray records"
+    )
+    for event_id in missing[:20]:
+        click.secho(f"missing: {event_id}", fg="red")
+    for event_id in stray[:20]:
+        click.secho(f"stray:   {event_id} (recorded as published, not on the chain)", fg="red")
+    sys.exit(1 if missing or stray else 0)
+
+
+@main.command()
+@click.option("--to-block", type=int, required=True, help="The new next block to relay.")
+@click.option("--yes", is_flag=True, help="Confirm: blocks may be skipped or scanned again.")
+def reset(to_block: int, yes: bool) -> None:
+    """Move the checkpoint, under the lease so no run is in the middle of it. Events already
+    recorded are still never published twice; blocks skipped forward are not relayed."""
+    from .records import BlockRef
+    from .state import Progress
+    from .wiring import chain_reader, firestore_client, state_store
+
+    if not yes:
+        _fail("reset moves the checkpoint: add --yes to confirm", 2)
+    if to_block < 0:
+        _fail(f"--to-block {to_block} is not a block number", 2)
+    settings = _settings()
+    store = state_store(settings, firestore_client(settings))
+    now = datetime.now(UTC)
+    grant = store.acquire(f"reset-{os.getpid()}", now, settings.lease_s)
+    if grant is None:
+        _fail("a run holds the lease right now: try again when it has finished")
+    try:
+        recent: tuple[BlockRef, ...] = ()
+        block_hash = None
+        if to_block > 0:
+            block_hash = chain_reader(settings).headers([to_block - 1])[to_block - 1].hash
+            recent = (BlockRef(to_block - 1, block_hash),)
+        store.commit(grant, now, progress=Progress(to_block, block_hash, recent, 0, rewind=True))
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    finally:
+        store.release(grant, datetime.now(UTC))
+    click.echo(
+        f"checkpoint of {settings.relayer_id} moved: the next run starts at block "
+        f"{to_block} (was {grant.next_block})"
+    )

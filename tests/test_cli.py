@@ -1,0 +1,184 @@
+"""The operator CLI, `relayer`, against anvil and the emulators."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from google.cloud import firestore
+
+from relayer import (
+    PROJECT,
+    ROOT,
+    Deployment,
+    Run,
+    assert_exactly_once,
+    block_docs,
+    payloads,
+    relayer_doc,
+    run_main,
+    run_until_idle,
+)
+
+RELAYER = Path(sys.executable).parent / "relayer"
+
+
+def cli(env: dict[str, str], *args: str) -> Run:
+    done = subprocess.run(
+        [str(RELAYER), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def test_backfill_beside_the_scheduled_job(deployment: Deployment) -> None:
+    deployment.expected = deployment.make_activity(150, blocks=30)
+    env = deployment.env(START_BLOCK="15", RELAYER_BATCH_SIZE="5", RELAYER_CHECKPOINT_INTERVAL="2")
+    first = run_main(env)  # the scheduled job now owns blocks 15 and up
+    assert first.code == 0
+
+    too_far = cli(env, "backfill", "--from-block", "0", "--to-block", "25")
+    assert too_far.code == 2 and "backfill only blocks below" in too_far.stderr
+
+    # The job and the backfill at the same time: neither publishes what the other does.
+    job = subprocess.Popen(
+        [sys.executable, "main.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    back = cli(env, "backfill", "--from-block", "0", "--to-block", "14")
+    assert job.wait(timeout=60) == 0
+    assert back.code == 0, back.stdout + back.stderr
+    assert "backfill backfill-0-14:" in back.stdout
+    run_until_idle(env)
+
+    assert_exactly_once(payloads(deployment.topic.pull_all()), deployment.expected)
+    task = relayer_doc(deployment.relayer_id)  # the job's own checkpoint is untouched by it
+    assert task["next_block"] == deployment.head() + 1
+
+
+def test_backfill_resumes_after_a_crash(deployment: Deployment) -> None:
+    deployment.expected = deployment.make_activity(100, blocks=20)
+    head = deployment.head()
+    env = deployment.env(
+        START_BLOCK=str(head + 1),
+        RELAYER_BATCH_SIZE="4",
+        RELAYER_CHECKPOINT_INTERVAL="2",
+        RELAYER_LEASE_SECONDS="2",
+    )
+    crash = subprocess.run(
+        [
+            sys.executable,
+            "tests/crashing_main.py",
+            "backfill",
+            "--from-block",
+            "0",
+            "--to-block",
+            str(head),
+        ],
+        cwd=ROOT,
+        env={**env, "CRASH_AT": "mid_publish", "CRASH_ON": "6"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert crash.returncode == -9, crash.stdout + crash.stderr
+    before = payloads(deployment.topic.pull_all())
+    time.sleep(2.2)  # the killed backfill's lease expires
+
+    again = cli(env, "backfill", "--from-block", "0", "--to-block", str(head))
+    assert again.code == 0, again.stdout + again.stderr
+
+    got = before + payloads(deployment.topic.pull_all())
+    counts = Counter(p["event_id"] for p in got)
+    assert set(counts) == {e["event_id"] for e in deployment.expected}
+    assert max(counts.values()) <= 2  # only the crashed chunk's messages may come twice
+
+
+def test_replay_verify_status_reset(deployment: Deployment) -> None:
+    deployment.expected = deployment.make_activity(60, blocks=12)
+    env = deployment.env()
+    run_until_idle(env)
+    deployment.topic.pull_all()
+    head = deployment.head()
+
+    assert cli(env, "replay", "--from-block", "3", "--to-block", "6").code == 2  # no --yes
+    replay = cli(env, "replay", "--from-block", "3", "--to-block", "6", "--yes")
+    assert replay.code == 0, replay.stderr
+    again = deployment.topic.pull_all()
+    wanted = [e for e in deployment.expected if 3 <= e["block_number"] <= 6]
+    assert_exactly_once(payloads(again), wanted)
+    assert {m.attributes["replay"] for m in again} == {"true"}
+
+    ok = cli(env, "verify", "--from-block", "0", "--to-block", str(head))
+    assert ok.code == 0, ok.stdout + ok.stderr
+    assert f"{len(deployment.expected)} events on chain" in ok.stdout and "0 missing" in ok.stdout
+
+    # An operator (or a bug) loses one block's records: verify must say so.
+    blocks = (
+        firestore.Client(project=PROJECT)
+        .collection("relayers")
+        .document(deployment.relayer_id)
+        .collection("blocks")
+    )
+    victim = next(b for b in blocks.stream() if (b.to_dict() or {})["block_number"] >= 5)
+    lost = [e["event_id"] for e in (victim.to_dict() or {})["events"]]
+    victim.reference.delete()
+    bad = cli(env, "verify", "--from-block", "0", "--to-block", str(head))
+    assert bad.code == 1
+    assert f"{len(lost)} missing" in bad.stdout
+    assert all(f"missing: {i}" in bad.stdout for i in lost[:20])
+
+    status = cli(env, "status")
+    assert status.code == 0, status.stdout + status.stderr
+    assert deployment.relayer_id in status.stdout and "healthy" in status.stdout
+
+    assert cli(env, "reset", "--to-block", "5").code == 2  # no --yes
+    reset = cli(env, "reset", "--to-block", "5", "--yes")
+    assert reset.code == 0, reset.stderr
+    doc = relayer_doc(deployment.relayer_id)
+    assert doc["next_block"] == 5 and doc["lease"]["owner"] is None
+    # Blocks 5.. again: only the block whose records were lost is published anew.
+    rerun = run_until_idle(env)
+    assert sum(r.summary["events_published"] for r in rerun) == len(lost)
+    assert sorted(p["event_id"] for p in payloads(deployment.topic.pull_all())) == sorted(lost)
+    assert len(block_docs(deployment.relayer_id)) >= 1
+
+
+def test_reset_waits_for_a_running_job(deployment: Deployment) -> None:
+    env = deployment.env()
+    assert run_main(env).code == 0
+    firestore.Client(project=PROJECT).collection("relayers").document(deployment.relayer_id).update(
+        {
+            "lease": {
+                "owner": "someone-else",
+                "fence": 99,
+                "expires_at": datetime.now(UTC) + timedelta(seconds=60),
+            }
+        }
+    )
+    held = cli(env, "reset", "--to-block", "0", "--yes")
+    assert held.code == 1 and "holds the lease" in held.stderr
+
+
+def test_run_and_unhealthy_status(deployment: Deployment) -> None:
+    env = deployment.env()
+    run = cli(env, "run")
+    assert run.code == 0 and run.summary["outcome"] in ("ok", "idle")
+    failed = cli({**env, "CHAIN_ID": "5", "RELAYER_ID": deployment.relayer_id}, "run")
+    assert failed.code == 2
+    status = cli(env, "status")
+    assert status.code == 1
+    assert "UNHEALTHY: last run failed" in status.stdout
