@@ -1,4 +1,10 @@
-"""What a run asks of the chain: its head, block headers and the logs of a range."""
+"""What a run asks of the chain: its head, block headers and the logs of a range.
+
+Every answer is checked before it is used: a missing block, a log outside the requested
+range or from another address, or a log without its fields is the endpoint's failure (it
+lags, or it is broken), so the request is retried or sent to the next endpoint instead of
+being relayed as data.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +31,49 @@ class Header:
         return BlockRef(self.number, self.hash)
 
 
+def _known_block(answer: Any) -> None:
+    if not isinstance(answer, dict) or not answer.get("hash"):
+        raise ValueError("the node does not know this block yet (it lags behind)")
+
+
+def _block(tag_or_number: str | int, check: bool = True) -> Call:
+    tag = hex(tag_or_number) if isinstance(tag_or_number, int) else tag_or_number
+    return Call("eth_getBlockByNumber", [tag, False], _known_block if check else None)
+
+
 def _head_call(tag: str) -> Call:
-    if tag == "latest":
-        return ("eth_blockNumber", [])
-    return ("eth_getBlockByNumber", [tag, False])
+    return Call("eth_blockNumber", []) if tag == "latest" else _block(tag)
+
+
+def _header(block: Any) -> Header:
+    return Header(int(block["number"], 16), str(block["hash"]).lower(), int(block["timestamp"], 16))
+
+
+def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
+    wanted = {a.lower() for a in addresses}
+
+    def check(logs: Any) -> None:
+        if not isinstance(logs, list):
+            raise ValueError(f"a {type(logs).__name__} instead of a list of logs")
+        for entry in logs:
+            number = int(entry["blockNumber"], 16)
+            if number not in blocks or entry["address"].lower() not in wanted:
+                raise ValueError(
+                    f"a log of block {number} from {entry['address']}, outside "
+                    f"the request ({blocks.start}..{blocks.end})"
+                )
+            if (
+                entry.get("removed")
+                or not entry["blockHash"]
+                or not entry["transactionHash"]
+                or entry["logIndex"] is None
+                or entry["transactionIndex"] is None
+                or entry["data"] is None
+                or not isinstance(entry["topics"], list)
+            ):
+                raise ValueError(f"an incomplete or removed log: {dict(entry)!r:.200}")
+
+    return check
 
 
 def _logs_call(blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]) -> Call:
@@ -38,17 +83,11 @@ def _logs_call(blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[s
         "address": list(addresses),
         "topics": [list(topic0s)],
     }
-    return ("eth_getLogs", [params])
-
-
-def _header(number: int, block: Any) -> Header:
-    if not isinstance(block, dict) or "hash" not in block:
-        raise RpcError(f"the node has no block {number} (it may lag behind or have pruned it)")
-    return Header(int(block["number"], 16), str(block["hash"]).lower(), int(block["timestamp"], 16))
+    return Call("eth_getLogs", [params], _logs_checker(blocks, addresses))
 
 
 class ChainReader:
-    """Reads the chain through a `JsonRpc`, checking what it gets back."""
+    """Reads the chain through a `JsonRpc`."""
 
     def __init__(self, rpc: JsonRpc) -> None:
         self._rpc = rpc
@@ -59,99 +98,63 @@ class ChainReader:
 
     def head(self, tag: str = "latest") -> int:
         """The newest block number, or the node's `safe`/`finalized` block."""
-        return self._head_value(tag, self._rpc.call(*_head_call(tag)))
+        return self._head_value(tag, self._rpc.call(*_fields(_head_call(tag))))
 
     def head_and_header(self, tag: str, number: int | None) -> tuple[int, Header | None]:
-        """The head and one header in one round trip (the checkpoint's block, for reorgs)."""
+        """The head and one header in one round trip (the checkpoint's block, for reorgs).
+        No header when the node has not reached that block: it lags, nothing reorganised."""
         calls = [_head_call(tag)]
         if number is not None:
-            calls.append(("eth_getBlockByNumber", [hex(number), False]))
-        results = self._rpc.batch_results(calls)
+            calls.append(_block(number, check=False))
+        results = self._rpc.batch(calls)
         head = self._head_value(tag, results[0])
-        if number is None or number > head or isinstance(results[1], Exception):
+        if number is None or number > head:
             return head, None
-        return head, _header(number, results[1])
+        if not isinstance(results[1], dict):
+            raise RpcError(f"the node on {self.host} reports head {head} but not block {number}")
+        return head, _header(results[1])
 
     def latest_and_header(self, number: int | None) -> tuple[Header, Header | None]:
         """The newest block and one other (the checkpoint's), for lag in blocks and time."""
-        calls = [("eth_getBlockByNumber", ["latest", False])]
+        calls = [_block("latest")]
         if number is not None and number >= 0:
-            calls.append(("eth_getBlockByNumber", [hex(number), False]))
-        results = self._rpc.batch_results(calls)
-        latest = results[0]
-        if isinstance(latest, Exception):
-            raise latest
-        head = _header(-1, latest)
+            calls.append(_block(number, check=False))
+        results = self._rpc.batch(calls)
         other = results[1] if len(results) > 1 else None
-        if other is None or isinstance(other, Exception) or not isinstance(other, dict):
-            return head, None
-        return head, _header(number or 0, other)
+        return _header(results[0]), _header(other) if isinstance(other, dict) else None
 
     def headers(self, numbers: Iterable[int]) -> dict[int, Header]:
         """Headers of several blocks in one batch."""
         wanted = sorted(set(numbers))
         if not wanted:
             return {}
-        blocks = self._rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted])
-        return {n: _header(n, b) for n, b in zip(wanted, blocks, strict=True)}
+        blocks = self._rpc.batch([_block(n) for n in wanted])
+        return {n: _header(b) for n, b in zip(wanted, blocks, strict=True)}
 
-    def header_and_logs(
-        self, blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]
-    ) -> tuple[Header, list[RawLog]]:
-        """The header of the range's last block, then the range's logs, in one round trip."""
-        header, logs = self._rpc.batch(
-            [
-                ("eth_getBlockByNumber", [hex(blocks.end), False]),
-                _logs_call(blocks, addresses, topic0s),
-            ]
+    def logs_with_headers(
+        self,
+        blocks: BlockRange,
+        addresses: Sequence[str],
+        topic0s: Sequence[str],
+        header_numbers: Sequence[int],
+    ) -> tuple[dict[int, Header], list[RawLog]]:
+        """The logs of a range and some headers, in one request to one endpoint.
+
+        The range's last block always comes along: an endpoint that knows it has all the
+        range's logs, so a lagging node behind a load balancer cannot silently cut them.
+        """
+        numbers = sorted({*header_numbers, blocks.end})
+        answers = self._rpc.batch(
+            [*(_block(n) for n in numbers), _logs_call(blocks, addresses, topic0s)]
         )
-        return _header(blocks.end, header), self._checked_logs(logs, blocks, addresses)
-
-    def get_logs(
-        self, blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]
-    ) -> list[RawLog]:
-        """Every log of the contracts and events in the range, sorted in chain order."""
-        logs = self._rpc.call(*_logs_call(blocks, addresses, topic0s))
-        return self._checked_logs(logs, blocks, addresses)
-
-    def _checked_logs(
-        self, logs: Any, blocks: BlockRange, addresses: Sequence[str]
-    ) -> list[RawLog]:
-        if not isinstance(logs, list):
-            raise RpcError(f"eth_getLogs on {self.host} answered a {type(logs).__name__}")
-        wanted = {a.lower() for a in addresses}
-        for entry in cast(list[RawLog], logs):
-            self._check(entry, blocks, wanted)
+        headers = {n: _header(b) for n, b in zip(numbers, answers, strict=False)}
+        logs = cast(list[RawLog], answers[-1])
         logs.sort(key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
-        return cast(list[RawLog], logs)
-
-    def _check(self, entry: RawLog, blocks: BlockRange, addresses: set[str]) -> None:
-        # A log that cannot be right is the endpoint's failure, never data to relay.
-        try:
-            number = int(entry["blockNumber"], 16)
-            ok = (
-                number in blocks
-                and entry["address"].lower() in addresses
-                and bool(entry["blockHash"])
-                and bool(entry["transactionHash"])
-                and entry["logIndex"] is not None
-                and entry["transactionIndex"] is not None
-                and entry["data"] is not None
-                and not entry.get("removed", False)
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):
-            ok = False
-        if not ok:
-            raise RpcError(
-                f"eth_getLogs on {self.host} returned a log that cannot be right for blocks "
-                f"{blocks.start}..{blocks.end}: {dict(entry)!r:.300}"
-            )
+        return headers, logs
 
     def _head_value(self, tag: str, answer: Any) -> int:
-        if isinstance(answer, Exception):
-            raise answer
-        if tag == "latest":
-            return int(answer, 16)
-        if not isinstance(answer, dict):
-            raise RpcError(f"the node on {self.host} has no {tag!r} block (RELAYER_HEAD={tag})")
-        return int(answer["number"], 16)
+        return int(answer, 16) if tag == "latest" else int(answer["number"], 16)
+
+
+def _fields(call: Call) -> tuple[str, list[Any], Any]:
+    return call.method, call.params, call.check

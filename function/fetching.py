@@ -15,11 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .abi import EventSpec
+from .chain import Header
 from .decoding import decode_log, event_id
 from .errors import DecodeError, RpcError
 from .planning import BlockRange
 from .ports import Chain
+from .ranges import RangeLimits
 from .records import DeadLetter, Event, RawLog
+from .rpc import RangeTooLargeError
 from .values import checksum
 
 log = logging.getLogger(__name__)
@@ -58,14 +61,17 @@ def fetch(
     chunks: Sequence[BlockRange],
     *,
     dead_letters: bool = False,
+    limits: RangeLimits | None = None,
 ) -> Fetched:
     """The events of `blocks` and the hashes its chunk commits need, from one chain.
 
-    A log that cannot be decoded becomes a `DeadLetter` when `dead_letters` is on, and
-    fails the run otherwise: it is never dropped silently.
+    The range is read in windows the endpoint accepts (`limits`, shrunk on refusals). A
+    log that cannot be decoded becomes a `DeadLetter` when `dead_letters` is on, and fails
+    the run otherwise: it is never dropped silently.
     """
+    limits = limits or RangeLimits(len(blocks))
     for attempt in range(1, ATTEMPTS + 1):
-        before, logs = chain.header_and_logs(blocks, contracts, list(specs))
+        before, logs = _read_logs(chain, contracts, list(specs), blocks, limits)
         events, dead = _decode_all(logs, specs, chain_id, dead_letters)
         numbers = sorted({e.block_number for e in events} | {d.block_number for d in dead})
         with_events = set(numbers)
@@ -97,6 +103,46 @@ def fetch(
         "reorganising near its head (raise RELAYER_CONFIRMATIONS) or the RPC endpoints "
         "behind RPC_URL disagree"
     )
+
+
+def _read_logs(
+    chain: Chain,
+    contracts: Sequence[str],
+    topics: Sequence[str],
+    blocks: BlockRange,
+    limits: RangeLimits,
+) -> tuple[Header, list[RawLog]]:
+    """Every log of the range, window by window, and the range end's header read before
+    the first of them (one side of the consistency check)."""
+    logs: list[RawLog] = []
+    before: Header | None = None
+    start = blocks.start
+    while start <= blocks.end:
+        limit = limits.for_host(chain.host)
+        window = BlockRange(start, limit.window_end(start, blocks.end))
+        try:
+            headers, part = chain.logs_with_headers(
+                window, contracts, topics, [blocks.end] if before is None else []
+            )
+        except RangeTooLargeError as e:
+            if not limits.for_host(e.host).refused_range(window.start, window.end, e.failure):
+                raise RpcError(
+                    f"{e}: the endpoint refuses even one block's logs; use an endpoint or plan "
+                    "without such a limit"
+                ) from e
+            log.info(
+                "%s: eth_getLogs over %d blocks refused, now %d",
+                e.host,
+                len(window),
+                limits.for_host(e.host).span,
+            )
+            continue
+        before = before or headers[blocks.end]
+        logs.extend(part)
+        limit.answered(len(window), len(part))
+        start = window.end + 1
+    assert before is not None
+    return before, logs
 
 
 def _decode_all(

@@ -18,13 +18,20 @@ from .summary import RunSummary
 class Chain(Protocol):
     """Reads the chain (`chain.ChainReader`)."""
 
+    @property
+    def host(self) -> str: ...
+
     def head_and_header(self, tag: str, number: int | None) -> tuple[int, Header | None]: ...
 
     def headers(self, numbers: Iterable[int]) -> dict[int, Header]: ...
 
-    def header_and_logs(
-        self, blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]
-    ) -> tuple[Header, list[RawLog]]: ...
+    def logs_with_headers(
+        self,
+        blocks: BlockRange,
+        addresses: Sequence[str],
+        topic0s: Sequence[str],
+        header_numbers: Sequence[int],
+    ) -> tuple[dict[int, Header], list[RawLog]]: ...
 
 
 class State(Protocol):
@@ -46,6 +53,7 @@ class State(Protocol):
         progress: Progress | None = None,
         lease_until: datetime | None = None,
         summary: RunSummary | None = None,
+        rpc_limits: dict[str, int] | None = None,
     ) -> None: ...
 
     def count_skipped(self, now: datetime) -> None: ...

@@ -32,6 +32,7 @@ from .fetching import fetch
 from .guard import select_unpublished
 from .planning import BlockRange, plan_range, safe_tip, split
 from .ports import Chain, Sink, State
+from .ranges import RangeLimits
 from .records import BlockRef, DeadLetter, Event
 from .redact import scrub
 from .reorg import find_ancestor, marked_removed, orphaned, retractions
@@ -123,6 +124,7 @@ class _Run:
         self.committed_to = -1  # last block whose checkpoint is committed in this run
         self.hashes: dict[int, str] = {}
         self.courier = Courier(relay.sink, relay.stop, self.s.ordering, relay.dead_letters)
+        self.limits = RangeLimits(self.s.batch_size, grant.rpc_limits)
 
     def execute(self) -> None:
         s, summary = self.s, self.summary
@@ -160,6 +162,7 @@ class _Run:
             blocks,
             chunks,
             dead_letters=self.r.dead_letters is not None,
+            limits=self.limits,
         )
         self.hashes.update(fetched.hashes)
         for chunk in chunks:
@@ -329,4 +332,11 @@ class _Run:
             summary.to_block = done_to
         summary.finished_at = self.r.clock()
         summary.duration_s = round(time.monotonic() - self.started, 3)
-        self.r.state.commit(self.grant, summary.finished_at, progress=progress, summary=summary)
+        limits = self.limits.to_store()
+        self.r.state.commit(
+            self.grant,
+            summary.finished_at,
+            progress=progress,
+            summary=summary,
+            rpc_limits=limits if limits != self.grant.rpc_limits else None,
+        )

@@ -1,9 +1,18 @@
-"""JSON-RPC over HTTP with batching and failover across the endpoints of RPC_URL.
+"""JSON-RPC over HTTP with batching, failure classification and failover.
 
 Raw JSON-RPC instead of web3's provider: web3's result formatting and import cost dominate a
-scheduled run (see LOCAL-STACK.md), and batching lets a run ask for the chain id, the head
-and block headers in one round trip. Every endpoint's chain id is checked on first use, in
-the same batch as the first request sent to it. Endpoints are named by host only.
+scheduled run (see LOCAL-STACK.md), and batching lets a run ask for the head and block
+headers in one round trip. Every endpoint's chain id is checked on first use, in the same
+batch as the first request sent to it. Failures are classified with `provider_errors`:
+
+- range too large: raised as `RangeTooLargeError` with the provider's hint; the caller
+  shrinks the range (retrying elsewhere would not help);
+- rate limited: back off (Retry-After, else exponential) with jitter, then fail over;
+- transient (5xx, timeouts, resets, empty or truncated bodies, an answer that cannot be
+  right): retry, failing over to the next endpoint of RPC_URL;
+- fatal (bad parameters, a refused API key): stop with a clear error.
+
+Endpoints are only ever named by host: API keys live in URL paths and queries.
 """
 
 from __future__ import annotations
@@ -12,33 +21,51 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from .errors import ChainMismatchError, RpcError
+from .provider_errors import Failure, FailureKind, classify, error_text
 from .redact import host_of, scrub
 
 log = logging.getLogger(__name__)
 
-Call = tuple[str, list[Any]]
+Validator = Callable[[Any], None]  # raises ValueError when an answer cannot be right
+
+
+@dataclass(frozen=True)
+class Call:
+    """One JSON-RPC request, with an optional check of its answer."""
+
+    method: str
+    params: list[Any]
+    check: Validator | None = None
 
 
 class RpcCallError(RpcError):
-    """The node answered a request with a JSON-RPC error object."""
+    """The node refused a request for good (bad parameters, a refused key)."""
 
-    def __init__(self, host: str, method: str, code: int, message: str) -> None:
+    def __init__(self, host: str, method: str, code: int | None, message: str) -> None:
         super().__init__(f"{method} failed on {host}: {message} (code {code})")
         self.host = host
         self.method = method
         self.code = code
-        self.rpc_message = message
 
 
-class _Transient(Exception):
-    """A failure worth retrying or failing over (network, 5xx, 429, garbage body)."""
+class RangeTooLargeError(RpcError):
+    """The provider refused an eth_getLogs range or result size; `failure` has its hint."""
+
+    def __init__(self, host: str, message: str, failure: Failure) -> None:
+        super().__init__(f"eth_getLogs refused by {host}: {message}")
+        self.host = host
+        self.failure = failure
+
+
+class _Retry(Exception):
+    """A failure worth retrying or failing over (network, 5xx, 429, garbage)."""
 
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
@@ -61,8 +88,9 @@ class JsonRpc:
         expected_chain_id: int,
         *,
         timeout_s: float = 15.0,
-        attempts: int = 3,
+        attempts: int = 4,
         session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._endpoints = [_Endpoint(u, host_of(u)) for u in urls]
         self._current = 0
@@ -70,6 +98,7 @@ class JsonRpc:
         self._timeout_s = timeout_s
         self._attempts = attempts
         self._session = session or requests.Session()
+        self._sleep = sleep
         self._next_id = 1
 
     @property
@@ -77,82 +106,104 @@ class JsonRpc:
         """The endpoint in use, by host."""
         return self._endpoints[self._current].host
 
-    def call(self, method: str, params: list[Any]) -> Any:
-        """One call; raises `RpcCallError` when the node answers with an error."""
-        return self.batch([(method, params)])[0]
+    def call(self, method: str, params: list[Any], check: Validator | None = None) -> Any:
+        """One call; raises `RpcError` (or `RangeTooLargeError`) when it cannot succeed."""
+        return self.batch([Call(method, params, check)])[0]
 
     def batch(self, calls: Sequence[Call]) -> list[Any]:
-        """Several calls in one HTTP request, results in order; any error raises."""
+        """Several calls in one HTTP request, results in order; any failure raises."""
         results = self.batch_results(calls)
         for result in results:
-            if isinstance(result, RpcCallError):
+            if isinstance(result, RpcError):
                 raise result
         return results
 
     def batch_results(self, calls: Sequence[Call]) -> list[Any]:
-        """Like `batch`, but JSON-RPC errors come back in place as `RpcCallError` values."""
-        last: _Transient | None = None
+        """Like `batch`, but a call the node refuses for good comes back in place as its
+        `RpcError` value (so one refused call need not sink the others)."""
+        last: _Retry | None = None
         for attempt in range(self._attempts):
             for _ in range(len(self._endpoints)):
                 endpoint = self._endpoints[self._current]
                 try:
                     return self._send(endpoint, calls)
-                except _Transient as e:
+                except _Retry as e:
                     last = e
+                    others = len(self._endpoints) > 1
                     log.warning(
-                        "RPC endpoint %s failed (%s); trying %s",
+                        "RPC endpoint %s: %s; %s",
                         endpoint.host,
                         e,
-                        "the next endpoint" if len(self._endpoints) > 1 else "again",
+                        "failing over" if others else "retrying",
                     )
                     self._current = (self._current + 1) % len(self._endpoints)
                     if e.retry_after:
-                        time.sleep(min(e.retry_after, 10.0))
-            time.sleep(min(0.25 * 2**attempt, 4.0) * (0.5 + random.random()))
+                        self._sleep(min(e.retry_after, 30.0) * (0.8 + 0.4 * random.random()))
+            self._sleep(min(0.25 * 2**attempt, 8.0) * (0.5 + random.random()))
         hosts = ", ".join(e.host for e in self._endpoints)
-        raise RpcError(f"RPC_URL endpoints ({hosts}) all failed: {last}")
+        raise RpcError(f"RPC_URL endpoints ({hosts}) kept failing: {last}")
 
     def _send(self, endpoint: _Endpoint, calls: Sequence[Call]) -> list[Any]:
         check = not endpoint.verified
-        wire: list[Call] = ([("eth_chainId", [])] if check else []) + list(calls)
+        wire = ([Call("eth_chainId", [])] if check else []) + list(calls)
         first_id = self._next_id
         self._next_id += len(wire)
         body = [
-            {"jsonrpc": "2.0", "id": first_id + i, "method": m, "params": p}
-            for i, (m, p) in enumerate(wire)
+            {"jsonrpc": "2.0", "id": first_id + i, "method": c.method, "params": c.params}
+            for i, c in enumerate(wire)
         ]
-        answers = self._post(endpoint, body)
-        by_id: dict[int, Any] = {}
-        for answer in answers:
-            if isinstance(answer, dict) and isinstance(answer.get("id"), int):
-                by_id[answer["id"]] = answer
+        answers = self._post(endpoint, body, [c.method for c in wire])
+        by_id = {
+            a["id"]: a for a in answers if isinstance(a, dict) and isinstance(a.get("id"), int)
+        }
         results: list[Any] = []
-        for i, (method, _) in enumerate(wire):
+        for i, call in enumerate(wire):
             answer = by_id.get(first_id + i)
             if answer is None:
-                raise _Transient(f"no answer to {method} in the batch response")
-            error = answer.get("error")
-            if error is not None:
-                code = int(error.get("code", 0)) if isinstance(error, dict) else 0
-                text = scrub(str(error.get("message", error) if isinstance(error, dict) else error))
-                if code in (-32005, 429) or "rate limit" in text.lower():
-                    raise _Transient(f"rate limited: {text}", retry_after=1.0)
-                results.append(RpcCallError(endpoint.host, method, code, text))
+                raise _Retry(f"no answer to {call.method} in the batch response")
+            if answer.get("error") is not None:
+                results.append(self._refusal(endpoint, call.method, answer["error"]))
             elif "result" not in answer:
-                raise _Transient(f"answer to {method} has neither result nor error")
+                raise _Retry(f"the answer to {call.method} has neither result nor error")
             else:
+                if call.check is not None:
+                    try:
+                        call.check(answer["result"])
+                    except (ValueError, KeyError, TypeError) as e:
+                        raise _Retry(
+                            f"{call.method} answered something that cannot be right: "
+                            f"{scrub(str(e))}"
+                        ) from None
                 results.append(answer["result"])
         if check:
             self._verify(endpoint, results.pop(0))
         return results
 
+    def _refusal(self, endpoint: _Endpoint, method: str, error: Any) -> RpcError:
+        """A JSON-RPC error object, classified: returned when final, raised when retryable."""
+        code = error.get("code") if isinstance(error, dict) else None
+        text = scrub(error_text(error))
+        failure = classify(None, code if isinstance(code, int) else None, text)
+        return self._final(endpoint, method, code, text, failure)
+
+    def _final(
+        self, endpoint: _Endpoint, method: str, code: Any, text: str, failure: Failure
+    ) -> RpcError:
+        if failure.kind is FailureKind.RANGE_TOO_LARGE and method == "eth_getLogs":
+            return RangeTooLargeError(endpoint.host, text, failure)
+        if failure.kind is FailureKind.FATAL:
+            return RpcCallError(endpoint.host, method, code, text)
+        if failure.kind is FailureKind.RATE_LIMITED:
+            raise _Retry(f"rate limited: {text}", failure.retry_after_s or 1.0)
+        raise _Retry(text)
+
     def _verify(self, endpoint: _Endpoint, answer: Any) -> None:
-        if isinstance(answer, RpcCallError):
+        if isinstance(answer, RpcError):
             raise answer
         try:
             chain_id = int(answer, 16)
         except (TypeError, ValueError):
-            raise _Transient(f"eth_chainId answered {answer!r}") from None
+            raise _Retry(f"eth_chainId answered {answer!r}") from None
         if chain_id != self._chain_id:
             raise ChainMismatchError(
                 f"CHAIN_ID={self._chain_id} but the RPC endpoint {endpoint.host} serves chain "
@@ -160,7 +211,9 @@ class JsonRpc:
             )
         endpoint.verified = True
 
-    def _post(self, endpoint: _Endpoint, body: list[dict[str, Any]]) -> list[Any]:
+    def _post(
+        self, endpoint: _Endpoint, body: list[dict[str, Any]], methods: list[str]
+    ) -> list[Any]:
         try:
             response = self._session.post(
                 endpoint.url,
@@ -168,32 +221,60 @@ class JsonRpc:
                 headers={"Content-Type": "application/json"},
                 timeout=self._timeout_s,
             )
+            content = response.content
         except requests.RequestException as e:
             # requests puts the full URL in its messages: keep only the exception type.
-            raise _Transient(f"{type(e).__name__} talking to {endpoint.host}") from None
-        status = response.status_code
-        if status == 429:
-            raise _Transient("HTTP 429 rate limited", _retry_after(response))
-        if status >= 500:
-            raise _Transient(f"HTTP {status}")
-        if status >= 400:
-            raise RpcError(
-                f"RPC endpoint {endpoint.host} refused the request with HTTP {status}: check "
-                "the API key and URL in RPC_URL"
-            )
+            raise _Retry(f"{type(e).__name__} talking to {endpoint.host}") from None
         try:
-            answers = json.loads(response.content)
+            answers = json.loads(content)
         except ValueError:
-            raise _Transient("the response body is not JSON (empty or truncated)") from None
-        if isinstance(answers, dict):  # some nodes answer a whole batch with one error
+            answers = None
+        status = response.status_code
+        if status >= 400 or answers is None:
+            self._http_failure(endpoint, status, answers, content, response, methods)
+        if isinstance(answers, dict):  # some nodes answer a whole batch with one object
+            if answers.get("error") is not None and answers.get("id") is None:
+                error = answers["error"]
+                code = error.get("code") if isinstance(error, dict) else None
+                text = scrub(error_text(error))
+                failure = classify(None, code if isinstance(code, int) else None, text)
+                raise self._final(endpoint, _main(methods), code, text, failure)
             answers = [answers]
         if not isinstance(answers, list):
-            raise _Transient("the response is not a JSON-RPC batch answer")
+            raise _Retry("the response is not a JSON-RPC answer")
         return answers
 
+    def _http_failure(
+        self,
+        endpoint: _Endpoint,
+        status: int,
+        answers: Any,
+        content: bytes,
+        response: requests.Response,
+        methods: list[str],
+    ) -> None:
+        if answers is None and status < 400:
+            raise _Retry("the response body is not JSON (empty or truncated)")
+        error: Any = answers[0] if isinstance(answers, list) and answers else answers
+        error = error.get("error", error) if isinstance(error, dict) else error
+        text = scrub(
+            error_text(error) if error is not None else content[:300].decode("utf-8", "replace")
+        )
+        code = error.get("code") if isinstance(error, dict) else None
+        failure = classify(
+            status,
+            code if isinstance(code, int) else None,
+            text,
+            response.headers.get("Retry-After"),
+        )
+        if failure.kind is FailureKind.FATAL:
+            raise RpcError(
+                f"RPC endpoint {endpoint.host} refused the request with HTTP {status}: {text:.200} "
+                "(check the API key and plan of RPC_URL)"
+            )
+        raise self._final(endpoint, _main(methods), code, f"HTTP {status}: {text:.300}", failure)
 
-def _retry_after(response: requests.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
-    except ValueError:
-        return 1.0
+
+def _main(methods: list[str]) -> str:
+    """The call a whole-request refusal is about: the log query when the batch has one."""
+    return "eth_getLogs" if "eth_getLogs" in methods else (methods[-1] if methods else "?")

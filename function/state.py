@@ -9,7 +9,7 @@ Pub/Sub accepted an event, which stays true whoever holds the lease.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ class Grant:
     next_block: int | None  # None: no checkpoint yet
     checkpoint_hash: str | None
     recent_blocks: tuple[BlockRef, ...]
+    rpc_limits: dict[str, int] = field(default_factory=dict)  # eth_getLogs span per host
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ class FirestoreState:
                 doc.get("next_block"),
                 doc.get("checkpoint_block_hash"),
                 _refs(doc.get("recent_blocks")),
+                {str(e["host"]): int(e["blocks"]) for e in doc.get("rpc_limits") or []},
             )
 
         try:
@@ -215,6 +217,7 @@ class FirestoreState:
         progress: Progress | None = None,
         lease_until: datetime | None = None,
         summary: RunSummary | None = None,
+        rpc_limits: dict[str, int] | None = None,
     ) -> None:
         """Fenced update: checkpoint and/or lease renewal, or the run's end (release)."""
 
@@ -252,6 +255,8 @@ class FirestoreState:
                 )
             if lease_until is not None:
                 update["lease"] = Lease(grant.run_id, lease_until, grant.fence).as_doc()
+            if rpc_limits is not None:
+                update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in rpc_limits.items()]
             if summary is not None:
                 update.update(_finish_fields(doc, update, totals, summary))
             update["totals"] = totals

@@ -11,7 +11,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-RUNS_SHOWN = 10  # rows of the last-runs table; the chart shows every stored run
+RUNS_SHOWN = 10  # rows of the last-runs table; the charts show every stored run
+CHART_SLOTS = 12  # a chart is at least this many bars wide, so a few runs make thin bars
 SYMBOL = {"ok": "✓", "idle": "•", "skipped": "↷", "failed": "✗"}
 
 CSS = """
@@ -31,17 +32,24 @@ h3{font-size:1em;margin:1em 0 .4em}
 .badge{padding:2px 10px;border-radius:999px;font-weight:700;color:#fff;white-space:nowrap}
 .badge.ok{background:var(--ok)}.badge.bad{background:var(--bad)}
 .reasons{margin:8px 0;padding:8px 8px 8px 28px;background:#ffebe9;border-radius:6px}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(230px,1fr));gap:0 16px}
-dl{margin:8px 0}dl div{display:flex;justify-content:space-between;gap:8px;
+.stats{display:flex;flex-wrap:wrap;gap:8px}
+.stats div{flex:1 1 150px;background:var(--bg);border-radius:6px;padding:6px 10px}
+.stats dt{font-size:.8em}.stats dd{font-size:1.15em;font-weight:700}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,380px),1fr));
+ gap:0 24px}
+dl{margin:8px 0}.grid div{display:flex;justify-content:space-between;gap:12px;
  border-bottom:1px solid var(--bg);padding:3px 0}
-dt{color:var(--dim)}dd{margin:0;text-align:right;overflow-wrap:anywhere}
+dt{color:var(--dim)}dd{margin:0;overflow-wrap:anywhere}.grid dd{text-align:right}
 code{font:.85em ui-monospace,Menlo,Consolas,monospace}
-.big{font-size:1.15em;font-weight:700}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:0 16px}
 figure{margin:0}figcaption{font-size:.85em;color:var(--dim)}
-svg{display:block;width:100%;height:90px;background:var(--bg);border-radius:4px}
+svg{display:block;width:100%;height:80px;background:var(--bg);border-radius:4px}
+.axis{display:flex;justify-content:space-between;font-size:.75em;color:var(--dim)}
 .bar{fill:#0969da}.bar.failed{fill:var(--bad)}.bar.skipped,.bar.idle{fill:#8c959f}
-.bar.none{fill:none;stroke:var(--bad);stroke-dasharray:2}
+.bar.none{fill:#ffd3cf}.legend{font-size:.8em;color:var(--dim);margin:4px 0}
+.sw{display:inline-block;width:.8em;height:.8em;margin:0 3px 0 8px;background:#0969da}
+.sw.idle{background:#8c959f}.sw.failed{background:var(--bad)}.sw.none{background:#ffd3cf}
+caption{text-align:left;font-weight:600;padding:8px 0 4px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.9em}
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);vertical-align:top}
@@ -49,6 +57,10 @@ td.n,th.n{text-align:right}.failed{color:var(--bad);font-weight:600}
 td.err{color:var(--bad);font-size:.85em;overflow-wrap:anywhere;padding-top:0}
 @media (max-width:600px){.hide-narrow{display:none}main{padding:8px}}
 """
+LEGEND = (
+    '<p class="legend">Bars: <i class="sw"></i>ok <i class="sw idle"></i>idle or skipped '
+    '<i class="sw failed"></i>failed <i class="sw none"></i>lag unknown</p>'
+)
 
 
 def _when(value: Any) -> datetime | None:
@@ -92,8 +104,8 @@ def lag_text(blocks: int | None, seconds: float | None) -> str:
     return f"{blocks} {unit} · {behind}"
 
 
-def _row(label: str, value: str, css: str = "") -> str:
-    return f'<div><dt>{escape(label)}</dt><dd class="{css}">{value}</dd></div>'
+def _row(label: str, value: str) -> str:
+    return f"<div><dt>{escape(label)}</dt><dd>{value}</dd></div>"
 
 
 def _blocks(run: Mapping[str, Any]) -> str:
@@ -109,24 +121,27 @@ def _outcome(run: Mapping[str, Any]) -> str:
 
 
 def chart(runs: Sequence[Mapping[str, Any]], key: str, title: str) -> str:
-    """Bars of `key` per run, oldest left; each bar carries its run's details as a tooltip."""
+    """Bars of `key` per run, newest at the right; each bar's tooltip tells its run."""
     values = [v if isinstance(v := r.get(key), int | float) else None for r in runs]
     top = max([int(v) for v in values if v is not None] + [1])
-    width, height = max(len(runs), 1) * 10, 100
+    slots, height = max(len(runs), CHART_SLOTS), 100
     bars = []
-    for i, (run, v) in enumerate(zip(runs, values, strict=True)):
+    for i, (run, v) in enumerate(zip(runs, values, strict=True), start=slots - len(runs)):
         h = max(2.0, height * v / top) if v is not None else height
         css = escape(str(run.get("outcome") or "")) if v is not None else "none"
-        tip = f"{run.get('started_at')}: {run.get('outcome')}, {title.lower()} {v}"
+        shown = "unknown" if v is None else v
+        tip = f"{run.get('started_at')}: {run.get('outcome')}, {key.replace('_', ' ')} {shown}"
         bars.append(
             f'<rect class="bar {css}" x="{i * 10 + 1}" y="{height - h:.1f}" width="8" '
             f'height="{h:.1f}"><title>{escape(tip)}</title></rect>'
         )
     label = f"{title} for the last {len(runs)} runs, oldest first; highest {top}"
     return (
-        f"<figure><figcaption>{escape(title)} per run (max {top})</figcaption>"
-        f'<svg role="img" aria-label="{escape(label)}" viewBox="0 0 {width} {height}" '
-        f'preserveAspectRatio="none">{"".join(bars)}</svg></figure>'
+        f"<figure><figcaption>{escape(title)} · highest {top}</figcaption>"
+        f'<svg role="img" aria-label="{escape(label)}" viewBox="0 0 {slots * 10} {height}" '
+        f'preserveAspectRatio="none">{"".join(bars)}</svg>'
+        '<div class="axis" aria-hidden="true"><span>older</span><span>latest run</span></div>'
+        "</figure>"
     )
 
 
@@ -143,7 +158,7 @@ def _runs_table(runs: Sequence[Mapping[str, Any]], now: datetime) -> str:
         if run.get("error"):
             rows.append(f'<tr><td class="err" colspan="5">{escape(str(run["error"]))}</td></tr>')
     return (
-        '<div class="scroll"><table><caption class="updated">Newest first</caption><thead><tr>'
+        '<div class="scroll"><table><caption>Last runs, newest first</caption><thead><tr>'
         '<th scope="col">Started</th><th scope="col">Outcome</th><th scope="col" class="n">'
         'Events</th><th scope="col" class="n">Duration</th>'
         '<th scope="col" class="n hide-narrow">Blocks</th></tr></thead>'
@@ -163,24 +178,27 @@ def _card(r: Mapping[str, Any], index: int, now: datetime) -> str:
     head = r.get("head_block")
     retracted = escape(str(totals.get("events_retracted", 0)))
     dead = escape(str(totals.get("events_deadlettered", 0)))
+    stats = [
+        _row("Lag", escape(lag_text(r.get("lag_blocks"), r.get("lag_seconds")))),
+        _row("Last success", _ago(r.get("last_success_at"), now)),
+        _row("Events published", escape(str(totals.get("events_published", 0)))),
+    ]
     facts = [
-        _row("Lag", escape(lag_text(r.get("lag_blocks"), r.get("lag_seconds"))), "big"),
         _row("Chain", escape(str(r.get("chain_id")))),
         _row("Contracts" if len(r.get("contracts") or []) > 1 else "Contract", contracts),
         _row("Topic", f"<code>{escape(str(r.get('topic') or '—'))}</code>"),
         _row("Next block", escape(str(r.get("next_block")))),
         _row("Head block", escape(str(head)) if head is not None else "unavailable"),
-        _row("Last success", _ago(r.get("last_success_at"), now)),
-        _row("Events published", escape(str(totals.get("events_published", 0)))),
         _row("Retracted · dead-lettered", f"{retracted} · {dead}"),
         _row("Runs", f"{escape(str(totals.get('runs', 0)))}" + (f" ({counts})" if counts else "")),
     ]
     runs = list(r.get("recent_runs") or [])
     history = (
         '<div class="charts">'
-        + chart(runs, "events_published", "Events published")
-        + chart(runs, "lag_blocks", "Lag in blocks")
+        + chart(runs, "events_published", "Events published per run")
+        + chart(runs, "lag_blocks", "Lag in blocks after each run")
         + "</div>"
+        + LEGEND
         + _runs_table(runs, now)
         if runs
         else "<p>No runs yet.</p>"
@@ -190,7 +208,7 @@ def _card(r: Mapping[str, Any], index: int, now: datetime) -> str:
         f'<div class="head"><h2 id="relayer-{index}">{rid}</h2>'
         f'<span class="badge {state}">{"✓ healthy" if ok else "✗ unhealthy"}</span></div>'
         + (f'<ul class="reasons" aria-label="Why unhealthy">{reasons}</ul>' if reasons else "")
-        + f'<dl class="grid">{"".join(facts)}</dl>'
+        + f'<dl class="stats">{"".join(stats)}</dl><dl class="grid">{"".join(facts)}</dl>'
         + f"<h3>Recent runs</h3>{history}</section>"
     )
 
