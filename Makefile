@@ -4,10 +4,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP_PY  := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-fast bench lint format clean contracts
+.PHONY: setup browser demo test test-fast bench lint format clean contracts
 
-setup: $(STAMP_PY) $(STAMP_NPM)
+setup: $(STAMP_PY) $(STAMP_NPM) browser
+
+# Headless Chromium and its driver (Debian packages) for the status page's browser test.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 
 $(STAMP_PY): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }

@@ -20,29 +20,27 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from .abi import EventSpec
 from .blockdocs import block_documents
-from .chain import Header
 from .config import Settings
 from .delivery import Courier
-from .errors import LeaseLostError, PublishError, RelayerError, ReorgError
+from .errors import LeaseLostError, PublishError, RelayerError
 from .fetching import fetch
 from .guard import select_unpublished
+from .leasing import LeaseKeeper
 from .planning import BlockRange, plan_range, safe_tip, split
 from .ports import Chain, Sink, State
 from .ranges import RangeLimits
 from .records import BlockRef, DeadLetter, Event
 from .redact import scrub
-from .reorg import find_ancestor, marked_removed, orphaned, retractions
+from .rewind import rewind
 from .state import Grant, Progress
 from .stopping import StopSignal
 from .summary import FAILED, IDLE, OK, SKIPPED, RunSummary
 
 log = logging.getLogger(__name__)
-
-PUBLISH_TIMEOUT_S = 60.0
 
 
 def utcnow() -> datetime:
@@ -120,7 +118,9 @@ class _Run:
         self.grant = grant
         self.summary = summary
         self.started = started
-        self.lease_deadline = started + self.s.lease_s
+        self.lease = LeaseKeeper(
+            relay.state, grant, self.s.lease_s, started, relay.stop, relay.clock
+        )
         self.committed_to = -1  # last block whose checkpoint is committed in this run
         self.hashes: dict[int, str] = {}
         self.courier = Courier(relay.sink, relay.stop, self.s.ordering, relay.dead_letters)
@@ -135,7 +135,15 @@ class _Run:
         head, header = self.r.chain.head_and_header(s.head, check)
         summary.head_block = head
         if header is not None and header.hash != self.grant.checkpoint_hash:
-            next_block = self._rewind(head, next_block, header)
+            done = rewind(
+                self.r.chain, self.r.state, self.courier, self.lease, head, next_block, header
+            )
+            summary.extra["reorg"] = {
+                "depth": done.depth,
+                "ancestor": done.ancestor,
+                "retracted": done.retracted,
+            }
+            next_block = done.next_block
         self.committed_to = next_block - 1
         # A node behind the checkpoint (load-balanced RPC) is no reorganisation: just idle.
         tip = safe_tip(head, s.confirmations) if s.head == "latest" else head
@@ -186,7 +194,7 @@ class _Run:
     def _publish_chunk(
         self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
     ) -> int:
-        self._ensure_lease()
+        self.lease.ensure()
         existing = self.r.state.processed(chunk)
         states = {str(e["event_id"]): str(e.get("state")) for es in existing.values() for e in es}
         selection = select_unpublished(events, states)
@@ -195,7 +203,7 @@ class _Run:
         delivered = self.courier.send(
             selection.to_publish,
             dead_selection.to_publish,
-            self._deadline(),
+            self.lease.publish_deadline(),
             chain_id=self.s.chain_id,
             relayer_id=self.s.relayer_id,
         )
@@ -225,71 +233,6 @@ class _Run:
             )
         return done_to
 
-    def _rewind(self, head: int, next_block: int, header: Header) -> int:
-        """Back to the common ancestor, retracting what was published on the orphaned blocks."""
-        recent = [r for r in self.grant.recent_blocks if r.number < next_block and r.number <= head]
-        canonical = {n: h.hash for n, h in self.r.chain.headers(r.number for r in recent).items()}
-        ancestor = find_ancestor(recent, canonical)
-        if ancestor is None:
-            oldest = min((r.number for r in recent), default=next_block - 1)
-            raise ReorgError(
-                f"the chain reorganised below block {oldest}, deeper than the blocks this "
-                f"relayer recorded (block {header.number} is now {header.hash}, it relayed "
-                f"{self.grant.checkpoint_hash}): nothing was skipped; check the node, then "
-                "move the checkpoint back by hand to a block before the fork"
-            )
-        docs = self.r.state.blocks_from(ancestor.number + 1)
-        heights = {int(d["block_number"]) for _, d in docs if int(d["block_number"]) <= head}
-        canonical.update((n, h.hash) for n, h in self.r.chain.headers(heights).items())
-        orphans = orphaned(docs, canonical)
-        payloads = retractions(orphans)
-        self._ensure_lease()
-        results = self.courier.send_payloads(payloads, self._deadline())
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
-        self.r.state.record([(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
-        rewound = Progress(ancestor.number + 1, ancestor.hash, (), 0, len(payloads), rewind=True)
-        self.r.state.commit(
-            self.grant, self.r.clock(), progress=rewound, lease_until=self._lease_until()
-        )
-        depth = next_block - 1 - ancestor.number
-        self.summary.extra["reorg"] = {
-            "depth": depth,
-            "ancestor": ancestor.number,
-            "retracted": len(payloads),
-        }
-        log.warning(
-            "chain reorganisation: %d blocks above %d replaced; %d published events retracted",
-            depth,
-            ancestor.number,
-            len(payloads),
-            extra={"relayer_id": self.s.relayer_id},
-        )
-        return ancestor.number + 1
-
-    def _deadline(self) -> Callable[[], float]:
-        """Publishing must end inside the lease (minus a margin) and soon after a stop."""
-        start = time.monotonic()
-        margin = min(2.0, self.s.lease_s * 0.1)
-
-        def deadline() -> float:
-            own = min(start + PUBLISH_TIMEOUT_S, self.lease_deadline - margin)
-            return self.r.stop.cap(own)
-
-        return deadline
-
-    def _ensure_lease(self) -> None:
-        """Renew the lease before publishing if less than half of it is left."""
-        if self.lease_deadline - time.monotonic() >= self.s.lease_s / 2:
-            return
-        renewed_at = time.monotonic()
-        self.r.state.commit(self.grant, self.r.clock(), lease_until=self._lease_until())
-        self.lease_deadline = renewed_at + self.s.lease_s
-
-    def _lease_until(self) -> datetime:
-        return self.r.clock() + timedelta(seconds=self.s.lease_s)
-
     def _progress(
         self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
     ) -> Progress | None:
@@ -314,12 +257,7 @@ class _Run:
     def _commit_progress(
         self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
     ) -> None:
-        progress = self._progress(done_to, events, published, dead)
-        renewed_at = time.monotonic()
-        self.r.state.commit(
-            self.grant, self.r.clock(), progress=progress, lease_until=self._lease_until()
-        )
-        self.lease_deadline = renewed_at + self.s.lease_s
+        self.lease.commit(self._progress(done_to, events, published, dead))
         self.committed_to = max(self.committed_to, done_to)
 
     def _commit_end(self, done_to: int | None) -> None:

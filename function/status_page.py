@@ -37,12 +37,12 @@ h3{font-size:1em;margin:1em 0 .4em}
 .stats dt{font-size:.8em}.stats dd{font-size:1.15em;font-weight:700}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,380px),1fr));
  gap:0 24px}
-dl{margin:8px 0}.grid div{display:flex;justify-content:space-between;gap:12px;
+dl{margin:8px 0}.grid div{display:flex;flex-wrap:wrap;justify-content:space-between;gap:0 12px;
  border-bottom:1px solid var(--bg);padding:3px 0}
-dt{color:var(--dim)}dd{margin:0;overflow-wrap:anywhere}.grid dd{text-align:right}
+dt{color:var(--dim)}dd{margin:0;overflow-wrap:anywhere}.grid dd{margin-left:auto;text-align:right}
 code{font:.85em ui-monospace,Menlo,Consolas,monospace}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:0 16px}
-figure{margin:0}figcaption{font-size:.85em;color:var(--dim)}
+figure{margin:0 0 8px}figcaption{font-size:.85em;color:var(--dim)}
 svg{display:block;width:100%;height:80px;background:var(--bg);border-radius:4px}
 .axis{display:flex;justify-content:space-between;font-size:.75em;color:var(--dim)}
 .bar{fill:#0969da}.bar.failed{fill:var(--bad)}.bar.skipped,.bar.idle{fill:#8c959f}
@@ -55,7 +55,8 @@ table{border-collapse:collapse;width:100%;font-size:.9em}
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);vertical-align:top}
 td.n,th.n{text-align:right}.failed{color:var(--bad);font-weight:600}
 td.err{color:var(--bad);font-size:.85em;overflow-wrap:anywhere;padding-top:0}
-@media (max-width:600px){.hide-narrow{display:none}main{padding:8px}}
+@media (max-width:600px){.hide-narrow{display:none}main{padding:8px}
+ .stats div:first-child{flex-basis:100%}}
 """
 LEGEND = (
     '<p class="legend">Bars: <i class="sw"></i>ok <i class="sw idle"></i>idle or skipped '

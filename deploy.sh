@@ -1,0 +1,734 @@
+#!/usr/bin/env bash
+# Deploy the relayer with gcloud alone: the same deployment as infra/ (Terraform), for teams
+# without Terraform. Idempotent: each resource is described first, then created or updated, so
+# running it again applies changes and creates nothing twice.
+#
+#   ./deploy.sh [--env-file FILE] [--rpc-url-file FILE|-] [--image IMAGE] [--dry-run]
+#
+#   --env-file FILE      settings (default: deploy.env; see deploy.env.example). Relative paths
+#                        in it (ABI_FILE) are relative to the file's folder.
+#   --rpc-url-file FILE  the RPC URL value, read from FILE or from standard input with '-'.
+#                        Needed when the secret does not exist yet (on a terminal it is asked
+#                        for instead); given when the secret exists, it adds a new version.
+#                        The value is piped to gcloud and never printed.
+#   --image IMAGE        deploy the job from this image instead of building from source.
+#   --dry-run            print the exact gcloud commands, run none of them (no cloud needed).
+#
+# Every command is printed on its own line as `+ gcloud ...` before it runs. Exit codes: 0 done,
+# 2 bad settings or arguments (nothing was changed), otherwise that of the gcloud command that
+# failed, the last one printed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly ROOT
+readonly SCOPE="https://www.googleapis.com/auth/cloud-platform"
+readonly APIS=(
+  artifactregistry.googleapis.com cloudbuild.googleapis.com cloudfunctions.googleapis.com
+  cloudresourcemanager.googleapis.com cloudscheduler.googleapis.com firestore.googleapis.com
+  iam.googleapis.com logging.googleapis.com monitoring.googleapis.com pubsub.googleapis.com
+  run.googleapis.com secretmanager.googleapis.com storage.googleapis.com
+)
+# The settings deploy.env may hold; anything else is a typo and stops the script.
+readonly SETTINGS=(
+  PROJECT_ID REGION NAME CHAIN_ID CONTRACT_ADDRESS START_BLOCK ABI_URI ABI_FILE ABI_BUCKET
+  ABI_OBJECT PUBSUB_TOPIC DEADLETTER_TOPIC SUBSCRIPTION CREATE_EXAMPLE_SUBSCRIPTION
+  MAX_DELIVERY_ATTEMPTS RELAYER_POLL_INTERVAL SCHEDULE TIME_ZONE RPC_URL_SECRET
+  FIRESTORE_DATABASE FIRESTORE_LOCATION RELAYER_BATCH_SIZE RELAYER_CHECKPOINT_INTERVAL
+  RELAYER_CONFIRMATIONS RELAYER_CONFIG TASKS PARALLELISM TASK_TIMEOUT MAX_RETRIES CPU MEMORY
+  ARTIFACT_REPO STATUS_INVOKERS NOTIFICATION_CHANNELS FAILED_RUNS_THRESHOLD ALERT_WINDOW
+  STALE_AFTER
+)
+# Relayer variables passed through to the job and the status function when set.
+readonly PASSTHROUGH=(
+  RELAYER_EVENTS RELAYER_HEAD RELAYER_ID RELAYER_LEASE_SECONDS RELAYER_EVENT_TTL_DAYS
+  RELAYER_ORDERING RELAYER_MAX_LAG_BLOCKS LOG_LEVEL
+)
+
+DRY_RUN=0
+ENV_FILE="deploy.env"
+RPC_URL_FILE=""
+IMAGE=""
+RPC_URL_VALUE=""
+WORK=""
+ADDRESSES=()
+INVOKERS=()
+CHANNELS=()
+
+die() {
+  printf 'deploy.sh: %s\n' "$*" >&2
+  exit 2
+}
+
+say() { printf '%s\n' "$*"; }
+
+# A command as a shell could read it back: plain words bare, anything else single-quoted.
+quoted() {
+  local arg out=()
+  for arg in "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_./:=@,+%^-]+$ ]]; then
+      out+=("$arg")
+    else
+      out+=("'${arg//\'/\'\\\'\'}'")
+    fi
+  done
+  printf '%s' "${out[*]}"
+}
+
+show() { printf '+ %s\n' "$(quoted "$@")"; }
+
+run() {
+  show "$@"
+  if ((DRY_RUN)); then return 0; fi
+  "$@"
+}
+
+# IAM bindings may name an account created seconds ago, which IAM takes a moment to know.
+run_retry() {
+  show "$@"
+  if ((DRY_RUN)); then return 0; fi
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if "$@"; then return 0; fi
+    if ((attempt < 5)); then
+      say "#   retrying in $((attempt * 5)) s"
+      sleep $((attempt * 5))
+    fi
+  done
+  return 1
+}
+
+# Does the resource exist? The describe command is printed, its output discarded.
+check() {
+  show "$@"
+  if ((DRY_RUN)); then return 0; fi
+  "$@" >/dev/null 2>&1
+}
+
+# upsert KIND ARGS...: KIND_describe decides between KIND_create and KIND_update (when there
+# is one). A dry run cannot know, so it prints both branches.
+upsert() {
+  local kind=$1
+  shift
+  if ((DRY_RUN)); then
+    "${kind}_describe" "$@"
+    say "#   if absent:"
+    "${kind}_create" "$@"
+    if declare -F "${kind}_update" >/dev/null; then
+      say "#   if present:"
+      "${kind}_update" "$@"
+    else
+      say "#   if present: nothing to change"
+    fi
+  elif "${kind}_describe" "$@"; then
+    if declare -F "${kind}_update" >/dev/null; then
+      "${kind}_update" "$@"
+    else
+      say "#   exists"
+    fi
+  else
+    "${kind}_create" "$@"
+  fi
+}
+
+step() { printf '\n# --- %s\n' "$*"; }
+
+# A file handed to gcloud (--config-from-file, --policy-from-file); a dry run shows it.
+write_file() {
+  local path="$WORK/$1" line
+  cat >"$path"
+  if ((DRY_RUN)); then
+    say "#   $1:"
+    while IFS= read -r line; do say "#   | $line"; done <"$path"
+  fi
+}
+
+json_str() {
+  local s=${1//\\/\\\\}
+  printf '"%s"' "${s//\"/\\\"}"
+}
+
+json_list() {
+  local item sep="" text="["
+  for item in "$@"; do
+    text+="$sep$(json_str "$item")"
+    sep=", "
+  done
+  printf '%s]' "$text"
+}
+
+split_commas() {
+  local -n into=$1
+  local item _items
+  into=()
+  IFS=',' read -r -a _items <<<"$2"
+  for item in "${_items[@]}"; do
+    item="${item#"${item%%[![:space:]]*}"}"
+    item="${item%"${item##*[![:space:]]}"}"
+    if [[ -n $item ]]; then into+=("$item"); fi
+  done
+}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+
+# ---------------------------------------------------------------------------------------------
+# Arguments and settings
+# ---------------------------------------------------------------------------------------------
+
+parse_args() {
+  while (($#)); do
+    case $1 in
+      --dry-run) DRY_RUN=1 ;;
+      --env-file) ENV_FILE=${2:?--env-file needs a path}; shift ;;
+      --env-file=*) ENV_FILE=${1#*=} ;;
+      --rpc-url-file) RPC_URL_FILE=${2:?--rpc-url-file needs a path or -}; shift ;;
+      --rpc-url-file=*) RPC_URL_FILE=${1#*=} ;;
+      --image) IMAGE=${2:?--image needs an image}; shift ;;
+      --image=*) IMAGE=${1#*=} ;;
+      -h | --help) usage; exit 0 ;;
+      *) die "unknown argument $1 (see --help)" ;;
+    esac
+    shift
+  done
+}
+
+is_setting() {
+  local key=$1 known
+  for known in "${SETTINGS[@]}" "${PASSTHROUGH[@]}"; do
+    if [[ $key == "$known" ]]; then return 0; fi
+  done
+  return 1
+}
+
+load_env() {
+  local file=$1 line key value n=0
+  [[ -f $file ]] || die "settings file $file not found: copy deploy.env.example to deploy.env"
+  for key in "${SETTINGS[@]}" "${PASSTHROUGH[@]}"; do unset "$key"; done
+  while IFS= read -r line || [[ -n $line ]]; do
+    n=$((n + 1))
+    line=${line%$'\r'}
+    if [[ $line =~ ^[[:space:]]*(#|$) ]]; then continue; fi
+    if [[ ! $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
+      die "$file:$n: expected KEY=VALUE"
+    fi
+    key=${BASH_REMATCH[2]}
+    value=${BASH_REMATCH[3]}
+    if [[ $value =~ ^\"(.*)\"[[:space:]]*$ || $value =~ ^\'(.*)\'[[:space:]]*$ ]]; then
+      value=${BASH_REMATCH[1]}
+    else
+      value=${value%%[[:space:]]#*}
+      value=${value%"${value##*[![:space:]]}"}
+    fi
+    if [[ $key == RPC_URL ]]; then
+      die "$file:$n: the RPC URL never goes in the settings file: it carries API keys. Set RPC_URL_SECRET and pass the value with --rpc-url-file"
+    fi
+    is_setting "$key" || die "$file:$n: unknown setting $key (see deploy.env.example)"
+    printf -v "$key" '%s' "$value"
+  done <"$file"
+}
+
+require() {
+  local key
+  for key in "$@"; do
+    [[ -n ${!key:-} ]] || die "$key is not set in $ENV_FILE: it is required (see deploy.env.example)"
+  done
+}
+
+integer() {
+  local key=$1 low=$2
+  if [[ ! ${!key} =~ ^[0-9]+$ ]] || ((10#${!key} < low)); then
+    die "$key=${!key} is invalid: expected an integer >= $low"
+  fi
+  printf -v "$key" '%d' "$((10#${!key}))"
+}
+
+validate() {
+  require PROJECT_ID REGION CHAIN_ID CONTRACT_ADDRESS START_BLOCK PUBSUB_TOPIC
+  : "${NAME:=relayer}" "${RELAYER_POLL_INTERVAL:=60}" "${TIME_ZONE:=Etc/UTC}"
+  : "${DEADLETTER_TOPIC:=$PUBSUB_TOPIC-deadletter}" "${SUBSCRIPTION:=$PUBSUB_TOPIC-example}"
+  : "${CREATE_EXAMPLE_SUBSCRIPTION:=true}" "${MAX_DELIVERY_ATTEMPTS:=10}"
+  : "${RPC_URL_SECRET:=$NAME-rpc-url}" "${FIRESTORE_DATABASE:=(default)}"
+  : "${FIRESTORE_LOCATION:=$REGION}" "${RELAYER_BATCH_SIZE:=1000}"
+  : "${RELAYER_CHECKPOINT_INTERVAL:=100}" "${RELAYER_CONFIRMATIONS:=12}" "${TASKS:=1}"
+  : "${PARALLELISM:=0}" "${TASK_TIMEOUT:=300s}" "${MAX_RETRIES:=1}" "${CPU:=1}"
+  : "${MEMORY:=512Mi}" "${ARTIFACT_REPO:=relayer}" "${ABI_BUCKET:=$PROJECT_ID-$NAME-abi}"
+  : "${ABI_OBJECT:=abi/contract.json}" "${FAILED_RUNS_THRESHOLD:=0}" "${ALERT_WINDOW:=600}"
+
+  [[ $NAME =~ ^[a-z][a-z0-9-]{1,19}$ ]] ||
+    die "NAME=$NAME is invalid: expected 2-20 lowercase letters, digits or '-', starting with a letter"
+  [[ $PROJECT_ID =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+    die "PROJECT_ID=$PROJECT_ID is invalid: expected a Google Cloud project id"
+  integer CHAIN_ID 1
+  integer START_BLOCK 0
+  integer RELAYER_POLL_INTERVAL 60
+  integer RELAYER_BATCH_SIZE 1
+  integer RELAYER_CHECKPOINT_INTERVAL 1
+  integer RELAYER_CONFIRMATIONS 0
+  integer TASKS 1
+  integer PARALLELISM 0
+  integer MAX_RETRIES 0
+  integer MAX_DELIVERY_ATTEMPTS 5
+  integer FAILED_RUNS_THRESHOLD 0
+  integer ALERT_WINDOW 60
+  local address
+  split_commas ADDRESSES "$CONTRACT_ADDRESS"
+  ((${#ADDRESSES[@]})) || die "CONTRACT_ADDRESS is empty: expected one or more addresses"
+  for address in "${ADDRESSES[@]}"; do
+    [[ $address =~ ^0x[0-9a-fA-F]{40}$ ]] ||
+      die "CONTRACT_ADDRESS has $address: expected 0x followed by 40 hex digits, comma-separated"
+  done
+  if [[ -z ${SCHEDULE:-} ]]; then
+    ((RELAYER_POLL_INTERVAL % 60 == 0 && RELAYER_POLL_INTERVAL < 3600)) ||
+      die "RELAYER_POLL_INTERVAL=$RELAYER_POLL_INTERVAL is not a whole number of minutes below an hour: set SCHEDULE"
+    if ((RELAYER_POLL_INTERVAL == 60)); then
+      SCHEDULE="* * * * *"
+    else
+      SCHEDULE="*/$((RELAYER_POLL_INTERVAL / 60)) * * * *"
+    fi
+  fi
+  # Alert when no run succeeded for 3 intervals (what status calls stale); Monitoring's floor
+  # for an absence is 120 s.
+  if [[ -n ${STALE_AFTER:-} ]]; then
+    integer STALE_AFTER 120
+  else
+    STALE_AFTER=$(((RELAYER_POLL_INTERVAL * 3 + 59) / 60 * 60))
+    if ((STALE_AFTER < 120)); then STALE_AFTER=120; fi
+  fi
+  [[ $CREATE_EXAMPLE_SUBSCRIPTION == true || $CREATE_EXAMPLE_SUBSCRIPTION == false ]] ||
+    die "CREATE_EXAMPLE_SUBSCRIPTION=$CREATE_EXAMPLE_SUBSCRIPTION is invalid: expected true or false"
+
+  if [[ -n ${ABI_FILE:-} ]]; then
+    [[ -z ${ABI_URI:-} ]] || die "set ABI_URI or ABI_FILE, not both"
+    if [[ $ABI_FILE != /* ]]; then ABI_FILE="$(cd "$(dirname "$ENV_FILE")" && pwd)/$ABI_FILE"; fi
+    [[ -f $ABI_FILE ]] || die "ABI_FILE=$ABI_FILE: no such file"
+    ABI_URI="gs://$ABI_BUCKET/$ABI_OBJECT"
+  fi
+  [[ -n ${ABI_URI:-} ]] || die "ABI_URI is not set in $ENV_FILE: set ABI_URI (gs://...) or ABI_FILE"
+  [[ $ABI_URI =~ ^gs://[^/]+/.+ ]] ||
+    die "ABI_URI=$ABI_URI is invalid: expected gs://bucket/object.json (the job cannot read local files)"
+  if [[ -n ${RELAYER_CONFIG:-} && ! $RELAYER_CONFIG =~ ^gs://[^/]+/.+ ]]; then
+    die "RELAYER_CONFIG=$RELAYER_CONFIG is invalid: expected gs://bucket/object"
+  fi
+  split_commas INVOKERS "${STATUS_INVOKERS:-}"
+  split_commas CHANNELS "${NOTIFICATION_CHANNELS:-}"
+  local member
+  for member in "${INVOKERS[@]}"; do
+    [[ $member != allUsers && $member != allAuthenticatedUsers ]] ||
+      die "STATUS_INVOKERS has $member: the status function is not public"
+  done
+
+  JOB_SA="$NAME-job@$PROJECT_ID.iam.gserviceaccount.com"
+  SCHEDULER_SA="$NAME-scheduler@$PROJECT_ID.iam.gserviceaccount.com"
+  STATUS_SA="$NAME-status@$PROJECT_ID.iam.gserviceaccount.com"
+  STATUS_FUNCTION="$NAME-status"
+  METRIC="$NAME-runs"
+  DATABASE_NAME="projects/$PROJECT_ID/databases/$FIRESTORE_DATABASE"
+  build_env
+}
+
+# The job's and the status function's environment (CONTRACT §1), in gcloud's ^|^ list syntax
+# so that comma-separated values (several contracts) stay whole.
+build_env() {
+  local pairs=(
+    "CHAIN_ID=$CHAIN_ID" "CONTRACT_ADDRESS=$(IFS=,; printf '%s' "${ADDRESSES[*]}")"
+    "ABI_URI=$ABI_URI" "PUBSUB_PROJECT_ID=$PROJECT_ID" "PUBSUB_TOPIC=$PUBSUB_TOPIC"
+    "START_BLOCK=$START_BLOCK" "RELAYER_BATCH_SIZE=$RELAYER_BATCH_SIZE"
+    "RELAYER_CHECKPOINT_INTERVAL=$RELAYER_CHECKPOINT_INTERVAL"
+    "RELAYER_POLL_INTERVAL=$RELAYER_POLL_INTERVAL" "RELAYER_CONFIRMATIONS=$RELAYER_CONFIRMATIONS"
+    "RELAYER_DEADLETTER_TOPIC=$DEADLETTER_TOPIC" "FIRESTORE_DATABASE=$FIRESTORE_DATABASE"
+    "LOG_FORMAT=json"
+  )
+  local key pair
+  if [[ -n ${RELAYER_CONFIG:-} ]]; then pairs+=("RELAYER_CONFIG=$RELAYER_CONFIG"); fi
+  for key in "${PASSTHROUGH[@]}"; do
+    if [[ -n ${!key:-} ]]; then pairs+=("$key=${!key}"); fi
+  done
+  for pair in "${pairs[@]}"; do
+    [[ $pair != *"|"* ]] || die "${pair%%=*} contains '|', which this script cannot pass"
+  done
+  RUNTIME_ENV="^|^$(IFS='|'; printf '%s' "${pairs[*]}")"
+}
+
+# The RPC URL, from --rpc-url-file or (on a terminal, when the secret must be created) a
+# prompt. Kept in a variable and piped to gcloud; never printed, never on a command line.
+read_rpc_url() {
+  if [[ -z $RPC_URL_FILE ]]; then return 0; fi
+  if [[ $RPC_URL_FILE == - ]]; then
+    RPC_URL_VALUE=$(cat)
+  else
+    [[ -r $RPC_URL_FILE ]] || die "--rpc-url-file $RPC_URL_FILE: cannot read it"
+    RPC_URL_VALUE=$(<"$RPC_URL_FILE")
+  fi
+  check_rpc_url
+}
+
+check_rpc_url() {
+  RPC_URL_VALUE=${RPC_URL_VALUE%$'\r'}
+  RPC_URL_VALUE="${RPC_URL_VALUE#"${RPC_URL_VALUE%%[![:space:]]*}"}"
+  RPC_URL_VALUE="${RPC_URL_VALUE%"${RPC_URL_VALUE##*[![:space:]]}"}"
+  [[ -n $RPC_URL_VALUE ]] || die "the RPC URL is empty"
+  [[ $RPC_URL_VALUE =~ ^https?:// ]] ||
+    die "the RPC URL does not start with http:// or https:// (several URLs: comma-separated)"
+}
+
+prompt_rpc_url() {
+  if [[ -n $RPC_URL_VALUE ]]; then return 0; fi
+  [[ -t 0 ]] || die "secret $RPC_URL_SECRET does not exist: pass its value with --rpc-url-file FILE (or - for standard input)"
+  IFS= read -r -s -p "RPC URL for secret $RPC_URL_SECRET (not shown): " RPC_URL_VALUE
+  printf '\n' >&2
+  check_rpc_url
+}
+
+# A new secret needs its value: find out before changing anything.
+preflight_secret() {
+  if [[ -n $RPC_URL_VALUE || -t 0 ]]; then return 0; fi
+  if ! check gcloud secrets describe "$RPC_URL_SECRET" --project="$PROJECT_ID"; then
+    die "secret $RPC_URL_SECRET does not exist (or cannot be read): pass its value with --rpc-url-file FILE (or - for standard input)"
+  fi
+}
+
+# Pipes the RPC URL to a gcloud command reading --data-file=-.
+with_rpc_url() {
+  if ((DRY_RUN)); then
+    if [[ -n $RPC_URL_FILE ]]; then
+      say "#   standard input: the RPC URL from --rpc-url-file (not shown)"
+    else
+      say "#   standard input: the RPC URL, asked for on the terminal (not shown)"
+    fi
+    show "$@"
+    return 0
+  fi
+  prompt_rpc_url
+  show "$@"
+  printf '%s' "$RPC_URL_VALUE" | "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Resources: KIND_describe / KIND_create / KIND_update for upsert
+# ---------------------------------------------------------------------------------------------
+
+sa_describe() { check gcloud iam service-accounts describe "$1@$PROJECT_ID.iam.gserviceaccount.com" --project="$PROJECT_ID"; }
+sa_create() { run gcloud iam service-accounts create "$1" --project="$PROJECT_ID" --display-name="$2"; }
+
+repo_describe() { check gcloud artifacts repositories describe "$ARTIFACT_REPO" --project="$PROJECT_ID" --location="$REGION"; }
+repo_create() {
+  run gcloud artifacts repositories create "$ARTIFACT_REPO" --project="$PROJECT_ID" \
+    --location="$REGION" --repository-format=docker --description="Images of the EVM relayer job"
+}
+
+topic_describe() { check gcloud pubsub topics describe "$1" --project="$PROJECT_ID"; }
+topic_create() { run gcloud pubsub topics create "$1" --project="$PROJECT_ID"; }
+
+# Keeps what reaches the dead-letter topic: a topic without a subscription drops messages.
+hold_describe() { check gcloud pubsub subscriptions describe "$DEADLETTER_TOPIC-sub" --project="$PROJECT_ID"; }
+hold_create() {
+  run gcloud pubsub subscriptions create "$DEADLETTER_TOPIC-sub" --project="$PROJECT_ID" \
+    --topic="$DEADLETTER_TOPIC" --ack-deadline=60 --message-retention-duration=7d \
+    --expiration-period=never
+}
+
+# Ordered delivery cannot be switched on later: an existing subscription keeps its ordering.
+example_describe() { check gcloud pubsub subscriptions describe "$SUBSCRIPTION" --project="$PROJECT_ID"; }
+example_create() {
+  run gcloud pubsub subscriptions create "$SUBSCRIPTION" --project="$PROJECT_ID" \
+    --topic="$PUBSUB_TOPIC" --enable-message-ordering --ack-deadline=60 \
+    --message-retention-duration=7d --expiration-period=never --min-retry-delay=10s \
+    --max-retry-delay=600s --dead-letter-topic="$DEADLETTER_TOPIC" \
+    --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+}
+example_update() {
+  run gcloud pubsub subscriptions update "$SUBSCRIPTION" --project="$PROJECT_ID" \
+    --ack-deadline=60 --message-retention-duration=7d --expiration-period=never \
+    --min-retry-delay=10s --max-retry-delay=600s --dead-letter-topic="$DEADLETTER_TOPIC" \
+    --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+}
+
+database_describe() { check gcloud firestore databases describe --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID"; }
+database_create() {
+  run gcloud firestore databases create --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+    --location="$FIRESTORE_LOCATION" --type=firestore-native
+}
+
+secret_describe() { check gcloud secrets describe "$RPC_URL_SECRET" --project="$PROJECT_ID"; }
+secret_create() {
+  with_rpc_url gcloud secrets create "$RPC_URL_SECRET" --project="$PROJECT_ID" \
+    --replication-policy=automatic --data-file=-
+}
+# An existing secret gets a new version only when a value was given.
+secret_update() {
+  if [[ -n $RPC_URL_FILE ]]; then
+    with_rpc_url gcloud secrets versions add "$RPC_URL_SECRET" --project="$PROJECT_ID" --data-file=-
+  else
+    say "#   keeps its current value (pass --rpc-url-file to add a new version)"
+  fi
+}
+
+bucket_describe() { check gcloud storage buckets describe "gs://$ABI_BUCKET" --project="$PROJECT_ID"; }
+bucket_create() {
+  run gcloud storage buckets create "gs://$ABI_BUCKET" --project="$PROJECT_ID" \
+    --location="$REGION" --uniform-bucket-level-access --public-access-prevention
+}
+
+scheduler_describe() { check gcloud scheduler jobs describe "$NAME-schedule" --project="$PROJECT_ID" --location="$REGION"; }
+scheduler_flags() {
+  SCHEDULER_FLAGS=(
+    --project="$PROJECT_ID" --location="$REGION" --schedule="$SCHEDULE"
+    --time-zone="$TIME_ZONE"
+    --uri="https://run.googleapis.com/v2/projects/$PROJECT_ID/locations/$REGION/jobs/$NAME:run"
+    --http-method=POST --oauth-service-account-email="$SCHEDULER_SA"
+    --oauth-token-scope="$SCOPE" --attempt-deadline=60s --max-retry-attempts=0
+    --description="Runs the $NAME relay job every $RELAYER_POLL_INTERVAL s"
+  )
+}
+scheduler_create() { scheduler_flags; run gcloud scheduler jobs create http "$NAME-schedule" "${SCHEDULER_FLAGS[@]}"; }
+scheduler_update() { scheduler_flags; run gcloud scheduler jobs update http "$NAME-schedule" "${SCHEDULER_FLAGS[@]}"; }
+
+metric_describe() { check gcloud logging metrics describe "$METRIC" --project="$PROJECT_ID"; }
+metric_create() { run gcloud logging metrics create "$METRIC" --project="$PROJECT_ID" --config-from-file="$WORK/metric.json"; }
+metric_update() { run gcloud logging metrics update "$METRIC" --project="$PROJECT_ID" --config-from-file="$WORK/metric.json"; }
+
+# Alert policies have generated ids: they are found by display name.
+policy_upsert() {
+  local file=$1 display=$2 found=""
+  show gcloud alpha monitoring policies list --project="$PROJECT_ID" \
+    --filter="displayName=\"$display\"" --format="value(name)"
+  if ((DRY_RUN)); then
+    say "#   if absent:"
+    show gcloud alpha monitoring policies create --project="$PROJECT_ID" --policy-from-file="$WORK/$file"
+    say "#   if present (<policy> is the name listed):"
+    show gcloud alpha monitoring policies update "<policy>" --project="$PROJECT_ID" --policy-from-file="$WORK/$file"
+    return 0
+  fi
+  found=$(gcloud alpha monitoring policies list --project="$PROJECT_ID" \
+    --filter="displayName=\"$display\"" --format="value(name)" | head -n 1)
+  if [[ -n $found ]]; then
+    run gcloud alpha monitoring policies update "$found" --project="$PROJECT_ID" --policy-from-file="$WORK/$file"
+  else
+    run gcloud alpha monitoring policies create --project="$PROJECT_ID" --policy-from-file="$WORK/$file"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring documents
+# ---------------------------------------------------------------------------------------------
+
+write_monitoring_files() {
+  local summary_filter runs_metric channels
+  summary_filter="resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND (jsonPayload.run_summary=true OR jsonPayload.outcome=\"failed\")"
+  runs_metric="logging.googleapis.com/user/$METRIC"
+  channels=$(json_list "${CHANNELS[@]}")
+  write_file metric.json <<EOF
+{
+  "name": $(json_str "$METRIC"),
+  "description": $(json_str "Relay runs of the $NAME job, by outcome and relayer (the run summary line)."),
+  "filter": $(json_str "$summary_filter"),
+  "metricDescriptor": {
+    "metricKind": "DELTA",
+    "valueType": "INT64",
+    "unit": "1",
+    "labels": [
+      {"key": "outcome", "valueType": "STRING", "description": "ok, idle, skipped or failed"},
+      {"key": "relayer_id", "valueType": "STRING", "description": "The relayer's RELAYER_ID"}
+    ]
+  },
+  "labelExtractors": {
+    "outcome": "EXTRACT(jsonPayload.outcome)",
+    "relayer_id": "EXTRACT(jsonPayload.relayer_id)"
+  }
+}
+EOF
+  write_file alert-failed.json <<EOF
+{
+  "displayName": $(json_str "$NAME: relay runs failed"),
+  "combiner": "OR",
+  "notificationChannels": $channels,
+  "conditions": [{
+    "displayName": "Failed runs of a relayer",
+    "conditionThreshold": {
+      "filter": $(json_str "resource.type = \"cloud_run_job\" AND metric.type = \"$runs_metric\" AND metric.label.outcome = \"failed\""),
+      "comparison": "COMPARISON_GT",
+      "thresholdValue": $FAILED_RUNS_THRESHOLD,
+      "duration": "0s",
+      "aggregations": [{
+        "alignmentPeriod": "${ALERT_WINDOW}s",
+        "perSeriesAligner": "ALIGN_SUM",
+        "crossSeriesReducer": "REDUCE_SUM",
+        "groupByFields": ["metric.label.relayer_id"]
+      }],
+      "trigger": {"count": 1}
+    }
+  }],
+  "alertStrategy": {"autoClose": "1800s"},
+  "documentation": {
+    "mimeType": "text/markdown",
+    "content": $(json_str "Runs of the $NAME job ended with outcome failed: the run summary's error says why. Exit code 2 is a configuration or deployment error.")
+  }
+}
+EOF
+  write_file alert-stale.json <<EOF
+{
+  "displayName": $(json_str "$NAME: relayer not progressing"),
+  "combiner": "OR",
+  "notificationChannels": $channels,
+  "conditions": [{
+    "displayName": $(json_str "No successful run of a relayer for $STALE_AFTER s"),
+    "conditionAbsent": {
+      "filter": $(json_str "resource.type = \"cloud_run_job\" AND metric.type = \"$runs_metric\" AND metric.label.outcome = one_of(\"ok\", \"idle\")"),
+      "duration": "${STALE_AFTER}s",
+      "aggregations": [{
+        "alignmentPeriod": "60s",
+        "perSeriesAligner": "ALIGN_SUM",
+        "crossSeriesReducer": "REDUCE_SUM",
+        "groupByFields": ["metric.label.relayer_id"]
+      }],
+      "trigger": {"count": 1}
+    }
+  }],
+  "alertStrategy": {"autoClose": "1800s"},
+  "documentation": {
+    "mimeType": "text/markdown",
+    "content": $(json_str "No run of the $NAME job has succeeded for a relayer in $STALE_AFTER s: its lag grows. Check the scheduler, the executions (a crashed run logs no summary), the lease and /status.")
+  }
+}
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# The deployment
+# ---------------------------------------------------------------------------------------------
+
+main() {
+  parse_args "$@"
+  load_env "$ENV_FILE"
+  validate
+  read_rpc_url
+  if ((!DRY_RUN)); then
+    command -v gcloud >/dev/null || die "gcloud not found: install the Google Cloud CLI"
+    export CLOUDSDK_CORE_DISABLE_PROMPTS=1
+    preflight_secret
+  fi
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+  cd "$ROOT"
+
+  if ((DRY_RUN)); then
+    say "# Dry run: the commands are printed, none is run."
+  fi
+  say "# Relayer $NAME: project $PROJECT_ID, region $REGION, chain $CHAIN_ID, topic $PUBSUB_TOPIC"
+
+  step "APIs"
+  run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID"
+
+  step "Service accounts: the job, the scheduler, the status function"
+  upsert sa "$NAME-job" "EVM relayer job"
+  upsert sa "$NAME-scheduler" "EVM relayer scheduler"
+  upsert sa "$NAME-status" "EVM relayer status"
+
+  step "Artifact Registry repository for built images"
+  upsert repo
+
+  step "Pub/Sub: events topic, dead-letter topic, example subscription"
+  upsert topic "$PUBSUB_TOPIC"
+  upsert topic "$DEADLETTER_TOPIC"
+  upsert hold
+  local topic role
+  for topic in "$PUBSUB_TOPIC" "$DEADLETTER_TOPIC"; do
+    # viewer: the job checks at start that its topics exist.
+    for role in roles/pubsub.publisher roles/pubsub.viewer; do
+      run_retry gcloud pubsub topics add-iam-policy-binding "$topic" --project="$PROJECT_ID" \
+        --member="serviceAccount:$JOB_SA" --role="$role" --format=none
+    done
+  done
+  if [[ $CREATE_EXAMPLE_SUBSCRIPTION == true ]]; then
+    upsert example
+    # Pub/Sub's service agent moves undeliverable messages to the dead-letter topic.
+    local number="<project-number>" agent
+    show gcloud projects describe "$PROJECT_ID" --format="value(projectNumber)"
+    if ((!DRY_RUN)); then number=$(gcloud projects describe "$PROJECT_ID" --format="value(projectNumber)"); fi
+    agent="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
+    run_retry gcloud pubsub topics add-iam-policy-binding "$DEADLETTER_TOPIC" --project="$PROJECT_ID" \
+      --member="$agent" --role=roles/pubsub.publisher --format=none
+    run_retry gcloud pubsub subscriptions add-iam-policy-binding "$SUBSCRIPTION" --project="$PROJECT_ID" \
+      --member="$agent" --role=roles/pubsub.subscriber --format=none
+  fi
+
+  step "Firestore: database, TTL of processed-event records, index exemptions"
+  upsert database
+  run gcloud firestore fields ttls update expire_at --project="$PROJECT_ID" \
+    --database="$FIRESTORE_DATABASE" --collection-group=blocks --enable-ttl
+  # Never queried; indexing them would only cost writes (expire_at also grows with time).
+  local exemption
+  for exemption in blocks/expire_at blocks/events blocks/recorded_at relayers/recent_blocks relayers/last_run; do
+    run gcloud firestore indexes fields update "${exemption#*/}" --project="$PROJECT_ID" \
+      --database="$FIRESTORE_DATABASE" --collection-group="${exemption%%/*}" --disable-indexes
+  done
+  # Firestore has no per-collection IAM: the grant is limited to the database by a condition.
+  run_retry gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$JOB_SA" \
+    --role=roles/datastore.user --format=none \
+    --condition="expression=resource.name == \"$DATABASE_NAME\",title=$NAME-firestore-database"
+  run_retry gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$STATUS_SA" \
+    --role=roles/datastore.viewer --format=none \
+    --condition="expression=resource.name == \"$DATABASE_NAME\",title=$NAME-firestore-database-read"
+
+  step "Secret Manager: the RPC URL"
+  upsert secret
+  local sa
+  for sa in "$JOB_SA" "$STATUS_SA"; do
+    run_retry gcloud secrets add-iam-policy-binding "$RPC_URL_SECRET" --project="$PROJECT_ID" \
+      --member="serviceAccount:$sa" --role=roles/secretmanager.secretAccessor --format=none
+  done
+
+  step "ABI"
+  if [[ -n ${ABI_FILE:-} ]]; then
+    upsert bucket
+    run gcloud storage cp "$ABI_FILE" "$ABI_URI" --project="$PROJECT_ID"
+  fi
+  local bucket=${ABI_URI#gs://}
+  run_retry gcloud storage buckets add-iam-policy-binding "gs://${bucket%%/*}" --project="$PROJECT_ID" \
+    --member="serviceAccount:$JOB_SA" --role=roles/storage.objectViewer --format=none
+  if [[ -n ${RELAYER_CONFIG:-} ]]; then
+    bucket=${RELAYER_CONFIG#gs://}
+    for sa in "$JOB_SA" "$STATUS_SA"; do
+      run_retry gcloud storage buckets add-iam-policy-binding "gs://${bucket%%/*}" --project="$PROJECT_ID" \
+        --member="serviceAccount:$sa" --role=roles/storage.objectViewer --format=none
+    done
+  fi
+
+  step "Cloud Run Job"
+  local from=(--source=.)
+  if [[ -n $IMAGE ]]; then from=(--image="$IMAGE"); fi
+  run gcloud run jobs deploy "$NAME" --project="$PROJECT_ID" --region="$REGION" "${from[@]}" \
+    --service-account="$JOB_SA" --command=python --args=main.py --tasks="$TASKS" \
+    --parallelism="$PARALLELISM" --task-timeout="$TASK_TIMEOUT" --max-retries="$MAX_RETRIES" \
+    --cpu="$CPU" --memory="$MEMORY" --set-env-vars="$RUNTIME_ENV" \
+    --set-secrets="RPC_URL=$RPC_URL_SECRET:latest"
+  # roles/run.invoker on the job allows running it, and nothing else.
+  run_retry gcloud run jobs add-iam-policy-binding "$NAME" --project="$PROJECT_ID" --region="$REGION" \
+    --member="serviceAccount:$SCHEDULER_SA" --role=roles/run.invoker --format=none
+
+  step "Cloud Scheduler: a run every $RELAYER_POLL_INTERVAL s ($SCHEDULE)"
+  upsert scheduler
+
+  step "Status function (not public)"
+  run gcloud functions deploy "$STATUS_FUNCTION" --project="$PROJECT_ID" --region="$REGION" --gen2 \
+    --runtime=python311 --source=. --entry-point=status --trigger-http --no-allow-unauthenticated \
+    --service-account="$STATUS_SA" --memory=256Mi --timeout=30s --max-instances=3 \
+    --set-env-vars="$RUNTIME_ENV" --set-secrets="RPC_URL=$RPC_URL_SECRET:latest"
+  local member
+  for member in "${INVOKERS[@]}"; do
+    run_retry gcloud functions add-invoker-policy-binding "$STATUS_FUNCTION" --project="$PROJECT_ID" \
+      --region="$REGION" --member="$member"
+  done
+
+  step "Alerts: failed runs, no progress"
+  write_monitoring_files
+  upsert metric
+  policy_upsert alert-failed.json "$NAME: relay runs failed"
+  policy_upsert alert-stale.json "$NAME: relayer not progressing"
+
+  step "Next"
+  say "# Run once now:   gcloud run jobs execute $NAME --region=$REGION --project=$PROJECT_ID --wait"
+  say "# Status URL:     gcloud functions describe $STATUS_FUNCTION --gen2 --region=$REGION --project=$PROJECT_ID --format='value(serviceConfig.uri)'"
+  say "# Run summaries:  gcloud logging read 'resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND jsonPayload.run_summary=true' --project=$PROJECT_ID --limit=10"
+}
+
+main "$@"

@@ -1,0 +1,60 @@
+"""Keeping a run's lease: when it must be renewed, and how long publishing may take.
+
+A run may only publish while its lease holds, or another run could take over and publish
+the same events; so every publish wait ends a margin before the lease does (and soon after
+a SIGTERM), and the lease is renewed before publishing once half of it is spent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from .ports import State
+from .state import Grant, Progress
+from .stopping import StopSignal
+
+PUBLISH_TIMEOUT_S = 60.0
+
+
+class LeaseKeeper:
+    """The lease of one run: its deadline on the monotonic clock, renewals, commits."""
+
+    def __init__(
+        self,
+        state: State,
+        grant: Grant,
+        lease_s: float,
+        started: float,
+        stop: StopSignal,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._state = state
+        self.grant = grant
+        self._lease_s = lease_s
+        self._deadline = started + lease_s  # acquisition began at `started`: conservative
+        self._stop = stop
+        self._clock = clock
+
+    def publish_deadline(self) -> Callable[[], float]:
+        """When a publish wait must give up (re-read while waiting)."""
+        start = time.monotonic()
+        margin = min(2.0, self._lease_s * 0.1)
+
+        def deadline() -> float:
+            return self._stop.cap(min(start + PUBLISH_TIMEOUT_S, self._deadline - margin))
+
+        return deadline
+
+    def ensure(self) -> None:
+        """Renew before publishing if less than half of the lease is left."""
+        if self._deadline - time.monotonic() < self._lease_s / 2:
+            self.commit(None)
+
+    def commit(self, progress: Progress | None) -> None:
+        """A fenced commit (checkpoint and/or counts) that also renews the lease."""
+        renewed_at = time.monotonic()
+        until = self._clock() + timedelta(seconds=self._lease_s)
+        self._state.commit(self.grant, self._clock(), progress=progress, lease_until=until)
+        self._deadline = renewed_at + self._lease_s

@@ -1,0 +1,78 @@
+"""Rewinding over a chain reorganisation: find the common ancestor, retract, move back.
+
+The effects come in the order that keeps a crash harmless: retractions are published and
+awaited first, then the orphaned records are marked removed, then the checkpoint moves back.
+A crash in between only publishes some retractions twice, with the same event ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .chain import Header
+from .delivery import Courier
+from .errors import PublishError, ReorgError
+from .leasing import LeaseKeeper
+from .ports import Chain, State
+from .reorg import find_ancestor, marked_removed, orphaned, retractions
+from .state import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rewound:
+    """Where the relayer continues after a reorganisation, and what it retracted."""
+
+    next_block: int
+    ancestor: int
+    depth: int
+    retracted: int
+
+
+def rewind(
+    chain: Chain,
+    state: State,
+    courier: Courier,
+    lease: LeaseKeeper,
+    head: int,
+    next_block: int,
+    checkpoint: Header,
+) -> Rewound:
+    """Back to the newest recorded block still on the chain, retracting what was published
+    on the orphaned blocks; a fork below every recorded block fails loudly."""
+    grant = lease.grant
+    recent = [r for r in grant.recent_blocks if r.number < next_block and r.number <= head]
+    canonical = {n: h.hash for n, h in chain.headers(r.number for r in recent).items()}
+    ancestor = find_ancestor(recent, canonical)
+    if ancestor is None:
+        oldest = min((r.number for r in recent), default=next_block - 1)
+        raise ReorgError(
+            f"the chain reorganised below block {oldest}, deeper than the blocks this relayer "
+            f"recorded (block {checkpoint.number} is now {checkpoint.hash}, it relayed "
+            f"{grant.checkpoint_hash}): nothing was skipped; check the node, then move the "
+            "checkpoint back to a block before the fork (relayer reset)"
+        )
+    docs = state.blocks_from(ancestor.number + 1)
+    heights = {int(d["block_number"]) for _, d in docs if int(d["block_number"]) <= head}
+    canonical.update((n, h.hash) for n, h in chain.headers(heights).items())
+    orphans = orphaned(docs, canonical)
+    payloads = retractions(orphans)
+    lease.ensure()
+    results = courier.send_payloads(payloads, lease.publish_deadline())
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
+    state.record([(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
+    lease.commit(Progress(ancestor.number + 1, ancestor.hash, (), 0, len(payloads), rewind=True))
+    done = Rewound(
+        ancestor.number + 1, ancestor.number, next_block - 1 - ancestor.number, len(payloads)
+    )
+    log.warning(
+        "chain reorganisation: %d blocks above %d replaced; %d published events retracted",
+        done.depth,
+        done.ancestor,
+        done.retracted,
+    )
+    return done

