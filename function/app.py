@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from . import logs
-from .config import Settings, load_settings, logging_settings
+from .abi_source import read_uri
+from .config import Runtime, Settings, load_runtime, logging_settings
 from .errors import ConfigError, RelayerError
+from .fleet import load_fleet, shard
 from .redact import scrub
 from .relay import Outcome
 from .stopping import StopSignal, install_sigterm
@@ -51,19 +53,51 @@ def relay_once(settings: Settings, stop: StopSignal) -> Outcome:
     return outcome
 
 
+def load_deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
+    """This task's place in the deployment and every relayer of it (CONTRACT §1)."""
+    runtime = load_runtime(env)
+
+    def read(uri: str) -> bytes:
+        return read_uri(uri, "RELAYER_CONFIG", ConfigError)
+
+    return runtime, load_fleet(env, runtime.config_uri, read)
+
+
+def run_relayers(runtime: Runtime, fleet: Sequence[Settings], stop: StopSignal) -> list[Outcome]:
+    """One run of each relayer of this task, one after the other; a failing relayer does
+    not keep the others from running."""
+    mine = shard(fleet, runtime.task_index, runtime.task_count)
+    if runtime.config_uri:
+        log.info(
+            "task %d of %d runs %d of %d relayers: %s",
+            runtime.task_index,
+            runtime.task_count,
+            len(mine),
+            len(fleet),
+            ", ".join(s.relayer_id for s in mine) or "none",
+        )
+    outcomes = []
+    for settings in mine:
+        if stop.is_set():
+            break
+        logs.add_label("relayer_id", settings.relayer_id)
+        outcomes.append(relay_once(settings, stop))
+    return outcomes
+
+
 def run_job(env: Mapping[str, str]) -> int:
-    """`python main.py`: one run; the exit code of CONTRACT §2."""
+    """`python main.py`: one run of each relayer of this task; the exit code of CONTRACT §2
+    (with several relayers, the worst of theirs)."""
     level, fmt, labels = logging_settings(env)
     logs.setup(level, fmt, labels)
     try:
-        settings = load_settings(env)
-    except ConfigError as e:
+        runtime, fleet = load_deployment(env)
+    except RelayerError as e:
         log.error(str(e), extra={"outcome": FAILED})
         return e.exit_code
-    logs.add_label("relayer_id", settings.relayer_id)
     stop = StopSignal()
     install_sigterm(stop)
-    return relay_once(settings, stop).exit_code
+    return max((o.exit_code for o in run_relayers(runtime, fleet, stop)), default=0)
 
 
 class _Cache:
@@ -97,20 +131,24 @@ def _json(body: Any, status: int) -> Response:
 
 
 def relay_http(env: Mapping[str, str]) -> Response:
-    """The `relay` function: one run per request; 200 when it succeeded or skipped."""
+    """The `relay` function: one run per request; 200 when it succeeded or skipped. With
+    several relayers the answer is `{"runs": [summary, ...]}`, 500 if any failed."""
     try:
-        settings: Settings = _cache.get("settings", lambda: _settings(env))
-    except ConfigError as e:
+        runtime, fleet = _cache.get("deployment", lambda: _deployment(env))
+    except RelayerError as e:
         log.error(str(e))
         return _json({"outcome": FAILED, "error": str(e)}, 500)
-    outcome = relay_once(settings, StopSignal())
-    return _json(outcome.summary.as_json(), 500 if outcome.summary.outcome == FAILED else 200)
+    outcomes = run_relayers(runtime, fleet, StopSignal())
+    failed = any(o.summary.outcome == FAILED for o in outcomes)
+    summaries = [o.summary.as_json() for o in outcomes]
+    body = summaries[0] if len(fleet) == 1 and summaries else {"runs": summaries}
+    return _json(body, 500 if failed else 200)
 
 
-def _settings(env: Mapping[str, str]) -> Settings:
+def _deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
     level, fmt, labels = logging_settings(env)
     logs.setup(level, fmt, labels)
-    return load_settings(env)
+    return load_deployment(env)
 
 
 def status_http(env: Mapping[str, str], path: str) -> Response:
@@ -119,14 +157,14 @@ def status_http(env: Mapping[str, str], path: str) -> Response:
     if path == "/health":
         return _json({"status": "ok"}, 200)
     try:
-        settings: Settings = _cache.get("settings", lambda: _settings(env))
-    except ConfigError as e:
+        _, fleet = _cache.get("deployment", lambda: _deployment(env))
+    except RelayerError as e:
         return _json({"healthy": False, "error": str(e)}, 503)
     if path not in ("/", "/status", "/metrics"):
         return _json({"error": f"no such page {path}: try /, /status, /metrics, /health"}, 404)
     from . import status  # /health stays free of these imports
 
-    body = status_body(settings)
+    body = status_body(fleet)
     code = 200 if body["healthy"] else 503
     if path == "/metrics":
         return (
@@ -139,20 +177,21 @@ def status_http(env: Mapping[str, str], path: str) -> Response:
     return _json(body, code)
 
 
-def status_body(settings: Settings) -> dict[str, Any]:
-    """The `/status` answer (CONTRACT §5)."""
+def status_body(fleet: Sequence[Settings]) -> dict[str, Any]:
+    """The `/status` answer (CONTRACT §5): every relayer of the deployment, all tasks'."""
     from . import status
 
-    return status.report([_relayer_entry(settings)])
+    return status.report([_relayer_entry(settings) for settings in fleet])
 
 
 def _relayer_entry(settings: Settings) -> dict[str, Any]:
     from . import status, wiring
 
+    key = settings.relayer_id
     state = _cache.get(
-        "state", lambda: wiring.state_store(settings, wiring.firestore_client(settings))
+        f"state:{key}", lambda: wiring.state_store(settings, wiring.firestore_client(settings))
     )
-    chain = _cache.get("chain", lambda: wiring.chain_reader(settings, timeout_s=3.0))
+    chain = _cache.get(f"chain:{key}", lambda: wiring.chain_reader(settings, timeout_s=3.0))
     now = datetime.now(UTC)
     try:
         doc = state.read()

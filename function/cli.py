@@ -19,21 +19,34 @@ from typing import Any, NoReturn
 import click
 
 from . import app, logs
-from .config import Settings, load_settings, logging_settings
-from .errors import ConfigError, RelayerError
+from .config import Settings, logging_settings
+from .errors import RelayerError
 from .guard import PUBLISHED
 from .messages import event_payload
 from .planning import BlockRange, split
 from .stopping import StopSignal
 
 
-def _settings() -> Settings:
+def _fleet() -> list[Settings]:
     level, fmt, labels = logging_settings(os.environ)
     logs.setup(level, "text" if "LOG_FORMAT" not in os.environ else fmt, labels)
     try:
-        return load_settings(os.environ)
-    except ConfigError as e:
+        return app.load_deployment(os.environ)[1]
+    except RelayerError as e:
         _fail(str(e), e.exit_code)
+
+
+def _settings() -> Settings:
+    """The relayer a command acts on: the only one, or the one --relayer names."""
+    fleet = _fleet()
+    wanted = click.get_current_context().find_root().params.get("relayer")
+    if wanted is None and len(fleet) == 1:
+        return fleet[0]
+    for settings in fleet:
+        if settings.relayer_id == wanted:
+            return settings
+    ids = ", ".join(s.relayer_id for s in fleet)
+    _fail(f"--relayer {wanted or '(missing)'}: name one of the configured relayers: {ids}", 2)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -55,7 +68,12 @@ def _stop_on_signals() -> StopSignal:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option(
+    "--relayer",
+    metavar="ID",
+    help="The relayer to act on, when RELAYER_CONFIG lists several (its RELAYER_ID).",
+)
+def main(relayer: str | None) -> None:
     """Operate the EVM → Pub/Sub relayer configured by the environment (see README)."""
 
 
@@ -69,8 +87,7 @@ def run() -> None:
 @main.command()
 def status() -> None:
     """The relayers' status as a table; exit 1 when any is unhealthy."""
-    settings = _settings()
-    body = app.status_body(settings)
+    body = app.status_body(_fleet())
     rows = [("relayer", "chain", "next block", "head", "lag", "last run", "published", "health")]
     for r in body["relayers"]:
         last = (r.get("last_run") or {}).get("outcome", "-")

@@ -280,3 +280,34 @@ def logging_settings(env: Mapping[str, str]) -> tuple[str, str, dict[str, str]]:
         if env.get(name)
     }
     return (level if level in LOG_LEVELS else "INFO", fmt if fmt in LOG_FORMATS else "json", labels)
+
+
+# Settings one relayer may set in a RELAYER_CONFIG file (the variables above), plus
+# RPC_URL_ENV: the name of an environment variable holding that relayer's RPC URL, so
+# that API keys stay in Secret Manager rather than in the file.
+RELAYER_SETTINGS = (
+    "CHAIN_ID", "RPC_URL", "RPC_URL_ENV", "CONTRACT_ADDRESS", "ABI_URI", "PUBSUB_PROJECT_ID",
+    "PUBSUB_TOPIC", "START_BLOCK", "RELAYER_BATCH_SIZE", "RELAYER_CHECKPOINT_INTERVAL",
+    "RELAYER_POLL_INTERVAL", "RELAYER_CONFIRMATIONS", "RELAYER_ID", "RELAYER_EVENTS",
+    "FIRESTORE_PROJECT_ID", "FIRESTORE_DATABASE", "RELAYER_LEASE_SECONDS",
+    "RELAYER_EVENT_TTL_DAYS", "RELAYER_ORDERING", "RELAYER_HEAD", "RELAYER_DEADLETTER_TOPIC",
+    "RELAYER_MAX_LAG_BLOCKS",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How this process fits in a deployment: the relayers file and its Cloud Run task."""
+
+    config_uri: str | None  # RELAYER_CONFIG
+    task_index: int  # CLOUD_RUN_TASK_INDEX
+    task_count: int  # CLOUD_RUN_TASK_COUNT
+
+
+def load_runtime(env: Mapping[str, str]) -> Runtime:
+    """RELAYER_CONFIG and the Cloud Run task position (0 of 1 outside Cloud Run)."""
+    index = _parsed(env, "CLOUD_RUN_TASK_INDEX", 0, _int_at_least(0), "an integer >= 0")
+    count = _parsed(env, "CLOUD_RUN_TASK_COUNT", 1, _int_at_least(1), "an integer >= 1")
+    if index >= count:
+        raise ConfigError(f"CLOUD_RUN_TASK_INDEX={index} is not below CLOUD_RUN_TASK_COUNT={count}")
+    return Runtime(_optional(env, "RELAYER_CONFIG"), index, count)

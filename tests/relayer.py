@@ -91,6 +91,12 @@ class Deployment:
         """Drive the escrow; the ground truth of what the relayer must publish."""
         return make_activity(self.w3, self.contract, n_events, blocks=blocks, seed=seed)
 
+    def make_activity_on(
+        self, contract: str, n_events: int, *, blocks: int, seed: int = 1
+    ) -> list[ExpectedEvent]:
+        """The same on another escrow deployed on this chain."""
+        return make_activity(self.w3, contract, n_events, blocks=blocks, seed=seed)
+
     def mine(self, blocks: int) -> None:
         self.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
 

@@ -1,0 +1,161 @@
+"""Several relayers in one deployment (RELAYER_CONFIG) shared among Cloud Run tasks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack.escrow import deploy_escrow
+from devstack.services import PubSubTopic, Stack, create_topic_and_subscription, upload_blob
+from function.config import load_runtime
+from function.errors import ConfigError
+from function.fleet import load_fleet, shard, task_of
+from relayer import ROOT, Deployment, assert_exactly_once, payloads, run_main
+
+ENV = {
+    "CHAIN_ID": "1",
+    "RPC_URL": "https://eth.example/v2/KEY",
+    "ABI_URI": "/abi.json",
+    "PUBSUB_PROJECT_ID": "proj",
+    "PUBSUB_TOPIC": "default-topic",
+    "START_BLOCK": "0",
+}
+A = "0x" + "a" * 40
+B = "0x" + "b" * 40
+
+
+def fleet_of(text: str, env: dict[str, str] | None = None, uri: str = "relayers.yaml"):  # type: ignore[no-untyped-def]
+    return load_fleet(env or ENV, uri, lambda _: text.encode())
+
+
+def test_entries_override_the_environment() -> None:
+    fleet = fleet_of(
+        f"""
+relayers:
+  - contract_address: {A}
+    relayer_id: escrow-a
+  - CONTRACT_ADDRESS: [{B}, {A}]
+    PUBSUB_TOPIC: risk.events.v1
+    RELAYER_CONFIRMATIONS: 3
+    RPC_URL_ENV: RISK_RPC_URL
+""",
+        {**ENV, "RISK_RPC_URL": "https://other.example/KEY2"},
+    )
+    assert [s.relayer_id for s in fleet] == ["escrow-a", f"1-{B}"]
+    assert fleet[0].topic == "default-topic" and fleet[0].confirmations == 12
+    assert fleet[1].topic == "risk.events.v1" and fleet[1].confirmations == 3
+    assert len(fleet[1].contracts) == 2
+    assert fleet[1].rpc_urls == ("https://other.example/KEY2",)
+    as_json = json.dumps({"relayers": [{"CONTRACT_ADDRESS": A}]})
+    assert fleet_of(as_json, uri="gs://b/relayers.json")[0].contracts[0].lower() == A
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("relayers: []", "lists no relayers"),
+        ("relayers: [1]", "relayers[0] is not a mapping"),
+        (f"relayers: [{{CONTRACT_ADRESS: '{A}'}}]", "unknown settings CONTRACT_ADRESS"),
+        ("relayers: [{CONTRACT_ADDRESS: '0x12'}]", "relayers[0]: CONTRACT_ADDRESS='0x12'"),
+        (f"relayers: [{{CONTRACT_ADDRESS: '{A}'}}, {{CONTRACT_ADDRESS: '{A}'}}]", "more than once"),
+        (f"relayers: [{{CONTRACT_ADDRESS: '{A}', RPC_URL_ENV: NOPE}}]", "NOPE, which is not set"),
+        ("relayers: [{a: [}", "not valid JSON or YAML"),
+    ],
+)
+def test_bad_files_name_the_entry(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        fleet_of(text)
+
+
+def test_each_relayer_runs_on_exactly_one_task() -> None:
+    fleet = fleet_of(
+        "relayers:\n" + "".join(f"  - {{CONTRACT_ADDRESS: '0x{n:040x}'}}\n" for n in range(1, 30))
+    )
+    for count in range(1, 6):
+        tasks = [shard(fleet, i, count) for i in range(count)]
+        ids = [s.relayer_id for t in tasks for s in t]
+        assert sorted(ids) == sorted(s.relayer_id for s in fleet)
+    # Adding a relayer moves no other one.
+    before = {s.relayer_id: i for i in range(4) for s in shard(fleet, i, 4)}
+    grown = fleet + fleet_of(f"relayers: [{{CONTRACT_ADDRESS: '0x{99:040x}'}}]")
+    after = {s.relayer_id: i for i in range(4) for s in shard(grown, i, 4)}
+    assert all(after[rid] == task for rid, task in before.items())
+    assert after[grown[-1].relayer_id] == task_of(grown[-1].relayer_id, 4)
+    with pytest.raises(ConfigError, match="CLOUD_RUN_TASK_INDEX=2"):
+        load_runtime({"CLOUD_RUN_TASK_INDEX": "2", "CLOUD_RUN_TASK_COUNT": "2"})
+
+
+@pytest.fixture
+def second_topic(stack: Stack, pubsub_topic: PubSubTopic) -> PubSubTopic:
+    name = pubsub_topic.topic_id + "-b"
+    return create_topic_and_subscription(stack.pubsub.address, stack.project, name, name + "-s")
+
+
+def test_three_relayers_over_two_tasks(
+    deployment: Deployment, second_topic: PubSubTopic, stack: Stack, tmp_path: Path
+) -> None:
+    contracts = [deployment.contract, deploy_escrow(deployment.w3), deploy_escrow(deployment.w3)]
+    truth = {
+        c: deployment.make_activity_on(c, 25, blocks=4, seed=i) for i, c in enumerate(contracts)
+    }
+    config = {
+        "relayers": [
+            {"RELAYER_ID": "escrow-1", "CONTRACT_ADDRESS": contracts[0]},
+            {"RELAYER_ID": "escrow-2", "CONTRACT_ADDRESS": contracts[1]},
+            {
+                "RELAYER_ID": "escrow-3",
+                "CONTRACT_ADDRESS": contracts[2],
+                "PUBSUB_TOPIC": second_topic.topic_id,
+            },
+        ]
+    }
+    upload_blob(stack.storage.address, "configs", "relayers.json", json.dumps(config).encode())
+    env = deployment.env(RELAYER_CONFIG="gs://configs/relayers.json", CLOUD_RUN_TASK_COUNT="2")
+
+    for _ in range(2):  # two scheduled executions, each with two tasks side by side
+        tasks = [
+            subprocess.Popen(
+                [sys.executable, "main.py"],
+                cwd=ROOT,
+                text=True,
+                env={**env, "CLOUD_RUN_TASK_INDEX": str(i)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for i in range(2)
+        ]
+        for task in tasks:
+            out, err = task.communicate(timeout=120)
+            assert task.returncode == 0, out + err
+
+    assert_exactly_once(
+        payloads(deployment.topic.pull_all()), truth[contracts[0]] + truth[contracts[1]]
+    )
+    assert_exactly_once(payloads(second_topic.pull_all()), truth[contracts[2]])
+
+    # One relayer failing does not stop the others; the exit code says one failed.
+    config["relayers"][1]["PUBSUB_TOPIC"] = "no-such-topic"
+    path = tmp_path / "relayers.yaml"
+    path.write_text(json.dumps(config))
+    run = run_main({**env, "RELAYER_CONFIG": str(path), "CLOUD_RUN_TASK_COUNT": "1"})
+    assert run.code == 2
+    outcomes = {r["relayer_id"]: r["outcome"] for r in run.records if r.get("run_summary")}
+    assert outcomes == {"escrow-1": "idle", "escrow-2": "failed", "escrow-3": "idle"}
+
+    # Status shows every relayer of the deployment, whichever task runs it.
+    status = subprocess.run(
+        [str(Path(sys.executable).parent / "relayer"), "status"],
+        cwd=ROOT,
+        text=True,
+        env={**env, "RELAYER_CONFIG": str(path)},
+        capture_output=True,
+        check=False,
+    )
+    assert status.returncode == 1  # escrow-2's last run failed
+    rows = [line for line in status.stdout.splitlines() if line.startswith("escrow-")]
+    assert [r.split()[0] for r in rows] == ["escrow-1", "escrow-2", "escrow-3"]
+    assert "UNHEALTHY: last run failed" in rows[1] and "healthy" in rows[0]
