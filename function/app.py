@@ -39,7 +39,7 @@ def log_summary(outcome: Outcome) -> None:
 
 def relay_once(settings: Settings, stop: StopSignal) -> Outcome:
     """Wire and run; a deployment error before the run still ends in a summary."""
-    from .wiring import build_relay
+    from .wiring import build_relay, record_failure
 
     try:
         relay = build_relay(settings, stop)
@@ -47,6 +47,7 @@ def relay_once(settings: Settings, stop: StopSignal) -> Outcome:
         summary = RunSummary("-", settings.relayer_id, datetime.now(UTC), error=scrub(str(e)))
         summary.finished_at = summary.started_at
         outcome = Outcome(summary, e)
+        record_failure(settings, summary)
     else:
         outcome = relay.run()
     log_summary(outcome)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 from google.cloud import firestore
 
 from .abi import load_specs
@@ -9,10 +12,14 @@ from .abi_source import read_abi
 from .chain import ChainReader
 from .config import Settings
 from .publisher import Publisher, make_client
+from .redact import scrub
 from .relay import Relay
 from .rpc import JsonRpc
 from .state import FirestoreState
 from .stopping import StopSignal
+from .summary import RunSummary
+
+log = logging.getLogger(__name__)
 
 
 def firestore_client(settings: Settings) -> firestore.Client:
@@ -54,3 +61,16 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         stop=stop,
         dead_letters=dead_letters,
     )
+
+
+def record_failure(settings: Settings, summary: RunSummary) -> None:
+    """Put a run that failed before it started (a missing topic, a bad ABI) in `last_run`,
+    so status shows it; under the lease, and never at the cost of a running run."""
+    try:
+        store = state_store(settings, firestore_client(settings))
+        summary.run_id = uuid.uuid4().hex[:16]
+        grant = store.acquire(summary.run_id, summary.started_at, settings.lease_s)
+        if grant is not None:
+            store.commit(grant, summary.started_at, summary=summary)
+    except Exception as e:
+        log.warning("could not record the failure in Firestore: %s", scrub(str(e)))
