@@ -45,17 +45,14 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`time level message key=value...` for people at a terminal."""
+    """`time level message` for people at a terminal (the fields are in the message)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(
-            f"{k}={v}"
-            for k, v in vars(record).items()
-            if k not in _RESERVED and not k.startswith("_")
-        )
         when = self.formatTime(record, "%H:%M:%S")
         line = f"{when} {record.levelname:<7} {scrub(record.getMessage())}"
-        return f"{line} {extras}" if extras else line
+        if record.exc_info:
+            line += "\n" + scrub(self.formatException(record.exc_info))
+        return line
 
 
 def add_label(key: str, value: str) -> None:
