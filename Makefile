@@ -35,12 +35,15 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+bench: setup
+	$(PY) -m bench.run
+
 lint: setup
-	$(VENV)/bin/ruff check function main.py devstack tests
+	$(VENV)/bin/ruff check function main.py devstack tests bench
 	$(VENV)/bin/mypy
 
 format: setup
-	$(VENV)/bin/ruff format function main.py devstack tests
+	$(VENV)/bin/ruff format function main.py devstack tests bench
 
 contracts: $(STAMP_NPM)
 	npm run --silent build:contracts

@@ -16,7 +16,7 @@ from eth_abi.grammar import parse as parse_abi_type
 from eth_utils.crypto import keccak
 
 from .errors import AbiError
-from .values import Converter, converter_for
+from .values import Converter, converter_for, topic_reader
 
 AbiEntry = dict[str, Any]
 
@@ -30,6 +30,7 @@ class Param:
     indexed: bool
     convert: Converter
     hashed_in_topic: bool  # indexed dynamic values are stored as their keccak hash
+    from_topic: Callable[[str], Any] | None = None  # a static value read from its topic
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def _param(entry: AbiEntry, index: int) -> Param:
         abi_type=abi_type,
         indexed=indexed,
         convert=converter_for(entry),
+        from_topic=topic_reader(abi_type) if indexed else None,
         hashed_in_topic=indexed
         and (parsed.is_dynamic or parsed.is_array or bool(getattr(parsed, "components", None))),
     )

@@ -114,6 +114,28 @@ def block_documents(
     return docs
 
 
+def doc_size(fields: Mapping[str, Any]) -> int:
+    """A generous estimate of a block record's encoded size."""
+    return 1_000 + sum(_size(e) for e in fields.get("events", []))
+
+
+def write_batches(
+    docs: Sequence[tuple[str, dict[str, Any]]], max_writes: int, max_bytes: int
+) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Consecutive groups of documents that each fit one Firestore commit (a request is
+    capped by size as well as by count: 10 MiB in production, 4 MiB on the emulator)."""
+    batches: list[list[tuple[str, dict[str, Any]]]] = []
+    size = 0
+    for doc in docs:
+        doc_bytes = doc_size(doc[1])
+        if not batches or len(batches[-1]) >= max_writes or size + doc_bytes > max_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(doc)
+        size += doc_bytes
+    return batches
+
+
 def base_id(doc_id: str) -> str:
     """The block's id without a `-partN` suffix."""
     head, sep, tail = doc_id.rpartition("-part")

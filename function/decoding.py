@@ -11,7 +11,7 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 
-from .abi import EventSpec
+from .abi import EventSpec, Param
 from .errors import DecodeError
 from .records import Event, RawLog
 from .values import checksum
@@ -22,10 +22,12 @@ def event_id(chain_id: int, block_hash: str, log_index: int) -> str:
     return f"{chain_id}:{block_hash.lower()}:{log_index}"
 
 
-def _indexed_value(spec_type: str, hashed: bool, topic: str) -> Any:
-    if hashed:  # the topic holds keccak(value): the value itself is not in the log
+def _indexed_value(param: Param, topic: str) -> Any:
+    if param.hashed_in_topic:  # the topic holds keccak(value): the value is not in the log
         return topic.lower()
-    return abi_decode([spec_type], bytes.fromhex(topic[2:]))[0]
+    if param.from_topic is not None:
+        return param.from_topic(topic)
+    return abi_decode([param.abi_type], bytes.fromhex(topic[2:]))[0]
 
 
 def decode_log(log: RawLog, specs: Mapping[str, EventSpec], chain_id: int) -> Event:
@@ -43,10 +45,7 @@ def decode_log(log: RawLog, specs: Mapping[str, EventSpec], chain_id: int) -> Ev
         )
     try:
         data = abi_decode(spec.data_types, bytes.fromhex(log["data"][2:]))
-        from_topics = [
-            _indexed_value(p.abi_type, p.hashed_in_topic, t)
-            for p, t in zip(indexed, topics[1:], strict=True)
-        ]
+        from_topics = [_indexed_value(p, t) for p, t in zip(indexed, topics[1:], strict=True)]
     except Exception as e:  # eth-abi raises several unrelated types for malformed data
         raise DecodeError(f"{where} ({spec.name}) cannot be decoded: {e}") from e
     args: dict[str, Any] = {}

@@ -61,7 +61,7 @@ class Publisher:
                 f"{self._setting}: no permission to use topic {self.topic_path}: grant the "
                 f"relayer's service account roles/pubsub.publisher and viewer on it ({e.message})"
             ) from None
-        except gexc.GoogleAPICallError as e:
+        except gexc.GoogleAPIError as e:
             raise PublishError(f"Pub/Sub did not answer for {self.topic_path}: {e}") from e
 
     def submit(self, messages: Sequence[Message]) -> list[concurrent.futures.Future[str]]:

@@ -18,7 +18,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from . import guard
-from .blockdocs import base_id, range_bounds
+from .blockdocs import base_id, range_bounds, write_batches
 from .errors import LeaseLostError, StateError
 from .guard import Lease
 from .planning import BlockRange, merge_recent
@@ -26,6 +26,7 @@ from .records import BlockRef
 from .summary import IDLE, OK, SKIPPED, RunSummary
 
 WRITES_PER_BATCH = 400
+BYTES_PER_BATCH = 3_000_000  # under the emulator's 4 MiB request cap (production: 10 MiB)
 RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
 TIMEOUT_S = 30.0
 
@@ -133,7 +134,7 @@ class FirestoreState:
         """The relayer document as it is, for status."""
         try:
             snapshot = self._doc.get(timeout=TIMEOUT_S)
-        except gexc.GoogleAPICallError as e:
+        except gexc.GoogleAPIError as e:
             raise _wrap("read of the relayer document", e) from e
         return snapshot.to_dict() if snapshot.exists else None
 
@@ -166,7 +167,7 @@ class FirestoreState:
         try:
             grant: Grant | None = take(self._client.transaction())
             return grant
-        except (gexc.GoogleAPICallError, ValueError) as e:
+        except (gexc.GoogleAPIError, ValueError) as e:
             if isinstance(e, gexc.Aborted | gexc.Conflict) or "contention" in str(e).lower():
                 return None  # lost the race to another run: it has the lease now
             raise _wrap("lease acquisition", e) from e
@@ -183,7 +184,7 @@ class FirestoreState:
                 out.setdefault(base_id(snapshot.id), []).extend(
                     (snapshot.to_dict() or {}).get("events", [])
                 )
-        except gexc.GoogleAPICallError as e:
+        except gexc.GoogleAPIError as e:
             raise _wrap("read of the processed-event set", e) from e
         return out
 
@@ -195,18 +196,18 @@ class FirestoreState:
         )
         try:
             return [(s.id, s.to_dict() or {}) for s in query.stream(timeout=TIMEOUT_S)]
-        except gexc.GoogleAPICallError as e:
+        except gexc.GoogleAPIError as e:
             raise _wrap("read of the processed-event set", e) from e
 
     def record(self, docs: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Write block records in batches (before the checkpoint that relies on them)."""
         try:
-            for start in range(0, len(docs), WRITES_PER_BATCH):
+            for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
                 batch = self._client.batch()
-                for doc_id, fields in docs[start : start + WRITES_PER_BATCH]:
+                for doc_id, fields in group:
                     batch.set(self._blocks.document(doc_id), fields)
                 batch.commit(timeout=TIMEOUT_S)
-        except gexc.GoogleAPICallError as e:
+        except gexc.GoogleAPIError as e:
             raise _wrap("write of the processed-event set", e) from e
 
     def commit(
@@ -266,7 +267,7 @@ class FirestoreState:
             write(self._client.transaction())
         except LeaseLostError:
             raise
-        except (gexc.GoogleAPICallError, ValueError) as e:
+        except (gexc.GoogleAPIError, ValueError) as e:
             raise _wrap("checkpoint commit", e) from e
 
     def release(self, grant: Grant, now: datetime) -> None:
@@ -285,7 +286,7 @@ class FirestoreState:
 
         try:
             write(self._client.transaction())
-        except (gexc.GoogleAPICallError, ValueError) as e:
+        except (gexc.GoogleAPIError, ValueError) as e:
             raise _wrap("lease release", e) from e
 
     def count_skipped(self, now: datetime) -> None:
@@ -301,5 +302,5 @@ class FirestoreState:
                 merge=True,
                 timeout=TIMEOUT_S,
             )
-        except gexc.GoogleAPICallError as e:
+        except gexc.GoogleAPIError as e:
             raise _wrap("run counter update", e) from e

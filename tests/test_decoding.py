@@ -228,3 +228,42 @@ def test_artifact_formats_and_selection(tmp_path: Path) -> None:
 def test_bad_abis(document: object, selected: tuple[str, ...], message: str) -> None:
     with pytest.raises(AbiError, match=message):
         event_specs(abi_entries(document, "abi.json"), selected, "abi.json")
+
+
+@pytest.mark.parametrize(
+    ("abi_type", "value"),
+    [
+        ("uint256", 2**256 - 1),
+        ("uint8", 7),
+        ("int256", -1),
+        ("int64", -(2**63)),
+        ("int24", 123456),
+        ("address", "0x5fbdb2315678afecb367f032d93f642f64180aa3"),
+        ("bool", True),
+        ("bool", False),
+        ("bytes4", b"\xde\xad\xbe\xef"),
+        ("bytes32", b"\x01" * 32),
+    ],
+)
+def test_topic_readers_agree_with_eth_abi(abi_type: str, value: object) -> None:
+    from eth_abi.abi import decode
+
+    from function.values import topic_reader
+
+    topic = "0x" + encode([abi_type], [value]).hex()
+    reader = topic_reader(abi_type)
+    assert reader is not None
+    assert reader(topic) == decode([abi_type], bytes.fromhex(topic[2:]))[0] == value
+
+
+def test_block_records_are_written_in_commits_that_fit() -> None:
+    from function.blockdocs import doc_size, write_batches
+
+    entry = {"event_id": "x" * 80, "data": "d" * 5_000}
+    docs = [(f"{n:012d}-0x", {"events": [entry] * 100}) for n in range(40)]  # ~0.5 MB each
+    batches = write_batches(docs, max_writes=400, max_bytes=3_000_000)
+    assert [d for b in batches for d in b] == docs  # all of them, in order
+    assert all(sum(doc_size(f) for _, f in b) <= 3_000_000 for b in batches)
+    assert len(batches) > 1
+    small = [(str(n), {"events": []}) for n in range(1000)]
+    assert [len(b) for b in write_batches(small, 400, 3_000_000)] == [400, 400, 200]

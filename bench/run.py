@@ -1,0 +1,172 @@
+"""`make bench`: start the local stack, prepare two chains, measure, print, write results.json.
+
+    python -m bench.run [--quick] [--repeat N] [--out bench/results.json]
+
+Phases, in one run on one machine: the floor, the relayer end to end with idle runs after
+it, the naive relayer on a slice, then the empty-block scans. See bench/README.md for what
+each number means and how the comparisons are kept fair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.chains import Chain, empty_chain, events_chain
+from bench.measure import ROOT
+from bench.phases import Context, Settings, busy_phase, empty_phase, naive_phase
+from bench.report import rates, table, targets
+from bench.topics import Topics
+from devstack.services import Stack
+
+PROJECT = "relayer-bench"
+QUICK = Settings(
+    events=2_000, event_blocks=40, empty_blocks=20_000, naive_events=100, repeat=3,
+    cheap_repeat=3, empty_batch=20_000, empty_small_batch=5_000,
+)  # fmt: skip
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def _measured_code(rev: str | None) -> dict[str, Any]:
+    if rev is None:
+        dirty = bool(_git("status", "--porcelain", "--", "function", "main.py"))
+        return {"commit": _git("rev-parse", "HEAD"), "working_tree": True, "dirty": dirty}
+    return {"commit": _git("rev-parse", rev), "working_tree": False}
+
+
+@contextmanager
+def _checkout(rev: str | None) -> Iterator[Path]:
+    """The relayer to measure: this working tree, or `rev` exported to a scratch directory
+    (`git archive`: the repository is not touched), so edits in progress do not disturb it."""
+    if rev is None:
+        yield ROOT
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-relayer-") as scratch:
+        archive = subprocess.run(["git", "archive", rev, "main.py", "function"], cwd=ROOT,
+                                 capture_output=True, check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", scratch], input=archive, check=True)
+        yield Path(scratch)
+
+
+def measure(
+    settings: Settings, stack: Stack, started: float, relayer_root: Path = ROOT
+) -> dict[str, Any]:
+    """Every phase against a running stack; the content of results.json."""
+    ctx = Context(
+        settings=settings,
+        env={**os.environ, **stack.env()},
+        project=stack.project,
+        firestore_host=stack.firestore.address,
+        topics=Topics(stack.pubsub.address, stack.project),
+        say=say,
+        relayer_root=relayer_root,
+    )
+    chains: list[Chain] = []
+    try:
+        t = time.perf_counter()
+        say(f"[chain] {settings.events} events over ~{settings.event_blocks} blocks ...")
+        busy = events_chain(settings.events, settings.event_blocks)
+        chains.append(busy)
+        say(f"[chain]   blocks {busy.first_block}..{busy.head} in {time.perf_counter() - t:.1f}s")
+        t = time.perf_counter()
+        say(f"[chain] {settings.empty_blocks} empty blocks on a second anvil ...")
+        empty = empty_chain(settings.empty_blocks)
+        chains.append(empty)
+        say(f"[chain]   blocks {empty.first_block}..{empty.head} in {time.perf_counter() - t:.1f}s")
+        say("[busy] the floor (python -m bench.floor) and the relayer (python main.py from no")
+        say("[busy]   checkpoint to caught up), alternating; delivery checked first; idle runs")
+        floor, relayer = busy_phase(ctx, busy)
+        say(f"[naive] web3 + a transaction and a publish per event, {settings.naive_events} events")
+        naive = naive_phase(ctx, busy)
+        say("[empty] scanning the empty blocks: raw eth_getLogs loop vs relayer")
+        empty_topic = ctx.topics.topic("empty")
+        scan = empty_phase(ctx, empty, empty_topic)
+    finally:
+        for chain in chains:
+            chain.stop()
+    details = {"floor": floor, "relayer": relayer, "naive": naive, "empty": scan}
+    headline = rates(floor, relayer, naive, scan)
+    return {
+        **headline,
+        "targets": targets(headline),
+        "details": details,
+        "settings": dataclasses.asdict(settings),
+        "relayer_settings": {
+            "RELAYER_BATCH_SIZE": settings.batch_size,
+            "RELAYER_CHECKPOINT_INTERVAL": settings.checkpoint_interval,
+            "RELAYER_CONFIRMATIONS": 0,
+            "START_BLOCK": 0,
+            "RELAYER_ORDERING": "true (default)",
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "finished_at": datetime.now(UTC).isoformat(),
+        "bench_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="small chains: a minute, not five")
+    p.add_argument("--repeat", type=int, help="repetitions of the expensive phases (default 3)")
+    p.add_argument("--checkpoint-interval", type=int, help="RELAYER_CHECKPOINT_INTERVAL")
+    p.add_argument("--no-verify", action="store_true", help="skip the delivery checks")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    p.add_argument("--relayer-rev", metavar="REV",
+                   help="measure main.py and function/ as committed in REV (default: as they "
+                   "are in the working tree)")  # fmt: skip
+    a = p.parse_args(argv)
+    settings = QUICK if a.quick else Settings()
+    if a.repeat:
+        cheap = max(a.repeat, settings.cheap_repeat)
+        settings = dataclasses.replace(settings, repeat=a.repeat, cheap_repeat=cheap)
+    if a.checkpoint_interval:
+        settings = dataclasses.replace(settings, checkpoint_interval=a.checkpoint_interval)
+    if a.no_verify:
+        settings = dataclasses.replace(settings, verify=False)
+    started = time.perf_counter()
+    code = _measured_code(a.relayer_rev)
+    say(f"[code] relayer at {code['commit'][:12]}"
+        + (" (working tree)" if code["working_tree"] else " (exported)"))  # fmt: skip
+    say("[stack] starting the Pub/Sub, Firestore and storage emulators ...")
+    with _checkout(a.relayer_rev) as root, Stack.start(PROJECT) as stack:
+        os.environ.update(stack.env())  # for the clients this process builds (naive, topics)
+        say(f"[stack]   up in {time.perf_counter() - started:.1f} s")
+        results = measure(settings, stack, started, root)
+    results["relayer_code"] = code
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=2) + "\n")
+    say("")
+    say(table(results, results["details"]))
+    say(f"\nwritten to {a.out} ({results['bench_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
