@@ -36,7 +36,7 @@ class Settings:
     repeat: int = 3  # repetitions of the expensive phases
     cheap_repeat: int = 9  # repetitions of the idle runs and the empty-block scans
     batch_size: int = 1000  # covers the ~200 busy blocks in one run
-    checkpoint_interval: int = 20  # 100 fails: see README
+    checkpoint_interval: int = 100  # the default of RELAYER_CHECKPOINT_INTERVAL
     empty_batch: int = 100_000  # one run over all empty blocks
     empty_small_batch: int = 10_000  # ... and many runs over them
     verify: bool = True  # an untimed warm-up run of each relayer checks delivery
