@@ -72,8 +72,14 @@ class Courier:
         *,
         chain_id: int,
         relayer_id: str,
+        leased: Callable[[], bool] = lambda: True,
     ) -> Delivered:
-        """Publish in chain order, block by block; everything handed over is awaited."""
+        """Publish in chain order, block by block; everything handed over is awaited.
+
+        Before each block the run must still be asked to go on and still hold its lease: a
+        run that was frozen (a stalled VM, a debugger) past its lease hands nothing more
+        over, since another run may have taken over those blocks.
+        """
         outgoing = [self._event(e) for e in events]
         outgoing += [self._dead(d, chain_id, relayer_id) for d in dead]
         outgoing.sort(key=lambda o: (o.block_number, o.log_index))
@@ -81,7 +87,7 @@ class Courier:
         sent: list[_Outgoing] = []
         futures: list[concurrent.futures.Future[str]] = []
         for block, group in groupby(outgoing, key=lambda o: o.block_number):
-            if self._stop.is_set():
+            if self._stop.is_set() or not leased():
                 delivered.stopped_before = block
                 break
             for item in group:

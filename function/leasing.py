@@ -34,18 +34,22 @@ class LeaseKeeper:
         self.grant = grant
         self._lease_s = lease_s
         self._deadline = started + lease_s  # acquisition began at `started`: conservative
+        self._margin = min(2.0, lease_s * 0.1)
         self._stop = stop
         self._clock = clock
 
     def publish_deadline(self) -> Callable[[], float]:
         """When a publish wait must give up (re-read while waiting)."""
         start = time.monotonic()
-        margin = min(2.0, self._lease_s * 0.1)
 
         def deadline() -> float:
-            return self._stop.cap(min(start + PUBLISH_TIMEOUT_S, self._deadline - margin))
+            return self._stop.cap(min(start + PUBLISH_TIMEOUT_S, self._deadline - self._margin))
 
         return deadline
+
+    def valid(self) -> bool:
+        """True while the lease holds with a margin: publishing may go on."""
+        return time.monotonic() < self._deadline - self._margin
 
     def ensure(self) -> None:
         """Renew before publishing if less than half of the lease is left."""

@@ -206,6 +206,7 @@ class _Run:
             self.lease.publish_deadline(),
             chain_id=self.s.chain_id,
             relayer_id=self.s.relayer_id,
+            leased=self.lease.valid,
         )
         self.r.state.record(
             block_documents(

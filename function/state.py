@@ -167,8 +167,12 @@ class FirestoreState:
         try:
             grant: Grant | None = take(self._client.transaction())
             return grant
-        except (gexc.GoogleAPIError, ValueError) as e:
-            if isinstance(e, gexc.Aborted | gexc.Conflict) or "contention" in str(e).lower():
+        except ValueError:
+            # The client gives up on a transaction that keeps aborting (ValueError "Failed to
+            # commit transaction in N attempts"): other runs are taking the lease right now.
+            return None
+        except gexc.GoogleAPIError as e:
+            if isinstance(e, gexc.Aborted | gexc.Conflict):
                 return None  # lost the race to another run: it has the lease now
             raise _wrap("lease acquisition", e) from e
 
