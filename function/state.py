@@ -25,6 +25,7 @@ from .planning import BlockRange, merge_recent
 from .records import BlockRef
 from .summary import IDLE, OK, SKIPPED, RunSummary
 
+COMMIT_ATTEMPTS = 12  # a fenced commit outlasts bursts of contention from starting runs
 WRITES_PER_BATCH = 400
 BYTES_PER_BATCH = 3_000_000  # under the emulator's 4 MiB request cap (production: 10 MiB)
 RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
@@ -140,6 +141,11 @@ class FirestoreState:
 
     def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None:
         """Take the lease, or None while another run holds it."""
+        # A plain read first: runs that find the lease taken leave without a transaction,
+        # whose lock would contend with the commits of the run that holds it.
+        held = guard.lease_of(self.read())
+        if held.held_by_other(run_id, now):
+            return None
 
         @firestore.transactional
         def take(txn: firestore.Transaction) -> Grant | None:
@@ -268,7 +274,7 @@ class FirestoreState:
             txn.set(self._doc, update, merge=True)
 
         try:
-            write(self._client.transaction())
+            write(self._client.transaction(max_attempts=COMMIT_ATTEMPTS))
         except LeaseLostError:
             raise
         except (gexc.GoogleAPIError, ValueError) as e:
