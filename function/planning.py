@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 from .records import BlockRef
 
@@ -55,3 +56,21 @@ def merge_recent(
     by_number = {b.number: b for b in recent}
     by_number.update((b.number, b) for b in added)
     return [by_number[n] for n in sorted(by_number)[-keep:]]
+
+
+def cut_by_events(blocks: BlockRange, event_blocks: Sequence[int], limit: int) -> list[BlockRange]:
+    """Split a chunk after blocks with events so that each part carries at most `limit`
+    events (a block with more stays whole). Committing more often than every
+    RELAYER_CHECKPOINT_INTERVAL blocks bounds a run's memory and what a crash may repeat;
+    each part but the last ends at a block with events, whose hash the run already has."""
+    parts: list[BlockRange] = []
+    start, count, last = blocks.start, 0, blocks.start
+    for number, group in groupby(event_blocks):
+        size = len(list(group))
+        if count and count + size > limit:
+            parts.append(BlockRange(start, last))
+            start, count = last + 1, 0
+        count += size
+        last = number
+    parts.append(BlockRange(start, blocks.end))
+    return parts

@@ -30,7 +30,7 @@ from .errors import LeaseLostError, PublishError, RelayerError
 from .fetching import fetch
 from .guard import select_unpublished
 from .leasing import LeaseKeeper
-from .planning import BlockRange, plan_range, safe_tip, split
+from .planning import BlockRange, cut_by_events, plan_range, safe_tip, split
 from .ports import Chain, Sink, State
 from .ranges import RangeLimits
 from .records import BlockRef, DeadLetter, Event
@@ -41,6 +41,8 @@ from .stopping import StopSignal
 from .summary import FAILED, IDLE, OK, SKIPPED, RunSummary
 
 log = logging.getLogger(__name__)
+
+MAX_EVENTS_PER_COMMIT = 2_000  # a chunk with more events commits in parts (memory, crashes)
 
 
 def utcnow() -> datetime:
@@ -182,16 +184,21 @@ class _Run:
         )
         self.hashes.update(fetched.hashes)
         for chunk in chunks:
-            if self.r.stop.is_set():
-                self.summary.interrupted = True
-                return chunk.start - 1
-            events, dead = fetched.between(chunk), fetched.dead_between(chunk)
-            if not events and not dead:
-                continue  # nothing to publish: no need to commit (see _commit_end)
-            done = self._publish_chunk(chunk, events, dead)
-            if done < chunk.end:
-                self.summary.interrupted = True
-                return done
+            busy = sorted(
+                [e.block_number for e in fetched.between(chunk)]
+                + [d.block_number for d in fetched.dead_between(chunk)]
+            )
+            for part in cut_by_events(chunk, busy, MAX_EVENTS_PER_COMMIT):
+                if self.r.stop.is_set():
+                    self.summary.interrupted = True
+                    return part.start - 1
+                events, dead = fetched.between(part), fetched.dead_between(part)
+                if not events and not dead:
+                    continue  # nothing to publish: no need to commit (see _commit_end)
+                done = self._publish_chunk(part, events, dead)
+                if done < part.end:
+                    self.summary.interrupted = True
+                    return done
         return blocks.end
 
     def _hash_of(self, number: int) -> str:
