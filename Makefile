@@ -6,7 +6,7 @@ STAMP_PY  := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test test-fast bench lint format clean contracts
+.PHONY: setup browser demo test test-fast bench faults lint format clean contracts
 
 setup: $(STAMP_PY) $(STAMP_NPM) browser
 
@@ -37,6 +37,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m bench.run
+
+# The large fault campaign (hundreds of SIGKILLs, outages, overlaps): minutes, not hours.
+faults: setup
+	$(PY) -m devstack.faults --kills 300
 
 lint: setup
 	$(VENV)/bin/ruff check function main.py devstack tests bench

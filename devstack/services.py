@@ -381,14 +381,19 @@ class _ServerSpec:
     healthy: Callable[[requests.Response], bool]
 
 
-def _start_server(spec: _ServerSpec, timeout: float) -> tuple[int, subprocess.Popen[bytes], Path]:
-    """Start on a free port; retry on another if it was taken meanwhile."""
+def _start_server(
+    spec: _ServerSpec, timeout: float, port: int | None = None
+) -> tuple[int, subprocess.Popen[bytes], Path]:
+    """Start on a free port (retry on another if it was taken meanwhile), or on `port`
+    (a restart on the port clients know: retry there while the old socket lets go)."""
     for attempt in range(_START_ATTEMPTS):
         try:
-            return _start_server_once(spec, _free_port(), timeout)
+            return _start_server_once(spec, port or _free_port(), timeout)
         except _PortTaken:
             if attempt == _START_ATTEMPTS - 1:
                 raise
+            if port:
+                time.sleep(0.5)
     raise AssertionError("unreachable")
 
 
@@ -432,8 +437,11 @@ def _sdk_script(relative: str) -> Path | None:
     return script if script.is_file() else None
 
 
-def start_pubsub_emulator(project: str, *, timeout: float = 60.0) -> PubSubEmulator:
-    """Start the Pub/Sub emulator; ready when its REST API lists topics."""
+def start_pubsub_emulator(
+    project: str, *, timeout: float = 60.0, port: int | None = None
+) -> PubSubEmulator:
+    """Start the Pub/Sub emulator; ready when its REST API lists topics. `port`: a given
+    port instead of a free one (to restart an emulator where its clients look for it)."""
     script = _sdk_script("pubsub-emulator/bin/cloud-pubsub-emulator")
 
     def argv(port: int) -> list[str]:
@@ -458,13 +466,23 @@ def start_pubsub_emulator(project: str, *, timeout: float = 60.0) -> PubSubEmula
             lambda r: r.status_code == 200,
         ),
         timeout,
+        port,
     )
     return PubSubEmulator(HOST, port, proc, scratch, project)
 
 
-def start_firestore_emulator(project: str, *, timeout: float = 60.0) -> FirestoreEmulator:
-    """Start the Firestore emulator (native mode); ready when `GET /` answers `Ok`."""
+def start_firestore_emulator(
+    project: str,
+    *,
+    timeout: float = 60.0,
+    port: int | None = None,
+    import_data: Path | None = None,
+) -> FirestoreEmulator:
+    """Start the Firestore emulator (native mode); ready when `GET /` answers `Ok`. `port`:
+    a given port instead of a free one; `import_data`: an export's `.overall_export_metadata`
+    to start from (see `export_firestore`)."""
     script = _sdk_script("cloud-firestore-emulator/cloud_firestore_emulator")
+    extra = [f"--import-data={import_data}"] if import_data else []
 
     def argv(port: int) -> list[str]:
         if script is not None:
@@ -474,8 +492,9 @@ def start_firestore_emulator(project: str, *, timeout: float = 60.0) -> Firestor
                 f"--host={HOST}",
                 f"--port={port}",
                 "--database-mode=firestore-native",
+                *extra,
             ]
-        return ["gcloud", "emulators", "firestore", "start", f"--host-port={HOST}:{port}"]
+        return ["gcloud", "emulators", "firestore", "start", f"--host-port={HOST}:{port}", *extra]
 
     port, proc, scratch = _start_server(
         _ServerSpec(
@@ -486,6 +505,7 @@ def start_firestore_emulator(project: str, *, timeout: float = 60.0) -> Firestor
             lambda r: r.status_code == 200 and r.text.strip() == "Ok",
         ),
         timeout,
+        port,
     )
     return FirestoreEmulator(HOST, port, proc, scratch, project)
 
@@ -609,6 +629,21 @@ def reset_firestore(host: str, project: str) -> None:
         reply = session.delete(url, timeout=30.0)
     if reply.status_code != 200:
         raise DevstackError(f"Firestore reset answered {reply.status_code}: {reply.text[:200]}")
+
+
+def export_firestore(host: str, project: str, directory: Path) -> Path:
+    """Export every document (the emulator's own export); the path to start one from."""
+    url = f"http://{host}/emulator/v1/projects/{project}:export"
+    database = f"projects/{project}/databases/(default)"
+    body = {"database": database, "export_directory": str(directory)}
+    with _http() as session:
+        reply = session.post(url, json=body, timeout=60.0)
+    if reply.status_code != 200:
+        raise DevstackError(f"Firestore export answered {reply.status_code}: {reply.text[:200]}")
+    found = sorted(directory.glob("*/*.overall_export_metadata"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise DevstackError(f"Firestore export wrote no metadata under {directory}")
+    return found[-1]
 
 
 def _publisher(host: str) -> PublisherClient:

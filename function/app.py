@@ -22,6 +22,7 @@ from .summary import FAILED, RunSummary
 log = logging.getLogger("relayer")
 
 Response = tuple[str | bytes, int, dict[str, str]]
+STATUS_TIMEOUT_S = 3.0  # status answers within seconds, unhealthy, when a dependency is down
 
 
 def log_summary(outcome: Outcome) -> None:
@@ -192,10 +193,13 @@ def _relayer_entry(settings: Settings) -> dict[str, Any]:
     state = _cache.get(
         f"state:{key}", lambda: wiring.state_store(settings, wiring.firestore_client(settings))
     )
-    chain = _cache.get(f"chain:{key}", lambda: wiring.chain_reader(settings, timeout_s=3.0))
+    chain = _cache.get(
+        f"chain:{key}",
+        lambda: wiring.chain_reader(settings, timeout_s=STATUS_TIMEOUT_S, attempts=1),
+    )
     now = datetime.now(UTC)
     try:
-        doc = state.read()
+        doc = state.read(timeout_s=STATUS_TIMEOUT_S)
     except RelayerError as e:
         entry = status.relayer_status(settings, None, None, now)
         entry["healthy"] = False

@@ -131,10 +131,14 @@ class FirestoreState:
         self._blocks = relayer.collection("blocks")
         self._identity = identity  # chain_id and contracts, written with every commit
 
-    def read(self) -> dict[str, Any] | None:
-        """The relayer document as it is, for status."""
+    def read(self, timeout_s: float | None = None) -> dict[str, Any] | None:
+        """The relayer document as it is; with `timeout_s`, one quick attempt (status must
+        answer, unhealthy, while Firestore is down)."""
         try:
-            snapshot = self._doc.get(timeout=TIMEOUT_S)
+            if timeout_s is None:
+                snapshot = self._doc.get(timeout=TIMEOUT_S)
+            else:
+                snapshot = self._doc.get(retry=None, timeout=timeout_s)
         except gexc.GoogleAPIError as e:
             raise _wrap("read of the relayer document", e) from e
         return snapshot.to_dict() if snapshot.exists else None

@@ -28,8 +28,10 @@ def firestore_client(settings: Settings) -> firestore.Client:
     )
 
 
-def chain_reader(settings: Settings, timeout_s: float = 15.0) -> ChainReader:
-    return ChainReader(JsonRpc(settings.rpc_urls, settings.chain_id, timeout_s=timeout_s))
+def chain_reader(settings: Settings, timeout_s: float = 15.0, attempts: int = 4) -> ChainReader:
+    return ChainReader(
+        JsonRpc(settings.rpc_urls, settings.chain_id, timeout_s=timeout_s, attempts=attempts)
+    )
 
 
 def state_store(

@@ -1,39 +1,98 @@
 """`python main.py` (or, with arguments, the `relayer` CLI) with a crash point, for the
-crash tests only.
+crash tests and the fault campaign (devstack/faults.py) only.
 
 Production code carries no crash hooks: this wrapper patches the run's adapters in its own
 process and then runs main.py exactly as the job does. CRASH_AT names the point, CRASH_ON
-the how-many-th call of that point crashes (1-based):
-- `mid_publish`: Pub/Sub accepts half of a block's messages, then SIGKILL;
-- `before_record`: every message of the chunk accepted, SIGKILL before any record is written;
-- `slow_publish`: no crash; each submit sleeps CRASH_SLEEP seconds (a slow Pub/Sub, for SIGTERM).
+the how-many-th arrival at that point acts (1-based), CRASH_ACTION what happens there:
+`kill` (SIGKILL, the default) or `stall` (sleep CRASH_SLEEP seconds, then go on: a run
+that stalls past its lease). The points, in the order of a run:
+- `after_lease`: the lease was granted;
+- `after_plan`: the block range was planned;
+- `during_getlogs`: CRASH_DELAY_MS after an eth_getLogs request went out (the campaign
+  makes its answer slow, so the kill lands while it is in flight);
+- `after_decode`: the range's logs were fetched and decoded;
+- `after_read`: a chunk's processed-event set was read;
+- `before_publish`: the chunk's messages are about to be handed to Pub/Sub;
+- `mid_publish`: Pub/Sub accepts half of a block's messages, then SIGKILL (with `stall`:
+  the pause comes right after that submit, before the next message is handed over);
+- `before_record`: every message of the chunk accepted, before any record is written;
+- `after_record`: the chunk's records written, before its checkpoint commit;
+- `during_commit`, `during_release`: CRASH_DELAY_MS after a commit RPC went out, in flight
+  or just answered (a checkpoint or lease renewal; the last commit, which stores the summary
+  and releases the lease);
+- `after_commit`, `after_release`: such a commit returned;
+- `slow_publish`: no crash; each submit sleeps CRASH_SLEEP seconds (a slow Pub/Sub);
+- `none`: no crash (the campaign's plain runs, still tagged and journaled).
+Random instants need no point: the campaign kills the process from outside.
+
+For the campaign, FAULT_RUN tags every published message with a `fault_run` attribute (who
+published each copy) and FAULT_LOG names a journal: JSON lines written straight to the file
+(nothing buffered, so a SIGKILL loses none) of the lease grants, records and commits.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import runpy
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from google.cloud.firestore_v1.transaction import Transaction  # noqa: E402
+
+import function.guard  # noqa: E402
+import function.relay  # noqa: E402
+from function.chain import ChainReader  # noqa: E402
+from function.delivery import Courier  # noqa: E402
+from function.errors import LeaseLostError  # noqa: E402
+from function.messages import Message  # noqa: E402
 from function.publisher import Publisher  # noqa: E402
 from function.state import FirestoreState  # noqa: E402
 
-POINT = os.environ["CRASH_AT"]
+POINTS = (
+    "after_lease",
+    "after_plan",
+    "during_getlogs",
+    "after_decode",
+    "after_read",
+    "before_publish",
+    "mid_publish",
+    "before_record",
+    "after_record",
+    "during_commit",
+    "after_commit",
+    "during_release",
+    "after_release",
+)
+POINT = os.environ.get("CRASH_AT", "none")
 ON = int(os.environ.get("CRASH_ON", "1"))
-calls = {"n": 0}
+ACTION = os.environ.get("CRASH_ACTION", "kill")
+PAUSE = float(os.environ.get("CRASH_SLEEP", "0.5"))
+DELAY_S = float(os.environ.get("CRASH_DELAY_MS", "2")) / 1000
+TAG = os.environ.get("FAULT_RUN")
+if POINT not in (*POINTS, "slow_publish", "none") or ACTION not in ("kill", "stall"):
+    raise SystemExit(f"unknown CRASH_AT={POINT} or CRASH_ACTION={ACTION}")
+
+_JOURNAL_PATH = os.environ.get("FAULT_LOG")
+_journal = os.open(_JOURNAL_PATH, os.O_WRONLY | os.O_APPEND | os.O_CREAT) if _JOURNAL_PATH else None
+_arrivals = {"n": 0}
+_local = threading.local()
 
 
-def _due() -> bool:
-    calls["n"] += 1
-    return calls["n"] == ON
+def note(what: str, **fields: Any) -> None:
+    """One journal line, in the kernel before this returns."""
+    if _journal is not None:
+        line = {"what": what, "t": time.time(), "pid": os.getpid(), **fields}
+        os.write(_journal, (json.dumps(line, default=str) + "\n").encode())
 
 
 def _kill() -> None:
@@ -41,39 +100,162 @@ def _kill() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-original_submit = Publisher.submit
-original_record = FirestoreState.record
+def _due(point: str) -> bool:
+    if point != POINT:
+        return False
+    _arrivals["n"] += 1
+    return _arrivals["n"] == ON
 
-if POINT == "mid_publish":
 
-    def submit(self: Publisher, messages: Any) -> Any:
-        if not _due():
-            return original_submit(self, messages)
-        half = original_submit(self, messages[: max(1, len(messages) // 2)])
-        concurrent.futures.wait(half, timeout=30)
+def arrive(point: str) -> None:
+    """At a named point: act if it is the one asked for."""
+    if not _due(point):
+        return
+    note("point", point=point, action=ACTION)
+    if ACTION == "kill":
         _kill()
-        return half
+    time.sleep(PAUSE)
+    note("resumed", point=point)
 
-    Publisher.submit = submit  # type: ignore[method-assign]
-elif POINT == "before_record":
 
-    def record(self: FirestoreState, docs: Any) -> None:
-        if _due():
+def arrive_during(point: str, call: Callable[[], Any]) -> Any:
+    """Around an RPC: a kill lands CRASH_DELAY_MS after it went out, while it is in flight
+    or just answered, before the run acts on the answer."""
+    if not _due(point):
+        return call()
+    note("point", point=point, action=ACTION)
+    if ACTION == "kill":
+        threading.Thread(target=call, daemon=True).start()
+        time.sleep(DELAY_S)
+        _kill()
+    time.sleep(PAUSE)
+    note("resumed", point=point)
+    return call()
+
+
+def _wrap(owner: Any, name: str, before: str | None = None, after: str | None = None) -> None:
+    original = getattr(owner, name)
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        if before:
+            arrive(before)
+        result = original(*args, **kwargs)
+        if after and result is not None:
+            arrive(after)
+        return result
+
+    setattr(owner, name, patched)
+
+
+original_acquire = FirestoreState.acquire
+original_decide = function.guard.acquire
+original_commit = FirestoreState.commit
+original_record = FirestoreState.record
+original_txn_commit = Transaction._commit
+original_submit = Publisher.submit
+original_logs = ChainReader.logs_with_headers
+
+
+def decide(current: Any, run_id: str, now: Any, lease_s: float) -> Any:
+    _local.seen = current  # the lease as the acquiring transaction read it
+    return original_decide(current, run_id, now, lease_s)
+
+
+def acquire(self: FirestoreState, run_id: str, now: Any, lease_s: float) -> Any:
+    grant = original_acquire(self, run_id, now, lease_s)
+    if grant is not None:
+        seen = getattr(_local, "seen", None)
+        note(
+            "acquired",
+            run_id=run_id,
+            fence=grant.fence,
+            next_block=grant.next_block,
+            now=now.timestamp(),
+            expires=grant.expires_at.timestamp(),
+            seen_owner=seen.owner if seen else None,
+            seen_expires=seen.expires_at.timestamp() if seen and seen.expires_at else None,
+        )
+        arrive("after_lease")
+    return grant
+
+
+def commit(self: FirestoreState, grant: Any, now: Any, **kwargs: Any) -> None:
+    final = kwargs.get("summary") is not None
+    progress = kwargs.get("progress")
+    _local.commit_point = "during_release" if final else "during_commit"
+    try:
+        original_commit(self, grant, now, **kwargs)
+    except LeaseLostError:
+        note("lease_lost", fence=grant.fence)
+        raise
+    finally:
+        _local.commit_point = None
+    until = kwargs.get("lease_until")
+    note(
+        "committed",
+        fence=grant.fence,
+        next_block=progress.next_block if progress is not None else None,
+        lease_until=until.timestamp() if until is not None else None,
+        final=final,
+    )
+    arrive("after_release" if final else "after_commit")
+
+
+def txn_commit(self: Transaction) -> Any:
+    point = getattr(_local, "commit_point", None)
+    if point:
+        return arrive_during(point, lambda: original_txn_commit(self))
+    return original_txn_commit(self)
+
+
+def record(self: FirestoreState, docs: Any) -> None:
+    arrive("before_record")
+    original_record(self, docs)
+    ids = [e["event_id"] for _, fields in docs for e in fields.get("events", [])]
+    note("recorded", event_ids=ids)
+    arrive("after_record")
+
+
+def logs_with_headers(self: ChainReader, *args: Any, **kwargs: Any) -> Any:
+    return arrive_during("during_getlogs", lambda: original_logs(self, *args, **kwargs))
+
+
+def tagged(messages: Any) -> list[Message]:
+    if not TAG:
+        return list(messages)
+    return [Message(m.data, {**m.attributes, "fault_run": TAG}, m.ordering_key) for m in messages]
+
+
+def submit(self: Publisher, messages: Any) -> Any:
+    messages = tagged(messages)
+    if POINT == "slow_publish":
+        time.sleep(PAUSE)
+    elif _due("mid_publish"):
+        note("point", point="mid_publish", action=ACTION)
+        if ACTION == "kill":
+            half = original_submit(self, messages[: max(1, len(messages) // 2)])
+            concurrent.futures.wait(half, timeout=30)
             _kill()
-        original_record(self, docs)
+        handed = original_submit(self, messages)
+        time.sleep(PAUSE)
+        note("resumed", point="mid_publish")
+        return handed
+    return original_submit(self, messages)
 
-    FirestoreState.record = record  # type: ignore[method-assign]
-elif POINT == "slow_publish":
-    pause = float(os.environ.get("CRASH_SLEEP", "0.5"))
 
-    def slow_submit(self: Publisher, messages: Any) -> Any:
-        time.sleep(pause)
-        return original_submit(self, messages)
+FirestoreState.acquire = acquire  # type: ignore[method-assign]
+function.guard.acquire = decide
+FirestoreState.commit = commit  # type: ignore[method-assign]
+FirestoreState.record = record  # type: ignore[method-assign]
+Transaction._commit = txn_commit  # type: ignore[method-assign]
+ChainReader.logs_with_headers = logs_with_headers  # type: ignore[method-assign]
+Publisher.submit = submit  # type: ignore[method-assign]
+_wrap(function.relay, "plan_range", after="after_plan")
+_wrap(function.relay, "fetch", after="after_decode")
+_wrap(FirestoreState, "processed", after="after_read")
+_wrap(Courier, "send", before="before_publish")
 
-    Publisher.submit = slow_submit  # type: ignore[method-assign]
-else:
-    raise SystemExit(f"unknown CRASH_AT={POINT}")
-
+note("ready", point=POINT, on=ON, action=ACTION)
 os.chdir(ROOT)
 if len(sys.argv) > 1:  # `crashing_main.py backfill --from-block ...`: the operator CLI
     from function.cli import main

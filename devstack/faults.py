@@ -1,0 +1,259 @@
+"""`make faults`: a campaign that tries hard to break the delivery guarantees (CONTRACT §7).
+
+`python -m devstack.faults --kills 300` starts the local stack, makes one escrow history
+(60 events over 20 blocks) and relays it again and again, each trial a fresh relayer:
+SIGKILL at every named step of a run and at random instants, 2 to 8 overlapping runs, runs
+that stall past their lease, SIGTERM, a misbehaving RPC provider, Firestore contention, and
+Pub/Sub and Firestore stopped mid-run. Every trial ends with plain runs until one finds
+nothing new; then the chain's logs are compared with what a subscriber received, what
+Firestore recorded and what each run's journal says (devstack/faults_verdict.py). It prints
+a table per scenario, writes artifacts/faults.json and exits 1 if any guarantee broke.
+`--kills` scales the number of trials (about that many SIGKILLs); `--only` picks scenarios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.faults_launch import Launcher, Spawner, Zygote
+from devstack.faults_outages import (
+    Restartable,
+    contention,
+    firestore_outage,
+    pubsub_outage,
+    rpc_faults,
+)
+from devstack.faults_scenarios import POINTS, STALL_POINTS, kill_scenarios
+from devstack.faults_trial import Trial
+from devstack.faults_verdict import VIOLATIONS, judge
+from devstack.faults_world import World, build_world
+from devstack.services import Stack, start_anvil
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "relayer-faults"
+# Trials per scenario for 300 kills; --kills scales them (at least one each).
+BASE = {
+    **{f"crash@{p}": 4 for p in POINTS},
+    "random_kills": 24,
+    "overlap": 4,
+    "overlap+kills": 14,
+    **{f"stall@{p}": 2 for p in STALL_POINTS},
+    "sigterm": 8,
+    "rpc": 8,
+    "contention": 3,
+    "pubsub_outage": 4,
+    "firestore_outage": 4,
+}
+COLUMNS = (
+    ("trials", "trials"), ("runs", "runs"), ("kills", "kills"), ("lost", "lost"),
+    ("dup_events", "dup"), ("dup_after_kill", "dup:kill"), ("dup_after_failure", "dup:fail"),
+    ("dup_after_stall", "dup:stall"), ("double_published", "dbl-pub"), ("replayed", "replay"),
+    ("window_exceeded", "window"), ("regressions", "regress"), ("unclear", "unclear"),
+    ("status_wrong", "status"), ("other", "other"), ("outcome_failed", "failed"),
+    ("failed_lock", "fail:lock"),
+)  # fmt: skip
+OTHER = [v for v in VIOLATIONS if v not in {k for k, _ in COLUMNS}]
+
+
+@dataclass
+class Result:
+    """One trial's verdict."""
+
+    scenario: str
+    seed: int
+    seconds: float
+    figures: Counter[str]
+    findings: list[str]
+    settings: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # errors of failed runs, normalised
+
+
+class Campaign:
+    """Runs trials of the scenarios on one world and keeps their verdicts."""
+
+    def __init__(self, world: World, kills_per_trial: int = 3) -> None:
+        self.world = world
+        self._dedicated: dict[str, Restartable] = {}
+        self.scenarios: dict[str, Callable[[World, random.Random], Trial]] = {
+            **kill_scenarios(kills_per_trial),
+            "rpc": rpc_faults,
+            "contention": contention,
+            "pubsub_outage": lambda w, r: pubsub_outage(w, r, self._emulator("pubsub")),
+            "firestore_outage": lambda w, r: firestore_outage(w, r, self._emulator("firestore")),
+        }
+        self.results: list[Result] = []
+
+    def _emulator(self, kind: str) -> Restartable:
+        if kind not in self._dedicated:
+            self._dedicated[kind] = Restartable(kind, self.world.project)
+        return self._dedicated[kind]
+
+    def run(self, jobs: Iterable[tuple[str, int]], workers: int = 2) -> list[Result]:
+        """Run the trials, `workers` at a time; their results (also kept in `results`)."""
+        done = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
+            for result in pool.map(lambda job: self.trial(*job), jobs):
+                done.append(result)
+                _progress(result)
+        self.results.extend(done)
+        return done
+
+    def trial(self, scenario: str, seed: int) -> Result:
+        started = time.monotonic()
+        trial: Trial | None = None
+        try:
+            trial = self.scenarios[scenario](self.world, random.Random(seed))
+            figures, findings = judge(self.world, trial.evidence(), trial.interval)
+            settings: dict[str, Any] = {
+                "interval": trial.interval,
+                "batch": trial.batch,
+                "lease_s": trial.lease_s,
+            }
+            failures = [_normalise(s.get("error") or "") for p in trial.procs
+                        for s in p.summaries() if s.get("outcome") == "failed"]  # fmt: skip
+            settings["runs"] = [_run_line(p) for p in trial.procs]
+        except Exception:
+            figures, findings = Counter({"trial_errors": 1}), [traceback.format_exc()]
+            settings, failures = {}, []
+        finally:
+            if trial is not None:
+                trial.close()
+        figures["trials"] += 1
+        seconds = round(time.monotonic() - started, 1)
+        return Result(scenario, seed, seconds, figures, findings, settings, failures)
+
+    def close(self) -> None:
+        for emulator in self._dedicated.values():
+            emulator.stop()
+
+
+def plan(kills: int, only: list[str] | None = None) -> list[tuple[str, int]]:
+    """(scenario, trial count) for about `kills` SIGKILLs, scenarios interleaved."""
+    counts = {s: max(1, round(n * kills / 300)) for s, n in BASE.items()}
+    if only:
+        counts = {s: n for s, n in counts.items() if any(re.search(o, s) for o in only)}
+    jobs = [(s, i) for s, n in counts.items() for i in range(n)]
+    jobs.sort(key=lambda job: (job[1], list(counts).index(job[0])))
+    return jobs
+
+
+def _run_line(proc: Any) -> str:
+    """One line per run for the JSON: tag, exit, outcome, seconds, crash point, error."""
+    summary = (proc.summaries() or [{}])[0]
+    point = next((e["point"] for e in proc.journal() if e["what"] == "point"), "")
+    took = (proc.ended or 0) - proc.spawned
+    error = (summary.get("error") or "")[:160]
+    return f"{proc.tag} exit {proc.code} {summary.get('outcome', '-')} {took:.1f}s {point} {error}"
+
+
+def _normalise(error: str) -> str:
+    error = re.sub(r"0x[0-9a-fA-F]+|\b[0-9a-f]{16}\b", "…", error)
+    return re.sub(r"\d+(\.\d+)?", "N", error)[:140]
+
+
+def _progress(result: Result) -> None:
+    broken = sum(result.figures[v] for v in VIOLATIONS) + result.figures["trial_errors"]
+    mark = "BROKEN" if broken else "ok"
+    print(f"  {result.scenario:<24} {result.seconds:>5.1f} s  kills {result.figures['kills']:>2}"
+          f"  {mark}", flush=True)  # fmt: skip
+    for finding in result.findings[:5]:
+        print(f"      {finding[:400]}", flush=True)
+
+
+def totals(results: list[Result]) -> dict[str, Counter[str]]:
+    """Figures summed per scenario family (crash@x, stall@x, ...) and in total."""
+    out: dict[str, Counter[str]] = {}
+    for r in sorted(results, key=lambda r: list(BASE).index(r.scenario)):
+        out.setdefault(r.scenario, Counter()).update(r.figures)
+    out["TOTAL"] = sum(out.values(), Counter())
+    for figures in out.values():
+        figures["other"] = sum(figures[v] for v in OTHER) + figures["trial_errors"]
+    return out
+
+
+def table(results: list[Result]) -> str:
+    sums = totals(results)
+    width = max(len(s) for s in sums) + 2
+    lines = ["scenario".ljust(width) + "".join(f"{h:>10}" for _, h in COLUMNS)]
+    for scenario, figures in sums.items():
+        if scenario == "TOTAL":
+            lines.append("-" * len(lines[0]))
+        lines.append(scenario.ljust(width) + "".join(f"{figures[k]:>10}" for k, _ in COLUMNS))
+    return "\n".join(lines)
+
+
+def report(results: list[Result], seconds: float, path: Path) -> dict[str, Any]:
+    sums = totals(results)
+    body = {
+        "seconds": round(seconds, 1),
+        "violations": {v: sums["TOTAL"][v] for v in (*VIOLATIONS, "trial_errors")},
+        "scenarios": {s: dict(f) for s, f in sums.items()},
+        "failed_run_errors": Counter(e for r in results for e in r.failures).most_common(),
+        "trials": [
+            {"scenario": r.scenario, "seed": r.seed, "seconds": r.seconds,
+             "settings": r.settings, "figures": dict(r.figures), "findings": r.findings}
+            for r in results
+        ],
+    }  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body, indent=1, default=str))
+    return body
+
+
+def open_world(stack: Stack, rpc_url: str, launcher: Launcher) -> World:
+    return build_world(
+        stack.project, stack.pubsub.address, stack.firestore.address, rpc_url, launcher=launcher
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.faults", description=__doc__)
+    parser.add_argument("--kills", type=int, default=300, help="about this many SIGKILLs")
+    parser.add_argument("--only", action="append", help="scenarios matching this regex")
+    parser.add_argument("--workers", type=int, default=2, help="trials at a time")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--spawn", action="store_true", help="start each run as a new python (not forked)"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "faults.json")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    jobs = [(s, args.seed * 100_000 + n) for n, (s, _) in enumerate(plan(args.kills, args.only))]
+    print(f"fault campaign: {len(jobs)} trials, {args.workers} at a time", flush=True)
+    with Stack.start(PROJECT) as stack, start_anvil() as anvil:
+        os.environ.update(stack.env())
+        launcher = Spawner() if args.spawn else Zygote()
+        campaign = Campaign(open_world(stack, anvil.rpc_url, launcher))
+        try:
+            results = campaign.run(jobs, args.workers)
+        finally:
+            campaign.close()
+            launcher.close()
+    body = report(results, time.monotonic() - started, args.out)
+    print()
+    print(table(results))
+    kills_by_point = {
+        k[5:]: v for k, v in totals(results)["TOTAL"].items() if k.startswith("kill@")
+    }
+    print(f"\nSIGKILLs by point: {dict(sorted(kills_by_point.items()))}")
+    print(f"{body['seconds']} s; figures in {args.out}")
+    broken = {k: v for k, v in body["violations"].items() if v}
+    print("guarantees held" if not broken else f"GUARANTEES BROKEN: {broken}")
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The fault campaign in small (devstack/faults.py; `make faults` runs the large one), so CI
+keeps the delivery guarantees of CONTRACT §7 from regressing.
+
+One trial per scenario on one escrow history: SIGKILL at every named step of a run and at
+random instants, overlapping runs, runs that stall past their lease, SIGTERM, a misbehaving
+RPC provider, Firestore contention, Pub/Sub and Firestore stopped mid-run. Each trial ends
+with plain runs until the relayer has caught up; the verdict then compares the chain's logs
+with what a subscriber received, what Firestore recorded and what every run did. Every
+figure of VIOLATIONS must be 0; /status is checked after failed runs and after recovery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.faults import Campaign, Result, open_world, plan, table
+from devstack.faults_launch import Zygote
+from devstack.faults_scenarios import POINTS, STALL_POINTS
+from devstack.faults_verdict import VIOLATIONS
+from devstack.services import Stack, start_anvil
+
+pytestmark = pytest.mark.slow  # about 2.5 minutes: `make test` runs it, `make test-fast` not
+
+
+@pytest.fixture(scope="module")
+def campaign(stack: Stack) -> Iterator[Campaign]:
+    """The world every trial relays (60 escrow events over 20 blocks) and a fork server."""
+    with start_anvil() as anvil:
+        launcher = Zygote()
+        running = Campaign(open_world(stack, anvil.rpc_url, launcher), kills_per_trial=2)
+        try:
+            yield running
+        finally:
+            running.close()
+            launcher.close()
+
+
+def run_trials(campaign: Campaign, *patterns: str) -> list[Result]:
+    """One trial of each scenario matching a pattern; every guarantee held in each."""
+    jobs = [(scenario, 4242 + n) for n, (scenario, _) in enumerate(plan(1, list(patterns)))]
+    results = campaign.run(jobs, workers=2)
+    print("\n" + table(results))
+    broken = {
+        f"{r.scenario}: {v}": r.figures[v]
+        for r in results
+        for v in (*VIOLATIONS, "trial_errors")
+        if r.figures[v]
+    }
+    findings = "\n".join(f"{r.scenario}: {f[:400]}" for r in results for f in r.findings)
+    assert not broken, f"{broken}\n{findings}"
+    return results
+
+
+def figure(results: list[Result], name: str) -> int:
+    return sum(r.figures[name] for r in results)
+
+
+def test_sigkill_at_every_step_of_a_run_loses_nothing(campaign: Campaign) -> None:
+    results = run_trials(campaign, "^crash@")
+
+    assert {r.scenario for r in results} == {f"crash@{p}" for p in POINTS}
+    for point in POINTS:  # every point was reached and killed the run at least once
+        assert figure(results, f"kill@{point}") >= 1, point
+    # Killed between Pub/Sub's acceptance and the commit: duplicates, all allowed by §7.4.
+    assert figure(results, "dup_after_kill") >= 1
+    assert figure(results, "lost") == 0
+
+
+def test_random_kills_and_overlapping_runs(campaign: Campaign) -> None:
+    results = run_trials(campaign, "^random_kills$", "^overlap")
+
+    assert figure(results, "kill@random") >= 1
+    assert figure(results, "outcome_skipped") >= 1  # the lease kept overlapping runs out
+
+
+def test_runs_that_stall_past_their_lease_never_publish_after_losing_it(
+    campaign: Campaign,
+) -> None:
+    results = run_trials(campaign, "^stall@")
+
+    assert {r.scenario for r in results} == {f"stall@{p}" for p in STALL_POINTS}
+
+
+def test_sigterm_commits_what_was_published_and_releases_the_lease(campaign: Campaign) -> None:
+    results = run_trials(campaign, "^sigterm$")
+
+    assert figure(results, "sigterms") == 1
+
+
+def test_a_misbehaving_rpc_provider_and_kills_during_eth_getlogs(campaign: Campaign) -> None:
+    run_trials(campaign, "^rpc$")
+
+
+def test_firestore_transaction_contention(campaign: Campaign) -> None:
+    run_trials(campaign, "^contention$")
+
+
+def test_pubsub_stopped_mid_run_and_restarted(campaign: Campaign) -> None:
+    run_trials(campaign, "^pubsub_outage$")
+
+
+def test_firestore_stopped_mid_run_and_restarted(campaign: Campaign) -> None:
+    run_trials(campaign, "^firestore_outage$")
