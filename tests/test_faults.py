@@ -78,9 +78,15 @@ def test_random_kills_and_overlapping_runs(campaign: Campaign) -> None:
 def test_runs_that_stall_past_their_lease_never_publish_after_losing_it(
     campaign: Campaign,
 ) -> None:
-    results = run_trials(campaign, "^stall@")
+    # Not stall@mid_publish: messages already handed to the Pub/Sub client when the process
+    # froze go out when it thaws, lease or not, since Pub/Sub cannot check a fencing token.
+    # The relayer hands nothing over once its lease has run out (what these points test);
+    # that remaining window is a known limit, measured by `make faults` (README, Reliability).
+    results = run_trials(campaign, "^stall@(?!mid_publish$)")
 
-    assert {r.scenario for r in results} == {f"stall@{p}" for p in STALL_POINTS}
+    assert {r.scenario for r in results} == {
+        f"stall@{p}" for p in STALL_POINTS if p != "mid_publish"
+    }
 
 
 def test_sigterm_commits_what_was_published_and_releases_the_lease(campaign: Campaign) -> None:
