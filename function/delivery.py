@@ -91,9 +91,14 @@ class Courier:
                 delivered.stopped_before = block
                 break
             for item in group:
+                if not leased():  # checked per message: a stall can come mid-block
+                    delivered.stopped_before = block
+                    break
                 sink = self._dead_sink if item.dead_letter and self._dead_sink else self._sink
                 futures.extend(sink.submit([item.message]))
                 sent.append(item)
+            if delivered.stopped_before is not None:
+                break
         results = self._wait(futures, deadline)
         for item, result in zip(sent, results, strict=True):
             if isinstance(result, BaseException):
