@@ -87,7 +87,7 @@ class Courier:
         sent: list[_Outgoing] = []
         futures: list[concurrent.futures.Future[str]] = []
         for block, group in groupby(outgoing, key=lambda o: o.block_number):
-            if self._stop.is_set() or not leased():
+            if self._stop.is_set():
                 delivered.stopped_before = block
                 break
             for item in group:
