@@ -51,6 +51,7 @@ BASE = {
     "overlap": 4,
     "overlap+kills": 14,
     **{f"stall@{p}": 2 for p in STALL_POINTS},
+    "freeze@mid_publish": 2,
     "sigterm": 8,
     "rpc": 8,
     "contention": 3,
@@ -60,7 +61,8 @@ BASE = {
 COLUMNS = (
     ("trials", "trials"), ("runs", "runs"), ("kills", "kills"), ("lost", "lost"),
     ("dup_events", "dup"), ("dup_after_kill", "dup:kill"), ("dup_after_failure", "dup:fail"),
-    ("dup_after_stall", "dup:stall"), ("double_published", "dbl-pub"), ("replayed", "replay"),
+    ("dup_after_stall", "dup:stall"), ("double_published", "dbl-pub"),
+    ("double_in_flight", "dbl:flight"), ("replayed", "replay"),
     ("window_exceeded", "window"), ("regressions", "regress"), ("unclear", "unclear"),
     ("status_wrong", "status"), ("other", "other"), ("outcome_failed", "failed"),
     ("failed_lock", "fail:lock"),
@@ -186,12 +188,15 @@ def totals(results: list[Result]) -> dict[str, Counter[str]]:
 
 def table(results: list[Result]) -> str:
     sums = totals(results)
-    width = max(len(s) for s in sums) + 2
-    lines = ["scenario".ljust(width) + "".join(f"{h:>10}" for _, h in COLUMNS)]
+    width = max(len(s) for s in sums) + 1
+    widths = [max(len(h), 5) + 1 for _, h in COLUMNS]
+    header = "".join(f"{h:>{w}}" for (_, h), w in zip(COLUMNS, widths, strict=True))
+    lines = ["scenario".ljust(width) + header]
     for scenario, figures in sums.items():
         if scenario == "TOTAL":
             lines.append("-" * len(lines[0]))
-        lines.append(scenario.ljust(width) + "".join(f"{figures[k]:>10}" for k, _ in COLUMNS))
+        cells = "".join(f"{figures[k]:>{w}}" for (k, _), w in zip(COLUMNS, widths, strict=True))
+        lines.append(scenario.ljust(width) + cells)
     return "\n".join(lines)
 
 

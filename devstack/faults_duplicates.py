@@ -3,9 +3,12 @@
 A duplicate (one event, two message ids) is allowed by §7.4 when a run published it under a
 valid lease and then died, stalled or failed before recording it, and the next run published
 it again; all such events of one run must lie within one checkpoint interval above its last
-commit. It is a double publication (§7.3) when a copy was accepted after its run's lease
-had gone to another run, and a replay (§7.2) when the event had been recorded, or lay below
-the checkpoint, before the republishing run took the lease.
+commit. It is a replay (§7.2) when the event had been recorded, or lay below the checkpoint,
+before the republishing run took the lease. It is a double publication (§7.3) when a copy
+was handed to the Pub/Sub client after its run's lease had run out, and Pub/Sub accepted it
+after another run had taken the lease. Handed over while the lease held but sent only after
+it was gone (the process froze with it in the client) it is counted apart: `double_in_flight`,
+what no publisher can take back.
 """
 
 from __future__ import annotations
@@ -28,6 +31,25 @@ def _takeovers(journals: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
         later = [now for f, now, other in grants if f > fence and other != tag]
         out[tag] = min(later, default=float("inf"))
     return out
+
+
+def _hand_overs(
+    journals: dict[str, list[dict[str, Any]]],
+) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+    """When each run handed each event to the Pub/Sub client, and until when its lease held
+    (its grant's expiry or its last renewal, on its own clock)."""
+    handed: dict[tuple[str, str], float] = {}
+    until: dict[str, float] = {}
+    for tag, journal in journals.items():
+        for e in journal:
+            if e["what"] == "handed":
+                for event_id in e["event_ids"]:
+                    handed[(tag, event_id)] = e["t"]
+            elif e["what"] == "acquired":
+                until[tag] = max(until.get(tag, 0.0), e["expires"])
+            elif e["what"] == "committed" and e["lease_until"]:
+                until[tag] = max(until.get(tag, 0.0), e["lease_until"])
+    return handed, until
 
 
 def duplicates(
@@ -55,6 +77,7 @@ def duplicates(
         grant = grant_of[tag]
         if grant is not None and grant["next_block"] is not None and tag not in committed:
             committed[tag] = grant["next_block"]
+    handed_at, lease_end = _hand_overs(journals)
     stale = [c for c in copies if c.run and c.accepted_at > takeover.get(c.run, float("inf"))]
     figures["stale_publishes"] += len(stale)
     by_event: dict[str, list[Copy]] = defaultdict(list)
@@ -86,12 +109,20 @@ def duplicates(
         if len(set(runs)) == 1:
             figures["dup_same_run"] += 1  # the client library retried a publish
             continue
-        if any(c in stale for c in group):
+        late = [c for c in group if c in stale]
+        if late:
+            handed = [handed_at.get((c.run, event_id), float("inf")) for c in late]
+            if all(h <= lease_end.get(c.run, 0.0) for h, c in zip(handed, late, strict=True)):
+                # Handed to the Pub/Sub client while the lease held, sent after it was gone
+                # (the process froze with it in flight): no publisher can take that back.
+                figures["double_in_flight"] += 1
+                continue
             figures["double_published"] += 1
             who = ", ".join(f"{c.run}@{c.accepted_at:.3f}" for c in group)
             findings.append(
-                f"{event_id} (block {block}) published by {who}; a copy came after its run's "
-                f"lease went to another run ({', '.join(c.run for c in group if c in stale)})"
+                f"{event_id} (block {block}) published by {who}: {late[0].run} handed it to "
+                f"Pub/Sub at {min(handed):.3f}, after its lease had run out "
+                f"({lease_end.get(late[0].run, 0.0):.3f}) and gone to another run"
             )
             continue
         for before, after in itertools.pairwise(runs):
@@ -118,7 +149,7 @@ def _fate(proc: Proc, journal: list[dict[str, Any]]) -> str:
     """How a run whose events were published again ended."""
     if proc.killed:
         return "kill"
-    if any(e["what"] == "point" and e["action"] == "stall" for e in journal):
+    if any(e["what"] == "point" and e["action"] in ("stall", "freeze") for e in journal):
         return "stall"
     if any(e["what"] == "lease_lost" for e in journal):
         return "stall"

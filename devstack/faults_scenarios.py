@@ -116,18 +116,22 @@ def overlap(world: World, rng: random.Random, kills: bool, waves: int = 3) -> Tr
     return trial
 
 
-def stall(world: World, rng: random.Random, point: str) -> Trial:
-    """A run stalls at `point` past its lease; another run takes over; the first goes on."""
-    trial = _trial(world, f"stall-{point}", rng, lease_s=2.0)
+def stall(world: World, rng: random.Random, point: str, action: str = "stall") -> Trial:
+    """A run stalls (or freezes whole) at `point` past its lease; another run takes over;
+    then the first goes on."""
+    trial = _trial(world, f"{action}-{point}", rng, lease_s=2.0)
     on = 1
     if point == "mid_publish":  # inside a block: the next message belongs to the same block
         blocks = [world.block_of(e) for e in sorted(world.truth, key=_chain_order(world))]
         on = rng.choice([n for n in range(1, 20) if blocks[n - 1] == blocks[n]])
-    first = trial.launch(point, on=on, action="stall", pause=trial.lease_s * 2 + 1.5)
+    pause = trial.lease_s * 2 + 1.5
+    first = trial.launch(point, on=on, action=action, pause=pause)
     stalled = trial.wait_for(first, "point")
     if stalled is not None:
         time.sleep(max(0.0, stalled["t"] + trial.lease_s + 0.1 - time.time()))
         trial.run()  # takes the expired lease over while the first run sleeps
+        time.sleep(max(0.0, stalled["t"] + pause - time.time()))
+        first.signal(signal.SIGCONT)  # a frozen run thaws (a stalled one needs nothing)
     first.wait()
     trial.wait_lease()
     trial.recover()
@@ -171,5 +175,6 @@ def kill_scenarios(kills: int = 3) -> dict[str, Scenario]:
     out["overlap+kills"] = lambda w, r: overlap(w, r, kills=True)
     for point in STALL_POINTS:
         out[f"stall@{point}"] = lambda w, r, p=point: stall(w, r, p)  # type: ignore[misc]
+    out["freeze@mid_publish"] = lambda w, r: stall(w, r, "mid_publish", "freeze")
     out["sigterm"] = sigterm
     return out

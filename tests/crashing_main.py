@@ -4,8 +4,10 @@ crash tests and the fault campaign (devstack/faults.py) only.
 Production code carries no crash hooks: this wrapper patches the run's adapters in its own
 process and then runs main.py exactly as the job does. CRASH_AT names the point, CRASH_ON
 the how-many-th arrival at that point acts (1-based), CRASH_ACTION what happens there:
-`kill` (SIGKILL, the default) or `stall` (sleep CRASH_SLEEP seconds, then go on: a run
-that stalls past its lease). The points, in the order of a run:
+`kill` (SIGKILL, the default), `stall` (this thread sleeps CRASH_SLEEP seconds, then goes
+on: a run that stalls past its lease while the Pub/Sub client's threads keep sending) or
+`freeze` (SIGSTOP to itself: every thread stops until the campaign sends SIGCONT, like a
+stalled VM). The points, in the order of a run:
 - `after_lease`: the lease was granted;
 - `after_plan`: the block range was planned;
 - `during_getlogs`: CRASH_DELAY_MS after an eth_getLogs request went out (the campaign
@@ -13,8 +15,9 @@ that stalls past its lease). The points, in the order of a run:
 - `after_decode`: the range's logs were fetched and decoded;
 - `after_read`: a chunk's processed-event set was read;
 - `before_publish`: the chunk's messages are about to be handed to Pub/Sub;
-- `mid_publish`: Pub/Sub accepts half of a block's messages, then SIGKILL (with `stall`:
-  the pause comes right after that submit, before the next message is handed over);
+- `mid_publish`: Pub/Sub accepts half of a block's messages, then SIGKILL (with `stall` or
+  `freeze`: the pause comes right after that submit, before the next message is handed
+  over);
 - `before_record`: every message of the chunk accepted, before any record is written;
 - `after_record`: the chunk's records written, before its checkpoint commit;
 - `during_commit`, `during_release`: CRASH_DELAY_MS after a commit RPC went out, in flight
@@ -27,7 +30,8 @@ Random instants need no point: the campaign kills the process from outside.
 
 For the campaign, FAULT_RUN tags every published message with a `fault_run` attribute (who
 published each copy) and FAULT_LOG names a journal: JSON lines written straight to the file
-(nothing buffered, so a SIGKILL loses none) of the lease grants, records and commits.
+(nothing buffered, so a SIGKILL loses none) of the lease grants, the messages handed to the
+Pub/Sub client, the records and the commits.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ ACTION = os.environ.get("CRASH_ACTION", "kill")
 PAUSE = float(os.environ.get("CRASH_SLEEP", "0.5"))
 DELAY_S = float(os.environ.get("CRASH_DELAY_MS", "2")) / 1000
 TAG = os.environ.get("FAULT_RUN")
-if POINT not in (*POINTS, "slow_publish", "none") or ACTION not in ("kill", "stall"):
+if POINT not in (*POINTS, "slow_publish", "none") or ACTION not in ("kill", "stall", "freeze"):
     raise SystemExit(f"unknown CRASH_AT={POINT} or CRASH_ACTION={ACTION}")
 
 _JOURNAL_PATH = os.environ.get("FAULT_LOG")
@@ -107,6 +111,15 @@ def _due(point: str) -> bool:
     return _arrivals["n"] == ON
 
 
+def _pause(point: str) -> None:
+    """Stall (this thread sleeps) or freeze (the whole process stops until SIGCONT)."""
+    if ACTION == "freeze":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    else:
+        time.sleep(PAUSE)
+    note("resumed", point=point)
+
+
 def arrive(point: str) -> None:
     """At a named point: act if it is the one asked for."""
     if not _due(point):
@@ -114,8 +127,7 @@ def arrive(point: str) -> None:
     note("point", point=point, action=ACTION)
     if ACTION == "kill":
         _kill()
-    time.sleep(PAUSE)
-    note("resumed", point=point)
+    _pause(point)
 
 
 def arrive_during(point: str, call: Callable[[], Any]) -> Any:
@@ -128,8 +140,7 @@ def arrive_during(point: str, call: Callable[[], Any]) -> Any:
         threading.Thread(target=call, daemon=True).start()
         time.sleep(DELAY_S)
         _kill()
-    time.sleep(PAUSE)
-    note("resumed", point=point)
+    _pause(point)
     return call()
 
 
@@ -237,10 +248,16 @@ def submit(self: Publisher, messages: Any) -> Any:
             concurrent.futures.wait(half, timeout=30)
             _kill()
         handed = original_submit(self, messages)
-        time.sleep(PAUSE)
-        note("resumed", point="mid_publish")
+        _handed(messages)
+        _pause("mid_publish")
         return handed
-    return original_submit(self, messages)
+    handed = original_submit(self, messages)
+    _handed(messages)
+    return handed
+
+
+def _handed(messages: list[Message]) -> None:
+    note("handed", event_ids=[m.attributes.get("event_id") for m in messages])
 
 
 FirestoreState.acquire = acquire  # type: ignore[method-assign]

@@ -55,7 +55,12 @@ def test_cut_by_events_bounds_each_commit() -> None:
     chunk = BlockRange(100, 199)
     events = [101] * 3 + [105] * 4 + [110] * 2 + [150] * 9 + [151]
     parts = cut_by_events(chunk, events, 5)
-    assert [(p.start, p.end) for p in parts] == [(100, 101), (102, 105), (106, 110),
-                                                 (111, 150), (151, 199)]
+    assert [(p.start, p.end) for p in parts] == [
+        (100, 101),
+        (102, 105),
+        (106, 110),
+        (111, 150),
+        (151, 199),
+    ]
     assert cut_by_events(chunk, events, 1000) == [chunk]
     assert cut_by_events(chunk, [], 5) == [chunk]
