@@ -4,11 +4,9 @@ A duplicate (one event, two message ids) is allowed by §7.4 when a run publishe
 valid lease and then died, stalled or failed before recording it, and the next run published
 it again; all such events of one run must lie within one checkpoint interval above its last
 commit. It is a replay (§7.2) when the event had been recorded, or lay below the checkpoint,
-before the republishing run took the lease. It is a double publication (§7.3) when a copy
-was handed to the Pub/Sub client after its run's lease had run out, and Pub/Sub accepted it
-after another run had taken the lease. Handed over while the lease held but sent only after
-it was gone (the process froze with it in the client) it is counted apart: `double_in_flight`,
-what no publisher can take back.
+before the republishing run took the lease. It is a double publication (§7.3) when Pub/Sub
+accepted a copy after another run had taken its run's lease, whether the request went out
+before the lease ran out (and was held up: a frozen process, a slow network) or after.
 """
 
 from __future__ import annotations
@@ -111,18 +109,16 @@ def duplicates(
             continue
         late = [c for c in group if c in stale]
         if late:
-            handed = [handed_at.get((c.run, event_id), float("inf")) for c in late]
-            if all(h <= lease_end.get(c.run, 0.0) for h, c in zip(handed, late, strict=True)):
-                # Handed to the Pub/Sub client while the lease held, sent after it was gone
-                # (the process froze with it in flight): no publisher can take that back.
-                figures["double_in_flight"] += 1
-                continue
+            # Every publish request carries a deadline before its run's lease ends, so no
+            # copy may be accepted after another run took over, however it was sent.
             figures["double_published"] += 1
+            handed = min(handed_at.get((c.run, event_id), float("inf")) for c in late)
+            within = "within" if handed <= lease_end.get(late[0].run, 0.0) else "after"
             who = ", ".join(f"{c.run}@{c.accepted_at:.3f}" for c in group)
             findings.append(
-                f"{event_id} (block {block}) published by {who}: {late[0].run} handed it to "
-                f"Pub/Sub at {min(handed):.3f}, after its lease had run out "
-                f"({lease_end.get(late[0].run, 0.0):.3f}) and gone to another run"
+                f"{event_id} (block {block}) published by {who}: {late[0].run} sent it at "
+                f"{handed:.3f}, {within} its lease (to {lease_end.get(late[0].run, 0.0):.3f}), "
+                "and Pub/Sub accepted it after another run took over"
             )
             continue
         for before, after in itertools.pairwise(runs):

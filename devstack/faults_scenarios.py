@@ -125,13 +125,38 @@ def stall(world: World, rng: random.Random, point: str, action: str = "stall") -
         blocks = [world.block_of(e) for e in sorted(world.truth, key=_chain_order(world))]
         on = rng.choice([n for n in range(1, 20) if blocks[n - 1] == blocks[n]])
     pause = trial.lease_s * 2 + 1.5
-    first = trial.launch(point, on=on, action=action, pause=pause)
+    # a freeze lands 0-4 ms after the next publish request started: before its bytes left,
+    # while they were on the wire, or after Pub/Sub answered
+    first = trial.launch(point, on=on, action=action, pause=pause, delay_ms=rng.uniform(0, 4))
     stalled = trial.wait_for(first, "point")
     if stalled is not None:
         time.sleep(max(0.0, stalled["t"] + trial.lease_s + 0.1 - time.time()))
         trial.run()  # takes the expired lease over while the first run sleeps
         time.sleep(max(0.0, stalled["t"] + pause - time.time()))
         first.signal(signal.SIGCONT)  # a frozen run thaws (a stalled one needs nothing)
+    first.wait()
+    trial.wait_lease()
+    trial.recover()
+    return trial
+
+
+def random_freeze(world: World, rng: random.Random) -> Trial:
+    """A run frozen whole (SIGSTOP: a paused VM) at a random instant while it publishes,
+    for longer than its lease; another run takes over; then the first thaws (SIGCONT)."""
+    trial = _trial(world, "freeze-random", rng, lease_s=2.0)
+    first = trial.launch("slow_publish", pause=0.01)  # 60 requests over ~0.6 s
+    granted = trial.wait_for(first, "acquired")
+    if granted is not None:
+        time.sleep(max(0.0, granted["t"] + rng.uniform(0.0, 0.8) - time.time()))
+    if first.done.is_set():
+        trial.notes.append("the run ended before the freeze")
+    else:
+        frozen_at = time.time()
+        first.signal(signal.SIGSTOP)
+        time.sleep(max(0.0, frozen_at + trial.lease_s + 0.1 - time.time()))
+        trial.run()  # takes the expired lease over while the first run is frozen
+        time.sleep(max(0.0, frozen_at + trial.lease_s * 2 + 1.5 - time.time()))
+        first.signal(signal.SIGCONT)
     first.wait()
     trial.wait_lease()
     trial.recover()
@@ -176,5 +201,6 @@ def kill_scenarios(kills: int = 3) -> dict[str, Scenario]:
     for point in STALL_POINTS:
         out[f"stall@{point}"] = lambda w, r, p=point: stall(w, r, p)  # type: ignore[misc]
     out["freeze@mid_publish"] = lambda w, r: stall(w, r, "mid_publish", "freeze")
+    out["freeze@random"] = random_freeze
     out["sigterm"] = sigterm
     return out

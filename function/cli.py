@@ -213,7 +213,7 @@ def replay(from_block: int, to_block: int, yes: bool) -> None:
     settings = _settings()
     blocks = _range(from_block, to_block)
     recorded = _recorded(settings, blocks)
-    publisher = Publisher(make_client(settings.ordering), settings.pubsub_project, settings.topic)
+    publisher = Publisher(make_client(), settings.pubsub_project, settings.topic)
     try:
         publisher.check_topic()
     except RelayerError as e:

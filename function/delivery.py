@@ -1,18 +1,23 @@
-"""Hand messages to Pub/Sub block by block and learn, per message, whether it was accepted.
+"""Send messages to Pub/Sub in chain order and learn, per message, whether it was accepted.
 
-A block is the unit of progress: the run stops handing over new blocks once a stop is
-asked, and the checkpoint can only move past a block whose every message was accepted.
+A block is the unit of progress: the run stops starting new blocks once a stop is asked,
+stops sending anything once its lease runs out or a request fails, and the checkpoint can
+only move past a block whose every message was accepted.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import FIRST_COMPLETED
 from dataclasses import dataclass, field
-from itertools import groupby
 from typing import Any, NamedTuple
 
+from .batches import Request, cut_requests
 from .blockdocs import Published
+from .errors import PublishError
 from .guard import DEADLETTERED, PUBLISHED
 from .messages import (
     Message,
@@ -23,8 +28,12 @@ from .messages import (
     ordering_key,
 )
 from .ports import Sink
+from .publisher import MAX_BYTES, MAX_MESSAGES, NotSentError, message_size
 from .records import DeadLetter, Event
 from .stopping import StopSignal
+
+MAX_IN_FLIGHT = 4  # requests at once (one per ordering key): enough to keep Pub/Sub busy
+_POLL_S = 0.2  # how often a wait looks at the deadline again (a SIGTERM shortens it)
 
 
 @dataclass
@@ -57,12 +66,18 @@ class Courier:
     """Publishes events, dead letters and retractions, honouring stops and deadlines."""
 
     def __init__(
-        self, sink: Sink, stop: StopSignal, ordering: bool, dead_letters: Sink | None = None
+        self,
+        sink: Sink,
+        stop: StopSignal,
+        ordering: bool,
+        dead_letters: Sink | None = None,
+        in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._sink = sink
         self._dead_sink = dead_letters
         self._stop = stop
         self._ordering = ordering
+        self._in_flight = in_flight
 
     def send(
         self,
@@ -74,45 +89,121 @@ class Courier:
         relayer_id: str,
         leased: Callable[[], bool] = lambda: True,
     ) -> Delivered:
-        """Publish in chain order, block by block; everything handed over is awaited.
+        """Publish in chain order; learn the fate of every message sent.
 
-        Before each block the run must still be asked to go on and still hold its lease: a
-        run that was frozen (a stalled VM, a debugger) past its lease hands nothing more
-        over, since another run may have taken over those blocks.
+        Before each request the run must still be asked to go on and still hold its lease:
+        a run that was frozen past its lease sends nothing more, since another run may have
+        taken over those blocks. A block cut short is recorded as far as it went, and the
+        checkpoint stays before it.
         """
         outgoing = [self._event(e) for e in events]
         outgoing += [self._dead(d, chain_id, relayer_id) for d in dead]
         outgoing.sort(key=lambda o: (o.block_number, o.log_index))
+        requests = cut_requests(
+            outgoing,
+            group_of=lambda o: (self._sink_of(o) is self._sink, o.message.ordering_key),
+            size_of=lambda o: message_size(o.message),
+            ordered=self._ordering,
+            max_messages=MAX_MESSAGES,
+            max_bytes=MAX_BYTES,
+        )
         delivered = Delivered()
-        sent: list[_Outgoing] = []
-        futures: list[concurrent.futures.Future[str]] = []
-        for block, group in groupby(outgoing, key=lambda o: o.block_number):
-            if self._stop.is_set():
-                delivered.stopped_before = block
-                break
-            for item in group:
-                if not leased():  # checked per message: a stall can come mid-block
-                    delivered.stopped_before = block
-                    break
-                sink = self._dead_sink if item.dead_letter and self._dead_sink else self._sink
-                futures.extend(sink.submit([item.message]))
-                sent.append(item)
-            if delivered.stopped_before is not None:
-                break
-        results = self._wait(futures, deadline)
-        for item, result in zip(sent, results, strict=True):
-            if isinstance(result, BaseException):
-                delivered.failure = delivered.failure or (item.block_number, item.label, result)
-                self._sink.resume(item.message.ordering_key)
-            else:
-                delivered.published.append(item.record(result))
+        outcomes = self._dispatch(requests, deadline, leased)
+        for request, outcome in zip(requests, outcomes, strict=True):
+            for item, result in zip(request.items, _each(outcome, request), strict=True):
+                if isinstance(result, NotSentError):
+                    if delivered.stopped_before is None:
+                        delivered.stopped_before = item.block_number
+                elif isinstance(result, BaseException):
+                    delivered.failure = delivered.failure or (item.block_number, item.label, result)
+                else:
+                    delivered.published.append(item.record(result))
         return delivered
 
-    def _wait(
-        self, futures: Sequence[concurrent.futures.Future[str]], deadline: Callable[[], float]
+    def send_payloads(
+        self,
+        payloads: Sequence[dict[str, Any]],
+        deadline: Callable[[], float],
+        *,
+        replay: bool = False,
     ) -> list[str | BaseException]:
-        # Any sink's wait handles any future: they are all concurrent.futures.Future.
-        return self._sink.wait(futures, deadline)
+        """Publish ready-made §3 payloads (retractions, replays): the id or error of each."""
+        messages = [
+            Message(
+                encode(p),
+                attributes_of(p, replay=replay),
+                ordering_key(p["chain_id"], p["contract"]) if self._ordering else "",
+            )
+            for p in payloads
+        ]
+        requests = cut_requests(
+            messages,
+            group_of=lambda m: m.ordering_key,
+            size_of=message_size,
+            ordered=self._ordering,
+            max_messages=MAX_MESSAGES,
+            max_bytes=MAX_BYTES,
+        )
+        outcomes = self._dispatch(requests, deadline, lambda: True, sink_of=lambda _: self._sink)
+        return [r for q, o in zip(requests, outcomes, strict=True) for r in _each(o, q)]
+
+    def _sink_of(self, item: _Outgoing) -> Sink:
+        return self._dead_sink if item.dead_letter and self._dead_sink else self._sink
+
+    def _dispatch(
+        self,
+        requests: Sequence[Request[Any]],
+        deadline: Callable[[], float],
+        leased: Callable[[], bool],
+        sink_of: Callable[[Any], Sink] | None = None,
+    ) -> list[list[str] | BaseException]:
+        """Send requests in order, one at a time per lane and a few at once in all; stop
+        sending after a failure, a stop or the lease's end. Requests never sent get a
+        `NotSentError`; requests still in flight at the deadline get a `PublishError`."""
+        pick = sink_of or self._sink_of
+        outcomes: list[list[str] | BaseException | None] = [None] * len(requests)
+        flying: dict[concurrent.futures.Future[list[str]], tuple[int, Hashable]] = {}
+        halted: BaseException | None = None
+        nxt = 0
+        while True:
+            busy = {lane for _, lane in flying.values()}
+            while halted is None and nxt < len(requests) and len(flying) < self._in_flight:
+                request = requests[nxt]
+                if request.lane in busy:
+                    break  # Pub/Sub ordering: one request of a key at a time
+                if self._stop.is_set():
+                    halted = NotSentError("not sent: the run was asked to stop")
+                elif not leased():
+                    halted = NotSentError("not sent: the run's lease ran out")
+                else:
+                    sink = pick(request.items[0])
+                    messages = [_message_of(i) for i in request.items]
+                    flying[_in_thread(sink.publish, messages, deadline)] = (nxt, request.lane)
+                    busy.add(request.lane)
+                    nxt += 1
+            if not flying:
+                break
+            left = deadline() - time.monotonic()
+            done, _ = concurrent.futures.wait(
+                flying, timeout=max(0.0, min(left, _POLL_S)), return_when=FIRST_COMPLETED
+            )
+            if not done and left <= 0:
+                for index, _ in flying.values():  # each RPC ends by its own deadline
+                    outcomes[index] = PublishError(
+                        "Pub/Sub did not answer before the deadline; these messages may or "
+                        "may not have been accepted"
+                    )
+                flying.clear()
+                halted = halted or NotSentError("not sent: the publish deadline passed")
+                break
+            for future in done:
+                index, _ = flying.pop(future)
+                error = future.exception()
+                outcomes[index] = error if error is not None else future.result()
+                if error is not None and halted is None:
+                    halted = error  # after a failure nothing more goes out
+        rest = NotSentError(f"not sent: {halted}") if halted is not None else None
+        return [o if o is not None else (rest or NotSentError("not sent")) for o in outcomes]
 
     def _event(self, e: Event) -> _Outgoing:
         message = build_message(e, ordering=self._ordering)
@@ -146,27 +237,31 @@ class Courier:
             f"dead letter {d.event_id}",
         )
 
-    def send_payloads(
-        self,
-        payloads: Sequence[dict[str, Any]],
-        deadline: Callable[[], float],
-        *,
-        replay: bool = False,
-    ) -> list[str | BaseException]:
-        """Publish ready-made §3 payloads (retractions, replays), all awaited."""
-        messages = [
-            Message(
-                encode(p),
-                attributes_of(p, replay=replay),
-                ordering_key(p["chain_id"], p["contract"]) if self._ordering else "",
-            )
-            for p in payloads
-        ]
-        results = self._sink.wait(self._sink.submit(messages), deadline)
-        for message, result in zip(messages, results, strict=True):
-            if isinstance(result, BaseException):
-                self._sink.resume(message.ordering_key)
-        return results
+
+def _message_of(item: Any) -> Message:
+    return item.message if isinstance(item, _Outgoing) else item
+
+
+def _each(outcome: list[str] | BaseException, request: Request[Any]) -> list[str | BaseException]:
+    """The result of each message of a request."""
+    if isinstance(outcome, BaseException):
+        return [outcome] * len(request.items)
+    return [*outcome]
+
+
+def _in_thread(call: Callable[..., list[str]], *args: Any) -> concurrent.futures.Future[list[str]]:
+    """Run `call` in a daemon thread: a publish stuck until its deadline must never hold
+    up the exit of a run that has given up on it (a pool's threads are joined at exit)."""
+    future: concurrent.futures.Future[list[str]] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call(*args))
+        except BaseException as e:  # handed to the waiting thread
+            future.set_exception(e)
+
+    threading.Thread(target=run, daemon=True, name="publish").start()
+    return future
 
 
 def _published(event: Event, message: Message, message_id: str) -> Published:

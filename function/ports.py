@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -62,10 +61,4 @@ class State(Protocol):
 class Sink(Protocol):
     """Where messages go (`publisher.Publisher`)."""
 
-    def submit(self, messages: Sequence[Message]) -> list[concurrent.futures.Future[str]]: ...
-
-    def wait(
-        self, futures: Sequence[concurrent.futures.Future[str]], deadline: Callable[[], float]
-    ) -> list[str | BaseException]: ...
-
-    def resume(self, ordering_key: str) -> None: ...
+    def publish(self, messages: Sequence[Message], deadline: Callable[[], float]) -> list[str]: ...

@@ -1,36 +1,64 @@
-"""Publish messages to Pub/Sub in batches and wait until Pub/Sub has accepted each one.
+"""Publish to Pub/Sub one request at a time, each request bounded by the run's deadline.
 
-Messages are handed to the client library all at once (it batches up to 1,000 per request
-and keeps per-key order); the run then waits on every future against a deadline that can
-shrink while it waits (SIGTERM, the end of the lease), so the checkpoint never moves past a
-message whose fate is unknown.
+The client library's batching hands messages to a background thread that sends them when it
+gets to them. A process frozen with messages in that queue (a paused VM, a long GC, a
+debugger) sends them when it thaws, maybe long after its lease went to another run, and
+Pub/Sub has no conditional publish that a fencing token could guard. So the relayer builds
+its own requests (up to 1,000 messages, as the library does) and sends each one with a gRPC
+deadline that ends before its lease does. After a freeze, one of two things happens. If the
+deadline has passed when the run looks again, the request is not sent. If the request was
+already on its way, the server drops it: its copy of the deadline (the `grpc-timeout`
+header) ran out while the client was frozen. Either way, nothing the run hands over can be
+accepted after its lease.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Sequence
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.pubsub_v1 import types as pubsub_types
+from google.pubsub_v1.services.publisher import PublisherClient as GapicPublisher
 
 from .errors import PublishError, TopicNotFoundError
 from .messages import Message
 
 log = logging.getLogger(__name__)
 
-BATCH = pubsub_v1.types.BatchSettings(max_messages=1000, max_bytes=9_000_000, max_latency=0.01)
-_POLL_S = 0.2
+# Pub/Sub's own limits per request: 1,000 messages and 10 MB (we keep 1 MB of headroom).
+MAX_MESSAGES = 1000
+MAX_BYTES = 9_000_000
+_PubsubMessage = pubsub_types.PubsubMessage.pb()
+_PublishRequest = pubsub_types.PublishRequest.pb()
+_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.Aborted,
+    gexc.ResourceExhausted,
+    gexc.Unknown,
+    gexc.Cancelled,
+    gexc.DeadlineExceeded,
+)
+_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
-def make_client(ordering: bool) -> pubsub_v1.PublisherClient:
-    """A publisher client with large batches; ordering as RELAYER_ORDERING says."""
-    return pubsub_v1.PublisherClient(
-        batch_settings=BATCH,
-        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=ordering),
-    )
+class NotSentError(PublishError):
+    """A request was not sent: its deadline (the lease's end, or a stop) had passed."""
+
+
+def make_client() -> pubsub_v1.PublisherClient:
+    """A publisher client (the library finds PUBSUB_EMULATOR_HOST); only its gRPC channel
+    is used, through `Publisher.publish`."""
+    return pubsub_v1.PublisherClient()
+
+
+def message_size(message: Message) -> int:
+    """Bytes a message adds to a request, near enough to stay under Pub/Sub's 10 MB."""
+    attributes = sum(len(k) + len(v) + 4 for k, v in message.attributes.items())
+    return len(message.data) + attributes + len(message.ordering_key) + 16
 
 
 class Publisher:
@@ -51,53 +79,67 @@ class Publisher:
         """Fail with a deployment error (exit 2) when the topic does not exist."""
         try:
             self._client.get_topic(topic=self.topic_path, timeout=timeout_s)
-        except gexc.NotFound:
-            raise TopicNotFoundError(
-                f"{self._setting}: topic {self.topic_path} does not exist: create it "
-                f"(gcloud pubsub topics create) or fix {self._setting}/PUBSUB_PROJECT_ID"
-            ) from None
-        except gexc.PermissionDenied as e:
-            raise TopicNotFoundError(
-                f"{self._setting}: no permission to use topic {self.topic_path}: grant the "
-                f"relayer's service account roles/pubsub.publisher and viewer on it ({e.message})"
-            ) from None
         except gexc.GoogleAPIError as e:
-            raise PublishError(f"Pub/Sub did not answer for {self.topic_path}: {e}") from e
+            raise self._error(e) from None
 
-    def submit(self, messages: Sequence[Message]) -> list[concurrent.futures.Future[str]]:
-        """Hand messages to the client library; it batches and sends them in the background."""
-        publish = self._client.publish
-        return [
-            publish(self.topic_path, m.data, ordering_key=m.ordering_key, **m.attributes)
-            for m in messages
-        ]
+    def publish(self, messages: Sequence[Message], deadline: Callable[[], float]) -> list[str]:
+        """Send one request (at most 1,000 messages, 9 MB) and return the message ids.
 
-    def wait(
-        self,
-        futures: Sequence[concurrent.futures.Future[str]],
-        deadline: Callable[[], float],
-    ) -> list[str | BaseException]:
-        """Message ids (or the error) of every future, or `PublishError` at the deadline.
-
-        `deadline()` is re-read while waiting (a monotonic instant), so a SIGTERM or the
-        lease's end can cut the wait short.
+        `deadline()` is a monotonic instant, read before every attempt: no attempt starts
+        after it, and each carries it as its gRPC deadline. Transient errors are retried
+        until then. Raises `NotSentError` when the deadline came before an attempt could
+        start, and `PublishError` (or `TopicNotFoundError`) otherwise. After any error,
+        Pub/Sub may or may not have taken the messages, so the caller must not count them.
         """
-        pending = set(futures)
-        while pending:
+        request = _PublishRequest(
+            topic=self.topic_path,
+            messages=[
+                _PubsubMessage(data=m.data, attributes=m.attributes, ordering_key=m.ordering_key)
+                for m in messages
+            ],
+        )
+        attempt = 0
+        while True:
             left = deadline() - time.monotonic()
             if left <= 0:
-                raise PublishError(
-                    f"Pub/Sub accepted {len(futures) - len(pending)} of {len(futures)} messages "
-                    f"for {self.topic_path} before the deadline; the checkpoint stays before them"
+                raise NotSentError(
+                    f"{len(messages)} messages for {self.topic_path} were not sent: the run's "
+                    "publish deadline (its lease, or a stop) had passed"
                 )
-            _, pending = concurrent.futures.wait(pending, timeout=min(left, _POLL_S))
-        results: list[str | BaseException] = []
-        for f in futures:
-            error = f.exception()
-            results.append(error if error is not None else f.result())
-        return results
+            try:
+                response = GapicPublisher.publish(
+                    self._client, request=request, retry=None, timeout=left
+                )
+            except _TRANSIENT as e:
+                pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+                attempt += 1
+                if deadline() - time.monotonic() <= pause:
+                    raise PublishError(
+                        f"Pub/Sub did not accept {len(messages)} messages for "
+                        f"{self.topic_path} before the deadline ({attempt} attempts): {e}"
+                    ) from e
+                log.warning("Pub/Sub publish failed (%s); retrying in %.2f s", e, pause)
+                time.sleep(pause)
+                continue
+            except gexc.GoogleAPIError as e:
+                raise self._error(e) from e
+            ids = list(response.message_ids)
+            if len(ids) != len(messages):
+                raise PublishError(
+                    f"Pub/Sub answered {len(ids)} message ids for {len(messages)} messages"
+                )
+            return ids
 
-    def resume(self, ordering_key: str) -> None:
-        """Let a key publish again after a failure paused it (the client's ordering rule)."""
-        if ordering_key:
-            self._client.resume_publish(self.topic_path, ordering_key)
+    def _error(self, e: gexc.GoogleAPIError) -> PublishError | TopicNotFoundError:
+        if isinstance(e, gexc.NotFound):
+            return TopicNotFoundError(
+                f"{self._setting}: topic {self.topic_path} does not exist: create it "
+                f"(gcloud pubsub topics create) or fix {self._setting}/PUBSUB_PROJECT_ID"
+            )
+        if isinstance(e, gexc.PermissionDenied):
+            return TopicNotFoundError(
+                f"{self._setting}: no permission to use topic {self.topic_path}: grant the "
+                f"relayer's service account roles/pubsub.publisher and viewer on it "
+                f"({e.message})"
+            )
+        return PublishError(f"Pub/Sub did not answer for {self.topic_path}: {e}")

@@ -237,9 +237,9 @@ class _Run:
         self.summary.dead_lettered += delivered.dead_lettered
         done_to = chunk.end
         if delivered.stopped_before is not None:
-            done_to = delivered.stopped_before - 1
+            done_to = min(done_to, delivered.stopped_before - 1)
         if delivered.failure is not None:
-            done_to = delivered.failure[0] - 1
+            done_to = min(done_to, delivered.failure[0] - 1)
         self._commit_progress(done_to, events, published, delivered.dead_lettered)
         if delivered.failure is not None:
             _, what, error = delivered.failure

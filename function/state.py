@@ -8,6 +8,7 @@ Pub/Sub accepted an event, which stays true whoever holds the lease.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,8 @@ from .guard import Lease
 from .planning import BlockRange, merge_recent
 from .records import BlockRef
 from .summary import IDLE, OK, SKIPPED, RunSummary
+
+log = logging.getLogger(__name__)
 
 COMMIT_ATTEMPTS = 12  # a fenced commit outlasts bursts of contention from starting runs
 WRITES_PER_BATCH = 400
@@ -177,13 +180,20 @@ class FirestoreState:
         try:
             grant: Grant | None = take(self._client.transaction())
             return grant
-        except ValueError:
-            # The client gives up on a transaction that keeps aborting (ValueError "Failed to
-            # commit transaction in N attempts"): other runs are taking the lease right now.
+        except (ValueError, gexc.Aborted, gexc.Conflict) as e:
+            # Aborted: another run took the lease first. ValueError ("Failed to commit
+            # transaction in N attempts"): the transaction kept aborting, because runs are
+            # taking the lease right now or because a run killed inside a transaction still
+            # locks the document. Either way this run is skipped; say which it may be.
+            log.warning(
+                "the lease looked free but this run could not take it (%s): another run took "
+                "it, or a run killed inside a transaction still locks %s, which "
+                "Firestore frees within about a minute; this run is skipped",
+                type(e).__name__,
+                self._doc.path,
+            )
             return None
         except gexc.GoogleAPIError as e:
-            if isinstance(e, gexc.Aborted | gexc.Conflict):
-                return None  # lost the race to another run: it has the lease now
             raise _wrap("lease acquisition", e) from e
 
     def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:

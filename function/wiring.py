@@ -45,7 +45,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
     """Everything a run needs; raises the deployment errors (ABI, topic) before any state
     is touched, so a misconfigured job exits 2 without writing."""
     specs = load_specs(read_abi, settings.abi_uri, settings.events)
-    client = make_client(settings.ordering)
+    client = make_client()
     publisher = Publisher(client, settings.pubsub_project, settings.topic)
     publisher.check_topic()
     dead_letters = None

@@ -5,9 +5,8 @@ Production code carries no crash hooks: this wrapper patches the run's adapters 
 process and then runs main.py exactly as the job does. CRASH_AT names the point, CRASH_ON
 the how-many-th arrival at that point acts (1-based), CRASH_ACTION what happens there:
 `kill` (SIGKILL, the default), `stall` (this thread sleeps CRASH_SLEEP seconds, then goes
-on: a run that stalls past its lease while the Pub/Sub client's threads keep sending) or
-`freeze` (SIGSTOP to itself: every thread stops until the campaign sends SIGCONT, like a
-stalled VM). The points, in the order of a run:
+on: a run that stalls past its lease) or `freeze` (SIGSTOP to itself: every thread stops
+until the campaign sends SIGCONT, like a paused VM). The points, in the order of a run:
 - `after_lease`: the lease was granted;
 - `after_plan`: the block range was planned;
 - `during_getlogs`: CRASH_DELAY_MS after an eth_getLogs request went out (the campaign
@@ -15,23 +14,25 @@ stalled VM). The points, in the order of a run:
 - `after_decode`: the range's logs were fetched and decoded;
 - `after_read`: a chunk's processed-event set was read;
 - `before_publish`: the chunk's messages are about to be handed to Pub/Sub;
-- `mid_publish`: Pub/Sub accepts half of a block's messages, then SIGKILL (with `stall` or
-  `freeze`: the pause comes right after that submit, before the next message is handed
-  over);
+- `mid_publish`: Pub/Sub accepts the messages up to the CRASH_ON-th one sent, then SIGKILL
+  (with `stall`: a pause before the rest of the request is sent; with `freeze`: the rest goes
+  out as a request of its own and CRASH_DELAY_MS later the process stops, that request in
+  flight, not yet written or just answered);
 - `before_record`: every message of the chunk accepted, before any record is written;
 - `after_record`: the chunk's records written, before its checkpoint commit;
 - `during_commit`, `during_release`: CRASH_DELAY_MS after a commit RPC went out, in flight
   or just answered (a checkpoint or lease renewal; the last commit, which stores the summary
   and releases the lease);
 - `after_commit`, `after_release`: such a commit returned;
-- `slow_publish`: no crash; each submit sleeps CRASH_SLEEP seconds (a slow Pub/Sub);
+- `slow_publish`: no crash; messages go one per request, each after CRASH_SLEEP seconds
+  (a slow Pub/Sub);
 - `none`: no crash (the campaign's plain runs, still tagged and journaled).
 Random instants need no point: the campaign kills the process from outside.
 
 For the campaign, FAULT_RUN tags every published message with a `fault_run` attribute (who
 published each copy) and FAULT_LOG names a journal: JSON lines written straight to the file
-(nothing buffered, so a SIGKILL loses none) of the lease grants, the messages handed to the
-Pub/Sub client, the records and the commits.
+(nothing buffered, so a SIGKILL loses none) of the lease grants, the publish requests as
+they start, the records and the commits.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ original_decide = function.guard.acquire
 original_commit = FirestoreState.commit
 original_record = FirestoreState.record
 original_txn_commit = Transaction._commit
-original_submit = Publisher.submit
+original_publish = Publisher.publish
 original_logs = ChainReader.logs_with_headers
 
 
@@ -237,27 +238,52 @@ def tagged(messages: Any) -> list[Message]:
     return [Message(m.data, {**m.attributes, "fault_run": TAG}, m.ordering_key) for m in messages]
 
 
-def submit(self: Publisher, messages: Any) -> Any:
+def publish(self: Publisher, messages: Any, deadline: Any) -> list[str]:
     messages = tagged(messages)
-    if POINT == "slow_publish":
-        time.sleep(PAUSE)
-    elif _due("mid_publish"):
-        note("point", point="mid_publish", action=ACTION)
-        if ACTION == "kill":
-            half = original_submit(self, messages[: max(1, len(messages) // 2)])
-            concurrent.futures.wait(half, timeout=30)
-            _kill()
-        handed = original_submit(self, messages)
-        _handed(messages)
+    if POINT == "slow_publish":  # message by message, each after a pause
+        ids: list[str] = []
+        for m in messages:
+            time.sleep(PAUSE)
+            ids += _send(self, [m], deadline)
+        return ids
+    due = _due_within(len(messages)) if POINT == "mid_publish" else None
+    if due is None:
+        return _send(self, messages, deadline)
+    note("point", point="mid_publish", action=ACTION)
+    head, rest = messages[: due + 1], messages[due + 1 :]
+    ids = _send(self, head, deadline)  # accepted: the due message and those before it
+    if ACTION == "kill":
+        _kill()
+    if ACTION == "stall" or not rest:
         _pause("mid_publish")
-        return handed
-    handed = original_submit(self, messages)
-    _handed(messages)
-    return handed
+        return ids + (_send(self, rest, deadline) if rest else [])
+    # freeze: the next request goes out, and CRASH_DELAY_MS later every thread stops, the
+    # request in flight (or not yet written, or just answered) until SIGCONT
+    flight: concurrent.futures.Future[list[str]] = concurrent.futures.Future()
+
+    def send_rest() -> None:
+        try:
+            flight.set_result(_send(self, rest, deadline))
+        except BaseException as e:
+            flight.set_exception(e)
+
+    threading.Thread(target=send_rest, daemon=True).start()
+    time.sleep(DELAY_S)
+    _pause("mid_publish")
+    return ids + flight.result()
 
 
-def _handed(messages: list[Message]) -> None:
+def _due_within(count: int) -> int | None:
+    """Which of `count` messages is the CRASH_ON-th to arrive at mid_publish, if one is."""
+    first = _arrivals["n"] + 1
+    _arrivals["n"] += count
+    return ON - first if first <= ON <= _arrivals["n"] else None
+
+
+def _send(self: Publisher, messages: list[Message], deadline: Any) -> list[str]:
     note("handed", event_ids=[m.attributes.get("event_id") for m in messages])
+    result: list[str] = original_publish(self, messages, deadline)
+    return result
 
 
 FirestoreState.acquire = acquire  # type: ignore[method-assign]
@@ -266,7 +292,7 @@ FirestoreState.commit = commit  # type: ignore[method-assign]
 FirestoreState.record = record  # type: ignore[method-assign]
 Transaction._commit = txn_commit  # type: ignore[method-assign]
 ChainReader.logs_with_headers = logs_with_headers  # type: ignore[method-assign]
-Publisher.submit = submit  # type: ignore[method-assign]
+Publisher.publish = publish  # type: ignore[method-assign]
 _wrap(function.relay, "plan_range", after="after_plan")
 _wrap(function.relay, "fetch", after="after_decode")
 _wrap(FirestoreState, "processed", after="after_read")

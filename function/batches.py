@@ -1,0 +1,55 @@
+"""Cut a run's outgoing messages into Pub/Sub requests (pure: no I/O).
+
+Messages go in chain order. A request holds consecutive messages for one topic and one
+ordering key, up to Pub/Sub's limits. Requests of one lane are sent one after the other: with
+ordering on, a lane is an ordering key, as Pub/Sub's ordering asks; with ordering off, every
+request is a lane of its own and several may be in flight at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Request(Generic[T]):
+    """Messages sent in one publish call."""
+
+    lane: Hashable
+    items: tuple[T, ...]
+
+
+def cut_requests(
+    items: Sequence[T],
+    *,
+    group_of: Callable[[T], Hashable],
+    size_of: Callable[[T], int],
+    ordered: bool,
+    max_messages: int,
+    max_bytes: int,
+) -> list[Request[T]]:
+    """Requests for `items` (already in chain order), in that order.
+
+    `group_of` names what may share a request (the topic and the ordering key); a message
+    larger than `max_bytes` still goes alone, so that Pub/Sub's own answer names the problem.
+    """
+    cut: list[tuple[Hashable, list[T]]] = []
+    size = 0
+    for item in items:
+        group, n = group_of(item), size_of(item)
+        if cut:
+            last_group, last = cut[-1]
+            if group == last_group and len(last) < max_messages and size + n <= max_bytes:
+                last.append(item)
+                size += n
+                continue
+        cut.append((group, [item]))
+        size = n
+    return [
+        Request(group if ordered else ("request", i), tuple(chunk))
+        for i, (group, chunk) in enumerate(cut)
+    ]
