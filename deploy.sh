@@ -147,6 +147,12 @@ json_str() {
   printf '"%s"' "${s//\"/\\\"}"
 }
 
+# The aggregation of an alert on the runs counter: a sum per relayer over PERIOD.
+per_relayer_sum() {
+  printf '[{"alignmentPeriod": "%s", "perSeriesAligner": "ALIGN_SUM", ' "$1"
+  printf '"crossSeriesReducer": "REDUCE_SUM", "groupByFields": ["metric.label.relayer_id"]}]'
+}
+
 json_list() {
   local item sep="" text="["
   for item in "$@"; do
@@ -548,12 +554,7 @@ EOF
       "comparison": "COMPARISON_GT",
       "thresholdValue": $FAILED_RUNS_THRESHOLD,
       "duration": "0s",
-      "aggregations": [{
-        "alignmentPeriod": "${ALERT_WINDOW}s",
-        "perSeriesAligner": "ALIGN_SUM",
-        "crossSeriesReducer": "REDUCE_SUM",
-        "groupByFields": ["metric.label.relayer_id"]
-      }],
+      "aggregations": $(per_relayer_sum "${ALERT_WINDOW}s"),
       "trigger": {"count": 1}
     }
   }],
@@ -574,12 +575,7 @@ EOF
     "conditionAbsent": {
       "filter": $(json_str "resource.type = \"cloud_run_job\" AND metric.type = \"$runs_metric\" AND metric.label.outcome = one_of(\"ok\", \"idle\")"),
       "duration": "${STALE_AFTER}s",
-      "aggregations": [{
-        "alignmentPeriod": "60s",
-        "perSeriesAligner": "ALIGN_SUM",
-        "crossSeriesReducer": "REDUCE_SUM",
-        "groupByFields": ["metric.label.relayer_id"]
-      }],
+      "aggregations": $(per_relayer_sum 60s),
       "trigger": {"count": 1}
     }
   }],
