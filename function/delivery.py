@@ -42,7 +42,7 @@ class Delivered:
 
     published: list[Published] = field(default_factory=list)
     failure: tuple[int, str, BaseException] | None = None  # block, what, error
-    stopped_before: int | None = None  # first block not handed over because of a stop
+    stopped_before: int | None = None  # first block not wholly sent: a stop, the lease, a failure
 
     @property
     def events_published(self) -> int:

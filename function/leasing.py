@@ -1,8 +1,9 @@
 """Keeping a run's lease: when it must be renewed, and how long publishing may take.
 
 A run may only publish while its lease holds, or another run could take over and publish
-the same events; so every publish wait ends a margin before the lease does (and soon after
-a SIGTERM), and the lease is renewed before publishing once half of it is spent.
+the same events; so every publish request starts before, and carries a gRPC deadline that
+ends, a margin before the lease does (or soon after a SIGTERM), and the lease is renewed
+before publishing once half of it is spent.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class LeaseKeeper:
         self._clock = clock
 
     def publish_deadline(self) -> Callable[[], float]:
-        """When a publish wait must give up (re-read while waiting)."""
+        """When publishing must be over: no request starts after it, none is accepted after
+        it (each carries it as its gRPC deadline); re-read, so a SIGTERM can bring it
+        closer."""
         start = time.monotonic()
 
         def deadline() -> float:
