@@ -22,15 +22,12 @@ from pathlib import Path
 
 from google.cloud import firestore
 
+from devstack.clients import export_firestore
 from devstack.faults_trial import Proc, Trial
 from devstack.faults_world import World, firestore_client
-from devstack.rpcproxy import FAILURES, RANGE_BODIES, RATE_BODIES, RESULT_BODIES, RpcProxy
-from devstack.services import (
-    Emulator,
-    export_firestore,
-    start_firestore_emulator,
-    start_pubsub_emulator,
-)
+from devstack.rpcproxy import RpcProxy
+from devstack.rpcproxy_bodies import FAILURES, RANGE_BODIES, RATE_BODIES, RESULT_BODIES
+from devstack.services import Emulator, start_firestore_emulator, start_pubsub_emulator
 
 OUTAGE_LEASE_S = 6.0  # the frozen moments must not cost the run its lease
 STATUS_WAIT_S = 10.0  # how long /status may take to answer during an outage

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from devstack.clients import PubSubTopic, create_topic_and_subscription
 from devstack.faults_world import (
     Poller,
     World,
@@ -31,7 +32,6 @@ from devstack.faults_world import (
     relayer_env,
     relayer_status,
 )
-from devstack.services import PubSubTopic, create_topic_and_subscription
 
 RUN_TIMEOUT_S = 90.0  # a run still going after this long has no clear outcome: it is killed
 

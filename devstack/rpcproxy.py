@@ -4,9 +4,8 @@ Hosted providers put the API key in the URL path (`/v2/<key>`) while anvil serve
 the proxy answers on any path and forwards bodies unchanged. On command (thread-safe methods)
 it refuses wide eth_getLogs ranges or large results with a real provider's error body, rate
 limits, fails (5xx, empty or cut bodies, dropped connections), delays, or lags behind the head
-like one node of a load-balanced pool; and it records every call. The bodies are quoted from
-public sources (tests/test_provider_errors.py names them); the status is 200 where no source
-recorded another.
+like one node of a load-balanced pool; and it records every call. The bodies come from
+devstack/rpcproxy_bodies.py; the per-call decisions from devstack/rpcproxy_calls.py.
 
 In a batch, a per-call refusal (range, results, lag) answers only that entry, with HTTP 200 as
 a batch answer must; a lone call gets the provider's own status (QuickNode 413, Alchemy 400).
@@ -26,75 +25,22 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any
 
 import requests
 
-Fault = Callable[[bytes], tuple[int, bytes] | None]
-
-
-class Body(NamedTuple):
-    """A provider's refusal: HTTP status for a lone call, JSON-RPC code, message template."""
-
-    status: int
-    code: int
-    text: str  # str.format fields: lo, hi, n (the limit), fit (last block that would work), wait
-
-
-_ALCHEMY_SIZE = (
-    "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range "
-    "and no limit on the response size, or you can request any block range with a cap of {nk} "
-    "logs in the response. Based on your parameters and the response size limit, this block "
-    "range should work: [{lo:#x}, {fit:#x}]"
+from devstack.rpcproxy_bodies import (
+    FAILURES,
+    PAGES,
+    RANGE_BODIES,
+    RATE_BODIES,
+    RESULT_BODIES,
+    Body,
+    format_body,
 )
-# Too many blocks in one eth_getLogs.
-RANGE_BODIES = {
-    "alchemy": Body(400, -32600, "You can make eth_getLogs requests with up to a {n} block range. "
-                    "Based on your parameters, this block range should work: [{lo:#x}, {fit:#x}]"),
-    "quicknode": Body(413, -32614, "eth_getLogs is limited to a {n:,} range"),
-    "infura": Body(200, -32602, "range {span} exceeds limit of {n}"),
-    "blockpi": Body(200, -32602, "eth_getLogs is limited to {n} block range. Please check the "
-                    "parameter requirements at  https://docs.blockpi.io/documentations/api-reference"),
-    "publicnode": Body(200, -32000, "exceed maximum block range: {n}"),
-    "reth": Body(200, -32602, "query exceeds max block range {n}"),
-    "cloudflare": Body(200, -32047, "Invalid eth_getLogs request. 'fromBlock'-'toBlock' range "
-                       "too large. Max range: {n}"),
-    "ankr": Body(200, -32600, "block range is too wide"),
-    "chainstack": Body(200, -32602, "Block range limit exceeded. See more details at "
-                       "https://docs.chainstack.com/docs/limits#evm-range-limits"),
-}  # fmt: skip
-# Too many logs in one answer; `fit` is the last block that keeps the answer within the cap.
-RESULT_BODIES = {
-    "infura": Body(200, -32005, "query returned more than {n} results. Try with this block range "
-                   "[0x{lo:X}, 0x{fit:X}]."),
-    "alchemy": Body(400, -32602, _ALCHEMY_SIZE),
-    "reth": Body(200, -32602, "query exceeds max results {n}, retry with the range {lo}-{fit}"),
-    "arbitrum": Body(200, -32000, "logs matched by query exceeds limit of {n}"),
-    "geth": Body(200, -32005, "query returned more than {n} results"),
-}  # fmt: skip
-# Rate limits. "base" answers each call inside HTTP 200, as sepolia.base.org does.
-RATE_BODIES = {
-    "alchemy": Body(429, 429, "Your app has exceeded its compute units per second capacity. If "
-                    "you have retries enabled, you can safely ignore this message. If not, check "
-                    "out https://docs.alchemy.com/reference/throughput"),
-    "infura": Body(429, -32005, "daily request count exceeded, request rate limited"),
-    "quicknode": Body(429, -32007, "300/second request limit reached - reduce calls per second "
-                      "or upgrade your account at quicknode.com"),
-    "ankr": Body(429, -32090, "Too many requests, reason: call rate limit exhausted, retry in "
-                 "{wait}"),
-    "base": Body(200, -32007, "25/second request limit reached - reduce calls per second"),
-}  # fmt: skip
-_NGINX = "<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n"
-_NGINX += "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
-PAGES = {
-    500: b"Internal Server Error",
-    502: _NGINX.format("502 Bad Gateway").encode(),
-    503: b"Service Unavailable",
-    504: _NGINX.format("504 Gateway Time-out").encode(),
-}
-FAILURES: tuple[str, ...] = ("http_500", "http_502", "http_503", "http_504", "empty")
-FAILURES += ("truncated", "incomplete", "drop", "reset")
-HEAD_RACE = {"code": -32602, "message": "block range extends beyond current head block"}  # geth
+from devstack.rpcproxy_calls import Head, Limits, judge, numeric_bounds, plan_call
+
+Fault = Callable[[bytes], tuple[int, bytes] | None]
 
 
 @dataclass(frozen=True)
@@ -121,13 +67,6 @@ class _Armed:
     retry_after: float | None = None
 
 
-@dataclass(frozen=True)
-class _Limits:
-    range: tuple[int, str] | None = None
-    results: tuple[int, str] | None = None
-    lag: tuple[int, str] | None = None
-
-
 class RpcProxy:
     """Forwards JSON-RPC on any path to `upstream`, misbehaving when told; stop() when done."""
 
@@ -138,7 +77,7 @@ class RpcProxy:
         self.calls: list[SeenCall] = []
         self._lock = threading.Lock()
         self._armed: deque[_Armed] = deque()
-        self._limits = _Limits()
+        self._limits = Limits()
         self._delay: tuple[float, int | None] | None = None
         self._local = threading.local()
         proxy = self
@@ -212,7 +151,7 @@ class RpcProxy:
         """Behave again: no limits, no lag, no delay, no pending faults."""
         with self._lock:
             self._armed.clear()
-            self._limits, self._delay = _Limits(), None
+            self._limits, self._delay = Limits(), None
 
     # Observations -------------------------------------------------------------------------
     def count(self, method: str | None = None) -> int:
@@ -224,7 +163,7 @@ class RpcProxy:
         """(from, to) of every eth_getLogs asked with numeric bounds, in arrival order."""
         with self._lock:
             params = [c.params for c in self.calls if c.method == "eth_getLogs"]
-        return [r for r in map(_numeric_bounds, params) if r is not None]
+        return [r for r in map(numeric_bounds, params) if r is not None]
 
     def reset_counts(self) -> None:
         """Forget the calls and paths seen so far."""
@@ -235,7 +174,7 @@ class RpcProxy:
     # Serving ------------------------------------------------------------------------------
     def _update(self, **changes: Any) -> None:
         with self._lock:
-            self._limits = _Limits(**{**self._limits.__dict__, **changes})
+            self._limits = Limits(**{**self._limits.__dict__, **changes})
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
@@ -291,18 +230,18 @@ class RpcProxy:
         """Answer call by call: refuse what the provider would, forward the rest to anvil."""
         with self._lock:
             limits = self._limits
-        if not calls or limits == _Limits():
+        if not calls or limits == Limits():
             status, payload = self._post(body)
             return status, payload, ["upstream"] * len(calls)
-        head = _Head(self, limits)
-        plans = [_plan(call, limits, head) for call in calls]
+        head = Head(self._post, limits)
+        plans = [plan_call(call, limits, head) for call in calls]
         sent = [plan for plan in plans if plan.answer is None]
         if sent:
             # anvil answers a batch in request order; ids may repeat, so match by position.
             answers = json.loads(self._post(json.dumps([p.call for p in sent]).encode())[1])
             for i, plan in enumerate(sent):
                 plan.answer = answers[i] if isinstance(answers, list) else answers
-                _judge(plan, limits, head)
+                judge(plan, limits, head)
         status = 200 if batch else plans[0].status
         return status, _encode([p.answer or {} for p in plans], batch), [p.out for p in plans]
 
@@ -315,106 +254,13 @@ class RpcProxy:
         return answer.status_code, answer.content
 
 
-class _Head:
-    """The head this node admits to, asked of anvil once per request and never recorded."""
-
-    def __init__(self, proxy: RpcProxy, limits: _Limits) -> None:
-        self._proxy, self._behind = proxy, limits.lag[0] if limits.lag else 0
-        self._value: int | None = None
-
-    def served(self) -> int:
-        if self._value is None:
-            call = {"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}
-            payload = self._proxy._post(json.dumps(call).encode())[1]
-            self._value = max(0, int(json.loads(payload)["result"], 16) - self._behind)
-        return self._value
-
-
-@dataclass
-class _Plan:
-    call: dict[str, Any]  # what goes to anvil, rewritten where this node would read it so
-    answer: dict[str, Any] | None = None  # set once answered, by the proxy or by anvil
-    status: int = 200
-    out: str = "upstream"
-    log_range: tuple[int, int] | None = None
-
-
-def _plan(call: dict[str, Any], limits: _Limits, head: _Head) -> _Plan:
-    """Decide one call before anvil sees it: answer it here, rewrite it, or pass it on."""
-    plan = _Plan(call)
-    method, params = call.get("method"), list(call.get("params") or [])
-    if limits.lag is not None and method == "eth_blockNumber":
-        return _local(plan, "lag", result=hex(head.served()))
-    if limits.lag is not None and method == "eth_getBlockByNumber" and params:
-        if params[0] in ("latest", "pending"):
-            plan.call, plan.out = {**call, "params": [hex(head.served()), *params[1:]]}, "lag"
-        elif _is_hex(params[0]) and int(params[0], 16) > head.served():
-            return _local(plan, "lag", result=None)  # geth: null for a block it does not have
-        return plan
-    query = params[0] if method == "eth_getLogs" and params else None
-    if not isinstance(query, dict) or "blockHash" in query:
-        return plan
-    low = _resolve(query.get("fromBlock", "latest"), head)
-    high = _resolve(query.get("toBlock", "latest"), head)
-    if low is None or high is None:
-        return plan
-    if limits.range is not None and high - low + 1 > limits.range[0]:
-        n, provider = limits.range
-        return _refuse(plan, "range", RANGE_BODIES[provider], lo=low, hi=high, n=n, fit=low + n - 1)
-    if limits.lag is not None and high > head.served():
-        if limits.lag[1] == "error":
-            return _local(plan, "lag", error=HEAD_RACE)
-        if low > head.served():
-            return _local(plan, "lag", result=[])
-        high, plan.out = head.served(), "lag"
-    plan.call = {**call, "params": [{**query, "fromBlock": hex(low), "toBlock": hex(high)}]}
-    plan.log_range = (low, high)
-    return plan
-
-
-def _judge(plan: _Plan, limits: _Limits, head: _Head) -> None:
-    """Read anvil's answer as the provider would: count the logs, hide blocks past the head."""
-    result = (plan.answer or {}).get("result")
-    if plan.log_range and limits.results and isinstance(result, list):
-        n, provider = limits.results
-        if len(result) > n:
-            low, high = plan.log_range
-            over = sorted(int(log["blockNumber"], 16) for log in result)[n]
-            fit = max(low, over - 1)
-            _refuse(plan, "results", RESULT_BODIES[provider], lo=low, hi=high, n=n, fit=fit)
-    block = result if plan.call.get("method") == "eth_getBlockByHash" else None
-    if limits.lag and isinstance(block, dict) and int(block["number"], 16) > head.served():
-        _local(plan, "lag", result=None)
-
-
-def _refuse(plan: _Plan, out: str, body: Body, **values: int) -> _Plan:
-    error: dict[str, Any] = {"code": body.code, "message": _format(body, **values)}
-    if body is RESULT_BODIES["infura"]:
-        data = {"from": f"0x{values['lo']:X}", "limit": values["n"], "to": f"0x{values['fit']:X}"}
-        error["data"] = data
-    return _local(plan, out, status=body.status, error=error)
-
-
-def _format(body: Body, **values: Any) -> str:
-    n = values.get("n", 0)
-    span = values.get("hi", 0) - values.get("lo", 0)
-    nk = f"{n // 1000}K" if n and n % 1000 == 0 else str(n)
-    return body.text.format(span=span, nk=nk, **values)
-
-
-def _local(plan: _Plan, out: str, *, status: int = 200, **answer: Any) -> _Plan:
-    plan.answer = {"jsonrpc": "2.0", "id": plan.call.get("id"), **answer}
-    plan.status, plan.out = status, out
-    return plan
-
-
 def _misbehave(
     handler: BaseHTTPRequestHandler, armed: _Armed, calls: list[dict[str, Any]], batch: bool
 ) -> None:
     """Answer a whole request with the armed fault instead of anvil."""
     if armed.kind == "rate_limit":
         body, wait = RATE_BODIES[armed.provider], armed.retry_after
-        error: dict[str, Any] = {"code": body.code, "message": _format(body, wait=_go(wait))}
+        error: dict[str, Any] = {"code": body.code, "message": format_body(body, wait=_go(wait))}
         if armed.provider == "infura":
             rate = {"allowed_rps": 1, "backoff_seconds": wait or 0, "current_rps": 2.2}
             error["data"] = {"rate": rate, "see": "https://infura.io/dashboard"}
@@ -472,24 +318,6 @@ def _go(seconds: float | None) -> str:
     """A Go duration, as Ankr writes its waits ("10s", "10m0s")."""
     whole = max(0, math.ceil(seconds or 0))
     return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
-
-
-def _resolve(tag: Any, head: _Head) -> int | None:
-    if tag in ("latest", "pending"):
-        return head.served()
-    if tag == "earliest":
-        return 0
-    return int(tag, 16) if _is_hex(tag) else None
-
-
-def _is_hex(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("0x") and len(value) > 2
-
-
-def _numeric_bounds(params: list[Any]) -> tuple[int, int] | None:
-    query = params[0] if params and isinstance(params[0], dict) else {}
-    low, high = query.get("fromBlock"), query.get("toBlock")
-    return (int(str(low), 16), int(str(high), 16)) if _is_hex(low) and _is_hex(high) else None
 
 
 def _known(name: str, catalogue: dict[str, Body]) -> str:

@@ -87,8 +87,9 @@ class Publisher:
 
         `deadline()` is a monotonic instant, read before every attempt: no attempt starts
         after it, and each carries it as its gRPC deadline. Transient errors are retried
-        until then. Raises `NotSentError` when the deadline came before an attempt could
-        start, and `PublishError` (or `TopicNotFoundError`) otherwise. After any error,
+        until then. Raises `NotSentError` when the deadline came before the first attempt
+        could start (nothing went out), and `PublishError` (or `TopicNotFoundError`)
+        otherwise. After any error,
         Pub/Sub may or may not have taken the messages, so the caller must not count them.
         """
         request = _PublishRequest(
@@ -101,6 +102,12 @@ class Publisher:
         attempt = 0
         while True:
             left = deadline() - time.monotonic()
+            if left <= 0 and attempt:
+                raise PublishError(
+                    f"Pub/Sub did not answer for {len(messages)} messages for "
+                    f"{self.topic_path} before the deadline ({attempt} attempts); they may "
+                    "or may not have been accepted"
+                )
             if left <= 0:
                 raise NotSentError(
                     f"{len(messages)} messages for {self.topic_path} were not sent: the run's "

@@ -13,15 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.services import (
-    Anvil,
-    FirestoreEmulator,
-    PubSubTopic,
-    Stack,
-    create_topic_and_subscription,
-    reset_firestore,
-    start_anvil,
-)
+from devstack.clients import PubSubTopic, create_topic_and_subscription, reset_firestore
+from devstack.services import Anvil, FirestoreEmulator, Stack, start_anvil
 from relayer import Deployment, deploy
 
 PROJECT = "relayer-test"

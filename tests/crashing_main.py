@@ -58,7 +58,7 @@ import function.guard  # noqa: E402
 import function.relay  # noqa: E402
 from function.chain import ChainReader  # noqa: E402
 from function.delivery import Courier  # noqa: E402
-from function.errors import LeaseLostError  # noqa: E402
+from function.errors import LeaseLostError, PublishError  # noqa: E402
 from function.messages import Message  # noqa: E402
 from function.publisher import Publisher  # noqa: E402
 from function.state import FirestoreState  # noqa: E402
@@ -244,7 +244,7 @@ def publish(self: Publisher, messages: Any, deadline: Any) -> list[str]:
         ids: list[str] = []
         for m in messages:
             time.sleep(PAUSE)
-            ids += _send(self, [m], deadline)
+            ids += _rest(ids, lambda m=m: _send(self, [m], deadline))
         return ids
     due = _due_within(len(messages)) if POINT == "mid_publish" else None
     if due is None:
@@ -256,7 +256,7 @@ def publish(self: Publisher, messages: Any, deadline: Any) -> list[str]:
         _kill()
     if ACTION == "stall" or not rest:
         _pause("mid_publish")
-        return ids + (_send(self, rest, deadline) if rest else [])
+        return ids + (_rest(ids, lambda: _send(self, rest, deadline)) if rest else [])
     # freeze: the next request goes out, and CRASH_DELAY_MS later every thread stops, the
     # request in flight (or not yet written, or just answered) until SIGCONT
     flight: concurrent.futures.Future[list[str]] = concurrent.futures.Future()
@@ -270,7 +270,22 @@ def publish(self: Publisher, messages: Any, deadline: Any) -> list[str]:
     threading.Thread(target=send_rest, daemon=True).start()
     time.sleep(DELAY_S)
     _pause("mid_publish")
-    return ids + flight.result()
+    return ids + _rest(ids, flight.result)
+
+
+def _rest(accepted: list[str], send: Callable[[], list[str]]) -> list[str]:
+    """The rest of a request this hook sends in parts. Pub/Sub takes a real request whole
+    or not at all, so when a later part fails after earlier ones were accepted the request
+    failed with its fate unknown (never "not sent", which would let the run treat it as a
+    clean stop and leave the accepted part unrecorded)."""
+    try:
+        return send()
+    except PublishError as e:
+        if not accepted:
+            raise
+        raise PublishError(
+            f"{len(accepted)} messages of the request were accepted before the rest failed: {e}"
+        ) from e
 
 
 def _due_within(count: int) -> int | None:

@@ -15,8 +15,9 @@ from typing import Any
 from google.cloud import firestore
 from web3 import Web3
 
+from devstack.clients import PubSubTopic, PulledMessage
 from devstack.escrow import ExpectedEvent, deploy_escrow, make_activity
-from devstack.services import Anvil, PubSubTopic, PulledMessage
+from devstack.services import Anvil
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT = ROOT / "contracts" / "build" / "Escrow.json"

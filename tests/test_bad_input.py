@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.clients import upload_blob
 from devstack.rpcproxy import RpcProxy
-from devstack.services import Stack, upload_blob
+from devstack.services import Stack
 from relayer import Deployment, relayer_doc, run_main
 
 KEY_PATH = "/v2/SECRETPATHKEY"

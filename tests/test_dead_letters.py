@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.services import PubSubTopic, Stack, create_topic_and_subscription
+from devstack.clients import PubSubTopic, create_topic_and_subscription
+from devstack.services import Stack
 from relayer import ARTIFACT, Deployment, assert_exactly_once, payloads, relayer_doc, run_main
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.clients import PubSubTopic, create_topic_and_subscription, upload_blob
 from devstack.escrow import deploy_escrow
-from devstack.services import PubSubTopic, Stack, create_topic_and_subscription, upload_blob
+from devstack.services import Stack
 from function.config import load_runtime
 from function.errors import ConfigError
 from function.fleet import load_fleet, shard, task_of

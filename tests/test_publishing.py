@@ -7,6 +7,7 @@ Pub/Sub emulator.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from devstack.services import PubSubTopic
+from devstack.clients import PubSubTopic
 from function.batches import cut_requests
 from function.delivery import Courier
 from function.errors import PublishError, TopicNotFoundError
@@ -203,3 +204,24 @@ def test_courier_keeps_chain_order_over_many_requests(pubsub_topic: PubSubTopic)
     pulled = pubsub_topic.pull_all()
     assert [m.attributes["event_id"] for m in pulled] == [e.event_id for e in events]
     assert [p.message_id for p in delivered.published] == [m.message_id for m in pulled]
+
+
+def test_a_request_that_went_out_is_never_reported_as_not_sent(
+    pubsub_topic: PubSubTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens there: every attempt fails UNAVAILABLE, and is retried until the
+    # deadline. A request that was attempted may have reached Pub/Sub, so it must fail as
+    # unknown (the run then fails) rather than as "not sent" (which the run takes for a stop).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+    publisher = Publisher(make_client(), pubsub_topic.project, pubsub_topic.topic_id)
+    reads = iter(range(1_000))
+
+    def deadline() -> float:  # far off for the first attempt, then gone (a stop came)
+        return time.monotonic() + (30 if next(reads) < 2 else -1)
+
+    with pytest.raises(PublishError, match="may or may not") as raised:
+        publisher.publish([Message(b"x", {}, "")], deadline)
+    assert not isinstance(raised.value, NotSentError)

@@ -11,13 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from devstack.rpcproxy import (
-    FAILURES,
-    RANGE_BODIES,
-    RATE_BODIES,
-    RESULT_BODIES,
-    RpcProxy,
-)
+from devstack.rpcproxy import RpcProxy
+from devstack.rpcproxy_bodies import FAILURES, RANGE_BODIES, RATE_BODIES, RESULT_BODIES
 from devstack.services import Anvil
 from function.provider_errors import FailureKind, classify, error_text, next_range
 

@@ -13,8 +13,9 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from devstack import services
-from devstack.services import Anvil, FirestoreEmulator, PubSubTopic, Stack
+from devstack import clients, processes, services
+from devstack.clients import PubSubTopic
+from devstack.services import Anvil, FirestoreEmulator, Stack
 
 PROJECT = "relayer-test"  # the project the conftest fixtures use
 
@@ -67,7 +68,7 @@ def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((services.HOST, port))
+            sock.bind((processes.HOST, port))
         except OSError:
             return False
         return True
@@ -98,15 +99,15 @@ def test_firestore_doc_is_gone_after_reset(firestore_reset: FirestoreEmulator) -
     doc.set({"block": 42})
     assert doc.get().to_dict() == {"block": 42}
 
-    services.reset_firestore(firestore_reset.address, PROJECT)
+    clients.reset_firestore(firestore_reset.address, PROJECT)
 
     assert not doc.get().exists
 
 
 def test_blob_uploaded_by_helper_downloads_with_env_client(stack: Stack) -> None:
     abi = b'[{"type":"event","name":"Funded"}]'
-    services.upload_blob(stack.storage.env_value, "relayer-abi", "escrow/abi.json", abi)
-    services.upload_blob(stack.storage.address, "relayer-abi", "escrow/abi.json", abi + b" ")
+    clients.upload_blob(stack.storage.env_value, "relayer-abi", "escrow/abi.json", abi)
+    clients.upload_blob(stack.storage.address, "relayer-abi", "escrow/abi.json", abi + b" ")
 
     client = storage.Client()  # reads STORAGE_EMULATOR_HOST
 
@@ -145,17 +146,17 @@ def test_anvil_full_history_spills_to_scratch_not_home() -> None:
 
 
 def test_start_error_carries_the_service_output() -> None:
-    with pytest.raises(services.ServiceStartError, match="no-such-flag"):
+    with pytest.raises(processes.ServiceStartError, match="no-such-flag"):
         services.start_anvil(extra_args=["--no-such-flag"])
 
 
 def test_storage_emulator_moves_on_when_its_port_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as squatter:
-        squatter.bind((services.HOST, 0))
+        squatter.bind((processes.HOST, 0))
         squatter.listen()
         taken = squatter.getsockname()[1]
-        ports = iter([taken, services._free_port()])
-        monkeypatch.setattr(services, "_free_port", lambda: next(ports))
+        ports = iter([taken, processes.free_port()])
+        monkeypatch.setattr(services, "free_port", lambda: next(ports))
 
         with services.start_storage_emulator() as gcs:
             assert gcs.port != taken
