@@ -85,7 +85,9 @@ def run_job(env: dict[str, str]) -> dict[str, Any]:
         timeout=120,
         check=False,
     )
-    summary = next(json.loads(line) for line in done.stdout.splitlines() if "run_summary" in line)
+    summary: dict[str, Any] = next(
+        json.loads(line) for line in done.stdout.splitlines() if "run_summary" in line
+    )
     if done.returncode != 0:
         raise RuntimeError(f"python main.py exited {done.returncode}: {summary.get('error')}")
     return summary

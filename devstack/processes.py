@@ -207,8 +207,23 @@ def await_ready(
 # --- handles -----------------------------------------------------------------------------------
 
 
+class StopsOnExit:
+    """`with` support for whatever has a `stop()`: it stops on the way out."""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
 @dataclass(eq=False)
-class ServiceProcess:
+class ServiceProcess(StopsOnExit):
     """A running local service; `stop()` ends its process group and deletes its scratch dir."""
 
     host: str
@@ -231,11 +246,3 @@ class ServiceProcess:
     def stop(self, timeout: float = 10.0) -> None:
         """End the process group; safe to call twice."""
         release(self.process, timeout)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

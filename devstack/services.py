@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import ClassVar, Self
 
 import requests
@@ -33,6 +32,7 @@ from devstack.processes import (
     DevstackError,
     PortTaken,
     ServiceProcess,
+    StopsOnExit,
     await_ready,
     free_port,
     http_session,
@@ -332,7 +332,7 @@ def start_storage_emulator(*, timeout: float = 30.0) -> StorageEmulator:
 
 
 @dataclass(frozen=True, eq=False)
-class Stack:
+class Stack(StopsOnExit):
     """The three Google emulators, started in parallel so the two JVM start-ups overlap."""
 
     pubsub: PubSubEmulator
@@ -370,11 +370,3 @@ class Stack:
         """Stop all three in parallel (a JVM takes ~0.4 s to shut down)."""
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="devstack") as pool:
             list(pool.map(lambda s: s.stop(timeout), self.services))
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
