@@ -85,6 +85,16 @@ def _judge_status_after(trial: Trial, run: Proc) -> None:
         trial.notes.append("a failure Firestore could not record")
 
 
+def _after_outage(trial: Trial, run: Proc, fresh: Proc | None) -> None:
+    """The runs end; the failed one shows in /status; then recovery."""
+    run.wait()
+    if fresh is not None:
+        fresh.wait()
+    _judge_status_after(trial, run)
+    trial.wait_lease()
+    trial.recover()
+
+
 def pubsub_outage(world: World, rng: random.Random, pubsub: Restartable) -> Trial:
     """The Pub/Sub emulator stops mid-run for 0.5-3 s, then comes back (empty)."""
     with pubsub.lock:
@@ -104,12 +114,7 @@ def pubsub_outage(world: World, rng: random.Random, pubsub: Restartable) -> Tria
         fresh = trial.launch() if rng.random() < 0.5 else None  # a run starting in the outage
         time.sleep(rng.uniform(0.5, 3.0))
         _frozen([run, fresh], start)
-        run.wait()
-        if fresh is not None:
-            fresh.wait()
-        _judge_status_after(trial, run)
-        trial.wait_lease()
-        trial.recover()
+        _after_outage(trial, run, fresh)
     return trial
 
 
@@ -139,12 +144,7 @@ def firestore_outage(world: World, rng: random.Random, store: Restartable) -> Tr
             time.sleep(rng.uniform(0.5, 3.0))
             status.join()
             store.start(saved[0])
-            run.wait()
-            if fresh is not None:
-                fresh.wait()
-            _judge_status_after(trial, run)
-            trial.wait_lease()
-            trial.recover()
+            _after_outage(trial, run, fresh)
         finally:
             shutil.rmtree(exports, ignore_errors=True)
     return trial
