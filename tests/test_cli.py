@@ -31,7 +31,8 @@ def cli(env: dict[str, str], *args: str) -> Run:
     done = subprocess.run(
         [str(RELAYER), *args],
         cwd=ROOT,
-        env=env,
+        # This checkout's package first: the venv's editable install may point at another.
+        env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,

@@ -152,7 +152,7 @@ def test_three_relayers_over_two_tasks(
         [str(Path(sys.executable).parent / "relayer"), "status"],
         cwd=ROOT,
         text=True,
-        env={**env, "RELAYER_CONFIG": str(path)},
+        env={**env, "RELAYER_CONFIG": str(path), "PYTHONPATH": str(ROOT)},
         capture_output=True,
         check=False,
     )
