@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compiles contracts/Escrow.sol with the pinned solc-js into a Hardhat-style artifact.
+// Compiles the contracts below with the pinned solc-js into Hardhat-style artifacts.
 // The artifact is committed so the Python side (tests, demo, ABI_URI) needs no Node at run time;
 // the output is deterministic, so rerunning this after an unchanged source gives no diff.
 'use strict';
@@ -10,11 +10,9 @@ const solc = require('solc');
 
 const ROOT = path.resolve(__dirname, '..');
 const SOLC_VERSION = '0.8.28';
-const SOURCE_NAME = 'contracts/Escrow.sol';
-const CONTRACT_NAME = 'Escrow';
-const OUT_FILE = path.join(__dirname, 'build', `${CONTRACT_NAME}.json`);
+const CONTRACTS = ['Escrow', 'LogEmitter']; // contracts/{name}.sol -> contracts/build/{name}.json
 
-function standardInput(content) {
+function standardInput(SOURCE_NAME, content) {
   return {
     language: 'Solidity',
     sources: { [SOURCE_NAME]: { content } },
@@ -29,7 +27,7 @@ function standardInput(content) {
 }
 
 // A compiler error must stop the build: an old artifact silently kept would test the wrong code.
-function compile(input) {
+function compile(SOURCE_NAME, CONTRACT_NAME, input) {
   const output = JSON.parse(solc.compile(JSON.stringify(input)));
   const diagnostics = output.errors || [];
   for (const d of diagnostics) {
@@ -45,7 +43,7 @@ function compile(input) {
   return contract;
 }
 
-function artifact(contract) {
+function artifact(SOURCE_NAME, CONTRACT_NAME, contract) {
   return {
     _format: 'hh-sol-artifact-1',
     contractName: CONTRACT_NAME,
@@ -62,11 +60,16 @@ function main() {
   if (!solc.version().startsWith(`${SOLC_VERSION}+`)) {
     throw new Error(`expected solc ${SOLC_VERSION}, found ${solc.version()}: run npm ci`);
   }
-  const source = fs.readFileSync(path.join(ROOT, SOURCE_NAME), 'utf8');
-  const result = artifact(compile(standardInput(source)));
-  fs.mkdirSync(path.dirname(OUT_FILE), { recursive: true });
-  fs.writeFileSync(OUT_FILE, `${JSON.stringify(result, null, 2)}\n`);
-  process.stdout.write(`wrote ${path.relative(ROOT, OUT_FILE)} (solc ${solc.version()})\n`);
+  for (const name of CONTRACTS) {
+    const sourceName = `contracts/${name}.sol`;
+    const outFile = path.join(__dirname, 'build', `${name}.json`);
+    const source = fs.readFileSync(path.join(ROOT, sourceName), 'utf8');
+    const compiled = compile(sourceName, name, standardInput(sourceName, source));
+    const result = artifact(sourceName, name, compiled);
+    fs.mkdirSync(path.dirname(outFile), { recursive: true });
+    fs.writeFileSync(outFile, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`wrote ${path.relative(ROOT, outFile)} (solc ${solc.version()})\n`);
+  }
 }
 
 try {
