@@ -11,7 +11,8 @@
     ├── PublishError              Pub/Sub did not accept every message in time
     ├── StateError                Firestore failed or holds something unexpected
     │   └── LeaseLostError        another run took over this relayer's lease
-    └── ReorgError                the relayed chain is no longer the node's chain
+    ├── ReorgError                the relayed chain is no longer the node's chain
+    └── StoppedError              a wait was cut short because the run was asked to stop
 
 Messages are written for the operator who reads one log line: they name the setting or
 component and the fix, and never contain an RPC URL beyond its host.
@@ -72,3 +73,8 @@ class LeaseLostError(StateError):
 
 class ReorgError(RelayerError):
     """The chain reorganised under blocks this relayer already relayed."""
+
+
+class StoppedError(RelayerError):
+    """The run was asked to stop (SIGTERM) while it waited on the network: not a failure,
+    the run commits what it has and ends interrupted."""

@@ -26,7 +26,7 @@ from .abi import EventSpec
 from .blockdocs import block_documents
 from .config import Settings
 from .delivery import Courier
-from .errors import LeaseLostError, PublishError, RelayerError
+from .errors import LeaseLostError, PublishError, RelayerError, StoppedError
 from .fetching import fetch
 from .guard import select_unpublished
 from .leasing import LeaseKeeper
@@ -137,6 +137,18 @@ class _Run:
         self.limits = RangeLimits(self.s.batch_size, grant.rpc_limits)
 
     def execute(self) -> None:
+        try:
+            self._execute()
+        except StoppedError as e:
+            # A SIGTERM cut a network wait short: what was committed stays, the rest is the
+            # next run's; the run is interrupted, not failed, and still releases its lease.
+            log.warning("%s", e)
+            summary = self.summary
+            summary.interrupted = True
+            summary.outcome = OK if summary.from_block is not None else IDLE
+            self._commit_end(self.committed_to if summary.from_block is not None else None)
+
+    def _execute(self) -> None:
         s, summary = self.s, self.summary
         next_block = self.grant.next_block
         if next_block is None:

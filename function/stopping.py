@@ -32,6 +32,10 @@ class StopSignal:
     def is_set(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, timeout_s: float) -> bool:
+        """Sleep up to `timeout_s`, waking at once when a stop is asked; True if it was."""
+        return self._event.wait(max(0.0, timeout_s))
+
     def cap(self, deadline: float) -> float:
         """`deadline` (monotonic), shortened to the grace period once a stop was asked."""
         if self._at is None:
