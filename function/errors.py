@@ -7,6 +7,7 @@
     │   ├── ChainMismatchError    the node's chain id differs from CHAIN_ID
     │   └── TopicNotFoundError    the Pub/Sub topic does not exist
     ├── RpcError                  the JSON-RPC endpoint failed or answered nonsense
+    │   └── ChainMovedError       the checkpoint block was replaced while a run read past it
     ├── DecodeError               a log matched the ABI's topic but could not be decoded
     ├── PublishError              Pub/Sub did not accept every message in time
     ├── StateError                Firestore failed or holds something unexpected
@@ -53,6 +54,11 @@ class TopicNotFoundError(DeploymentError):
 
 class RpcError(RelayerError):
     """The JSON-RPC endpoint failed, refused or answered something that cannot be right."""
+
+
+class ChainMovedError(RpcError):
+    """The range read does not descend from the checkpoint: the chain reorganised between the
+    run's checkpoint check and its read; the run checks again (and rewinds) before relaying."""
 
 
 class DecodeError(RelayerError):

@@ -5,23 +5,29 @@ them. The header of the range's last block is read just before the logs (same ro
 and again with the other headers after them: when both agree, every block up to it is
 unchanged in between (each hash commits to its parent), so the events, their timestamps and
 the checkpoint hashes all belong to one chain. When they disagree the view is read again.
+
+The run checked its checkpoint block before planning, but the chain may have replaced that
+block since. So the checkpoint block (the `anchor`) is read again with the headers after the
+logs: a range that no longer descends from it raises `ChainMovedError`, and the run checks
+and rewinds before relaying anything (else it would relay the new chain on top of orphaned
+records, and an event that moved below the range would be lost).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .abi import EventSpec
 from .chain import Header
 from .decoding import decode_log, event_id
-from .errors import DecodeError, RpcError
+from .errors import ChainMovedError, DecodeError, RpcError
 from .planning import BlockRange
 from .ports import Chain
 from .ranges import RangeLimits
-from .records import DeadLetter, Event, RawLog
+from .records import BlockRef, DeadLetter, Event, RawLog
 from .rpc import RangeTooLargeError
 from .values import checksum
 
@@ -62,13 +68,20 @@ def fetch(
     *,
     dead_letters: bool = False,
     limits: RangeLimits | None = None,
+    anchor: BlockRef | None = None,
+    also: Iterable[int] = (),
 ) -> Fetched:
     """The events of `blocks` and the hashes its chunk commits need, from one chain.
 
     The range is read in windows the endpoint accepts (`limits`, shrunk on refusals). A
     log that cannot be decoded becomes a `DeadLetter` when `dead_letters` is on, and fails
-    the run otherwise: it is never dropped silently.
+    the run otherwise: it is never dropped silently. `anchor` is the checkpoint block the
+    range must descend from; `also` names more blocks of the range whose hashes the caller
+    needs from the same view (blocks with records, to find orphaned ones).
     """
+    extra = {n for n in also if n in blocks}
+    if anchor is not None:
+        extra.add(anchor.number)
     limits = limits or RangeLimits(len(blocks))
     for attempt in range(1, ATTEMPTS + 1):
         before, logs = _read_logs(chain, contracts, list(specs), blocks, limits)
@@ -77,12 +90,18 @@ def fetch(
         with_events = set(numbers)
         commit_points = {c.end for c in chunks if _any_in(numbers, c)} | {blocks.end}
         untimed = {e.block_number for e in events if e.block_timestamp is None}
-        headers = chain.headers(untimed | (commit_points - with_events) | {blocks.end})
+        headers = chain.headers(untimed | (commit_points - with_events) | extra | {blocks.end})
         consistent = headers[blocks.end].hash == before.hash and all(
             headers[e.block_number].hash == e.block_hash
             for e in events
             if e.block_number in headers
         )
+        if consistent and anchor is not None and headers[anchor.number].hash != anchor.hash:
+            raise ChainMovedError(
+                f"block {anchor.number} changed after the run checked it (now "
+                f"{headers[anchor.number].hash}, checkpointed {anchor.hash}): the chain "
+                "reorganised between the check and the read"
+            )
         if consistent:
             hashes = {d.block_number: d.block_hash for d in dead}
             hashes.update((e.block_number, e.block_hash) for e in events)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from .chain import Header
 from .messages import Message
 from .planning import BlockRange
-from .records import RawLog
+from .records import BlockRef, RawLog
 from .state import Grant, Progress
 from .summary import RunSummary
 
@@ -39,6 +39,8 @@ class State(Protocol):
     def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None: ...
 
     def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]: ...
+
+    def recorded_blocks(self, blocks: BlockRange) -> list[BlockRef]: ...
 
     def blocks_from(self, start: int) -> list[tuple[str, dict[str, Any]]]: ...
 

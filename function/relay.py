@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .abi import EventSpec
-from .blockdocs import block_documents
+from .blockdocs import base_id, block_doc_id, block_documents
 from .config import Settings
 from .delivery import Courier
-from .errors import LeaseLostError, PublishError, RelayerError, StoppedError
+from .errors import ChainMovedError, LeaseLostError, PublishError, RelayerError, StoppedError
 from .fetching import fetch
 from .guard import select_unpublished
 from .leasing import LeaseKeeper
@@ -35,7 +35,7 @@ from .ports import Chain, Sink, State
 from .ranges import RangeLimits
 from .records import BlockRef, DeadLetter, Event
 from .redact import scrub
-from .rewind import rewind
+from .rewind import retract, rewind
 from .state import Grant, Progress
 from .stopping import StopSignal
 from .summary import FAILED, IDLE, OK, SKIPPED, RunSummary
@@ -43,6 +43,7 @@ from .summary import FAILED, IDLE, OK, SKIPPED, RunSummary
 log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_COMMIT = 2_000  # a chunk with more events commits in parts (memory, crashes)
+CHECK_ATTEMPTS = 3  # checkpoint checks when the chain keeps moving under the read
 
 
 def utcnow() -> datetime:
@@ -132,6 +133,8 @@ class _Run:
             relay.state, grant, self.s.lease_s, started, relay.stop, relay.clock
         )
         self.committed_to = -1  # last block whose checkpoint is committed in this run
+        start = grant.next_block if grant.next_block is not None else self.s.start_block
+        self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
         self.courier = Courier(relay.sink, relay.stop, self.s.ordering, relay.dead_letters)
         self.limits = RangeLimits(self.s.batch_size, grant.rpc_limits)
@@ -150,40 +153,61 @@ class _Run:
 
     def _execute(self) -> None:
         s, summary = self.s, self.summary
-        next_block = self.grant.next_block
-        if next_block is None:
-            next_block = s.start_block
-        check = next_block - 1 if self.grant.checkpoint_hash and next_block > 0 else None
+        for attempt in range(1, CHECK_ATTEMPTS + 1):
+            next_block, anchor = self._check_checkpoint()
+            self.committed_to = next_block - 1
+            # A node behind the checkpoint (load-balanced RPC) is no reorganisation: idle.
+            head = summary.head_block
+            assert head is not None
+            tip = safe_tip(head, s.confirmations) if s.head == "latest" else head
+            if self.r.last_block is not None:
+                tip = min(tip, self.r.last_block)
+            blocks = plan_range(next_block, tip, s.batch_size)
+            if blocks is None:
+                summary.outcome, summary.from_block = IDLE, next_block
+                self._commit_end(None)
+                return
+            summary.from_block = blocks.start
+            try:
+                done_to = self._relay(blocks, anchor)
+            except ChainMovedError as e:
+                if attempt == CHECK_ATTEMPTS:
+                    raise
+                log.warning("%s: checking the checkpoint again", e)
+                continue
+            summary.outcome = OK
+            self._commit_end(done_to)
+            return
+
+    def _check_checkpoint(self) -> tuple[int, BlockRef | None]:
+        """The next block to relay and the block the range must descend from, after
+        rewinding over a reorganisation of the relayed blocks, if there was one."""
+        s, summary = self.s, self.summary
+        next_block, checkpoint_hash = self.checkpoint
+        check = next_block - 1 if checkpoint_hash and next_block > 0 else None
         head, header = self.r.chain.head_and_header(s.head, check)
         summary.head_block = head
-        if header is not None and header.hash != self.grant.checkpoint_hash:
-            done = rewind(
-                self.r.chain, self.r.state, self.courier, self.lease, head, next_block, header
-            )
-            summary.extra["reorg"] = {
-                "depth": done.depth,
-                "ancestor": done.ancestor,
-                "retracted": done.retracted,
-            }
-            next_block = done.next_block
-        self.committed_to = next_block - 1
-        # A node behind the checkpoint (load-balanced RPC) is no reorganisation: just idle.
-        tip = safe_tip(head, s.confirmations) if s.head == "latest" else head
-        if self.r.last_block is not None:
-            tip = min(tip, self.r.last_block)
-        blocks = plan_range(next_block, tip, s.batch_size)
-        if blocks is None:
-            summary.outcome, summary.from_block = IDLE, next_block
-            self._commit_end(None)
-            return
-        summary.from_block = blocks.start
-        done_to = self._relay(blocks)
-        summary.outcome = OK
-        self._commit_end(done_to)
+        if header is None or check is None:
+            return next_block, None  # no checkpoint yet, or a node that lags behind it
+        if header.hash == checkpoint_hash:
+            return next_block, header.ref
+        done = rewind(
+            self.r.chain, self.r.state, self.courier, self.lease, head, next_block, header
+        )
+        reorg = summary.extra.setdefault("reorg", {"depth": 0, "retracted": 0})
+        reorg["depth"] += done.depth
+        reorg["ancestor"] = done.ancestor
+        reorg["retracted"] += done.retracted
+        self.checkpoint = (done.next_block, done.ancestor_hash)
+        return done.next_block, BlockRef(done.ancestor, done.ancestor_hash)
 
-    def _relay(self, blocks: BlockRange) -> int:
+    def _relay(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
         """Relay the range chunk by chunk; the last block done (all of it unless stopped)."""
         chunks = list(split(blocks, self.s.checkpoint_interval))
+        # Records above the checkpoint (a run killed before its commit, a first run, a lane
+        # that failed while another's requests were accepted) may belong to blocks the chain
+        # has since replaced: their hashes are read in the same view as the logs.
+        recorded = self.r.state.recorded_blocks(blocks)
         fetched = fetch(
             self.r.chain,
             self.r.specs,
@@ -193,8 +217,13 @@ class _Run:
             chunks,
             dead_letters=self.r.dead_letters is not None,
             limits=self.limits,
+            anchor=anchor,
+            also=[r.number for r in recorded],
         )
         self.hashes.update(fetched.hashes)
+        orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
+        if orphans:
+            self._retract_orphans(orphans)
         for chunk in chunks:
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
@@ -212,6 +241,29 @@ class _Run:
                     self.summary.interrupted = True
                     return done
         return blocks.end
+
+    def _retract_orphans(self, orphans: Sequence[BlockRef]) -> None:
+        """Retract what was published on replaced blocks above the checkpoint (their records
+        stay, marked removed); the checkpoint does not move, the counts do."""
+        ids = {block_doc_id(r.number, r.hash) for r in orphans}
+        docs = [
+            (doc_id, fields)
+            for doc_id, fields in self.r.state.blocks_from(min(r.number for r in orphans))
+            if base_id(doc_id) in ids
+        ]
+        retracted = retract(self.r.state, self.courier, self.lease, docs)
+        if retracted:
+            self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
+        reorg = self.summary.extra.setdefault("reorg", {"depth": 0, "retracted": 0})
+        reorg["retracted"] += retracted
+        reorg["orphaned_above_checkpoint"] = sorted(r.number for r in orphans)
+        log.warning(
+            "%d blocks above the checkpoint were replaced after their events were published "
+            "(%s): %d events retracted",
+            len(orphans),
+            ", ".join(str(r.number) for r in orphans[:5]),
+            retracted,
+        )
 
     def _hash_of(self, number: int) -> str:
         if number not in self.hashes:

@@ -8,6 +8,7 @@ A crash in between only publishes some retractions twice, with the same event id
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .chain import Header
@@ -15,7 +16,7 @@ from .delivery import Courier
 from .errors import PublishError, ReorgError
 from .leasing import LeaseKeeper
 from .ports import Chain, State
-from .reorg import find_ancestor, marked_removed, orphaned, retractions
+from .reorg import BlockDoc, find_ancestor, marked_removed, orphaned, retractions
 from .state import Progress
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class Rewound:
 
     next_block: int
     ancestor: int
+    ancestor_hash: str
     depth: int
     retracted: int
 
@@ -57,18 +59,10 @@ def rewind(
     docs = state.blocks_from(ancestor.number + 1)
     heights = {int(d["block_number"]) for _, d in docs if int(d["block_number"]) <= head}
     canonical.update((n, h.hash) for n, h in chain.headers(heights).items())
-    orphans = orphaned(docs, canonical)
-    payloads = retractions(orphans)
-    lease.ensure()
-    results = courier.send_payloads(payloads, lease.publish_deadline())
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
-    state.record([(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
-    lease.commit(Progress(ancestor.number + 1, ancestor.hash, (), 0, len(payloads), rewind=True))
-    done = Rewound(
-        ancestor.number + 1, ancestor.number, next_block - 1 - ancestor.number, len(payloads)
-    )
+    retracted = retract(state, courier, lease, orphaned(docs, canonical))
+    lease.commit(Progress(ancestor.number + 1, ancestor.hash, (), 0, retracted, rewind=True))
+    depth = next_block - 1 - ancestor.number
+    done = Rewound(ancestor.number + 1, ancestor.number, ancestor.hash, depth, retracted)
     log.warning(
         "chain reorganisation: %d blocks above %d replaced; %d published events retracted",
         done.depth,
@@ -76,3 +70,19 @@ def rewind(
         done.retracted,
     )
     return done
+
+
+def retract(state: State, courier: Courier, lease: LeaseKeeper, orphans: Sequence[BlockDoc]) -> int:
+    """Publish a retraction for every published event of the orphaned block records, then mark
+    them removed; the number retracted. Retractions go out (and are answered) before the
+    records change, so a crash in between only sends some of them twice, same event ids."""
+    payloads = retractions(orphans)
+    if not payloads:
+        return 0
+    lease.ensure()
+    results = courier.send_payloads(payloads, lease.publish_deadline())
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
+    state.record([(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
+    return len(payloads)

@@ -17,6 +17,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from . import guard
 from .blockdocs import base_id, range_bounds, write_batches
@@ -211,6 +212,25 @@ class FirestoreState:
         except gexc.GoogleAPIError as e:
             raise _wrap("read of the processed-event set", e) from e
         return out
+
+    def recorded_blocks(self, blocks: BlockRange) -> list[BlockRef]:
+        """The blocks of the range that have records, by number and hash (ids only: cheap
+        enough to ask on every run)."""
+        lower, upper = range_bounds(blocks.start, blocks.end)
+        query = (
+            self._blocks.where(filter=FieldFilter("__name__", ">=", self._blocks.document(lower)))
+            .where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
+            .select([FieldPath.document_id()])
+        )
+        try:
+            ids = {base_id(s.id) for s in query.stream(timeout=TIMEOUT_S)}
+        except gexc.GoogleAPIError as e:
+            raise _wrap("read of the processed-event set", e) from e
+        refs = []
+        for doc_id in sorted(ids):
+            number, _, block_hash = doc_id.partition("-")
+            refs.append(BlockRef(int(number), block_hash))
+        return refs
 
     def blocks_from(self, start: int) -> list[tuple[str, dict[str, Any]]]:
         """Every block record from block `start` on (ids and fields), in chain order."""
