@@ -235,6 +235,14 @@ def replay(from_block: int, to_block: int, yes: bool) -> None:
     )
 
 
+def may_have_expired(block_time: int, now: datetime, ttl_days: float) -> bool:
+    """Whether the records of a block stamped `block_time` (and of every newer one) may have
+    expired by `now`: a record is written after its block, so it expires no sooner than
+    `block_time` plus the TTL (with a margin for clocks: at most a day, a tenth of the TTL)."""
+    ttl_s = ttl_days * 86_400
+    return block_time + ttl_s - min(86_400.0, ttl_s / 10) <= now.timestamp()
+
+
 def _deadline(seconds: float = 120.0) -> Callable[[], float]:
     end = time.monotonic() + seconds
     return lambda: end
@@ -275,9 +283,19 @@ def verify(from_block: int, to_block: int) -> None:
 @main.command()
 @click.option("--to-block", type=int, required=True, help="The new next block to relay.")
 @click.option("--yes", is_flag=True, help="Confirm: blocks may be skipped or scanned again.")
-def reset(to_block: int, yes: bool) -> None:
+@click.option(
+    "--replay-expired",
+    is_flag=True,
+    help="Allow moving back over blocks older than RELAYER_EVENT_TTL_DAYS: their events "
+    'are published again marked replay="true".',
+)
+def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
     """Move the checkpoint, under the lease so no run is in the middle of it. Events already
-    recorded are still never published twice; blocks skipped forward are not relayed."""
+    recorded are still never published twice; blocks skipped forward are not relayed.
+
+    Records expire after RELAYER_EVENT_TTL_DAYS: moving back over older blocks would publish
+    their events again as if new, so it is refused unless --replay-expired, which marks the
+    events found without a record replay="true"."""
     from .records import BlockRef
     from .state import Progress
     from .wiring import chain_reader, firestore_client, state_store
@@ -293,12 +311,30 @@ def reset(to_block: int, yes: bool) -> None:
     if grant is None:
         _fail("a run holds the lease right now: try again when it has finished")
     try:
+        chain = chain_reader(settings)
         recent: tuple[BlockRef, ...] = ()
         block_hash = None
         if to_block > 0:
-            block_hash = chain_reader(settings).headers([to_block - 1])[to_block - 1].hash
+            block_hash = chain.headers([to_block - 1])[to_block - 1].hash
             recent = (BlockRef(to_block - 1, block_hash),)
-        store.commit(grant, now, progress=Progress(to_block, block_hash, recent, 0, rewind=True))
+        replay = None
+        if grant.next_block is not None and to_block < grant.next_block:
+            replay = BlockRange(to_block, grant.next_block - 1)
+            oldest = chain.headers([to_block])[to_block].timestamp
+            expired = may_have_expired(oldest, now, settings.event_ttl_days)
+            if expired and not replay_expired:
+                _fail(
+                    f"blocks from {to_block} on were relayed before and are older than "
+                    f"RELAYER_EVENT_TTL_DAYS={settings.event_ttl_days:g}: their records may "
+                    "have expired, so their events would be published again as if new. Add "
+                    '--replay-expired to publish them again marked replay="true", or reset '
+                    "to a newer block",
+                    2,
+                )
+            if not expired:
+                replay = None
+        progress = Progress(to_block, block_hash, recent, 0, rewind=True, replay=replay)
+        store.commit(grant, now, progress=progress)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     finally:

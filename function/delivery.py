@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 
 from .batches import Request, cut_requests
 from .blockdocs import Published
-from .errors import PublishError
 from .guard import DEADLETTERED, PUBLISHED
 from .messages import (
     Message,
@@ -27,8 +26,9 @@ from .messages import (
     encode,
     ordering_key,
 )
+from .planning import BlockRange
 from .ports import Sink
-from .publisher import MAX_BYTES, MAX_MESSAGES, NotSentError, message_size
+from .publisher import MAX_BYTES, MAX_MESSAGES, InDoubtError, NotSentError, message_size
 from .records import DeadLetter, Event
 from .stopping import StopSignal
 
@@ -72,12 +72,18 @@ class Courier:
         ordering: bool,
         dead_letters: Sink | None = None,
         in_flight: int = MAX_IN_FLIGHT,
+        replay: BlockRange | None = None,
     ) -> None:
         self._sink = sink
         self._dead_sink = dead_letters
         self._stop = stop
         self._ordering = ordering
         self._in_flight = in_flight
+        self._replay = replay  # events sent here were maybe published before: say so
+        self.replayed = 0
+        # Requests given up on while still in flight may be accepted until this monotonic
+        # instant: the run must keep its lease until then (CONTRACT §7.5).
+        self.in_doubt_until: float | None = None
 
     def send(
         self,
@@ -111,7 +117,12 @@ class Courier:
         outcomes = self._dispatch(requests, deadline, leased)
         for request, outcome in zip(requests, outcomes, strict=True):
             for item, result in zip(request.items, _each(outcome, request), strict=True):
-                if isinstance(result, NotSentError):
+                # A request in doubt because a stop cut the wait short is a stop, not a
+                # failure: the checkpoint stays before its block, and the run ends well.
+                stopped = isinstance(result, NotSentError) or (
+                    isinstance(result, InDoubtError) and self._stop.is_set()
+                )
+                if stopped:
                     if delivered.stopped_before is None:
                         delivered.stopped_before = item.block_number
                 elif isinstance(result, BaseException):
@@ -162,11 +173,11 @@ class Courier:
         `NotSentError`; requests still in flight at the deadline get a `PublishError`."""
         pick = sink_of or self._sink_of
         outcomes: list[list[str] | BaseException | None] = [None] * len(requests)
-        flying: dict[concurrent.futures.Future[list[str]], tuple[int, Hashable]] = {}
+        flying: dict[concurrent.futures.Future[list[str]], tuple[int, Hashable, float]] = {}
         halted: BaseException | None = None
         nxt = 0
         while True:
-            busy = {lane for _, lane in flying.values()}
+            busy = {lane for _, lane, _ in flying.values()}
             while halted is None and nxt < len(requests) and len(flying) < self._in_flight:
                 request = requests[nxt]
                 if request.lane in busy:
@@ -178,7 +189,14 @@ class Courier:
                 else:
                     sink = pick(request.items[0])
                     messages = [_message_of(i) for i in request.items]
-                    flying[_in_thread(sink.publish, messages, deadline)] = (nxt, request.lane)
+                    # The latest instant any attempt of this request can carry as its gRPC
+                    # deadline (the sink never goes past a deadline it has seen).
+                    until = deadline()
+                    flying[_in_thread(sink.publish, messages, deadline)] = (
+                        nxt,
+                        request.lane,
+                        until,
+                    )
                     busy.add(request.lane)
                     nxt += 1
             if not flying:
@@ -188,16 +206,18 @@ class Courier:
                 flying, timeout=max(0.0, min(left, _POLL_S)), return_when=FIRST_COMPLETED
             )
             if not done and left <= 0:
-                for index, _ in flying.values():  # each RPC ends by its own deadline
-                    outcomes[index] = PublishError(
+                for index, _, until in flying.values():  # each RPC ends by its own deadline
+                    self.in_doubt_until = max(self.in_doubt_until or until, until)
+                    outcomes[index] = InDoubtError(
                         "Pub/Sub did not answer before the deadline; these messages may or "
-                        "may not have been accepted"
+                        "may not have been accepted",
+                        until,
                     )
                 flying.clear()
                 halted = halted or NotSentError("not sent: the publish deadline passed")
                 break
             for future in done:
-                index, _ = flying.pop(future)
+                index, _, _ = flying.pop(future)
                 error = future.exception()
                 outcomes[index] = error if error is not None else future.result()
                 if error is not None and halted is None:
@@ -206,7 +226,9 @@ class Courier:
         return [o if o is not None else (rest or NotSentError("not sent")) for o in outcomes]
 
     def _event(self, e: Event) -> _Outgoing:
-        message = build_message(e, ordering=self._ordering)
+        replay = self._replay is not None and e.block_number in self._replay
+        self.replayed += replay
+        message = build_message(e, ordering=self._ordering, replay=replay)
         return _Outgoing(
             e.block_number,
             e.log_index,

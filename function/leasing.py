@@ -59,6 +59,15 @@ class LeaseKeeper:
         if self._deadline - time.monotonic() < self._lease_s / 2:
             self.commit(None)
 
+    def held_until(self, in_doubt_until: float | None) -> datetime | None:
+        """When a run that gave up on requests still in flight may let go of its lease: not
+        before Pub/Sub would drop them (their gRPC deadline, monotonic), with the margin for
+        the network and clocks on both sides; None when nothing is in doubt any more."""
+        if in_doubt_until is None:
+            return None
+        left = in_doubt_until + 2 * self._margin - time.monotonic()
+        return self._clock() + timedelta(seconds=left) if left > 0 else None
+
     def commit(self, progress: Progress | None) -> None:
         """A fenced commit (checkpoint and/or counts) that also renews the lease."""
         renewed_at = time.monotonic()

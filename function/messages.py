@@ -100,8 +100,8 @@ def dead_letter_message(dead: DeadLetter, chain_id: int, relayer_id: str) -> Mes
     return Message(encode(payload), attributes, "")
 
 
-def build_message(event: Event, *, ordering: bool) -> Message:
+def build_message(event: Event, *, ordering: bool, replay: bool = False) -> Message:
     """The message for one event; without ordering the key is empty (Pub/Sub's "none")."""
     payload = event_payload(event)
     key = ordering_key(event.chain_id, event.contract) if ordering else ""
-    return Message(encode(payload), attributes_of(payload), key)
+    return Message(encode(payload), attributes_of(payload, replay=replay), key)

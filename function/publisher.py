@@ -49,6 +49,15 @@ class NotSentError(PublishError):
     """A request was not sent: its deadline (the lease's end, or a stop) had passed."""
 
 
+class InDoubtError(PublishError):
+    """The run stopped waiting for a request still in flight: Pub/Sub may yet accept it, up
+    to the gRPC deadline it was sent with (`until`, monotonic)."""
+
+    def __init__(self, message: str, until: float) -> None:
+        super().__init__(message)
+        self.until = until
+
+
 def make_client() -> pubsub_v1.PublisherClient:
     """A publisher client (the library finds PUBSUB_EMULATOR_HOST); only its gRPC channel
     is used, through `Publisher.publish`."""
@@ -100,8 +109,13 @@ class Publisher:
             ],
         )
         attempt = 0
+        limit = deadline()
         while True:
-            left = deadline() - time.monotonic()
+            # Never later than an earlier look: the caller may give up on this request at the
+            # deadline it saw, and a retry must not outlive that (a lease renewal can move
+            # `deadline()` later while this thread still runs).
+            limit = min(limit, deadline())
+            left = limit - time.monotonic()
             if left <= 0 and attempt:
                 raise PublishError(
                     f"Pub/Sub did not answer for {len(messages)} messages for "
@@ -120,7 +134,7 @@ class Publisher:
             except _TRANSIENT as e:
                 pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
                 attempt += 1
-                if deadline() - time.monotonic() <= pause:
+                if limit - time.monotonic() <= pause:
                     raise PublishError(
                         f"Pub/Sub did not accept {len(messages)} messages for "
                         f"{self.topic_path} before the deadline ({attempt} attempts): {e}"

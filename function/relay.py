@@ -84,13 +84,15 @@ class Relay:
         summary = RunSummary(uuid.uuid4().hex[:16], self.settings.relayer_id, self.clock())
         error: BaseException | None = None
         grant: Grant | None = None
+        run: _Run | None = None
         try:
             grant = self.state.acquire(summary.run_id, summary.started_at, self.settings.lease_s)
             if grant is None:
                 summary.outcome = SKIPPED
                 self._count_skipped()
             else:
-                _Run(self, grant, summary, started).execute()
+                run = _Run(self, grant, summary, started)
+                run.execute()
         except LeaseLostError as e:
             summary.outcome, summary.error, grant = SKIPPED, str(e), None
         except Exception as e:
@@ -102,7 +104,8 @@ class Relay:
             summary.finished_at = self.clock()
             summary.duration_s = round(time.monotonic() - started, 3)
         if grant is not None and summary.outcome == FAILED:
-            self._record_failure(grant, summary)
+            hold = run.lease.held_until(run.courier.in_doubt_until) if run is not None else None
+            self._record_failure(grant, summary, hold)
         return Outcome(summary, error)
 
     def _count_skipped(self) -> None:
@@ -113,9 +116,11 @@ class Relay:
         except RelayerError as e:
             log.warning("skipped run not counted: %s", scrub(str(e)))
 
-    def _record_failure(self, grant: Grant, summary: RunSummary) -> None:
+    def _record_failure(
+        self, grant: Grant, summary: RunSummary, hold: datetime | None = None
+    ) -> None:
         try:
-            self.state.commit(grant, self.clock(), summary=summary)
+            self.state.commit(grant, self.clock(), summary=summary, lease_until=hold)
         except Exception as e:
             log.error("could not record the failed run in Firestore: %s", scrub(str(e)))
 
@@ -136,7 +141,9 @@ class _Run:
         start = grant.next_block if grant.next_block is not None else self.s.start_block
         self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
-        self.courier = Courier(relay.sink, relay.stop, self.s.ordering, relay.dead_letters)
+        self.courier = Courier(
+            relay.sink, relay.stop, self.s.ordering, relay.dead_letters, replay=grant.replay
+        )
         self.limits = RangeLimits(self.s.batch_size, grant.rpc_limits)
 
     def execute(self) -> None:
@@ -346,15 +353,32 @@ class _Run:
         if done_to is not None and done_to > self.committed_to:
             progress = self._progress(done_to, (), 0)
         summary = self.summary
+        if self.courier.replayed:
+            summary.extra["replayed_unrecorded"] = self.courier.replayed
+            log.warning(
+                "%d events of blocks an operator reset over (%s..%s) had no record, which may "
+                'have expired: they were published marked replay="true"',
+                self.courier.replayed,
+                self.grant.replay.start if self.grant.replay else "?",
+                self.grant.replay.end if self.grant.replay else "?",
+            )
         if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
             summary.to_block = done_to
         summary.finished_at = self.r.clock()
         summary.duration_s = round(time.monotonic() - self.started, 3)
         limits = self.limits.to_store()
+        hold = self.lease.held_until(self.courier.in_doubt_until)
+        if hold is not None:
+            log.warning(
+                "publish requests given up on may still be accepted until %s: the lease is "
+                "kept until then, so no other run publishes these blocks meanwhile",
+                hold.isoformat(timespec="seconds"),
+            )
         self.r.state.commit(
             self.grant,
             summary.finished_at,
             progress=progress,
             summary=summary,
             rpc_limits=limits if limits != self.grant.rpc_limits else None,
+            lease_until=hold,
         )

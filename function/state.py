@@ -47,6 +47,9 @@ class Grant:
     checkpoint_hash: str | None
     recent_blocks: tuple[BlockRef, ...]
     rpc_limits: dict[str, int] = field(default_factory=dict)  # eth_getLogs span per host
+    # Blocks an operator chose to relay again although their records may have expired
+    # (`relayer reset --replay-expired`): events without a record there are marked replay.
+    replay: BlockRange | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,13 @@ class Progress:
     events_retracted: int = 0
     events_deadlettered: int = 0
     rewind: bool = False  # back to the common ancestor after a reorganisation
+    replay: BlockRange | None = None  # an operator's reset over blocks with expired records
+
+
+def _replay_range(raw: Any) -> BlockRange | None:
+    if not isinstance(raw, dict):
+        return None
+    return BlockRange(int(raw["from"]), int(raw["to"]))
 
 
 def _refs(raw: Any) -> tuple[BlockRef, ...]:
@@ -176,6 +186,7 @@ class FirestoreState:
                 doc.get("checkpoint_block_hash"),
                 _refs(doc.get("recent_blocks")),
                 {str(e["host"]): int(e["blocks"]) for e in doc.get("rpc_limits") or []},
+                _replay_range(doc.get("replay")),
             )
 
         try:
@@ -264,7 +275,8 @@ class FirestoreState:
         summary: RunSummary | None = None,
         rpc_limits: dict[str, int] | None = None,
     ) -> None:
-        """Fenced update: checkpoint and/or lease renewal, or the run's end (release)."""
+        """Fenced update: checkpoint and/or lease renewal, or the run's end (release; or,
+        with `lease_until`, the lease kept until then: requests may still be accepted)."""
 
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
@@ -293,17 +305,19 @@ class FirestoreState:
                     r for r in _refs(doc.get("recent_blocks")) if r.number < progress.next_block
                 ]
                 recent = merge_recent(kept, progress.recent)
+                if progress.replay is not None:
+                    update["replay"] = {"from": progress.replay.start, "to": progress.replay.end}
                 update.update(
                     next_block=progress.next_block,
                     checkpoint_block_hash=progress.block_hash,
                     recent_blocks=[{"number": r.number, "hash": r.hash} for r in recent],
                 )
-            if lease_until is not None:
-                update["lease"] = Lease(grant.run_id, lease_until, grant.fence).as_doc()
             if rpc_limits is not None:
                 update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in rpc_limits.items()]
             if summary is not None:
                 update.update(_finish_fields(doc, update, totals, summary))
+            if lease_until is not None:  # a renewal; with a summary: held on past the end
+                update["lease"] = Lease(grant.run_id, lease_until, grant.fence).as_doc()
             update["totals"] = totals
             txn.set(self._doc, update, merge=True)
 

@@ -160,3 +160,17 @@ def assert_exactly_once(got: list[dict[str, Any]], expected: list[ExpectedEvent]
     assert not stray, f"{len(stray)} messages for events that did not happen"
     for e in expected:
         assert by_id[e["event_id"]] == dict(e)
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120.0) -> Run:
+    """The `relayer` command of this checkout (PYTHONPATH: not whatever the venv points at)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from function.cli import main; main()", *args],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
