@@ -259,8 +259,9 @@ class _Run:
             if base_id(doc_id) in ids
         ]
         retracted = retract(self.r.state, self.courier, self.lease, docs)
-        if retracted:
-            self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
+        if not retracted:
+            return  # records a rewind of this run already marked removed
+        self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
         reorg = self.summary.extra.setdefault("reorg", {"depth": 0, "retracted": 0})
         reorg["retracted"] += retracted
         reorg["orphaned_above_checkpoint"] = sorted(r.number for r in orphans)
