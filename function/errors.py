@@ -7,7 +7,7 @@
     │   ├── ChainMismatchError    the node's chain id differs from CHAIN_ID
     │   └── TopicNotFoundError    the Pub/Sub topic does not exist
     ├── RpcError                  the JSON-RPC endpoint failed or answered nonsense
-    ├── DecodeError               a log matched the ABI's topic but could not be decoded
+    ├── DecodeError               a log the ABI cannot place (several events or none) or decode
     ├── PublishError              Pub/Sub did not accept every message in time
     ├── StateError                Firestore failed or holds something unexpected
     │   └── LeaseLostError        another run took over this relayer's lease
@@ -55,7 +55,7 @@ class RpcError(RelayerError):
 
 
 class DecodeError(RelayerError):
-    """A log of a configured contract could not be decoded with the ABI."""
+    """A log of a configured contract is no single event of the ABI, or does not fit it."""
 
 
 class PublishError(RelayerError):
