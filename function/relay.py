@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .abi import EventSpec
 from .blockdocs import base_id, block_doc_id, block_documents
+from .catalogue import EventCatalogue
 from .config import Settings
 from .delivery import Courier
 from .errors import ChainMovedError, LeaseLostError, PublishError, RelayerError, StoppedError
@@ -69,7 +69,7 @@ class Relay:
     """Everything one run needs, passed in: the logic itself does no wiring."""
 
     settings: Settings
-    specs: Mapping[str, EventSpec]
+    specs: EventCatalogue
     chain: Chain
     state: State
     sink: Sink
