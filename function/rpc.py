@@ -10,7 +10,12 @@ batch as the first request sent to it. Failures are classified with `provider_er
 - rate limited: back off (Retry-After, else exponential) with jitter, then fail over;
 - transient (5xx, timeouts, resets, empty or truncated bodies, an answer that cannot be
   right): retry, failing over to the next endpoint of RPC_URL;
-- fatal (bad parameters, a refused API key): stop with a clear error.
+- fatal (bad parameters, a refused API key): stop with a clear error;
+- batch too long for the node: split it, and keep the node's cap for the process
+  (`batch_caps`); the parts of one batch go to one endpoint, so its calls still agree.
+
+Every wait (the HTTP request, the backoff) ends when the run's `StopSignal` is set
+(`interruptible`), raising `StoppedError`: a SIGTERM is not held up by a slow node.
 
 Endpoints are only ever named by host: API keys live in URL paths and queries.
 """
@@ -27,9 +32,13 @@ from typing import Any
 
 import requests
 
+from .batch_caps import PROCESS_CAPS, BatchCaps, first_part, refused_batch
+from .endpoint_check import chain_ids
 from .errors import ChainMismatchError, RpcError
+from .interruptible import pause, until_stopped
 from .provider_errors import Failure, FailureKind, classify, error_text
 from .redact import host_of, scrub
+from .stopping import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,14 @@ class RangeTooLargeError(RpcError):
         self.failure = failure
 
 
+class _BatchTooLarge(Exception):
+    """The node refused a batch for its length; `stated` is the cap it gave, if any."""
+
+    def __init__(self, stated: int | None) -> None:
+        super().__init__(f"batch too large (cap {stated})")
+        self.stated = stated
+
+
 class _Retry(Exception):
     """A failure worth retrying or failing over (network, 5xx, 429, garbage)."""
 
@@ -91,6 +108,8 @@ class JsonRpc:
         attempts: int = 4,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        stop: StopSignal | None = None,
+        caps: BatchCaps = PROCESS_CAPS,
     ) -> None:
         self._endpoints = [_Endpoint(u, host_of(u)) for u in urls]
         self._current = 0
@@ -99,12 +118,30 @@ class JsonRpc:
         self._attempts = attempts
         self._session = session or requests.Session()
         self._sleep = sleep
+        self._stop = stop
+        self._caps = caps
         self._next_id = 1
 
     @property
     def host(self) -> str:
         """The endpoint in use, by host."""
         return self._endpoints[self._current].host
+
+    def check_endpoints(self, timeout_s: float = 3.0) -> None:
+        """Ask every endpoint for its chain id at once, at start: one on another chain is a
+        `ChainMismatchError` now, not when a failover first needs it. One that does not
+        answer is only a warning; it is checked again on first use."""
+        answers = chain_ids([e.url for e in self._endpoints], timeout_s, self._stop)
+        for endpoint, answer in zip(self._endpoints, answers, strict=True):
+            if isinstance(answer, int):
+                self._verify(endpoint, hex(answer))
+            else:
+                log.warning(
+                    "RPC endpoint %s did not tell its chain id at start (%s); it is checked "
+                    "on first use",
+                    endpoint.host,
+                    answer,
+                )
 
     def call(self, method: str, params: list[Any], check: Validator | None = None) -> Any:
         """One call; raises `RpcError` (or `RangeTooLargeError`) when it cannot succeed."""
@@ -138,14 +175,37 @@ class JsonRpc:
                     )
                     self._current = (self._current + 1) % len(self._endpoints)
                     if e.retry_after:
-                        self._sleep(min(e.retry_after, 30.0) * (0.8 + 0.4 * random.random()))
-            self._sleep(min(0.25 * 2**attempt, 8.0) * (0.5 + random.random()))
+                        wait = min(e.retry_after, 30.0) * (0.8 + 0.4 * random.random())
+                        pause(wait, self._stop, self._sleep, _main([c.method for c in calls]))
+            wait = min(0.25 * 2**attempt, 8.0) * (0.5 + random.random())
+            pause(wait, self._stop, self._sleep, _main([c.method for c in calls]))
         hosts = ", ".join(e.host for e in self._endpoints)
         raise RpcError(f"RPC_URL endpoints ({hosts}) kept failing: {last}")
 
     def _send(self, endpoint: _Endpoint, calls: Sequence[Call]) -> list[Any]:
+        """The batch on one endpoint, in as many requests as its cap asks (cut from the end)."""
         check = not endpoint.verified
-        wire = ([Call("eth_chainId", [])] if check else []) + list(calls)
+        pending = ([Call("eth_chainId", [])] if check else []) + list(calls)
+        results: list[Any] = []
+        while pending:
+            size = first_part(len(pending), self._caps.cap(endpoint.host))
+            try:
+                results += self._send_part(endpoint, pending[:size])
+            except _BatchTooLarge as e:
+                cap = self._caps.refused(endpoint.host, size, e.stated)
+                log.info(
+                    "RPC endpoint %s caps batches: %d calls refused, now %d",
+                    endpoint.host,
+                    size,
+                    cap,
+                )
+                continue
+            pending = pending[size:]
+        if check:
+            self._verify(endpoint, results.pop(0))
+        return results
+
+    def _send_part(self, endpoint: _Endpoint, wire: Sequence[Call]) -> list[Any]:
         first_id = self._next_id
         self._next_id += len(wire)
         body = [
@@ -175,8 +235,6 @@ class JsonRpc:
                             f"{scrub(str(e))}"
                         ) from None
                 results.append(answer["result"])
-        if check:
-            self._verify(endpoint, results.pop(0))
         return results
 
     def _refusal(self, endpoint: _Endpoint, method: str, error: Any) -> RpcError:
@@ -214,14 +272,19 @@ class JsonRpc:
     def _post(
         self, endpoint: _Endpoint, body: list[dict[str, Any]], methods: list[str]
     ) -> list[Any]:
-        try:
+        def post() -> tuple[requests.Response, bytes]:
             response = self._session.post(
                 endpoint.url,
                 data=json.dumps(body),
                 headers={"Content-Type": "application/json"},
                 timeout=self._timeout_s,
             )
-            content = response.content
+            return response, response.content
+
+        try:
+            response, content = until_stopped(
+                post, self._stop, f"{_main(methods)} on {endpoint.host}"
+            )
         except requests.RequestException as e:
             # requests puts the full URL in its messages: keep only the exception type.
             raise _Retry(f"{type(e).__name__} talking to {endpoint.host}") from None
@@ -229,6 +292,9 @@ class JsonRpc:
             answers = json.loads(content)
         except ValueError:
             answers = None
+        too_large, stated = refused_batch(answers, len(body))
+        if too_large:
+            raise _BatchTooLarge(stated)
         status = response.status_code
         if status >= 400 or answers is None:
             self._http_failure(endpoint, status, answers, content, response, methods)
