@@ -4,8 +4,10 @@ Hosted providers put the API key in the URL path (`/v2/<key>`) while anvil serve
 the proxy answers on any path and forwards bodies unchanged. On command (thread-safe methods)
 it refuses wide eth_getLogs ranges or large results with a real provider's error body, rate
 limits, fails (5xx, empty or cut bodies, dropped connections), delays, or lags behind the head
-like one node of a load-balanced pool; and it records every call. The bodies come from
-devstack/rpcproxy_bodies.py; the per-call decisions from devstack/rpcproxy_calls.py.
+like one node of a load-balanced pool; it caps batches as nodes do, strips `blockTimestamp`
+from logs as older nodes do, repeats a log in an answer, or stalls one request; and it
+records every call. The bodies come from devstack/rpcproxy_bodies.py; the per-call decisions
+from devstack/rpcproxy_calls.py.
 
 In a batch, a per-call refusal (range, results, lag) answers only that entry, with HTTP 200 as
 a batch answer must; a lone call gets the provider's own status (QuickNode 413, Alchemy 400).
@@ -30,15 +32,25 @@ from typing import Any
 import requests
 
 from devstack.rpcproxy_bodies import (
+    BATCH_BODIES,
     FAILURES,
     PAGES,
     RANGE_BODIES,
     RATE_BODIES,
     RESULT_BODIES,
     Body,
+    batch_refusal,
     format_body,
 )
-from devstack.rpcproxy_calls import Head, Limits, judge, numeric_bounds, plan_call
+from devstack.rpcproxy_calls import (
+    REPEATS,
+    Head,
+    Limits,
+    judge,
+    numeric_bounds,
+    plan_call,
+    reshape_logs,
+)
 
 Fault = Callable[[bytes], tuple[int, bytes] | None]
 
@@ -51,7 +63,8 @@ class SeenCall:
     params: list[Any]
     path: str
     in_batch: bool
-    answer: str  # "upstream", "range", "results", "lag", "rate_limit", or a FAILURES kind
+    answer: str  # "upstream", "range", "results", "lag", "rate_limit", "batch", "stall",
+    # "repeat", or a FAILURES kind
 
 
 class _Server(ThreadingHTTPServer):
@@ -61,10 +74,10 @@ class _Server(ThreadingHTTPServer):
 
 @dataclass(frozen=True)
 class _Armed:
-    kind: str  # "rate_limit" or one of FAILURES
+    kind: str  # "rate_limit", "stall" or one of FAILURES
     method: str | None
     provider: str = "alchemy"
-    retry_after: float | None = None
+    retry_after: float | None = None  # for "stall": how long
 
 
 class RpcProxy:
@@ -79,6 +92,8 @@ class RpcProxy:
         self._armed: deque[_Armed] = deque()
         self._limits = Limits()
         self._delay: tuple[float, int | None] | None = None
+        self._repeat: tuple[str, int | None] | None = None
+        self._closing = threading.Event()
         self._local = threading.local()
         proxy = self
 
@@ -100,6 +115,7 @@ class RpcProxy:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
+        self._closing.set()  # ends stalls
         self._server.shutdown()
         self._server.server_close()
 
@@ -147,11 +163,33 @@ class RpcProxy:
         with self._lock:
             self._delay = (seconds, count) if seconds > 0 else None
 
+    def cap_batches(self, size: int | None, provider: str = "geth") -> None:
+        """Refuse a batch of more than `size` calls as a whole, as `provider` does."""
+        self._update(batch=None if size is None else (size, _known(provider, BATCH_BODIES)))
+
+    def strip_timestamps(self, on: bool = True) -> None:
+        """Send logs without `blockTimestamp`, as nodes before it existed do."""
+        self._update(strip_timestamps=on)
+
+    def repeat_logs(self, kind: str | None, count: int | None = None) -> None:
+        """Repeat the first log of the next `count` non-empty eth_getLogs answers (every one
+        if None; None kind to stop): an exact "copy" or a different log at its "shared_index"."""
+        if kind is not None and kind not in REPEATS:
+            raise ValueError(f"unknown repeat {kind!r}; one of {', '.join(REPEATS)}")
+        with self._lock:
+            self._repeat = None if kind is None else (kind, count)
+
+    def stall(self, seconds: float, *, method: str | None = None, count: int = 1) -> None:
+        """Hold the next `count` requests (that contain `method`, if given) `seconds` before
+        answering them normally; they are recorded when they arrive."""
+        with self._lock:
+            self._armed.extend([_Armed("stall", method, retry_after=seconds)] * count)
+
     def clear(self) -> None:
         """Behave again: no limits, no lag, no delay, no pending faults."""
         with self._lock:
             self._armed.clear()
-            self._limits, self._delay = Limits(), None
+            self._limits, self._delay, self._repeat = Limits(), None, None
 
     # Observations -------------------------------------------------------------------------
     def count(self, method: str | None = None) -> int:
@@ -189,8 +227,19 @@ class RpcProxy:
             parsed = None
         batch = isinstance(parsed, list)
         calls = [c for c in (parsed if batch else [parsed]) if isinstance(c, dict)]
+        with self._lock:
+            cap = self._limits.batch
+        if batch and cap is not None and len(calls) > cap[0]:
+            self._record(handler.path, calls, batch, ["batch"] * len(calls))
+            refusal = batch_refusal(cap[1], calls[0].get("id"), cap[0], len(calls))
+            return _reply(handler, 200, json.dumps(refusal).encode())
         armed, pause = self._take([str(c.get("method")) for c in calls])
         time.sleep(pause)
+        if armed is not None and armed.kind == "stall":
+            self._record(handler.path, calls, batch, ["stall"] * len(calls))
+            if self._closing.wait(armed.retry_after or 0.0):
+                return  # the proxy is stopping (its upstream may be gone already)
+            return _reply(handler, *self._answer(body, calls, batch)[:2])
         if armed is not None and armed.kind not in ("truncated", "incomplete"):
             self._record(handler.path, calls, batch, [armed.kind] * len(calls))
             return _misbehave(handler, armed, calls, batch)
@@ -229,8 +278,8 @@ class RpcProxy:
     ) -> tuple[int, bytes, list[str]]:
         """Answer call by call: refuse what the provider would, forward the rest to anvil."""
         with self._lock:
-            limits = self._limits
-        if not calls or limits == Limits():
+            limits, repeat = self._limits, self._repeat
+        if not calls or (limits == Limits() and repeat is None):
             status, payload = self._post(body)
             return status, payload, ["upstream"] * len(calls)
         head = Head(self._post, limits)
@@ -242,8 +291,23 @@ class RpcProxy:
             for i, plan in enumerate(sent):
                 plan.answer = answers[i] if isinstance(answers, list) else answers
                 judge(plan, limits, head)
+                self._reshape(plan, limits)
         status = 200 if batch else plans[0].status
         return status, _encode([p.answer or {} for p in plans], batch), [p.out for p in plans]
+
+    def _reshape(self, plan: Any, limits: Limits) -> None:
+        """Strip timestamps from, or repeat a log in, an eth_getLogs answer, as told."""
+        result = (plan.answer or {}).get("result")
+        if plan.call.get("method") != "eth_getLogs" or not isinstance(result, list):
+            return
+        kind = None
+        with self._lock:
+            if self._repeat is not None and result:
+                kind, left = self._repeat
+                if left is not None:
+                    self._repeat = (kind, left - 1) if left > 1 else None
+        plan.answer = {**plan.answer, "result": reshape_logs(result, limits.strip_timestamps, kind)}
+        plan.out = "repeat" if kind else plan.out
 
     def _post(self, body: bytes) -> tuple[int, bytes]:
         session = getattr(self._local, "session", None)
