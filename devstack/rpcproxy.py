@@ -6,8 +6,8 @@ it refuses wide eth_getLogs ranges or large results with a real provider's error
 limits, fails (5xx, empty or cut bodies, dropped connections), delays, or lags behind the head
 like one node of a load-balanced pool; it caps batches as nodes do, strips `blockTimestamp`
 from logs as older nodes do, repeats a log in an answer, or stalls one request; and it
-records every call. The bodies come from devstack/rpcproxy_bodies.py; the per-call decisions
-from devstack/rpcproxy_calls.py.
+records every call. The bodies come from devstack/rpcproxy_bodies.py, the per-call decisions
+from devstack/rpcproxy_calls.py, the whole-request faults from devstack/rpcproxy_replies.py.
 
 In a batch, a per-call refusal (range, results, lag) answers only that entry, with HTTP 200 as
 a batch answer must; a lone call gets the provider's own status (QuickNode 413, Alchemy 400).
@@ -18,9 +18,6 @@ they were armed. `faults` is the older hook: a callable that may return (status,
 from __future__ import annotations
 
 import json
-import math
-import socket
-import struct
 import threading
 import time
 from collections import deque
@@ -34,13 +31,11 @@ import requests
 from devstack.rpcproxy_bodies import (
     BATCH_BODIES,
     FAILURES,
-    PAGES,
     RANGE_BODIES,
     RATE_BODIES,
     RESULT_BODIES,
     Body,
     batch_refusal,
-    format_body,
 )
 from devstack.rpcproxy_calls import (
     REPEATS,
@@ -51,6 +46,7 @@ from devstack.rpcproxy_calls import (
     plan_call,
     reshape_logs,
 )
+from devstack.rpcproxy_replies import Armed, encode, misbehave, reply
 
 Fault = Callable[[bytes], tuple[int, bytes] | None]
 
@@ -72,14 +68,6 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the default 5 makes a burst of clients wait for SYN retries
 
 
-@dataclass(frozen=True)
-class _Armed:
-    kind: str  # "rate_limit", "stall" or one of FAILURES
-    method: str | None
-    provider: str = "alchemy"
-    retry_after: float | None = None  # for "stall": how long
-
-
 class RpcProxy:
     """Forwards JSON-RPC on any path to `upstream`, misbehaving when told; stop() when done."""
 
@@ -89,7 +77,7 @@ class RpcProxy:
         self.requests_seen: list[str] = []
         self.calls: list[SeenCall] = []
         self._lock = threading.Lock()
-        self._armed: deque[_Armed] = deque()
+        self._armed: deque[Armed] = deque()
         self._limits = Limits()
         self._delay: tuple[float, int | None] | None = None
         self._repeat: tuple[str, int | None] | None = None
@@ -147,7 +135,7 @@ class RpcProxy:
         method: str | None = None,
     ) -> None:
         """Answer the next `count` requests (that contain `method`, if given) as rate limited."""
-        armed = _Armed("rate_limit", method, _known(provider, RATE_BODIES), retry_after)
+        armed = Armed("rate_limit", method, _known(provider, RATE_BODIES), retry_after)
         with self._lock:
             self._armed.extend([armed] * count)
 
@@ -156,7 +144,7 @@ class RpcProxy:
         if kind not in FAILURES:
             raise ValueError(f"unknown failure {kind!r}; one of {', '.join(FAILURES)}")
         with self._lock:
-            self._armed.extend([_Armed(kind, method)] * count)
+            self._armed.extend([Armed(kind, method)] * count)
 
     def delay(self, seconds: float, count: int | None = None) -> None:
         """Hold the next `count` requests (every one if None; 0 seconds to stop) `seconds`."""
@@ -183,7 +171,7 @@ class RpcProxy:
         """Hold the next `count` requests (that contain `method`, if given) `seconds` before
         answering them normally; they are recorded when they arrive."""
         with self._lock:
-            self._armed.extend([_Armed("stall", method, retry_after=seconds)] * count)
+            self._armed.extend([Armed("stall", method, retry_after=seconds)] * count)
 
     def clear(self) -> None:
         """Behave again: no limits, no lag, no delay, no pending faults."""
@@ -220,7 +208,7 @@ class RpcProxy:
             self.requests_seen.append(handler.path)
         answer = self.faults(body) if self.faults else None
         if answer is not None:
-            return _reply(handler, *answer)
+            return reply(handler, *answer)
         try:
             parsed: Any = json.loads(body)
         except ValueError:
@@ -232,27 +220,27 @@ class RpcProxy:
         if batch and cap is not None and len(calls) > cap[0]:
             self._record(handler.path, calls, batch, ["batch"] * len(calls))
             refusal = batch_refusal(cap[1], calls[0].get("id"), cap[0], len(calls))
-            return _reply(handler, 200, json.dumps(refusal).encode())
+            return reply(handler, 200, json.dumps(refusal).encode())
         armed, pause = self._take([str(c.get("method")) for c in calls])
         time.sleep(pause)
         if armed is not None and armed.kind == "stall":
             self._record(handler.path, calls, batch, ["stall"] * len(calls))
             if self._closing.wait(armed.retry_after or 0.0):
                 return  # the proxy is stopping (its upstream may be gone already)
-            return _reply(handler, *self._answer(body, calls, batch)[:2])
+            return reply(handler, *self._answer(body, calls, batch)[:2])
         if armed is not None and armed.kind not in ("truncated", "incomplete"):
             self._record(handler.path, calls, batch, [armed.kind] * len(calls))
-            return _misbehave(handler, armed, calls, batch)
+            return misbehave(handler, armed, calls, batch)
         status, payload, outcomes = self._answer(body, calls, batch)
         self._record(handler.path, calls, batch, outcomes)
         if armed is None:
-            return _reply(handler, status, payload)
+            return reply(handler, status, payload)
         cut = payload[: len(payload) // 2]
         if armed.kind == "truncated":  # a proxy cut the body and fixed the length: bad JSON
-            return _reply(handler, status, cut)
-        return _reply(handler, status, cut, length=len(payload), hang_up=True)
+            return reply(handler, status, cut)
+        return reply(handler, status, cut, length=len(payload), hang_up=True)
 
-    def _take(self, methods: list[str]) -> tuple[_Armed | None, float]:
+    def _take(self, methods: list[str]) -> tuple[Armed | None, float]:
         with self._lock:
             pause = 0.0
             if self._delay is not None:
@@ -293,7 +281,7 @@ class RpcProxy:
                 judge(plan, limits, head)
                 self._reshape(plan, limits)
         status = 200 if batch else plans[0].status
-        return status, _encode([p.answer or {} for p in plans], batch), [p.out for p in plans]
+        return status, encode([p.answer or {} for p in plans], batch), [p.out for p in plans]
 
     def _reshape(self, plan: Any, limits: Limits) -> None:
         """Strip timestamps from, or repeat a log in, an eth_getLogs answer, as told."""
@@ -316,72 +304,6 @@ class RpcProxy:
         headers = {"Content-Type": "application/json"}
         answer = session.post(self.upstream, data=body, headers=headers, timeout=60)
         return answer.status_code, answer.content
-
-
-def _misbehave(
-    handler: BaseHTTPRequestHandler, armed: _Armed, calls: list[dict[str, Any]], batch: bool
-) -> None:
-    """Answer a whole request with the armed fault instead of anvil."""
-    if armed.kind == "rate_limit":
-        body, wait = RATE_BODIES[armed.provider], armed.retry_after
-        error: dict[str, Any] = {"code": body.code, "message": format_body(body, wait=_go(wait))}
-        if armed.provider == "infura":
-            rate = {"allowed_rps": 1, "backoff_seconds": wait or 0, "current_rps": 2.2}
-            error["data"] = {"rate": rate, "see": "https://infura.io/dashboard"}
-        headers = {} if wait is None else {"Retry-After": str(math.ceil(wait))}
-        if body.status == 200 and calls:  # refused call by call inside a normal answer
-            answers = [{"jsonrpc": "2.0", "id": c.get("id"), "error": error} for c in calls]
-            return _reply(handler, 200, _encode(answers, batch))
-        if armed.provider == "quicknode":  # QuickNode's 429 carries the bare error object
-            return _reply(handler, body.status, json.dumps(error).encode(), headers=headers)
-        one_id = calls[0].get("id") if len(calls) == 1 and not batch else None
-        envelope = {"jsonrpc": "2.0", "id": one_id, "error": error}
-        return _reply(handler, body.status, json.dumps(envelope).encode(), headers=headers)
-    if armed.kind.startswith("http_"):
-        status = int(armed.kind.removeprefix("http_"))
-        return _reply(handler, status, PAGES[status], content_type="text/html")
-    if armed.kind == "empty":
-        return _reply(handler, 200, b"")
-    handler.close_connection = True
-    if armed.kind == "reset":  # linger 0: close() sends RST instead of FIN
-        linger = struct.pack("ii", 1, 0)
-        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-        handler.connection.close()
-    else:
-        handler.connection.shutdown(socket.SHUT_RDWR)
-
-
-def _reply(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    payload: bytes,
-    *,
-    length: int | None = None,
-    hang_up: bool = False,
-    headers: dict[str, str] | None = None,
-    content_type: str = "application/json",
-) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(payload) if length is None else length))
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(payload)
-    if hang_up:  # `length` promised more than was sent: the client reads a cut body
-        handler.close_connection = True
-        handler.wfile.flush()
-        handler.connection.shutdown(socket.SHUT_RDWR)
-
-
-def _encode(answers: list[dict[str, Any]], batch: bool) -> bytes:
-    return json.dumps(answers if batch else answers[0]).encode()
-
-
-def _go(seconds: float | None) -> str:
-    """A Go duration, as Ankr writes its waits ("10s", "10m0s")."""
-    whole = max(0, math.ceil(seconds or 0))
-    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
 
 
 def _known(name: str, catalogue: dict[str, Body]) -> str:
