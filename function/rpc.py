@@ -38,55 +38,12 @@ from .errors import ChainMismatchError, RpcError
 from .interruptible import pause, until_stopped
 from .provider_errors import Failure, FailureKind, classify, error_text
 from .redact import host_of, scrub
+from .rpc_calls import BatchTooLarge, Call, RangeTooLargeError, Retry, RpcCallError, Validator
 from .stopping import StopSignal
 
+__all__ = ["Call", "JsonRpc", "RangeTooLargeError", "RpcCallError", "Validator"]
+
 log = logging.getLogger(__name__)
-
-Validator = Callable[[Any], None]  # raises ValueError when an answer cannot be right
-
-
-@dataclass(frozen=True)
-class Call:
-    """One JSON-RPC request, with an optional check of its answer."""
-
-    method: str
-    params: list[Any]
-    check: Validator | None = None
-
-
-class RpcCallError(RpcError):
-    """The node refused a request for good (bad parameters, a refused key)."""
-
-    def __init__(self, host: str, method: str, code: int | None, message: str) -> None:
-        super().__init__(f"{method} failed on {host}: {message} (code {code})")
-        self.host = host
-        self.method = method
-        self.code = code
-
-
-class RangeTooLargeError(RpcError):
-    """The provider refused an eth_getLogs range or result size; `failure` has its hint."""
-
-    def __init__(self, host: str, message: str, failure: Failure) -> None:
-        super().__init__(f"eth_getLogs refused by {host}: {message}")
-        self.host = host
-        self.failure = failure
-
-
-class _BatchTooLarge(Exception):
-    """The node refused a batch for its length; `stated` is the cap it gave, if any."""
-
-    def __init__(self, stated: int | None) -> None:
-        super().__init__(f"batch too large (cap {stated})")
-        self.stated = stated
-
-
-class _Retry(Exception):
-    """A failure worth retrying or failing over (network, 5xx, 429, garbage)."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -158,13 +115,13 @@ class JsonRpc:
     def batch_results(self, calls: Sequence[Call]) -> list[Any]:
         """Like `batch`, but a call the node refuses for good comes back in place as its
         `RpcError` value (so one refused call need not sink the others)."""
-        last: _Retry | None = None
+        last: Retry | None = None
         for attempt in range(self._attempts):
             for _ in range(len(self._endpoints)):
                 endpoint = self._endpoints[self._current]
                 try:
                     return self._send(endpoint, calls)
-                except _Retry as e:
+                except Retry as e:
                     last = e
                     others = len(self._endpoints) > 1
                     log.warning(
@@ -191,7 +148,7 @@ class JsonRpc:
             size = first_part(len(pending), self._caps.cap(endpoint.host))
             try:
                 results += self._send_part(endpoint, pending[:size])
-            except _BatchTooLarge as e:
+            except BatchTooLarge as e:
                 cap = self._caps.refused(endpoint.host, size, e.stated)
                 log.info(
                     "RPC endpoint %s caps batches: %d calls refused, now %d",
@@ -220,17 +177,17 @@ class JsonRpc:
         for i, call in enumerate(wire):
             answer = by_id.get(first_id + i)
             if answer is None:
-                raise _Retry(f"no answer to {call.method} in the batch response")
+                raise Retry(f"no answer to {call.method} in the batch response")
             if answer.get("error") is not None:
                 results.append(self._refusal(endpoint, call.method, answer["error"]))
             elif "result" not in answer:
-                raise _Retry(f"the answer to {call.method} has neither result nor error")
+                raise Retry(f"the answer to {call.method} has neither result nor error")
             else:
                 if call.check is not None:
                     try:
                         call.check(answer["result"])
                     except (ValueError, KeyError, TypeError) as e:
-                        raise _Retry(
+                        raise Retry(
                             f"{call.method} answered something that cannot be right: "
                             f"{scrub(str(e))}"
                         ) from None
@@ -252,8 +209,8 @@ class JsonRpc:
         if failure.kind is FailureKind.FATAL:
             return RpcCallError(endpoint.host, method, code, text)
         if failure.kind is FailureKind.RATE_LIMITED:
-            raise _Retry(f"rate limited: {text}", failure.retry_after_s or 1.0)
-        raise _Retry(text)
+            raise Retry(f"rate limited: {text}", failure.retry_after_s or 1.0)
+        raise Retry(text)
 
     def _verify(self, endpoint: _Endpoint, answer: Any) -> None:
         if isinstance(answer, RpcError):
@@ -261,7 +218,7 @@ class JsonRpc:
         try:
             chain_id = int(answer, 16)
         except (TypeError, ValueError):
-            raise _Retry(f"eth_chainId answered {answer!r}") from None
+            raise Retry(f"eth_chainId answered {answer!r}") from None
         if chain_id != self._chain_id:
             raise ChainMismatchError(
                 f"CHAIN_ID={self._chain_id} but the RPC endpoint {endpoint.host} serves chain "
@@ -287,14 +244,14 @@ class JsonRpc:
             )
         except requests.RequestException as e:
             # requests puts the full URL in its messages: keep only the exception type.
-            raise _Retry(f"{type(e).__name__} talking to {endpoint.host}") from None
+            raise Retry(f"{type(e).__name__} talking to {endpoint.host}") from None
         try:
             answers = json.loads(content)
         except ValueError:
             answers = None
         too_large, stated = refused_batch(answers, len(body))
         if too_large:
-            raise _BatchTooLarge(stated)
+            raise BatchTooLarge(stated)
         status = response.status_code
         if status >= 400 or answers is None:
             self._http_failure(endpoint, status, answers, content, response, methods)
@@ -307,7 +264,7 @@ class JsonRpc:
                 raise self._final(endpoint, _main(methods), code, text, failure)
             answers = [answers]
         if not isinstance(answers, list):
-            raise _Retry("the response is not a JSON-RPC answer")
+            raise Retry("the response is not a JSON-RPC answer")
         return answers
 
     def _http_failure(
@@ -320,7 +277,7 @@ class JsonRpc:
         methods: list[str],
     ) -> None:
         if answers is None and status < 400:
-            raise _Retry("the response body is not JSON (empty or truncated)")
+            raise Retry("the response body is not JSON (empty or truncated)")
         error: Any = answers[0] if isinstance(answers, list) and answers else answers
         error = error.get("error", error) if isinstance(error, dict) else error
         text = scrub(
