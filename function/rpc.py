@@ -2,8 +2,9 @@
 
 Raw JSON-RPC instead of web3's provider: web3's result formatting and import cost dominate a
 scheduled run (see LOCAL-STACK.md), and batching lets a run ask for the head and block
-headers in one round trip. Every endpoint's chain id is checked on first use, in the same
-batch as the first request sent to it. Failures are classified with `provider_errors`:
+headers in one round trip. A run asks every endpoint for its chain id at start, in parallel
+(`check_endpoints`); one that did not answer then is checked on first use, in the same batch
+as the first request sent to it. Failures are classified with `provider_errors`:
 
 - range too large: raised as `RangeTooLargeError` with the provider's hint; the caller
   shrinks the range (retrying elsewhere would not help);
