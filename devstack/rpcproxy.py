@@ -61,6 +61,7 @@ class SeenCall:
     in_batch: bool
     answer: str  # "upstream", "range", "results", "lag", "rate_limit", "batch", "stall",
     # "repeat", or a FAILURES kind
+    request: int = 0  # which HTTP request carried it (an index into requests_seen)
 
 
 class _Server(ThreadingHTTPServer):
@@ -206,6 +207,7 @@ class RpcProxy:
         body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
         with self._lock:
             self.requests_seen.append(handler.path)
+            where = (len(self.requests_seen) - 1, handler.path)
         answer = self.faults(body) if self.faults else None
         if answer is not None:
             return reply(handler, *answer)
@@ -218,21 +220,21 @@ class RpcProxy:
         with self._lock:
             cap = self._limits.batch
         if batch and cap is not None and len(calls) > cap[0]:
-            self._record(handler.path, calls, batch, ["batch"] * len(calls))
+            self._record(where, calls, batch, ["batch"] * len(calls))
             refusal = batch_refusal(cap[1], calls[0].get("id"), cap[0], len(calls))
             return reply(handler, 200, json.dumps(refusal).encode())
         armed, pause = self._take([str(c.get("method")) for c in calls])
         time.sleep(pause)
         if armed is not None and armed.kind == "stall":
-            self._record(handler.path, calls, batch, ["stall"] * len(calls))
+            self._record(where, calls, batch, ["stall"] * len(calls))
             if self._closing.wait(armed.retry_after or 0.0):
                 return  # the proxy is stopping (its upstream may be gone already)
             return reply(handler, *self._answer(body, calls, batch)[:2])
         if armed is not None and armed.kind not in ("truncated", "incomplete"):
-            self._record(handler.path, calls, batch, [armed.kind] * len(calls))
+            self._record(where, calls, batch, [armed.kind] * len(calls))
             return misbehave(handler, armed, calls, batch)
         status, payload, outcomes = self._answer(body, calls, batch)
-        self._record(handler.path, calls, batch, outcomes)
+        self._record(where, calls, batch, outcomes)
         if armed is None:
             return reply(handler, status, payload)
         cut = payload[: len(payload) // 2]
@@ -253,9 +255,12 @@ class RpcProxy:
                     return armed, pause
             return None, pause
 
-    def _record(self, path: str, calls: list[dict[str, Any]], batch: bool, outs: list[str]) -> None:
+    def _record(
+        self, where: tuple[int, str], calls: list[dict[str, Any]], batch: bool, outs: list[str]
+    ) -> None:
+        request, path = where
         seen = [
-            SeenCall(str(c.get("method")), list(c.get("params") or []), path, batch, out)
+            SeenCall(str(c.get("method")), list(c.get("params") or []), path, batch, out, request)
             for c, out in zip(calls, outs, strict=True)
         ]
         with self._lock:

@@ -278,3 +278,24 @@ def test_a_silent_endpoint_at_start_is_a_warning(
         assert [c.method for c in proxy.calls] == ["eth_blockNumber"]
     finally:
         silent.stop()
+
+
+def test_a_split_keeps_the_range_end_with_its_logs(anvil: Anvil, proxy: RpcProxy) -> None:
+    blocks = emit_logs(anvil, 4)
+    address = _creations(anvil, blocks)
+    proxy.cap_batches(2, "erigon")
+    chain = ChainReader(client(proxy.url()))
+    chain.headers([0, 1, 2])  # the endpoint is verified and its cap learned (refused 4 calls)
+    proxy.reset_counts()
+
+    headers, logs = chain.logs_with_headers(
+        BlockRange(blocks[0], blocks[-1]), address, [], blocks[:3]
+    )
+
+    assert sorted(headers) == blocks and len(logs) == 4
+    sent = [(c.request, c.method, c.params[0]) for c in proxy.calls]
+    assert all(c.answer == "upstream" for c in proxy.calls)
+    # four headers and the logs in parts of 2 cut from the end: [h0], [h1, h2], [end, logs]
+    assert [r for r, _, _ in sent] == [0, 1, 1, 2, 2]
+    assert sent[-2][1:] == ("eth_getBlockByNumber", hex(blocks[-1]))
+    assert sent[-1][1] == "eth_getLogs"
