@@ -6,6 +6,7 @@ URL can carry an API key in its path and query as real ones do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,13 @@ CASES = {
     "missing topic": ({"PUBSUB_TOPIC": "no-such-topic"}, "PUBSUB_TOPIC"),
     "bad batch size": ({"RELAYER_BATCH_SIZE": "lots"}, "RELAYER_BATCH_SIZE"),
     "missing start block": ({"START_BLOCK": ""}, "START_BLOCK"),
+    # Values that parse but would overflow later in the run (audit item 5).
+    "TTL past year 9999": ({"RELAYER_EVENT_TTL_DAYS": "3000000"}, "RELAYER_EVENT_TTL_DAYS"),
+    "lease past year 9999": ({"RELAYER_LEASE_SECONDS": "1e12"}, "RELAYER_LEASE_SECONDS"),
+    "start block past int64": ({"START_BLOCK": str(2**63)}, "START_BLOCK"),
+    "chain id past EIP-2294": ({"CHAIN_ID": str(2**63)}, "CHAIN_ID"),
+    "non-ASCII digits": ({"RELAYER_BATCH_SIZE": "١٢"}, "RELAYER_BATCH_SIZE"),
+    "infinite poll interval": ({"RELAYER_POLL_INTERVAL": "inf"}, "RELAYER_POLL_INTERVAL"),
 }
 
 
@@ -108,3 +116,38 @@ def test_unreachable_rpc_fails_without_leaking_the_key(deployment: Deployment) -
     assert run.summary["outcome"] == "failed"
     assert "127.0.0.1:9" in run.summary["error"]
     _assert_no_secret(run.stdout + run.stderr + str(relayer_doc(deployment.relayer_id)))
+
+
+OVERFLOWS = {
+    "RELAYER_EVENT_TTL_DAYS": (
+        "3000000",
+        "RELAYER_EVENT_TTL_DAYS='3000000' is invalid: expected a number of days above 0 and "
+        "at most 36500 (about 100 years)",
+    ),
+    "RELAYER_LEASE_SECONDS": (
+        "1e12",
+        "RELAYER_LEASE_SECONDS='1e12' is invalid: expected a number of seconds above 0 and "
+        "at most 604800 (7 days, Cloud Run's longest task)",
+    ),
+}
+
+
+@pytest.mark.parametrize("variable", list(OVERFLOWS))
+def test_overflowing_numbers_stop_the_start(
+    variable: str, deployment: Deployment, tmp_path: Path
+) -> None:
+    """Audit item 5: these used to fail after publishing (TTL: every run, endless
+    duplicates) or exit 1; now exit 2 before anything is touched, also from RELAYER_CONFIG."""
+    value, line = OVERFLOWS[variable]
+    deployment.make_activity(3, blocks=1)
+    run = run_main(deployment.env(**{variable: value}))
+    assert run.code == 2, run.stdout + run.stderr
+    assert [r["message"] for r in run.records] == [line]
+    assert deployment.topic.pull_all() == []
+
+    config = tmp_path / "relayers.json"
+    config.write_text(json.dumps({"relayers": [{"RELAYER_ID": "big", variable: value}]}))
+    run = run_main(deployment.env(RELAYER_CONFIG=str(config)))
+    assert run.code == 2, run.stdout + run.stderr
+    assert [r["message"] for r in run.records] == [f"RELAYER_CONFIG {config} relayers[0]: {line}"]
+    assert deployment.topic.pull_all() == []
