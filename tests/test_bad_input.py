@@ -114,7 +114,7 @@ def test_unreachable_rpc_fails_without_leaking_the_key(deployment: Deployment) -
     run = run_main(deployment.env(RPC_URL=dead))
     assert run.code == 1
     assert run.summary["outcome"] == "failed"
-    assert "127.0.0.1:9" in run.summary["error"]
+    assert "127.0.0.1:9" in run.summary["message"]
     _assert_no_secret(run.stdout + run.stderr + str(relayer_doc(deployment.relayer_id)))
 
 
@@ -151,3 +151,33 @@ def test_overflowing_numbers_stop_the_start(
     assert run.code == 2, run.stdout + run.stderr
     assert [r["message"] for r in run.records] == [f"RELAYER_CONFIG {config} relayers[0]: {line}"]
     assert deployment.topic.pull_all() == []
+
+
+def test_a_failed_start_leads_with_the_problem(deployment: Deployment) -> None:
+    """Audit item 17: the line read `run failed: blocks None..None, 0 published, ...: ABI_URI
+    heldout-abis does not exist` (the gs:// URI cut to its bucket, the problem last, 600+
+    characters). Now the problem comes first, the URI whole, and the line stays short."""
+    run = run_main(deployment.env(ABI_URI="gs://heldout-abis/escrow.json"))
+    assert run.code == 2, run.stdout + run.stderr
+    [line] = run.lines
+    record = run.summary
+    assert record["message"] == (
+        "run failed: ABI_URI gs://heldout-abis/escrow.json does not exist: upload it or fix ABI_URI"
+    )
+    assert len(line) < 400, (len(line), line)
+    assert record["severity"] == "ERROR"
+    summary = {k: record[k] for k in ("outcome", "from_block", "to_block", "events_published")}
+    assert summary == {
+        "outcome": "failed",
+        "from_block": None,
+        "to_block": None,
+        "events_published": 0,
+    }
+    assert record["duplicates_skipped"] == 0 and isinstance(record["duration_s"], float)
+    assert record["relayer_id"] == deployment.relayer_id and record["run_summary"] is True
+    # The error text is said once; status and last_run keep it as a field.
+    assert line.count("does not exist") == 1
+    last_run = relayer_doc(deployment.relayer_id)["last_run"]
+    assert last_run["error"] == (
+        "ABI_URI gs://heldout-abis/escrow.json does not exist: upload it or fix ABI_URI"
+    )
