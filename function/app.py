@@ -191,21 +191,22 @@ def _relayer_entry(settings: Settings) -> dict[str, Any]:
     from . import status, wiring
 
     key = settings.relayer_id
-    state = _cache.get(
-        f"state:{key}", lambda: wiring.state_store(settings, wiring.firestore_client(settings))
-    )
+    now = datetime.now(UTC)
+    try:
+        state = _cache.get(
+            f"state:{key}", lambda: wiring.state_store(settings, wiring.firestore_client(settings))
+        )
+        doc = state.read(timeout_s=STATUS_TIMEOUT_S)
+    except Exception as e:  # a client that cannot be built (credentials) counts as well
+        detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
+        entry = status.relayer_status(settings, None, None, now)
+        entry["healthy"] = False
+        entry["reasons"] = [f"state unreadable: {scrub(detail)}"]
+        return entry
     chain = _cache.get(
         f"chain:{key}",
         lambda: wiring.chain_reader(settings, timeout_s=STATUS_TIMEOUT_S, attempts=1),
     )
-    now = datetime.now(UTC)
-    try:
-        doc = state.read(timeout_s=STATUS_TIMEOUT_S)
-    except RelayerError as e:
-        entry = status.relayer_status(settings, None, None, now)
-        entry["healthy"] = False
-        entry["reasons"] = [f"state unreadable: {e}"]
-        return entry
     next_block = (doc or {}).get("next_block", settings.start_block)
     head: int | None = None
     lag_seconds: float | None = None

@@ -230,3 +230,31 @@ def test_unexpected_errors_still_end_in_a_summary(monkeypatch: pytest.MonkeyPatc
         assert o.summary.outcome == "failed" and o.exit_code == 1
         assert "DefaultCredentialsError" in (o.summary.error or ""), o.summary.error
         assert "/nonexistent/key.json" in (o.summary.error or "")
+
+
+def test_status_without_credentials_reports_instead_of_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Google client that cannot even be built makes its relayer unhealthy in /status,
+    with the library's reason; the other relayers are still reported."""
+    from function.app import clear_cache, status_body
+
+    for name in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+    fleet = fleet_of(
+        f"relayers: [{{RELAYER_ID: one, CONTRACT_ADDRESS: '{A}'}}, "
+        f"{{RELAYER_ID: two, CONTRACT_ADDRESS: '{B}'}}]"
+    )
+    clear_cache()
+    try:
+        body = status_body(fleet)
+    finally:
+        clear_cache()
+    assert body["healthy"] is False
+    assert [e["relayer_id"] for e in body["relayers"]] == ["one", "two"]
+    for entry in body["relayers"]:
+        assert entry["healthy"] is False
+        [reason] = entry["reasons"]
+        assert reason.startswith("state unreadable: DefaultCredentialsError: "), reason
+        assert "KEY" not in reason  # the RPC URL's key never shows
