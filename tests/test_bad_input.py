@@ -181,3 +181,28 @@ def test_a_failed_start_leads_with_the_problem(deployment: Deployment) -> None:
     assert last_run["error"] == (
         "ABI_URI gs://heldout-abis/escrow.json does not exist: upload it or fix ABI_URI"
     )
+
+
+def test_the_largest_accepted_values_run(deployment: Deployment) -> None:
+    """The bounds are safe, not just accepted: a run at every upper bound relays normally
+    (expire_at, the lease's expiry, stored spans and block numbers all representable)."""
+    deployment.expected = deployment.make_activity(8, blocks=2)
+    top = str(2**63 - 1)
+    bounds = {
+        "RELAYER_EVENT_TTL_DAYS": "36500",
+        "RELAYER_LEASE_SECONDS": "604800",
+        "RELAYER_BATCH_SIZE": top,
+        "RELAYER_CHECKPOINT_INTERVAL": top,
+        "RELAYER_MAX_LAG_BLOCKS": top,
+        "RELAYER_POLL_INTERVAL": "2592000",
+    }
+    run = run_main(deployment.env(**bounds))
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.summary["outcome"] == "ok" and run.summary["events_published"] == 8
+    assert len(deployment.topic.pull_all()) == 8
+    far = run_main(deployment.env(START_BLOCK=top, RELAYER_ID="far", **bounds))
+    assert far.code == 0, far.stdout + far.stderr
+    assert far.summary["outcome"] == "idle"
+    assert relayer_doc("far")["last_run"]["outcome"] == "idle"
+    deep = run_main(deployment.env(RELAYER_CONFIRMATIONS=top, RELAYER_ID="deep", **bounds))
+    assert deep.code == 0 and deep.summary["outcome"] == "idle", deep.stdout + deep.stderr
