@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from eth_utils.address import is_checksum_address, to_checksum_address
 
 from .errors import ConfigError
-from .numbers import (
+from .numeric_settings import (
     BLOCK_COUNT,
     BLOCK_NUMBER,
     CHAIN_ID,
