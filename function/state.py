@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -19,7 +19,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from . import guard
-from .blockdocs import base_id, range_bounds, write_batches
+from .blockdocs import BlockRecord, base_id, range_bounds, write_batches
+from .blockparts import assembled, stored_parts
 from .errors import LeaseLostError, StateError
 from .guard import Lease
 from .planning import BlockRange, merge_recent
@@ -197,34 +198,36 @@ class FirestoreState:
             raise _wrap("lease acquisition", e) from e
 
     def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
-        """Recorded entries of the blocks in the range, by block document base id."""
+        """Recorded entries of the blocks in the range, by block document base id (parts
+        reassembled, `data` as text)."""
         lower, upper = range_bounds(blocks.start, blocks.end)
         query = self._blocks.where(
             filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
         ).where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
-        out: dict[str, list[dict[str, Any]]] = {}
-        try:
-            for snapshot in query.stream(timeout=TIMEOUT_S):
-                out.setdefault(base_id(snapshot.id), []).extend(
-                    (snapshot.to_dict() or {}).get("events", [])
-                )
-        except gexc.GoogleAPIError as e:
-            raise _wrap("read of the processed-event set", e) from e
-        return out
+        return {i: fields["events"] for i, fields in self._assembled(query)}
 
-    def blocks_from(self, start: int) -> list[tuple[str, dict[str, Any]]]:
-        """Every block record from block `start` on (ids and fields), in chain order."""
+    def blocks_from(self, start: int) -> list[BlockRecord]:
+        """Every block record from block `start` on (base ids, whole fields), in chain order."""
         lower, _ = range_bounds(start, start)
         query = self._blocks.where(
             filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
         )
+        return self._assembled(query)
+
+    def _assembled(self, query: Any) -> list[BlockRecord]:
+        by_block: dict[str, list[dict[str, Any]]] = {}
         try:
-            return [(s.id, s.to_dict() or {}) for s in query.stream(timeout=TIMEOUT_S)]
+            for snapshot in query.stream(timeout=TIMEOUT_S):
+                by_block.setdefault(base_id(snapshot.id), []).append(snapshot.to_dict() or {})
         except gexc.GoogleAPIError as e:
             raise _wrap("read of the processed-event set", e) from e
+        return [(i, assembled(docs)) for i, docs in sorted(by_block.items())]
 
-    def record(self, docs: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Write block records in batches (before the checkpoint that relies on them)."""
+    def record(self, records: Sequence[BlockRecord]) -> None:
+        """Write block records (before the checkpoint that relies on them), each in as many
+        documents as Firestore's 1 MiB limit needs, in commits that fit a request."""
+        written_at = datetime.now(UTC)  # orders rewrites of a block (see blockparts)
+        docs = [doc for record in records for doc in stored_parts(record, written_at)]
         try:
             for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
                 batch = self._client.batch()
