@@ -64,7 +64,7 @@ def rewind(
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
         raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
-    state.record([(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
+    state.record(grant, [(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
     lease.commit(Progress(ancestor.number + 1, ancestor.hash, (), 0, len(payloads), rewind=True))
     done = Rewound(
         ancestor.number + 1, ancestor.number, next_block - 1 - ancestor.number, len(payloads)

@@ -1,9 +1,10 @@
 """The relayer's state in Firestore (CONTRACT §4): lease, checkpoint, processed-event set.
 
 Transaction functions here only read, decide (with `guard`) and write: Firestore may run
-them more than once, so nothing else happens inside them. Block records are written with
-plain batched writes before the fenced checkpoint transaction: a record only states that
-Pub/Sub accepted an event, which stays true whoever holds the lease.
+them more than once, so nothing else happens inside them. Block records are written before
+the checkpoint commit, in transactions that check the fence like it: a run that lost its
+lease writes nothing, or its partial record of a block would replace the newer run's whole
+one (CONTRACT §7.6).
 """
 
 from __future__ import annotations
@@ -223,19 +224,40 @@ class FirestoreState:
             raise _wrap("read of the processed-event set", e) from e
         return [(i, assembled(docs)) for i, docs in sorted(by_block.items())]
 
-    def record(self, records: Sequence[BlockRecord]) -> None:
-        """Write block records (before the checkpoint that relies on them), each in as many
-        documents as Firestore's 1 MiB limit needs, in commits that fit a request."""
+    def record(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
+        """Write block records (before the checkpoint that relies on them) under the fence,
+        each in as many documents as Firestore's 1 MiB limit needs: a run that lost its
+        lease must not replace the newer run's record with its own partial one (§7.6)."""
         written_at = datetime.now(UTC)  # orders rewrites of a block (see blockparts)
         docs = [doc for record in records for doc in stored_parts(record, written_at)]
+        for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
+            self._fenced_write(grant, group)
+
+    def _fenced_write(self, grant: Grant, group: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """One group of block documents in a transaction that first checks the lease."""
+
+        @firestore.transactional
+        def write(txn: firestore.Transaction) -> None:
+            snapshot = self._doc.get(transaction=txn)
+            self._check_fence(snapshot.to_dict() if snapshot.exists else None, grant)
+            for doc_id, fields in group:
+                txn.set(self._blocks.document(doc_id), fields)
+
         try:
-            for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
-                batch = self._client.batch()
-                for doc_id, fields in group:
-                    batch.set(self._blocks.document(doc_id), fields)
-                batch.commit(timeout=TIMEOUT_S)
-        except gexc.GoogleAPIError as e:
+            write(self._client.transaction(max_attempts=COMMIT_ATTEMPTS))
+        except LeaseLostError:
+            raise
+        except (gexc.GoogleAPIError, ValueError) as e:
             raise _wrap("write of the processed-event set", e) from e
+
+    @staticmethod
+    def _check_fence(doc: dict[str, Any] | None, grant: Grant) -> None:
+        lease = guard.lease_of(doc)
+        if not guard.still_ours(lease, grant.run_id, grant.fence):
+            raise LeaseLostError(
+                f"lease lost to run {lease.owner} (fence {lease.fence}, ours {grant.fence}): "
+                f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
+            )
 
     def commit(
         self,
@@ -253,12 +275,7 @@ class FirestoreState:
         def write(txn: firestore.Transaction) -> None:
             snapshot = self._doc.get(transaction=txn)
             doc = (snapshot.to_dict() if snapshot.exists else None) or {}
-            lease = guard.lease_of(doc)
-            if not guard.still_ours(lease, grant.run_id, grant.fence):
-                raise LeaseLostError(
-                    f"lease lost to run {lease.owner} (fence {lease.fence}, ours {grant.fence}): "
-                    f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
-                )
+            self._check_fence(doc, grant)
             update: dict[str, Any] = {"updated_at": now, **self._identity}
             totals = _totals(doc)
             if progress is not None:
