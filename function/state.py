@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 COMMIT_ATTEMPTS = 12  # a fenced commit outlasts bursts of contention from starting runs
 WRITES_PER_BATCH = 400
 BYTES_PER_BATCH = 3_000_000  # under the emulator's 4 MiB request cap (production: 10 MiB)
+BACKFILL_LEASE = "backfill-lease"  # the task document every backfill's lease lives in
 RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
 TIMEOUT_S = 30.0
 
@@ -98,14 +99,13 @@ def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
 def _finish_fields(
     doc: dict[str, Any], update: dict[str, Any], totals: dict[str, Any], summary: RunSummary
 ) -> dict[str, Any]:
-    """Release the lease, store the summary, count the run (mutates `totals`), and keep a
-    short history of runs for the status page."""
+    """Store the summary, count the run (mutates `totals`), and keep a short history of
+    runs for the status page (the caller releases the lease)."""
     totals["runs"] += 1
     totals["outcomes"][summary.outcome] = totals["outcomes"].get(summary.outcome, 0) + 1
     history = list(doc.get("recent_runs") or [])
     history.append(_history_entry(summary, update.get("next_block", doc.get("next_block"))))
     fields: dict[str, Any] = {
-        "lease": guard.released(guard.lease_of(doc)).as_doc(),
         "last_run": summary.as_dict(),
         "recent_runs": history[-RUN_HISTORY:],
     }
@@ -130,9 +130,12 @@ class FirestoreState:
     ) -> None:
         self._client = client
         relayer = client.collection("relayers").document(relayer_id)
-        # A task (a backfill) has its own lease and checkpoint beside the scheduled job's,
-        # and shares the processed-event set, so neither publishes what the other did.
+        # A task (a backfill) has its own checkpoint beside the scheduled job's and shares
+        # the processed-event set, so neither publishes what the other did. Every backfill
+        # of the relayer takes one lease, whatever its range: two with separate leases
+        # would read the same unrecorded blocks at once and both publish them.
         self._doc = relayer.collection("tasks").document(task) if task else relayer
+        self._lease_doc = relayer.collection("tasks").document(BACKFILL_LEASE) if task else relayer
         self._blocks = relayer.collection("blocks")
         self._identity = identity  # chain_id and contracts, written with every commit
 
@@ -152,22 +155,19 @@ class FirestoreState:
         """Take the lease, or None while another run holds it."""
         # A plain read first: runs that find the lease taken leave without a transaction,
         # whose lock would contend with the commits of the run that holds it.
-        held = guard.lease_of(self.read())
+        held = guard.lease_of(self._read_lease_doc())
         if held.held_by_other(run_id, now):
             return None
 
         @firestore.transactional
         def take(txn: firestore.Transaction) -> Grant | None:
-            snapshot = self._doc.get(transaction=txn)
-            doc = (snapshot.to_dict() if snapshot.exists else None) or {}
-            lease = guard.acquire(guard.lease_of(doc), run_id, now, lease_s)
+            held, doc = self._read_both(txn)
+            lease = guard.acquire(held, run_id, now, lease_s)
             if lease is None:
                 return None
-            txn.set(
-                self._doc,
-                {"lease": lease.as_doc(), "updated_at": now, **self._identity},
-                merge=True,
-            )
+            fields: dict[str, Any] = {"updated_at": now, **self._identity}
+            self._put_lease(txn, fields, lease, now)
+            txn.set(self._doc, fields, merge=True)
             assert lease.expires_at is not None
             return Grant(
                 run_id,
@@ -192,11 +192,39 @@ class FirestoreState:
                 "it, or a run killed inside a transaction still locks %s, which "
                 "Firestore frees within about a minute; this run is skipped",
                 type(e).__name__,
-                self._doc.path,
+                self._lease_doc.path,
             )
             return None
         except gexc.GoogleAPIError as e:
             raise _wrap("lease acquisition", e) from e
+
+    def _read_lease_doc(self) -> dict[str, Any] | None:
+        if self._lease_doc is self._doc:
+            return self.read()
+        try:
+            snapshot = self._lease_doc.get(timeout=TIMEOUT_S)
+        except gexc.GoogleAPIError as e:
+            raise _wrap("read of the backfill lease", e) from e
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def _read_both(self, txn: firestore.Transaction) -> tuple[Lease, dict[str, Any]]:
+        """In a transaction: the lease, and the document with the checkpoint."""
+        snapshot = self._doc.get(transaction=txn)
+        doc = (snapshot.to_dict() if snapshot.exists else None) or {}
+        if self._lease_doc is self._doc:
+            return guard.lease_of(doc), doc
+        held = self._lease_doc.get(transaction=txn)
+        return guard.lease_of(held.to_dict() if held.exists else None), doc
+
+    def _put_lease(
+        self, txn: firestore.Transaction, fields: dict[str, Any], lease: Lease, now: datetime
+    ) -> None:
+        """The lease into `fields` (the job: one document) or into the shared backfill
+        lease's own document (one write per document and transaction)."""
+        if self._lease_doc is self._doc:
+            fields["lease"] = lease.as_doc()
+        else:
+            txn.set(self._lease_doc, {"lease": lease.as_doc(), "updated_at": now}, merge=True)
 
     def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
         """Recorded entries of the blocks in the range, by block document base id (parts
@@ -238,8 +266,10 @@ class FirestoreState:
 
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
-            snapshot = self._doc.get(transaction=txn)
-            self._check_fence(snapshot.to_dict() if snapshot.exists else None, grant)
+            snapshot = self._lease_doc.get(transaction=txn)
+            self._check_fence(
+                guard.lease_of(snapshot.to_dict() if snapshot.exists else None), grant
+            )
             for doc_id, fields in group:
                 txn.set(self._blocks.document(doc_id), fields)
 
@@ -251,8 +281,7 @@ class FirestoreState:
             raise _wrap("write of the processed-event set", e) from e
 
     @staticmethod
-    def _check_fence(doc: dict[str, Any] | None, grant: Grant) -> None:
-        lease = guard.lease_of(doc)
+    def _check_fence(lease: Lease, grant: Grant) -> None:
         if not guard.still_ours(lease, grant.run_id, grant.fence):
             raise LeaseLostError(
                 f"lease lost to run {lease.owner} (fence {lease.fence}, ours {grant.fence}): "
@@ -273,9 +302,8 @@ class FirestoreState:
 
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
-            snapshot = self._doc.get(transaction=txn)
-            doc = (snapshot.to_dict() if snapshot.exists else None) or {}
-            self._check_fence(doc, grant)
+            lease, doc = self._read_both(txn)
+            self._check_fence(lease, grant)
             update: dict[str, Any] = {"updated_at": now, **self._identity}
             totals = _totals(doc)
             if progress is not None:
@@ -298,12 +326,16 @@ class FirestoreState:
                     checkpoint_block_hash=progress.block_hash,
                     recent_blocks=[{"number": r.number, "hash": r.hash} for r in recent],
                 )
+            renewed: Lease | None = None
             if lease_until is not None:
-                update["lease"] = Lease(grant.run_id, lease_until, grant.fence).as_doc()
+                renewed = Lease(grant.run_id, lease_until, grant.fence)
             if rpc_limits is not None:
                 update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in rpc_limits.items()]
             if summary is not None:
                 update.update(_finish_fields(doc, update, totals, summary))
+                renewed = guard.released(lease)
+            if renewed is not None:
+                self._put_lease(txn, update, renewed, now)
             update["totals"] = totals
             txn.set(self._doc, update, merge=True)
 
@@ -319,14 +351,12 @@ class FirestoreState:
 
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
-            snapshot = self._doc.get(transaction=txn)
+            snapshot = self._lease_doc.get(transaction=txn)
             lease = guard.lease_of(snapshot.to_dict() if snapshot.exists else None)
             if guard.still_ours(lease, grant.run_id, grant.fence):
-                txn.set(
-                    self._doc,
-                    {"lease": guard.released(lease).as_doc(), "updated_at": now},
-                    merge=True,
-                )
+                fields: dict[str, Any] = {"updated_at": now}
+                self._put_lease(txn, fields, guard.released(lease), now)
+                txn.set(self._doc, fields, merge=True)
 
         try:
             write(self._client.transaction())
