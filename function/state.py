@@ -12,16 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from . import guard
-from .blockdocs import BlockRecord, base_id, range_bounds, write_batches
-from .blockparts import assembled, stored_parts
+from .blockdocs import BlockRecord
+from .blockstore import COMMIT_ATTEMPTS, TIMEOUT_S, BlockStore, check_fence, wrapped
 from .errors import LeaseLostError, StateError
 from .guard import Lease
 from .planning import BlockRange, merge_recent
@@ -30,12 +29,8 @@ from .summary import IDLE, OK, SKIPPED, RunSummary
 
 log = logging.getLogger(__name__)
 
-COMMIT_ATTEMPTS = 12  # a fenced commit outlasts bursts of contention from starting runs
-WRITES_PER_BATCH = 400
-BYTES_PER_BATCH = 3_000_000  # under the emulator's 4 MiB request cap (production: 10 MiB)
 BACKFILL_LEASE = "backfill-lease"  # the task document every backfill's lease lives in
 RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
-TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -114,10 +109,6 @@ def _finish_fields(
     return fields
 
 
-def _wrap(action: str, e: Exception) -> StateError:
-    return StateError(f"Firestore {action} failed: {type(e).__name__}: {e}")
-
-
 class FirestoreState:
     """One relayer's state document and its `blocks` subcollection."""
 
@@ -136,7 +127,7 @@ class FirestoreState:
         # would read the same unrecorded blocks at once and both publish them.
         self._doc = relayer.collection("tasks").document(task) if task else relayer
         self._lease_doc = relayer.collection("tasks").document(BACKFILL_LEASE) if task else relayer
-        self._blocks = relayer.collection("blocks")
+        self._records = BlockStore(client, relayer.collection("blocks"), self._lease_doc)
         self._identity = identity  # chain_id and contracts, written with every commit
 
     def read(self, timeout_s: float | None = None) -> dict[str, Any] | None:
@@ -148,7 +139,7 @@ class FirestoreState:
             else:
                 snapshot = self._doc.get(retry=None, timeout=timeout_s)
         except gexc.GoogleAPIError as e:
-            raise _wrap("read of the relayer document", e) from e
+            raise wrapped("read of the relayer document", e) from e
         return snapshot.to_dict() if snapshot.exists else None
 
     def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None:
@@ -196,7 +187,7 @@ class FirestoreState:
             )
             return None
         except gexc.GoogleAPIError as e:
-            raise _wrap("lease acquisition", e) from e
+            raise wrapped("lease acquisition", e) from e
 
     def _read_lease_doc(self) -> dict[str, Any] | None:
         if self._lease_doc is self._doc:
@@ -204,7 +195,7 @@ class FirestoreState:
         try:
             snapshot = self._lease_doc.get(timeout=TIMEOUT_S)
         except gexc.GoogleAPIError as e:
-            raise _wrap("read of the backfill lease", e) from e
+            raise wrapped("read of the backfill lease", e) from e
         return snapshot.to_dict() if snapshot.exists else None
 
     def _read_both(self, txn: firestore.Transaction) -> tuple[Lease, dict[str, Any]]:
@@ -227,66 +218,16 @@ class FirestoreState:
             txn.set(self._lease_doc, {"lease": lease.as_doc(), "updated_at": now}, merge=True)
 
     def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
-        """Recorded entries of the blocks in the range, by block document base id (parts
-        reassembled, `data` as text)."""
-        lower, upper = range_bounds(blocks.start, blocks.end)
-        query = self._blocks.where(
-            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
-        ).where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
-        return {i: fields["events"] for i, fields in self._assembled(query)}
+        """Recorded entries of the blocks in the range, by block base id."""
+        return self._records.processed(blocks)
 
     def blocks_from(self, start: int) -> list[BlockRecord]:
-        """Every block record from block `start` on (base ids, whole fields), in chain order."""
-        lower, _ = range_bounds(start, start)
-        query = self._blocks.where(
-            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
-        )
-        return self._assembled(query)
-
-    def _assembled(self, query: Any) -> list[BlockRecord]:
-        by_block: dict[str, list[dict[str, Any]]] = {}
-        try:
-            for snapshot in query.stream(timeout=TIMEOUT_S):
-                by_block.setdefault(base_id(snapshot.id), []).append(snapshot.to_dict() or {})
-        except gexc.GoogleAPIError as e:
-            raise _wrap("read of the processed-event set", e) from e
-        return [(i, assembled(docs)) for i, docs in sorted(by_block.items())]
+        """Every block record from block `start` on, whole, in chain order."""
+        return self._records.blocks_from(start)
 
     def record(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
-        """Write block records (before the checkpoint that relies on them) under the fence,
-        each in as many documents as Firestore's 1 MiB limit needs: a run that lost its
-        lease must not replace the newer run's record with its own partial one (§7.6)."""
-        written_at = datetime.now(UTC)  # orders rewrites of a block (see blockparts)
-        docs = [doc for record in records for doc in stored_parts(record, written_at)]
-        for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
-            self._fenced_write(grant, group)
-
-    def _fenced_write(self, grant: Grant, group: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """One group of block documents in a transaction that first checks the lease."""
-
-        @firestore.transactional
-        def write(txn: firestore.Transaction) -> None:
-            snapshot = self._lease_doc.get(transaction=txn)
-            self._check_fence(
-                guard.lease_of(snapshot.to_dict() if snapshot.exists else None), grant
-            )
-            for doc_id, fields in group:
-                txn.set(self._blocks.document(doc_id), fields)
-
-        try:
-            write(self._client.transaction(max_attempts=COMMIT_ATTEMPTS))
-        except LeaseLostError:
-            raise
-        except (gexc.GoogleAPIError, ValueError) as e:
-            raise _wrap("write of the processed-event set", e) from e
-
-    @staticmethod
-    def _check_fence(lease: Lease, grant: Grant) -> None:
-        if not guard.still_ours(lease, grant.run_id, grant.fence):
-            raise LeaseLostError(
-                f"lease lost to run {lease.owner} (fence {lease.fence}, ours {grant.fence}): "
-                f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
-            )
+        """Write block records under the fence (before the checkpoint that relies on them)."""
+        self._records.record(grant, records)
 
     def commit(
         self,
@@ -303,7 +244,7 @@ class FirestoreState:
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
             lease, doc = self._read_both(txn)
-            self._check_fence(lease, grant)
+            check_fence(lease, grant.run_id, grant.fence)
             update: dict[str, Any] = {"updated_at": now, **self._identity}
             totals = _totals(doc)
             if progress is not None:
@@ -344,7 +285,7 @@ class FirestoreState:
         except LeaseLostError:
             raise
         except (gexc.GoogleAPIError, ValueError) as e:
-            raise _wrap("checkpoint commit", e) from e
+            raise wrapped("checkpoint commit", e) from e
 
     def release(self, grant: Grant, now: datetime) -> None:
         """Give the lease back without recording a run (operator commands)."""
@@ -361,7 +302,7 @@ class FirestoreState:
         try:
             write(self._client.transaction())
         except (gexc.GoogleAPIError, ValueError) as e:
-            raise _wrap("lease release", e) from e
+            raise wrapped("lease release", e) from e
 
     def count_skipped(self, now: datetime) -> None:
         """A skipped run only counts itself: the run holding the lease owns `last_run`."""
@@ -377,4 +318,4 @@ class FirestoreState:
                 timeout=TIMEOUT_S,
             )
         except gexc.GoogleAPIError as e:
-            raise _wrap("run counter update", e) from e
+            raise wrapped("run counter update", e) from e
