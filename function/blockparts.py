@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .blockdocs import BlockRecord
@@ -77,7 +77,7 @@ def stored_parts(record: BlockRecord, written_at: datetime) -> list[tuple[str, d
 
 
 def _written(doc: Mapping[str, Any]) -> tuple[Any, int]:
-    return doc.get("recorded_at") or datetime.min, int(doc.get("part") or 0)
+    return doc.get("recorded_at") or datetime.min.replace(tzinfo=UTC), int(doc.get("part") or 0)
 
 
 def assembled(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
