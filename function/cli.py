@@ -1,8 +1,9 @@
 """`relayer`: the operator's command line (run, status, backfill, replay, verify, reset).
 
 Every command reads the same environment as the job (README, Configuration) and goes
-through the same guard: a backfill has its own lease and checkpoint but shares the
-processed-event set, so it can run beside the scheduled job without publishing twice.
+through the same guard: a backfill has its own checkpoint and shares the processed-event set,
+so it can run beside the scheduled job without publishing twice; all backfills of a relayer
+share one lease, so overlapping ones take turns instead of publishing the same blocks.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def backfill(from_block: int, to_block: int) -> None:
     """Relay a historical range through the same guard, beside the scheduled job.
 
     Resumable: run the same command again after a crash and it continues where it stopped.
-    The range must lie below the scheduled job's checkpoint.
+    The range must lie below the scheduled job's checkpoint. Backfills of one relayer take
+    turns on one lease, so overlapping ranges never both publish a block; a backfill that
+    finds it held waits.
     """
     from .wiring import build_relay, firestore_client, state_store
 
@@ -141,6 +144,7 @@ def backfill(from_block: int, to_block: int) -> None:
         _fail(str(e), e.exit_code)
     relay.last_block = blocks.end
     published = 0
+    waiting = False
     with click.progressbar(length=len(blocks), label=f"backfill {task}") as bar:
         while not stop.is_set():
             outcome = relay.run()
@@ -151,7 +155,17 @@ def backfill(from_block: int, to_block: int) -> None:
                     outcome.exit_code or 1,
                 )
             if s.outcome == "skipped":
-                _fail(f"another backfill of this range holds its lease: {s.error or 'wait'}")
+                # Every backfill of a relayer shares one lease (overlapping ranges must not
+                # both publish): wait for it; this range's own checkpoint resumes after.
+                if not waiting:
+                    click.echo(
+                        f"another backfill of {settings.relayer_id} holds the backfill lease: "
+                        "waiting for it (Ctrl-C stops; run the same command to resume)",
+                        err=True,
+                    )
+                waiting = True
+                time.sleep(min(2.0, settings.lease_s / 4))
+                continue
             published += s.events_published
             if s.to_block is not None:
                 bar.update(s.to_block - (s.from_block or s.to_block) + 1)
