@@ -115,7 +115,13 @@ def status() -> None:
 @main.command()
 @click.option("--from-block", type=int, required=True, help="First block to relay.")
 @click.option("--to-block", type=int, required=True, help="Last block to relay.")
-def backfill(from_block: int, to_block: int) -> None:
+@click.option(
+    "--replay-expired",
+    is_flag=True,
+    help="Allow a range the job relayed more than RELAYER_EVENT_TTL_DAYS ago: its events "
+    'without a record are published again marked replay="true".',
+)
+def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
     """Relay a historical range through the same guard, beside the scheduled job.
 
     Resumable: run the same command again after a crash and it continues where it stopped.
@@ -135,6 +141,7 @@ def backfill(from_block: int, to_block: int) -> None:
             f"{below} on): backfill only blocks below {below}",
             2,
         )
+    replay = _relayed_before(settings, blocks, below, replay_expired)
     task = f"backfill-{blocks.start}-{blocks.end}"
     stop = _stop_on_signals()
     settings = dataclasses.replace(settings, start_block=blocks.start)
@@ -143,6 +150,7 @@ def backfill(from_block: int, to_block: int) -> None:
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     relay.last_block = blocks.end
+    relay.replay = replay
     published = 0
     waiting = False
     with click.progressbar(length=len(blocks), label=f"backfill {task}") as bar:
@@ -175,6 +183,32 @@ def backfill(from_block: int, to_block: int) -> None:
         f"backfill {task}: {published} events published"
         + (" (interrupted: run it again to resume)" if stop.is_set() else "")
     )
+
+
+def _relayed_before(
+    settings: Settings, blocks: BlockRange, job_next: int, replay_expired: bool
+) -> BlockRange | None:
+    """The part of a backfill's range the scheduled job already relayed (from START_BLOCK
+    to its checkpoint), when its records may have expired: refused unless --replay-expired,
+    then its unrecorded events go out marked replay="true"."""
+    from .wiring import chain_reader
+
+    start, end = max(blocks.start, settings.start_block), min(blocks.end, job_next - 1)
+    if start > end:
+        return None
+    oldest = chain_reader(settings).headers([start])[start].timestamp
+    if not may_have_expired(oldest, datetime.now(UTC), settings.event_ttl_days):
+        return None
+    if not replay_expired:
+        _fail(
+            f"blocks {start}..{end} were relayed by the scheduled job and are older than "
+            f"RELAYER_EVENT_TTL_DAYS={settings.event_ttl_days:g}: their records may have "
+            "expired, so their events would be published again as if new. Add "
+            '--replay-expired to publish them again marked replay="true", or backfill only '
+            f"blocks below {start}",
+            2,
+        )
+    return BlockRange(start, end)
 
 
 def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[BlockRange, Any]]:
