@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -26,6 +26,11 @@ from .guard import PUBLISHED
 from .messages import event_payload
 from .planning import BlockRange, split
 from .stopping import StopSignal
+
+if TYPE_CHECKING:  # the commands import what they use when they run: a fast --help
+    from .catalogue import EventCatalogue
+    from .chain import ChainReader
+    from .fetching import Fetched
 
 
 def _fleet() -> list[Settings]:
@@ -215,7 +220,6 @@ def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[
     """The chain's events of the range, window by window, with a progress bar."""
     from .abi import load_specs
     from .abi_source import read_abi
-    from .fetching import fetch
     from .wiring import chain_reader
 
     try:
@@ -225,24 +229,32 @@ def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[
     chain = chain_reader(settings)
     with click.progressbar(length=len(blocks), label=label) as bar:
         for window in split(blocks, settings.batch_size):
-            fetched = fetch(
-                chain,
-                specs,
-                settings.contracts,
-                settings.chain_id,
-                window,
-                [window],
-                dead_letters=True,
-            )
+            try:
+                fetched = _fetch_window(chain, specs, settings, window)
+            except RelayerError as e:
+                _fail(f"{label} stopped at blocks {window.start}..{window.end}: {e}", e.exit_code)
             yield window, fetched
             bar.update(len(window))
+
+
+def _fetch_window(
+    chain: ChainReader, specs: EventCatalogue, settings: Settings, window: BlockRange
+) -> Fetched:
+    from .fetching import fetch
+
+    return fetch(
+        chain, specs, settings.contracts, settings.chain_id, window, [window], dead_letters=True
+    )
 
 
 def _recorded(settings: Settings, blocks: BlockRange) -> dict[str, str]:
     from .wiring import firestore_client, state_store
 
     store = state_store(settings, firestore_client(settings))
-    entries = store.processed(blocks)
+    try:
+        entries = store.processed(blocks)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
     return {str(e["event_id"]): str(e.get("state")) for es in entries.values() for e in es}
 
 

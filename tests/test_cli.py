@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from google.cloud import firestore
 
 from relayer import (
@@ -21,6 +22,7 @@ from relayer import (
     block_docs,
     payloads,
     relayer_doc,
+    run_cli,
     run_main,
     run_until_idle,
 )
@@ -269,3 +271,15 @@ def test_a_backfill_stalled_past_the_shared_lease_writes_nothing_more(
     assert after[0] == "acquired", after  # the next thing it did was wait for a new lease
     recorded = {e["event_id"] for d in block_docs(deployment.relayer_id) for e in d["events"]}
     assert recorded == set(counts)
+
+
+@pytest.mark.parametrize("command", [["verify"], ["replay", "--yes"]])
+def test_verify_and_replay_end_an_rpc_failure_with_one_error_line(
+    deployment: Deployment, command: list[str]
+) -> None:
+    env = deployment.env(RPC_URL="http://127.0.0.1:9/v2/secret-key")
+    run = run_cli(env, command[0], "--from-block", "0", "--to-block", "1", *command[1:])
+    assert run.code == 1
+    assert "Traceback" not in run.stderr, run.stderr[-600:]
+    assert run.stderr.startswith("error: ") and "kept failing" in run.stderr
+    assert "secret-key" not in run.stdout + run.stderr
