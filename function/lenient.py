@@ -15,8 +15,13 @@ would get, the cleanup of Solidity's ABI coder v1 (`and`/`signextend`/`iszero(is
   replaced by U+FFFD, as viem and the WHATWG TextDecoder do.
 
 Lengths and offsets still have to lie inside the data: a log that is too short for its
-layout is a decode error, not a guess. Decoders are built once per ABI type and cached by
-the registry, so a log costs one call per event, not a lookup per value.
+layout is a decode error, not a guess. Offsets may also point at the same bytes: an array of
+2,000 offsets to one 2,000-word array is 128 kB of data that decodes to 4 million values
+(seconds of CPU, a message over Pub/Sub's 10 MB). Honest data is read about once, so for
+layouts where that can happen (arrays of dynamic values) decoding stops once it has read the
+data several times over, and the log is a decode error (dead-lettered, never dropped).
+Decoders are built once per ABI type and cached by the registry, so a log costs one call per
+event, not a lookup per value.
 """
 
 # mypy: allow-untyped-calls
@@ -29,6 +34,7 @@ from typing import Any
 
 from eth_abi import decoding
 from eth_abi.exceptions import InsufficientDataBytes
+from eth_abi.grammar import parse
 from eth_abi.registry import BaseEquals, registry
 
 TupleDecode = Callable[[bytes], tuple[Any, ...]]
@@ -118,12 +124,47 @@ def _registry() -> Any:
 EVM_REGISTRY = _registry()
 
 
+READ_BUDGET = 4  # times the data a decode may read before it counts as aliased offsets
+_READ_SLACK = 4096
+
+
+class _Budgeted(decoding.ContextFramesBytesIO):  # type: ignore[misc]
+    """A stream that refuses to be read more than `READ_BUDGET` times over."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._left = READ_BUDGET * len(data) + _READ_SLACK
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk: bytes = super().read(size)
+        self._left -= len(chunk)
+        if self._left < 0:
+            raise ValueError(
+                f"its offsets point at the same bytes again and again (more than "
+                f"{READ_BUDGET} times its {len(self.getbuffer())} bytes read): it would "
+                "decode to far more than the log holds"
+            )
+        return chunk
+
+
+def _aliasable(abi_type: Any) -> bool:
+    """Whether offsets in this type's encoding can repeat: an array of dynamic values."""
+    if abi_type.is_array and abi_type.item_type.is_dynamic:
+        return True
+    if abi_type.is_array:
+        return _aliasable(abi_type.item_type)
+    return any(_aliasable(c) for c in getattr(abi_type, "components", None) or ())
+
+
 def tuple_decoder(types: Sequence[str]) -> TupleDecode:
     """Decode data laid out as `types` (one event's non-indexed values) the EVM's way."""
     decoder = EVM_REGISTRY.get_tuple_decoder(*types)
+    stream = (
+        _Budgeted if any(_aliasable(parse(t)) for t in types) else decoding.ContextFramesBytesIO
+    )
 
     def decode(data: bytes) -> tuple[Any, ...]:
-        values: tuple[Any, ...] = decoder(decoding.ContextFramesBytesIO(data))
+        values: tuple[Any, ...] = decoder(stream(data))
         return values
 
     return decode

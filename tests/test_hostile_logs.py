@@ -294,3 +294,35 @@ def test_anonymous_logs_that_fit_several_events_or_none_are_dead_lettered(
     assert "several" in error and "Ping" in error and "RELAYER_DEADLETTER_TOPIC" in error
     assert "fix ABI_URI" not in error
     assert world.topic.pull_all(idle_s=0.3) == []
+
+
+NESTED = entry("Nested", [("tag", "uint8", True), ("values", "uint256[][]", False)])
+
+
+def test_offsets_that_alias_one_array_are_dead_lettered_not_expanded(
+    emitter_world: tuple[Emitter, Deployment], tmp_path: Path, dead_letter_topic: PubSubTopic
+) -> None:
+    # 2,000 inner-array offsets all pointing at one 2,000-word array: 128 kB of data that a
+    # naive decoder expands to 4 million values (a 16 MB message, seconds of CPU).
+    emitter, world = emitter_world
+    n = 2000
+    data = word(32) + word(n) + b"".join(word(n * 32) for _ in range(n)) + word(n)
+    data += b"\0" * 32 * n
+    honest = word(32) + word(2) + word(64) + word(128) + word(1) + word(7) + word(1) + word(8)
+    bomb, fine = emitter.emit(
+        [
+            ([topic0("Nested(uint8,uint256[][])"), word(1)], data),
+            ([topic0("Nested(uint8,uint256[][])"), word(2)], honest),
+        ]
+    )
+    world.abi_uri = write_abi(tmp_path, "nested", [NESTED])
+    env = world.env(RELAYER_DEADLETTER_TOPIC=dead_letter_topic.topic_id)
+
+    run = run_main(env, timeout=120)
+
+    assert run.code == 0 and run.summary["outcome"] == "ok", run.stdout[-800:]
+    (dead,) = payloads(dead_letter_topic.pull_all())
+    assert dead["event_id"] == event_id(bomb) and "same bytes" in dead["reason"]
+    (relayed,) = payloads(world.topic.pull_all())
+    assert relayed["event_id"] == event_id(fine)
+    assert relayed["args"] == {"tag": "2", "values": [["7"], ["8"]]}
