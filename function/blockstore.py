@@ -79,6 +79,9 @@ class BlockStore:
             .where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
             .select([FieldPath.document_id()])
         )
+        return self._refs(query)
+
+    def _refs(self, query: Any) -> list[BlockRef]:
         try:
             ids = {base_id(s.id) for s in query.stream(timeout=TIMEOUT_S)}
         except gexc.GoogleAPIError as e:
@@ -88,6 +91,17 @@ class BlockStore:
             number, _, block_hash = doc_id.partition("-")
             refs.append(BlockRef(int(number), block_hash))
         return refs
+
+    def recorded_below(self, number: int, limit: int) -> list[BlockRef]:
+        """The newest `limit` blocks with records below block `number` (ids only): after a
+        reorganisation deeper than `recent_blocks`, they still name relayed blocks."""
+        query = (  # by the field: Firestore scans document ids in ascending order only
+            self._blocks.where(filter=FieldFilter("block_number", "<", number))
+            .order_by("block_number", direction=firestore.Query.DESCENDING)
+            .limit(limit)
+            .select([FieldPath.document_id()])
+        )
+        return self._refs(query)
 
     def blocks_from(self, start: int) -> list[BlockRecord]:
         """Every block record from block `start` on (base ids, whole fields), in chain order."""

@@ -22,6 +22,8 @@ from .state import Progress
 
 log = logging.getLogger(__name__)
 
+RECORDS_PROBED = 512  # block records read to find an ancestor older than `recent_blocks`
+
 
 @dataclass(frozen=True)
 class Rewound:
@@ -49,6 +51,13 @@ def rewind(
     recent = [r for r in grant.recent_blocks if r.number < next_block and r.number <= head]
     canonical = {n: h.hash for n, h in chain.headers(r.number for r in recent).items()}
     ancestor = find_ancestor(recent, canonical)
+    if ancestor is None:
+        # Deeper than `recent_blocks`: the block records below still name relayed blocks.
+        below = min((r.number for r in recent), default=next_block)
+        older = [r for r in state.recorded_below(below, RECORDS_PROBED) if r.number <= head]
+        canonical.update((n, h.hash) for n, h in chain.headers(r.number for r in older).items())
+        ancestor = find_ancestor(older, canonical)
+        recent = recent + older
     if ancestor is None:
         oldest = min((r.number for r in recent), default=next_block - 1)
         raise ReorgError(

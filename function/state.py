@@ -255,6 +255,10 @@ class FirestoreState:
         enough to ask on every run)."""
         return self._records.recorded_blocks(blocks)
 
+    def recorded_below(self, number: int, limit: int) -> list[BlockRef]:
+        """The newest `limit` recorded blocks below `number`, by number and hash."""
+        return self._records.recorded_below(number, limit)
+
     def blocks_from(self, start: int) -> list[BlockRecord]:
         """Every block record from block `start` on, whole, in chain order."""
         return self._records.blocks_from(start)

@@ -139,12 +139,18 @@ def test_a_reorganisation_deeper_than_recorded_fails_loudly(deployment: Deployme
     deployment.expected = deployment.make_activity(20, blocks=4)
     env = _relay_all(deployment)
     before = relayer_doc(deployment.relayer_id)
-    # Forget the recorded hashes: the relayer can no longer find where the chains part.
+    # Forget the recorded hashes and the block records: the relayer can no longer find
+    # where the chains part.
     from google.cloud import firestore
 
-    firestore.Client(project="relayer-test").collection("relayers").document(
-        deployment.relayer_id
-    ).update({"recent_blocks": before["recent_blocks"][-1:]})
+    relayer = (
+        firestore.Client(project="relayer-test")
+        .collection("relayers")
+        .document(deployment.relayer_id)
+    )
+    relayer.update({"recent_blocks": before["recent_blocks"][-1:]})
+    for snapshot in relayer.collection("blocks").stream():
+        snapshot.reference.delete()
     _rpc(deployment, "anvil_reorg", [3, []])
 
     run = run_main(env)
@@ -156,3 +162,25 @@ def test_a_reorganisation_deeper_than_recorded_fails_loudly(deployment: Deployme
     assert after["next_block"] == before["next_block"]  # nothing skipped, nothing rewound
     assert after["last_run"]["outcome"] == "failed"
     assert not [p for p in payloads(deployment.topic.pull_all()) if p["removed"]]
+
+
+def test_a_reorganisation_deeper_than_the_kept_hashes_finds_its_ancestor_in_the_records(
+    deployment: Deployment,
+) -> None:
+    # recent_blocks keeps 128 hashes; a fork below the oldest of them is still found from
+    # the block records (their ids name relayed blocks), instead of failing every run.
+    deployment.expected = deployment.make_activity(400, blocks=200)
+    env = _relay_all(deployment)
+    first = payloads(deployment.topic.pull_all())
+    recent = [r["number"] for r in relayer_doc(deployment.relayer_id)["recent_blocks"]]
+    head = deployment.head()
+    depth = head - min(recent) + 3  # below every kept hash
+    assert any(d["block_number"] <= head - depth for d in block_docs(deployment.relayer_id))
+
+    _rpc(deployment, "anvil_reorg", [depth, []])
+    runs = run_until_idle(env)
+
+    orphaned = [e for e in deployment.expected if e["block_number"] > head - depth]
+    kept = [e for e in deployment.expected if e["block_number"] <= head - depth]
+    assert orphaned and runs[0].summary["reorg"]["retracted"] == len(orphaned)
+    _check(deployment, first + payloads(deployment.topic.pull_all()), orphaned, kept)
