@@ -328,10 +328,24 @@ class _Run:
         if delivered.failure is not None:
             _, what, error = delivered.failure
             raise PublishError(
-                f"Pub/Sub did not accept {what}: {error}; relayed up to block "
-                f"{self.committed_to}, the next run resumes after it"
+                f"Pub/Sub did not accept {what}: {error}; {self._relayed()}, the next run "
+                "resumes after it"
+            )
+        if delivered.stopped_before is not None and not self.r.stop.is_set():
+            # Nobody asked this run to stop: its lease ran out under it. Going on would only
+            # repeat this (a lease shorter than a publish round trip never relays anything).
+            raise PublishError(
+                f"the lease ran out while publishing (RELAYER_LEASE_SECONDS="
+                f"{self.s.lease_s:g}): {self._relayed()}; raise RELAYER_LEASE_SECONDS above "
+                "the time a run needs between two commits"
             )
         return done_to
+
+    def _relayed(self) -> str:
+        start = self.summary.from_block
+        if start is None or self.committed_to < start:
+            return "no block relayed"
+        return f"relayed up to block {self.committed_to}"
 
     def _progress(
         self, done_to: int, events: Sequence[Event], published: int, dead: int = 0

@@ -219,3 +219,15 @@ def test_a_block_time_past_year_9999_does_not_stop_the_relayer(deployment: Deplo
     assert_exactly_once(payloads(messages), deployment.expected)
     assert all("ce-time" not in m.attributes for m in messages)
     assert {json.loads(m.data)["block_timestamp"] for m in messages} == {2**40}
+
+
+def test_a_lease_too_short_to_publish_fails_the_run_and_says_so(deployment: Deployment) -> None:
+    # CONTRACT §2 accepts any positive RELAYER_LEASE_SECONDS; one shorter than a publish
+    # round trip can never relay: each run must fail saying so, not end "ok" having done
+    # nothing (a stall that looks healthy).
+    deployment.expected = deployment.make_activity(5, blocks=2)
+    run = run_main(deployment.env(RELAYER_LEASE_SECONDS="0.01"))
+    assert run.code == 1, run.stdout
+    assert run.summary["outcome"] == "failed"
+    assert "RELAYER_LEASE_SECONDS=0.01" in run.summary["message"]
+    assert relayer_doc(deployment.relayer_id)["last_run"]["outcome"] == "failed"
