@@ -192,28 +192,48 @@ def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
 
 def _relayed_before(
     settings: Settings, blocks: BlockRange, job_next: int, replay_expired: bool
-) -> BlockRange | None:
-    """The part of a backfill's range the scheduled job already relayed (from START_BLOCK
-    to its checkpoint), when its records may have expired: refused unless --replay-expired,
-    then its unrecorded events go out marked replay="true"."""
-    from .wiring import chain_reader
+) -> tuple[BlockRange, ...]:
+    """The parts of a backfill's range relayed before (by the scheduled job, from
+    START_BLOCK to its checkpoint, or by earlier backfills) whose records may have expired:
+    refused unless --replay-expired, then their unrecorded events go out marked
+    replay="true"."""
+    from .wiring import chain_reader, firestore_client, state_store
 
-    start, end = max(blocks.start, settings.start_block), min(blocks.end, job_next - 1)
-    if start > end:
-        return None
-    oldest = chain_reader(settings).headers([start])[start].timestamp
-    if not may_have_expired(oldest, datetime.now(UTC), settings.event_ttl_days):
-        return None
-    if not replay_expired:
+    store = state_store(settings, firestore_client(settings))
+    try:
+        job = (settings.start_block, job_next - 1)
+        job_first = (store.read() or {}).get("first_commit_at")
+        earlier = [(BlockRange(*job), job_first)] if job[0] <= job[1] else []
+        own = f"backfill-{blocks.start}-{blocks.end}"  # resuming itself is no replay
+        earlier += [r for task, r in store.backfilled().items() if task != own]
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    overlaps = [
+        (BlockRange(max(r.start, blocks.start), min(r.end, blocks.end)), first)
+        for r, first in earlier
+        if max(r.start, blocks.start) <= min(r.end, blocks.end)
+    ]
+    if not overlaps:
+        return ()
+    chain = chain_reader(settings)
+    now = datetime.now(UTC)
+    ttl = settings.event_ttl_days
+    stale = [
+        r
+        for r, first in overlaps
+        if may_have_expired(chain.headers([r.start])[r.start].timestamp, first, now, ttl)
+    ]
+    if stale and not replay_expired:
+        shown = ", ".join(f"{r.start}..{r.end}" for r in stale[:3])
         _fail(
-            f"blocks {start}..{end} were relayed by the scheduled job and are older than "
+            f"blocks {shown} were relayed before and are older than "
             f"RELAYER_EVENT_TTL_DAYS={settings.event_ttl_days:g}: their records may have "
             "expired, so their events would be published again as if new. Add "
             '--replay-expired to publish them again marked replay="true", or backfill only '
-            f"blocks below {start}",
+            "blocks not relayed before",
             2,
         )
-    return BlockRange(start, end)
+    return tuple(stale)
 
 
 def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[BlockRange, Any]]:
@@ -295,12 +315,18 @@ def replay(from_block: int, to_block: int, yes: bool) -> None:
     )
 
 
-def may_have_expired(block_time: int, now: datetime, ttl_days: float) -> bool:
+def may_have_expired(
+    block_time: int, first_commit: datetime | None, now: datetime, ttl_days: float
+) -> bool:
     """Whether the records of a block stamped `block_time` (and of every newer one) may have
-    expired by `now`: a record is written after its block, so it expires no sooner than
-    `block_time` plus the TTL (with a margin for clocks: at most a day, a tenth of the TTL)."""
+    expired by `now`. A record is written after its block and after its relayer's first
+    commit (`first_commit`, unknown for state older than that field), so it expires no
+    sooner than either plus the TTL (with a margin for clocks: a day, at most a tenth of
+    the TTL)."""
     ttl_s = ttl_days * 86_400
-    return block_time + ttl_s - min(86_400.0, ttl_s / 10) <= now.timestamp()
+    oldest = now.timestamp() - ttl_s + min(86_400.0, ttl_s / 10)
+    written = first_commit.timestamp() if first_commit is not None else block_time
+    return max(block_time, written) <= oldest
 
 
 def _deadline(seconds: float = 120.0) -> Callable[[], float]:
@@ -381,7 +407,8 @@ def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
         if grant.next_block is not None and to_block < grant.next_block:
             replay = BlockRange(to_block, grant.next_block - 1)
             oldest = chain.headers([to_block])[to_block].timestamp
-            expired = may_have_expired(oldest, now, settings.event_ttl_days)
+            first = (store.read() or {}).get("first_commit_at")
+            expired = may_have_expired(oldest, first, now, settings.event_ttl_days)
             if expired and not replay_expired:
                 _fail(
                     f"blocks from {to_block} on were relayed before and are older than "

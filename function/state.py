@@ -149,10 +149,29 @@ class FirestoreState:
         # the processed-event set, so neither publishes what the other did. Every backfill
         # of the relayer takes one lease, whatever its range: two with separate leases
         # would read the same unrecorded blocks at once and both publish them.
+        self._tasks = relayer.collection("tasks")
         self._doc = relayer.collection("tasks").document(task) if task else relayer
         self._lease_doc = relayer.collection("tasks").document(BACKFILL_LEASE) if task else relayer
         self._records = BlockStore(client, relayer.collection("blocks"), self._lease_doc)
         self._identity = identity  # chain_id and contracts, written with every commit
+
+    def backfilled(self) -> dict[str, tuple[BlockRange, datetime | None]]:
+        """What backfills relayed, by task: each range's start up to its checkpoint, and
+        the time of its first commit (no record of it is older)."""
+        try:
+            snapshots = list(self._tasks.stream(timeout=TIMEOUT_S))
+        except gexc.GoogleAPIError as e:
+            raise wrapped("read of the backfill checkpoints", e) from e
+        done = {}
+        for snapshot in snapshots:
+            name, fields = snapshot.id, snapshot.to_dict() or {}
+            parts = name.split("-")
+            if len(parts) != 3 or parts[0] != "backfill" or fields.get("next_block") is None:
+                continue  # the shared backfill lease, or a range that never committed
+            start, end = int(parts[1]), min(int(parts[2]), int(fields["next_block"]) - 1)
+            if start <= end:
+                done[name] = (BlockRange(start, end), fields.get("first_commit_at"))
+        return done
 
     def read(self, timeout_s: float | None = None) -> dict[str, Any] | None:
         """The relayer document as it is; with `timeout_s`, one quick attempt (status must
@@ -285,6 +304,8 @@ class FirestoreState:
             lease, doc = self._read_both(txn)
             check_fence(lease, grant.run_id, grant.fence)
             update: dict[str, Any] = {"updated_at": now, **self._identity}
+            if doc.get("first_commit_at") is None:  # no record of it is older: see `reset`
+                update["first_commit_at"] = now
             totals = _totals(doc)
             if progress is not None:
                 totals["events_published"] += progress.events_published

@@ -109,3 +109,33 @@ def test_backfill_over_blocks_the_job_relayed_before_the_ttl_refuses_then_marks_
     for m, p in zip(got, payloads(got), strict=True):
         relayed_before = p["block_number"] >= first_job_block
         assert (m.attributes.get("replay") == "true") == relayed_before, p["block_number"]
+
+
+def test_backfill_over_an_earlier_backfill_older_than_the_ttl_refuses_then_marks_replays(
+    deployment: Deployment,
+) -> None:
+    deployment.expected = deployment.make_activity(10, blocks=3)
+    head = deployment.head()
+    env = deployment.env(RELAYER_EVENT_TTL_DAYS=TTL_DAYS, START_BLOCK=str(head + 1))
+    first = run_cli(env, "backfill", "--from-block", "0", "--to-block", str(head))
+    assert first.code == 0, first.stdout + first.stderr
+    assert len(deployment.topic.pull_all()) == 10
+    time.sleep(9)
+    _expire_records(deployment.relayer_id)
+
+    refused = run_cli(env, "backfill", "--from-block", "1", "--to-block", str(head))
+    assert refused.code == 2, refused.stdout + refused.stderr
+    assert "were relayed before" in refused.stderr and "--replay-expired" in refused.stderr
+    assert deployment.topic.pull_all() == []
+
+    again = run_cli(
+        env, "backfill", "--from-block", "1", "--to-block", str(head), "--replay-expired"
+    )
+    assert again.code == 0, again.stdout + again.stderr
+    got = deployment.topic.pull_all()
+    assert got and all(m.attributes.get("replay") == "true" for m in got)
+
+    # The first backfill run again is its own range resumed: nothing to do, nothing refused.
+    resumed = run_cli(env, "backfill", "--from-block", "0", "--to-block", str(head))
+    assert resumed.code == 0, resumed.stdout + resumed.stderr
+    assert deployment.topic.pull_all() == []
