@@ -72,7 +72,7 @@ class Courier:
         ordering: bool,
         dead_letters: Sink | None = None,
         in_flight: int = MAX_IN_FLIGHT,
-        replay: BlockRange | None = None,
+        replay: Sequence[BlockRange] = (),
     ) -> None:
         self._sink = sink
         self._dead_sink = dead_letters
@@ -229,7 +229,7 @@ class Courier:
         return [o if o is not None else (rest or NotSentError("not sent")) for o in outcomes]
 
     def _event(self, e: Event) -> _Outgoing:
-        replay = self._replay is not None and e.block_number in self._replay
+        replay = any(e.block_number in r for r in self._replay)
         self.replayed += replay
         message = build_message(e, ordering=self._ordering, replay=replay)
         return _Outgoing(

@@ -76,7 +76,7 @@ class Relay:
     stop: StopSignal = field(default_factory=StopSignal)
     dead_letters: Sink | None = None  # RELAYER_DEADLETTER_TOPIC
     last_block: int | None = None  # a backfill's end: never relay past it
-    replay: BlockRange | None = None  # blocks whose unrecorded events may be re-publications
+    replay: tuple[BlockRange, ...] = ()  # blocks whose unrecorded events may be re-publications
     current: RunSummary | None = field(default=None, init=False)  # the run in progress
     clock: Callable[[], datetime] = utcnow
 
@@ -149,7 +149,7 @@ class _Run:
             relay.stop,
             self.s.ordering,
             relay.dead_letters,
-            replay=relay.replay or grant.replay,
+            replay=(*relay.replay, *((grant.replay,) if grant.replay else ())),
         )
         self.limits = RangeLimits(self.s.batch_size, grant.rpc_limits)
 
@@ -391,10 +391,9 @@ class _Run:
         if self.courier.replayed:
             summary.extra["replayed_unrecorded"] = self.courier.replayed
             log.warning(
-                "%d events of blocks relayed before (%s..%s) had no record, which may "
-                'have expired: they were published marked replay="true"',
+                "%d events of blocks relayed before had no record, which may have expired: "
+                'they were published marked replay="true"',
                 self.courier.replayed,
-                *((r.start, r.end) if (r := self.r.replay or self.grant.replay) else ("?", "?")),
             )
         if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
             summary.to_block = done_to
