@@ -19,6 +19,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.faults_chain_scenarios import odd_events, reorg_at_getlogs, reorg_unrecorded
+from devstack.faults_chains import odd_world
 from devstack.faults_launch import Launcher, Spawner, Zygote
 from devstack.faults_outages import (
     Restartable,
@@ -40,7 +43,7 @@ from devstack.faults_scenarios import POINTS, STALL_POINTS, kill_scenarios
 from devstack.faults_trial import Trial
 from devstack.faults_verdict import VIOLATIONS, judge
 from devstack.faults_world import World, build_world
-from devstack.services import Stack, start_anvil
+from devstack.services import Anvil, Stack, start_anvil
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "relayer-faults"
@@ -58,6 +61,9 @@ BASE = {
     "contention": 3,
     "pubsub_outage": 4,
     "firestore_outage": 4,
+    "odd_events": 4,
+    "reorg@getlogs": 6,
+    "reorg@unrecorded": 6,
 }
 COLUMNS = (
     ("trials", "trials"), ("runs", "runs"), ("kills", "kills"), ("lost", "lost"),
@@ -89,19 +95,32 @@ class Campaign:
     def __init__(self, world: World, kills_per_trial: int = 3) -> None:
         self.world = world
         self._dedicated: dict[str, Restartable] = {}
+        self._lock = threading.Lock()
+        self._odd: tuple[World, Anvil] | None = None
         self.scenarios: dict[str, Callable[[World, random.Random], Trial]] = {
             **kill_scenarios(kills_per_trial),
             "rpc": rpc_faults,
             "contention": contention,
             "pubsub_outage": lambda w, r: pubsub_outage(w, r, self._emulator("pubsub")),
             "firestore_outage": lambda w, r: firestore_outage(w, r, self._emulator("firestore")),
+            "odd_events": lambda w, r: odd_events(self._odd_world(), r),
+            "reorg@getlogs": reorg_at_getlogs,
+            "reorg@unrecorded": reorg_unrecorded,
         }
         self.results: list[Result] = []
 
     def _emulator(self, kind: str) -> Restartable:
-        if kind not in self._dedicated:
-            self._dedicated[kind] = Restartable(kind, self.world.project)
-        return self._dedicated[kind]
+        with self._lock:
+            if kind not in self._dedicated:
+                self._dedicated[kind] = Restartable(kind, self.world.project)
+            return self._dedicated[kind]
+
+    def _odd_world(self) -> World:
+        """The big and odd events, on an anvil of their own, made once."""
+        with self._lock:
+            if self._odd is None:
+                self._odd = odd_world(self.world)
+            return self._odd[0]
 
     def run(self, jobs: Iterable[tuple[str, int]], workers: int = 2) -> list[Result]:
         """Run the trials, `workers` at a time; their results (also kept in `results`)."""
@@ -118,7 +137,8 @@ class Campaign:
         trial: Trial | None = None
         try:
             trial = self.scenarios[scenario](self.world, random.Random(seed))
-            figures, findings = judge(self.world, trial.evidence(), trial.interval)
+            evidence = trial.evidence()  # settles the trial's world (a chain that changed)
+            figures, findings = judge(trial.world, evidence, trial.interval)
             settings: dict[str, Any] = {
                 "interval": trial.interval,
                 "batch": trial.batch,
@@ -140,6 +160,8 @@ class Campaign:
     def close(self) -> None:
         for emulator in self._dedicated.values():
             emulator.stop()
+        if self._odd is not None:
+            self._odd[1].stop()
 
 
 def plan(kills: int, only: list[str] | None = None) -> list[tuple[str, int]]:

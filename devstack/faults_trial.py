@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from devstack.faults_world import (
     relayer_env,
     relayer_status,
 )
+from function.state import FirestoreState
 
 RUN_TIMEOUT_S = 90.0  # a run still going after this long has no clear outcome: it is killed
 
@@ -53,6 +55,8 @@ class Proc:
     hung: bool = False
     term_sent: float | None = None
     doc_after: dict[str, Any] | None = None  # the relayer document right after it ended
+    cli: bool = False  # the `relayer` CLI (a backfill), not `python main.py`
+    expect_interrupted: bool = False  # SIGTERM came mid-work: the summary must say so
     done: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, timeout: float = RUN_TIMEOUT_S) -> int:
@@ -124,6 +128,10 @@ class Trial:
         self.notes: list[str] = []
         self.copies: list[Any] = []  # drained early (before an emulator restart)
         self.recovered = False
+        self.strict_duplicates = False  # one run's own second copy is a violation too
+        # A chain that changes during the trial: the world as it ended, known only then
+        self.settle: Callable[[], World] | None = None
+        self.cleanups: list[Callable[[], None]] = []  # a proxy, an anvil of the trial's own
 
     def make_topic(self) -> PubSubTopic:
         name = self.relayer_id.replace("faults-", "f-")
@@ -155,7 +163,10 @@ class Trial:
         action: str = "kill",
         pause: float = 0.5,
         delay_ms: float = 2.0,
+        args: Sequence[str] = (),
+        **extra: str,
     ) -> Proc:
+        """A run (with `args`: the `relayer` CLI) at a crash point; `extra` settings."""
         tag = f"r{len(self.procs)}"
         out, journal = self.dir / f"{tag}.out", self.dir / f"{tag}.journal"
         env = self.env(
@@ -166,10 +177,13 @@ class Trial:
             CRASH_DELAY_MS=f"{delay_ms:g}",
             FAULT_RUN=tag,
             FAULT_LOG=str(journal),
+            **extra,
         )
-        proc = Proc(tag, 0, time.time(), out, journal, point, action)
+        proc = Proc(tag, 0, time.time(), out, journal, point, action, cli=bool(args))
         self.procs.append(proc)
-        proc.pid = self.world.launcher.start(env, out, lambda code: self._ended(proc, code))
+        proc.pid = self.world.launcher.start(
+            env, out, lambda code: self._ended(proc, code), args=args
+        )
         return proc
 
     @staticmethod
@@ -267,9 +281,13 @@ class Trial:
         self.poller.stop()
         self.drain_now()
         doc = self.doc()
-        blocks = self.client.collection("relayers").document(self.relayer_id).collection("blocks")
-        recorded = [e for s in blocks.stream() for e in (s.to_dict() or {}).get("events", [])]
+        if self.settle is not None:
+            self.world = self.settle()
+        # the product's own reader: a large block's record spans documents
+        store = FirestoreState(self.client, self.relayer_id, {})
+        recorded = [e for _, fields in store.blocks_from(0) for e in fields.get("events", [])]
         return {
+            "strict_duplicates": self.strict_duplicates,
             "copies": self.copies,
             "procs": self.procs,
             "checkpoints": self.poller.seen,
@@ -284,5 +302,8 @@ class Trial:
         self.poller.stop()
         for proc in self.procs:
             proc.signal(signal.SIGKILL)
+        for cleanup in reversed(self.cleanups):
+            with contextlib.suppress(Exception):
+                cleanup()
         self.client.close()  # type: ignore[no-untyped-call]
         shutil.rmtree(self.dir, ignore_errors=True)

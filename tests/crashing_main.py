@@ -179,6 +179,7 @@ def acquire(self: FirestoreState, run_id: str, now: Any, lease_s: float) -> Any:
         seen = getattr(_local, "seen", None)
         note(
             "acquired",
+            lease=self._doc.path,  # the job's or a backfill task's: fences count per lease
             run_id=run_id,
             fence=grant.fence,
             next_block=grant.next_block,
@@ -297,7 +298,12 @@ def _due_within(count: int) -> int | None:
 
 def _send(self: Publisher, messages: list[Message], deadline: Any) -> list[str]:
     note("handed", event_ids=[m.attributes.get("event_id") for m in messages])
-    result: list[str] = original_publish(self, messages, deadline)
+    try:
+        result: list[str] = original_publish(self, messages, deadline)
+    except BaseException as e:
+        note("answered", ok=False, error=type(e).__name__)  # a request no longer waited on
+        raise
+    note("answered", ok=True)
     return result
 
 
