@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.faults_backfills import overlapping_backfills
 from devstack.faults_chain_scenarios import odd_events, reorg_at_getlogs, reorg_unrecorded
 from devstack.faults_chains import odd_world
 from devstack.faults_launch import Launcher, Spawner, Zygote
@@ -38,6 +39,12 @@ from devstack.faults_outages import (
     firestore_outage,
     pubsub_outage,
     rpc_faults,
+)
+from devstack.faults_provider import (
+    rpc_batch_caps,
+    rpc_repeats,
+    sigterm_slow_pubsub,
+    sigterm_slow_rpc,
 )
 from devstack.faults_scenarios import POINTS, STALL_POINTS, kill_scenarios
 from devstack.faults_trial import Trial
@@ -55,6 +62,7 @@ BASE = {
     "overlap+kills": 14,
     **{f"stall@{p}": 2 for p in STALL_POINTS},
     "freeze@mid_publish": 8,
+    "freeze@before_record": 4,
     "freeze@random": 8,
     "sigterm": 8,
     "rpc": 8,
@@ -64,6 +72,11 @@ BASE = {
     "odd_events": 4,
     "reorg@getlogs": 6,
     "reorg@unrecorded": 6,
+    "rpc_repeats": 6,
+    "rpc_batch_caps": 6,
+    "sigterm@slow_rpc": 4,
+    "sigterm@slow_pubsub": 4,
+    "backfills": 6,
 }
 COLUMNS = (
     ("trials", "trials"), ("runs", "runs"), ("kills", "kills"), ("lost", "lost"),
@@ -106,6 +119,11 @@ class Campaign:
             "odd_events": lambda w, r: odd_events(self._odd_world(), r),
             "reorg@getlogs": reorg_at_getlogs,
             "reorg@unrecorded": reorg_unrecorded,
+            "rpc_repeats": rpc_repeats,
+            "rpc_batch_caps": rpc_batch_caps,
+            "sigterm@slow_rpc": sigterm_slow_rpc,
+            "sigterm@slow_pubsub": sigterm_slow_pubsub,
+            "backfills": overlapping_backfills,
         }
         self.results: list[Result] = []
 

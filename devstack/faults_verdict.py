@@ -96,13 +96,14 @@ def _runs(
                 figures["unclear"] += 1
                 findings.append(f"{tag} died of SIGKILL nobody sent")
             continue
+        if proc.cli:  # `relayer backfill`: 0 done (or stopped), 1 told to run it again
+            figures[f"cli_exit_{proc.code}"] += 1
+            if proc.code not in (0, 1):
+                figures["unclear"] += 1
+                findings.append(f"{tag}: the CLI exited {proc.code}")
+            continue
         summaries = proc.summaries()
         outcome = summaries[0].get("outcome") if len(summaries) == 1 else None
-        if proc.cli and summaries:  # a backfill loops over runs: its last one decides
-            outcome = summaries[-1].get("outcome")
-            if outcome == "skipped" and proc.code == 1:  # "another backfill holds its lease"
-                figures["outcome_skipped"] += 1
-                continue
         figures[f"outcome_{outcome}"] += 1
         code = proc.code
         if code == -signal.SIGTERM and _finished_before_term(proc, summaries):

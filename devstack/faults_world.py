@@ -167,7 +167,8 @@ class Copy:
 
 def drain(host: str, subscription_path: str, *, idle_s: float = 0.5) -> list[Copy]:
     """Pull and ack until nothing new arrives for idle_s; each message id once."""
-    channel = grpc.insecure_channel(host)
+    # big events: one pull answer may hold tens of megabytes (gRPC's default cap is 4 MB)
+    channel = grpc.insecure_channel(host, options=[("grpc.max_receive_message_length", 1 << 30)])
     subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
     seen: dict[str, Copy] = {}
     try:
@@ -175,7 +176,7 @@ def drain(host: str, subscription_path: str, *, idle_s: float = 0.5) -> list[Cop
         while (remaining := idle_until - time.monotonic()) > 0:
             try:
                 reply = subscriber.pull(
-                    request={"subscription": subscription_path, "max_messages": 1000},
+                    request={"subscription": subscription_path, "max_messages": 100},
                     timeout=max(remaining, 0.05),
                     retry=None,
                 )
