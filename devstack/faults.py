@@ -32,6 +32,7 @@ from typing import Any
 from devstack.faults_backfills import overlapping_backfills
 from devstack.faults_chain_scenarios import odd_events, reorg_at_getlogs, reorg_unrecorded
 from devstack.faults_chains import odd_world
+from devstack.faults_fleet import storage_outage
 from devstack.faults_launch import Launcher, Spawner, Zygote
 from devstack.faults_outages import (
     Restartable,
@@ -77,6 +78,7 @@ BASE = {
     "sigterm@slow_rpc": 4,
     "sigterm@slow_pubsub": 4,
     "backfills": 6,
+    "fleet_storage_outage": 3,
 }
 COLUMNS = (
     ("trials", "trials"), ("runs", "runs"), ("kills", "kills"), ("lost", "lost"),
@@ -124,6 +126,7 @@ class Campaign:
             "sigterm@slow_rpc": sigterm_slow_rpc,
             "sigterm@slow_pubsub": sigterm_slow_pubsub,
             "backfills": overlapping_backfills,
+            "fleet_storage_outage": storage_outage,
         }
         self.results: list[Result] = []
 
@@ -155,8 +158,11 @@ class Campaign:
         trial: Trial | None = None
         try:
             trial = self.scenarios[scenario](self.world, random.Random(seed))
-            evidence = trial.evidence()  # settles the trial's world (a chain that changed)
-            figures, findings = judge(trial.world, evidence, trial.interval)
+            if trial.verdict is not None:
+                figures, findings = trial.verdict()
+            else:
+                evidence = trial.evidence()  # settles the trial's world (a chain that changed)
+                figures, findings = judge(trial.world, evidence, trial.interval)
             settings: dict[str, Any] = {
                 "interval": trial.interval,
                 "batch": trial.batch,

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,6 +133,8 @@ class Trial:
         # A chain that changes during the trial: the world as it ended, known only then
         self.settle: Callable[[], World] | None = None
         self.cleanups: list[Callable[[], None]] = []  # a proxy, an anvil of the trial's own
+        # a verdict of the scenario's own (a fleet judges each of its relayers)
+        self.verdict: Callable[[], tuple[Counter[str], list[str]]] | None = None
 
     def make_topic(self) -> PubSubTopic:
         name = self.relayer_id.replace("faults-", "f-")

@@ -41,6 +41,8 @@ VIOLATIONS = (
     "records_wrong",
     "dup_in_one_run",
     "sigterm_not_interrupted",
+    "summaries_missing",
+    "fleet_blocked",
 )
 OUTCOMES = {"ok": (0,), "idle": (0,), "skipped": (0,), "failed": (1, 2)}
 
