@@ -2,8 +2,8 @@
 run through tests/crashing_main.py), one of them sometimes frozen (SIGSTOP) past its lease
 in the middle of publishing while the others relay its blocks.
 
-The scheduled job's checkpoint is first put past the head (a run with START_BLOCK beyond
-it), so every block is a backfill's. Each backfill has its own task lease; they share the
+The scheduled job's checkpoint is first put past the head (`relayer reset`), so every block
+is a backfill's. Each backfill has its own task lease; they share the
 processed-event set, which must keep any block from being published twice. Afterwards each
 range is backfilled again until its command succeeds ("run the same command to resume"),
 then the job runs until idle, and the verdict compares the chain with what arrived.
@@ -43,7 +43,7 @@ def overlapping_backfills(world: World, rng: random.Random) -> Trial:
     """Backfills over overlapping ranges at once, one perhaps frozen past its lease."""
     trial = Trial(world, "backfills", lease_s=LEASE_S, interval=rng.choice((2, 3)),
                   batch=rng.choice((4, 6, 1000)))  # fmt: skip
-    first = trial.run(START_BLOCK=str(world.head + 1))  # the job's checkpoint past the head
+    first = trial.run(args=["reset", "--to-block", str(world.head + 1), "--yes"])
     if trial.doc().get("next_block") != world.head + 1:
         trial.notes.append(f"{first.tag} left the job's checkpoint at "
                            f"{trial.doc().get('next_block')}")  # fmt: skip
