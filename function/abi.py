@@ -1,54 +1,29 @@
-"""Turn an ABI (plain array or a Hardhat/Foundry/Truffle artifact) into event specs.
+"""Turn an ABI (plain array or a Hardhat/Foundry/Truffle artifact) into an event catalogue.
 
-Parsing is pure (`event_specs`); reading the document from a file or Cloud Storage lives in
-`abi_source`. Each spec is compiled once into the type strings and value converters that the
-decoder needs, so decoding a log is a dictionary lookup and one eth-abi call.
+Parsing is pure (`event_catalogue`); reading the document from a file or Cloud Storage lives
+in `abi_source`. Each event is compiled once into the type strings, decoders and value
+converters that decoding needs (`specs`), so decoding a log is a lookup and one decoder call.
+Every event of the ABI is kept, anonymous ones and every layout of one topic0 included: the
+choice between them is made per log (`catalogue`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.grammar import ABIType, TupleType
 from eth_abi.grammar import parse as parse_abi_type
 from eth_utils.crypto import keccak
 
+from .catalogue import EventCatalogue
 from .errors import AbiError
-from .values import Converter, converter_for, topic_reader
+from .lenient import tuple_decoder, value_decoder
+from .specs import EventSpec, Param
+from .values import converter_for, topic_reader
 
 AbiEntry = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One event parameter, ready to decode."""
-
-    name: str
-    abi_type: str  # canonical, tuples spelled out: "(uint8,string)[]"
-    indexed: bool
-    convert: Converter
-    hashed_in_topic: bool  # indexed dynamic values are stored as their keccak hash
-    from_topic: Callable[[str], Any] | None = None  # a static value read from its topic
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    """A non-anonymous event of the ABI."""
-
-    name: str
-    signature: str
-    topic0: str  # 0x lowercase hex
-    params: tuple[Param, ...]
-
-    @property
-    def indexed(self) -> tuple[Param, ...]:
-        return tuple(p for p in self.params if p.indexed)
-
-    @property
-    def data_types(self) -> tuple[str, ...]:
-        return tuple(p.abi_type for p in self.params if not p.indexed)
 
 
 def abi_entries(document: Any, source: str) -> list[AbiEntry]:
@@ -78,20 +53,39 @@ def _canonical_type(param: AbiEntry) -> str:
     return abi_type
 
 
-def _param(entry: AbiEntry, index: int) -> Param:
+def _head_size(parsed: ABIType) -> int:
+    """Bytes a value takes in the data's head: an offset for a dynamic one."""
+    if parsed.is_dynamic:
+        return 32
+    if parsed.is_array:
+        return int(parsed.arrlist[-1][0]) * _head_size(parsed.item_type)
+    if isinstance(parsed, TupleType):
+        return sum(_head_size(c) for c in parsed.components)
+    return 32
+
+
+def _param(entry: AbiEntry, index: int) -> tuple[Param, ABIType]:
     abi_type = _canonical_type(entry)
     parsed = parse_abi_type(abi_type)  # raises on a type it cannot parse
     parsed.validate()  # raises on one it parses but does not exist (uint7)
     indexed = bool(entry.get("indexed", False))
-    return Param(
+    hashed = indexed and (parsed.is_dynamic or parsed.is_array or isinstance(parsed, TupleType))
+    from_topic = None
+    if indexed and not hashed:
+        from_topic = topic_reader(abi_type) or _word_reader(value_decoder(abi_type))
+    param = Param(
         name=str(entry.get("name") or f"arg{index}"),
         abi_type=abi_type,
         indexed=indexed,
         convert=converter_for(entry),
-        from_topic=topic_reader(abi_type) if indexed else None,
-        hashed_in_topic=indexed
-        and (parsed.is_dynamic or parsed.is_array or bool(getattr(parsed, "components", None))),
+        from_topic=from_topic,
+        hashed_in_topic=hashed,
     )
+    return param, parsed
+
+
+def _word_reader(decode: Callable[[bytes], Any]) -> Callable[[str], Any]:
+    return lambda topic: decode(bytes.fromhex(topic[2:]))
 
 
 def _spec(entry: AbiEntry) -> EventSpec:
@@ -99,46 +93,76 @@ def _spec(entry: AbiEntry) -> EventSpec:
     inputs = entry.get("inputs", [])
     if not name or not isinstance(inputs, list):
         raise ValueError("event entry without a name or inputs")
-    params = tuple(_param(p, i) for i, p in enumerate(inputs))
+    compiled = [_param(p, i) for i, p in enumerate(inputs)]
+    params = tuple(p for p, _ in compiled)
+    data = [parsed for p, parsed in compiled if not p.indexed]
     signature = f"{name}({','.join(p.abi_type for p in params)})"
-    return EventSpec(name, signature, "0x" + keccak(text=signature).hex(), params)
+    return EventSpec(
+        name=name,
+        signature=signature,
+        topic0="0x" + keccak(text=signature).hex(),
+        params=params,
+        anonymous=bool(entry.get("anonymous", False)),
+        decode_data=tuple_decoder([p.abi_type for p in params if not p.indexed]),
+        head_size=sum(_head_size(t) for t in data),
+        static_data=not any(t.is_dynamic for t in data),
+    )
 
 
-def event_specs(
+def _layout_key(spec: EventSpec) -> tuple[str, bool, tuple[bool, ...]]:
+    return spec.signature, spec.anonymous, tuple(p.indexed for p in spec.params)
+
+
+def event_catalogue(
     entries: Sequence[AbiEntry], selected: Sequence[str], source: str
-) -> dict[str, EventSpec]:
-    """Specs of the selected events (all when none are selected), keyed by topic0."""
-    specs: dict[str, EventSpec] = {}
+) -> EventCatalogue:
+    """Every event of the ABI, and the selected ones (all when none are selected)."""
+    named: dict[str, list[EventSpec]] = {}
+    anonymous: list[EventSpec] = []
+    seen: set[tuple[str, bool, tuple[bool, ...]]] = set()
     for entry in entries:
-        if entry.get("type") != "event" or entry.get("anonymous"):
-            continue  # anonymous events have no topic0 to filter or recognise them by
+        if entry.get("type") != "event":
+            continue
         try:
             spec = _spec(entry)
         except Exception as e:
             name = entry.get("name")
             raise AbiError(f"ABI_URI {source} has a malformed event {name!r}: {e}") from e
-        specs[spec.topic0] = spec
-    available = sorted({s.name for s in specs.values()})
-    if selected:
-        missing = [n for n in selected if n not in available]
-        if missing:
-            raise AbiError(
-                f"RELAYER_EVENTS names {', '.join(missing)} which the ABI at {source} does not "
-                f"define; it defines: {', '.join(available) or 'no events'}"
-            )
-        specs = {t: s for t, s in specs.items() if s.name in selected}
-    if not specs:
-        raise AbiError(f"ABI_URI {source} defines no non-anonymous events to relay")
-    return specs
+        if _layout_key(spec) in seen:
+            continue  # the same event in two merged ABIs: the first one's names are used
+        seen.add(_layout_key(spec))
+        if spec.anonymous:
+            anonymous.append(spec)
+        else:
+            named.setdefault(spec.topic0, []).append(spec)
+    every = [*(s for specs in named.values() for s in specs), *anonymous]
+    available = sorted({s.name for s in every})
+    if not available:
+        raise AbiError(f"ABI_URI {source} defines no events to relay")
+    missing = [n for n in selected if n not in available]
+    if missing:
+        raise AbiError(
+            f"RELAYER_EVENTS names {', '.join(missing)} which the ABI at {source} does not "
+            f"define; it defines: {', '.join(available)}"
+        )
+    return EventCatalogue(
+        named={t: tuple(specs) for t, specs in named.items()},
+        anonymous=tuple(anonymous),
+        selected=frozenset(selected or available),
+    )
 
 
-def load_specs(
-    read: Callable[[str], bytes], uri: str, selected: Sequence[str]
-) -> dict[str, EventSpec]:
-    """Read, parse and compile the ABI at `uri` with the given reader."""
-    raw = read(uri)
-    try:
-        document = json.loads(raw)
-    except ValueError as e:
-        raise AbiError(f"ABI_URI {uri} is not valid JSON: {e}") from e
-    return event_specs(abi_entries(document, uri), selected, uri)
+def load_specs(read: Callable[[str], bytes], uri: str, selected: Sequence[str]) -> EventCatalogue:
+    """Read, parse and compile the ABI at `uri` (several comma-separated URIs are merged)
+    with the given reader."""
+    entries: list[AbiEntry] = []
+    for one in (u.strip() for u in uri.split(",")):
+        if not one:
+            continue
+        raw = read(one)
+        try:
+            document = json.loads(raw)
+        except ValueError as e:
+            raise AbiError(f"ABI_URI {one} is not valid JSON: {e}") from e
+        entries.extend(abi_entries(document, one))
+    return event_catalogue(entries, selected, uri)

@@ -76,13 +76,14 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
     return check
 
 
-def _logs_call(blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str]) -> Call:
-    params = {
+def _logs_call(blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str] | None) -> Call:
+    params: dict[str, Any] = {
         "fromBlock": hex(blocks.start),
         "toBlock": hex(blocks.end),
         "address": list(addresses),
-        "topics": [list(topic0s)],
     }
+    if topic0s is not None:  # None: every log of the addresses (anonymous events selected)
+        params["topics"] = [list(topic0s)]
     return Call("eth_getLogs", [params], _logs_checker(blocks, addresses))
 
 
@@ -135,7 +136,7 @@ class ChainReader:
         self,
         blocks: BlockRange,
         addresses: Sequence[str],
-        topic0s: Sequence[str],
+        topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
     ) -> tuple[dict[int, Header], list[RawLog]]:
         """The logs of a range and some headers, in one request to one endpoint.

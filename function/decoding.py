@@ -1,17 +1,16 @@
 """Decode raw logs into `Event`s with eth-abi directly (no web3 contract objects).
 
-Decoding is pure and fast: a spec lookup by topic0, one `eth_abi.decode` of the data, the
-indexed values from the topics, and the per-parameter converters compiled in `abi`.
+Decoding is pure and fast: the catalogue's choice of event (usually one lookup by topic0),
+one call of the event's compiled data decoder, the indexed values read from the topics, and
+the per-parameter converters compiled in `abi`. Values are read as the EVM reads them
+(`lenient`), so only a log that does not fit its event's layout is a `DecodeError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-
-from .abi import EventSpec, Param
+from .catalogue import EventCatalogue
 from .errors import DecodeError
 from .records import Event, RawLog
 from .values import checksum
@@ -22,41 +21,48 @@ def event_id(chain_id: int, block_hash: str, log_index: int) -> str:
     return f"{chain_id}:{block_hash.lower()}:{log_index}"
 
 
-def _indexed_value(param: Param, topic: str) -> Any:
-    if param.hashed_in_topic:  # the topic holds keccak(value): the value is not in the log
-        return topic.lower()
-    if param.from_topic is not None:
-        return param.from_topic(topic)
-    return abi_decode([param.abi_type], bytes.fromhex(topic[2:]))[0]
-
-
-def decode_log(log: RawLog, specs: Mapping[str, EventSpec], chain_id: int) -> Event:
-    """Decode one log of a configured contract, or raise `DecodeError` saying why."""
-    topics = log.get("topics") or []
-    spec = specs.get(topics[0].lower()) if topics else None
-    where = f"log {log.get('logIndex')} of block {log.get('blockHash')}"
-    if spec is None:
-        raise DecodeError(f"{where} has topic0 {topics[:1]} which matches no selected ABI event")
-    indexed = spec.indexed
-    if len(topics) != len(indexed) + 1:
-        raise DecodeError(
-            f"{where} ({spec.name}) has {len(topics) - 1} indexed topics, "
-            f"the ABI says {len(indexed)}"
-        )
+def where(log: RawLog) -> str:
+    """A log as an operator finds it: `log 7 of block 9505701 (0xab…)`."""
     try:
-        data = abi_decode(spec.data_types, bytes.fromhex(log["data"][2:]))
-        from_topics = [_indexed_value(p, t) for p, t in zip(indexed, topics[1:], strict=True)]
+        return (
+            f"log {int(log['logIndex'], 16)} of block {int(log['blockNumber'], 16)} "
+            f"({log['blockHash']})"
+        )
+    except (KeyError, TypeError, ValueError):
+        return f"log {log.get('logIndex')} of block {log.get('blockHash')}"
+
+
+def decode_log(log: RawLog, specs: EventCatalogue, chain_id: int) -> Event | None:
+    """Decode one log of a configured contract; None for a log of an event that is not
+    selected; a `DecodeError` that says what is wrong with the log otherwise."""
+    topics = log.get("topics") or []
+    try:
+        data = bytes.fromhex(log["data"][2:])
+    except (KeyError, ValueError) as e:
+        raise DecodeError(f"{where(log)} has data that is not hex: {e}") from e
+    try:
+        spec = specs.choose(topics, data)
+    except DecodeError as e:
+        raise DecodeError(f"{where(log)} {e}") from None
+    if spec is None:
+        return None
+    try:
+        values = iter(spec.decode_data(data))
+        args: dict[str, Any] = {}
+        topic_iter = iter(topics[0 if spec.anonymous else 1 :])
+        for p in spec.params:
+            if not p.indexed:
+                args[p.name] = p.convert(next(values))
+            elif p.hashed_in_topic:  # the topic holds keccak(value): the value is not in the log
+                args[p.name] = next(topic_iter).lower()
+            else:
+                assert p.from_topic is not None
+                args[p.name] = p.convert(p.from_topic(next(topic_iter)))
     except Exception as e:  # eth-abi raises several unrelated types for malformed data
-        raise DecodeError(f"{where} ({spec.name}) cannot be decoded: {e}") from e
-    args: dict[str, Any] = {}
-    data_iter = iter(data)
-    topic_iter = iter(from_topics)
-    for p in spec.params:
-        if p.indexed:
-            value = next(topic_iter)
-            args[p.name] = value if p.hashed_in_topic else p.convert(value)
-        else:
-            args[p.name] = p.convert(next(data_iter))
+        raise DecodeError(
+            f"{where(log)} ({spec.name}) does not fit the ABI's layout {spec.layout} "
+            f"({len(data)} bytes of data): {e}"
+        ) from e
     block_hash = log["blockHash"].lower()
     log_index = int(log["logIndex"], 16)
     stamp = log.get("blockTimestamp")

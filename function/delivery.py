@@ -158,6 +158,11 @@ class Courier:
         outcomes = self._dispatch(requests, deadline, lambda: True, sink_of=lambda _: self._sink)
         return [r for q, o in zip(requests, outcomes, strict=True) for r in _each(o, q)]
 
+    @property
+    def stopping(self) -> bool:
+        """True once the run was asked to stop."""
+        return self._stop.is_set()
+
     def _sink_of(self, item: _Outgoing) -> Sink:
         return self._dead_sink if item.dead_letter and self._dead_sink else self._sink
 

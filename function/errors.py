@@ -8,7 +8,7 @@
     │   └── TopicNotFoundError    the Pub/Sub topic does not exist
     ├── RpcError                  the JSON-RPC endpoint failed or answered nonsense
     │   └── ChainMovedError       the checkpoint block was replaced while a run read past it
-    ├── DecodeError               a log matched the ABI's topic but could not be decoded
+    ├── DecodeError               a log the ABI cannot place (several events or none) or decode
     ├── PublishError              Pub/Sub did not accept every message in time
     ├── StateError                Firestore failed or holds something unexpected
     │   └── LeaseLostError        another run took over this relayer's lease
@@ -62,7 +62,7 @@ class ChainMovedError(RpcError):
 
 
 class DecodeError(RelayerError):
-    """A log of a configured contract could not be decoded with the ABI."""
+    """A log of a configured contract is no single event of the ABI, or does not fit it."""
 
 
 class PublishError(RelayerError):

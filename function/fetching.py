@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .abi import EventSpec
+from .catalogue import EventCatalogue
 from .chain import Header
 from .decoding import decode_log, event_id
 from .errors import ChainMovedError, DecodeError, RpcError
@@ -60,7 +60,7 @@ class Fetched:
 
 def fetch(
     chain: Chain,
-    specs: Mapping[str, EventSpec],
+    specs: EventCatalogue,
     contracts: Sequence[str],
     chain_id: int,
     blocks: BlockRange,
@@ -84,7 +84,7 @@ def fetch(
         extra.add(anchor.number)
     limits = limits or RangeLimits(len(blocks))
     for attempt in range(1, ATTEMPTS + 1):
-        before, logs = _read_logs(chain, contracts, list(specs), blocks, limits)
+        before, logs = _read_logs(chain, contracts, specs.topic_filter, blocks, limits)
         events, dead = _decode_all(logs, specs, chain_id, dead_letters)
         numbers = sorted({e.block_number for e in events} | {d.block_number for d in dead})
         with_events = set(numbers)
@@ -127,7 +127,7 @@ def fetch(
 def _read_logs(
     chain: Chain,
     contracts: Sequence[str],
-    topics: Sequence[str],
+    topics: Sequence[str] | None,
     blocks: BlockRange,
     limits: RangeLimits,
 ) -> tuple[Header, list[RawLog]]:
@@ -165,18 +165,19 @@ def _read_logs(
 
 
 def _decode_all(
-    logs: Sequence[RawLog], specs: Mapping[str, EventSpec], chain_id: int, dead_letters: bool
+    logs: Sequence[RawLog], specs: EventCatalogue, chain_id: int, dead_letters: bool
 ) -> tuple[list[Event], list[DeadLetter]]:
     events: list[Event] = []
     dead: list[DeadLetter] = []
     for entry in logs:
         try:
-            events.append(decode_log(entry, specs, chain_id))
+            event = decode_log(entry, specs, chain_id)
+            if event is not None:  # None: an unselected event's log (no topic filter ran)
+                events.append(event)
         except DecodeError as e:
             if not dead_letters:
                 raise DecodeError(
-                    f"{e}; fix ABI_URI, or set RELAYER_DEADLETTER_TOPIC to send such logs aside "
-                    "and relay the rest"
+                    f"{e}; set RELAYER_DEADLETTER_TOPIC to send such logs aside and relay the rest"
                 ) from e
             block_hash = entry["blockHash"].lower()
             log_index = int(entry["logIndex"], 16)

@@ -28,7 +28,7 @@ class Chain(Protocol):
         self,
         blocks: BlockRange,
         addresses: Sequence[str],
-        topic0s: Sequence[str],
+        topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
     ) -> tuple[dict[int, Header], list[RawLog]]: ...
 

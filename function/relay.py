@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .abi import EventSpec
 from .blockdocs import base_id, block_doc_id, block_documents
+from .catalogue import EventCatalogue
 from .config import Settings
 from .delivery import Courier
 from .errors import ChainMovedError, LeaseLostError, PublishError, RelayerError, StoppedError
@@ -69,13 +69,14 @@ class Relay:
     """Everything one run needs, passed in: the logic itself does no wiring."""
 
     settings: Settings
-    specs: Mapping[str, EventSpec]
+    specs: EventCatalogue
     chain: Chain
     state: State
     sink: Sink
     stop: StopSignal = field(default_factory=StopSignal)
     dead_letters: Sink | None = None  # RELAYER_DEADLETTER_TOPIC
     last_block: int | None = None  # a backfill's end: never relay past it
+    replay: BlockRange | None = None  # blocks whose unrecorded events may be re-publications
     clock: Callable[[], datetime] = utcnow
 
     def run(self) -> Outcome:
@@ -142,7 +143,11 @@ class _Run:
         self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
         self.courier = Courier(
-            relay.sink, relay.stop, self.s.ordering, relay.dead_letters, replay=grant.replay
+            relay.sink,
+            relay.stop,
+            self.s.ordering,
+            relay.dead_letters,
+            replay=relay.replay or grant.replay,
         )
         self.limits = RangeLimits(self.s.batch_size, grant.rpc_limits)
 
@@ -259,8 +264,9 @@ class _Run:
             if base_id(doc_id) in ids
         ]
         retracted = retract(self.r.state, self.courier, self.lease, docs)
-        if retracted:
-            self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
+        if not retracted:
+            return  # records a rewind of this run already marked removed
+        self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
         reorg = self.summary.extra.setdefault("reorg", {"depth": 0, "retracted": 0})
         reorg["retracted"] += retracted
         reorg["orphaned_above_checkpoint"] = sorted(r.number for r in orphans)
@@ -272,10 +278,14 @@ class _Run:
             retracted,
         )
 
-    def _hash_of(self, number: int) -> str:
-        if number not in self.hashes:
-            self.hashes.update((n, h.hash) for n, h in self.r.chain.headers([number]).items())
-        return self.hashes[number]
+    def _checkpoint_at(self, done_to: int) -> int | None:
+        """The newest block up to `done_to` that can be checkpointed: one whose hash came from
+        the consistent view of the range (a hash read later could belong to a chain that
+        replaced the blocks just published, and then the next run would never see the
+        reorganisation). Blocks after it hold no event of that view: scanning them again
+        costs nothing. None when no such block is past the last commit."""
+        known = [n for n in self.hashes if self.committed_to < n <= done_to]
+        return max(known) if known else None
 
     def _publish_chunk(
         self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
@@ -315,24 +325,26 @@ class _Run:
         if delivered.failure is not None:
             _, what, error = delivered.failure
             raise PublishError(
-                f"Pub/Sub did not accept {what}: {error}; relayed up to block {done_to}, "
-                "the next run resumes there"
+                f"Pub/Sub did not accept {what}: {error}; relayed up to block "
+                f"{self.committed_to}, the next run resumes after it"
             )
         return done_to
 
     def _progress(
         self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
     ) -> Progress | None:
-        if done_to <= self.committed_to:  # nothing whole to checkpoint; still count events
+        at = self._checkpoint_at(done_to)
+        if at is None:  # nothing whole to checkpoint; still count events
             if published or dead:
                 return Progress(None, None, (), published, events_deadlettered=dead)
             return None
+        done_to = at
         recent = {
             e.block_number: BlockRef(e.block_number, e.block_hash)
             for e in events
             if e.block_number <= done_to
         }
-        recent[done_to] = BlockRef(done_to, self._hash_of(done_to))
+        recent[done_to] = BlockRef(done_to, self.hashes[done_to])
         return Progress(
             done_to + 1,
             recent[done_to].hash,
@@ -344,23 +356,28 @@ class _Run:
     def _commit_progress(
         self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
     ) -> None:
-        self.lease.commit(self._progress(done_to, events, published, dead))
-        self.committed_to = max(self.committed_to, done_to)
+        progress = self._progress(done_to, events, published, dead)
+        self.lease.commit(progress)
+        if progress is not None and progress.next_block is not None:
+            self.committed_to = progress.next_block - 1
 
     def _commit_end(self, done_to: int | None) -> None:
         """The last commit: lazy progress over empty chunks, the summary, the release."""
         progress = None
         if done_to is not None and done_to > self.committed_to:
             progress = self._progress(done_to, (), 0)
+        if done_to is not None:  # what the checkpoint says is relayed, no more
+            done_to = (
+                progress.next_block - 1 if progress and progress.next_block else self.committed_to
+            )
         summary = self.summary
         if self.courier.replayed:
             summary.extra["replayed_unrecorded"] = self.courier.replayed
             log.warning(
-                "%d events of blocks an operator reset over (%s..%s) had no record, which may "
+                "%d events of blocks relayed before (%s..%s) had no record, which may "
                 'have expired: they were published marked replay="true"',
                 self.courier.replayed,
-                self.grant.replay.start if self.grant.replay else "?",
-                self.grant.replay.end if self.grant.replay else "?",
+                *((r.start, r.end) if (r := self.r.replay or self.grant.replay) else ("?", "?")),
             )
         if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
             summary.to_block = done_to

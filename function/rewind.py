@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from .chain import Header
 from .delivery import Courier
-from .errors import PublishError, ReorgError
+from .errors import PublishError, ReorgError, StoppedError
 from .leasing import LeaseKeeper
 from .ports import Chain, State
+from .publisher import InDoubtError, NotSentError
 from .reorg import BlockDoc, find_ancestor, marked_removed, orphaned, retractions
 from .state import Progress
 
@@ -82,6 +83,15 @@ def retract(state: State, courier: Courier, lease: LeaseKeeper, orphans: Sequenc
     lease.ensure()
     results = courier.send_payloads(payloads, lease.publish_deadline())
     failed = [r for r in results if isinstance(r, BaseException)]
+    if (
+        failed
+        and courier.stopping
+        and all(isinstance(r, NotSentError | InDoubtError) for r in failed)
+    ):
+        raise StoppedError(
+            f"stopped while retracting ({len(failed)} of {len(payloads)} retractions not "
+            "confirmed): the next run retracts them again"
+        )
     if failed:
         raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
     state.record([(doc_id, marked_removed(fields)) for doc_id, fields in orphans])

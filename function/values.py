@@ -91,17 +91,27 @@ def converter_for(param: dict[str, Any], abi_type: str | None = None) -> Convert
     return _scalar(abi_type)
 
 
-def _uint_topic(topic: str) -> int:
-    return int(topic, 16)
+def _uint_topic(bits: int) -> Callable[[str], int]:
+    mask = (1 << bits) - 1
+
+    def read(topic: str) -> int:
+        return int(topic, 16) & mask  # the EVM reads the low bits; junk above is ignored
+
+    return read
 
 
-def _int_topic(topic: str) -> int:
-    value = int(topic, 16)
-    return value - (1 << 256) if value >> 255 else value
+def _int_topic(bits: int) -> Callable[[str], int]:
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+
+    def read(topic: str) -> int:
+        value = int(topic, 16) & mask
+        return value - (1 << bits) if value & sign else value
+
+    return read
 
 
 def _address_topic(topic: str) -> str:
-    return "0x" + topic[-40:]
+    return "0x" + topic[-40:].lower()
 
 
 def _bool_topic(topic: str) -> bool:
@@ -110,17 +120,17 @@ def _bool_topic(topic: str) -> bool:
 
 def topic_reader(abi_type: str) -> Callable[[str], Any] | None:
     """Read a static indexed value straight from its 32-byte topic (hex), several times
-    faster than a full ABI decode; None for types that need eth-abi."""
-    if abi_type.startswith("uint"):
-        return _uint_topic
-    if abi_type.startswith("int"):
-        return _int_topic
+    faster than a full ABI decode, as the EVM reads it (see `lenient`); None for the types
+    left to the lenient eth-abi decoders."""
+    sized = re.fullmatch(r"(u?int|bytes)(\d*)", abi_type)
+    if sized and sized.group(1) != "bytes":
+        bits = int(sized.group(2) or 256)
+        return _uint_topic(bits) if sized.group(1) == "uint" else _int_topic(bits)
     if abi_type == "address":
         return _address_topic
     if abi_type == "bool":
         return _bool_topic
-    fixed = re.fullmatch(r"bytes(\d+)", abi_type)
-    if fixed:
-        width = 2 * int(fixed.group(1))
+    if sized and sized.group(2):
+        width = 2 * int(sized.group(2))
         return lambda topic: bytes.fromhex(topic[2 : 2 + width])
     return None

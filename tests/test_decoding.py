@@ -13,7 +13,7 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
-from function.abi import abi_entries, event_specs, load_specs
+from function.abi import abi_entries, event_catalogue, load_specs
 from function.decoding import decode_log
 from function.errors import AbiError, DecodeError
 from function.messages import build_message
@@ -21,7 +21,7 @@ from function.records import RawLog
 
 ARTIFACT = Path(__file__).parent.parent / "contracts" / "build" / "Escrow.json"
 ABI = json.loads(ARTIFACT.read_text())["abi"]
-SPECS = event_specs(ABI, (), "test")
+SPECS = event_catalogue(ABI, (), "test")
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 BUYER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 SELLER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -184,7 +184,7 @@ def test_missing_timestamp_is_left_for_the_header_fetch() -> None:
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda log: log.update(data="0x1234"), "cannot be decoded"),
+        (lambda log: log.update(data="0x1234"), "does not fit the ABI.s layout EscrowCreated"),
         (lambda log: log["topics"].pop(), "indexed topics"),
         (lambda log: log["topics"].__setitem__(0, "0x" + "00" * 32), "matches no selected"),
     ],
@@ -209,14 +209,15 @@ def test_artifact_formats_and_selection(tmp_path: Path) -> None:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(doc))
         specs = load_specs(lambda uri: Path(uri).read_bytes(), str(path), ("EscrowFunded",))
-        assert [s.name for s in specs.values()] == ["EscrowFunded"], name
+        assert [s.name for s in specs.relayed()] == ["EscrowFunded"], name
+        assert specs.topic_filter == [topic("EscrowFunded(uint256,address,uint256,uint256)")], name
 
 
 @pytest.mark.parametrize(
     ("document", "selected", "message"),
     [
         ({"bytecode": "0x"}, (), "is not an ABI"),
-        ([{"type": "function", "name": "f", "inputs": []}], (), "no non-anonymous events"),
+        ([{"type": "function", "name": "f", "inputs": []}], (), "defines no events"),
         (ABI, ("EscrowClosed",), "RELAYER_EVENTS names EscrowClosed"),
         (
             [{"type": "event", "name": "E", "inputs": [{"name": "x", "type": "uint7"}]}],
@@ -227,7 +228,7 @@ def test_artifact_formats_and_selection(tmp_path: Path) -> None:
 )
 def test_bad_abis(document: object, selected: tuple[str, ...], message: str) -> None:
     with pytest.raises(AbiError, match=message):
-        event_specs(abi_entries(document, "abi.json"), selected, "abi.json")
+        event_catalogue(abi_entries(document, "abi.json"), selected, "abi.json")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,135 @@
+"""eth-abi decoders that read a value as the EVM does, not as eth-abi's strict mode checks it.
+
+Nothing on chain validates event data: Solidity never checks that a `string` is UTF-8, and
+assembly (or another compiler) can leave junk above a small value. eth-abi rejects both; the
+relayer must not stop on them (CONTRACT §3), so it decodes what a contract reading the word
+would get, the cleanup of Solidity's ABI coder v1 (`and`/`signextend`/`iszero(iszero)`):
+
+- `uintN`, `intN`, `address`, `ufixed`/`fixed`: the low N bits of the word (signed types
+  sign-extended from bit N-1); the bytes above them are ignored.
+- `bool`: true when any bit of the word is set (viem throws on anything but 0 and 1, and
+  Solidity's coder v2 reverts: neither is an option for a relayer).
+- `bytesN` (and `function`): the first N bytes; the rest of the word is ignored.
+- `string`, `bytes`: the declared length is read; the padding after it is not checked (nor
+  is it required at the very end of the data); invalid UTF-8 has each invalid sequence
+  replaced by U+FFFD, as viem and the WHATWG TextDecoder do.
+
+Lengths and offsets still have to lie inside the data: a log that is too short for its
+layout is a decode error, not a guess. Decoders are built once per ABI type and cached by
+the registry, so a log costs one call per event, not a lookup per value.
+"""
+
+# mypy: allow-untyped-calls
+# (eth-abi's registry and decoder classes carry no annotations)
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eth_abi import decoding
+from eth_abi.exceptions import InsufficientDataBytes
+from eth_abi.registry import BaseEquals, registry
+
+TupleDecode = Callable[[bytes], tuple[Any, ...]]
+
+_ZERO_WORD = b"\0" * 32
+
+
+class _HighBytesIgnored:
+    """The bytes outside the value's width are padding the EVM never reads."""
+
+    def validate_padding_bytes(self, value: Any, padding_bytes: bytes) -> None:
+        return None
+
+
+class _Uint(_HighBytesIgnored, decoding.UnsignedIntegerDecoder):
+    pass
+
+
+class _Int(_HighBytesIgnored, decoding.SignedIntegerDecoder):
+    pass
+
+
+class _Address(_HighBytesIgnored, decoding.AddressDecoder):
+    pass
+
+
+class _Ufixed(_HighBytesIgnored, decoding.UnsignedFixedDecoder):
+    pass
+
+
+class _Fixed(_HighBytesIgnored, decoding.SignedFixedDecoder):
+    pass
+
+
+class _BytesN(_HighBytesIgnored, decoding.BytesDecoder):
+    pass
+
+
+class _Bool(decoding.BooleanDecoder):
+    value_bit_size = 256  # the whole word is the value: no padding to split off
+
+    @staticmethod
+    def decoder_fn(data: bytes) -> bool:
+        return data != _ZERO_WORD
+
+
+class _DeclaredLength:
+    """Read exactly the declared length of a `bytes`/`string` tail, whatever its padding."""
+
+    def read_data_from_stream(self, stream: decoding.ContextFramesBytesIO) -> bytes:
+        length = decoding.decode_uint_256(stream)
+        left = len(stream.getbuffer()) - stream.tell()
+        if length > left:  # checked first: a hostile length may not fit a read() argument
+            raise InsufficientDataBytes(f"a length of {length} bytes, only {left} left in the data")
+        data: bytes = stream.read(length)
+        return data
+
+
+class _ByteString(_DeclaredLength, decoding.ByteStringDecoder):
+    pass
+
+
+class _String(_DeclaredLength, decoding.StringDecoder):
+    def __init__(self) -> None:
+        super().__init__(handle_string_errors="replace")  # eth-abi's knob: U+FFFD per sequence
+
+
+def _registry() -> Any:
+    evm = registry.copy()
+    for label, lookup, decoder in (
+        ("uint", BaseEquals("uint"), _Uint),
+        ("int", BaseEquals("int"), _Int),
+        ("address", BaseEquals("address"), _Address),
+        ("bool", BaseEquals("bool"), _Bool),
+        ("ufixed", BaseEquals("ufixed"), _Ufixed),
+        ("fixed", BaseEquals("fixed"), _Fixed),
+        ("bytes<M>", BaseEquals("bytes", with_sub=True), _BytesN),
+        ("bytes", BaseEquals("bytes", with_sub=False), _ByteString),
+        ("function", BaseEquals("function"), _BytesN),
+        ("string", BaseEquals("string"), _String),
+    ):
+        evm.unregister_decoder(label)
+        evm.register_decoder(lookup, decoder, label=label)
+    return evm
+
+
+EVM_REGISTRY = _registry()
+
+
+def tuple_decoder(types: Sequence[str]) -> TupleDecode:
+    """Decode data laid out as `types` (one event's non-indexed values) the EVM's way."""
+    decoder = EVM_REGISTRY.get_tuple_decoder(*types)
+
+    def decode(data: bytes) -> tuple[Any, ...]:
+        values: tuple[Any, ...] = decoder(decoding.ContextFramesBytesIO(data))
+        return values
+
+    return decode
+
+
+def value_decoder(abi_type: str) -> Callable[[bytes], Any]:
+    """Decode one static value from its 32-byte word (an indexed topic) the EVM's way."""
+    decode = tuple_decoder([abi_type])
+    return lambda word: decode(word)[0]
