@@ -4,10 +4,20 @@
 (60 events over 20 blocks) and relays it again and again, each trial a fresh relayer:
 SIGKILL at every named step of a run and at random instants, 2 to 8 overlapping runs, runs
 that stall past their lease, SIGTERM, a misbehaving RPC provider, Firestore contention, and
-Pub/Sub and Firestore stopped mid-run. Every trial ends with plain runs until one finds
-nothing new; then the chain's logs are compared with what a subscriber received, what
-Firestore recorded and what each run's journal says (devstack/faults_verdict.py). It prints
-a table per scenario, writes artifacts/faults.json and exits 1 if any guarantee broke.
+Pub/Sub and Firestore stopped mid-run. And the kinds of fault an outside audit found: big
+and odd events (600 kB bytes, a block of four 90,000-character CJK strings, invalid UTF-8,
+anonymous events; devstack/faults_chains.py), repeated logs and batch caps without
+blockTimestamp (devstack/faults_provider.py), reorganisations between a run's checkpoint
+check and its eth_getLogs and over published blocks above the checkpoint (each on a fresh
+anvil; devstack/faults_chain_scenarios.py), SIGTERM with a slow provider or a publish held
+on the wire, a run frozen before recording, overlapping backfills
+(devstack/faults_backfills.py), a Cloud Storage outage in a fleet (devstack/faults_fleet.py).
+Every trial ends with plain runs until one finds nothing new; then the final canonical
+chain's logs are compared with what a subscriber received (live once, §7.4 duplicates
+counted; every orphaned event published live retracted exactly once with the same data),
+what Firestore recorded and what each run's journal says (devstack/faults_verdict.py,
+faults_duplicates.py, faults_retractions.py). It prints a table per scenario, writes
+artifacts/faults.json and exits 1 if any guarantee broke.
 `--kills` scales the number of trials (about that many SIGKILLs); `--only` picks scenarios.
 """
 

@@ -69,9 +69,9 @@ def storage_outage(world: World, rng: random.Random) -> Trial:
 def _narrowed(proc: Proc, trial: Trial) -> Proc:
     """The run as one relayer saw it: its summary, its lease grants, an exit code to match."""
     summaries = [s for s in proc.summaries() if s.get("relayer_id") == trial.relayer_id]
-    out = trial.dir / f"{proc.tag}.out"
+    out = trial.dir / f"{proc.tag}.narrowed.out"  # not the run's own file: others read it
     out.write_text("".join(json.dumps(s) + "\n" for s in summaries))
-    journal = trial.dir / f"{proc.tag}.journal"
+    journal = trial.dir / f"{proc.tag}.narrowed.journal"
     mine = [e for e in proc.journal() if e["what"] == "acquired"
             and str(e.get("lease", "")).endswith("/" + trial.relayer_id)]  # fmt: skip
     journal.write_text("".join(json.dumps(e) + "\n" for e in mine))

@@ -31,8 +31,10 @@ Random instants need no point: the campaign kills the process from outside.
 
 For the campaign, FAULT_RUN tags every published message with a `fault_run` attribute (who
 published each copy) and FAULT_LOG names a journal: JSON lines written straight to the file
-(nothing buffered, so a SIGKILL loses none) of the lease grants, the publish requests as
-they start, the records and the commits.
+(nothing buffered, so a SIGKILL loses none) of the lease grants (with the lease document:
+the job's or a backfill task's), the publish requests as they start and as their answers
+come back (or fail), the records and the commits. With arguments the wrapper runs the
+`relayer` CLI (`backfill`, `reset`) under the same hooks.
 """
 
 from __future__ import annotations
