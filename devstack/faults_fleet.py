@@ -25,6 +25,7 @@ from devstack.services import start_storage_emulator
 
 BUCKET, OBJECT = "faults-abi", "escrow.json"
 OK = ("ok", "idle", "skipped")
+OUTAGE_RUN_S = 30.0  # three relayers of 60 events take ~2 s; an outage may cost retries
 
 
 def _storage_with_abi() -> Any:
@@ -51,7 +52,8 @@ def storage_outage(world: World, rng: random.Random) -> Trial:
     config = main.dir / "relayers.json"
     config.write_text(json.dumps({"relayers": entries}))
     for _ in range(rng.randint(1, 2)):
-        main.run(RELAYER_CONFIG=str(config), STORAGE_EMULATOR_HOST=host)
+        proc = main.launch(RELAYER_CONFIG=str(config), STORAGE_EMULATOR_HOST=host)
+        proc.wait(OUTAGE_RUN_S)  # a run still waiting on storage after this is hung
         main.wait_lease()
     back = _storage_with_abi()
     main.cleanups.append(back.stop)
