@@ -43,7 +43,9 @@ VIOLATIONS = (
     "sigterm_not_interrupted",
     "summaries_missing",
     "fleet_blocked",
+    "secret_leaked",
 )
+SECRET = "secret-key"  # the API key the proxied trials put in the RPC URL's path
 OUTCOMES = {"ok": (0,), "idle": (0,), "skipped": (0,), "failed": (1, 2)}
 
 
@@ -85,6 +87,9 @@ def _runs(
     """Every run that was not killed ends with one summary whose outcome matches its exit."""
     for tag, proc in procs.items():
         figures["runs"] += 1
+        if SECRET in proc.out.read_text(errors="replace"):
+            figures["secret_leaked"] += 1
+            findings.append(f"{tag}'s output shows the RPC URL's key")
         points = [e for e in journals[tag] if e["what"] == "point"]
         if proc.hung:
             figures["unclear"] += 1
