@@ -119,7 +119,9 @@ def reorg_unrecorded(world: World, rng: random.Random) -> Trial:
         if rng.random() < 0.5:
             trial.run()  # a checkpoint first; else the killed run is the relayer's first
         notes = chain.notes(rng.randint(2, 6))
-        proc = trial.run("after_record", on=rng.randint(1, max(1, len(notes) // 2)))
+        # notes in consecutive blocks span at least this many chunks, each recorded once
+        chunks = -(-len(notes) // trial.interval)
+        proc = trial.run("after_record", on=rng.randint(1, chunks))
         if not proc.killed:
             trial.notes.append(f"{proc.tag} was not killed after recording")
         first = rng.choice(notes[: max(1, len(notes) // 2 + 1)])

@@ -8,9 +8,10 @@
   logs carry no `blockTimestamp`, so the headers come in capped batches; runs with kills.
 - `sigterm@slow_rpc`: SIGTERM while the provider holds an eth_getLogs or eth_blockNumber
   answer for 30 s: out within 10 s, `ok` and interrupted, lease released.
-- `sigterm@slow_pubsub`: SIGTERM while a TCP proxy (devstack/tcphold.py) holds a publish
-  request on the wire: out within 10 s, `ok` and interrupted; the lease released, or held
-  until the held request can no longer be accepted; no double publish.
+- `sigterm@slow_pubsub`: SIGTERM while a TCP proxy (devstack/tcphold.py, split at the HTTP/2
+  frame: devstack/faults_h2hold.py) holds a publish request's messages on the wire, its
+  headers (and deadline) gone ahead: out within 10 s, `ok` and interrupted; the lease
+  released, or held until the held request can no longer be accepted; no double publish.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import random
 import signal
 import time
 
+from devstack.faults_h2hold import FrameHoldProxy
 from devstack.faults_rpc import REPEATS, ProviderHook
 from devstack.faults_trial import Proc, Trial
 from devstack.faults_world import World
 from devstack.rpcproxy import RpcProxy
-from devstack.tcphold import TcpHoldProxy
 
 RUN_S = 0.8  # a run's life through the proxy, about: random kills fall in it
 
@@ -109,7 +110,7 @@ def sigterm_slow_rpc(world: World, rng: random.Random) -> Trial:
 
 def sigterm_slow_pubsub(world: World, rng: random.Random) -> Trial:
     """SIGTERM while a publish request is held on the wire for 3 to 12 s."""
-    hold = TcpHoldProxy(world.pubsub_host)
+    hold = FrameHoldProxy(world.pubsub_host)  # the messages held, not the headers
     trial = Trial(world, "sigterm-slow-pubsub", lease_s=rng.choice((8.0, 15.0)),
                   pubsub_host=hold.address, interval=rng.choice((2, 3, 4)))  # fmt: skip
     trial.cleanups.append(hold.stop)
