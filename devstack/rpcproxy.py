@@ -4,8 +4,10 @@ Hosted providers put the API key in the URL path (`/v2/<key>`) while anvil serve
 the proxy answers on any path and forwards bodies unchanged. On command (thread-safe methods)
 it refuses wide eth_getLogs ranges or large results with a real provider's error body, rate
 limits, fails (5xx, empty or cut bodies, dropped connections), delays, or lags behind the head
-like one node of a load-balanced pool; and it records every call. The bodies come from
-devstack/rpcproxy_bodies.py; the per-call decisions from devstack/rpcproxy_calls.py.
+like one node of a load-balanced pool; it caps batches as nodes do, strips `blockTimestamp`
+from logs as older nodes do, repeats a log in an answer, or stalls one request; and it
+records every call. The bodies come from devstack/rpcproxy_bodies.py, the per-call decisions
+from devstack/rpcproxy_calls.py, the whole-request faults from devstack/rpcproxy_replies.py.
 
 In a batch, a per-call refusal (range, results, lag) answers only that entry, with HTTP 200 as
 a batch answer must; a lone call gets the provider's own status (QuickNode 413, Alchemy 400).
@@ -16,9 +18,6 @@ they were armed. `faults` is the older hook: a callable that may return (status,
 from __future__ import annotations
 
 import json
-import math
-import socket
-import struct
 import threading
 import time
 from collections import deque
@@ -30,15 +29,24 @@ from typing import Any
 import requests
 
 from devstack.rpcproxy_bodies import (
+    BATCH_BODIES,
     FAILURES,
-    PAGES,
     RANGE_BODIES,
     RATE_BODIES,
     RESULT_BODIES,
     Body,
-    format_body,
+    batch_refusal,
 )
-from devstack.rpcproxy_calls import Head, Limits, judge, numeric_bounds, plan_call
+from devstack.rpcproxy_calls import (
+    REPEATS,
+    Head,
+    Limits,
+    judge,
+    numeric_bounds,
+    plan_call,
+    reshape_logs,
+)
+from devstack.rpcproxy_replies import Armed, encode, misbehave, reply
 
 Fault = Callable[[bytes], tuple[int, bytes] | None]
 
@@ -51,20 +59,14 @@ class SeenCall:
     params: list[Any]
     path: str
     in_batch: bool
-    answer: str  # "upstream", "range", "results", "lag", "rate_limit", or a FAILURES kind
+    answer: str  # "upstream", "range", "results", "lag", "rate_limit", "batch", "stall",
+    # "repeat", or a FAILURES kind
+    request: int = 0  # which HTTP request carried it (an index into requests_seen)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 makes a burst of clients wait for SYN retries
-
-
-@dataclass(frozen=True)
-class _Armed:
-    kind: str  # "rate_limit" or one of FAILURES
-    method: str | None
-    provider: str = "alchemy"
-    retry_after: float | None = None
 
 
 class RpcProxy:
@@ -76,9 +78,11 @@ class RpcProxy:
         self.requests_seen: list[str] = []
         self.calls: list[SeenCall] = []
         self._lock = threading.Lock()
-        self._armed: deque[_Armed] = deque()
+        self._armed: deque[Armed] = deque()
         self._limits = Limits()
         self._delay: tuple[float, int | None] | None = None
+        self._repeat: tuple[str, int | None] | None = None
+        self._closing = threading.Event()
         self._local = threading.local()
         proxy = self
 
@@ -100,6 +104,7 @@ class RpcProxy:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
+        self._closing.set()  # ends stalls
         self._server.shutdown()
         self._server.server_close()
 
@@ -131,7 +136,7 @@ class RpcProxy:
         method: str | None = None,
     ) -> None:
         """Answer the next `count` requests (that contain `method`, if given) as rate limited."""
-        armed = _Armed("rate_limit", method, _known(provider, RATE_BODIES), retry_after)
+        armed = Armed("rate_limit", method, _known(provider, RATE_BODIES), retry_after)
         with self._lock:
             self._armed.extend([armed] * count)
 
@@ -140,18 +145,40 @@ class RpcProxy:
         if kind not in FAILURES:
             raise ValueError(f"unknown failure {kind!r}; one of {', '.join(FAILURES)}")
         with self._lock:
-            self._armed.extend([_Armed(kind, method)] * count)
+            self._armed.extend([Armed(kind, method)] * count)
 
     def delay(self, seconds: float, count: int | None = None) -> None:
         """Hold the next `count` requests (every one if None; 0 seconds to stop) `seconds`."""
         with self._lock:
             self._delay = (seconds, count) if seconds > 0 else None
 
+    def cap_batches(self, size: int | None, provider: str = "geth") -> None:
+        """Refuse a batch of more than `size` calls as a whole, as `provider` does."""
+        self._update(batch=None if size is None else (size, _known(provider, BATCH_BODIES)))
+
+    def strip_timestamps(self, on: bool = True) -> None:
+        """Send logs without `blockTimestamp`, as nodes before it existed do."""
+        self._update(strip_timestamps=on)
+
+    def repeat_logs(self, kind: str | None, count: int | None = None) -> None:
+        """Repeat the first log of the next `count` non-empty eth_getLogs answers (every one
+        if None; None kind to stop): an exact "copy" or a different log at its "shared_index"."""
+        if kind is not None and kind not in REPEATS:
+            raise ValueError(f"unknown repeat {kind!r}; one of {', '.join(REPEATS)}")
+        with self._lock:
+            self._repeat = None if kind is None else (kind, count)
+
+    def stall(self, seconds: float, *, method: str | None = None, count: int = 1) -> None:
+        """Hold the next `count` requests (that contain `method`, if given) `seconds` before
+        answering them normally; they are recorded when they arrive."""
+        with self._lock:
+            self._armed.extend([Armed("stall", method, retry_after=seconds)] * count)
+
     def clear(self) -> None:
         """Behave again: no limits, no lag, no delay, no pending faults."""
         with self._lock:
             self._armed.clear()
-            self._limits, self._delay = Limits(), None
+            self._limits, self._delay, self._repeat = Limits(), None, None
 
     # Observations -------------------------------------------------------------------------
     def count(self, method: str | None = None) -> int:
@@ -180,30 +207,42 @@ class RpcProxy:
         body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
         with self._lock:
             self.requests_seen.append(handler.path)
+            where = (len(self.requests_seen) - 1, handler.path)
         answer = self.faults(body) if self.faults else None
         if answer is not None:
-            return _reply(handler, *answer)
+            return reply(handler, *answer)
         try:
             parsed: Any = json.loads(body)
         except ValueError:
             parsed = None
         batch = isinstance(parsed, list)
         calls = [c for c in (parsed if batch else [parsed]) if isinstance(c, dict)]
+        with self._lock:
+            cap = self._limits.batch
+        if batch and cap is not None and len(calls) > cap[0]:
+            self._record(where, calls, batch, ["batch"] * len(calls))
+            refusal = batch_refusal(cap[1], calls[0].get("id"), cap[0], len(calls))
+            return reply(handler, 200, json.dumps(refusal).encode())
         armed, pause = self._take([str(c.get("method")) for c in calls])
         time.sleep(pause)
+        if armed is not None and armed.kind == "stall":
+            self._record(where, calls, batch, ["stall"] * len(calls))
+            if self._closing.wait(armed.retry_after or 0.0):
+                return  # the proxy is stopping (its upstream may be gone already)
+            return reply(handler, *self._answer(body, calls, batch)[:2])
         if armed is not None and armed.kind not in ("truncated", "incomplete"):
-            self._record(handler.path, calls, batch, [armed.kind] * len(calls))
-            return _misbehave(handler, armed, calls, batch)
+            self._record(where, calls, batch, [armed.kind] * len(calls))
+            return misbehave(handler, armed, calls, batch)
         status, payload, outcomes = self._answer(body, calls, batch)
-        self._record(handler.path, calls, batch, outcomes)
+        self._record(where, calls, batch, outcomes)
         if armed is None:
-            return _reply(handler, status, payload)
+            return reply(handler, status, payload)
         cut = payload[: len(payload) // 2]
         if armed.kind == "truncated":  # a proxy cut the body and fixed the length: bad JSON
-            return _reply(handler, status, cut)
-        return _reply(handler, status, cut, length=len(payload), hang_up=True)
+            return reply(handler, status, cut)
+        return reply(handler, status, cut, length=len(payload), hang_up=True)
 
-    def _take(self, methods: list[str]) -> tuple[_Armed | None, float]:
+    def _take(self, methods: list[str]) -> tuple[Armed | None, float]:
         with self._lock:
             pause = 0.0
             if self._delay is not None:
@@ -216,9 +255,12 @@ class RpcProxy:
                     return armed, pause
             return None, pause
 
-    def _record(self, path: str, calls: list[dict[str, Any]], batch: bool, outs: list[str]) -> None:
+    def _record(
+        self, where: tuple[int, str], calls: list[dict[str, Any]], batch: bool, outs: list[str]
+    ) -> None:
+        request, path = where
         seen = [
-            SeenCall(str(c.get("method")), list(c.get("params") or []), path, batch, out)
+            SeenCall(str(c.get("method")), list(c.get("params") or []), path, batch, out, request)
             for c, out in zip(calls, outs, strict=True)
         ]
         with self._lock:
@@ -229,8 +271,8 @@ class RpcProxy:
     ) -> tuple[int, bytes, list[str]]:
         """Answer call by call: refuse what the provider would, forward the rest to anvil."""
         with self._lock:
-            limits = self._limits
-        if not calls or limits == Limits():
+            limits, repeat = self._limits, self._repeat
+        if not calls or (limits == Limits() and repeat is None):
             status, payload = self._post(body)
             return status, payload, ["upstream"] * len(calls)
         head = Head(self._post, limits)
@@ -242,8 +284,23 @@ class RpcProxy:
             for i, plan in enumerate(sent):
                 plan.answer = answers[i] if isinstance(answers, list) else answers
                 judge(plan, limits, head)
+                self._reshape(plan, limits)
         status = 200 if batch else plans[0].status
-        return status, _encode([p.answer or {} for p in plans], batch), [p.out for p in plans]
+        return status, encode([p.answer or {} for p in plans], batch), [p.out for p in plans]
+
+    def _reshape(self, plan: Any, limits: Limits) -> None:
+        """Strip timestamps from, or repeat a log in, an eth_getLogs answer, as told."""
+        result = (plan.answer or {}).get("result")
+        if plan.call.get("method") != "eth_getLogs" or not isinstance(result, list):
+            return
+        kind = None
+        with self._lock:
+            if self._repeat is not None and result:
+                kind, left = self._repeat
+                if left is not None:
+                    self._repeat = (kind, left - 1) if left > 1 else None
+        plan.answer = {**plan.answer, "result": reshape_logs(result, limits.strip_timestamps, kind)}
+        plan.out = "repeat" if kind else plan.out
 
     def _post(self, body: bytes) -> tuple[int, bytes]:
         session = getattr(self._local, "session", None)
@@ -252,72 +309,6 @@ class RpcProxy:
         headers = {"Content-Type": "application/json"}
         answer = session.post(self.upstream, data=body, headers=headers, timeout=60)
         return answer.status_code, answer.content
-
-
-def _misbehave(
-    handler: BaseHTTPRequestHandler, armed: _Armed, calls: list[dict[str, Any]], batch: bool
-) -> None:
-    """Answer a whole request with the armed fault instead of anvil."""
-    if armed.kind == "rate_limit":
-        body, wait = RATE_BODIES[armed.provider], armed.retry_after
-        error: dict[str, Any] = {"code": body.code, "message": format_body(body, wait=_go(wait))}
-        if armed.provider == "infura":
-            rate = {"allowed_rps": 1, "backoff_seconds": wait or 0, "current_rps": 2.2}
-            error["data"] = {"rate": rate, "see": "https://infura.io/dashboard"}
-        headers = {} if wait is None else {"Retry-After": str(math.ceil(wait))}
-        if body.status == 200 and calls:  # refused call by call inside a normal answer
-            answers = [{"jsonrpc": "2.0", "id": c.get("id"), "error": error} for c in calls]
-            return _reply(handler, 200, _encode(answers, batch))
-        if armed.provider == "quicknode":  # QuickNode's 429 carries the bare error object
-            return _reply(handler, body.status, json.dumps(error).encode(), headers=headers)
-        one_id = calls[0].get("id") if len(calls) == 1 and not batch else None
-        envelope = {"jsonrpc": "2.0", "id": one_id, "error": error}
-        return _reply(handler, body.status, json.dumps(envelope).encode(), headers=headers)
-    if armed.kind.startswith("http_"):
-        status = int(armed.kind.removeprefix("http_"))
-        return _reply(handler, status, PAGES[status], content_type="text/html")
-    if armed.kind == "empty":
-        return _reply(handler, 200, b"")
-    handler.close_connection = True
-    if armed.kind == "reset":  # linger 0: close() sends RST instead of FIN
-        linger = struct.pack("ii", 1, 0)
-        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-        handler.connection.close()
-    else:
-        handler.connection.shutdown(socket.SHUT_RDWR)
-
-
-def _reply(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    payload: bytes,
-    *,
-    length: int | None = None,
-    hang_up: bool = False,
-    headers: dict[str, str] | None = None,
-    content_type: str = "application/json",
-) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(payload) if length is None else length))
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(payload)
-    if hang_up:  # `length` promised more than was sent: the client reads a cut body
-        handler.close_connection = True
-        handler.wfile.flush()
-        handler.connection.shutdown(socket.SHUT_RDWR)
-
-
-def _encode(answers: list[dict[str, Any]], batch: bool) -> bytes:
-    return json.dumps(answers if batch else answers[0]).encode()
-
-
-def _go(seconds: float | None) -> str:
-    """A Go duration, as Ankr writes its waits ("10s", "10m0s")."""
-    whole = max(0, math.ceil(seconds or 0))
-    return f"{whole // 60}m{whole % 60}s" if whole >= 60 else f"{whole}s"
 
 
 def _known(name: str, catalogue: dict[str, Body]) -> str:

@@ -79,3 +79,40 @@ def format_body(body: Body, **values: Any) -> str:
     span = values.get("hi", 0) - values.get("lo", 0)
     nk = f"{n // 1000}K" if n and n % 1000 == 0 else str(n)
     return body.text.format(span=span, nk=nk, **values)
+
+
+class BatchBody(NamedTuple):
+    """How a node refuses a batch longer than its cap: the whole answer is one error."""
+
+    shape: str  # "array": a one-item array with the first call's id; "object": id null
+    code: int
+    text: str  # str.format fields: n (the cap), size (the calls sent)
+    data: str | None = None
+
+
+# Batches over the node's cap, all answered with HTTP 200.
+BATCH_BODIES = {
+    # go-ethereum rpc/handler.go respondWithBatchTooLarge (BatchRequestLimit, default 1000);
+    # bor is geth's fork and answers the same (its --rpc.batchlimit defaults to 100).
+    "geth": BatchBody("array", -32600, "batch too large"),
+    "bor": BatchBody("array", -32600, "batch too large"),
+    # erigontech/erigon#17245 (v3.1, --rpc.batch.limit default 100): one object, not an array.
+    "erigon": BatchBody("object", -32000, "batch limit {n} exceeded (can increase by "
+                        "--rpc.batch.limit). Requested batch of size: {size}"),
+    # NodeReal MegaNode's error table ("Occurs when hitting the 500 requests limitation").
+    "nodereal": BatchBody("object", -32005, "batch size exceed limit {n}"),
+    # paritytech/jsonrpsee#1107 (reth's server): the limit is in the error's data.
+    "jsonrpsee": BatchBody("object", -32010, "The batch request was too large",
+                           "Exceeded max limit of {n}"),
+}  # fmt: skip
+
+
+def batch_refusal(provider: str, first_id: Any, n: int, size: int) -> Any:
+    """The whole answer a node with cap `n` gives a batch of `size` calls."""
+    body = BATCH_BODIES[provider]
+    error: dict[str, Any] = {"code": body.code, "message": body.text.format(n=n, size=size)}
+    if body.data is not None:
+        error["data"] = body.data.format(n=n, size=size)
+    if body.shape == "array":
+        return [{"jsonrpc": "2.0", "id": first_id, "error": error}]
+    return {"jsonrpc": "2.0", "id": None, "error": error}

@@ -3,6 +3,7 @@
 Each call is planned before anvil sees it (answered here, rewritten, or passed on) and its
 answer judged after, as a provider with those limits would: a wide eth_getLogs range or too
 many logs is refused with that provider's body, and a lagging node hides blocks past its head.
+An older node's logs lack `blockTimestamp`; a broken one repeats a log (`reshape_logs`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class Limits:
     range: tuple[int, str] | None = None
     results: tuple[int, str] | None = None
     lag: tuple[int, str] | None = None
+    batch: tuple[int, str] | None = None  # most calls in one batch, and whose refusal
+    strip_timestamps: bool = False  # logs without blockTimestamp, as older nodes send them
 
 
 class Head:
@@ -124,3 +127,20 @@ def numeric_bounds(params: list[Any]) -> tuple[int, int] | None:
     query = params[0] if params and isinstance(params[0], dict) else {}
     low, high = query.get("fromBlock"), query.get("toBlock")
     return (int(str(low), 16), int(str(high), 16)) if _is_hex(low) and _is_hex(high) else None
+
+
+REPEATS = ("copy", "shared_index")
+
+
+def reshape_logs(logs: list[dict[str, Any]], strip: bool, repeat: str | None) -> list[Any]:
+    """An eth_getLogs result as an older or broken node sends it: without `blockTimestamp`,
+    and/or with its first log again at the end, as an exact copy ("copy", Darwinia) or as a
+    different log at the same index ("shared_index", Erigon 3 on Polygon)."""
+    out = [{k: v for k, v in e.items() if not (strip and k == "blockTimestamp")} for e in logs]
+    if repeat == "copy" and out:
+        out.append(dict(out[0]))
+    elif repeat == "shared_index" and out:
+        data = str(out[0]["data"])
+        other = data[:-1] + ("1" if data[-1:] != "1" else "2") if len(data) > 2 else "0x01"
+        out.append({**out[0], "data": other})
+    return out

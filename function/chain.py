@@ -1,13 +1,16 @@
 """What a run asks of the chain: its head, block headers and the logs of a range.
 
 Every answer is checked before it is used: a missing block, a log outside the requested
-range or from another address, or a log without its fields is the endpoint's failure (it
-lags, or it is broken), so the request is retried or sent to the next endpoint instead of
-being relayed as data.
+range or from another address, a log without its fields, or two different logs at one
+(blockHash, logIndex) is the endpoint's failure (it lags, or it is broken: Erigon 3 on Polygon
+did the last), so the request is retried or sent to the next endpoint instead of being relayed
+as data. An exact copy of a log in one answer (seen on Darwinia) is dropped with a warning:
+the decoder never sees one event twice, so it is never published twice.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -16,6 +19,8 @@ from .errors import RpcError
 from .planning import BlockRange
 from .records import BlockRef, RawLog
 from .rpc import Call, JsonRpc
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
     def check(logs: Any) -> None:
         if not isinstance(logs, list):
             raise ValueError(f"a {type(logs).__name__} instead of a list of logs")
+        seen: dict[tuple[str, int], Any] = {}
         for entry in logs:
             number = int(entry["blockNumber"], 16)
             if number not in blocks or entry["address"].lower() not in wanted:
@@ -72,6 +78,11 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
                 or not isinstance(entry["topics"], list)
             ):
                 raise ValueError(f"an incomplete or removed log: {dict(entry)!r:.200}")
+            key = (str(entry["blockHash"]).lower(), int(entry["logIndex"], 16))
+            if seen.setdefault(key, entry) != entry:
+                raise ValueError(
+                    f"two different logs at index {key[1]} of block {number} ({key[0]})"
+                )
 
     return check
 
@@ -149,12 +160,34 @@ class ChainReader:
             [*(_block(n) for n in numbers), _logs_call(blocks, addresses, topic0s)]
         )
         headers = {n: _header(b) for n, b in zip(numbers, answers, strict=False)}
-        logs = cast(list[RawLog], answers[-1])
+        logs = unique_logs(cast(list[RawLog], answers[-1]))
+        if len(logs) < len(answers[-1]):
+            log.warning(
+                "RPC endpoint %s repeated %d logs in one eth_getLogs answer (blocks %d..%d): "
+                "relaying each once",
+                self.host,
+                len(answers[-1]) - len(logs),
+                blocks.start,
+                blocks.end,
+            )
         logs.sort(key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
         return headers, logs
 
     def _head_value(self, tag: str, answer: Any) -> int:
         return int(answer, 16) if tag == "latest" else int(answer["number"], 16)
+
+
+def unique_logs(logs: Sequence[RawLog]) -> list[RawLog]:
+    """The logs without repeats of one (blockHash, logIndex), first kept. The answer's check
+    has already refused two *different* logs at one index, so what goes is an exact copy."""
+    seen: set[tuple[str, int]] = set()
+    kept: list[RawLog] = []
+    for entry in logs:
+        key = (entry["blockHash"].lower(), int(entry["logIndex"], 16))
+        if key not in seen:
+            seen.add(key)
+            kept.append(entry)
+    return kept
 
 
 def _fields(call: Call) -> tuple[str, list[Any], Any]:

@@ -2,15 +2,21 @@
 
 Raw JSON-RPC instead of web3's provider: web3's result formatting and import cost dominate a
 scheduled run (see LOCAL-STACK.md), and batching lets a run ask for the head and block
-headers in one round trip. Every endpoint's chain id is checked on first use, in the same
-batch as the first request sent to it. Failures are classified with `provider_errors`:
+headers in one round trip. A run asks every endpoint for its chain id at start, in parallel
+(`check_endpoints`); one that did not answer then is checked on first use, in the same batch
+as the first request sent to it. Failures are classified with `provider_errors`:
 
 - range too large: raised as `RangeTooLargeError` with the provider's hint; the caller
   shrinks the range (retrying elsewhere would not help);
 - rate limited: back off (Retry-After, else exponential) with jitter, then fail over;
 - transient (5xx, timeouts, resets, empty or truncated bodies, an answer that cannot be
   right): retry, failing over to the next endpoint of RPC_URL;
-- fatal (bad parameters, a refused API key): stop with a clear error.
+- fatal (bad parameters, a refused API key): stop with a clear error;
+- batch too long for the node: split it, and keep the node's cap for the process
+  (`batch_caps`); the parts of one batch go to one endpoint, so its calls still agree.
+
+Every wait (the HTTP request, the backoff) ends when the run's `StopSignal` is set
+(`interruptible`), raising `StoppedError`: a SIGTERM is not held up by a slow node.
 
 Endpoints are only ever named by host: API keys live in URL paths and queries.
 """
@@ -27,49 +33,18 @@ from typing import Any
 
 import requests
 
+from .batch_caps import PROCESS_CAPS, BatchCaps, first_part, refused_batch
+from .endpoint_check import chain_ids
 from .errors import ChainMismatchError, RpcError
+from .interruptible import pause, until_stopped
 from .provider_errors import Failure, FailureKind, classify, error_text
 from .redact import host_of, scrub
+from .rpc_calls import BatchTooLarge, Call, RangeTooLargeError, Retry, RpcCallError, Validator
+from .stopping import StopSignal
+
+__all__ = ["Call", "JsonRpc", "RangeTooLargeError", "RpcCallError", "Validator"]
 
 log = logging.getLogger(__name__)
-
-Validator = Callable[[Any], None]  # raises ValueError when an answer cannot be right
-
-
-@dataclass(frozen=True)
-class Call:
-    """One JSON-RPC request, with an optional check of its answer."""
-
-    method: str
-    params: list[Any]
-    check: Validator | None = None
-
-
-class RpcCallError(RpcError):
-    """The node refused a request for good (bad parameters, a refused key)."""
-
-    def __init__(self, host: str, method: str, code: int | None, message: str) -> None:
-        super().__init__(f"{method} failed on {host}: {message} (code {code})")
-        self.host = host
-        self.method = method
-        self.code = code
-
-
-class RangeTooLargeError(RpcError):
-    """The provider refused an eth_getLogs range or result size; `failure` has its hint."""
-
-    def __init__(self, host: str, message: str, failure: Failure) -> None:
-        super().__init__(f"eth_getLogs refused by {host}: {message}")
-        self.host = host
-        self.failure = failure
-
-
-class _Retry(Exception):
-    """A failure worth retrying or failing over (network, 5xx, 429, garbage)."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -91,6 +66,8 @@ class JsonRpc:
         attempts: int = 4,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        stop: StopSignal | None = None,
+        caps: BatchCaps = PROCESS_CAPS,
     ) -> None:
         self._endpoints = [_Endpoint(u, host_of(u)) for u in urls]
         self._current = 0
@@ -99,12 +76,30 @@ class JsonRpc:
         self._attempts = attempts
         self._session = session or requests.Session()
         self._sleep = sleep
+        self._stop = stop
+        self._caps = caps
         self._next_id = 1
 
     @property
     def host(self) -> str:
         """The endpoint in use, by host."""
         return self._endpoints[self._current].host
+
+    def check_endpoints(self, timeout_s: float = 3.0) -> None:
+        """Ask every endpoint for its chain id at once, at start: one on another chain is a
+        `ChainMismatchError` now, not when a failover first needs it. One that does not
+        answer is only a warning; it is checked again on first use."""
+        answers = chain_ids([e.url for e in self._endpoints], timeout_s, self._stop)
+        for endpoint, answer in zip(self._endpoints, answers, strict=True):
+            if isinstance(answer, int):
+                self._verify(endpoint, hex(answer))
+            else:
+                log.warning(
+                    "RPC endpoint %s did not tell its chain id at start (%s); it is checked "
+                    "on first use",
+                    endpoint.host,
+                    answer,
+                )
 
     def call(self, method: str, params: list[Any], check: Validator | None = None) -> Any:
         """One call; raises `RpcError` (or `RangeTooLargeError`) when it cannot succeed."""
@@ -121,13 +116,13 @@ class JsonRpc:
     def batch_results(self, calls: Sequence[Call]) -> list[Any]:
         """Like `batch`, but a call the node refuses for good comes back in place as its
         `RpcError` value (so one refused call need not sink the others)."""
-        last: _Retry | None = None
+        last: Retry | None = None
         for attempt in range(self._attempts):
             for _ in range(len(self._endpoints)):
                 endpoint = self._endpoints[self._current]
                 try:
                     return self._send(endpoint, calls)
-                except _Retry as e:
+                except Retry as e:
                     last = e
                     others = len(self._endpoints) > 1
                     log.warning(
@@ -138,14 +133,37 @@ class JsonRpc:
                     )
                     self._current = (self._current + 1) % len(self._endpoints)
                     if e.retry_after:
-                        self._sleep(min(e.retry_after, 30.0) * (0.8 + 0.4 * random.random()))
-            self._sleep(min(0.25 * 2**attempt, 8.0) * (0.5 + random.random()))
+                        wait = min(e.retry_after, 30.0) * (0.8 + 0.4 * random.random())
+                        pause(wait, self._stop, self._sleep, _main([c.method for c in calls]))
+            wait = min(0.25 * 2**attempt, 8.0) * (0.5 + random.random())
+            pause(wait, self._stop, self._sleep, _main([c.method for c in calls]))
         hosts = ", ".join(e.host for e in self._endpoints)
         raise RpcError(f"RPC_URL endpoints ({hosts}) kept failing: {last}")
 
     def _send(self, endpoint: _Endpoint, calls: Sequence[Call]) -> list[Any]:
+        """The batch on one endpoint, in as many requests as its cap asks (cut from the end)."""
         check = not endpoint.verified
-        wire = ([Call("eth_chainId", [])] if check else []) + list(calls)
+        pending = ([Call("eth_chainId", [])] if check else []) + list(calls)
+        results: list[Any] = []
+        while pending:
+            size = first_part(len(pending), self._caps.cap(endpoint.host))
+            try:
+                results += self._send_part(endpoint, pending[:size])
+            except BatchTooLarge as e:
+                cap = self._caps.refused(endpoint.host, size, e.stated)
+                log.info(
+                    "RPC endpoint %s caps batches: %d calls refused, now %d",
+                    endpoint.host,
+                    size,
+                    cap,
+                )
+                continue
+            pending = pending[size:]
+        if check:
+            self._verify(endpoint, results.pop(0))
+        return results
+
+    def _send_part(self, endpoint: _Endpoint, wire: Sequence[Call]) -> list[Any]:
         first_id = self._next_id
         self._next_id += len(wire)
         body = [
@@ -160,23 +178,21 @@ class JsonRpc:
         for i, call in enumerate(wire):
             answer = by_id.get(first_id + i)
             if answer is None:
-                raise _Retry(f"no answer to {call.method} in the batch response")
+                raise Retry(f"no answer to {call.method} in the batch response")
             if answer.get("error") is not None:
                 results.append(self._refusal(endpoint, call.method, answer["error"]))
             elif "result" not in answer:
-                raise _Retry(f"the answer to {call.method} has neither result nor error")
+                raise Retry(f"the answer to {call.method} has neither result nor error")
             else:
                 if call.check is not None:
                     try:
                         call.check(answer["result"])
                     except (ValueError, KeyError, TypeError) as e:
-                        raise _Retry(
+                        raise Retry(
                             f"{call.method} answered something that cannot be right: "
                             f"{scrub(str(e))}"
                         ) from None
                 results.append(answer["result"])
-        if check:
-            self._verify(endpoint, results.pop(0))
         return results
 
     def _refusal(self, endpoint: _Endpoint, method: str, error: Any) -> RpcError:
@@ -194,8 +210,8 @@ class JsonRpc:
         if failure.kind is FailureKind.FATAL:
             return RpcCallError(endpoint.host, method, code, text)
         if failure.kind is FailureKind.RATE_LIMITED:
-            raise _Retry(f"rate limited: {text}", failure.retry_after_s or 1.0)
-        raise _Retry(text)
+            raise Retry(f"rate limited: {text}", failure.retry_after_s or 1.0)
+        raise Retry(text)
 
     def _verify(self, endpoint: _Endpoint, answer: Any) -> None:
         if isinstance(answer, RpcError):
@@ -203,7 +219,7 @@ class JsonRpc:
         try:
             chain_id = int(answer, 16)
         except (TypeError, ValueError):
-            raise _Retry(f"eth_chainId answered {answer!r}") from None
+            raise Retry(f"eth_chainId answered {answer!r}") from None
         if chain_id != self._chain_id:
             raise ChainMismatchError(
                 f"CHAIN_ID={self._chain_id} but the RPC endpoint {endpoint.host} serves chain "
@@ -214,21 +230,29 @@ class JsonRpc:
     def _post(
         self, endpoint: _Endpoint, body: list[dict[str, Any]], methods: list[str]
     ) -> list[Any]:
-        try:
+        def post() -> tuple[requests.Response, bytes]:
             response = self._session.post(
                 endpoint.url,
                 data=json.dumps(body),
                 headers={"Content-Type": "application/json"},
                 timeout=self._timeout_s,
             )
-            content = response.content
+            return response, response.content
+
+        try:
+            response, content = until_stopped(
+                post, self._stop, f"{_main(methods)} on {endpoint.host}"
+            )
         except requests.RequestException as e:
             # requests puts the full URL in its messages: keep only the exception type.
-            raise _Retry(f"{type(e).__name__} talking to {endpoint.host}") from None
+            raise Retry(f"{type(e).__name__} talking to {endpoint.host}") from None
         try:
             answers = json.loads(content)
         except ValueError:
             answers = None
+        too_large, stated = refused_batch(answers, len(body))
+        if too_large:
+            raise BatchTooLarge(stated)
         status = response.status_code
         if status >= 400 or answers is None:
             self._http_failure(endpoint, status, answers, content, response, methods)
@@ -241,7 +265,7 @@ class JsonRpc:
                 raise self._final(endpoint, _main(methods), code, text, failure)
             answers = [answers]
         if not isinstance(answers, list):
-            raise _Retry("the response is not a JSON-RPC answer")
+            raise Retry("the response is not a JSON-RPC answer")
         return answers
 
     def _http_failure(
@@ -254,7 +278,7 @@ class JsonRpc:
         methods: list[str],
     ) -> None:
         if answers is None and status < 400:
-            raise _Retry("the response body is not JSON (empty or truncated)")
+            raise Retry("the response body is not JSON (empty or truncated)")
         error: Any = answers[0] if isinstance(answers, list) and answers else answers
         error = error.get("error", error) if isinstance(error, dict) else error
         text = scrub(

@@ -28,10 +28,21 @@ def firestore_client(settings: Settings) -> firestore.Client:
     )
 
 
-def chain_reader(settings: Settings, timeout_s: float = 15.0, attempts: int = 4) -> ChainReader:
-    return ChainReader(
-        JsonRpc(settings.rpc_urls, settings.chain_id, timeout_s=timeout_s, attempts=attempts)
+def chain_reader(
+    settings: Settings,
+    timeout_s: float = 15.0,
+    attempts: int = 4,
+    stop: StopSignal | None = None,
+    check_endpoints: bool = False,
+) -> ChainReader:
+    """With `stop`, every RPC wait ends at SIGTERM; `check_endpoints` asks every URL of
+    RPC_URL for its chain id now (a mismatch raises `ChainMismatchError`, exit 2)."""
+    rpc = JsonRpc(
+        settings.rpc_urls, settings.chain_id, timeout_s=timeout_s, attempts=attempts, stop=stop
     )
+    if check_endpoints:
+        rpc.check_endpoints()
+    return ChainReader(rpc)
 
 
 def state_store(
@@ -54,10 +65,11 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
             client, settings.pubsub_project, settings.deadletter_topic, "RELAYER_DEADLETTER_TOPIC"
         )
         dead_letters.check_topic()
+    chain = chain_reader(settings, stop=stop, check_endpoints=True)
     return Relay(
         settings=settings,
         specs=specs,
-        chain=chain_reader(settings),
+        chain=chain,
         state=state_store(settings, firestore_client(settings), task),
         sink=publisher,
         stop=stop,

@@ -12,8 +12,15 @@ import pytest
 import requests
 
 from devstack.rpcproxy import RpcProxy
-from devstack.rpcproxy_bodies import FAILURES, RANGE_BODIES, RATE_BODIES, RESULT_BODIES
+from devstack.rpcproxy_bodies import (
+    BATCH_BODIES,
+    FAILURES,
+    RANGE_BODIES,
+    RATE_BODIES,
+    RESULT_BODIES,
+)
 from devstack.services import Anvil
+from function.batch_caps import refused_batch
 from function.provider_errors import FailureKind, classify, error_text, next_range
 
 EMIT_ONE_LOG = "0x60006000a000"  # creation code: LOG0 of nothing, then stop
@@ -391,3 +398,83 @@ def test_the_older_fault_hook_still_answers(anvil: Anvil) -> None:
         assert post(hooked.url(), call("eth_blockNumber")).status_code == 200
     finally:
         hooked.stop()
+
+
+@pytest.mark.parametrize("provider", list(BATCH_BODIES))
+def test_batch_cap_refuses_a_longer_batch_as_a_whole(
+    anvil: Anvil, proxy: RpcProxy, provider: str
+) -> None:
+    proxy.cap_batches(3, provider)
+    short = post(proxy.url(), [call("eth_chainId", id=i) for i in (5, 6, 7)])
+    long = post(proxy.url(), [call("eth_chainId", id=i) for i in (8, 9, 10, 11)])
+
+    assert short.status_code == 200 and [a["id"] for a in short.json()] == [5, 6, 7]
+    assert long.status_code == 200  # every node of the catalogue answers 200
+    body = long.json()
+    if BATCH_BODIES[provider].shape == "array":  # geth: one item, the first call's id
+        assert body == [
+            {"jsonrpc": "2.0", "id": 8, "error": {"code": -32600, "message": "batch too large"}}
+        ]
+    else:
+        assert isinstance(body, dict) and body["id"] is None
+    too_large, stated = refused_batch(body, 4)
+    assert too_large and stated == (None if provider in ("geth", "bor") else 3)
+    assert refused_batch(short.json(), 3) == (False, None)
+    assert [c.answer for c in proxy.calls] == ["upstream"] * 3 + ["batch"] * 4
+    single = post(proxy.url(), call("eth_chainId"))  # a lone call is no batch
+    assert single.json()["result"] == hex(31337)
+
+
+def test_strip_timestamps_like_an_older_node(anvil: Anvil, proxy: RpcProxy) -> None:
+    blocks = emit_logs(anvil, 2)
+    assert all("blockTimestamp" in e for e in rpc(proxy.url(), "eth_getLogs", logs_query(1, 9)))
+    proxy.strip_timestamps()
+
+    logs = rpc(proxy.url(), "eth_getLogs", logs_query(blocks[0], blocks[-1]))
+
+    assert len(logs) == 2 and not any("blockTimestamp" in e for e in logs)
+    assert all(e["blockHash"] and e["logIndex"] for e in logs)  # the rest untouched
+
+
+@pytest.mark.parametrize("kind", ["copy", "shared_index"])
+def test_repeat_a_log_in_one_answer(anvil: Anvil, proxy: RpcProxy, kind: str) -> None:
+    blocks = emit_logs(anvil, 3)
+    truth = rpc(anvil.rpc_url, "eth_getLogs", logs_query(blocks[0], blocks[-1]))
+    proxy.repeat_logs(kind, count=1)
+
+    repeated = rpc(proxy.url(), "eth_getLogs", logs_query(blocks[0], blocks[-1]))
+    after = rpc(proxy.url(), "eth_getLogs", logs_query(blocks[0], blocks[-1]))
+
+    assert repeated[:3] == truth and after == truth
+    extra = repeated[3]
+    assert (extra["blockHash"], extra["logIndex"]) == (truth[0]["blockHash"], truth[0]["logIndex"])
+    assert (extra == truth[0]) is (kind == "copy")
+    assert [c.answer for c in proxy.calls] == ["repeat", "upstream"]
+    with pytest.raises(ValueError, match="unknown repeat"):
+        proxy.repeat_logs("twice")
+
+
+def test_stall_holds_one_request_of_a_method(anvil: Anvil, proxy: RpcProxy) -> None:
+    mine(anvil, 2)
+    proxy.stall(0.6, method="eth_getLogs")
+    started = time.monotonic()
+    head = post(proxy.url(), call("eth_blockNumber"))
+    fast = time.monotonic() - started
+    got: list[requests.Response] = []
+    slow = threading.Thread(
+        target=lambda: got.append(post(proxy.url(), call("eth_getLogs", logs_query(1, 2))))
+    )
+    slow.start()
+    deadline = time.monotonic() + 5
+    while proxy.count("eth_getLogs") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    arrived = time.monotonic()  # recorded on arrival, before the stall ends
+    slow.join()
+    stalled = time.monotonic() - arrived
+
+    assert head.json()["result"] == hex(2) and fast < 0.3
+    assert got[0].json()["result"] == [] and stalled >= 0.4
+    assert [c.answer for c in proxy.calls] == ["upstream", "stall"]
+    with pytest.raises(requests.exceptions.ReadTimeout):  # a client gives up; the proxy lives
+        proxy.stall(5)
+        post(proxy.url(), call("eth_chainId"), timeout=0.2)
