@@ -95,7 +95,9 @@ def duplicates(
             if grant is None:
                 continue
             early = recorded_at.get(event_id, float("inf")) < grant["now"]
-            below = grant["next_block"] is not None and block < grant["next_block"]
+            # a run that found a reorganisation rewinds: from the fork on it relays anew
+            floor = min((grant["next_block"], *world.forks)) if grant["next_block"] else None
+            below = floor is not None and block < floor
             if (early and len(group) > 1) or below:
                 figures["replayed"] += 1
                 findings.append(f"{event_id} (block {block}) published again by {c.run}")

@@ -48,7 +48,7 @@ FIGURES = ("trials", "runs", "kills", "events", "messages", "lost", "dup_events"
            "double_published", "orphans_published", "retracted")  # fmt: skip
 HEADER = (
     "| kind | trials | runs | SIGKILLs | events | messages | lost | duplicated (§7.4) "
-    "| double-published | orphans published / retracted once | other violations |"
+    "| double-published | orphans published / retracted | other violations |"
 )
 
 
