@@ -89,7 +89,7 @@ def run_job(env: dict[str, str]) -> dict[str, Any]:
         json.loads(line) for line in done.stdout.splitlines() if "run_summary" in line
     )
     if done.returncode != 0:
-        raise RuntimeError(f"python main.py exited {done.returncode}: {summary.get('error')}")
+        raise RuntimeError(f"python main.py exited {done.returncode}: {summary.get('message')}")
     return summary
 
 

@@ -181,7 +181,7 @@ class Campaign:
                 "batch": trial.batch,
                 "lease_s": trial.lease_s,
             }
-            failures = [_normalise(s.get("error") or "") for p in trial.procs
+            failures = [_normalise(s.get("error") or s.get("message") or "") for p in trial.procs
                         for s in p.summaries() if s.get("outcome") == "failed"]  # fmt: skip
             settings["runs"] = [_run_line(p) for p in trial.procs]
         except Exception:
@@ -216,7 +216,7 @@ def _run_line(proc: Any) -> str:
     summary = (proc.summaries() or [{}])[0]
     point = next((e["point"] for e in proc.journal() if e["what"] == "point"), "")
     took = (proc.ended or 0) - proc.spawned
-    error = (summary.get("error") or "")[:160]
+    error = (summary.get("error") or summary.get("message") or "")[:160]
     return f"{proc.tag} exit {proc.code} {summary.get('outcome', '-')} {took:.1f}s {point} {error}"
 
 

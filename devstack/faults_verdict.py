@@ -136,7 +136,7 @@ def _failure_kind(error: str) -> str:
 
 
 def _finished_before_term(proc: Proc, summaries: list[dict[str, Any]]) -> bool:
-    finished = summaries[0].get("finished_at") if len(summaries) == 1 else None
+    finished = summaries[0].get("time") if len(summaries) == 1 else None  # logged at the end
     if not finished or proc.term_sent is None:
         return False
     return datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp() < proc.term_sent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from .fleet import load_fleet, shard
 from .redact import scrub
 from .relay import Outcome
 from .stopping import StopSignal, install_sigterm
-from .summary import FAILED, RunSummary
+from .summary import FAILED, RunSummary, headline, log_fields
 
 log = logging.getLogger("relayer")
 
@@ -25,33 +26,33 @@ Response = tuple[str | bytes, int, dict[str, str]]
 STATUS_TIMEOUT_S = 3.0  # status answers within seconds, unhealthy, when a dependency is down
 
 
-def log_summary(outcome: Outcome) -> None:
+def log_summary(outcome: Outcome, settings: Settings, *, started: bool = True) -> None:
     """The one summary record every run ends with (CONTRACT §2)."""
     s = outcome.summary
     level = logging.ERROR if s.outcome == FAILED else logging.INFO
-    text = (
-        f"run {s.outcome}: blocks {s.from_block}..{s.to_block}, {s.events_published} published, "
-        f"{s.duplicates_skipped} duplicates skipped in {s.duration_s:.2f} s"
-    )
-    if s.error:
-        text += f": {s.error}"
-    log.log(level, text, extra={"run_summary": True, "relayer_id": s.relayer_id, **s.as_json()})
+    shown = log_fields(s, started=started, dead_letters=settings.deadletter_topic is not None)
+    log.log(level, headline(s), extra={"run_summary": True, "relayer_id": s.relayer_id, **shown})
 
 
 def relay_once(settings: Settings, stop: StopSignal) -> Outcome:
-    """Wire and run; a deployment error before the run still ends in a summary."""
+    """Wire and run; whatever fails, the run still ends in its summary (a deployment
+    error before the run, or anything a library raised that nothing else caught)."""
     from .wiring import build_relay, record_failure
 
+    started, began = datetime.now(UTC), time.monotonic()
     try:
         relay = build_relay(settings, stop)
-    except RelayerError as e:
-        summary = RunSummary("-", settings.relayer_id, datetime.now(UTC), error=scrub(str(e)))
-        summary.finished_at = summary.started_at
+    except Exception as e:
+        detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
+        summary = RunSummary("-", settings.relayer_id, started, error=scrub(detail))
+        summary.finished_at = datetime.now(UTC)
+        summary.duration_s = round(time.monotonic() - began, 3)
         outcome = Outcome(summary, e)
         record_failure(settings, summary)
-    else:
-        outcome = relay.run()
-    log_summary(outcome)
+        log_summary(outcome, settings, started=False)
+        return outcome
+    outcome = relay.run()
+    log_summary(outcome, settings)
     return outcome
 
 
@@ -190,21 +191,22 @@ def _relayer_entry(settings: Settings) -> dict[str, Any]:
     from . import status, wiring
 
     key = settings.relayer_id
-    state = _cache.get(
-        f"state:{key}", lambda: wiring.state_store(settings, wiring.firestore_client(settings))
-    )
+    now = datetime.now(UTC)
+    try:
+        state = _cache.get(
+            f"state:{key}", lambda: wiring.state_store(settings, wiring.firestore_client(settings))
+        )
+        doc = state.read(timeout_s=STATUS_TIMEOUT_S)
+    except Exception as e:  # a client that cannot be built (credentials) counts as well
+        detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
+        entry = status.relayer_status(settings, None, None, now)
+        entry["healthy"] = False
+        entry["reasons"] = [f"state unreadable: {scrub(detail)}"]
+        return entry
     chain = _cache.get(
         f"chain:{key}",
         lambda: wiring.chain_reader(settings, timeout_s=STATUS_TIMEOUT_S, attempts=1),
     )
-    now = datetime.now(UTC)
-    try:
-        doc = state.read(timeout_s=STATUS_TIMEOUT_S)
-    except RelayerError as e:
-        entry = status.relayer_status(settings, None, None, now)
-        entry["healthy"] = False
-        entry["reasons"] = [f"state unreadable: {e}"]
-        return entry
     next_block = (doc or {}).get("next_block", settings.start_block)
     head: int | None = None
     lag_seconds: float | None = None

@@ -16,6 +16,20 @@ from urllib.parse import urlsplit
 from eth_utils.address import is_checksum_address, to_checksum_address
 
 from .errors import ConfigError
+from .numeric_settings import (
+    BLOCK_COUNT,
+    BLOCK_NUMBER,
+    CHAIN_ID,
+    CONFIRMATIONS,
+    LEASE_SECONDS,
+    POLL_SECONDS,
+    TASK_COUNT,
+    TASK_INDEX,
+    TTL_DAYS,
+    invalid,
+    read_decimal,
+    read_integer,
+)
 from .redact import host_of
 
 T = TypeVar("T")
@@ -67,11 +81,6 @@ class Settings:
         return tuple(host_of(u) for u in self.rpc_urls)
 
 
-def _fail(name: str, value: str, expected: str) -> ConfigError:
-    shown = value if len(value) <= 80 else value[:77] + "..."
-    return ConfigError(f"{name}={shown!r} is invalid: expected {expected}")
-
-
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -93,24 +102,7 @@ def _parsed(
     try:
         return parse(raw)
     except ValueError:
-        raise _fail(name, raw, expected) from None
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw.replace("_", ""), 10)
-        if value < low:
-            raise ValueError(raw)
-        return value
-
-    return parse
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0 or value == float("inf"):
-        raise ValueError(raw)
-    return value
+        raise invalid(name, raw, expected) from None
 
 
 def _bool(raw: str) -> bool:
@@ -156,10 +148,10 @@ def _contracts(raw: str) -> tuple[str, ...]:
     out: list[str] = []
     for item in (a.strip() for a in raw.split(",")):
         if not _ADDRESS.match(item):
-            raise _fail("CONTRACT_ADDRESS", item, "0x followed by 40 hex digits, comma-separated")
+            raise invalid("CONTRACT_ADDRESS", item, "0x followed by 40 hex digits, comma-separated")
         mixed = item[2:] != item[2:].lower() and item[2:] != item[2:].upper()
         if mixed and not is_checksum_address(item):
-            raise _fail(
+            raise invalid(
                 "CONTRACT_ADDRESS",
                 item,
                 "a valid EIP-55 checksum (or an all-lowercase address): check for a typo",
@@ -174,16 +166,18 @@ def _events(raw: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     for name in names:
         if not _EVENT_NAME.match(name):
-            raise _fail("RELAYER_EVENTS", name, "event names (EscrowCreated,...), comma-separated")
+            raise invalid(
+                "RELAYER_EVENTS", name, "event names (EscrowCreated,...), comma-separated"
+            )
     return names
 
 
 def _resource(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
     value = _required(env, name)
     if value.startswith("projects/"):
-        raise _fail(name, value, f"the {what} id alone, not the full resource path")
+        raise invalid(name, value, f"the {what} id alone, not the full resource path")
     if not pattern.match(value) or value.startswith("goog"):
-        raise _fail(name, value, f"a Google Cloud {what} id")
+        raise invalid(name, value, f"a Google Cloud {what} id")
     return value
 
 
@@ -197,25 +191,25 @@ def _relayer_id(value: str) -> str:
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Parse and validate the whole configuration, or raise the first `ConfigError`."""
-    chain_id = _parsed(env, "CHAIN_ID", None, _int_at_least(1), "a positive integer chain id")
+    chain_id = read_integer(env, "CHAIN_ID", None, CHAIN_ID)
     if chain_id is None:
         raise ConfigError("CHAIN_ID is not set: it is required (see README, Configuration)")
     rpc_urls = _rpc_urls(_required(env, "RPC_URL"))
     contracts = _contracts(_required(env, "CONTRACT_ADDRESS"))
     abi_uri = _required(env, "ABI_URI")
     if abi_uri.startswith("gs://") and "/" not in abi_uri[5:].strip("/"):
-        raise _fail("ABI_URI", abi_uri, "gs://bucket/object.json or a local file path")
+        raise invalid("ABI_URI", abi_uri, "gs://bucket/object.json or a local file path")
     pubsub_project = _resource(env, "PUBSUB_PROJECT_ID", _PROJECT, "project")
     topic = _resource(env, "PUBSUB_TOPIC", _TOPIC, "Pub/Sub topic")
     deadletter = _optional(env, "RELAYER_DEADLETTER_TOPIC")
     if deadletter is not None:
         deadletter = _resource(env, "RELAYER_DEADLETTER_TOPIC", _TOPIC, "Pub/Sub topic")
-    start_block = _parsed(env, "START_BLOCK", None, _int_at_least(0), "a block number, 0 or more")
+    start_block = read_integer(env, "START_BLOCK", None, BLOCK_NUMBER)
     if start_block is None:
         raise ConfigError("START_BLOCK is not set: it is required (see README, Configuration)")
     firestore_project = _optional(env, "FIRESTORE_PROJECT_ID") or pubsub_project
     if not _PROJECT.match(firestore_project):
-        raise _fail("FIRESTORE_PROJECT_ID", firestore_project, "a Google Cloud project id")
+        raise invalid("FIRESTORE_PROJECT_ID", firestore_project, "a Google Cloud project id")
     default_id = f"{chain_id}-{contracts[0].lower()}"
     return Settings(
         chain_id=chain_id,
@@ -225,16 +219,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         pubsub_project=pubsub_project,
         topic=topic,
         start_block=start_block,
-        batch_size=_parsed(env, "RELAYER_BATCH_SIZE", 1000, _int_at_least(1), "an integer >= 1"),
-        checkpoint_interval=_parsed(
-            env, "RELAYER_CHECKPOINT_INTERVAL", 100, _int_at_least(1), "an integer >= 1"
-        ),
-        poll_interval_s=_parsed(
-            env, "RELAYER_POLL_INTERVAL", 60.0, _positive_float, "a positive number of seconds"
-        ),
-        confirmations=_parsed(
-            env, "RELAYER_CONFIRMATIONS", 12, _int_at_least(0), "an integer >= 0"
-        ),
+        batch_size=read_integer(env, "RELAYER_BATCH_SIZE", 1000, BLOCK_COUNT),
+        checkpoint_interval=read_integer(env, "RELAYER_CHECKPOINT_INTERVAL", 100, BLOCK_COUNT),
+        poll_interval_s=read_decimal(env, "RELAYER_POLL_INTERVAL", 60.0, POLL_SECONDS),
+        confirmations=read_integer(env, "RELAYER_CONFIRMATIONS", 12, CONFIRMATIONS),
         relayer_id=_parsed(
             env,
             "RELAYER_ID",
@@ -245,20 +233,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         events=_parsed(env, "RELAYER_EVENTS", (), _events, "comma-separated event names"),
         firestore_project=firestore_project,
         firestore_database=_optional(env, "FIRESTORE_DATABASE") or "(default)",
-        lease_s=_parsed(
-            env, "RELAYER_LEASE_SECONDS", 300.0, _positive_float, "a positive number of seconds"
-        ),
-        event_ttl_days=_parsed(
-            env, "RELAYER_EVENT_TTL_DAYS", 30.0, _positive_float, "a positive number of days"
-        ),
+        lease_s=read_decimal(env, "RELAYER_LEASE_SECONDS", 300.0, LEASE_SECONDS),
+        event_ttl_days=read_decimal(env, "RELAYER_EVENT_TTL_DAYS", 30.0, TTL_DAYS),
         ordering=_parsed(env, "RELAYER_ORDERING", True, _bool, "true or false"),
         head=_parsed(
             env, "RELAYER_HEAD", "latest", _choice(HEAD_TAGS), "latest, safe or finalized"
         ),
         deadletter_topic=deadletter,
-        max_lag_blocks=_parsed(
-            env, "RELAYER_MAX_LAG_BLOCKS", None, _int_at_least(1), "an integer >= 1"
-        ),
+        max_lag_blocks=read_integer(env, "RELAYER_MAX_LAG_BLOCKS", None, BLOCK_COUNT),
         log_level=_parsed(
             env, "LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True), "DEBUG, INFO or WARNING..."
         ),
@@ -306,8 +288,8 @@ class Runtime:
 
 def load_runtime(env: Mapping[str, str]) -> Runtime:
     """RELAYER_CONFIG and the Cloud Run task position (0 of 1 outside Cloud Run)."""
-    index = _parsed(env, "CLOUD_RUN_TASK_INDEX", 0, _int_at_least(0), "an integer >= 0")
-    count = _parsed(env, "CLOUD_RUN_TASK_COUNT", 1, _int_at_least(1), "an integer >= 1")
+    index = read_integer(env, "CLOUD_RUN_TASK_INDEX", 0, TASK_INDEX)
+    count = read_integer(env, "CLOUD_RUN_TASK_COUNT", 1, TASK_COUNT)
     if index >= count:
         raise ConfigError(f"CLOUD_RUN_TASK_INDEX={index} is not below CLOUD_RUN_TASK_COUNT={count}")
     return Runtime(_optional(env, "RELAYER_CONFIG"), index, count)

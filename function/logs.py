@@ -27,13 +27,17 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "severity": record.levelname,
             "message": scrub(record.getMessage()),
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
-            "logger": record.name,
+            "time": _timestamp(record.created),
         }
+        if not getattr(record, "run_summary", False):  # the summary line stays short
+            entry["logger"] = record.name
         labels = dict(self.labels)
         relayer_id = getattr(record, "relayer_id", None)
         if relayer_id:
-            labels["relayer_id"] = str(relayer_id)
+            # A line with its own relayer_id field (the run summary, which the log-based
+            # metric reads as jsonPayload.relayer_id) does not repeat it as a label: that
+            # doubled the id on the line that most needs to stay short.
+            labels.pop("relayer_id", None)
         if labels:
             entry[_LABELS] = labels
         for key, value in vars(record).items():
@@ -42,6 +46,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["message"] += "\n" + scrub(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _timestamp(created: float) -> str:
+    """RFC 3339 in UTC to the millisecond (what Cloud Logging shows)."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 class TextFormatter(logging.Formatter):

@@ -1,7 +1,9 @@
 """Keep RPC credentials out of every log line, error and status answer.
 
 Providers put API keys in the URL path or query (and sometimes in user-info), so an
-endpoint is only ever shown by its host.
+endpoint is only ever shown by its host. Only RPC-style URLs (http, https, ws, wss) are
+cut: a `gs://bucket/object` or a file path carries no secret, and an operator needs it whole
+to fix a setting.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>),]+")
+_URL = re.compile(r"(?:https?|wss?)://[^\s'\"<>),]+", re.IGNORECASE)
 
 
 def host_of(url: str) -> str:
@@ -24,5 +26,6 @@ def host_of(url: str) -> str:
 
 
 def scrub(text: str) -> str:
-    """Replace every URL in a message by its host, so a library error cannot leak a key."""
+    """Replace every http(s)/ws(s) URL in a message by its host, so a library error cannot
+    leak a key; other URIs (gs://, file://) and paths stay whole."""
     return _URL.sub(lambda m: host_of(m.group(0)), text)

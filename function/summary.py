@@ -44,3 +44,54 @@ class RunSummary:
             k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
             for k, v in self.as_dict().items()
         }
+
+
+def headline(s: RunSummary) -> str:
+    """The summary line's message: the problem first, then what the run got through (no
+    `blocks None..None` for a run that touched no block)."""
+    work = _work(s)
+    if s.error:
+        return f"run {s.outcome}: {s.error}" + (f" ({work})" if work else "")
+    return f"run {s.outcome}: {work}" if work else f"run {s.outcome} in {s.duration_s:.2f} s"
+
+
+def _work(s: RunSummary) -> str | None:
+    took = f"in {s.duration_s:.2f} s"
+    if s.from_block is None:
+        return None
+    if s.to_block is None:
+        if s.outcome == IDLE:
+            return f"nothing new from block {s.from_block} {took}"
+        return f"no block relayed from {s.from_block} {took}"
+    return (
+        f"blocks {s.from_block}..{s.to_block}, {s.events_published} published, "
+        f"{s.duplicates_skipped} duplicates skipped {took}"
+    )
+
+
+# The summary line carries CONTRACT §2's fields always; the others when they say something.
+_LOGGED_ALWAYS = (
+    "outcome", "from_block", "to_block", "events_published", "duplicates_skipped", "duration_s",
+)  # fmt: skip
+
+
+def log_fields(
+    s: RunSummary, *, started: bool = True, dead_letters: bool = False
+) -> dict[str, Any]:
+    """The fields of the summary log line. Short on purpose: the error is in the message
+    (once), the start and end times are the line's `time` and `duration_s`; `last_run`
+    in Firestore keeps the whole record. A run that never started (`started=False`: a
+    deployment error) has no run id worth showing; `dead_lettered` is shown when the
+    relayer has a dead-letter topic, or when anything was dead-lettered."""
+    record = s.as_json()
+    fields = {k: record[k] for k in _LOGGED_ALWAYS}
+    if started:
+        fields["run_id"] = s.run_id
+    if dead_letters or s.dead_lettered:
+        fields["dead_lettered"] = s.dead_lettered
+    if s.head_block is not None:
+        fields["head_block"] = s.head_block
+    if s.interrupted:
+        fields["interrupted"] = True
+    fields.update(s.extra)
+    return fields

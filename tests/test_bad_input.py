@@ -6,6 +6,7 @@ URL can carry an API key in its path and query as real ones do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,13 @@ CASES = {
     "missing topic": ({"PUBSUB_TOPIC": "no-such-topic"}, "PUBSUB_TOPIC"),
     "bad batch size": ({"RELAYER_BATCH_SIZE": "lots"}, "RELAYER_BATCH_SIZE"),
     "missing start block": ({"START_BLOCK": ""}, "START_BLOCK"),
+    # Values that parse but would overflow later in the run (audit item 5).
+    "TTL past year 9999": ({"RELAYER_EVENT_TTL_DAYS": "3000000"}, "RELAYER_EVENT_TTL_DAYS"),
+    "lease past year 9999": ({"RELAYER_LEASE_SECONDS": "1e12"}, "RELAYER_LEASE_SECONDS"),
+    "start block past int64": ({"START_BLOCK": str(2**63)}, "START_BLOCK"),
+    "chain id past EIP-2294": ({"CHAIN_ID": str(2**63)}, "CHAIN_ID"),
+    "non-ASCII digits": ({"RELAYER_BATCH_SIZE": "١٢"}, "RELAYER_BATCH_SIZE"),
+    "infinite poll interval": ({"RELAYER_POLL_INTERVAL": "inf"}, "RELAYER_POLL_INTERVAL"),
 }
 
 
@@ -106,5 +114,95 @@ def test_unreachable_rpc_fails_without_leaking_the_key(deployment: Deployment) -
     run = run_main(deployment.env(RPC_URL=dead))
     assert run.code == 1
     assert run.summary["outcome"] == "failed"
-    assert "127.0.0.1:9" in run.summary["error"]
+    assert "127.0.0.1:9" in run.summary["message"]
     _assert_no_secret(run.stdout + run.stderr + str(relayer_doc(deployment.relayer_id)))
+
+
+OVERFLOWS = {
+    "RELAYER_EVENT_TTL_DAYS": (
+        "3000000",
+        "RELAYER_EVENT_TTL_DAYS='3000000' is invalid: expected a number of days above 0 and "
+        "at most 36500 (about 100 years)",
+    ),
+    "RELAYER_LEASE_SECONDS": (
+        "1e12",
+        "RELAYER_LEASE_SECONDS='1e12' is invalid: expected a number of seconds above 0 and "
+        "at most 604800 (7 days, Cloud Run's longest task)",
+    ),
+}
+
+
+@pytest.mark.parametrize("variable", list(OVERFLOWS))
+def test_overflowing_numbers_stop_the_start(
+    variable: str, deployment: Deployment, tmp_path: Path
+) -> None:
+    """Audit item 5: these used to fail after publishing (TTL: every run, endless
+    duplicates) or exit 1; now exit 2 before anything is touched, also from RELAYER_CONFIG."""
+    value, line = OVERFLOWS[variable]
+    deployment.make_activity(3, blocks=1)
+    run = run_main(deployment.env(**{variable: value}))
+    assert run.code == 2, run.stdout + run.stderr
+    assert [r["message"] for r in run.records] == [line]
+    assert deployment.topic.pull_all() == []
+
+    config = tmp_path / "relayers.json"
+    config.write_text(json.dumps({"relayers": [{"RELAYER_ID": "big", variable: value}]}))
+    run = run_main(deployment.env(RELAYER_CONFIG=str(config)))
+    assert run.code == 2, run.stdout + run.stderr
+    assert [r["message"] for r in run.records] == [f"RELAYER_CONFIG {config} relayers[0]: {line}"]
+    assert deployment.topic.pull_all() == []
+
+
+def test_a_failed_start_leads_with_the_problem(deployment: Deployment) -> None:
+    """Audit item 17: the line read `run failed: blocks None..None, 0 published, ...: ABI_URI
+    heldout-abis does not exist` (the gs:// URI cut to its bucket, the problem last, 600+
+    characters). Now the problem comes first, the URI whole, and the line stays short."""
+    run = run_main(deployment.env(ABI_URI="gs://heldout-abis/escrow.json"))
+    assert run.code == 2, run.stdout + run.stderr
+    [line] = run.lines
+    record = run.summary
+    assert record["message"] == (
+        "run failed: ABI_URI gs://heldout-abis/escrow.json does not exist: upload it or fix ABI_URI"
+    )
+    assert len(line) < 400, (len(line), line)
+    assert record["severity"] == "ERROR"
+    summary = {k: record[k] for k in ("outcome", "from_block", "to_block", "events_published")}
+    assert summary == {
+        "outcome": "failed",
+        "from_block": None,
+        "to_block": None,
+        "events_published": 0,
+    }
+    assert record["duplicates_skipped"] == 0 and isinstance(record["duration_s"], float)
+    assert record["relayer_id"] == deployment.relayer_id and record["run_summary"] is True
+    # The error text is said once; status and last_run keep it as a field.
+    assert line.count("does not exist") == 1
+    last_run = relayer_doc(deployment.relayer_id)["last_run"]
+    assert last_run["error"] == (
+        "ABI_URI gs://heldout-abis/escrow.json does not exist: upload it or fix ABI_URI"
+    )
+
+
+def test_the_largest_accepted_values_run(deployment: Deployment) -> None:
+    """The bounds are safe, not just accepted: a run at every upper bound relays normally
+    (expire_at, the lease's expiry, stored spans and block numbers all representable)."""
+    deployment.expected = deployment.make_activity(8, blocks=2)
+    top = str(2**63 - 1)
+    bounds = {
+        "RELAYER_EVENT_TTL_DAYS": "36500",
+        "RELAYER_LEASE_SECONDS": "604800",
+        "RELAYER_BATCH_SIZE": top,
+        "RELAYER_CHECKPOINT_INTERVAL": top,
+        "RELAYER_MAX_LAG_BLOCKS": top,
+        "RELAYER_POLL_INTERVAL": "2592000",
+    }
+    run = run_main(deployment.env(**bounds))
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.summary["outcome"] == "ok" and run.summary["events_published"] == 8
+    assert len(deployment.topic.pull_all()) == 8
+    far = run_main(deployment.env(START_BLOCK=top, RELAYER_ID="far", **bounds))
+    assert far.code == 0, far.stdout + far.stderr
+    assert far.summary["outcome"] == "idle"
+    assert relayer_doc("far")["last_run"]["outcome"] == "idle"
+    deep = run_main(deployment.env(RELAYER_CONFIRMATIONS=top, RELAYER_ID="deep", **bounds))
+    assert deep.code == 0 and deep.summary["outcome"] == "idle", deep.stdout + deep.stderr

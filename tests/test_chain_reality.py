@@ -138,8 +138,8 @@ def test_a_refused_key_stops_with_a_clear_error(deployment: Deployment) -> None:
     finally:
         refuse.stop()
     assert run.code == 1
-    assert f"127.0.0.1:{refuse.port}" in run.summary["error"]
-    assert "HTTP 401" in run.summary["error"] and "API key" in run.summary["error"]
+    assert f"127.0.0.1:{refuse.port}" in run.summary["message"]
+    assert "HTTP 401" in run.summary["message"] and "API key" in run.summary["message"]
     assert "SECRETKEY" not in run.stdout + run.stderr
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from function.config import load_settings
+from function.config import load_runtime, load_settings
 from function.errors import ConfigError
 
 ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -113,3 +115,113 @@ def test_bad_rpc_url_never_shows_the_key(url: str) -> None:
         settings(RPC_URL=f"https://ok.example/first,{url}")
     assert "RPC_URL" in str(raised.value)
     assert "SECRETKEY" not in str(raised.value)
+
+
+# Values Python's int()/float() accept, or that parse and then overflow later in a run (a
+# datetime past year 9999, an int64 in Firestore, a chain id no node serves): each stops the
+# start with the variable, the value and the accepted range.
+TOO_BIG_OR_SLOPPY = [
+    ("CHAIN_ID", "4503599627370477", "from 1 to 4503599627370476"),
+    ("CHAIN_ID", "1_0", "from 1 to 4503599627370476"),
+    ("CHAIN_ID", "+1", "digits 0-9 only"),
+    ("CHAIN_ID", "١٢", "digits 0-9 only"),
+    ("CHAIN_ID", " 1", "digits 0-9 only"),
+    ("CHAIN_ID", "1\t", "digits 0-9 only"),
+    ("CHAIN_ID", "1" * 5000, "from 1 to"),
+    ("START_BLOCK", str(2**63), "from 0 to 9223372036854775807"),
+    ("START_BLOCK", "1e3", "from 0 to 9223372036854775807"),
+    ("START_BLOCK", "٣", "digits 0-9 only"),
+    ("RELAYER_BATCH_SIZE", str(2**63), "from 1 to 9223372036854775807"),
+    ("RELAYER_BATCH_SIZE", "1_000", "from 1 to 9223372036854775807"),
+    ("RELAYER_CHECKPOINT_INTERVAL", "99999999999999999999", "from 1 to 9223372036854775807"),
+    ("RELAYER_CHECKPOINT_INTERVAL", "+5", "digits 0-9 only"),
+    ("RELAYER_CONFIRMATIONS", str(2**64), "from 0 to 9223372036854775807"),
+    ("RELAYER_CONFIRMATIONS", "١٢", "digits 0-9 only"),
+    ("RELAYER_MAX_LAG_BLOCKS", str(2**63), "from 1 to 9223372036854775807"),
+    ("RELAYER_MAX_LAG_BLOCKS", "0", "from 1 to 9223372036854775807"),
+    ("RELAYER_POLL_INTERVAL", "inf", "at most 2.592e+06"),
+    ("RELAYER_POLL_INTERVAL", "nan", "at most 2.592e+06"),
+    ("RELAYER_POLL_INTERVAL", "1e400", "at most 2.592e+06"),
+    ("RELAYER_POLL_INTERVAL", "1e12", "at most 2.592e+06"),
+    ("RELAYER_LEASE_SECONDS", "1e12", "at most 604800"),
+    ("RELAYER_LEASE_SECONDS", "604800.5", "at most 604800"),
+    ("RELAYER_LEASE_SECONDS", "infinity", "at most 604800"),
+    ("RELAYER_LEASE_SECONDS", "1_0", "at most 604800"),
+    ("RELAYER_LEASE_SECONDS", "+30", "at most 604800"),
+    ("RELAYER_LEASE_SECONDS", "٣٠", "at most 604800"),
+    ("RELAYER_LEASE_SECONDS", "1e-400", "above 0"),
+    ("RELAYER_LEASE_SECONDS", "30 ", "above 0"),
+    ("RELAYER_EVENT_TTL_DAYS", "3000000", "at most 36500"),
+    ("RELAYER_EVENT_TTL_DAYS", "36500.01", "at most 36500"),
+    ("RELAYER_EVENT_TTL_DAYS", "-inf", "at most 36500"),
+    ("RELAYER_EVENT_TTL_DAYS", "NaN", "at most 36500"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), TOO_BIG_OR_SLOPPY)
+def test_numbers_out_of_range_or_sloppy_stop_the_start(
+    name: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        settings(**{name: value})
+    message = str(raised.value)
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    assert message.startswith(f"{name}={shown!r} is invalid: expected "), message
+    assert expected in message
+    assert "\n" not in message and len(message) < 200
+    assert raised.value.exit_code == 2
+
+
+# The bounds themselves are accepted: nothing an operator could mean is refused.
+AT_THE_BOUNDS = [
+    ("CHAIN_ID", "4503599627370476", "chain_id", 4503599627370476),
+    ("CHAIN_ID", "0031337", "chain_id", 31337),
+    ("START_BLOCK", str(2**63 - 1), "start_block", 2**63 - 1),
+    ("START_BLOCK", "0", "start_block", 0),
+    ("RELAYER_BATCH_SIZE", str(2**63 - 1), "batch_size", 2**63 - 1),
+    ("RELAYER_CHECKPOINT_INTERVAL", "1", "checkpoint_interval", 1),
+    ("RELAYER_CONFIRMATIONS", "0", "confirmations", 0),
+    ("RELAYER_MAX_LAG_BLOCKS", str(2**63 - 1), "max_lag_blocks", 2**63 - 1),
+    ("RELAYER_POLL_INTERVAL", "2592000", "poll_interval_s", 2592000.0),
+    ("RELAYER_POLL_INTERVAL", ".5", "poll_interval_s", 0.5),
+    ("RELAYER_LEASE_SECONDS", "604800", "lease_s", 604800.0),
+    ("RELAYER_LEASE_SECONDS", "6.048e5", "lease_s", 604800.0),
+    ("RELAYER_LEASE_SECONDS", "0.001", "lease_s", 0.001),
+    ("RELAYER_LEASE_SECONDS", "1E-3", "lease_s", 0.001),
+    ("RELAYER_EVENT_TTL_DAYS", "36500", "event_ttl_days", 36500.0),
+    ("RELAYER_EVENT_TTL_DAYS", "0.5", "event_ttl_days", 0.5),
+    ("RELAYER_EVENT_TTL_DAYS", "", "event_ttl_days", 30.0),  # blank: the default
+]
+
+
+@pytest.mark.parametrize(("name", "value", "field", "parsed"), AT_THE_BOUNDS)
+def test_numbers_at_the_bounds_are_accepted(
+    name: str, value: str, field: str, parsed: float
+) -> None:
+    assert getattr(settings(**{name: value}), field) == parsed
+
+
+def test_the_bounds_keep_every_derived_value_representable() -> None:
+    # What the runs compute from the largest accepted values must not overflow.
+    s = settings(RELAYER_EVENT_TTL_DAYS="36500", RELAYER_LEASE_SECONDS="604800")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    assert (now + timedelta(days=s.event_ttl_days)).year < 2200
+    assert (now + timedelta(seconds=s.lease_s)).year == 2026
+    assert settings(START_BLOCK=str(2**63 - 1)).start_block < 2**63  # Firestore int64
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CLOUD_RUN_TASK_COUNT": "10001"}, "CLOUD_RUN_TASK_COUNT='10001' is invalid"),
+        ({"CLOUD_RUN_TASK_COUNT": "0"}, "CLOUD_RUN_TASK_COUNT='0' is invalid"),
+        ({"CLOUD_RUN_TASK_COUNT": "+2"}, "CLOUD_RUN_TASK_COUNT='+2' is invalid"),
+        ({"CLOUD_RUN_TASK_INDEX": "١"}, "CLOUD_RUN_TASK_INDEX='١' is invalid"),
+        ({"CLOUD_RUN_TASK_INDEX": str(2**64)}, "CLOUD_RUN_TASK_INDEX="),
+    ],
+)
+def test_task_position_is_bounded(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_runtime(env)
+    assert str(raised.value).startswith(message)
+    assert load_runtime({"CLOUD_RUN_TASK_INDEX": "9999", "CLOUD_RUN_TASK_COUNT": "10000"})

@@ -72,7 +72,7 @@ def test_without_a_dead_letter_topic_the_run_fails_and_skips_nothing(
     run = run_main(deployment.env(ABI_URI=mismatched_abi))
     assert run.code == 1
     assert run.summary["outcome"] == "failed"
-    assert "RELAYER_DEADLETTER_TOPIC" in run.summary["error"]
+    assert "RELAYER_DEADLETTER_TOPIC" in run.summary["message"]
     doc = relayer_doc(deployment.relayer_id)
     assert doc.get("next_block") is None  # no checkpoint: nothing was passed over
     assert deployment.topic.pull_all(idle_s=0.3) == []

@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from devstack.clients import PubSubTopic, create_topic_and_subscription, upload_blob
 from devstack.escrow import deploy_escrow
+from devstack.processes import free_port
 from devstack.services import Stack
-from function.config import load_runtime
+from function.app import run_relayers
+from function.config import Runtime, load_runtime
 from function.errors import ConfigError
 from function.fleet import load_fleet, shard, task_of
-from relayer import ROOT, Deployment, assert_exactly_once, payloads, run_main
+from function.stopping import StopSignal
+from relayer import ARTIFACT, ROOT, Deployment, assert_exactly_once, payloads, run_main
 
 ENV = {
     "CHAIN_ID": "1",
@@ -160,3 +164,97 @@ def test_three_relayers_over_two_tasks(
     rows = [line for line in status.stdout.splitlines() if line.startswith("escrow-")]
     assert [r.split()[0] for r in rows] == ["escrow-1", "escrow-2", "escrow-3"]
     assert "UNHEALTHY: last run failed" in rows[1] and "healthy" in rows[0]
+
+
+def test_a_storage_outage_on_one_abi_fails_only_that_relayer(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Audit item 16: google-cloud-storage gives up with RetryError (a GoogleAPIError, not a
+    GoogleAPICallError) after its default 120 s; it escaped, no summary, and the relayers
+    after it never ran. Now the read gives up soon, and only its relayer fails."""
+    contracts = [deployment.contract, deploy_escrow(deployment.w3), deploy_escrow(deployment.w3)]
+    truth = [deployment.make_activity_on(c, 6, blocks=2, seed=i) for i, c in enumerate(contracts)]
+    config = {
+        "relayers": [
+            {"RELAYER_ID": "first", "CONTRACT_ADDRESS": contracts[0]},
+            {
+                "RELAYER_ID": "middle",
+                "CONTRACT_ADDRESS": contracts[1],
+                "ABI_URI": "gs://abis/escrow.json",
+            },
+            {"RELAYER_ID": "last", "CONTRACT_ADDRESS": contracts[2]},
+        ]
+    }
+    path = tmp_path / "relayers.json"
+    path.write_text(json.dumps(config))
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: every attempt is refused
+    started = time.monotonic()
+    run = run_main(
+        deployment.env(RELAYER_CONFIG=str(path), STORAGE_EMULATOR_HOST=closed), timeout=90
+    )
+    took = time.monotonic() - started
+
+    assert run.code == 1, run.stdout + run.stderr  # an outage is transient: retry the task
+    assert "Traceback" not in run.stdout + run.stderr
+    summaries = {r["relayer_id"]: r for r in run.records if r.get("run_summary")}
+    assert {k: r["outcome"] for k, r in summaries.items()} == {
+        "first": "ok",
+        "middle": "failed",
+        "last": "ok",
+    }
+    message = summaries["middle"]["message"]
+    assert message.startswith("run failed: ABI_URI gs://abis/escrow.json could not be read"), (
+        message
+    )
+    assert "Cloud Storage" in message and "retry" in message
+    assert took < 60, f"the failed ABI read took {took:.0f} s of the task's time"
+    assert_exactly_once(payloads(deployment.topic.pull_all()), truth[0] + truth[2])
+
+
+def test_unexpected_errors_still_end_in_a_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a relayer raises (here google-auth's DefaultCredentialsError, which is no
+    GoogleAPIError: no emulator, no credentials), it ends in its failed summary and the
+    next relayer still runs."""
+    for name in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+    env = {**ENV, "ABI_URI": str(ARTIFACT)}
+    fleet = fleet_of(
+        f"relayers: [{{RELAYER_ID: one, CONTRACT_ADDRESS: '{A}'}}, "
+        f"{{RELAYER_ID: two, CONTRACT_ADDRESS: '{B}'}}]",
+        env,
+    )
+    outcomes = run_relayers(Runtime(None, 0, 1), fleet, StopSignal())
+    assert [o.summary.relayer_id for o in outcomes] == ["one", "two"]
+    for o in outcomes:
+        assert o.summary.outcome == "failed" and o.exit_code == 1
+        assert "DefaultCredentialsError" in (o.summary.error or ""), o.summary.error
+        assert "/nonexistent/key.json" in (o.summary.error or "")
+
+
+def test_status_without_credentials_reports_instead_of_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Google client that cannot even be built makes its relayer unhealthy in /status,
+    with the library's reason; the other relayers are still reported."""
+    from function.app import clear_cache, status_body
+
+    for name in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+    fleet = fleet_of(
+        f"relayers: [{{RELAYER_ID: one, CONTRACT_ADDRESS: '{A}'}}, "
+        f"{{RELAYER_ID: two, CONTRACT_ADDRESS: '{B}'}}]"
+    )
+    clear_cache()
+    try:
+        body = status_body(fleet)
+    finally:
+        clear_cache()
+    assert body["healthy"] is False
+    assert [e["relayer_id"] for e in body["relayers"]] == ["one", "two"]
+    for entry in body["relayers"]:
+        assert entry["healthy"] is False
+        [reason] = entry["reasons"]
+        assert reason.startswith("state unreadable: DefaultCredentialsError: "), reason
+        assert "KEY" not in reason  # the RPC URL's key never shows

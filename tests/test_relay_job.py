@@ -186,8 +186,10 @@ def test_logs_are_structured_for_cloud_logging(deployment: Deployment) -> None:
         assert record["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR")
         assert record["message"]
     summary = run.summary
+    # The summary carries relayer_id as a field (the log-based metric reads it), not again
+    # as a label (the other lines of a run carry the label).
+    assert summary["relayer_id"] == deployment.relayer_id
     assert summary["logging.googleapis.com/labels"] == {
-        "relayer_id": deployment.relayer_id,
         "run.googleapis.com/execution_name": "relay-job-x7k2p",
         "run.googleapis.com/task_index": "0",
     }

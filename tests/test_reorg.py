@@ -151,7 +151,7 @@ def test_a_reorganisation_deeper_than_recorded_fails_loudly(deployment: Deployme
 
     assert run.code == 1
     assert run.summary["outcome"] == "failed"
-    assert "deeper than the blocks this relayer recorded" in run.summary["error"]
+    assert "deeper than the blocks this relayer recorded" in run.summary["message"]
     after = relayer_doc(deployment.relayer_id)
     assert after["next_block"] == before["next_block"]  # nothing skipped, nothing rewound
     assert after["last_run"]["outcome"] == "failed"
