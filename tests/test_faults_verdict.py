@@ -122,13 +122,17 @@ def test_takeovers_count_fences_per_lease(
 @pytest.mark.parametrize(
     ("entries", "stale"),
     [
-        ([{"what": "recorded", "t": 4.0}, {"what": "committed", "t": 4.5}], 0),
-        ([{"what": "recorded", "t": 6.0}], 1),
-        ([{"what": "recorded", "t": 6.0}, {"what": "committed", "t": 6.5}], 2),
+        ([{"what": "recorded", "t": 4.0, "event_ids": ["e"]}, {"what": "committed", "t": 4.5}],
+         0),
+        ([{"what": "recorded", "t": 6.0, "event_ids": ["e"]}], 1),
+        ([{"what": "recorded", "t": 6.0, "event_ids": ["e"]}, {"what": "committed", "t": 6.5}],
+         2),
+        ([{"what": "recorded", "t": 6.0, "event_ids": []}], 0),  # nothing to write: no write
         ([{"what": "handed", "t": 6.0}], 0),  # publishing late is double publication's business
     ],
-    ids=["before", "a-record-after", "record-and-commit-after", "not-a-write"],
-)
+    ids=["before", "a-record-after", "record-and-commit-after", "an-empty-record",
+         "not-a-write"],
+)  # fmt: skip
 def test_a_run_whose_lease_was_taken_over_writes_nothing(
     entries: list[dict[str, Any]], stale: int
 ) -> None:
