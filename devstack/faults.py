@@ -24,7 +24,6 @@ artifacts/faults.json and exits 1 if any guarantee broke.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -35,7 +34,6 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +55,18 @@ from devstack.faults_provider import (
     sigterm_slow_pubsub,
     sigterm_slow_rpc,
 )
+from devstack.faults_report import (
+    Result,
+    figures_table,
+    normalise,
+    progress,
+    run_line,
+    sum_figures,
+    write_report,
+)
 from devstack.faults_scenarios import POINTS, STALL_POINTS, kill_scenarios
 from devstack.faults_trial import Trial
-from devstack.faults_verdict import VIOLATIONS, judge
+from devstack.faults_verdict import judge
 from devstack.faults_world import World, build_world
 from devstack.services import Anvil, Stack, start_anvil
 
@@ -91,32 +98,6 @@ BASE = {
     "backfills": 4,
     "fleet_storage_outage": 2,
 }
-COLUMNS = (
-    ("trials", "trials"), ("runs", "runs"), ("kills", "kills"), ("lost", "lost"),
-    ("dup_events", "dup"), ("dup_after_kill", "dup:kill"), ("dup_after_failure", "dup:fail"),
-    ("dup_after_stall", "dup:stall"), ("double_published", "dbl-pub"), ("replayed", "replay"),
-    ("window_exceeded", "window"), ("regressions", "regress"), ("wrong_data", "data"),
-    ("retracted", "retr"), ("unretracted", "unretr"), ("retracted_wrong", "retr:bad"),
-    ("stale_writes", "stale-wr"), ("unclear", "unclear"),
-    ("status_wrong", "status"), ("other", "other"), ("outcome_failed", "failed"),
-    ("failed_lock", "fail:lock"),
-)  # fmt: skip
-OTHER = [v for v in VIOLATIONS if v not in {k for k, _ in COLUMNS}]
-
-
-@dataclass
-class Result:
-    """One trial's verdict."""
-
-    scenario: str
-    seed: int
-    seconds: float
-    figures: Counter[str]
-    findings: list[str]
-    settings: dict[str, Any] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)  # errors of failed runs, normalised
-
-
 class Campaign:
     """Runs trials of the scenarios on one world and keeps their verdicts."""
 
@@ -162,7 +143,7 @@ class Campaign:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
             for result in pool.map(lambda job: self.trial(*job), jobs):
                 done.append(result)
-                _progress(result)
+                progress(result)
         self.results.extend(done)
         return done
 
@@ -181,9 +162,9 @@ class Campaign:
                 "batch": trial.batch,
                 "lease_s": trial.lease_s,
             }
-            failures = [_normalise(s.get("error") or s.get("message") or "") for p in trial.procs
+            failures = [normalise(s.get("error") or s.get("message") or "") for p in trial.procs
                         for s in p.summaries() if s.get("outcome") == "failed"]  # fmt: skip
-            settings["runs"] = [_run_line(p) for p in trial.procs]
+            settings["runs"] = [run_line(p) for p in trial.procs]
         except Exception:
             figures, findings = Counter({"trial_errors": 1}), [traceback.format_exc()]
             settings, failures = {}, []
@@ -211,70 +192,19 @@ def plan(kills: int, only: list[str] | None = None) -> list[tuple[str, int]]:
     return jobs
 
 
-def _run_line(proc: Any) -> str:
-    """One line per run for the JSON: tag, exit, outcome, seconds, crash point, error."""
-    summary = (proc.summaries() or [{}])[0]
-    point = next((e["point"] for e in proc.journal() if e["what"] == "point"), "")
-    took = (proc.ended or 0) - proc.spawned
-    error = (summary.get("error") or summary.get("message") or "")[:160]
-    return f"{proc.tag} exit {proc.code} {summary.get('outcome', '-')} {took:.1f}s {point} {error}"
-
-
-def _normalise(error: str) -> str:
-    error = re.sub(r"0x[0-9a-fA-F]+|\b[0-9a-f]{16}\b", "…", error)
-    return re.sub(r"\d+(\.\d+)?", "N", error)[:140]
-
-
-def _progress(result: Result) -> None:
-    broken = sum(result.figures[v] for v in VIOLATIONS) + result.figures["trial_errors"]
-    mark = "BROKEN" if broken else "ok"
-    print(f"  {result.scenario:<24} {result.seconds:>5.1f} s  kills {result.figures['kills']:>2}"
-          f"  {mark}", flush=True)  # fmt: skip
-    for finding in result.findings[:5]:
-        print(f"      {finding[:400]}", flush=True)
-
-
 def totals(results: list[Result]) -> dict[str, Counter[str]]:
-    """Figures summed per scenario family (crash@x, stall@x, ...) and in total."""
-    out: dict[str, Counter[str]] = {}
-    for r in sorted(results, key=lambda r: list(BASE).index(r.scenario)):
-        out.setdefault(r.scenario, Counter()).update(r.figures)
-    out["TOTAL"] = sum(out.values(), Counter())
-    for figures in out.values():
-        figures["other"] = sum(figures[v] for v in OTHER) + figures["trial_errors"]
-    return out
+    """Figures summed per scenario and in total, scenarios in BASE's order."""
+    return sum_figures(results, list(BASE))
 
 
 def table(results: list[Result]) -> str:
-    sums = totals(results)
-    width = max(len(s) for s in sums) + 1
-    widths = [max(len(h), 5) + 1 for _, h in COLUMNS]
-    header = "".join(f"{h:>{w}}" for (_, h), w in zip(COLUMNS, widths, strict=True))
-    lines = ["scenario".ljust(width) + header]
-    for scenario, figures in sums.items():
-        if scenario == "TOTAL":
-            lines.append("-" * len(lines[0]))
-        cells = "".join(f"{figures[k]:>{w}}" for (k, _), w in zip(COLUMNS, widths, strict=True))
-        lines.append(scenario.ljust(width) + cells)
-    return "\n".join(lines)
+    """The campaign's table, one line per scenario and the total."""
+    return figures_table(results, list(BASE))
 
 
 def report(results: list[Result], seconds: float, path: Path) -> dict[str, Any]:
-    sums = totals(results)
-    body = {
-        "seconds": round(seconds, 1),
-        "violations": {v: sums["TOTAL"][v] for v in (*VIOLATIONS, "trial_errors")},
-        "scenarios": {s: dict(f) for s, f in sums.items()},
-        "failed_run_errors": Counter(e for r in results for e in r.failures).most_common(),
-        "trials": [
-            {"scenario": r.scenario, "seed": r.seed, "seconds": r.seconds,
-             "settings": r.settings, "figures": dict(r.figures), "findings": r.findings}
-            for r in results
-        ],
-    }  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(body, indent=1, default=str))
-    return body
+    """artifacts/faults.json: the figures, the failures and every trial."""
+    return write_report(results, list(BASE), seconds, path)
 
 
 def open_world(stack: Stack, rpc_url: str, launcher: Launcher) -> World:

@@ -15,7 +15,8 @@ import random
 import signal
 import time
 
-from devstack.faults_trial import Proc, Trial
+from devstack.faults_proc import Proc
+from devstack.faults_trial import Trial
 from devstack.faults_world import World
 
 LEASE_S = 2.0

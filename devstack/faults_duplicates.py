@@ -15,7 +15,7 @@ import itertools
 from collections import Counter, defaultdict
 from typing import Any
 
-from devstack.faults_trial import Proc
+from devstack.faults_proc import Proc
 from devstack.faults_world import Copy, World
 
 

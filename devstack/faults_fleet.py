@@ -18,7 +18,8 @@ from typing import Any
 
 from devstack.clients import upload_blob
 from devstack.escrow import ARTIFACT_PATH
-from devstack.faults_trial import Proc, Trial
+from devstack.faults_proc import Proc
+from devstack.faults_trial import Trial
 from devstack.faults_verdict import judge
 from devstack.faults_world import World
 from devstack.services import start_storage_emulator

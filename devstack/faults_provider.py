@@ -23,7 +23,8 @@ import signal
 import time
 
 from devstack.faults_h2hold import FrameHoldProxy
-from devstack.faults_trial import Proc, Trial
+from devstack.faults_proc import Proc
+from devstack.faults_trial import Trial
 from devstack.faults_world import World
 from devstack.rpcproxy import RpcProxy
 from devstack.rpcproxy_bodies import BATCH_BODIES

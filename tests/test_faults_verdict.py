@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from devstack.faults_duplicates import takeovers
+from devstack.faults_proc import Proc
 from devstack.faults_retractions import records_match, retractions, stale_writes
-from devstack.faults_trial import Proc
 from devstack.faults_world import Copy, World
 
 ORPHAN, KEPT = "31337:0xaa:0", "31337:0xbb:0"
