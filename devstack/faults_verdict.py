@@ -1,6 +1,10 @@
 """The verdict on one trial: the chain's truth against what a subscriber received, what
 Firestore recorded, what /status said and what each run's journal says it did.
 
+The truth is the world as the trial left it: the final canonical chain's logs (each to
+arrive live, with exactly the payload written from what was sent) and, for a chain that
+reorganised, the orphans (each published live must be retracted once:
+faults_retractions.py). A checkpoint may move back only to a fork, to rewind over it.
 VIOLATIONS must all be 0; the other figures describe the trial (runs, kills, outcomes,
 duplicates allowed by §7.4; see faults_duplicates.py for how duplicates are judged).
 """
