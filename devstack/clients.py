@@ -83,7 +83,9 @@ def _publisher(host: str) -> PublisherClient:
 
 
 def _subscriber(host: str) -> SubscriberClient:
-    return SubscriberClient(transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(host)))
+    # Messages go up to Pub/Sub's 10 MB: gRPC's default 4 MiB receive cap would refuse them.
+    channel = grpc.insecure_channel(host, options=[("grpc.max_receive_message_length", -1)])
+    return SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
 
 
 def create_topic_and_subscription(

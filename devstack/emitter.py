@@ -62,12 +62,15 @@ class Emitter:
             raise ScenarioError(f"LogEmitter deployment failed: {tx_hash.to_0x_hex()}")
         return cls(w3, to_checksum_address(receipt["contractAddress"]))
 
-    def emit(self, logs: Sequence[tuple[Sequence[str | bytes], bytes]]) -> list[EmittedLog]:
-        """Emit `(topics, data)` logs in one transaction (one block, consecutive indexes)."""
+    def emit(
+        self, logs: Sequence[tuple[Sequence[str | bytes], bytes]], gas: int = 29_000_000
+    ) -> list[EmittedLog]:
+        """Emit `(topics, data)` logs in one transaction (one block, consecutive indexes);
+        megabytes of data need more `gas` (and an anvil started with a higher limit)."""
         topics = [[_word(t) for t in ts] for ts, _ in logs]
         data = [d for _, d in logs]
         tx_hash = self._contract.functions.emitLogs(topics, data).transact(
-            {"from": self.w3.eth.accounts[0], "gas": 29_000_000}
+            {"from": self.w3.eth.accounts[0], "gas": gas}
         )
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
         if receipt["status"] != 1 or len(receipt["logs"]) != len(logs):

@@ -1,9 +1,11 @@
 """The processed-event set's documents (CONTRACT §4), built without I/O.
 
-One document per relayed block with selected events, id `{number:012d}-{hash}`: writes stay
+One record per relayed block with selected events, id `{number:012d}-{hash}`: writes stay
 proportional to blocks, and the id's order is the chain's, so one range query reads a
 chunk's records. The message bytes are kept so that a reorganisation can republish the
-event as a retraction after the node has forgotten the log.
+event as a retraction after the node has forgotten the log. A record is built here whole
+(every entry with its `data` as text); `blockparts` stores it in as many documents as
+Firestore's 1 MiB limit needs and reads it back.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .docsize import document_size
 from .guard import PUBLISHED
 
-# Firestore caps a document at 1 MiB; leave room for field names and the other fields.
-PART_BYTES = 900_000
-_ENTRY_OVERHEAD = 200
+BlockRecord = tuple[str, dict[str, Any]]  # (block's base id, fields with whole entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,23 +59,6 @@ def entry_of(p: Published) -> dict[str, Any]:
     }
 
 
-def _size(entry: Mapping[str, Any]) -> int:
-    return _ENTRY_OVERHEAD + sum(len(str(v)) for v in entry.values())
-
-
-def _parts(entries: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    parts: list[list[dict[str, Any]]] = [[]]
-    size = 0
-    for entry in entries:
-        entry_size = _size(entry)
-        if parts[-1] and size + entry_size > PART_BYTES:
-            parts.append([])
-            size = 0
-        parts[-1].append(entry)
-        size += entry_size
-    return parts
-
-
 def block_documents(
     published: Iterable[Published],
     existing: Mapping[str, Sequence[dict[str, Any]]],
@@ -82,41 +66,37 @@ def block_documents(
     run_id: str,
     now: datetime,
     ttl_days: float,
-) -> list[tuple[str, dict[str, Any]]]:
-    """(doc id, fields) for every block with newly published events, merged with its
+) -> list[BlockRecord]:
+    """(base id, fields) for every block with newly published events, merged with its
     existing entries (`existing` maps a block's base id to the entries already recorded)."""
     by_block: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for p in published:
         by_block.setdefault((p.block_number, p.block_hash), []).append(entry_of(p))
-    docs: list[tuple[str, dict[str, Any]]] = []
+    records: list[BlockRecord] = []
     expire_at = now + timedelta(days=ttl_days)
     for (number, block_hash), entries in sorted(by_block.items()):
         merged = {e["event_id"]: e for e in existing.get(block_doc_id(number, block_hash), [])}
         merged.update((e["event_id"], e) for e in entries)
         ordered = sorted(merged.values(), key=lambda e: int(e["log_index"]))
-        parts = _parts(ordered)
-        for index, part in enumerate(parts):
-            docs.append(
-                (
-                    block_doc_id(number, block_hash, index),
-                    {
-                        "block_number": number,
-                        "block_hash": block_hash,
-                        "events": part,
-                        "part": index,
-                        "parts": len(parts),
-                        "run_id": run_id,
-                        "recorded_at": now,
-                        "expire_at": expire_at,
-                    },
-                )
+        records.append(
+            (
+                block_doc_id(number, block_hash),
+                {
+                    "block_number": number,
+                    "block_hash": block_hash,
+                    "events": ordered,
+                    "run_id": run_id,
+                    "recorded_at": now,
+                    "expire_at": expire_at,
+                },
             )
-    return docs
+        )
+    return records
 
 
 def doc_size(fields: Mapping[str, Any]) -> int:
-    """A generous estimate of a block record's encoded size."""
-    return 1_000 + sum(_size(e) for e in fields.get("events", []))
+    """A stored document's size as Firestore counts it (UTF-8 bytes), name included."""
+    return document_size(fields)
 
 
 def write_batches(

@@ -1,8 +1,9 @@
 """`relayer`: the operator's command line (run, status, backfill, replay, verify, reset).
 
 Every command reads the same environment as the job (README, Configuration) and goes
-through the same guard: a backfill has its own lease and checkpoint but shares the
-processed-event set, so it can run beside the scheduled job without publishing twice.
+through the same guard: a backfill has its own checkpoint and shares the processed-event set,
+so it can run beside the scheduled job without publishing twice; all backfills of a relayer
+share one lease, so overlapping ones take turns instead of publishing the same blocks.
 """
 
 from __future__ import annotations
@@ -114,11 +115,19 @@ def status() -> None:
 @main.command()
 @click.option("--from-block", type=int, required=True, help="First block to relay.")
 @click.option("--to-block", type=int, required=True, help="Last block to relay.")
-def backfill(from_block: int, to_block: int) -> None:
+@click.option(
+    "--replay-expired",
+    is_flag=True,
+    help="Allow a range the job relayed more than RELAYER_EVENT_TTL_DAYS ago: its events "
+    'without a record are published again marked replay="true".',
+)
+def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
     """Relay a historical range through the same guard, beside the scheduled job.
 
     Resumable: run the same command again after a crash and it continues where it stopped.
-    The range must lie below the scheduled job's checkpoint.
+    The range must lie below the scheduled job's checkpoint. Backfills of one relayer take
+    turns on one lease, so overlapping ranges never both publish a block; a backfill that
+    finds it held waits.
     """
     from .wiring import build_relay, firestore_client, state_store
 
@@ -132,6 +141,7 @@ def backfill(from_block: int, to_block: int) -> None:
             f"{below} on): backfill only blocks below {below}",
             2,
         )
+    replay = _relayed_before(settings, blocks, below, replay_expired)
     task = f"backfill-{blocks.start}-{blocks.end}"
     stop = _stop_on_signals()
     settings = dataclasses.replace(settings, start_block=blocks.start)
@@ -140,7 +150,9 @@ def backfill(from_block: int, to_block: int) -> None:
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     relay.last_block = blocks.end
+    relay.replay = replay
     published = 0
+    waiting = False
     with click.progressbar(length=len(blocks), label=f"backfill {task}") as bar:
         while not stop.is_set():
             outcome = relay.run()
@@ -151,7 +163,17 @@ def backfill(from_block: int, to_block: int) -> None:
                     outcome.exit_code or 1,
                 )
             if s.outcome == "skipped":
-                _fail(f"another backfill of this range holds its lease: {s.error or 'wait'}")
+                # Every backfill of a relayer shares one lease (overlapping ranges must not
+                # both publish): wait for it; this range's own checkpoint resumes after.
+                if not waiting:
+                    click.echo(
+                        f"another backfill of {settings.relayer_id} holds the backfill lease: "
+                        "waiting for it (Ctrl-C stops; run the same command to resume)",
+                        err=True,
+                    )
+                waiting = True
+                time.sleep(min(2.0, settings.lease_s / 4))
+                continue
             published += s.events_published
             if s.to_block is not None:
                 bar.update(s.to_block - (s.from_block or s.to_block) + 1)
@@ -161,6 +183,32 @@ def backfill(from_block: int, to_block: int) -> None:
         f"backfill {task}: {published} events published"
         + (" (interrupted: run it again to resume)" if stop.is_set() else "")
     )
+
+
+def _relayed_before(
+    settings: Settings, blocks: BlockRange, job_next: int, replay_expired: bool
+) -> BlockRange | None:
+    """The part of a backfill's range the scheduled job already relayed (from START_BLOCK
+    to its checkpoint), when its records may have expired: refused unless --replay-expired,
+    then its unrecorded events go out marked replay="true"."""
+    from .wiring import chain_reader
+
+    start, end = max(blocks.start, settings.start_block), min(blocks.end, job_next - 1)
+    if start > end:
+        return None
+    oldest = chain_reader(settings).headers([start])[start].timestamp
+    if not may_have_expired(oldest, datetime.now(UTC), settings.event_ttl_days):
+        return None
+    if not replay_expired:
+        _fail(
+            f"blocks {start}..{end} were relayed by the scheduled job and are older than "
+            f"RELAYER_EVENT_TTL_DAYS={settings.event_ttl_days:g}: their records may have "
+            "expired, so their events would be published again as if new. Add "
+            '--replay-expired to publish them again marked replay="true", or backfill only '
+            f"blocks below {start}",
+            2,
+        )
+    return BlockRange(start, end)
 
 
 def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[BlockRange, Any]]:

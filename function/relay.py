@@ -305,13 +305,14 @@ class _Run:
             leased=self.lease.valid,
         )
         self.r.state.record(
+            self.grant,
             block_documents(
                 delivered.published,
                 existing,
                 run_id=self.summary.run_id,
                 now=self.r.clock(),
                 ttl_days=self.s.event_ttl_days,
-            )
+            ),
         )
         published = delivered.events_published
         self.summary.events_published += published

@@ -94,5 +94,5 @@ def retract(state: State, courier: Courier, lease: LeaseKeeper, orphans: Sequenc
         )
     if failed:
         raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
-    state.record([(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
+    state.record(lease.grant, [(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
     return len(payloads)

@@ -1,9 +1,10 @@
 """The relayer's state in Firestore (CONTRACT §4): lease, checkpoint, processed-event set.
 
 Transaction functions here only read, decide (with `guard`) and write: Firestore may run
-them more than once, so nothing else happens inside them. Block records are written with
-plain batched writes before the fenced checkpoint transaction: a record only states that
-Pub/Sub accepted an event, which stays true whoever holds the lease.
+them more than once, so nothing else happens inside them. Block records are written before
+the checkpoint commit, in transactions that check the fence like it: a run that lost its
+lease writes nothing, or its partial record of a block would replace the newer run's whole
+one (CONTRACT §7.6).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-from google.cloud.firestore_v1.field_path import FieldPath
 
 from . import guard
-from .blockdocs import base_id, range_bounds, write_batches
+from .blockdocs import BlockRecord
+from .blockstore import COMMIT_ATTEMPTS, TIMEOUT_S, BlockStore, check_fence, wrapped
 from .errors import LeaseLostError, StateError
 from .guard import Lease
 from .planning import BlockRange, merge_recent
@@ -29,11 +29,8 @@ from .summary import IDLE, OK, SKIPPED, RunSummary
 
 log = logging.getLogger(__name__)
 
-COMMIT_ATTEMPTS = 12  # a fenced commit outlasts bursts of contention from starting runs
-WRITES_PER_BATCH = 400
-BYTES_PER_BATCH = 3_000_000  # under the emulator's 4 MiB request cap (production: 10 MiB)
+BACKFILL_LEASE = "backfill-lease"  # the task document every backfill's lease lives in
 RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
-TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -107,24 +104,19 @@ def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
 def _finish_fields(
     doc: dict[str, Any], update: dict[str, Any], totals: dict[str, Any], summary: RunSummary
 ) -> dict[str, Any]:
-    """Release the lease, store the summary, count the run (mutates `totals`), and keep a
-    short history of runs for the status page."""
+    """Store the summary, count the run (mutates `totals`), and keep a short history of
+    runs for the status page (the caller releases the lease)."""
     totals["runs"] += 1
     totals["outcomes"][summary.outcome] = totals["outcomes"].get(summary.outcome, 0) + 1
     history = list(doc.get("recent_runs") or [])
     history.append(_history_entry(summary, update.get("next_block", doc.get("next_block"))))
     fields: dict[str, Any] = {
-        "lease": guard.released(guard.lease_of(doc)).as_doc(),
         "last_run": summary.as_dict(),
         "recent_runs": history[-RUN_HISTORY:],
     }
     if summary.outcome in (OK, IDLE):
         fields["last_success_at"] = summary.finished_at
     return fields
-
-
-def _wrap(action: str, e: Exception) -> StateError:
-    return StateError(f"Firestore {action} failed: {type(e).__name__}: {e}")
 
 
 class FirestoreState:
@@ -139,10 +131,13 @@ class FirestoreState:
     ) -> None:
         self._client = client
         relayer = client.collection("relayers").document(relayer_id)
-        # A task (a backfill) has its own lease and checkpoint beside the scheduled job's,
-        # and shares the processed-event set, so neither publishes what the other did.
+        # A task (a backfill) has its own checkpoint beside the scheduled job's and shares
+        # the processed-event set, so neither publishes what the other did. Every backfill
+        # of the relayer takes one lease, whatever its range: two with separate leases
+        # would read the same unrecorded blocks at once and both publish them.
         self._doc = relayer.collection("tasks").document(task) if task else relayer
-        self._blocks = relayer.collection("blocks")
+        self._lease_doc = relayer.collection("tasks").document(BACKFILL_LEASE) if task else relayer
+        self._records = BlockStore(client, relayer.collection("blocks"), self._lease_doc)
         self._identity = identity  # chain_id and contracts, written with every commit
 
     def read(self, timeout_s: float | None = None) -> dict[str, Any] | None:
@@ -154,29 +149,26 @@ class FirestoreState:
             else:
                 snapshot = self._doc.get(retry=None, timeout=timeout_s)
         except gexc.GoogleAPIError as e:
-            raise _wrap("read of the relayer document", e) from e
+            raise wrapped("read of the relayer document", e) from e
         return snapshot.to_dict() if snapshot.exists else None
 
     def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None:
         """Take the lease, or None while another run holds it."""
         # A plain read first: runs that find the lease taken leave without a transaction,
         # whose lock would contend with the commits of the run that holds it.
-        held = guard.lease_of(self.read())
+        held = guard.lease_of(self._read_lease_doc())
         if held.held_by_other(run_id, now):
             return None
 
         @firestore.transactional
         def take(txn: firestore.Transaction) -> Grant | None:
-            snapshot = self._doc.get(transaction=txn)
-            doc = (snapshot.to_dict() if snapshot.exists else None) or {}
-            lease = guard.acquire(guard.lease_of(doc), run_id, now, lease_s)
+            held, doc = self._read_both(txn)
+            lease = guard.acquire(held, run_id, now, lease_s)
             if lease is None:
                 return None
-            txn.set(
-                self._doc,
-                {"lease": lease.as_doc(), "updated_at": now, **self._identity},
-                merge=True,
-            )
+            fields: dict[str, Any] = {"updated_at": now, **self._identity}
+            self._put_lease(txn, fields, lease, now)
+            txn.set(self._doc, fields, merge=True)
             assert lease.expires_at is not None
             return Grant(
                 run_id,
@@ -202,68 +194,56 @@ class FirestoreState:
                 "it, or a run killed inside a transaction still locks %s, which "
                 "Firestore frees within about a minute; this run is skipped",
                 type(e).__name__,
-                self._doc.path,
+                self._lease_doc.path,
             )
             return None
         except gexc.GoogleAPIError as e:
-            raise _wrap("lease acquisition", e) from e
+            raise wrapped("lease acquisition", e) from e
+
+    def _read_lease_doc(self) -> dict[str, Any] | None:
+        if self._lease_doc is self._doc:
+            return self.read()
+        try:
+            snapshot = self._lease_doc.get(timeout=TIMEOUT_S)
+        except gexc.GoogleAPIError as e:
+            raise wrapped("read of the backfill lease", e) from e
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def _read_both(self, txn: firestore.Transaction) -> tuple[Lease, dict[str, Any]]:
+        """In a transaction: the lease, and the document with the checkpoint."""
+        snapshot = self._doc.get(transaction=txn)
+        doc = (snapshot.to_dict() if snapshot.exists else None) or {}
+        if self._lease_doc is self._doc:
+            return guard.lease_of(doc), doc
+        held = self._lease_doc.get(transaction=txn)
+        return guard.lease_of(held.to_dict() if held.exists else None), doc
+
+    def _put_lease(
+        self, txn: firestore.Transaction, fields: dict[str, Any], lease: Lease, now: datetime
+    ) -> None:
+        """The lease into `fields` (the job: one document) or into the shared backfill
+        lease's own document (one write per document and transaction)."""
+        if self._lease_doc is self._doc:
+            fields["lease"] = lease.as_doc()
+        else:
+            txn.set(self._lease_doc, {"lease": lease.as_doc(), "updated_at": now}, merge=True)
 
     def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
-        """Recorded entries of the blocks in the range, by block document base id."""
-        lower, upper = range_bounds(blocks.start, blocks.end)
-        query = self._blocks.where(
-            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
-        ).where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
-        out: dict[str, list[dict[str, Any]]] = {}
-        try:
-            for snapshot in query.stream(timeout=TIMEOUT_S):
-                out.setdefault(base_id(snapshot.id), []).extend(
-                    (snapshot.to_dict() or {}).get("events", [])
-                )
-        except gexc.GoogleAPIError as e:
-            raise _wrap("read of the processed-event set", e) from e
-        return out
+        """Recorded entries of the blocks in the range, by block base id."""
+        return self._records.processed(blocks)
 
     def recorded_blocks(self, blocks: BlockRange) -> list[BlockRef]:
         """The blocks of the range that have records, by number and hash (ids only: cheap
         enough to ask on every run)."""
-        lower, upper = range_bounds(blocks.start, blocks.end)
-        query = (
-            self._blocks.where(filter=FieldFilter("__name__", ">=", self._blocks.document(lower)))
-            .where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
-            .select([FieldPath.document_id()])
-        )
-        try:
-            ids = {base_id(s.id) for s in query.stream(timeout=TIMEOUT_S)}
-        except gexc.GoogleAPIError as e:
-            raise _wrap("read of the processed-event set", e) from e
-        refs = []
-        for doc_id in sorted(ids):
-            number, _, block_hash = doc_id.partition("-")
-            refs.append(BlockRef(int(number), block_hash))
-        return refs
+        return self._records.recorded_blocks(blocks)
 
-    def blocks_from(self, start: int) -> list[tuple[str, dict[str, Any]]]:
-        """Every block record from block `start` on (ids and fields), in chain order."""
-        lower, _ = range_bounds(start, start)
-        query = self._blocks.where(
-            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
-        )
-        try:
-            return [(s.id, s.to_dict() or {}) for s in query.stream(timeout=TIMEOUT_S)]
-        except gexc.GoogleAPIError as e:
-            raise _wrap("read of the processed-event set", e) from e
+    def blocks_from(self, start: int) -> list[BlockRecord]:
+        """Every block record from block `start` on, whole, in chain order."""
+        return self._records.blocks_from(start)
 
-    def record(self, docs: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Write block records in batches (before the checkpoint that relies on them)."""
-        try:
-            for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
-                batch = self._client.batch()
-                for doc_id, fields in group:
-                    batch.set(self._blocks.document(doc_id), fields)
-                batch.commit(timeout=TIMEOUT_S)
-        except gexc.GoogleAPIError as e:
-            raise _wrap("write of the processed-event set", e) from e
+    def record(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
+        """Write block records under the fence (before the checkpoint that relies on them)."""
+        self._records.record(grant, records)
 
     def commit(
         self,
@@ -280,14 +260,8 @@ class FirestoreState:
 
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
-            snapshot = self._doc.get(transaction=txn)
-            doc = (snapshot.to_dict() if snapshot.exists else None) or {}
-            lease = guard.lease_of(doc)
-            if not guard.still_ours(lease, grant.run_id, grant.fence):
-                raise LeaseLostError(
-                    f"lease lost to run {lease.owner} (fence {lease.fence}, ours {grant.fence}): "
-                    f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
-                )
+            lease, doc = self._read_both(txn)
+            check_fence(lease, grant.run_id, grant.fence)
             update: dict[str, Any] = {"updated_at": now, **self._identity}
             totals = _totals(doc)
             if progress is not None:
@@ -312,12 +286,16 @@ class FirestoreState:
                     checkpoint_block_hash=progress.block_hash,
                     recent_blocks=[{"number": r.number, "hash": r.hash} for r in recent],
                 )
+            renewed: Lease | None = None
             if rpc_limits is not None:
                 update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in rpc_limits.items()]
             if summary is not None:
                 update.update(_finish_fields(doc, update, totals, summary))
+                renewed = guard.released(lease)
             if lease_until is not None:  # a renewal; with a summary: held on past the end
-                update["lease"] = Lease(grant.run_id, lease_until, grant.fence).as_doc()
+                renewed = Lease(grant.run_id, lease_until, grant.fence)
+            if renewed is not None:
+                self._put_lease(txn, update, renewed, now)
             update["totals"] = totals
             txn.set(self._doc, update, merge=True)
 
@@ -326,26 +304,24 @@ class FirestoreState:
         except LeaseLostError:
             raise
         except (gexc.GoogleAPIError, ValueError) as e:
-            raise _wrap("checkpoint commit", e) from e
+            raise wrapped("checkpoint commit", e) from e
 
     def release(self, grant: Grant, now: datetime) -> None:
         """Give the lease back without recording a run (operator commands)."""
 
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
-            snapshot = self._doc.get(transaction=txn)
+            snapshot = self._lease_doc.get(transaction=txn)
             lease = guard.lease_of(snapshot.to_dict() if snapshot.exists else None)
             if guard.still_ours(lease, grant.run_id, grant.fence):
-                txn.set(
-                    self._doc,
-                    {"lease": guard.released(lease).as_doc(), "updated_at": now},
-                    merge=True,
-                )
+                fields: dict[str, Any] = {"updated_at": now}
+                self._put_lease(txn, fields, guard.released(lease), now)
+                txn.set(self._doc, fields, merge=True)
 
         try:
             write(self._client.transaction())
         except (gexc.GoogleAPIError, ValueError) as e:
-            raise _wrap("lease release", e) from e
+            raise wrapped("lease release", e) from e
 
     def count_skipped(self, now: datetime) -> None:
         """A skipped run only counts itself: the run holding the lease owns `last_run`."""
@@ -361,4 +337,4 @@ class FirestoreState:
                 timeout=TIMEOUT_S,
             )
         except gexc.GoogleAPIError as e:
-            raise _wrap("run counter update", e) from e
+            raise wrapped("run counter update", e) from e

@@ -223,9 +223,9 @@ def txn_commit(self: Transaction) -> Any:
     return original_txn_commit(self)
 
 
-def record(self: FirestoreState, docs: Any) -> None:
+def record(self: FirestoreState, grant: Any, docs: Any) -> None:
     arrive("before_record")
-    original_record(self, docs)
+    original_record(self, grant, docs)
     ids = [e["event_id"] for _, fields in docs for e in fields.get("events", [])]
     note("recorded", event_ids=ids)
     arrive("after_record")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -183,3 +184,88 @@ def test_run_and_unhealthy_status(deployment: Deployment) -> None:
     status = cli(env, "status")
     assert status.code == 1
     assert "UNHEALTHY: last run failed" in status.stdout
+
+
+def _journal_has(journal: Path, point: str) -> bool:
+    return journal.exists() and f'"point": "{point}"' in journal.read_text()
+
+
+def test_overlapping_backfills_never_both_publish(deployment: Deployment, tmp_path: Path) -> None:
+    deployment.expected = deployment.make_activity(120, blocks=24)
+    head = deployment.head()
+    env = deployment.env(
+        START_BLOCK=str(head + 1), RELAYER_BATCH_SIZE="4", RELAYER_CHECKPOINT_INTERVAL="2"
+    )
+    journal = tmp_path / "first.jsonl"
+    # The first backfill has read the processed-event set of its first chunk and pauses
+    # (within its lease) just before publishing it, when the second one starts over an
+    # overlapping range: the second must not publish those blocks too.
+    first = subprocess.Popen(
+        [sys.executable, "tests/crashing_main.py", "backfill", "--from-block", "0",
+         "--to-block", str(head - 4)],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "after_read", "CRASH_ACTION": "stall",
+             "CRASH_SLEEP": "3", "FAULT_LOG": str(journal)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _journal_has(journal, "after_read"):
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    second = cli(env, "backfill", "--from-block", "2", "--to-block", str(head))
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert second.code == 0, second.stdout + second.stderr
+    assert_exactly_once(payloads(deployment.topic.pull_all()), deployment.expected)
+    assert "another backfill" in second.stderr  # it waited for the first one's lease
+
+
+def test_a_backfill_stalled_past_the_shared_lease_writes_nothing_more(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    deployment.expected = deployment.make_activity(80, blocks=16)
+    head = deployment.head()
+    env = deployment.env(
+        START_BLOCK=str(head + 1),
+        RELAYER_BATCH_SIZE="4",
+        RELAYER_CHECKPOINT_INTERVAL="2",
+        RELAYER_LEASE_SECONDS="2",
+    )
+    journal = tmp_path / "first.jsonl"
+    # The first backfill's first chunk is accepted by Pub/Sub, then it stalls before
+    # recording it, past the lease; the second takes the shared lease over and relays.
+    first = subprocess.Popen(
+        [sys.executable, "tests/crashing_main.py", "backfill", "--from-block", "0",
+         "--to-block", str(head)],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "before_record", "CRASH_ACTION": "stall",
+             "CRASH_SLEEP": "6", "FAULT_LOG": str(journal)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _journal_has(journal, "before_record"):
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    second = cli(env, "backfill", "--from-block", "0", "--to-block", str(head - 2))
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert second.code == 0, second.stdout + second.stderr
+
+    got = payloads(deployment.topic.pull_all())
+    counts = Counter(p["event_id"] for p in got)
+    assert set(counts) == {e["event_id"] for e in deployment.expected}
+    lines = [json.loads(x) for x in journal.read_text().splitlines()]
+    stalled = next(i for i, x in enumerate(lines) if x["what"] == "resumed")
+    handed = {i for x in lines[:stalled] if x["what"] == "handed" for i in x["event_ids"]}
+    # Only what the stalled run had handed over before its lease ran out comes twice (§7.4);
+    # when it woke, it recorded, committed and published nothing under the lost lease.
+    assert {i for i, n in counts.items() if n > 1} <= handed
+    assert max(counts.values()) <= 2
+    after = [x["what"] for x in lines[stalled + 1 :]]
+    assert after[0] == "acquired", after  # the next thing it did was wait for a new lease
+    recorded = {e["event_id"] for d in block_docs(deployment.relayer_id) for e in d["events"]}
+    assert recorded == set(counts)

@@ -79,3 +79,33 @@ def test_reset_over_recent_blocks_needs_no_flag_and_publishes_nothing_again(
 
     assert deployment.topic.pull_all() == []
     assert sum(r.summary["duplicates_skipped"] for r in runs) == 10
+
+
+def test_backfill_over_blocks_the_job_relayed_before_the_ttl_refuses_then_marks_replays(
+    deployment: Deployment,
+) -> None:
+    deployment.expected = deployment.make_activity(30, blocks=6)
+    first_job_block = deployment.expected[len(deployment.expected) // 2]["block_number"]
+    env = deployment.env(RELAYER_EVENT_TTL_DAYS=TTL_DAYS, START_BLOCK=str(first_job_block))
+    run_until_idle(env)  # the job relays from first_job_block on
+    job_ids = {e["event_id"] for e in deployment.expected if e["block_number"] >= first_job_block}
+    assert {p["event_id"] for p in payloads(deployment.topic.pull_all())} == job_ids
+    time.sleep(9)
+    _expire_records(deployment.relayer_id)
+    last = deployment.expected[-1]["block_number"] - 1  # below the job's checkpoint
+
+    refused = run_cli(env, "backfill", "--from-block", "0", "--to-block", str(last))
+    assert refused.code == 2, refused.stdout + refused.stderr
+    assert f"blocks {first_job_block}..{last} were relayed" in refused.stderr
+    assert deployment.topic.pull_all() == []
+
+    done = run_cli(
+        env, "backfill", "--from-block", "0", "--to-block", str(last), "--replay-expired"
+    )
+    assert done.code == 0, done.stdout + done.stderr
+    got = deployment.topic.pull_all()
+    in_range = [e for e in deployment.expected if e["block_number"] <= last]
+    assert sorted(p["event_id"] for p in payloads(got)) == sorted(e["event_id"] for e in in_range)
+    for m, p in zip(got, payloads(got), strict=True):
+        relayed_before = p["block_number"] >= first_job_block
+        assert (m.attributes.get("replay") == "true") == relayed_before, p["block_number"]
