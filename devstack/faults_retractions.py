@@ -85,9 +85,11 @@ def stale_writes(
     for tag, journal in journals.items():
         after = takeover.get(tag, float("inf"))
         # a record call with no events writes nothing; a commit refused for the lease
-        # leaves no journal line
-        late = [e for e in journal if e["t"] > after and (e["what"] == "committed"
-                or (e["what"] == "recorded" and e.get("event_ids")))]  # fmt: skip
+        # leaves no journal line; a write that began before the takeover was fenced by the
+        # lease it read then (a freeze may have delayed only its journal line)
+        writes = [e for e in journal if e["what"] == "committed"
+                  or (e["what"] == "recorded" and e.get("event_ids"))]  # fmt: skip
+        late = [e for e in writes if e.get("started", e["t"]) > after]
         if late:
             figures["stale_writes"] += len(late)
             kinds = Counter(e["what"] for e in late)

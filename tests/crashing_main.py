@@ -198,6 +198,7 @@ def commit(self: FirestoreState, grant: Any, now: Any, **kwargs: Any) -> None:
     final = kwargs.get("summary") is not None
     progress = kwargs.get("progress")
     _local.commit_point = "during_release" if final else "during_commit"
+    started = time.time()  # a freeze may fall between the write and the journal line
     try:
         original_commit(self, grant, now, **kwargs)
     except LeaseLostError:
@@ -208,6 +209,7 @@ def commit(self: FirestoreState, grant: Any, now: Any, **kwargs: Any) -> None:
     until = kwargs.get("lease_until")
     note(
         "committed",
+        started=started,
         fence=grant.fence,
         next_block=progress.next_block if progress is not None else None,
         lease_until=until.timestamp() if until is not None else None,
@@ -225,9 +227,10 @@ def txn_commit(self: Transaction) -> Any:
 
 def record(self: FirestoreState, grant: Any, docs: Any) -> None:
     arrive("before_record")
+    started = time.time()  # a freeze may fall between the write and the journal line
     original_record(self, grant, docs)
     ids = [e["event_id"] for _, fields in docs for e in fields.get("events", [])]
-    note("recorded", event_ids=ids)
+    note("recorded", event_ids=ids, started=started)
     arrive("after_record")
 
 

@@ -129,9 +129,10 @@ def test_takeovers_count_fences_per_lease(
          2),
         ([{"what": "recorded", "t": 6.0, "event_ids": []}], 0),  # nothing to write: no write
         ([{"what": "handed", "t": 6.0}], 0),  # publishing late is double publication's business
+        ([{"what": "recorded", "t": 6.0, "started": 4.9, "event_ids": ["e"]}], 0),  # frozen after
     ],
     ids=["before", "a-record-after", "record-and-commit-after", "an-empty-record",
-         "not-a-write"],
+         "not-a-write", "begun-before"],
 )  # fmt: skip
 def test_a_run_whose_lease_was_taken_over_writes_nothing(
     entries: list[dict[str, Any]], stale: int
