@@ -154,7 +154,8 @@ def _fate(proc: Proc, journal: list[dict[str, Any]]) -> str:
     """How a run whose events were published again ended."""
     if proc.killed:
         return "kill"
-    if any(e["what"] == "point" and e["action"] in ("stall", "freeze") for e in journal):
+    if proc.frozen or any(e["what"] == "point" and e["action"] in ("stall", "freeze")
+                          for e in journal):  # fmt: skip
         return "stall"
     if any(e["what"] == "lease_lost" for e in journal):
         return "stall"

@@ -35,6 +35,7 @@ class Proc:
     doc_after: dict[str, Any] | None = None  # the relayer document right after it ended
     cli: bool = False  # the `relayer` CLI (a backfill), not `python main.py`
     expect_interrupted: bool = False  # SIGTERM came mid-work: the summary must say so
+    frozen: bool = False  # SIGSTOP sent from outside
     done: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, timeout: float = RUN_TIMEOUT_S) -> int:
@@ -46,6 +47,8 @@ class Proc:
         return self.code
 
     def signal(self, sig: int) -> None:
+        if sig == signal.SIGSTOP:
+            self.frozen = True  # frozen from outside: it may have lost its lease meanwhile
         if not self.done.is_set():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)

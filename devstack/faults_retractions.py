@@ -66,7 +66,7 @@ def _may_repeat(proc: Proc | None) -> bool:
     """An earlier run that did not end on its own terms may leave a retraction unrecorded."""
     if proc is None:
         return False
-    if proc.killed or proc.hung or proc.term_sent is not None:
+    if proc.killed or proc.hung or proc.frozen or proc.term_sent is not None:
         return True
     journal = proc.journal()
     if any(e["what"] in ("lease_lost",) or e.get("action") in ("stall", "freeze")

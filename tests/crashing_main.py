@@ -228,7 +228,11 @@ def txn_commit(self: Transaction) -> Any:
 def record(self: FirestoreState, grant: Any, docs: Any) -> None:
     arrive("before_record")
     started = time.time()  # a freeze may fall between the write and the journal line
-    original_record(self, grant, docs)
+    try:
+        original_record(self, grant, docs)
+    except LeaseLostError:  # fenced: the lease went to another run meanwhile
+        note("lease_lost", fence=grant.fence)
+        raise
     ids = [e["event_id"] for _, fields in docs for e in fields.get("events", [])]
     note("recorded", event_ids=ids, started=started)
     arrive("after_record")
