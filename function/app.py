@@ -16,8 +16,8 @@ from .config import Runtime, Settings, load_runtime, logging_settings
 from .errors import ConfigError, RelayerError
 from .fleet import load_fleet, shard
 from .redact import scrub
-from .relay import Outcome
-from .stopping import StopSignal, install_sigterm
+from .relay import Outcome, Relay
+from .stopping import HARD_EXIT_S, StopSignal, install_sigterm
 from .summary import FAILED, RunSummary, headline, log_fields
 
 log = logging.getLogger("relayer")
@@ -51,9 +51,29 @@ def relay_once(settings: Settings, stop: StopSignal) -> Outcome:
         record_failure(settings, summary)
         log_summary(outcome, settings, started=False)
         return outcome
-    outcome = relay.run()
+    stop.last_words = lambda: _abandoned(relay, settings, began)
+    try:
+        outcome = relay.run()
+    finally:
+        stop.last_words = None
     log_summary(outcome, settings)
     return outcome
+
+
+def _abandoned(relay: Relay, settings: Settings, began: float) -> None:
+    """The summary of a run the hard exit ends (a dependency hung past SIGTERM's grace)."""
+    summary = relay.current
+    if summary is None:
+        return
+    summary.outcome = FAILED
+    summary.interrupted = True
+    summary.duration_s = round(time.monotonic() - began, 3)
+    summary.error = (
+        f"still running {HARD_EXIT_S} s after SIGTERM (Firestore, Pub/Sub or the RPC endpoint "
+        "did not answer in time): what was not committed is the next run's, once this run's "
+        "lease expires (RELAYER_LEASE_SECONDS)"
+    )
+    log_summary(Outcome(summary, None), settings)
 
 
 def load_deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:

@@ -1,9 +1,10 @@
 """Cut a run's outgoing messages into Pub/Sub requests (pure: no I/O).
 
 Messages go in chain order. A request holds consecutive messages for one topic and one
-ordering key, up to Pub/Sub's limits. Requests of one lane are sent one after the other: with
-ordering on, a lane is an ordering key, as Pub/Sub's ordering asks; with ordering off, every
-request is a lane of its own and several may be in flight at once.
+ordering key, up to Pub/Sub's limits. Requests of one lane (a topic and an ordering key) are
+sent one after the other, as Pub/Sub's ordering asks; with ordering off every message of a
+topic has the empty key, so one lane: requests in flight together could be accepted out of
+chain order (CONTRACT §3: publishing stays in chain order per run).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ def cut_requests(
     *,
     group_of: Callable[[T], Hashable],
     size_of: Callable[[T], int],
-    ordered: bool,
     max_messages: int,
     max_bytes: int,
 ) -> list[Request[T]]:
@@ -49,7 +49,4 @@ def cut_requests(
                 continue
         cut.append((group, [item]))
         size = n
-    return [
-        Request(group if ordered else ("request", i), tuple(chunk))
-        for i, (group, chunk) in enumerate(cut)
-    ]
+    return [Request(group, tuple(chunk)) for group, chunk in cut]

@@ -109,7 +109,6 @@ class Courier:
             outgoing,
             group_of=lambda o: (self._sink_of(o) is self._sink, o.message.ordering_key),
             size_of=lambda o: message_size(o.message),
-            ordered=self._ordering,
             max_messages=MAX_MESSAGES,
             max_bytes=MAX_BYTES,
         )
@@ -151,7 +150,6 @@ class Courier:
             messages,
             group_of=lambda m: m.ordering_key,
             size_of=message_size,
-            ordered=self._ordering,
             max_messages=MAX_MESSAGES,
             max_bytes=MAX_BYTES,
         )

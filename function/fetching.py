@@ -85,6 +85,9 @@ def fetch(
     limits = limits or RangeLimits(len(blocks))
     for attempt in range(1, ATTEMPTS + 1):
         before, logs = _read_logs(chain, contracts, specs.topic_filter, blocks, limits)
+        if before is None:  # windows answered from different chains
+            _again(blocks, attempt)
+            continue
         events, dead = _decode_all(logs, specs, chain_id, dead_letters)
         numbers = sorted({e.block_number for e in events} | {d.block_number for d in dead})
         with_events = set(numbers)
@@ -110,17 +113,21 @@ def fetch(
                 if e.block_timestamp is None:
                     e.block_timestamp = headers[e.block_number].timestamp
             return Fetched(events, hashes, dead)
-        log.warning(
-            "blocks %d..%d changed while being read (attempt %d of %d): reading them again",
-            blocks.start,
-            blocks.end,
-            attempt,
-            ATTEMPTS,
-        )
+        _again(blocks, attempt)
     raise RpcError(
         f"blocks {blocks.start}..{blocks.end} kept changing while being read: the chain is "
         "reorganising near its head (raise RELAYER_CONFIRMATIONS) or the RPC endpoints "
         "behind RPC_URL disagree"
+    )
+
+
+def _again(blocks: BlockRange, attempt: int) -> None:
+    log.warning(
+        "blocks %d..%d changed while being read (attempt %d of %d): reading them again",
+        blocks.start,
+        blocks.end,
+        attempt,
+        ATTEMPTS,
     )
 
 
@@ -130,9 +137,12 @@ def _read_logs(
     topics: Sequence[str] | None,
     blocks: BlockRange,
     limits: RangeLimits,
-) -> tuple[Header, list[RawLog]]:
-    """Every log of the range, window by window, and the range end's header read before
-    the first of them (one side of the consistency check)."""
+) -> tuple[Header | None, list[RawLog]]:
+    """Every log of the range, window by window, and the range end's header read with the
+    first of them (one side of the consistency check); None for the header when windows
+    came from different chains. Every window's request carries the range end's header: a
+    node that knows that block as the first window's node did has the same blocks below
+    it, so a window served by a node on another fork (a load-balanced pool) is caught."""
     logs: list[RawLog] = []
     before: Header | None = None
     start = blocks.start
@@ -140,9 +150,7 @@ def _read_logs(
         limit = limits.for_host(chain.host)
         window = BlockRange(start, limit.window_end(start, blocks.end))
         try:
-            headers, part = chain.logs_with_headers(
-                window, contracts, topics, [blocks.end] if before is None else []
-            )
+            headers, part = chain.logs_with_headers(window, contracts, topics, [blocks.end])
         except RangeTooLargeError as e:
             if not limits.for_host(e.host).refused_range(window.start, window.end, e.failure):
                 raise RpcError(
@@ -157,6 +165,8 @@ def _read_logs(
             )
             continue
         before = before or headers[blocks.end]
+        if headers[blocks.end].hash != before.hash:
+            return None, []
         logs.extend(part)
         limit.answered(len(window), len(part))
         start = window.end + 1

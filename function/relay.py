@@ -77,12 +77,14 @@ class Relay:
     dead_letters: Sink | None = None  # RELAYER_DEADLETTER_TOPIC
     last_block: int | None = None  # a backfill's end: never relay past it
     replay: BlockRange | None = None  # blocks whose unrecorded events may be re-publications
+    current: RunSummary | None = field(default=None, init=False)  # the run in progress
     clock: Callable[[], datetime] = utcnow
 
     def run(self) -> Outcome:
         """One scheduled run; never raises for a failure the summary can describe."""
         started = time.monotonic()
         summary = RunSummary(uuid.uuid4().hex[:16], self.settings.relayer_id, self.clock())
+        self.current = summary
         error: BaseException | None = None
         grant: Grant | None = None
         run: _Run | None = None

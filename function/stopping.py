@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ class StopSignal:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._at: float | None = None
+        # What to log if the hard exit comes first: the running run's summary (CONTRACT §2:
+        # every run ends in one), set by the entry point around each run.
+        self.last_words: Callable[[], None] | None = None
 
     def set(self) -> None:
         if self._at is None:
@@ -55,14 +59,19 @@ def install_sigterm(stop: StopSignal, exit_code: int = 1) -> None:
             return
         log.warning("SIGTERM received: finishing the current blocks, then stopping")
         stop.set()
-        timer = threading.Timer(HARD_EXIT_S, _hard_exit, args=(exit_code,))
+        timer = threading.Timer(HARD_EXIT_S, _hard_exit, args=(exit_code, stop))
         timer.daemon = True
         timer.start()
 
     signal.signal(signal.SIGTERM, handle)
 
 
-def _hard_exit(code: int) -> None:
+def _hard_exit(code: int, stop: StopSignal) -> None:
     log.error("still running %.1f s after SIGTERM: exiting without a clean release", HARD_EXIT_S)
+    if stop.last_words is not None:
+        try:
+            stop.last_words()
+        except Exception as e:  # the exit must happen, whatever the summary's fate
+            log.error("could not log the run's summary: %s", type(e).__name__)
     logging.shutdown()
     os._exit(code)

@@ -290,7 +290,7 @@ def test_anonymous_logs_that_fit_several_events_or_none_are_dead_lettered(
     # Without a dead-letter topic the same logs fail the run, saying what is odd about them.
     failed = run_main(world.env(RELAYER_ID="no-dlq"))
     assert failed.code == 1
-    error = failed.summary["error"]
+    error = failed.summary["message"]
     assert "several" in error and "Ping" in error and "RELAYER_DEADLETTER_TOPIC" in error
     assert "fix ABI_URI" not in error
     assert world.topic.pull_all(idle_s=0.3) == []

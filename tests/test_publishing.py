@@ -27,7 +27,6 @@ from function.stopping import StopSignal
 
 def _cut(blocks: Sequence[int], keys: Sequence[str] | None = None, **kw: Any) -> list[Any]:
     items = list(zip(blocks, keys or ["k"] * len(blocks), strict=True))
-    kw.setdefault("ordered", True)
     kw.setdefault("max_messages", 1000)
     kw.setdefault("max_bytes", 10_000)
     return cut_requests(items, group_of=lambda i: i[1], size_of=lambda i: 100, **kw)
@@ -45,9 +44,12 @@ def test_cut_by_bytes_and_by_key() -> None:
     assert [(r.lane, len(r.items)) for r in requests] == [("a", 2), ("b", 1), ("a", 1)]
 
 
-def test_cut_without_ordering_gives_every_request_its_own_lane() -> None:
-    requests = _cut([1, 2, 3, 4], ordered=False, max_messages=1)
-    assert len({r.lane for r in requests}) == 4
+def test_cut_without_ordering_still_sends_one_request_at_a_time_in_chain_order() -> None:
+    # CONTRACT §3: RELAYER_ORDERING=false drops the key, publishing stays in chain order:
+    # requests in flight together could be accepted out of order.
+    requests = _cut([1, 2, 3, 4], [""] * 4, max_messages=1)
+    assert [[b for b, _ in r.items] for r in requests] == [[1], [2], [3], [4]]
+    assert {r.lane for r in requests} == {""}
 
 
 def _event(block: int, index: int) -> Event:
@@ -116,11 +118,11 @@ def test_one_request_at_a_time_per_ordering_key_and_all_results_kept() -> None:
     assert delivered.failure is None and delivered.stopped_before is None
 
 
-def test_without_ordering_several_requests_fly_at_once() -> None:
+def test_without_ordering_requests_still_go_one_at_a_time() -> None:
     sink = ScriptedSink()
     events = [_event(b, i) for b in range(1, 9) for i in range(500)]
     delivered = _send(Courier(sink, StopSignal(), ordering=False), events)
-    assert sink.max_flying > 1
+    assert sink.max_flying == 1  # in flight together, they could be accepted out of order
     assert len(delivered.published) == len(events)
 
 

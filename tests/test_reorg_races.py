@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from web3 import Web3
 
 from devstack.clients import PubSubTopic
@@ -205,3 +206,45 @@ def test_published_records_above_the_checkpoint_are_retracted_when_orphaned(
     retraction = next(p for p in got if p["removed"])
     original = next(p for p in got if not p["removed"])
     assert retraction == {**original, "removed": True}
+
+
+def test_a_window_answered_by_a_node_on_another_fork_is_read_again(
+    world: World, proxy: RpcProxy
+) -> None:
+    notes = [world.note(n) for n in range(1, 9)]  # eight blocks, one event each
+    session = requests.Session()
+    forked: list[int] = []
+
+    def fork(value: str) -> str:
+        return "0x" + Web3.keccak(text="fork" + value).hex().removeprefix("0x")
+
+    def a_pool_node_on_another_fork(body: bytes) -> tuple[int, bytes] | None:
+        calls = json.loads(body)
+        logs = [c for c in calls if c["method"] == "eth_getLogs"] if isinstance(calls, list) else []
+        # The second window of the range, once: answered by a node on another fork.
+        if not logs or int(logs[0]["params"][0]["fromBlock"], 16) != notes[3].block_number:
+            return None
+        if forked:
+            return None
+        forked.append(1)
+        answers = session.post(world.anvil.rpc_url, data=body, timeout=30).json()
+        for call, answer in zip(calls, answers, strict=True):
+            result = answer.get("result")
+            if call["method"] == "eth_getLogs":
+                for entry in result or []:
+                    entry["blockHash"] = fork(entry["blockHash"])
+            elif isinstance(result, dict):
+                result["hash"] = fork(result["hash"])
+        return 200, json.dumps(answers).encode()
+
+    proxy.faults = a_pool_node_on_another_fork
+    proxy.limit_log_range(3)
+    env = world.env(rpc_url=proxy.url(), START_BLOCK=str(notes[0].block_number))
+    run = run_main(env)
+    assert forked, "the fork never answered"
+    assert run.code == 0, run.stdout + run.stderr
+
+    got = payloads(world.topic.pull_all())
+    assert sorted(p["event_id"] for p in got) == sorted(
+        f"31337:{n.block_hash}:{n.log_index}" for n in notes
+    )

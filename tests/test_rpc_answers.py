@@ -63,7 +63,7 @@ def test_two_logs_at_one_index_on_the_only_endpoint_fail_the_run(
     run = run_main(env)
 
     assert run.code == 1 and run.summary["outcome"] == "failed"
-    assert "two different logs at index" in run.summary["error"]
+    assert "two different logs at index" in run.summary["message"]
     assert payloads(deployment.topic.pull_all()) == []  # nothing relayed from that answer
     proxy.repeat_logs(None)  # the node is fixed: the next run relays everything once
     run_until_idle(env)
@@ -131,7 +131,7 @@ def test_a_failover_url_on_another_chain_stops_the_start(
         wrong.stop()
 
     assert run.code == 2, run.stdout + run.stderr
-    error = run.summary["error"]
+    error = run.summary["message"]
     assert f"RPC endpoint 127.0.0.1:{wrong.port} serves chain 11155111" in error
     assert "CHAIN_ID=31337" in error and "RPC_URL" in error
     assert "SECRETKEY" not in run.stdout + run.stderr and "OTHERKEY" not in run.stdout + run.stderr

@@ -87,3 +87,61 @@ def test_sigterm_with_a_publish_in_flight_holds_the_lease_until_it_cannot_be_acc
     doc = relayer_doc(deployment.relayer_id)
     assert doc["lease"]["owner"] is None
     assert doc["next_block"] == deployment.head() + 1
+
+
+@pytest.fixture
+def slow_firestore(stack: Stack) -> Iterator[TcpHoldProxy]:
+    proxy = TcpHoldProxy(stack.firestore.address)
+    yield proxy
+    proxy.stop()
+
+
+def test_sigterm_with_firestore_hung_still_ends_in_a_summary(
+    deployment: Deployment, slow_firestore: TcpHoldProxy
+) -> None:
+    deployment.expected = deployment.make_activity(120, blocks=30)
+    env = deployment.env(RELAYER_BATCH_SIZE="1000", RELAYER_CHECKPOINT_INTERVAL="2")
+    proc = subprocess.Popen(
+        [sys.executable, "tests/crashing_main.py"],
+        cwd=ROOT,
+        text=True,
+        env={
+            **env,
+            "FIRESTORE_EMULATOR_HOST": slow_firestore.address,
+            "CRASH_AT": "slow_publish",
+            "CRASH_SLEEP": "0.3",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        doc = relayer_doc(deployment.relayer_id) if _exists(deployment) else {}
+        if doc.get("next_block", 0) > 1:
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError("the run never committed a checkpoint")
+    slow_firestore.arm(b"", 60.0)  # from now on Firestore answers nothing for a minute
+
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - sent
+
+    assert took < 10.5, f"exited {took:.1f} s after SIGTERM"
+    summaries = [json.loads(line) for line in out.splitlines() if '"run_summary"' in line]
+    assert len(summaries) == 1, out + err
+    (summary,) = summaries
+    assert summary["outcome"] == "failed" and summary["interrupted"] is True
+    assert "after SIGTERM" in summary["message"]
+    assert proc.returncode == 1
+
+
+def _exists(deployment: Deployment) -> bool:
+    try:
+        relayer_doc(deployment.relayer_id)
+    except AssertionError:
+        return False
+    return True
