@@ -33,8 +33,8 @@ For the campaign, FAULT_RUN tags every published message with a `fault_run` attr
 published each copy) and FAULT_LOG names a journal: JSON lines written straight to the file
 (nothing buffered, so a SIGKILL loses none) of the lease grants (with the lease document:
 the job's or a backfill task's), the publish requests as they start and as their answers
-come back (or fail), the records and the commits. With arguments the wrapper runs the
-`relayer` CLI (`backfill`, `reset`) under the same hooks.
+come back (or fail), the records and the commits (with when each write began). With
+arguments the wrapper runs the `relayer` CLI (`backfill`, `reset`) under the same hooks.
 """
 
 from __future__ import annotations
