@@ -39,6 +39,8 @@ class TcpHoldProxy:
         self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
         self._lock = threading.Lock()
         self._hold: Hold | None = None
+        self._lose: tuple[bytes, threading.Event] | None = None
+        self._lose_fired = False
         self._closed = False
         threading.Thread(target=self._accept, daemon=True, name="tcphold").start()
 
@@ -47,6 +49,14 @@ class TcpHoldProxy:
         with self._lock:
             self._hold = Hold(pattern, hold_s)
             return self._hold
+
+    def lose_answer(self, pattern: bytes) -> threading.Event:
+        """Forward the first client chunk containing `pattern`, then drop whatever the server
+        answers on that connection and cut it half a second later: a request applied whose
+        answer was lost. The event is set once the connection is cut."""
+        with self._lock:
+            self._lose, self._lose_fired = (pattern, threading.Event()), False
+            return self._lose[1]
 
     def stop(self) -> None:
         self._closed = True
@@ -61,10 +71,13 @@ class TcpHoldProxy:
             server = socket.create_connection(self._upstream)
             for sock in (client, server):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+            muted = threading.Event()  # the server's answers on this connection are lost
+            for args in ((client, server, True, muted), (server, client, False, muted)):
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, upstream: bool, muted: threading.Event
+    ) -> None:
         holding_until: float | None = None
         hold: Hold | None = None
         try:
@@ -72,6 +85,13 @@ class TcpHoldProxy:
                 chunk = src.recv(65536)
                 if not chunk:
                     break
+                if not upstream and muted.is_set():
+                    continue
+                if upstream and self._losing(chunk):
+                    muted.set()
+                    dst.sendall(chunk)
+                    threading.Thread(target=self._cut, args=(src, dst), daemon=True).start()
+                    continue
                 if upstream and holding_until is None:
                     with self._lock:
                         armed = self._hold
@@ -92,3 +112,19 @@ class TcpHoldProxy:
             for sock in (src, dst):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+    def _losing(self, chunk: bytes) -> bool:
+        """True for the first chunk that has the pattern (once: later ones pass)."""
+        with self._lock:
+            if self._lose is None or self._lose_fired or self._lose[0] not in chunk:
+                return False
+            self._lose_fired = True
+            return True
+
+    def _cut(self, *socks: socket.socket) -> None:
+        time.sleep(0.5)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        assert self._lose is not None
+        self._lose[1].set()

@@ -37,9 +37,13 @@ def event_payload(event: Event) -> dict[str, Any]:
     }
 
 
-def rfc3339(timestamp: int) -> str:
-    """Block time as RFC 3339 in UTC, the form CloudEvents `time` requires."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rfc3339(timestamp: int) -> str | None:
+    """Block time as RFC 3339 in UTC, the form CloudEvents `time` requires; None for a time
+    RFC 3339 cannot write (after 9999-12-31: a devnet's clock may say anything)."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def ordering_key(chain_id: int, contract: str) -> str:
@@ -64,7 +68,9 @@ def attributes_of(payload: dict[str, Any], *, replay: bool = False) -> dict[str,
         "ce-type": f"evm.event.{payload['event']}",
     }
     if payload.get("block_timestamp") is not None:
-        attributes["ce-time"] = rfc3339(int(payload["block_timestamp"]))
+        when = rfc3339(int(payload["block_timestamp"]))
+        if when is not None:  # the time stays in `data` whatever it is
+            attributes["ce-time"] = when
     if replay:
         attributes["replay"] = "true"
     return attributes

@@ -69,6 +69,20 @@ def _replay_range(raw: Any) -> BlockRange | None:
     return BlockRange(int(raw["from"]), int(raw["to"]))
 
 
+def _grant(run_id: str, lease: Lease, doc: dict[str, Any]) -> Grant:
+    assert lease.expires_at is not None
+    return Grant(
+        run_id,
+        lease.fence,
+        lease.expires_at,
+        doc.get("next_block"),
+        doc.get("checkpoint_block_hash"),
+        _refs(doc.get("recent_blocks")),
+        {str(e["host"]): int(e["blocks"]) for e in doc.get("rpc_limits") or []},
+        _replay_range(doc.get("replay")),
+    )
+
+
 def _refs(raw: Any) -> tuple[BlockRef, ...]:
     return tuple(BlockRef(int(r["number"]), str(r["hash"])) for r in raw or [])
 
@@ -169,17 +183,7 @@ class FirestoreState:
             fields: dict[str, Any] = {"updated_at": now, **self._identity}
             self._put_lease(txn, fields, lease, now)
             txn.set(self._doc, fields, merge=True)
-            assert lease.expires_at is not None
-            return Grant(
-                run_id,
-                lease.fence,
-                lease.expires_at,
-                doc.get("next_block"),
-                doc.get("checkpoint_block_hash"),
-                _refs(doc.get("recent_blocks")),
-                {str(e["host"]): int(e["blocks"]) for e in doc.get("rpc_limits") or []},
-                _replay_range(doc.get("replay")),
-            )
+            return _grant(run_id, lease, doc)
 
         try:
             grant: Grant | None = take(self._client.transaction())
@@ -198,6 +202,13 @@ class FirestoreState:
             )
             return None
         except gexc.GoogleAPIError as e:
+            # The commit may have been applied with its answer lost (the retry then finds
+            # the transaction closed): the lease is ours then, and must not sit there
+            # unused until it expires.
+            held, doc = self._read_both_plain()
+            if held.owner == run_id and held.expires_at is not None:
+                log.warning("the lease was taken although Firestore's answer was lost (%s)", e)
+                return _grant(run_id, held, doc)
             raise wrapped("lease acquisition", e) from e
 
     def _read_lease_doc(self) -> dict[str, Any] | None:
@@ -208,6 +219,13 @@ class FirestoreState:
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the backfill lease", e) from e
         return snapshot.to_dict() if snapshot.exists else None
+
+    def _read_both_plain(self) -> tuple[Lease, dict[str, Any]]:
+        """Outside a transaction: the lease, and the document with the checkpoint."""
+        doc = self.read() or {}
+        if self._lease_doc is self._doc:
+            return guard.lease_of(doc), doc
+        return guard.lease_of(self._read_lease_doc()), doc
 
     def _read_both(self, txn: firestore.Transaction) -> tuple[Lease, dict[str, Any]]:
         """In a transaction: the lease, and the document with the checkpoint."""
@@ -301,10 +319,37 @@ class FirestoreState:
 
         try:
             write(self._client.transaction(max_attempts=COMMIT_ATTEMPTS))
-        except LeaseLostError:
-            raise
-        except (gexc.GoogleAPIError, ValueError) as e:
+        except (LeaseLostError, gexc.GoogleAPIError, ValueError) as e:
+            # A commit applied whose answer was lost looks like a failure (or, once it
+            # released the lease, like a lease lost): look before calling it one.
+            if self._applied(grant, lease_until, summary):
+                log.warning("the commit was applied although Firestore's answer was lost")
+                return
+            if isinstance(e, LeaseLostError):
+                raise
             raise wrapped("checkpoint commit", e) from e
+
+    def _applied(
+        self, grant: Grant, lease_until: datetime | None, summary: RunSummary | None
+    ) -> bool:
+        """Whether this run's commit is in Firestore: its summary (the last commit), or
+        its lease renewal (every other commit renews)."""
+        try:
+            held, doc = self._read_both_plain()
+        except StateError:
+            return False
+        if summary is not None:
+            last = doc.get("last_run") or {}
+            return bool(
+                last.get("run_id") == grant.run_id
+                and last.get("finished_at") == summary.finished_at
+            )
+        return (
+            lease_until is not None
+            and held.owner == grant.run_id
+            and held.fence == grant.fence
+            and held.expires_at == lease_until
+        )
 
     def release(self, grant: Grant, now: datetime) -> None:
         """Give the lease back without recording a run (operator commands)."""

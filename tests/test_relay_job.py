@@ -206,3 +206,16 @@ def test_logs_are_structured_for_cloud_logging(deployment: Deployment) -> None:
     assert text.code == 0
     assert len(text.lines) == 1 and text.lines[0].split()[1] == "INFO"
     assert "run idle" in text.lines[0]
+
+
+def test_a_block_time_past_year_9999_does_not_stop_the_relayer(deployment: Deployment) -> None:
+    # A devnet's clock may say anything (anvil takes any u64): RFC 3339 cannot write a year
+    # past 9999, so `ce-time` is left out; the time stays in the data.
+    deployment.w3.provider.make_request("evm_setNextBlockTimestamp", [2**40])  # type: ignore[arg-type]
+    deployment.expected = deployment.make_activity(2, blocks=1)
+    run = run_main(deployment.env())
+    assert run.code == 0, run.stdout + run.stderr
+    messages = deployment.topic.pull_all()
+    assert_exactly_once(payloads(messages), deployment.expected)
+    assert all("ce-time" not in m.attributes for m in messages)
+    assert {json.loads(m.data)["block_timestamp"] for m in messages} == {2**40}

@@ -227,7 +227,9 @@ def test_a_window_answered_by_a_node_on_another_fork_is_read_again(
         if forked:
             return None
         forked.append(1)
-        answers = session.post(world.anvil.rpc_url, data=body, timeout=30).json()
+        answers = session.post(
+            world.anvil.rpc_url, data=body, headers={"Content-Type": "application/json"}, timeout=30
+        ).json()
         for call, answer in zip(calls, answers, strict=True):
             result = answer.get("result")
             if call["method"] == "eth_getLogs":
