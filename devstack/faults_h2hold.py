@@ -1,4 +1,4 @@
-"""devstack/tcphold.py's hold, split at the HTTP/2 frame that carries the pattern.
+"""A TCP hold like devstack/tcphold.py's, split at the HTTP/2 frame that carries the pattern.
 
 gRPC often writes a small request's HEADERS and DATA frames in one TCP send. Holding that
 whole chunk holds the headers too, and with them the `grpc-timeout` the server counts the
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
 
-from devstack.tcphold import Hold, TcpHoldProxy
+from devstack.tcphold import Hold
 
 _FRAME_HEADER = 9  # HTTP/2: length (3), type (1), flags (1), stream id (4)
 _PREFACE = len(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
@@ -57,8 +58,42 @@ def split_at_frame(frames: list[tuple[int, int, int]], chunk: bytes, pattern: by
     return 0
 
 
-class FrameHoldProxy(TcpHoldProxy):
-    """A TcpHoldProxy whose hold starts at the frame that carries the pattern."""
+class FrameHoldProxy:
+    """Listens on 127.0.0.1 (a free port) and forwards to `upstream` ("host:port"); armed,
+    it holds a request from the HTTP/2 frame that carries the pattern (as TcpHoldProxy
+    does from the chunk: a class of its own, so that proxy can change freely)."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.rpartition(":")
+        self._upstream = (host or "127.0.0.1", int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._hold: Hold | None = None
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True, name="h2hold").start()
+
+    def arm(self, pattern: bytes, hold_s: float) -> Hold:
+        """Hold the first frame that contains `pattern` (and what follows it) for `hold_s`."""
+        with self._lock:
+            self._hold = Hold(pattern, hold_s)
+            return self._hold
+
+    def stop(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._upstream)
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
         holding_until: float | None = None
