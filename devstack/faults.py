@@ -4,30 +4,43 @@
 (60 events over 20 blocks) and relays it again and again, each trial a fresh relayer:
 SIGKILL at every named step of a run and at random instants, 2 to 8 overlapping runs, runs
 that stall past their lease, SIGTERM, a misbehaving RPC provider, Firestore contention, and
-Pub/Sub and Firestore stopped mid-run. Every trial ends with plain runs until one finds
-nothing new; then the chain's logs are compared with what a subscriber received, what
-Firestore recorded and what each run's journal says (devstack/faults_verdict.py). It prints
-a table per scenario, writes artifacts/faults.json and exits 1 if any guarantee broke.
+Pub/Sub and Firestore stopped mid-run. And the kinds of fault an outside audit found: big
+and odd events (600 kB bytes, a block of four 90,000-character CJK strings, invalid UTF-8,
+anonymous events; devstack/faults_chains.py), repeated logs and batch caps without
+blockTimestamp (devstack/faults_provider.py), reorganisations between a run's checkpoint
+check and its eth_getLogs and over published blocks above the checkpoint (each on a fresh
+anvil; devstack/faults_chain_scenarios.py), SIGTERM with a slow provider or a publish held
+on the wire, a run frozen before recording, overlapping backfills
+(devstack/faults_backfills.py), a Cloud Storage outage in a fleet (devstack/faults_fleet.py).
+Every trial ends with plain runs until one finds nothing new; then the final canonical
+chain's logs are compared with what a subscriber received (live once, §7.4 duplicates
+counted; every orphaned event published live retracted exactly once with the same data),
+what Firestore recorded and what each run's journal says (devstack/faults_verdict.py,
+faults_duplicates.py, faults_retractions.py). It prints a table per scenario, writes
+artifacts/faults.json and exits 1 if any guarantee broke.
 `--kills` scales the number of trials (about that many SIGKILLs); `--only` picks scenarios.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.faults_backfills import overlapping_backfills
+from devstack.faults_chain_scenarios import odd_events, reorg_at_getlogs, reorg_unrecorded
+from devstack.faults_chains import odd_world
+from devstack.faults_fleet import storage_outage
 from devstack.faults_launch import Launcher, Spawner, Zygote
 from devstack.faults_outages import (
     Restartable,
@@ -36,11 +49,26 @@ from devstack.faults_outages import (
     pubsub_outage,
     rpc_faults,
 )
+from devstack.faults_provider import (
+    rpc_batch_caps,
+    rpc_repeats,
+    sigterm_slow_pubsub,
+    sigterm_slow_rpc,
+)
+from devstack.faults_report import (
+    Result,
+    figures_table,
+    normalise,
+    progress,
+    run_line,
+    sum_figures,
+    write_report,
+)
 from devstack.faults_scenarios import POINTS, STALL_POINTS, kill_scenarios
 from devstack.faults_trial import Trial
-from devstack.faults_verdict import VIOLATIONS, judge
+from devstack.faults_verdict import judge
 from devstack.faults_world import World, build_world
-from devstack.services import Stack, start_anvil
+from devstack.services import Anvil, Stack, start_anvil
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "relayer-faults"
@@ -52,56 +80,62 @@ BASE = {
     "overlap+kills": 14,
     **{f"stall@{p}": 2 for p in STALL_POINTS},
     "freeze@mid_publish": 8,
+    "freeze@before_record": 4,
     "freeze@random": 8,
     "sigterm": 8,
     "rpc": 8,
     "contention": 3,
     "pubsub_outage": 4,
     "firestore_outage": 4,
+    # the kinds of fault an outside audit found
+    "odd_events": 4,
+    "rpc_repeats": 5,
+    "rpc_batch_caps": 5,
+    "reorg@getlogs": 5,
+    "reorg@unrecorded": 5,
+    "sigterm@slow_rpc": 3,
+    "sigterm@slow_pubsub": 3,
+    "backfills": 4,
+    "fleet_storage_outage": 2,
 }
-COLUMNS = (
-    ("trials", "trials"), ("runs", "runs"), ("kills", "kills"), ("lost", "lost"),
-    ("dup_events", "dup"), ("dup_after_kill", "dup:kill"), ("dup_after_failure", "dup:fail"),
-    ("dup_after_stall", "dup:stall"), ("double_published", "dbl-pub"), ("replayed", "replay"),
-    ("window_exceeded", "window"), ("regressions", "regress"), ("unclear", "unclear"),
-    ("status_wrong", "status"), ("other", "other"), ("outcome_failed", "failed"),
-    ("failed_lock", "fail:lock"),
-)  # fmt: skip
-OTHER = [v for v in VIOLATIONS if v not in {k for k, _ in COLUMNS}]
-
-
-@dataclass
-class Result:
-    """One trial's verdict."""
-
-    scenario: str
-    seed: int
-    seconds: float
-    figures: Counter[str]
-    findings: list[str]
-    settings: dict[str, Any] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)  # errors of failed runs, normalised
-
-
 class Campaign:
     """Runs trials of the scenarios on one world and keeps their verdicts."""
 
     def __init__(self, world: World, kills_per_trial: int = 3) -> None:
         self.world = world
         self._dedicated: dict[str, Restartable] = {}
+        self._lock = threading.Lock()
+        self._odd: tuple[World, Anvil] | None = None
         self.scenarios: dict[str, Callable[[World, random.Random], Trial]] = {
             **kill_scenarios(kills_per_trial),
             "rpc": rpc_faults,
             "contention": contention,
             "pubsub_outage": lambda w, r: pubsub_outage(w, r, self._emulator("pubsub")),
             "firestore_outage": lambda w, r: firestore_outage(w, r, self._emulator("firestore")),
+            "odd_events": lambda w, r: odd_events(self._odd_world(), r),
+            "reorg@getlogs": reorg_at_getlogs,
+            "reorg@unrecorded": reorg_unrecorded,
+            "rpc_repeats": rpc_repeats,
+            "rpc_batch_caps": rpc_batch_caps,
+            "sigterm@slow_rpc": sigterm_slow_rpc,
+            "sigterm@slow_pubsub": sigterm_slow_pubsub,
+            "backfills": overlapping_backfills,
+            "fleet_storage_outage": storage_outage,
         }
         self.results: list[Result] = []
 
     def _emulator(self, kind: str) -> Restartable:
-        if kind not in self._dedicated:
-            self._dedicated[kind] = Restartable(kind, self.world.project)
-        return self._dedicated[kind]
+        with self._lock:
+            if kind not in self._dedicated:
+                self._dedicated[kind] = Restartable(kind, self.world.project)
+            return self._dedicated[kind]
+
+    def _odd_world(self) -> World:
+        """The big and odd events, on an anvil of their own, made once."""
+        with self._lock:
+            if self._odd is None:
+                self._odd = odd_world(self.world)
+            return self._odd[0]
 
     def run(self, jobs: Iterable[tuple[str, int]], workers: int = 2) -> list[Result]:
         """Run the trials, `workers` at a time; their results (also kept in `results`)."""
@@ -109,7 +143,7 @@ class Campaign:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
             for result in pool.map(lambda job: self.trial(*job), jobs):
                 done.append(result)
-                _progress(result)
+                progress(result)
         self.results.extend(done)
         return done
 
@@ -118,15 +152,19 @@ class Campaign:
         trial: Trial | None = None
         try:
             trial = self.scenarios[scenario](self.world, random.Random(seed))
-            figures, findings = judge(self.world, trial.evidence(), trial.interval)
+            if trial.verdict is not None:
+                figures, findings = trial.verdict()
+            else:
+                evidence = trial.evidence()  # settles the trial's world (a chain that changed)
+                figures, findings = judge(trial.world, evidence, trial.interval)
             settings: dict[str, Any] = {
                 "interval": trial.interval,
                 "batch": trial.batch,
                 "lease_s": trial.lease_s,
             }
-            failures = [_normalise(s.get("error") or s.get("message") or "") for p in trial.procs
+            failures = [normalise(s.get("error") or s.get("message") or "") for p in trial.procs
                         for s in p.summaries() if s.get("outcome") == "failed"]  # fmt: skip
-            settings["runs"] = [_run_line(p) for p in trial.procs]
+            settings["runs"] = [run_line(p) for p in trial.procs]
         except Exception:
             figures, findings = Counter({"trial_errors": 1}), [traceback.format_exc()]
             settings, failures = {}, []
@@ -140,6 +178,8 @@ class Campaign:
     def close(self) -> None:
         for emulator in self._dedicated.values():
             emulator.stop()
+        if self._odd is not None:
+            self._odd[1].stop()
 
 
 def plan(kills: int, only: list[str] | None = None) -> list[tuple[str, int]]:
@@ -152,70 +192,19 @@ def plan(kills: int, only: list[str] | None = None) -> list[tuple[str, int]]:
     return jobs
 
 
-def _run_line(proc: Any) -> str:
-    """One line per run for the JSON: tag, exit, outcome, seconds, crash point, error."""
-    summary = (proc.summaries() or [{}])[0]
-    point = next((e["point"] for e in proc.journal() if e["what"] == "point"), "")
-    took = (proc.ended or 0) - proc.spawned
-    error = (summary.get("error") or summary.get("message") or "")[:160]
-    return f"{proc.tag} exit {proc.code} {summary.get('outcome', '-')} {took:.1f}s {point} {error}"
-
-
-def _normalise(error: str) -> str:
-    error = re.sub(r"0x[0-9a-fA-F]+|\b[0-9a-f]{16}\b", "…", error)
-    return re.sub(r"\d+(\.\d+)?", "N", error)[:140]
-
-
-def _progress(result: Result) -> None:
-    broken = sum(result.figures[v] for v in VIOLATIONS) + result.figures["trial_errors"]
-    mark = "BROKEN" if broken else "ok"
-    print(f"  {result.scenario:<24} {result.seconds:>5.1f} s  kills {result.figures['kills']:>2}"
-          f"  {mark}", flush=True)  # fmt: skip
-    for finding in result.findings[:5]:
-        print(f"      {finding[:400]}", flush=True)
-
-
 def totals(results: list[Result]) -> dict[str, Counter[str]]:
-    """Figures summed per scenario family (crash@x, stall@x, ...) and in total."""
-    out: dict[str, Counter[str]] = {}
-    for r in sorted(results, key=lambda r: list(BASE).index(r.scenario)):
-        out.setdefault(r.scenario, Counter()).update(r.figures)
-    out["TOTAL"] = sum(out.values(), Counter())
-    for figures in out.values():
-        figures["other"] = sum(figures[v] for v in OTHER) + figures["trial_errors"]
-    return out
+    """Figures summed per scenario and in total, scenarios in BASE's order."""
+    return sum_figures(results, list(BASE))
 
 
 def table(results: list[Result]) -> str:
-    sums = totals(results)
-    width = max(len(s) for s in sums) + 1
-    widths = [max(len(h), 5) + 1 for _, h in COLUMNS]
-    header = "".join(f"{h:>{w}}" for (_, h), w in zip(COLUMNS, widths, strict=True))
-    lines = ["scenario".ljust(width) + header]
-    for scenario, figures in sums.items():
-        if scenario == "TOTAL":
-            lines.append("-" * len(lines[0]))
-        cells = "".join(f"{figures[k]:>{w}}" for (k, _), w in zip(COLUMNS, widths, strict=True))
-        lines.append(scenario.ljust(width) + cells)
-    return "\n".join(lines)
+    """The campaign's table, one line per scenario and the total."""
+    return figures_table(results, list(BASE))
 
 
 def report(results: list[Result], seconds: float, path: Path) -> dict[str, Any]:
-    sums = totals(results)
-    body = {
-        "seconds": round(seconds, 1),
-        "violations": {v: sums["TOTAL"][v] for v in (*VIOLATIONS, "trial_errors")},
-        "scenarios": {s: dict(f) for s, f in sums.items()},
-        "failed_run_errors": Counter(e for r in results for e in r.failures).most_common(),
-        "trials": [
-            {"scenario": r.scenario, "seed": r.seed, "seconds": r.seconds,
-             "settings": r.settings, "figures": dict(r.figures), "findings": r.findings}
-            for r in results
-        ],
-    }  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(body, indent=1, default=str))
-    return body
+    """artifacts/faults.json: the figures, the failures and every trial."""
+    return write_report(results, list(BASE), seconds, path)
 
 
 def open_world(stack: Stack, rpc_url: str, launcher: Launcher) -> World:

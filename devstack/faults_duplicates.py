@@ -15,18 +15,19 @@ import itertools
 from collections import Counter, defaultdict
 from typing import Any
 
-from devstack.faults_trial import Proc
+from devstack.faults_proc import Proc
 from devstack.faults_world import Copy, World
 
 
-def _takeovers(journals: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+def takeovers(journals: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
     """When each run's lease went to another run: when the taker's grant had returned (not
-    its `now`, read when the run started: a run blocked by an outage acquires much later)."""
-    grants = [(e["fence"], e["t"], tag) for tag, j in journals.items() for e in j
-              if e["what"] == "acquired"]  # fmt: skip
+    its `now`, read when the run started: a run blocked by an outage acquires much later).
+    Fences count per lease: the job's, and each backfill task's of its own."""
+    grants = [(e.get("lease", ""), e["fence"], e["t"], tag) for tag, j in journals.items()
+              for e in j if e["what"] == "acquired"]  # fmt: skip
     out: dict[str, float] = {}
-    for fence, _, tag in grants:
-        later = [now for f, now, other in grants if f > fence and other != tag]
+    for lease, fence, _, tag in grants:  # a run's last grant of each lease counts
+        later = [t for held, f, t, other in grants if held == lease and f > fence and other != tag]
         out[tag] = min(later, default=float("inf"))
     return out
 
@@ -58,8 +59,11 @@ def duplicates(
     interval: int,
     figures: Counter[str],
     findings: list[str],
+    strict: bool = False,
 ) -> None:
-    takeover = _takeovers(journals)
+    """`strict`: one run's own copies of an event are a violation too (`dup_same_run`),
+    as when a provider repeats a log in one answer."""
+    takeover = takeovers(journals)
     grant_of = {
         t: next((e for e in j if e["what"] == "acquired"), None) for t, j in journals.items()
     }
@@ -83,7 +87,7 @@ def duplicates(
         by_event[c.event_id].append(c)
     republished: dict[str, set[str]] = defaultdict(set)  # earlier run -> its events republished
     for event_id, group in by_event.items():
-        if event_id not in world.truth:
+        if event_id not in world.known:
             continue
         block = world.block_of(event_id)
         for c in group:  # §7.2: nothing recorded, or below the run's own checkpoint, again
@@ -91,7 +95,9 @@ def duplicates(
             if grant is None:
                 continue
             early = recorded_at.get(event_id, float("inf")) < grant["now"]
-            below = grant["next_block"] is not None and block < grant["next_block"]
+            # a run that found a reorganisation rewinds: from the fork on it relays anew
+            floor = min((grant["next_block"], *world.forks)) if grant["next_block"] else None
+            below = floor is not None and block < floor
             if (early and len(group) > 1) or below:
                 figures["replayed"] += 1
                 findings.append(f"{event_id} (block {block}) published again by {c.run}")
@@ -105,7 +111,10 @@ def duplicates(
             findings.append(f"{event_id}: copies with different data")
         runs = [c.run for c in group]
         if len(set(runs)) == 1:
-            figures["dup_same_run"] += 1  # the client library retried a publish
+            figures["dup_same_run"] += 1  # a publish retried within the run
+            if strict:
+                figures["dup_in_one_run"] += 1
+                findings.append(f"{event_id} published {len(group)} times by {runs[0]}")
             continue
         late = [c for c in group if c in stale]
         if late:
@@ -145,7 +154,8 @@ def _fate(proc: Proc, journal: list[dict[str, Any]]) -> str:
     """How a run whose events were published again ended."""
     if proc.killed:
         return "kill"
-    if any(e["what"] == "point" and e["action"] in ("stall", "freeze") for e in journal):
+    if proc.frozen or any(e["what"] == "point" and e["action"] in ("stall", "freeze")
+                          for e in journal):  # fmt: skip
         return "stall"
     if any(e["what"] == "lease_lost" for e in journal):
         return "stall"

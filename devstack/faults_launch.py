@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -26,10 +26,15 @@ class Launcher(Protocol):
     startup_s: float  # from start() to the run's first step, about
 
     def start(
-        self, env: dict[str, str], out: Path, on_exit: OnExit, code: str | None = None
+        self,
+        env: dict[str, str],
+        out: Path,
+        on_exit: OnExit,
+        code: str | None = None,
+        args: Sequence[str] = (),
     ) -> int:
         """Start a run (or `code`, a Python program) writing stdout and stderr to `out`;
-        its pid. `on_exit(exit code)` follows."""
+        its pid. `on_exit(exit code)` follows. `args`: the `relayer` CLI's, not main.py."""
 
     def close(self) -> None: ...
 
@@ -40,9 +45,14 @@ class Spawner:
     startup_s = 0.5
 
     def start(
-        self, env: dict[str, str], out: Path, on_exit: OnExit, code: str | None = None
+        self,
+        env: dict[str, str],
+        out: Path,
+        on_exit: OnExit,
+        code: str | None = None,
+        args: Sequence[str] = (),
     ) -> int:
-        argv = [sys.executable, "-c", code] if code else [sys.executable, str(WRAPPER)]
+        argv = [sys.executable, "-c", code] if code else [sys.executable, str(WRAPPER), *args]
         with open(out, "wb") as sink:
             popen = subprocess.Popen(
                 argv,
@@ -79,10 +89,16 @@ class Zygote:
         threading.Thread(target=self._read, daemon=True, name="zygote").start()
 
     def start(
-        self, env: dict[str, str], out: Path, on_exit: OnExit, code: str | None = None
+        self,
+        env: dict[str, str],
+        out: Path,
+        on_exit: OnExit,
+        code: str | None = None,
+        args: Sequence[str] = (),
     ) -> int:
         request_id = next(self._ids)
-        request = {"id": request_id, "env": env, "out": str(out), "argv": [str(WRAPPER)]}
+        argv = [str(WRAPPER), *args]
+        request = {"id": request_id, "env": env, "out": str(out), "argv": argv}
         if code:
             request["code"] = code
         with self._started:

@@ -23,7 +23,8 @@ from pathlib import Path
 from google.cloud import firestore
 
 from devstack.clients import export_firestore
-from devstack.faults_trial import Proc, Trial
+from devstack.faults_proc import Proc
+from devstack.faults_trial import Trial
 from devstack.faults_world import World, firestore_client
 from devstack.rpcproxy import RpcProxy
 from devstack.rpcproxy_bodies import FAILURES, RANGE_BODIES, RATE_BODIES, RESULT_BODIES

@@ -201,6 +201,8 @@ def kill_scenarios(kills: int = 3) -> dict[str, Scenario]:
     for point in STALL_POINTS:
         out[f"stall@{point}"] = lambda w, r, p=point: stall(w, r, p)  # type: ignore[misc]
     out["freeze@mid_publish"] = lambda w, r: stall(w, r, "mid_publish", "freeze")
+    # published, not yet recorded: on waking it must write nothing over the newer run's records
+    out["freeze@before_record"] = lambda w, r: stall(w, r, "before_record", "freeze")
     out["freeze@random"] = random_freeze
     out["sigterm"] = sigterm
     return out

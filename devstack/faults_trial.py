@@ -10,20 +10,19 @@ until a run finds nothing new, and `evidence()` gathers everything the verdict n
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import shutil
 import signal
 import tempfile
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from devstack.clients import PubSubTopic, create_topic_and_subscription
+from devstack.faults_proc import Proc
 from devstack.faults_world import (
     Poller,
     World,
@@ -32,65 +31,7 @@ from devstack.faults_world import (
     relayer_env,
     relayer_status,
 )
-
-RUN_TIMEOUT_S = 90.0  # a run still going after this long has no clear outcome: it is killed
-
-
-@dataclass
-class Proc:
-    """One run's process, its output and its journal (see tests/crashing_main.py)."""
-
-    tag: str
-    pid: int
-    spawned: float
-    out: Path
-    journal_path: Path
-    point: str
-    action: str
-    ended: float | None = None
-    code: int | None = None
-    killed_by_us: bool = False  # SIGKILL sent from outside (a random instant)
-    hung: bool = False
-    term_sent: float | None = None
-    doc_after: dict[str, Any] | None = None  # the relayer document right after it ended
-    done: threading.Event = field(default_factory=threading.Event)
-
-    def wait(self, timeout: float = RUN_TIMEOUT_S) -> int:
-        if not self.done.wait(timeout):
-            self.hung = True
-            self.signal(signal.SIGKILL)
-            self.done.wait(10)
-        assert self.code is not None
-        return self.code
-
-    def signal(self, sig: int) -> None:
-        if not self.done.is_set():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-
-    def journal(self) -> list[dict[str, Any]]:
-        try:
-            text = self.journal_path.read_text()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-    def first(self, what: str) -> dict[str, Any] | None:
-        return next((e for e in self.journal() if e["what"] == what), None)
-
-    def summaries(self) -> list[dict[str, Any]]:
-        found = []
-        for line in self.out.read_text(errors="replace").splitlines():
-            if '"run_summary"' in line:
-                try:
-                    found.append(json.loads(line))
-                except ValueError:
-                    continue
-        return found
-
-    @property
-    def killed(self) -> bool:
-        return self.code == -signal.SIGKILL
+from function.state import FirestoreState
 
 
 class Trial:
@@ -124,6 +65,12 @@ class Trial:
         self.notes: list[str] = []
         self.copies: list[Any] = []  # drained early (before an emulator restart)
         self.recovered = False
+        self.strict_duplicates = False  # one run's own second copy is a violation too
+        # A chain that changes during the trial: the world as it ended, known only then
+        self.settle: Callable[[], World] | None = None
+        self.cleanups: list[Callable[[], None]] = []  # a proxy, an anvil of the trial's own
+        # a verdict of the scenario's own (a fleet judges each of its relayers)
+        self.verdict: Callable[[], tuple[Counter[str], list[str]]] | None = None
 
     def make_topic(self) -> PubSubTopic:
         name = self.relayer_id.replace("faults-", "f-")
@@ -155,7 +102,10 @@ class Trial:
         action: str = "kill",
         pause: float = 0.5,
         delay_ms: float = 2.0,
+        args: Sequence[str] = (),
+        **extra: str,
     ) -> Proc:
+        """A run (with `args`: the `relayer` CLI) at a crash point; `extra` settings."""
         tag = f"r{len(self.procs)}"
         out, journal = self.dir / f"{tag}.out", self.dir / f"{tag}.journal"
         env = self.env(
@@ -166,10 +116,13 @@ class Trial:
             CRASH_DELAY_MS=f"{delay_ms:g}",
             FAULT_RUN=tag,
             FAULT_LOG=str(journal),
+            **extra,
         )
-        proc = Proc(tag, 0, time.time(), out, journal, point, action)
+        proc = Proc(tag, 0, time.time(), out, journal, point, action, cli=bool(args))
         self.procs.append(proc)
-        proc.pid = self.world.launcher.start(env, out, lambda code: self._ended(proc, code))
+        proc.pid = self.world.launcher.start(
+            env, out, lambda code: self._ended(proc, code), args=args
+        )
         return proc
 
     @staticmethod
@@ -267,9 +220,13 @@ class Trial:
         self.poller.stop()
         self.drain_now()
         doc = self.doc()
-        blocks = self.client.collection("relayers").document(self.relayer_id).collection("blocks")
-        recorded = [e for s in blocks.stream() for e in (s.to_dict() or {}).get("events", [])]
+        if self.settle is not None:
+            self.world = self.settle()
+        # the product's own reader: a large block's record spans documents
+        store = FirestoreState(self.client, self.relayer_id, {})
+        recorded = [e for _, fields in store.blocks_from(0) for e in fields.get("events", [])]
         return {
+            "strict_duplicates": self.strict_duplicates,
             "copies": self.copies,
             "procs": self.procs,
             "checkpoints": self.poller.seen,
@@ -284,5 +241,8 @@ class Trial:
         self.poller.stop()
         for proc in self.procs:
             proc.signal(signal.SIGKILL)
+        for cleanup in reversed(self.cleanups):
+            with contextlib.suppress(Exception):
+                cleanup()
         self.client.close()  # type: ignore[no-untyped-call]
         shutil.rmtree(self.dir, ignore_errors=True)

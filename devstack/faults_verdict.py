@@ -1,6 +1,10 @@
 """The verdict on one trial: the chain's truth against what a subscriber received, what
 Firestore recorded, what /status said and what each run's journal says it did.
 
+The truth is the world as the trial left it: the final canonical chain's logs (each to
+arrive live, with exactly the payload written from what was sent) and, for a chain that
+reorganised, the orphans (each published live must be retracted once:
+faults_retractions.py). A checkpoint may move back only to a fork, to rewind over it.
 VIOLATIONS must all be 0; the other figures describe the trial (runs, kills, outcomes,
 duplicates allowed by §7.4; see faults_duplicates.py for how duplicates are judged).
 """
@@ -10,11 +14,12 @@ from __future__ import annotations
 import json
 import signal
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
-from devstack.faults_duplicates import duplicates
-from devstack.faults_trial import Proc
+from devstack.faults_duplicates import duplicates, takeovers
+from devstack.faults_proc import Proc
+from devstack.faults_retractions import records_match, retractions, stale_writes
+from devstack.faults_sigterm import finished_before_term, sigterm
 from devstack.faults_world import Copy, World
 
 VIOLATIONS = (
@@ -34,7 +39,17 @@ VIOLATIONS = (
     "sigterm_late",
     "sigterm_unclean",
     "checkpoint_ahead",
+    "unretracted",
+    "retracted_wrong",
+    "stale_writes",
+    "records_wrong",
+    "dup_in_one_run",
+    "sigterm_not_interrupted",
+    "summaries_missing",
+    "fleet_blocked",
+    "secret_leaked",
 )
+SECRET = "secret-key"  # the API key the proxied trials put in the RPC URL's path
 OUTCOMES = {"ok": (0,), "idle": (0,), "skipped": (0,), "failed": (1, 2)}
 
 
@@ -44,14 +59,20 @@ def judge(world: World, ev: dict[str, Any], interval: int) -> tuple[Counter[str]
     findings: list[str] = []
     procs: dict[str, Proc] = {p.tag: p for p in ev["procs"]}
     journals = {tag: p.journal() for tag, p in procs.items()}
+    live = [c for c in ev["copies"] if not c.removed]
+    removed = [c for c in ev["copies"] if c.removed]
     _runs(procs, journals, figures, findings)
-    _delivery(world, ev["copies"], figures, findings)
-    duplicates(world, ev["copies"], procs, journals, interval, figures, findings)
+    _delivery(world, live, figures, findings)
+    strict = bool(ev.get("strict_duplicates"))
+    duplicates(world, live, procs, journals, interval, figures, findings, strict)
+    retractions(world, live, removed, procs, figures, findings)
+    stale_writes(journals, takeovers(journals), figures, findings)
+    records_match(ev["recorded"], live, figures, findings)
     _leases(journals, figures, findings)
-    _checkpoints(world, ev, figures, findings)
+    _checkpoints(world, {**ev, "copies": live}, figures, findings)
     for tag, proc in procs.items():
         if proc.term_sent is not None:
-            _sigterm(world, tag, proc, ev["copies"], figures, findings)
+            sigterm(world, tag, proc, journals[tag], live, figures, findings)
     for check in ev["status"]:
         figures["status_checks"] += 1
         if not check["right"]:
@@ -70,6 +91,9 @@ def _runs(
     """Every run that was not killed ends with one summary whose outcome matches its exit."""
     for tag, proc in procs.items():
         figures["runs"] += 1
+        if SECRET in proc.out.read_text(errors="replace"):
+            figures["secret_leaked"] += 1
+            findings.append(f"{tag}'s output shows the RPC URL's key")
         points = [e for e in journals[tag] if e["what"] == "point"]
         if proc.hung:
             figures["unclear"] += 1
@@ -83,11 +107,17 @@ def _runs(
                 figures["unclear"] += 1
                 findings.append(f"{tag} died of SIGKILL nobody sent")
             continue
+        if proc.cli:  # `relayer backfill`: 0 done (or stopped), 1 told to run it again
+            figures[f"cli_exit_{proc.code}"] += 1
+            if proc.code not in (0, 1):
+                figures["unclear"] += 1
+                findings.append(f"{tag}: the CLI exited {proc.code}")
+            continue
         summaries = proc.summaries()
         outcome = summaries[0].get("outcome") if len(summaries) == 1 else None
         figures[f"outcome_{outcome}"] += 1
         code = proc.code
-        if code == -signal.SIGTERM and _finished_before_term(proc, summaries):
+        if code == -signal.SIGTERM and finished_before_term(proc, summaries):
             code = 0  # SIGTERM came while the interpreter was exiting, after the run's end
         if outcome == "failed":
             figures[f"failed_{_failure_kind(str(summaries[0].get('error')))}"] += 1
@@ -109,13 +139,6 @@ def _failure_kind(error: str) -> str:
     return "other"
 
 
-def _finished_before_term(proc: Proc, summaries: list[dict[str, Any]]) -> bool:
-    finished = summaries[0].get("time") if len(summaries) == 1 else None  # logged at the end
-    if not finished or proc.term_sent is None:
-        return False
-    return datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp() < proc.term_sent
-
-
 def _checkpoints(
     world: World, ev: dict[str, Any], figures: Counter[str], findings: list[str]
 ) -> None:
@@ -124,53 +147,26 @@ def _checkpoints(
     accepted: dict[str, float] = {}
     for c in ev["copies"]:
         accepted[c.event_id] = min(accepted.get(c.event_id, c.accepted_at), c.accepted_at)
+    fork = min(world.forks, default=None)  # a rewind may go back to the first replaced block
     previous = None
     for seen_at, value in ev["checkpoints"]:
-        if previous is not None and value < previous:
+        if previous is not None and value < previous and (fork is None or value < fork):
             figures["regressions"] += 1
             findings.append(f"checkpoint moved back from {previous} to {value}")
         previous = value
+        before_reorg = world.reorged_at is not None and seen_at < world.reorged_at
         ahead = [e for e in world.truth if world.block_of(e) < value
+                 and not (before_reorg and fork is not None and world.block_of(e) >= fork)
                  and accepted.get(e, float("inf")) > seen_at]  # fmt: skip
         if ahead:
             figures["checkpoint_ahead"] += 1
             findings.append(f"checkpoint {value} seen before {len(ahead)} events were accepted")
 
 
-def _sigterm(
-    world: World,
-    tag: str,
-    proc: Proc,
-    copies: list[Copy],
-    figures: Counter[str],
-    findings: list[str],
-) -> None:
-    """§7.5: out within 10 s, exit 0, lease released, everything it published committed."""
-    figures["sigterms"] += 1
-    figures["sigterm_interrupted"] += any(s.get("interrupted") for s in proc.summaries())
-    assert proc.ended is not None and proc.term_sent is not None
-    took = proc.ended - proc.term_sent
-    if took > 10:
-        figures["sigterm_late"] += 1
-        findings.append(f"{tag} exited {took:.1f} s after SIGTERM")
-    doc = proc.doc_after or {}
-    owner = (doc.get("lease") or {}).get("owner")
-    mine = [s.get("run_id") for s in proc.summaries()]
-    committed = int(doc.get("next_block") or world.start_block)
-    uncommitted = [c for c in copies if c.run == tag and world.block_of(c.event_id) >= committed]
-    late = proc.code == -signal.SIGTERM and _finished_before_term(proc, proc.summaries())
-    if (proc.code != 0 and not late) or owner in mine or uncommitted:
-        figures["sigterm_unclean"] += 1
-        findings.append(
-            f"{tag} after SIGTERM: exit {proc.code}, lease owner {owner}, "
-            f"{len(uncommitted)} published above the checkpoint {committed}"
-        )
-
-
 def _delivery(world: World, copies: list[Copy], figures: Counter[str], findings: list[str]) -> None:
     received = {c.event_id for c in copies}
     lost = set(world.truth) - received
-    stray = received - set(world.truth)
+    stray = received - set(world.known)
     figures["lost"] += len(lost)
     figures["stray"] += len(stray)
     figures["events"] += len(world.truth)
@@ -178,31 +174,48 @@ def _delivery(world: World, copies: list[Copy], figures: Counter[str], findings:
     if lost:
         blocks = sorted(world.block_of(e) for e in lost)
         findings.append(f"{len(lost)} events never arrived, blocks {blocks[:10]}")
+    known = world.known
     for c in copies:
-        if c.event_id in world.truth and json.loads(c.data) != world.truth[c.event_id]:
+        want = known.get(c.event_id)
+        if want is not None and (got := json.loads(c.data)) != want:
             figures["wrong_data"] += 1
-            findings.append(f"{c.event_id} arrived with other data than the chain's")
+            findings.append(f"{c.event_id} ({want['event']}) arrived with other data than "
+                            f"the chain's: {_differs(got, want)}")  # fmt: skip
+
+
+def _differs(got: dict[str, Any], want: dict[str, Any]) -> str:
+    """Which fields differ, and how, briefly (a 600 kB argument is not printed whole)."""
+    keys = sorted(k for k in {*got, *want} if got.get(k) != want.get(k))
+    if keys == ["args"]:
+        args_got, args_want = got.get("args") or {}, want.get("args") or {}
+        keys = [f"args.{k}" for k in sorted({*args_got, *args_want})
+                if args_got.get(k) != args_want.get(k)]  # fmt: skip
+        pairs = [(k, args_got.get(k[5:]), args_want.get(k[5:])) for k in keys]
+    else:
+        pairs = [(k, got.get(k), want.get(k)) for k in keys]
+    return ", ".join(f"{k}: {str(g)[:40]!r} (len {len(str(g))}) not {str(w)[:40]!r} "
+                     f"(len {len(str(w))})" for k, g, w in pairs[:3])  # fmt: skip
 
 
 def _leases(
     journals: dict[str, list[dict[str, Any]]], figures: Counter[str], findings: list[str]
 ) -> None:
     """No lease was granted over another run's valid lease, and no fence was granted twice."""
-    fences: Counter[int] = Counter()
+    fences: Counter[tuple[str, int]] = Counter()
     for tag, journal in journals.items():
         for e in journal:
             if e["what"] != "acquired":
                 continue
-            fences[e["fence"]] += 1
+            fences[(e.get("lease", ""), e["fence"])] += 1
             valid = e["seen_expires"] is not None and e["seen_expires"] > e["now"]
             if e["seen_owner"] not in (None, e["run_id"]) and valid:
                 figures["lease_overlaps"] += 1
                 findings.append(f"{tag} took the lease of {e['seen_owner']}, valid until "
                                 f"{e['seen_expires']}, at {e['now']}")  # fmt: skip
-    for fence, n in fences.items():
+    for (lease, fence), n in fences.items():
         if n > 1:
             figures["lease_overlaps"] += 1
-            findings.append(f"fence {fence} granted {n} times")
+            findings.append(f"fence {fence} of {lease} granted {n} times")
 
 
 def _final(world: World, ev: dict[str, Any], figures: Counter[str], findings: list[str]) -> None:
@@ -212,15 +225,19 @@ def _final(world: World, ev: dict[str, Any], figures: Counter[str], findings: li
         findings.append("the relayer did not catch up: " + "; ".join(ev["notes"]))
         return
     doc = ev["doc"]
-    recorded = Counter(e["event_id"] for e in ev["recorded"])
+    states = [(str(e["event_id"]), e.get("state", "published")) for e in ev["recorded"]]
+    recorded = Counter(i for i, _ in states)
+    published = {i for i, state in states if state == "published"}
     received = {c.event_id for c in ev["copies"]}
     problems = []
     if doc.get("next_block") != world.head + 1:
         problems.append(f"next_block {doc.get('next_block')}, head {world.head}")
     if (doc.get("lease") or {}).get("owner") is not None:
         problems.append("lease still held")
-    if set(recorded) != set(world.truth) or max(recorded.values(), default=1) > 1:
-        problems.append(f"{len(recorded)} recorded of {len(world.truth)}")
+    if published != set(world.truth) or max(recorded.values(), default=1) > 1:
+        problems.append(f"{len(published)} recorded published of {len(world.truth)}")
+    if set(recorded) - set(world.known):
+        problems.append(f"{len(set(recorded) - set(world.known))} records of no chain's event")
     if set(recorded) - received:
         problems.append(f"{len(set(recorded) - received)} recorded but never received")
     if problems:

@@ -49,11 +49,24 @@ class World:
     contract: str
     start_block: int
     head: int
-    truth: dict[str, dict[str, Any]]  # event_id -> the §3 payload
+    truth: dict[str, dict[str, Any]]  # event_id -> the §3 payload, of the canonical chain
     launcher: Launcher = field(default_factory=Spawner)  # how runs are started
+    abi_uri: str = str(ARTIFACT_PATH)
+    # A chain that reorganised: the logs it held once and no longer does (event_id -> the
+    # payload they had), the first block of each replaced stretch, and when the last
+    # reorganisation happened (epoch seconds).
+    orphans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forks: tuple[int, ...] = ()
+    reorged_at: float | None = None
+
+    @property
+    def known(self) -> dict[str, dict[str, Any]]:
+        """Every log the chain held at some point: the canonical ones and the orphans."""
+        return {**self.orphans, **self.truth}
 
     def block_of(self, event_id: str) -> int:
-        return int(self.truth[event_id]["block_number"])
+        payload = self.truth.get(event_id) or self.orphans[event_id]
+        return int(payload["block_number"])
 
 
 def build_world(
@@ -104,7 +117,7 @@ def relayer_env(world: World, relayer_id: str, topic: str, **settings: str) -> d
         CHAIN_ID=str(CHAIN_ID),
         RPC_URL=world.rpc_url,
         CONTRACT_ADDRESS=world.contract,
-        ABI_URI=str(ARTIFACT_PATH),
+        ABI_URI=world.abi_uri,
         PUBSUB_PROJECT_ID=world.project,
         PUBSUB_TOPIC=topic,
         START_BLOCK=str(world.start_block),
@@ -149,11 +162,13 @@ class Copy:
     data: bytes
     run: str  # the `fault_run` tag of the process that published it ("" if untagged)
     accepted_at: float  # Pub/Sub's publish time (epoch seconds)
+    removed: bool = False  # the `removed` attribute: a retraction (§3)
 
 
 def drain(host: str, subscription_path: str, *, idle_s: float = 0.5) -> list[Copy]:
     """Pull and ack until nothing new arrives for idle_s; each message id once."""
-    channel = grpc.insecure_channel(host)
+    # big events: one pull answer may hold tens of megabytes (gRPC's default cap is 4 MB)
+    channel = grpc.insecure_channel(host, options=[("grpc.max_receive_message_length", 1 << 30)])
     subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
     seen: dict[str, Copy] = {}
     try:
@@ -161,7 +176,7 @@ def drain(host: str, subscription_path: str, *, idle_s: float = 0.5) -> list[Cop
         while (remaining := idle_until - time.monotonic()) > 0:
             try:
                 reply = subscriber.pull(
-                    request={"subscription": subscription_path, "max_messages": 1000},
+                    request={"subscription": subscription_path, "max_messages": 100},
                     timeout=max(remaining, 0.05),
                     retry=None,
                 )
@@ -181,6 +196,7 @@ def drain(host: str, subscription_path: str, *, idle_s: float = 0.5) -> list[Cop
                         bytes(m.data),
                         m.attributes.get("fault_run", ""),
                         m.publish_time.timestamp(),
+                        m.attributes.get("removed") == "true",
                     ),
                 )
             subscriber.acknowledge(

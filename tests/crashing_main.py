@@ -31,8 +31,10 @@ Random instants need no point: the campaign kills the process from outside.
 
 For the campaign, FAULT_RUN tags every published message with a `fault_run` attribute (who
 published each copy) and FAULT_LOG names a journal: JSON lines written straight to the file
-(nothing buffered, so a SIGKILL loses none) of the lease grants, the publish requests as
-they start, the records and the commits.
+(nothing buffered, so a SIGKILL loses none) of the lease grants (with the lease document:
+the job's or a backfill task's), the publish requests as they start and as their answers
+come back (or fail), the records and the commits (with when each write began). With
+arguments the wrapper runs the `relayer` CLI (`backfill`, `reset`) under the same hooks.
 """
 
 from __future__ import annotations
@@ -179,6 +181,7 @@ def acquire(self: FirestoreState, run_id: str, now: Any, lease_s: float) -> Any:
         seen = getattr(_local, "seen", None)
         note(
             "acquired",
+            lease=self._doc.path,  # the job's or a backfill task's: fences count per lease
             run_id=run_id,
             fence=grant.fence,
             next_block=grant.next_block,
@@ -195,6 +198,7 @@ def commit(self: FirestoreState, grant: Any, now: Any, **kwargs: Any) -> None:
     final = kwargs.get("summary") is not None
     progress = kwargs.get("progress")
     _local.commit_point = "during_release" if final else "during_commit"
+    started = time.time()  # a freeze may fall between the write and the journal line
     try:
         original_commit(self, grant, now, **kwargs)
     except LeaseLostError:
@@ -205,6 +209,7 @@ def commit(self: FirestoreState, grant: Any, now: Any, **kwargs: Any) -> None:
     until = kwargs.get("lease_until")
     note(
         "committed",
+        started=started,
         fence=grant.fence,
         next_block=progress.next_block if progress is not None else None,
         lease_until=until.timestamp() if until is not None else None,
@@ -222,9 +227,14 @@ def txn_commit(self: Transaction) -> Any:
 
 def record(self: FirestoreState, grant: Any, docs: Any) -> None:
     arrive("before_record")
-    original_record(self, grant, docs)
+    started = time.time()  # a freeze may fall between the write and the journal line
+    try:
+        original_record(self, grant, docs)
+    except LeaseLostError:  # fenced: the lease went to another run meanwhile
+        note("lease_lost", fence=grant.fence)
+        raise
     ids = [e["event_id"] for _, fields in docs for e in fields.get("events", [])]
-    note("recorded", event_ids=ids)
+    note("recorded", event_ids=ids, started=started)
     arrive("after_record")
 
 
@@ -297,7 +307,12 @@ def _due_within(count: int) -> int | None:
 
 def _send(self: Publisher, messages: list[Message], deadline: Any) -> list[str]:
     note("handed", event_ids=[m.attributes.get("event_id") for m in messages])
-    result: list[str] = original_publish(self, messages, deadline)
+    try:
+        result: list[str] = original_publish(self, messages, deadline)
+    except BaseException as e:
+        note("answered", ok=False, error=type(e).__name__)  # a request no longer waited on
+        raise
+    note("answered", ok=True)
     return result
 
 
