@@ -268,7 +268,10 @@ def test_a_backfill_stalled_past_the_shared_lease_writes_nothing_more(
     assert {i for i, n in counts.items() if n > 1} <= handed
     assert max(counts.values()) <= 2
     after = [x["what"] for x in lines[stalled + 1 :]]
-    assert after[0] == "acquired", after  # the next thing it did was wait for a new lease
+    # Its fenced record write was refused (journaled as lease_lost); the next thing it did
+    # was wait for a new lease: nothing recorded, committed or published in between.
+    waited = after.index("acquired")
+    assert waited >= 1 and set(after[:waited]) == {"lease_lost"}, after
     recorded = {e["event_id"] for d in block_docs(deployment.relayer_id) for e in d["events"]}
     assert recorded == set(counts)
 
