@@ -306,6 +306,12 @@ class _Run:
             relayer_id=self.s.relayer_id,
             leased=self.lease.valid,
         )
+        # Nobody asked this run to stop, yet it stopped (or a request was cut short by the
+        # lease's deadline): its lease ran out under it. Read before the commits renew it.
+        lease_ran_out = not self.r.stop.is_set() and (
+            delivered.stopped_before is not None
+            or (delivered.failure is not None and not self.lease.valid())
+        )
         self.r.state.record(
             self.grant,
             block_documents(
@@ -325,15 +331,15 @@ class _Run:
         if delivered.failure is not None:
             done_to = min(done_to, delivered.failure[0] - 1)
         self._commit_progress(done_to, events, published, delivered.dead_lettered)
-        if delivered.failure is not None:
+        if delivered.failure is not None and not lease_ran_out:
             _, what, error = delivered.failure
             raise PublishError(
                 f"Pub/Sub did not accept {what}: {error}; {self._relayed()}, the next run "
                 "resumes after it"
             )
-        if delivered.stopped_before is not None and not self.r.stop.is_set():
-            # Nobody asked this run to stop: its lease ran out under it. Going on would only
-            # repeat this (a lease shorter than a publish round trip never relays anything).
+        if lease_ran_out:
+            # Going on would only repeat this: a lease shorter than a publish round trip
+            # never relays anything.
             raise PublishError(
                 f"the lease ran out while publishing (RELAYER_LEASE_SECONDS="
                 f"{self.s.lease_s:g}): {self._relayed()}; raise RELAYER_LEASE_SECONDS above "

@@ -109,8 +109,13 @@ def deploy(anvil: Anvil, topic: PubSubTopic) -> Deployment:
 
 
 def run_main(env: dict[str, str], timeout: float = 120.0) -> Run:
+    return run_script("main.py", env, timeout)
+
+
+def run_script(script: str, env: dict[str, str], timeout: float = 120.0) -> Run:
+    """`python <script>` from the checkout (main.py, or tests/crashing_main.py)."""
     done = subprocess.run(
-        [sys.executable, "main.py"],
+        [sys.executable, script],
         cwd=ROOT,
         env=env,
         capture_output=True,

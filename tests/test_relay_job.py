@@ -20,6 +20,7 @@ from relayer import (
     payloads,
     relayer_doc,
     run_main,
+    run_script,
     run_until_idle,
 )
 
@@ -225,9 +226,15 @@ def test_a_lease_too_short_to_publish_fails_the_run_and_says_so(deployment: Depl
     # CONTRACT §2 accepts any positive RELAYER_LEASE_SECONDS; one shorter than a publish
     # round trip can never relay: each run must fail saying so, not end "ok" having done
     # nothing (a stall that looks healthy).
+    # Pub/Sub is made slower than the lease (each message waits 0.6 s before it goes out),
+    # so the lease runs out mid-publish however fast this machine is.
     deployment.expected = deployment.make_activity(5, blocks=2)
-    run = run_main(deployment.env(RELAYER_LEASE_SECONDS="0.01"))
-    assert run.code == 1, run.stdout
+    env = deployment.env(RELAYER_LEASE_SECONDS="0.5")
+    run = run_script(
+        "tests/crashing_main.py", {**env, "CRASH_AT": "slow_publish", "CRASH_SLEEP": "0.6"}
+    )
+    assert run.code == 1, run.stdout + run.stderr
     assert run.summary["outcome"] == "failed"
-    assert "RELAYER_LEASE_SECONDS=0.01" in run.summary["message"]
+    assert "the lease ran out while publishing" in run.summary["message"]
+    assert "RELAYER_LEASE_SECONDS=0.5" in run.summary["message"]
     assert relayer_doc(deployment.relayer_id)["last_run"]["outcome"] == "failed"
