@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from function import app
+from function.ops import app
 
 
 def relay(request: Any) -> app.Response:

@@ -98,6 +98,8 @@ BASE = {
     "backfills": 4,
     "fleet_storage_outage": 2,
 }
+
+
 class Campaign:
     """Runs trials of the scenarios on one world and keeps their verdicts."""
 

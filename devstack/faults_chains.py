@@ -59,8 +59,11 @@ def _word(value: int | str) -> bytes:
 ODD_ABI = [
     _event("Blob", [("payload", "bytes", False)]),
     _event("Text", [("text", "string", False)]),
-    _event("Moved", [("from", "address", True), ("to", "address", True),
-                     ("amount", "uint256", False)], anonymous=True),
+    _event(
+        "Moved",
+        [("from", "address", True), ("to", "address", True), ("amount", "uint256", False)],
+        anonymous=True,
+    ),
 ]
 NOTE_ABI = [_event("Note", [("n", "uint256", False)])]
 BLOB = _topic0("Blob(bytes)")

@@ -31,7 +31,7 @@ from devstack.faults_world import (
     relayer_env,
     relayer_status,
 )
-from function.state import FirestoreState
+from function.adapters.firestore.state import FirestoreState
 
 
 class Trial:

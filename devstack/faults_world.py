@@ -212,7 +212,7 @@ def drain(host: str, subscription_path: str, *, idle_s: float = 0.5) -> list[Cop
 
 _STATUS = """
 import os
-from function import app
+from function.ops import app
 body, code, _ = app.status_http(os.environ, "/status")
 print("STATUS", code, body if isinstance(body, str) else body.decode(), flush=True)
 """

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 import google.cloud.firestore_v1.transaction  # noqa: E402, F401
 
-import function.app  # noqa: E402
-import function.cli  # noqa: E402
-import function.wiring  # noqa: E402, F401
+import function.ops.app  # noqa: E402
+import function.ops.cli  # noqa: E402
+import function.ops.wiring  # noqa: E402, F401
 
 
 def _status(raw: int) -> int:

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 
-from .errors import ConfigError
-from .numeric_settings import (
+from function.errors import ConfigError
+from function.numeric_settings import (
     BLOCK_COUNT,
     BLOCK_NUMBER,
     CHAIN_ID,
@@ -30,7 +30,7 @@ from .numeric_settings import (
     read_decimal,
     read_integer,
 )
-from .redact import host_of
+from function.redact import host_of
 
 T = TypeVar("T")
 

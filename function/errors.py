@@ -21,6 +21,11 @@ component and the fix, and never contain an RPC URL beyond its host.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from function.core.provider_errors import Failure
+
 
 class RelayerError(Exception):
     """Base of the relayer's own errors."""
@@ -61,12 +66,34 @@ class ChainMovedError(RpcError):
     run's checkpoint check and its read; the run checks again (and rewinds) before relaying."""
 
 
+class RangeTooLargeError(RpcError):
+    """The provider refused an eth_getLogs range or result size; `failure` has its hint."""
+
+    def __init__(self, host: str, message: str, failure: Failure) -> None:
+        super().__init__(f"eth_getLogs refused by {host}: {message}")
+        self.host = host
+        self.failure = failure
+
+
 class DecodeError(RelayerError):
     """A log of a configured contract is no single event of the ABI, or does not fit it."""
 
 
 class PublishError(RelayerError):
     """Pub/Sub did not accept every message before the deadline."""
+
+
+class NotSentError(PublishError):
+    """A request was not sent: its deadline (the lease's end, or a stop) had passed."""
+
+
+class InDoubtError(PublishError):
+    """The run stopped waiting for a request still in flight: Pub/Sub may yet accept it, up
+    to the gRPC deadline it was sent with (`until`, monotonic)."""
+
+    def __init__(self, message: str, until: float) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class StateError(RelayerError):

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from .redact import scrub
+from function.redact import scrub
 
 _LABELS = "logging.googleapis.com/labels"
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}

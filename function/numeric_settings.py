@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .errors import ConfigError
+from function.errors import ConfigError
 
 D = TypeVar("D", int, None)
 

@@ -56,14 +56,14 @@ sys.path.insert(0, str(ROOT))
 
 from google.cloud.firestore_v1.transaction import Transaction  # noqa: E402
 
-import function.guard  # noqa: E402
-import function.relay  # noqa: E402
-from function.chain import ChainReader  # noqa: E402
-from function.delivery import Courier  # noqa: E402
+import function.core.guard  # noqa: E402
+import function.run.relay  # noqa: E402
+from function.adapters.chain import ChainReader  # noqa: E402
+from function.adapters.firestore.state import FirestoreState  # noqa: E402
+from function.adapters.pubsub import Publisher  # noqa: E402
+from function.core.messages import Message  # noqa: E402
 from function.errors import LeaseLostError, PublishError  # noqa: E402
-from function.messages import Message  # noqa: E402
-from function.publisher import Publisher  # noqa: E402
-from function.state import FirestoreState  # noqa: E402
+from function.run.dispatch import Courier  # noqa: E402
 
 POINTS = (
     "after_lease",
@@ -162,7 +162,7 @@ def _wrap(owner: Any, name: str, before: str | None = None, after: str | None = 
 
 
 original_acquire = FirestoreState.acquire
-original_decide = function.guard.acquire
+original_decide = function.core.guard.acquire
 original_commit = FirestoreState.commit
 original_record = FirestoreState.record
 original_txn_commit = Transaction._commit
@@ -317,21 +317,21 @@ def _send(self: Publisher, messages: list[Message], deadline: Any) -> list[str]:
 
 
 FirestoreState.acquire = acquire  # type: ignore[method-assign]
-function.guard.acquire = decide
+function.core.guard.acquire = decide
 FirestoreState.commit = commit  # type: ignore[method-assign]
 FirestoreState.record = record  # type: ignore[method-assign]
 Transaction._commit = txn_commit  # type: ignore[method-assign]
 ChainReader.logs_with_headers = logs_with_headers  # type: ignore[method-assign]
 Publisher.publish = publish  # type: ignore[method-assign]
-_wrap(function.relay, "plan_range", after="after_plan")
-_wrap(function.relay, "fetch", after="after_decode")
+_wrap(function.run.relay, "plan_range", after="after_plan")
+_wrap(function.run.relay, "fetch", after="after_decode")
 _wrap(FirestoreState, "processed", after="after_read")
 _wrap(Courier, "send", before="before_publish")
 
 note("ready", point=POINT, on=ON, action=ACTION)
 os.chdir(ROOT)
 if len(sys.argv) > 1:  # `crashing_main.py backfill --from-block ...`: the operator CLI
-    from function.cli import main
+    from function.ops.cli import main
 
     main(sys.argv[1:])
 else:

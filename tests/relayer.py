@@ -170,7 +170,7 @@ def assert_exactly_once(got: list[dict[str, Any]], expected: list[ExpectedEvent]
 def run_cli(env: dict[str, str], *args: str, timeout: float = 120.0) -> Run:
     """The `relayer` command of this checkout (PYTHONPATH: not whatever the venv points at)."""
     done = subprocess.run(
-        [sys.executable, "-c", "from function.cli import main; main()", *args],
+        [sys.executable, "-c", "from function.ops.cli import main; main()", *args],
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

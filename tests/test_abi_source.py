@@ -15,7 +15,7 @@ import pytest
 from devstack.clients import upload_blob
 from devstack.processes import free_port
 from devstack.services import Stack
-from function.abi_source import READ_DEADLINE_S, read_uri
+from function.adapters.storage import READ_DEADLINE_S, read_uri
 from function.errors import AbiError, ConfigError, DeploymentError, RelayerError
 
 

@@ -27,8 +27,13 @@ from web3 import Web3
 from devstack.clients import PubSubTopic
 from devstack.emitter import EmittedLog, Emitter
 from devstack.services import Anvil, FirestoreEmulator, start_anvil
-from function.blockparts import INLINE_DATA_BYTES, PART_BUDGET, assembled, stored_parts
-from function.docsize import DOC_LIMIT, document_size, value_size
+from function.adapters.firestore.blockparts import (
+    INLINE_DATA_BYTES,
+    PART_BUDGET,
+    assembled,
+    stored_parts,
+)
+from function.adapters.firestore.docsize import DOC_LIMIT, document_size, value_size
 from relayer import Deployment, block_docs, payloads, relayer_doc, run_main
 
 ABI = [

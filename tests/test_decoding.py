@@ -13,11 +13,11 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
-from function.abi import abi_entries, event_catalogue, load_specs
-from function.decoding import decode_log
+from function.core.abi import abi_entries, event_catalogue, load_specs
+from function.core.decoding import decode_log
+from function.core.messages import build_message
+from function.core.model import RawLog
 from function.errors import AbiError, DecodeError
-from function.messages import build_message
-from function.records import RawLog
 
 ARTIFACT = Path(__file__).parent.parent / "contracts" / "build" / "Escrow.json"
 ABI = json.loads(ARTIFACT.read_text())["abi"]
@@ -249,7 +249,7 @@ def test_bad_abis(document: object, selected: tuple[str, ...], message: str) -> 
 def test_topic_readers_agree_with_eth_abi(abi_type: str, value: object) -> None:
     from eth_abi.abi import decode
 
-    from function.values import topic_reader
+    from function.core.values import topic_reader
 
     topic = "0x" + encode([abi_type], [value]).hex()
     reader = topic_reader(abi_type)
@@ -258,7 +258,7 @@ def test_topic_readers_agree_with_eth_abi(abi_type: str, value: object) -> None:
 
 
 def test_block_records_are_written_in_commits_that_fit() -> None:
-    from function.blockdocs import doc_size, write_batches
+    from function.adapters.firestore.docsize import doc_size, write_batches
 
     entry = {"event_id": "x" * 80, "data": "d" * 5_000}
     docs = [(f"{n:012d}-0x", {"events": [entry] * 100}) for n in range(40)]  # ~0.5 MB each

@@ -13,11 +13,11 @@ from eth_abi.abi import decode as strict_decode
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
-from function.abi import event_catalogue
-from function.catalogue import EventCatalogue
+from function.core.abi import event_catalogue
+from function.core.catalogue import EventCatalogue
+from function.core.lenient import tuple_decoder
+from function.core.values import topic_reader
 from function.errors import DecodeError
-from function.lenient import tuple_decoder
-from function.values import topic_reader
 
 ALICE = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
 BOB = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc"

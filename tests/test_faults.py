@@ -124,8 +124,6 @@ def test_firestore_stopped_mid_run_and_restarted(campaign: Campaign) -> None:
     run_trials(campaign, "^firestore_outage$")
 
 
-
-
 # The kinds of fault an outside audit found: one trial of each, all run together (two at a
 # time) so that CI tries every kind in about 50 s; each test judges its own kind.
 AUDIT = ("^odd_events$", "^rpc_repeats$", "^rpc_batch_caps$", "^reorg@", "^sigterm@slow_",

@@ -16,7 +16,7 @@ def frame(kind: int, payload: bytes) -> bytes:
 
 
 HEADERS = frame(1, b"h" * 20)
-DATA = frame(0, b'{"data": ' + PATTERN + b': 1}')
+DATA = frame(0, b'{"data": ' + PATTERN + b": 1}")
 OTHER = frame(0, b"no messages here")
 
 

@@ -20,8 +20,8 @@ import pytest
 from google.cloud import firestore
 
 from devstack.services import FirestoreEmulator
+from function.adapters.firestore.state import FirestoreState
 from function.errors import LeaseLostError
-from function.state import FirestoreState
 from relayer import PROJECT, ROOT, Deployment, block_docs, relayer_doc, run_main
 
 

@@ -14,10 +14,10 @@ from devstack.clients import PubSubTopic, create_topic_and_subscription, upload_
 from devstack.escrow import deploy_escrow
 from devstack.processes import free_port
 from devstack.services import Stack
-from function.app import run_relayers
 from function.config import Runtime, load_runtime
 from function.errors import ConfigError
-from function.fleet import load_fleet, shard, task_of
+from function.ops.app import run_relayers
+from function.ops.fleet import load_fleet, shard, task_of
 from function.stopping import StopSignal
 from relayer import ARTIFACT, ROOT, Deployment, assert_exactly_once, payloads, run_main
 
@@ -237,7 +237,7 @@ def test_status_without_credentials_reports_instead_of_raising(
 ) -> None:
     """A Google client that cannot even be built makes its relayer unhealthy in /status,
     with the library's reason; the other relayers are still reported."""
-    from function.app import clear_cache, status_body
+    from function.ops.app import clear_cache, status_body
 
     for name in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
         monkeypatch.delenv(name, raising=False)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from function import guard
-from function.guard import Lease
-from function.records import Event
+from function.core import guard
+from function.core.guard import Lease
+from function.core.model import Event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from function.planning import BlockRange, merge_recent, plan_range, safe_tip, split
-from function.records import BlockRef
+from function.core.model import BlockRef
+from function.core.planning import BlockRange, merge_recent, plan_range, safe_tip, split
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_merge_recent_keeps_newest_and_replaces_hashes() -> None:
 
 
 def test_cut_by_events_bounds_each_commit() -> None:
-    from function.planning import cut_by_events
+    from function.core.planning import cut_by_events
 
     chunk = BlockRange(100, 199)
     events = [101] * 3 + [105] * 4 + [110] * 2 + [150] * 9 + [151]

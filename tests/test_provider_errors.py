@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import pytest
 
-from function.provider_errors import Failure, FailureKind, classify, error_text, next_range
+from function.core.provider_errors import Failure, FailureKind, classify, error_text, next_range
 
 RANGE = FailureKind.RANGE_TOO_LARGE
 RATE = FailureKind.RATE_LIMITED

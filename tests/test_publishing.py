@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from devstack.clients import PubSubTopic
-from function.batches import cut_requests
-from function.delivery import Courier
-from function.errors import PublishError, TopicNotFoundError
-from function.messages import Message
-from function.publisher import NotSentError, Publisher, make_client
-from function.records import Event
+from function.adapters.pubsub import Publisher, make_client
+from function.core.batches import cut_requests
+from function.core.messages import Message
+from function.core.model import Event
+from function.errors import NotSentError, PublishError, TopicNotFoundError
+from function.run.dispatch import Courier
 from function.stopping import StopSignal
 
 

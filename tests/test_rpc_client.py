@@ -15,11 +15,18 @@ from test_rpcproxy import emit_logs, mine
 from devstack.rpcproxy import RpcProxy
 from devstack.rpcproxy_bodies import BATCH_BODIES, batch_refusal
 from devstack.services import Anvil, start_anvil
-from function.batch_caps import BatchCaps, first_part, parts, refused_batch, shrunk, stated_cap
-from function.chain import ChainReader, _logs_checker, unique_logs
+from function.adapters.chain import ChainReader, _logs_checker, unique_logs
+from function.adapters.jsonrpc.batch_caps import (
+    BatchCaps,
+    first_part,
+    parts,
+    refused_batch,
+    shrunk,
+    stated_cap,
+)
+from function.adapters.jsonrpc.client import Call, JsonRpc
+from function.core.planning import BlockRange
 from function.errors import ChainMismatchError, RpcError, StoppedError
-from function.planning import BlockRange
-from function.rpc import Call, JsonRpc
 from function.stopping import StopSignal
 
 

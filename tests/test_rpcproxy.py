@@ -20,8 +20,8 @@ from devstack.rpcproxy_bodies import (
     RESULT_BODIES,
 )
 from devstack.services import Anvil
-from function.batch_caps import refused_batch
-from function.provider_errors import FailureKind, classify, error_text, next_range
+from function.adapters.jsonrpc.batch_caps import refused_batch
+from function.core.provider_errors import FailureKind, classify, error_text, next_range
 
 EMIT_ONE_LOG = "0x60006000a000"  # creation code: LOG0 of nothing, then stop
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from function.summary import RunSummary, headline, log_fields
+from function.core.summary import RunSummary, headline, log_fields
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ABI_MISSING = "ABI_URI gs://heldout-abis/escrow.json does not exist: upload it or fix ABI_URI"

@@ -1,0 +1,180 @@
+"""What a run asks of the chain: its head, block headers and the logs of a range.
+
+Every answer is checked before it is used: a missing block, a log outside the requested
+range or from another address, a log without its fields, or two different logs at one
+(blockHash, logIndex) is the endpoint's failure (it lags, or it is broken: Erigon 3 on Polygon
+did the last), so the request is retried or sent to the next endpoint instead of being relayed
+as data. An exact copy of a log in one answer (seen on Darwinia) is dropped with a warning:
+the decoder never sees one event twice, so it is never published twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from function.adapters.jsonrpc.client import Call, JsonRpc
+from function.core.model import Header, RawLog
+from function.core.planning import BlockRange
+from function.errors import RpcError
+
+log = logging.getLogger(__name__)
+
+
+def _known_block(answer: Any) -> None:
+    if not isinstance(answer, dict) or not answer.get("hash"):
+        raise ValueError("the node does not know this block yet (it lags behind)")
+
+
+def _block(tag_or_number: str | int, check: bool = True) -> Call:
+    tag = hex(tag_or_number) if isinstance(tag_or_number, int) else tag_or_number
+    return Call("eth_getBlockByNumber", [tag, False], _known_block if check else None)
+
+
+def _head_call(tag: str) -> Call:
+    return Call("eth_blockNumber", []) if tag == "latest" else _block(tag)
+
+
+def _header(block: Any) -> Header:
+    return Header(int(block["number"], 16), str(block["hash"]).lower(), int(block["timestamp"], 16))
+
+
+def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
+    wanted = {a.lower() for a in addresses}
+
+    def check(logs: Any) -> None:
+        if not isinstance(logs, list):
+            raise ValueError(f"a {type(logs).__name__} instead of a list of logs")
+        seen: dict[tuple[str, int], Any] = {}
+        for entry in logs:
+            number = int(entry["blockNumber"], 16)
+            if number not in blocks or entry["address"].lower() not in wanted:
+                raise ValueError(
+                    f"a log of block {number} from {entry['address']}, outside "
+                    f"the request ({blocks.start}..{blocks.end})"
+                )
+            if (
+                entry.get("removed")
+                or not entry["blockHash"]
+                or not entry["transactionHash"]
+                or entry["logIndex"] is None
+                or entry["transactionIndex"] is None
+                or entry["data"] is None
+                or not isinstance(entry["topics"], list)
+            ):
+                raise ValueError(f"an incomplete or removed log: {dict(entry)!r:.200}")
+            key = (str(entry["blockHash"]).lower(), int(entry["logIndex"], 16))
+            if seen.setdefault(key, entry) != entry:
+                raise ValueError(
+                    f"two different logs at index {key[1]} of block {number} ({key[0]})"
+                )
+
+    return check
+
+
+def _logs_call(blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str] | None) -> Call:
+    params: dict[str, Any] = {
+        "fromBlock": hex(blocks.start),
+        "toBlock": hex(blocks.end),
+        "address": list(addresses),
+    }
+    if topic0s is not None:  # None: every log of the addresses (anonymous events selected)
+        params["topics"] = [list(topic0s)]
+    return Call("eth_getLogs", [params], _logs_checker(blocks, addresses))
+
+
+class ChainReader:
+    """Reads the chain through a `JsonRpc`."""
+
+    def __init__(self, rpc: JsonRpc) -> None:
+        self._rpc = rpc
+
+    @property
+    def host(self) -> str:
+        return self._rpc.host
+
+    def head(self, tag: str = "latest") -> int:
+        """The newest block number, or the node's `safe`/`finalized` block."""
+        return self._head_value(tag, self._rpc.call(*_fields(_head_call(tag))))
+
+    def head_and_header(self, tag: str, number: int | None) -> tuple[int, Header | None]:
+        """The head and one header in one round trip (the checkpoint's block, for reorgs).
+        No header when the node has not reached that block: it lags, nothing reorganised."""
+        calls = [_head_call(tag)]
+        if number is not None:
+            calls.append(_block(number, check=False))
+        results = self._rpc.batch(calls)
+        head = self._head_value(tag, results[0])
+        if number is None or number > head:
+            return head, None
+        if not isinstance(results[1], dict):
+            raise RpcError(f"the node on {self.host} reports head {head} but not block {number}")
+        return head, _header(results[1])
+
+    def latest_and_header(self, number: int | None) -> tuple[Header, Header | None]:
+        """The newest block and one other (the checkpoint's), for lag in blocks and time."""
+        calls = [_block("latest")]
+        if number is not None and number >= 0:
+            calls.append(_block(number, check=False))
+        results = self._rpc.batch(calls)
+        other = results[1] if len(results) > 1 else None
+        return _header(results[0]), _header(other) if isinstance(other, dict) else None
+
+    def headers(self, numbers: Iterable[int]) -> dict[int, Header]:
+        """Headers of several blocks in one batch."""
+        wanted = sorted(set(numbers))
+        if not wanted:
+            return {}
+        blocks = self._rpc.batch([_block(n) for n in wanted])
+        return {n: _header(b) for n, b in zip(wanted, blocks, strict=True)}
+
+    def logs_with_headers(
+        self,
+        blocks: BlockRange,
+        addresses: Sequence[str],
+        topic0s: Sequence[str] | None,
+        header_numbers: Sequence[int],
+    ) -> tuple[dict[int, Header], list[RawLog]]:
+        """The logs of a range and some headers, in one request to one endpoint.
+
+        The range's last block always comes along: an endpoint that knows it has all the
+        range's logs, so a lagging node behind a load balancer cannot silently cut them.
+        """
+        numbers = sorted({*header_numbers, blocks.end})
+        answers = self._rpc.batch(
+            [*(_block(n) for n in numbers), _logs_call(blocks, addresses, topic0s)]
+        )
+        headers = {n: _header(b) for n, b in zip(numbers, answers, strict=False)}
+        logs = unique_logs(cast(list[RawLog], answers[-1]))
+        if len(logs) < len(answers[-1]):
+            log.warning(
+                "RPC endpoint %s repeated %d logs in one eth_getLogs answer (blocks %d..%d): "
+                "relaying each once",
+                self.host,
+                len(answers[-1]) - len(logs),
+                blocks.start,
+                blocks.end,
+            )
+        logs.sort(key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
+        return headers, logs
+
+    def _head_value(self, tag: str, answer: Any) -> int:
+        return int(answer, 16) if tag == "latest" else int(answer["number"], 16)
+
+
+def unique_logs(logs: Sequence[RawLog]) -> list[RawLog]:
+    """The logs without repeats of one (blockHash, logIndex), first kept. The answer's check
+    has already refused two *different* logs at one index, so what goes is an exact copy."""
+    seen: set[tuple[str, int]] = set()
+    kept: list[RawLog] = []
+    for entry in logs:
+        key = (entry["blockHash"].lower(), int(entry["logIndex"], 16))
+        if key not in seen:
+            seen.add(key)
+            kept.append(entry)
+    return kept
+
+
+def _fields(call: Call) -> tuple[str, list[Any], Any]:
+    return call.method, call.params, call.check

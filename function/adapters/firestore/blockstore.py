@@ -1,0 +1,149 @@
+"""The processed-event set in Firestore: block records read back whole, written fenced.
+
+A record is written before the checkpoint commit, in transactions that check the run's lease
+like that commit does: a run that lost its lease writes nothing (CONTRACT §7.6), or its
+partial record of a block would replace the whole one of the run that took over. Each
+transaction holds at most WRITES_PER_BATCH documents and BYTES_PER_BATCH bytes, as Firestore
+counts them (a commit is capped at 500 writes and by request size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
+
+import function.core.guard as guard
+from function.adapters.firestore.blockparts import assembled, stored_parts
+from function.adapters.firestore.docsize import write_batches
+from function.core.blockrecords import BlockRecord, base_id, range_bounds
+from function.core.guard import Lease
+from function.core.model import BlockRef
+from function.core.planning import BlockRange
+from function.errors import LeaseLostError, StateError
+
+if TYPE_CHECKING:
+    from function.core.checkpoint import Grant
+
+COMMIT_ATTEMPTS = 12  # a fenced commit outlasts bursts of contention from starting runs
+WRITES_PER_BATCH = 400
+BYTES_PER_BATCH = 3_000_000  # under the emulator's 4 MiB request cap (production: 10 MiB)
+TIMEOUT_S = 30.0
+
+
+def wrapped(action: str, e: Exception) -> StateError:
+    return StateError(f"Firestore {action} failed: {type(e).__name__}: {e}")
+
+
+def check_fence(lease: Lease, run_id: str, fence: int) -> None:
+    """Raise unless the lease is still the one this run was granted."""
+    if not guard.still_ours(lease, run_id, fence):
+        raise LeaseLostError(
+            f"lease lost to run {lease.owner} (fence {lease.fence}, ours {fence}): "
+            f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
+        )
+
+
+class BlockStore:
+    """The `blocks` subcollection of one relayer, fenced by the document holding its lease."""
+
+    def __init__(
+        self,
+        client: firestore.Client,
+        blocks: firestore.CollectionReference,
+        lease_doc: firestore.DocumentReference,
+    ) -> None:
+        self._client = client
+        self._blocks = blocks
+        self._lease_doc = lease_doc
+
+    def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
+        """Recorded entries of the blocks in the range, by block document base id (parts
+        reassembled, `data` as text)."""
+        lower, upper = range_bounds(blocks.start, blocks.end)
+        query = self._blocks.where(
+            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
+        ).where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
+        return {i: fields["events"] for i, fields in self._assembled(query)}
+
+    def recorded_blocks(self, blocks: BlockRange) -> list[BlockRef]:
+        """The blocks of the range that have records, by number and hash: document ids
+        only, so cheap enough to ask on every run."""
+        lower, upper = range_bounds(blocks.start, blocks.end)
+        query = (
+            self._blocks.where(filter=FieldFilter("__name__", ">=", self._blocks.document(lower)))
+            .where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
+            .select([FieldPath.document_id()])
+        )
+        return self._refs(query)
+
+    def _refs(self, query: Any) -> list[BlockRef]:
+        try:
+            ids = {base_id(s.id) for s in query.stream(timeout=TIMEOUT_S)}
+        except gexc.GoogleAPIError as e:
+            raise wrapped("read of the processed-event set", e) from e
+        refs = []
+        for doc_id in sorted(ids):
+            number, _, block_hash = doc_id.partition("-")
+            refs.append(BlockRef(int(number), block_hash))
+        return refs
+
+    def recorded_below(self, number: int, limit: int) -> list[BlockRef]:
+        """The newest `limit` blocks with records below block `number` (ids only): after a
+        reorganisation deeper than `recent_blocks`, they still name relayed blocks."""
+        query = (  # by the field: Firestore scans document ids in ascending order only
+            self._blocks.where(filter=FieldFilter("block_number", "<", number))
+            .order_by("block_number", direction=firestore.Query.DESCENDING)
+            .limit(limit)
+            .select([FieldPath.document_id()])
+        )
+        return self._refs(query)
+
+    def blocks_from(self, start: int) -> list[BlockRecord]:
+        """Every block record from block `start` on (base ids, whole fields), in chain order."""
+        lower, _ = range_bounds(start, start)
+        query = self._blocks.where(
+            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
+        )
+        return self._assembled(query)
+
+    def _assembled(self, query: Any) -> list[BlockRecord]:
+        by_block: dict[str, list[dict[str, Any]]] = {}
+        try:
+            for snapshot in query.stream(timeout=TIMEOUT_S):
+                by_block.setdefault(base_id(snapshot.id), []).append(snapshot.to_dict() or {})
+        except gexc.GoogleAPIError as e:
+            raise wrapped("read of the processed-event set", e) from e
+        return [(i, assembled(docs)) for i, docs in sorted(by_block.items())]
+
+    def record(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
+        """Write block records (before the checkpoint that relies on them) under the fence,
+        each in as many documents as Firestore's 1 MiB limit needs: a run that lost its
+        lease must not replace the newer run's record with its own partial one (§7.6)."""
+        written_at = datetime.now(UTC)  # orders rewrites of a block (see blockparts)
+        docs = [doc for record in records for doc in stored_parts(record, written_at)]
+        for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
+            self._fenced_write(grant, group)
+
+    def _fenced_write(self, grant: Grant, group: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """One group of block documents in a transaction that first checks the lease."""
+
+        @firestore.transactional
+        def write(txn: firestore.Transaction) -> None:
+            snapshot = self._lease_doc.get(transaction=txn)
+            lease = guard.lease_of(snapshot.to_dict() if snapshot.exists else None)
+            check_fence(lease, grant.run_id, grant.fence)
+            for doc_id, fields in group:
+                txn.set(self._blocks.document(doc_id), fields)
+
+        try:
+            write(self._client.transaction(max_attempts=COMMIT_ATTEMPTS))
+        except LeaseLostError:
+            raise
+        except (gexc.GoogleAPIError, ValueError) as e:
+            raise wrapped("write of the processed-event set", e) from e

@@ -1,0 +1,144 @@
+"""Publish to Pub/Sub one request at a time, each request bounded by the run's deadline.
+
+The client library's batching hands messages to a background thread that sends them when it
+gets to them. A process frozen with messages in that queue (a paused VM, a long GC, a
+debugger) sends them when it thaws, maybe long after its lease went to another run, and
+Pub/Sub has no conditional publish that a fencing token could guard. So the relayer builds
+its own requests (up to 1,000 messages, as the library does) and sends each one with a gRPC
+deadline that ends before its lease does. After a freeze, one of two things happens. If the
+deadline has passed when the run looks again, the request is not sent. If the request was
+already on its way, the server drops it: its copy of the deadline (the `grpc-timeout`
+header) ran out while the client was frozen. Either way, nothing the run hands over can be
+accepted after its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.pubsub_v1 import types as pubsub_types
+from google.pubsub_v1.services.publisher import PublisherClient as GapicPublisher
+
+from function.core.messages import Message
+from function.errors import NotSentError, PublishError, TopicNotFoundError
+
+log = logging.getLogger(__name__)
+
+_PubsubMessage = pubsub_types.PubsubMessage.pb()
+_PublishRequest = pubsub_types.PublishRequest.pb()
+_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.Aborted,
+    gexc.ResourceExhausted,
+    gexc.Unknown,
+    gexc.Cancelled,
+    gexc.DeadlineExceeded,
+)
+_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def make_client() -> pubsub_v1.PublisherClient:
+    """A publisher client (the library finds PUBSUB_EMULATOR_HOST); only its gRPC channel
+    is used, through `Publisher.publish`."""
+    return pubsub_v1.PublisherClient()
+
+
+class Publisher:
+    """One topic's publisher."""
+
+    def __init__(
+        self,
+        client: pubsub_v1.PublisherClient,
+        project: str,
+        topic: str,
+        setting: str = "PUBSUB_TOPIC",
+    ) -> None:
+        self._client = client
+        self._setting = setting
+        self.topic_path = client.topic_path(project, topic)
+
+    def check_topic(self, timeout_s: float = 10.0) -> None:
+        """Fail with a deployment error (exit 2) when the topic does not exist."""
+        try:
+            self._client.get_topic(topic=self.topic_path, timeout=timeout_s)
+        except gexc.GoogleAPIError as e:
+            raise self._error(e) from None
+
+    def publish(self, messages: Sequence[Message], deadline: Callable[[], float]) -> list[str]:
+        """Send one request (at most 1,000 messages, 9 MB) and return the message ids.
+
+        `deadline()` is a monotonic instant, read before every attempt: no attempt starts
+        after it, and each carries it as its gRPC deadline. Transient errors are retried
+        until then. Raises `NotSentError` when the deadline came before the first attempt
+        could start (nothing went out), and `PublishError` (or `TopicNotFoundError`)
+        otherwise. After any error,
+        Pub/Sub may or may not have taken the messages, so the caller must not count them.
+        """
+        request = _PublishRequest(
+            topic=self.topic_path,
+            messages=[
+                _PubsubMessage(data=m.data, attributes=m.attributes, ordering_key=m.ordering_key)
+                for m in messages
+            ],
+        )
+        attempt = 0
+        limit = deadline()
+        while True:
+            # Never later than an earlier look: the caller may give up on this request at the
+            # deadline it saw, and a retry must not outlive that (a lease renewal can move
+            # `deadline()` later while this thread still runs).
+            limit = min(limit, deadline())
+            left = limit - time.monotonic()
+            if left <= 0 and attempt:
+                raise PublishError(
+                    f"Pub/Sub did not answer for {len(messages)} messages for "
+                    f"{self.topic_path} before the deadline ({attempt} attempts); they may "
+                    "or may not have been accepted"
+                )
+            if left <= 0:
+                raise NotSentError(
+                    f"{len(messages)} messages for {self.topic_path} were not sent: the run's "
+                    "publish deadline (its lease, or a stop) had passed"
+                )
+            try:
+                response = GapicPublisher.publish(
+                    self._client, request=request, retry=None, timeout=left
+                )
+            except _TRANSIENT as e:
+                pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+                attempt += 1
+                if limit - time.monotonic() <= pause:
+                    raise PublishError(
+                        f"Pub/Sub did not accept {len(messages)} messages for "
+                        f"{self.topic_path} before the deadline ({attempt} attempts): {e}"
+                    ) from e
+                log.warning("Pub/Sub publish failed (%s); retrying in %.2f s", e, pause)
+                time.sleep(pause)
+                continue
+            except gexc.GoogleAPIError as e:
+                raise self._error(e) from e
+            ids = list(response.message_ids)
+            if len(ids) != len(messages):
+                raise PublishError(
+                    f"Pub/Sub answered {len(ids)} message ids for {len(messages)} messages"
+                )
+            return ids
+
+    def _error(self, e: gexc.GoogleAPIError) -> PublishError | TopicNotFoundError:
+        if isinstance(e, gexc.NotFound):
+            return TopicNotFoundError(
+                f"{self._setting}: topic {self.topic_path} does not exist: create it "
+                f"(gcloud pubsub topics create) or fix {self._setting}/PUBSUB_PROJECT_ID"
+            )
+        if isinstance(e, gexc.PermissionDenied):
+            return TopicNotFoundError(
+                f"{self._setting}: no permission to use topic {self.topic_path}: grant the "
+                f"relayer's service account roles/pubsub.publisher and viewer on it "
+                f"({e.message})"
+            )
+        return PublishError(f"Pub/Sub did not answer for {self.topic_path}: {e}")

@@ -1,0 +1,113 @@
+"""Which event of the ABI a log is: the candidates per topic0, the anonymous events, and the
+pure choice between them (CONTRACT §3).
+
+- A log whose first topic is the topic0 of an event of the ABI is that event. One topic0 can
+  have several layouts (ERC20's and ERC721's `Transfer` differ only in which values are
+  indexed): the log's topic count chooses, then its data layout (`EventSpec.fits`).
+- Any other log can only be an anonymous event: those whose topic count and data layout fit.
+- Exactly one candidate: it is decoded if it is selected (RELAYER_EVENTS), ignored if not.
+  Several, or none, where a selected event could be meant: a `DecodeError` saying so (the
+  log is then dead-lettered, or fails the run); it is never dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from function.core.specs import EventSpec
+from function.errors import DecodeError
+
+
+@dataclass(frozen=True)
+class EventCatalogue:
+    """Every event of the ABI, by topic0 and anonymous, and the names selected to relay."""
+
+    named: Mapping[str, tuple[EventSpec, ...]]  # topic0 -> its layouts, in ABI order
+    anonymous: tuple[EventSpec, ...]
+    selected: frozenset[str]
+
+    def relayed(self) -> Iterator[EventSpec]:
+        """The selected events, every layout of each."""
+        for specs in self.named.values():
+            yield from (s for s in specs if s.name in self.selected)
+        yield from (s for s in self.anonymous if s.name in self.selected)
+
+    @property
+    def topic_filter(self) -> list[str] | None:
+        """The topic0s for eth_getLogs; None when a selected event is anonymous: its logs
+        have no topic0 to filter on, so every log of the contracts must be read."""
+        if any(s.name in self.selected for s in self.anonymous):
+            return None
+        return [t for t, specs in self.named.items() if specs[0].name in self.selected]
+
+    def choose(self, topics: Sequence[str], data: bytes) -> EventSpec | None:
+        """The selected event a log is, None for a log of an unselected event, or a
+        `DecodeError` when the ABI cannot tell which it is (its message continues a
+        sentence that starts with the log: "log 7 of block 12 (0x…) ...")."""
+        layouts = self.named.get(topics[0].lower()) if topics else None
+        if layouts is not None:
+            if layouts[0].name not in self.selected:
+                return None
+            return _named(layouts, topics, data)
+        if not any(s.name in self.selected for s in self.anonymous):
+            raise DecodeError(
+                f"has topic0 {topics[0] if topics else 'none'}, which matches no "
+                "selected event of the ABI"
+            )
+        return self._anonymous(topics, data)
+
+    def _anonymous(self, topics: Sequence[str], data: bytes) -> EventSpec | None:
+        fitting = [s for s in self.anonymous if s.topic_count == len(topics) and s.fits(data)]
+        shape = _shape(topics, data)
+        if not fitting:
+            first = f"a first topic {topics[0]} that is no event's topic0" if topics else None
+            raise DecodeError(
+                f"has {first or 'no topics'} and fits none of the ABI's anonymous events with its "
+                f"{shape}: {_names(self.anonymous)}; if the contract emits events the ABI at "
+                "ABI_URI lacks, add them to it"
+            )
+        if len(fitting) == 1:
+            return fitting[0] if fitting[0].name in self.selected else None
+        if not any(s.name in self.selected for s in fitting):
+            return None  # whichever it is, it is not relayed
+        raise DecodeError(_ambiguous(fitting, shape))
+
+
+def _named(layouts: tuple[EventSpec, ...], topics: Sequence[str], data: bytes) -> EventSpec:
+    by_count = [s for s in layouts if s.topic_count == len(topics)]
+    if len(by_count) == 1:
+        return by_count[0]  # decoded as it: a decode error then says what is wrong
+    name = layouts[0].name
+    if not by_count:
+        counts = " or ".join(str(s.topic_count - 1) for s in layouts)
+        raise DecodeError(
+            f"({name}) has {len(topics) - 1} indexed topics, the ABI's {name} has "
+            f"{counts}: the ABI at ABI_URI does not say which of {name}'s values this "
+            "contract indexes"
+        )
+    fitting = [s for s in by_count if s.fits(data)]
+    if len(fitting) == 1:
+        return fitting[0]
+    shape = _shape(topics, data)
+    if not fitting:
+        raise DecodeError(
+            f"({name}) has data that fits none of the ABI's layouts of {name} with "
+            f"its {shape}: {_names(by_count)}"
+        )
+    raise DecodeError(_ambiguous(fitting, shape))
+
+
+def _shape(topics: Sequence[str], data: bytes) -> str:
+    return f"{len(topics)} topics and {len(data)} bytes of data"
+
+
+def _names(specs: Sequence[EventSpec]) -> str:
+    return "; ".join(s.layout for s in specs)
+
+
+def _ambiguous(fitting: Sequence[EventSpec], shape: str) -> str:
+    return (
+        f"fits several events of the ABI with its {shape}, so which one it is cannot "
+        f"be told: {_names(fitting)}"
+    )

@@ -1,0 +1,74 @@
+"""The shapes data takes between the chain, the decoder and Pub/Sub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+
+class RawLog(TypedDict, total=False):
+    """An `eth_getLogs` entry as the node sends it (hex strings)."""
+
+    address: str
+    topics: list[str]
+    data: str
+    blockNumber: str
+    blockHash: str
+    blockTimestamp: str
+    transactionHash: str
+    transactionIndex: str
+    logIndex: str
+    removed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """A block by number and hash: what checkpoints and reorg checks compare."""
+
+    number: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A log of a configured contract that the ABI cannot decode, and why."""
+
+    event_id: str
+    contract: str
+    block_number: int
+    block_hash: str
+    transaction_hash: str
+    log_index: int
+    reason: str
+    log: RawLog
+
+
+@dataclass(slots=True)
+class Event:
+    """One decoded event log, ready to become a message (CONTRACT §3)."""
+
+    event_id: str
+    chain_id: int
+    contract: str
+    name: str
+    args: dict[str, Any]
+    block_number: int
+    block_hash: str
+    block_timestamp: int | None
+    transaction_hash: str
+    transaction_index: int
+    log_index: int
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The parts of a block header the relayer uses."""
+
+    number: int
+    hash: str
+    timestamp: int
+
+    @property
+    def ref(self) -> BlockRef:
+        return BlockRef(self.number, self.hash)

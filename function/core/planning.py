@@ -1,0 +1,76 @@
+"""Block arithmetic of a run, kept pure: which blocks to scan and where to commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+from function.core.model import BlockRef
+
+RECENT_BLOCKS_KEPT = 128
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRange:
+    """Inclusive range of block numbers."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise ValueError(f"empty range {self.start}..{self.end}")
+
+    def __len__(self) -> int:
+        return self.end - self.start + 1
+
+    def __contains__(self, block: object) -> bool:
+        return isinstance(block, int) and self.start <= block <= self.end
+
+
+def safe_tip(head: int, confirmations: int) -> int:
+    """The newest block a run may relay: `confirmations` behind the head."""
+    return head - confirmations
+
+
+def plan_range(next_block: int, tip: int, batch_size: int) -> BlockRange | None:
+    """This run's blocks: from the checkpoint, at most `batch_size`, never past `tip`."""
+    end = min(next_block + batch_size - 1, tip)
+    return BlockRange(next_block, end) if end >= next_block else None
+
+
+def split(blocks: BlockRange, size: int) -> Iterator[BlockRange]:
+    """Consecutive sub-ranges of at most `size` blocks."""
+    start = blocks.start
+    while start <= blocks.end:
+        end = min(start + size - 1, blocks.end)
+        yield BlockRange(start, end)
+        start = end + 1
+
+
+def merge_recent(
+    recent: Iterable[BlockRef], added: Iterable[BlockRef], keep: int = RECENT_BLOCKS_KEPT
+) -> list[BlockRef]:
+    """The newest `keep` relayed blocks by number, newer hashes replacing older ones."""
+    by_number = {b.number: b for b in recent}
+    by_number.update((b.number, b) for b in added)
+    return [by_number[n] for n in sorted(by_number)[-keep:]]
+
+
+def cut_by_events(blocks: BlockRange, event_blocks: Sequence[int], limit: int) -> list[BlockRange]:
+    """Split a chunk after blocks with events so that each part carries at most `limit`
+    events (a block with more stays whole). Committing more often than every
+    RELAYER_CHECKPOINT_INTERVAL blocks bounds a run's memory and what a crash may repeat;
+    each part but the last ends at a block with events, whose hash the run already has."""
+    parts: list[BlockRange] = []
+    start, count, last = blocks.start, 0, blocks.start
+    for number, group in groupby(event_blocks):
+        size = len(list(group))
+        if count and count + size > limit:
+            parts.append(BlockRange(start, last))
+            start, count = last + 1, 0
+        count += size
+        last = number
+    parts.append(BlockRange(start, blocks.end))
+    return parts

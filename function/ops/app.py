@@ -1,0 +1,241 @@
+"""Entry points behind `main.py`: the job's run, the `relay` and `status` HTTP functions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import function.logs as logs
+from function.adapters.storage import read_uri
+from function.config import Runtime, Settings, load_runtime, logging_settings
+from function.core.summary import FAILED, RunSummary, headline, log_fields
+from function.errors import ConfigError, RelayerError
+from function.ops.fleet import load_fleet, shard
+from function.redact import scrub
+from function.run.relay import Outcome, Relay
+from function.stopping import HARD_EXIT_S, StopSignal, install_sigterm
+
+log = logging.getLogger("relayer")
+
+Response = tuple[str | bytes, int, dict[str, str]]
+STATUS_TIMEOUT_S = 3.0  # status answers within seconds, unhealthy, when a dependency is down
+
+
+def log_summary(outcome: Outcome, settings: Settings, *, started: bool = True) -> None:
+    """The one summary record every run ends with (CONTRACT §2)."""
+    s = outcome.summary
+    level = logging.ERROR if s.outcome == FAILED else logging.INFO
+    shown = log_fields(s, started=started, dead_letters=settings.deadletter_topic is not None)
+    log.log(level, headline(s), extra={"run_summary": True, "relayer_id": s.relayer_id, **shown})
+
+
+def relay_once(settings: Settings, stop: StopSignal) -> Outcome:
+    """Wire and run; whatever fails, the run still ends in its summary (a deployment
+    error before the run, or anything a library raised that nothing else caught)."""
+    from function.ops.wiring import build_relay, record_failure
+
+    started, began = datetime.now(UTC), time.monotonic()
+    try:
+        relay = build_relay(settings, stop)
+    except Exception as e:
+        detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
+        summary = RunSummary("-", settings.relayer_id, started, error=scrub(detail))
+        summary.finished_at = datetime.now(UTC)
+        summary.duration_s = round(time.monotonic() - began, 3)
+        outcome = Outcome(summary, e)
+        record_failure(settings, summary)
+        log_summary(outcome, settings, started=False)
+        return outcome
+    stop.last_words = lambda: _abandoned(relay, settings, began)
+    try:
+        outcome = relay.run()
+    finally:
+        stop.last_words = None
+    log_summary(outcome, settings)
+    return outcome
+
+
+def _abandoned(relay: Relay, settings: Settings, began: float) -> None:
+    """The summary of a run the hard exit ends (a dependency hung past SIGTERM's grace)."""
+    summary = relay.current
+    if summary is None:
+        return
+    summary.outcome = FAILED
+    summary.interrupted = True
+    summary.duration_s = round(time.monotonic() - began, 3)
+    summary.error = (
+        f"still running {HARD_EXIT_S} s after SIGTERM (Firestore, Pub/Sub or the RPC endpoint "
+        "did not answer in time): what was not committed is the next run's, once this run's "
+        "lease expires (RELAYER_LEASE_SECONDS)"
+    )
+    log_summary(Outcome(summary, None), settings)
+
+
+def load_deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
+    """This task's place in the deployment and every relayer of it (CONTRACT §1)."""
+    runtime = load_runtime(env)
+
+    def read(uri: str) -> bytes:
+        return read_uri(uri, "RELAYER_CONFIG", ConfigError)
+
+    return runtime, load_fleet(env, runtime.config_uri, read)
+
+
+def run_relayers(runtime: Runtime, fleet: Sequence[Settings], stop: StopSignal) -> list[Outcome]:
+    """One run of each relayer of this task, one after the other; a failing relayer does
+    not keep the others from running."""
+    mine = shard(fleet, runtime.task_index, runtime.task_count)
+    if runtime.config_uri:
+        log.info(
+            "task %d of %d runs %d of %d relayers: %s",
+            runtime.task_index,
+            runtime.task_count,
+            len(mine),
+            len(fleet),
+            ", ".join(s.relayer_id for s in mine) or "none",
+        )
+    outcomes = []
+    for settings in mine:
+        if stop.is_set():
+            break
+        logs.add_label("relayer_id", settings.relayer_id)
+        outcomes.append(relay_once(settings, stop))
+    return outcomes
+
+
+def run_job(env: Mapping[str, str]) -> int:
+    """`python main.py`: one run of each relayer of this task; the exit code of CONTRACT §2
+    (with several relayers, the worst of theirs)."""
+    level, fmt, labels = logging_settings(env)
+    logs.setup(level, fmt, labels)
+    try:
+        runtime, fleet = load_deployment(env)
+    except RelayerError as e:
+        log.error(str(e), extra={"outcome": FAILED})
+        return e.exit_code
+    stop = StopSignal()
+    install_sigterm(stop)
+    return max((o.exit_code for o in run_relayers(runtime, fleet, stop)), default=0)
+
+
+class _Cache:
+    """Per-process clients for the HTTP functions: built on first use, reused after."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, Any] = {}
+
+    def get(self, key: str, build: Any) -> Any:
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = build()
+            return self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_cache = _Cache()
+
+
+def clear_cache() -> None:
+    """Forget cached settings and clients (a test changing the environment needs this)."""
+    _cache.clear()
+
+
+def _json(body: Any, status: int) -> Response:
+    return json.dumps(body, default=str), status, {"Content-Type": "application/json"}
+
+
+def relay_http(env: Mapping[str, str]) -> Response:
+    """The `relay` function: one run per request; 200 when it succeeded or skipped. With
+    several relayers the answer is `{"runs": [summary, ...]}`, 500 if any failed."""
+    try:
+        runtime, fleet = _cache.get("deployment", lambda: _deployment(env))
+    except RelayerError as e:
+        log.error(str(e))
+        return _json({"outcome": FAILED, "error": str(e)}, 500)
+    outcomes = run_relayers(runtime, fleet, StopSignal())
+    failed = any(o.summary.outcome == FAILED for o in outcomes)
+    summaries = [o.summary.as_json() for o in outcomes]
+    body = summaries[0] if len(fleet) == 1 and summaries else {"runs": summaries}
+    return _json(body, 500 if failed else 200)
+
+
+def _deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
+    level, fmt, labels = logging_settings(env)
+    logs.setup(level, fmt, labels)
+    return load_deployment(env)
+
+
+def status_http(env: Mapping[str, str], path: str) -> Response:
+    """The `status` function: /health, /status, /metrics and a page at /."""
+    path = "/" + path.strip("/")
+    if path == "/health":
+        return _json({"status": "ok"}, 200)
+    try:
+        _, fleet = _cache.get("deployment", lambda: _deployment(env))
+    except RelayerError as e:
+        return _json({"healthy": False, "error": str(e)}, 503)
+    if path not in ("/", "/status", "/metrics"):
+        return _json({"error": f"no such page {path}: try /, /status, /metrics, /health"}, 404)
+    from function.ops import status  # /health stays free of these imports
+
+    body = status_body(fleet)
+    code = 200 if body["healthy"] else 503
+    if path == "/metrics":
+        return (
+            status.metrics_text(body["relayers"]),
+            200,
+            {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+    if path == "/":
+        return status.html_page(body), code, {"Content-Type": "text/html; charset=utf-8"}
+    return _json(body, code)
+
+
+def status_body(fleet: Sequence[Settings]) -> dict[str, Any]:
+    """The `/status` answer (CONTRACT §5): every relayer of the deployment, all tasks'."""
+    import function.ops.status as status
+
+    return status.report([_relayer_entry(settings) for settings in fleet])
+
+
+def _relayer_entry(settings: Settings) -> dict[str, Any]:
+    import function.ops.status as status
+    import function.ops.wiring as wiring
+
+    key = settings.relayer_id
+    now = datetime.now(UTC)
+    try:
+        state = _cache.get(
+            f"state:{key}", lambda: wiring.state_store(settings, wiring.firestore_client(settings))
+        )
+        doc = state.read(timeout_s=STATUS_TIMEOUT_S)
+    except Exception as e:  # a client that cannot be built (credentials) counts as well
+        detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
+        entry = status.relayer_status(settings, None, None, now)
+        entry["healthy"] = False
+        entry["reasons"] = [f"state unreadable: {scrub(detail)}"]
+        return entry
+    chain = _cache.get(
+        f"chain:{key}",
+        lambda: wiring.chain_reader(settings, timeout_s=STATUS_TIMEOUT_S, attempts=1),
+    )
+    next_block = (doc or {}).get("next_block", settings.start_block)
+    head: int | None = None
+    lag_seconds: float | None = None
+    try:
+        latest, checkpoint = chain.latest_and_header(int(next_block) - 1)
+        head = latest.number
+        if checkpoint is not None:
+            lag_seconds = max(0, latest.timestamp - checkpoint.timestamp)
+    except Exception as e:
+        log.warning("status could not read the head: %s", scrub(str(e)))
+    return status.relayer_status(settings, doc, head, now, lag_seconds)

@@ -1,0 +1,433 @@
+"""`relayer`: the operator's command line (run, status, backfill, replay, verify, reset).
+
+Every command reads the same environment as the job (README, Configuration) and goes
+through the same guard: a backfill has its own checkpoint and shares the processed-event set,
+so it can run beside the scheduled job without publishing twice; all backfills of a relayer
+share one lease, so overlapping ones take turns instead of publishing the same blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+import function.logs as logs
+import function.ops.app as app
+from function.config import Settings, logging_settings
+from function.core.guard import PUBLISHED
+from function.core.messages import event_payload
+from function.core.planning import BlockRange, split
+from function.errors import RelayerError
+from function.stopping import StopSignal
+
+if TYPE_CHECKING:  # the commands import what they use when they run: a fast --help
+    from function.adapters.chain import ChainReader
+    from function.core.catalogue import EventCatalogue
+    from function.run.fetching import Fetched
+
+
+def _fleet() -> list[Settings]:
+    level, fmt, labels = logging_settings(os.environ)
+    logs.setup(level, "text" if "LOG_FORMAT" not in os.environ else fmt, labels)
+    try:
+        return app.load_deployment(os.environ)[1]
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+
+
+def _settings() -> Settings:
+    """The relayer a command acts on: the only one, or the one --relayer names."""
+    fleet = _fleet()
+    wanted = click.get_current_context().find_root().params.get("relayer")
+    if wanted is None and len(fleet) == 1:
+        return fleet[0]
+    for settings in fleet:
+        if settings.relayer_id == wanted:
+            return settings
+    ids = ", ".join(s.relayer_id for s in fleet)
+    _fail(f"--relayer {wanted or '(missing)'}: name one of the configured relayers: {ids}", 2)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def _range(from_block: int, to_block: int) -> BlockRange:
+    if from_block < 0 or to_block < from_block:
+        _fail(f"--from-block {from_block} --to-block {to_block} is not a range of blocks", 2)
+    return BlockRange(from_block, to_block)
+
+
+def _stop_on_signals() -> StopSignal:
+    stop = StopSignal()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--relayer",
+    metavar="ID",
+    help="The relayer to act on, when RELAYER_CONFIG lists several (its RELAYER_ID).",
+)
+def main(relayer: str | None) -> None:
+    """Operate the EVM → Pub/Sub relayer configured by the environment (see README)."""
+
+
+@main.command()
+def run() -> None:
+    """One relay run, exactly like `python main.py` (exit 0 ok/idle/skipped, 1 failed, 2 bad
+    configuration)."""
+    sys.exit(app.run_job(os.environ))
+
+
+@main.command()
+def status() -> None:
+    """The relayers' status as a table; exit 1 when any is unhealthy."""
+    body = app.status_body(_fleet())
+    rows = [("relayer", "chain", "next block", "head", "lag", "last run", "published", "health")]
+    for r in body["relayers"]:
+        last = (r.get("last_run") or {}).get("outcome", "-")
+        health = "healthy" if r["healthy"] else "UNHEALTHY: " + "; ".join(r["reasons"])
+        rows.append(
+            (
+                r["relayer_id"],
+                str(r["chain_id"]),
+                str(r["next_block"]),
+                str(r["head_block"]),
+                str(r["lag_blocks"]),
+                last,
+                str(r["totals"]["events_published"]),
+                health,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for n, row in enumerate(rows):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        click.secho(line, bold=n == 0, fg=None if n == 0 or "UNHEALTHY" not in line else "red")
+    sys.exit(0 if body["healthy"] else 1)
+
+
+@main.command()
+@click.option("--from-block", type=int, required=True, help="First block to relay.")
+@click.option("--to-block", type=int, required=True, help="Last block to relay.")
+@click.option(
+    "--replay-expired",
+    is_flag=True,
+    help="Allow a range the job relayed more than RELAYER_EVENT_TTL_DAYS ago: its events "
+    'without a record are published again marked replay="true".',
+)
+def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
+    """Relay a historical range through the same guard, beside the scheduled job.
+
+    Resumable: run the same command again after a crash and it continues where it stopped.
+    The range must lie below the scheduled job's checkpoint. Backfills of one relayer take
+    turns on one lease, so overlapping ranges never both publish a block; a backfill that
+    finds it held waits.
+    """
+    from function.ops.wiring import build_relay, firestore_client, state_store
+
+    settings = _settings()
+    blocks = _range(from_block, to_block)
+    job = state_store(settings, firestore_client(settings)).read() or {}
+    below = int(job.get("next_block", settings.start_block))
+    if blocks.end >= below:
+        _fail(
+            f"--to-block {blocks.end} reaches the scheduled job's range (it relays from block "
+            f"{below} on): backfill only blocks below {below}",
+            2,
+        )
+    replay = _relayed_before(settings, blocks, below, replay_expired)
+    task = f"backfill-{blocks.start}-{blocks.end}"
+    stop = _stop_on_signals()
+    settings = dataclasses.replace(settings, start_block=blocks.start)
+    try:
+        relay = build_relay(settings, stop, task=task)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    relay.last_block = blocks.end
+    relay.replay = replay
+    published = 0
+    waiting = False
+    with click.progressbar(length=len(blocks), label=f"backfill {task}") as bar:
+        while not stop.is_set():
+            outcome = relay.run()
+            s = outcome.summary
+            if outcome.error is not None or s.outcome == "failed":
+                _fail(
+                    f"backfill stopped: {s.error}; run the same command to resume",
+                    outcome.exit_code or 1,
+                )
+            if s.outcome == "skipped":
+                # Every backfill of a relayer shares one lease (overlapping ranges must not
+                # both publish): wait for it; this range's own checkpoint resumes after.
+                if not waiting:
+                    click.echo(
+                        f"another backfill of {settings.relayer_id} holds the backfill lease: "
+                        "waiting for it (Ctrl-C stops; run the same command to resume)",
+                        err=True,
+                    )
+                waiting = True
+                time.sleep(min(2.0, settings.lease_s / 4))
+                continue
+            published += s.events_published
+            if s.to_block is not None:
+                bar.update(s.to_block - (s.from_block or s.to_block) + 1)
+            if s.outcome == "idle":
+                break
+    click.echo(
+        f"backfill {task}: {published} events published"
+        + (" (interrupted: run it again to resume)" if stop.is_set() else "")
+    )
+
+
+def _relayed_before(
+    settings: Settings, blocks: BlockRange, job_next: int, replay_expired: bool
+) -> tuple[BlockRange, ...]:
+    """The parts of a backfill's range relayed before (by the scheduled job, from
+    START_BLOCK to its checkpoint, or by earlier backfills) whose records may have expired:
+    refused unless --replay-expired, then their unrecorded events go out marked
+    replay="true"."""
+    from function.ops.wiring import chain_reader, firestore_client, state_store
+
+    store = state_store(settings, firestore_client(settings))
+    try:
+        job = (settings.start_block, job_next - 1)
+        job_first = (store.read() or {}).get("first_commit_at")
+        earlier = [(BlockRange(*job), job_first)] if job[0] <= job[1] else []
+        own = f"backfill-{blocks.start}-{blocks.end}"  # resuming itself is no replay
+        earlier += [r for task, r in store.backfilled().items() if task != own]
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    overlaps = [
+        (BlockRange(max(r.start, blocks.start), min(r.end, blocks.end)), first)
+        for r, first in earlier
+        if max(r.start, blocks.start) <= min(r.end, blocks.end)
+    ]
+    if not overlaps:
+        return ()
+    chain = chain_reader(settings)
+    now = datetime.now(UTC)
+    ttl = settings.event_ttl_days
+    stale = [
+        r
+        for r, first in overlaps
+        if may_have_expired(chain.headers([r.start])[r.start].timestamp, first, now, ttl)
+    ]
+    if stale and not replay_expired:
+        shown = ", ".join(f"{r.start}..{r.end}" for r in stale[:3])
+        _fail(
+            f"blocks {shown} were relayed before and are older than "
+            f"RELAYER_EVENT_TTL_DAYS={settings.event_ttl_days:g}: their records may have "
+            "expired, so their events would be published again as if new. Add "
+            '--replay-expired to publish them again marked replay="true", or backfill only '
+            "blocks not relayed before",
+            2,
+        )
+    return tuple(stale)
+
+
+def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[BlockRange, Any]]:
+    """The chain's events of the range, window by window, with a progress bar."""
+    from function.adapters.storage import read_abi
+    from function.core.abi import load_specs
+    from function.ops.wiring import chain_reader
+
+    try:
+        specs = load_specs(read_abi, settings.abi_uri, settings.events)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    chain = chain_reader(settings)
+    with click.progressbar(length=len(blocks), label=label) as bar:
+        for window in split(blocks, settings.batch_size):
+            try:
+                fetched = _fetch_window(chain, specs, settings, window)
+            except RelayerError as e:
+                _fail(f"{label} stopped at blocks {window.start}..{window.end}: {e}", e.exit_code)
+            yield window, fetched
+            bar.update(len(window))
+
+
+def _fetch_window(
+    chain: ChainReader, specs: EventCatalogue, settings: Settings, window: BlockRange
+) -> Fetched:
+    from function.run.fetching import fetch
+
+    return fetch(
+        chain, specs, settings.contracts, settings.chain_id, window, [window], dead_letters=True
+    )
+
+
+def _recorded(settings: Settings, blocks: BlockRange) -> dict[str, str]:
+    from function.ops.wiring import firestore_client, state_store
+
+    store = state_store(settings, firestore_client(settings))
+    try:
+        entries = store.processed(blocks)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    return {str(e["event_id"]): str(e.get("state")) for es in entries.values() for e in es}
+
+
+@main.command()
+@click.option("--from-block", type=int, required=True)
+@click.option("--to-block", type=int, required=True)
+@click.option("--yes", is_flag=True, help="Confirm: consumers will receive these events again.")
+def replay(from_block: int, to_block: int, yes: bool) -> None:
+    """Publish again events already relayed (for a consumer that lost data), with the
+    attribute replay="true". Events not relayed yet are left to the job or a backfill."""
+    from function.adapters.pubsub import Publisher, make_client
+    from function.run.dispatch import Courier
+
+    if not yes:
+        _fail("replay publishes events again to every subscriber: add --yes to confirm", 2)
+    settings = _settings()
+    blocks = _range(from_block, to_block)
+    recorded = _recorded(settings, blocks)
+    publisher = Publisher(make_client(), settings.pubsub_project, settings.topic)
+    try:
+        publisher.check_topic()
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    courier = Courier(publisher, StopSignal(), settings.ordering)
+    sent = skipped = 0
+    for _, fetched in _scan(settings, blocks, "replay"):
+        events = [e for e in fetched.events if recorded.get(e.event_id) == PUBLISHED]
+        skipped += len(fetched.events) - len(events)
+        payloads = [event_payload(e) for e in events]
+        results = courier.send_payloads(payloads, _deadline(), replay=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            _fail(f"Pub/Sub refused {len(failed)} replayed messages: {failed[0]}")
+        sent += len(events)
+    click.echo(
+        f"replayed {sent} events of blocks {blocks.start}..{blocks.end}; {skipped} not "
+        "relayed yet were left alone"
+    )
+
+
+def may_have_expired(
+    block_time: int, first_commit: datetime | None, now: datetime, ttl_days: float
+) -> bool:
+    """Whether the records of a block stamped `block_time` (and of every newer one) may have
+    expired by `now`. A record is written after its block and after its relayer's first
+    commit (`first_commit`, unknown for state older than that field), so it expires no
+    sooner than either plus the TTL (with a margin for clocks: a day, at most a tenth of
+    the TTL)."""
+    ttl_s = ttl_days * 86_400
+    oldest = now.timestamp() - ttl_s + min(86_400.0, ttl_s / 10)
+    written = first_commit.timestamp() if first_commit is not None else block_time
+    return max(block_time, written) <= oldest
+
+
+def _deadline(seconds: float = 120.0) -> Callable[[], float]:
+    end = time.monotonic() + seconds
+    return lambda: end
+
+
+@main.command()
+@click.option("--from-block", type=int, required=True)
+@click.option("--to-block", type=int, required=True)
+def verify(from_block: int, to_block: int) -> None:
+    """Compare the chain's logs with the processed-event set: report gaps and strays, exit 1
+    when an event below the checkpoint is missing or a record is not on the chain."""
+    from function.ops.wiring import firestore_client, state_store
+
+    settings = _settings()
+    blocks = _range(from_block, to_block)
+    job = state_store(settings, firestore_client(settings)).read() or {}
+    checkpoint = int(job.get("next_block", settings.start_block))
+    recorded = _recorded(settings, blocks)
+    on_chain: dict[str, int] = {}
+    for _, fetched in _scan(settings, blocks, "verify"):
+        on_chain.update((e.event_id, e.block_number) for e in fetched.events)
+        on_chain.update((d.event_id, d.block_number) for d in fetched.dead)
+    missing = sorted(i for i, n in on_chain.items() if n < checkpoint and i not in recorded)
+    pending = sum(1 for i, n in on_chain.items() if n >= checkpoint and i not in recorded)
+    stray = sorted(i for i, s in recorded.items() if s == PUBLISHED and i not in on_chain)
+    click.echo(
+        f"blocks {blocks.start}..{blocks.end}: {len(on_chain)} events on chain, "
+        f"{sum(1 for i in on_chain if i in recorded)} recorded, {len(missing)} missing, "
+        f"{pending} not yet reached (checkpoint {checkpoint}), {len(stray)} stray records"
+    )
+    for event_id in missing[:20]:
+        click.secho(f"missing: {event_id}", fg="red")
+    for event_id in stray[:20]:
+        click.secho(f"stray:   {event_id} (recorded as published, not on the chain)", fg="red")
+    sys.exit(1 if missing or stray else 0)
+
+
+@main.command()
+@click.option("--to-block", type=int, required=True, help="The new next block to relay.")
+@click.option("--yes", is_flag=True, help="Confirm: blocks may be skipped or scanned again.")
+@click.option(
+    "--replay-expired",
+    is_flag=True,
+    help="Allow moving back over blocks older than RELAYER_EVENT_TTL_DAYS: their events "
+    'are published again marked replay="true".',
+)
+def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
+    """Move the checkpoint, under the lease so no run is in the middle of it. Events already
+    recorded are still never published twice; blocks skipped forward are not relayed.
+
+    Records expire after RELAYER_EVENT_TTL_DAYS: moving back over older blocks would publish
+    their events again as if new, so it is refused unless --replay-expired, which marks the
+    events found without a record replay="true"."""
+    from function.core.checkpoint import Progress
+    from function.core.model import BlockRef
+    from function.ops.wiring import chain_reader, firestore_client, state_store
+
+    if not yes:
+        _fail("reset moves the checkpoint: add --yes to confirm", 2)
+    if to_block < 0:
+        _fail(f"--to-block {to_block} is not a block number", 2)
+    settings = _settings()
+    store = state_store(settings, firestore_client(settings))
+    now = datetime.now(UTC)
+    grant = store.acquire(f"reset-{os.getpid()}", now, settings.lease_s)
+    if grant is None:
+        _fail("a run holds the lease right now: try again when it has finished")
+    try:
+        chain = chain_reader(settings)
+        recent: tuple[BlockRef, ...] = ()
+        block_hash = None
+        if to_block > 0:
+            block_hash = chain.headers([to_block - 1])[to_block - 1].hash
+            recent = (BlockRef(to_block - 1, block_hash),)
+        replay = None
+        if grant.next_block is not None and to_block < grant.next_block:
+            replay = BlockRange(to_block, grant.next_block - 1)
+            oldest = chain.headers([to_block])[to_block].timestamp
+            first = (store.read() or {}).get("first_commit_at")
+            expired = may_have_expired(oldest, first, now, settings.event_ttl_days)
+            if expired and not replay_expired:
+                _fail(
+                    f"blocks from {to_block} on were relayed before and are older than "
+                    f"RELAYER_EVENT_TTL_DAYS={settings.event_ttl_days:g}: their records may "
+                    "have expired, so their events would be published again as if new. Add "
+                    '--replay-expired to publish them again marked replay="true", or reset '
+                    "to a newer block",
+                    2,
+                )
+            if not expired:
+                replay = None
+        progress = Progress(to_block, block_hash, recent, 0, rewind=True, replay=replay)
+        store.commit(grant, now, progress=progress)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    finally:
+        store.release(grant, datetime.now(UTC))
+    click.echo(
+        f"checkpoint of {settings.relayer_id} moved: the next run starts at block "
+        f"{to_block} (was {grant.next_block})"
+    )

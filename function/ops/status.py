@@ -1,0 +1,166 @@
+"""Status of a relayer (CONTRACT §5) and its Prometheus metrics (§6).
+
+`relayer_status` is pure: it judges health from the stored document, the head and the
+clock, so every rule is tested without I/O. Nothing here can show a secret: the RPC URL is
+not part of any input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from function.config import Settings
+from function.core.summary import FAILED, OUTCOMES
+
+STALE_INTERVALS = 3
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {k: _iso(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_iso(v) for v in value]
+    return value
+
+
+def relayer_status(
+    settings: Settings,
+    doc: Mapping[str, Any] | None,
+    head: int | None,
+    now: datetime,
+    lag_seconds: float | None = None,
+) -> dict[str, Any]:
+    """One relayer's entry of `/status`, with `healthy` and the `reasons` when it is not."""
+    doc = doc or {}
+    next_block = doc.get("next_block")
+    if next_block is None:
+        next_block = settings.start_block
+    last_run = doc.get("last_run")
+    last_success = doc.get("last_success_at")
+    reasons: list[str] = []
+    if not doc:
+        reasons.append("no run has recorded state yet")
+    if last_run and last_run.get("outcome") == FAILED:
+        reasons.append(f"last run failed: {last_run.get('error') or 'unknown error'}")
+    limit = STALE_INTERVALS * settings.poll_interval_s
+    if doc and last_success is None:
+        reasons.append("no successful run yet")
+    elif last_success is not None and (now - last_success).total_seconds() > limit:
+        age = (now - last_success).total_seconds()
+        reasons.append(
+            f"stale: last successful run {age:.0f} s ago (limit {limit:.0f} s = "
+            f"{STALE_INTERVALS} x RELAYER_POLL_INTERVAL)"
+        )
+    lag = max(0, head - int(next_block) + 1) if head is not None else None
+    if lag is not None and settings.max_lag_blocks is not None and lag > settings.max_lag_blocks:
+        reasons.append(
+            f"lagging: {lag} blocks behind (RELAYER_MAX_LAG_BLOCKS={settings.max_lag_blocks})"
+        )
+    totals = doc.get("totals") or {}
+    return {
+        "relayer_id": settings.relayer_id,
+        "chain_id": settings.chain_id,
+        "contracts": list(settings.contracts),
+        "topic": settings.topic,
+        "next_block": int(next_block),
+        "head_block": head,
+        "lag_blocks": lag,
+        "lag_seconds": lag_seconds if lag else (0 if lag == 0 else None),
+        "last_run": _iso(last_run),
+        "last_success_at": _iso(last_success),
+        "totals": {
+            "events_published": int(totals.get("events_published") or 0),
+            "events_retracted": int(totals.get("events_retracted") or 0),
+            "events_deadlettered": int(totals.get("events_deadlettered") or 0),
+            "runs": int(totals.get("runs") or 0),
+            "outcomes": {o: int((totals.get("outcomes") or {}).get(o) or 0) for o in OUTCOMES},
+        },
+        "healthy": not reasons,
+        "reasons": reasons,
+        "recent_runs": _iso(list(doc.get("recent_runs") or [])),
+    }
+
+
+def report(relayers: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The whole `/status` body: healthy only when every relayer is."""
+    return {"healthy": all(r["healthy"] for r in relayers), "relayers": list(relayers)}
+
+
+class _Snapshot(Collector):
+    def __init__(self, relayers: Sequence[dict[str, Any]]) -> None:
+        self._relayers = relayers
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        label = ["relayer_id"]
+        gauges = {
+            key: GaugeMetricFamily(name, text, labels=label)
+            for key, name, text in (
+                ("next_block", "relayer_next_block", "First block not yet relayed."),
+                ("head_block", "relayer_head_block", "Chain head seen by status."),
+                ("lag_blocks", "relayer_lag_blocks", "Blocks not yet relayed."),
+                (
+                    "last_success",
+                    "relayer_last_success_timestamp_seconds",
+                    "Unix time of the last successful run.",
+                ),
+                ("healthy", "relayer_healthy", "1 when the relayer is healthy."),
+            )
+        }
+        published = CounterMetricFamily(
+            "relayer_events_published", "Events published to Pub/Sub.", labels=label
+        )
+        retracted = CounterMetricFamily(
+            "relayer_events_retracted",
+            "Published events retracted after a reorganisation.",
+            labels=label,
+        )
+        dead = CounterMetricFamily(
+            "relayer_events_deadlettered",
+            "Undecodable logs sent to the dead-letter topic.",
+            labels=label,
+        )
+        runs = CounterMetricFamily(
+            "relayer_runs", "Runs by outcome.", labels=["relayer_id", "outcome"]
+        )
+        for r in self._relayers:
+            rid = [r["relayer_id"]]
+            gauges["next_block"].add_metric(rid, r["next_block"])
+            if r["head_block"] is not None:
+                gauges["head_block"].add_metric(rid, r["head_block"])
+                gauges["lag_blocks"].add_metric(rid, r["lag_blocks"])
+            if r["last_success_at"]:
+                stamp = datetime.fromisoformat(r["last_success_at"])
+                gauges["last_success"].add_metric(rid, stamp.timestamp())
+            gauges["healthy"].add_metric(rid, 1.0 if r["healthy"] else 0.0)
+            published.add_metric(rid, r["totals"]["events_published"])
+            retracted.add_metric(rid, r["totals"]["events_retracted"])
+            dead.add_metric(rid, r["totals"]["events_deadlettered"])
+            for outcome, count in r["totals"]["outcomes"].items():
+                runs.add_metric([r["relayer_id"], outcome], count)
+        yield from gauges.values()
+        yield published
+        yield retracted
+        yield dead
+        yield runs
+
+
+def metrics_text(relayers: Sequence[dict[str, Any]]) -> bytes:
+    """Prometheus text exposition of the status snapshot."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(relayers))
+    return generate_latest(registry)
+
+
+def html_page(body: Mapping[str, Any], now: datetime | None = None) -> str:
+    """The page for people at `/` (see `status_page`)."""
+    import function.ops.status_page as status_page
+
+    return status_page.render(body, now or datetime.now(UTC))

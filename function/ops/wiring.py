@@ -1,0 +1,90 @@
+"""The one place that builds real clients: JSON-RPC, Firestore, Pub/Sub, Storage."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from google.cloud import firestore
+
+from function.adapters.chain import ChainReader
+from function.adapters.firestore.state import FirestoreState
+from function.adapters.jsonrpc.client import JsonRpc
+from function.adapters.pubsub import Publisher, make_client
+from function.adapters.storage import read_abi
+from function.config import Settings
+from function.core.abi import load_specs
+from function.core.summary import RunSummary
+from function.redact import scrub
+from function.run.relay import Relay
+from function.stopping import StopSignal
+
+log = logging.getLogger(__name__)
+
+
+def firestore_client(settings: Settings) -> firestore.Client:
+    return firestore.Client(
+        project=settings.firestore_project, database=settings.firestore_database
+    )
+
+
+def chain_reader(
+    settings: Settings,
+    timeout_s: float = 15.0,
+    attempts: int = 4,
+    stop: StopSignal | None = None,
+    check_endpoints: bool = False,
+) -> ChainReader:
+    """With `stop`, every RPC wait ends at SIGTERM; `check_endpoints` asks every URL of
+    RPC_URL for its chain id now (a mismatch raises `ChainMismatchError`, exit 2)."""
+    rpc = JsonRpc(
+        settings.rpc_urls, settings.chain_id, timeout_s=timeout_s, attempts=attempts, stop=stop
+    )
+    if check_endpoints:
+        rpc.check_endpoints()
+    return ChainReader(rpc)
+
+
+def state_store(
+    settings: Settings, client: firestore.Client, task: str | None = None
+) -> FirestoreState:
+    identity = {"chain_id": settings.chain_id, "contracts": list(settings.contracts)}
+    return FirestoreState(client, settings.relayer_id, identity, task)
+
+
+def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -> Relay:
+    """Everything a run needs; raises the deployment errors (ABI, topic) before any state
+    is touched, so a misconfigured job exits 2 without writing."""
+    specs = load_specs(read_abi, settings.abi_uri, settings.events)
+    client = make_client()
+    publisher = Publisher(client, settings.pubsub_project, settings.topic)
+    publisher.check_topic()
+    dead_letters = None
+    if settings.deadletter_topic:
+        dead_letters = Publisher(
+            client, settings.pubsub_project, settings.deadletter_topic, "RELAYER_DEADLETTER_TOPIC"
+        )
+        dead_letters.check_topic()
+    chain = chain_reader(settings, stop=stop, check_endpoints=True)
+    return Relay(
+        settings=settings,
+        specs=specs,
+        chain=chain,
+        state=state_store(settings, firestore_client(settings), task),
+        sink=publisher,
+        stop=stop,
+        dead_letters=dead_letters,
+    )
+
+
+def record_failure(settings: Settings, summary: RunSummary) -> None:
+    """Put a run that failed before it started (a missing topic, a bad ABI) in `last_run`,
+    so status shows it; under the lease, and never at the cost of a running run."""
+    try:
+        store = state_store(settings, firestore_client(settings))
+        summary.run_id = uuid.uuid4().hex[:16]
+        grant = store.acquire(summary.run_id, summary.started_at, settings.lease_s)
+        if grant is not None:
+            store.commit(grant, summary.started_at, summary=summary)
+    except Exception as e:
+        log.warning("could not record the failure in Firestore: %s", scrub(str(e)))

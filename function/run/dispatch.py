@@ -1,0 +1,302 @@
+"""Send messages to Pub/Sub in chain order and learn, per message, whether it was accepted.
+
+A block is the unit of progress: the run stops starting new blocks once a stop is asked,
+stops sending anything once its lease runs out or a request fails, and the checkpoint can
+only move past a block whose every message was accepted.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import FIRST_COMPLETED
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from function.core.batches import MAX_BYTES, MAX_MESSAGES, Request, cut_requests, message_size
+from function.core.blockrecords import Published
+from function.core.guard import DEADLETTERED, PUBLISHED
+from function.core.messages import (
+    Message,
+    attributes_of,
+    build_message,
+    dead_letter_message,
+    encode,
+    ordering_key,
+)
+from function.core.model import DeadLetter, Event
+from function.core.planning import BlockRange
+from function.errors import InDoubtError, NotSentError
+from function.run.ports import Sink
+from function.stopping import StopSignal
+
+MAX_IN_FLIGHT = 4  # requests at once (one per ordering key): enough to keep Pub/Sub busy
+_POLL_S = 0.2  # how often a wait looks at the deadline again (a SIGTERM shortens it)
+
+
+@dataclass
+class Delivered:
+    """What Pub/Sub accepted of a chunk, and where delivery stopped short, if it did."""
+
+    published: list[Published] = field(default_factory=list)
+    failure: tuple[int, str, BaseException] | None = None  # block, what, error
+    stopped_before: int | None = None  # first block not wholly sent: a stop, the lease, a failure
+
+    @property
+    def events_published(self) -> int:
+        return sum(1 for p in self.published if p.state == PUBLISHED)
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(1 for p in self.published if p.state == DEADLETTERED)
+
+
+class _Outgoing(NamedTuple):
+    block_number: int
+    log_index: int
+    message: Message
+    dead_letter: bool
+    record: Callable[[str], Published]
+    label: str
+
+
+class Courier:
+    """Publishes events, dead letters and retractions, honouring stops and deadlines."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        stop: StopSignal,
+        ordering: bool,
+        dead_letters: Sink | None = None,
+        in_flight: int = MAX_IN_FLIGHT,
+        replay: Sequence[BlockRange] = (),
+    ) -> None:
+        self._sink = sink
+        self._dead_sink = dead_letters
+        self._stop = stop
+        self._ordering = ordering
+        self._in_flight = in_flight
+        self._replay = replay  # events sent here were maybe published before: say so
+        self.replayed = 0
+        # Requests given up on while still in flight may be accepted until this monotonic
+        # instant: the run must keep its lease until then (CONTRACT §7.5).
+        self.in_doubt_until: float | None = None
+
+    def send(
+        self,
+        events: Sequence[Event],
+        dead: Sequence[DeadLetter],
+        deadline: Callable[[], float],
+        *,
+        chain_id: int,
+        relayer_id: str,
+        leased: Callable[[], bool] = lambda: True,
+    ) -> Delivered:
+        """Publish in chain order; learn the fate of every message sent.
+
+        Before each request the run must still be asked to go on and still hold its lease:
+        a run that was frozen past its lease sends nothing more, since another run may have
+        taken over those blocks. A block cut short is recorded as far as it went, and the
+        checkpoint stays before it.
+        """
+        outgoing = [self._event(e) for e in events]
+        outgoing += [self._dead(d, chain_id, relayer_id) for d in dead]
+        outgoing.sort(key=lambda o: (o.block_number, o.log_index))
+        requests = cut_requests(
+            outgoing,
+            group_of=lambda o: (self._sink_of(o) is self._sink, o.message.ordering_key),
+            size_of=lambda o: message_size(o.message),
+            max_messages=MAX_MESSAGES,
+            max_bytes=MAX_BYTES,
+        )
+        delivered = Delivered()
+        outcomes = self._dispatch(requests, deadline, leased)
+        for request, outcome in zip(requests, outcomes, strict=True):
+            for item, result in zip(request.items, _each(outcome, request), strict=True):
+                # A request in doubt because a stop cut the wait short is a stop, not a
+                # failure: the checkpoint stays before its block, and the run ends well.
+                stopped = isinstance(result, NotSentError) or (
+                    isinstance(result, InDoubtError) and self._stop.is_set()
+                )
+                if stopped:
+                    if delivered.stopped_before is None:
+                        delivered.stopped_before = item.block_number
+                elif isinstance(result, BaseException):
+                    delivered.failure = delivered.failure or (item.block_number, item.label, result)
+                else:
+                    delivered.published.append(item.record(result))
+        return delivered
+
+    def send_payloads(
+        self,
+        payloads: Sequence[dict[str, Any]],
+        deadline: Callable[[], float],
+        *,
+        replay: bool = False,
+    ) -> list[str | BaseException]:
+        """Publish ready-made §3 payloads (retractions, replays): the id or error of each."""
+        messages = [
+            Message(
+                encode(p),
+                attributes_of(p, replay=replay),
+                ordering_key(p["chain_id"], p["contract"]) if self._ordering else "",
+            )
+            for p in payloads
+        ]
+        requests = cut_requests(
+            messages,
+            group_of=lambda m: m.ordering_key,
+            size_of=message_size,
+            max_messages=MAX_MESSAGES,
+            max_bytes=MAX_BYTES,
+        )
+        outcomes = self._dispatch(requests, deadline, lambda: True, sink_of=lambda _: self._sink)
+        return [r for q, o in zip(requests, outcomes, strict=True) for r in _each(o, q)]
+
+    @property
+    def stopping(self) -> bool:
+        """True once the run was asked to stop."""
+        return self._stop.is_set()
+
+    def _sink_of(self, item: _Outgoing) -> Sink:
+        return self._dead_sink if item.dead_letter and self._dead_sink else self._sink
+
+    def _dispatch(
+        self,
+        requests: Sequence[Request[Any]],
+        deadline: Callable[[], float],
+        leased: Callable[[], bool],
+        sink_of: Callable[[Any], Sink] | None = None,
+    ) -> list[list[str] | BaseException]:
+        """Send requests in order, one at a time per lane and a few at once in all; stop
+        sending after a failure, a stop or the lease's end. Requests never sent get a
+        `NotSentError`; requests still in flight at the deadline get a `PublishError`."""
+        pick = sink_of or self._sink_of
+        outcomes: list[list[str] | BaseException | None] = [None] * len(requests)
+        flying: dict[concurrent.futures.Future[list[str]], tuple[int, Hashable, float]] = {}
+        halted: BaseException | None = None
+        nxt = 0
+        while True:
+            busy = {lane for _, lane, _ in flying.values()}
+            while halted is None and nxt < len(requests) and len(flying) < self._in_flight:
+                request = requests[nxt]
+                if request.lane in busy:
+                    break  # Pub/Sub ordering: one request of a key at a time
+                if self._stop.is_set():
+                    halted = NotSentError("not sent: the run was asked to stop")
+                elif not leased():
+                    halted = NotSentError("not sent: the run's lease ran out")
+                else:
+                    sink = pick(request.items[0])
+                    messages = [_message_of(i) for i in request.items]
+                    # The latest instant any attempt of this request can carry as its gRPC
+                    # deadline (the sink never goes past a deadline it has seen).
+                    until = deadline()
+                    flying[_in_thread(sink.publish, messages, deadline)] = (
+                        nxt,
+                        request.lane,
+                        until,
+                    )
+                    busy.add(request.lane)
+                    nxt += 1
+            if not flying:
+                break
+            left = deadline() - time.monotonic()
+            done, _ = concurrent.futures.wait(
+                flying, timeout=max(0.0, min(left, _POLL_S)), return_when=FIRST_COMPLETED
+            )
+            if not done and left <= 0:
+                for index, _, until in flying.values():  # each RPC ends by its own deadline
+                    self.in_doubt_until = max(self.in_doubt_until or until, until)
+                    outcomes[index] = InDoubtError(
+                        "Pub/Sub did not answer before the deadline; these messages may or "
+                        "may not have been accepted",
+                        until,
+                    )
+                flying.clear()
+                halted = halted or NotSentError("not sent: the publish deadline passed")
+                break
+            for future in done:
+                index, _, _ = flying.pop(future)
+                error = future.exception()
+                outcomes[index] = error if error is not None else future.result()
+                if error is not None and halted is None:
+                    halted = error  # after a failure nothing more goes out
+        rest = NotSentError(f"not sent: {halted}") if halted is not None else None
+        return [o if o is not None else (rest or NotSentError("not sent")) for o in outcomes]
+
+    def _event(self, e: Event) -> _Outgoing:
+        replay = any(e.block_number in r for r in self._replay)
+        self.replayed += replay
+        message = build_message(e, ordering=self._ordering, replay=replay)
+        return _Outgoing(
+            e.block_number,
+            e.log_index,
+            message,
+            False,
+            lambda message_id: _published(e, message, message_id),
+            f"event {e.event_id} ({e.name})",
+        )
+
+    def _dead(self, d: DeadLetter, chain_id: int, relayer_id: str) -> _Outgoing:
+        message = dead_letter_message(d, chain_id, relayer_id)
+        return _Outgoing(
+            d.block_number,
+            d.log_index,
+            message,
+            True,
+            lambda message_id: Published(
+                d.event_id,
+                d.block_number,
+                d.block_hash,
+                d.log_index,
+                d.transaction_hash,
+                "",
+                message_id,
+                message.data.decode(),
+                DEADLETTERED,
+            ),
+            f"dead letter {d.event_id}",
+        )
+
+
+def _message_of(item: Any) -> Message:
+    return item.message if isinstance(item, _Outgoing) else item
+
+
+def _each(outcome: list[str] | BaseException, request: Request[Any]) -> list[str | BaseException]:
+    """The result of each message of a request."""
+    if isinstance(outcome, BaseException):
+        return [outcome] * len(request.items)
+    return [*outcome]
+
+
+def _in_thread(call: Callable[..., list[str]], *args: Any) -> concurrent.futures.Future[list[str]]:
+    """Run `call` in a daemon thread: a publish stuck until its deadline must never hold
+    up the exit of a run that has given up on it (a pool's threads are joined at exit)."""
+    future: concurrent.futures.Future[list[str]] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call(*args))
+        except BaseException as e:  # handed to the waiting thread
+            future.set_exception(e)
+
+    threading.Thread(target=run, daemon=True, name="publish").start()
+    return future
+
+
+def _published(event: Event, message: Message, message_id: str) -> Published:
+    return Published(
+        event_id=event.event_id,
+        block_number=event.block_number,
+        block_hash=event.block_hash,
+        log_index=event.log_index,
+        transaction_hash=event.transaction_hash,
+        event=event.name,
+        message_id=message_id,
+        data=message.data.decode(),
+    )

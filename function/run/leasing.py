@@ -1,0 +1,76 @@
+"""Keeping a run's lease: when it must be renewed, and how long publishing may take.
+
+A run may only publish while its lease holds, or another run could take over and publish
+the same events; so every publish request starts before, and carries a gRPC deadline that
+ends, a margin before the lease does (or soon after a SIGTERM), and the lease is renewed
+before publishing once half of it is spent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from function.core.checkpoint import Grant, Progress
+from function.run.ports import State
+from function.stopping import StopSignal
+
+PUBLISH_TIMEOUT_S = 60.0
+
+
+class LeaseKeeper:
+    """The lease of one run: its deadline on the monotonic clock, renewals, commits."""
+
+    def __init__(
+        self,
+        state: State,
+        grant: Grant,
+        lease_s: float,
+        started: float,
+        stop: StopSignal,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._state = state
+        self.grant = grant
+        self._lease_s = lease_s
+        self._deadline = started + lease_s  # acquisition began at `started`: conservative
+        self._margin = min(2.0, lease_s * 0.1)
+        self._stop = stop
+        self._clock = clock
+
+    def publish_deadline(self) -> Callable[[], float]:
+        """When publishing must be over: no request starts after it, none is accepted after
+        it (each carries it as its gRPC deadline); re-read, so a SIGTERM can bring it
+        closer."""
+        start = time.monotonic()
+
+        def deadline() -> float:
+            return self._stop.cap(min(start + PUBLISH_TIMEOUT_S, self._deadline - self._margin))
+
+        return deadline
+
+    def valid(self) -> bool:
+        """True while the lease holds with a margin: publishing may go on."""
+        return time.monotonic() < self._deadline - self._margin
+
+    def ensure(self) -> None:
+        """Renew before publishing if less than half of the lease is left."""
+        if self._deadline - time.monotonic() < self._lease_s / 2:
+            self.commit(None)
+
+    def held_until(self, in_doubt_until: float | None) -> datetime | None:
+        """When a run that gave up on requests still in flight may let go of its lease: not
+        before Pub/Sub would drop them (their gRPC deadline, monotonic), with the margin for
+        the network and clocks on both sides; None when nothing is in doubt any more."""
+        if in_doubt_until is None:
+            return None
+        left = in_doubt_until + 2 * self._margin - time.monotonic()
+        return self._clock() + timedelta(seconds=left) if left > 0 else None
+
+    def commit(self, progress: Progress | None) -> None:
+        """A fenced commit (checkpoint and/or counts) that also renews the lease."""
+        renewed_at = time.monotonic()
+        until = self._clock() + timedelta(seconds=self._lease_s)
+        self._state.commit(self.grant, self._clock(), progress=progress, lease_until=until)
+        self._deadline = renewed_at + self._lease_s

@@ -1,0 +1,429 @@
+"""One run of the relay job (CONTRACT §2): lease, plan, fetch, decode, publish, commit.
+
+The order of effects is what makes the guarantees of §7 hold:
+1. the lease is taken first (a fencing counter in the relayer document), so overlapping
+   runs never both publish;
+2. for each chunk of at most RELAYER_CHECKPOINT_INTERVAL blocks with events, the
+   processed-event set is read and only unrecorded events are published;
+3. every publish future is awaited (against a deadline inside the lease) before the
+   records are written and the checkpoint moves, and the checkpoint moves only to the end
+   of the last block whose events Pub/Sub all accepted;
+4. the last commit also stores the run summary and releases the lease.
+A SIGKILL anywhere leaves at most the messages published since the last commit to be
+published again, with the same event ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from function.config import Settings
+from function.core.blockrecords import base_id, block_doc_id, block_documents
+from function.core.catalogue import EventCatalogue
+from function.core.checkpoint import Grant, Progress
+from function.core.guard import select_unpublished
+from function.core.logspan import RangeLimits
+from function.core.model import BlockRef, DeadLetter, Event
+from function.core.planning import BlockRange, cut_by_events, plan_range, safe_tip, split
+from function.core.summary import FAILED, IDLE, OK, SKIPPED, RunSummary
+from function.errors import (
+    ChainMovedError,
+    LeaseLostError,
+    PublishError,
+    RelayerError,
+    StoppedError,
+)
+from function.redact import scrub
+from function.run.dispatch import Courier
+from function.run.fetching import fetch
+from function.run.leasing import LeaseKeeper
+from function.run.ports import Chain, Sink, State
+from function.run.rewind import retract, rewind
+from function.stopping import StopSignal
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS_PER_COMMIT = 2_000  # a chunk with more events commits in parts (memory, crashes)
+CHECK_ATTEMPTS = 3  # checkpoint checks when the chain keeps moving under the read
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Outcome:
+    """A finished run: its summary, and the error that failed it (for the exit code)."""
+
+    summary: RunSummary
+    error: BaseException | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is None:
+            return 0
+        return getattr(self.error, "exit_code", 1)
+
+
+@dataclass
+class Relay:
+    """Everything one run needs, passed in: the logic itself does no wiring."""
+
+    settings: Settings
+    specs: EventCatalogue
+    chain: Chain
+    state: State
+    sink: Sink
+    stop: StopSignal = field(default_factory=StopSignal)
+    dead_letters: Sink | None = None  # RELAYER_DEADLETTER_TOPIC
+    last_block: int | None = None  # a backfill's end: never relay past it
+    replay: tuple[BlockRange, ...] = ()  # blocks whose unrecorded events may be re-publications
+    current: RunSummary | None = field(default=None, init=False)  # the run in progress
+    clock: Callable[[], datetime] = utcnow
+
+    def run(self) -> Outcome:
+        """One scheduled run; never raises for a failure the summary can describe."""
+        started = time.monotonic()
+        summary = RunSummary(uuid.uuid4().hex[:16], self.settings.relayer_id, self.clock())
+        self.current = summary
+        error: BaseException | None = None
+        grant: Grant | None = None
+        run: _Run | None = None
+        try:
+            grant = self.state.acquire(summary.run_id, summary.started_at, self.settings.lease_s)
+            if grant is None:
+                summary.outcome = SKIPPED
+                self._count_skipped()
+            else:
+                run = _Run(self, grant, summary, started)
+                run.execute()
+        except LeaseLostError as e:
+            summary.outcome, summary.error, grant = SKIPPED, str(e), None
+        except Exception as e:
+            error = e
+            summary.outcome = FAILED
+            detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
+            summary.error = scrub(detail)
+        if summary.finished_at is None:  # a run that committed its end has set both
+            summary.finished_at = self.clock()
+            summary.duration_s = round(time.monotonic() - started, 3)
+        if grant is not None and summary.outcome == FAILED:
+            hold = run.lease.held_until(run.courier.in_doubt_until) if run is not None else None
+            self._record_failure(grant, summary, hold)
+        return Outcome(summary, error)
+
+    def _count_skipped(self) -> None:
+        # Only a counter: the run holding the lease may keep the document locked, and a
+        # skipped run must not turn into a failed one for it.
+        try:
+            self.state.count_skipped(self.clock())
+        except RelayerError as e:
+            log.warning("skipped run not counted: %s", scrub(str(e)))
+
+    def _record_failure(
+        self, grant: Grant, summary: RunSummary, hold: datetime | None = None
+    ) -> None:
+        try:
+            self.state.commit(grant, self.clock(), summary=summary, lease_until=hold)
+        except Exception as e:
+            log.error("could not record the failed run in Firestore: %s", scrub(str(e)))
+
+
+class _Run:
+    """The mutable progress of one run that holds the lease."""
+
+    def __init__(self, relay: Relay, grant: Grant, summary: RunSummary, started: float) -> None:
+        self.r = relay
+        self.s = relay.settings
+        self.grant = grant
+        self.summary = summary
+        self.started = started
+        self.lease = LeaseKeeper(
+            relay.state, grant, self.s.lease_s, started, relay.stop, relay.clock
+        )
+        self.committed_to = -1  # last block whose checkpoint is committed in this run
+        start = grant.next_block if grant.next_block is not None else self.s.start_block
+        self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
+        self.hashes: dict[int, str] = {}
+        self.courier = Courier(
+            relay.sink,
+            relay.stop,
+            self.s.ordering,
+            relay.dead_letters,
+            replay=(*relay.replay, *((grant.replay,) if grant.replay else ())),
+        )
+        self.limits = RangeLimits(self.s.batch_size, grant.rpc_limits)
+
+    def execute(self) -> None:
+        try:
+            self._execute()
+        except StoppedError as e:
+            # A SIGTERM cut a network wait short: what was committed stays, the rest is the
+            # next run's; the run is interrupted, not failed, and still releases its lease.
+            log.warning("%s", e)
+            summary = self.summary
+            summary.interrupted = True
+            summary.outcome = OK if summary.from_block is not None else IDLE
+            self._commit_end(self.committed_to if summary.from_block is not None else None)
+
+    def _execute(self) -> None:
+        s, summary = self.s, self.summary
+        for attempt in range(1, CHECK_ATTEMPTS + 1):
+            next_block, anchor = self._check_checkpoint()
+            self.committed_to = next_block - 1
+            # A node behind the checkpoint (load-balanced RPC) is no reorganisation: idle.
+            head = summary.head_block
+            assert head is not None
+            tip = safe_tip(head, s.confirmations) if s.head == "latest" else head
+            if self.r.last_block is not None:
+                tip = min(tip, self.r.last_block)
+            blocks = plan_range(next_block, tip, s.batch_size)
+            if blocks is None:
+                summary.outcome, summary.from_block = IDLE, next_block
+                self._commit_end(None)
+                return
+            summary.from_block = blocks.start
+            try:
+                done_to = self._relay(blocks, anchor)
+            except ChainMovedError as e:
+                if attempt == CHECK_ATTEMPTS:
+                    raise
+                log.warning("%s: checking the checkpoint again", e)
+                continue
+            summary.outcome = OK
+            self._commit_end(done_to)
+            return
+
+    def _check_checkpoint(self) -> tuple[int, BlockRef | None]:
+        """The next block to relay and the block the range must descend from, after
+        rewinding over a reorganisation of the relayed blocks, if there was one."""
+        s, summary = self.s, self.summary
+        next_block, checkpoint_hash = self.checkpoint
+        check = next_block - 1 if checkpoint_hash and next_block > 0 else None
+        head, header = self.r.chain.head_and_header(s.head, check)
+        summary.head_block = head
+        if header is None or check is None:
+            return next_block, None  # no checkpoint yet, or a node that lags behind it
+        if header.hash == checkpoint_hash:
+            return next_block, header.ref
+        done = rewind(
+            self.r.chain, self.r.state, self.courier, self.lease, head, next_block, header
+        )
+        reorg = summary.extra.setdefault("reorg", {"depth": 0, "retracted": 0})
+        reorg["depth"] += done.depth
+        reorg["ancestor"] = done.ancestor
+        reorg["retracted"] += done.retracted
+        self.checkpoint = (done.next_block, done.ancestor_hash)
+        return done.next_block, BlockRef(done.ancestor, done.ancestor_hash)
+
+    def _relay(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
+        """Relay the range chunk by chunk; the last block done (all of it unless stopped)."""
+        chunks = list(split(blocks, self.s.checkpoint_interval))
+        # Records above the checkpoint (a run killed before its commit, a first run, a lane
+        # that failed while another's requests were accepted) may belong to blocks the chain
+        # has since replaced: their hashes are read in the same view as the logs.
+        recorded = self.r.state.recorded_blocks(blocks)
+        fetched = fetch(
+            self.r.chain,
+            self.r.specs,
+            self.s.contracts,
+            self.s.chain_id,
+            blocks,
+            chunks,
+            dead_letters=self.r.dead_letters is not None,
+            limits=self.limits,
+            anchor=anchor,
+            also=[r.number for r in recorded],
+        )
+        self.hashes.update(fetched.hashes)
+        orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
+        if orphans:
+            self._retract_orphans(orphans)
+        for chunk in chunks:
+            busy = sorted(
+                [e.block_number for e in fetched.between(chunk)]
+                + [d.block_number for d in fetched.dead_between(chunk)]
+            )
+            for part in cut_by_events(chunk, busy, MAX_EVENTS_PER_COMMIT):
+                if self.r.stop.is_set():
+                    self.summary.interrupted = True
+                    return part.start - 1
+                events, dead = fetched.between(part), fetched.dead_between(part)
+                if not events and not dead:
+                    continue  # nothing to publish: no need to commit (see _commit_end)
+                done = self._publish_chunk(part, events, dead)
+                if done < part.end:
+                    self.summary.interrupted = True
+                    return done
+        return blocks.end
+
+    def _retract_orphans(self, orphans: Sequence[BlockRef]) -> None:
+        """Retract what was published on replaced blocks above the checkpoint (their records
+        stay, marked removed); the checkpoint does not move, the counts do."""
+        ids = {block_doc_id(r.number, r.hash) for r in orphans}
+        docs = [
+            (doc_id, fields)
+            for doc_id, fields in self.r.state.blocks_from(min(r.number for r in orphans))
+            if base_id(doc_id) in ids
+        ]
+        retracted = retract(self.r.state, self.courier, self.lease, docs)
+        if not retracted:
+            return  # records a rewind of this run already marked removed
+        self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
+        reorg = self.summary.extra.setdefault("reorg", {"depth": 0, "retracted": 0})
+        reorg["retracted"] += retracted
+        reorg["orphaned_above_checkpoint"] = sorted(r.number for r in orphans)
+        log.warning(
+            "%d blocks above the checkpoint were replaced after their events were published "
+            "(%s): %d events retracted",
+            len(orphans),
+            ", ".join(str(r.number) for r in orphans[:5]),
+            retracted,
+        )
+
+    def _checkpoint_at(self, done_to: int) -> int | None:
+        """The newest block up to `done_to` that can be checkpointed: one whose hash came from
+        the consistent view of the range (a hash read later could belong to a chain that
+        replaced the blocks just published, and then the next run would never see the
+        reorganisation). Blocks after it hold no event of that view: scanning them again
+        costs nothing. None when no such block is past the last commit."""
+        known = [n for n in self.hashes if self.committed_to < n <= done_to]
+        return max(known) if known else None
+
+    def _publish_chunk(
+        self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
+    ) -> int:
+        self.lease.ensure()
+        existing = self.r.state.processed(chunk)
+        states = {str(e["event_id"]): str(e.get("state")) for es in existing.values() for e in es}
+        selection = select_unpublished(events, states)
+        dead_selection = select_unpublished(dead, states)
+        self.summary.duplicates_skipped += len(selection.duplicates)
+        delivered = self.courier.send(
+            selection.to_publish,
+            dead_selection.to_publish,
+            self.lease.publish_deadline(),
+            chain_id=self.s.chain_id,
+            relayer_id=self.s.relayer_id,
+            leased=self.lease.valid,
+        )
+        # Nobody asked this run to stop, yet it stopped (or a request was cut short by the
+        # lease's deadline): its lease ran out under it. Read before the commits renew it.
+        lease_ran_out = not self.r.stop.is_set() and (
+            delivered.stopped_before is not None
+            or (delivered.failure is not None and not self.lease.valid())
+        )
+        self.r.state.record(
+            self.grant,
+            block_documents(
+                delivered.published,
+                existing,
+                run_id=self.summary.run_id,
+                now=self.r.clock(),
+                ttl_days=self.s.event_ttl_days,
+            ),
+        )
+        published = delivered.events_published
+        self.summary.events_published += published
+        self.summary.dead_lettered += delivered.dead_lettered
+        done_to = chunk.end
+        if delivered.stopped_before is not None:
+            done_to = min(done_to, delivered.stopped_before - 1)
+        if delivered.failure is not None:
+            done_to = min(done_to, delivered.failure[0] - 1)
+        self._commit_progress(done_to, events, published, delivered.dead_lettered)
+        if delivered.failure is not None and not lease_ran_out:
+            _, what, error = delivered.failure
+            raise PublishError(
+                f"Pub/Sub did not accept {what}: {error}; {self._relayed()}, the next run "
+                "resumes after it"
+            )
+        if lease_ran_out:
+            # Going on would only repeat this: a lease shorter than a publish round trip
+            # never relays anything.
+            raise PublishError(
+                f"the lease ran out while publishing (RELAYER_LEASE_SECONDS="
+                f"{self.s.lease_s:g}): {self._relayed()}; raise RELAYER_LEASE_SECONDS above "
+                "the time a run needs between two commits"
+            )
+        return done_to
+
+    def _relayed(self) -> str:
+        start = self.summary.from_block
+        if start is None or self.committed_to < start:
+            return "no block relayed"
+        return f"relayed up to block {self.committed_to}"
+
+    def _progress(
+        self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
+    ) -> Progress | None:
+        at = self._checkpoint_at(done_to)
+        if at is None:  # nothing whole to checkpoint; still count events
+            if published or dead:
+                return Progress(None, None, (), published, events_deadlettered=dead)
+            return None
+        done_to = at
+        recent = {
+            e.block_number: BlockRef(e.block_number, e.block_hash)
+            for e in events
+            if e.block_number <= done_to
+        }
+        recent[done_to] = BlockRef(done_to, self.hashes[done_to])
+        return Progress(
+            done_to + 1,
+            recent[done_to].hash,
+            tuple(recent.values()),
+            published,
+            events_deadlettered=dead,
+        )
+
+    def _commit_progress(
+        self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
+    ) -> None:
+        progress = self._progress(done_to, events, published, dead)
+        self.lease.commit(progress)
+        if progress is not None and progress.next_block is not None:
+            self.committed_to = progress.next_block - 1
+
+    def _commit_end(self, done_to: int | None) -> None:
+        """The last commit: lazy progress over empty chunks, the summary, the release."""
+        progress = None
+        if done_to is not None and done_to > self.committed_to:
+            progress = self._progress(done_to, (), 0)
+        if done_to is not None:  # what the checkpoint says is relayed, no more
+            done_to = (
+                progress.next_block - 1 if progress and progress.next_block else self.committed_to
+            )
+        summary = self.summary
+        if self.courier.replayed:
+            summary.extra["replayed_unrecorded"] = self.courier.replayed
+            log.warning(
+                "%d events of blocks relayed before had no record, which may have expired: "
+                'they were published marked replay="true"',
+                self.courier.replayed,
+            )
+        if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
+            summary.to_block = done_to
+        summary.finished_at = self.r.clock()
+        summary.duration_s = round(time.monotonic() - self.started, 3)
+        limits = self.limits.to_store()
+        hold = self.lease.held_until(self.courier.in_doubt_until)
+        if hold is not None:
+            log.warning(
+                "publish requests given up on may still be accepted until %s: the lease is "
+                "kept until then, so no other run publishes these blocks meanwhile",
+                hold.isoformat(timespec="seconds"),
+            )
+        self.r.state.commit(
+            self.grant,
+            summary.finished_at,
+            progress=progress,
+            summary=summary,
+            rpc_limits=limits if limits != self.grant.rpc_limits else None,
+            lease_until=hold,
+        )
