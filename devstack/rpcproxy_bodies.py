@@ -1,6 +1,6 @@
 """What hosted JSON-RPC providers answer when they refuse or fail, for devstack/rpcproxy.py.
 
-The refusal bodies are quoted from public sources (tests/test_provider_errors.py names them);
+The refusal bodies are quoted from public sources (tests/unit/test_provider_errors.py names them);
 the status is 200 where no source recorded another. FAILURES names the ways a whole request
 can fail; PAGES are the error pages a 5xx comes with.
 """

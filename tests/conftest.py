@@ -15,7 +15,7 @@ import pytest
 
 from devstack.clients import PubSubTopic, create_topic_and_subscription, reset_firestore
 from devstack.services import Anvil, FirestoreEmulator, Stack, start_anvil
-from relayer import Deployment, deploy
+from harness import Deployment, deploy
 
 PROJECT = "relayer-test"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore
 
-from relayer import (
+from harness import (
     PROJECT,
     ROOT,
     Deployment,

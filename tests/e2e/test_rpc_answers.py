@@ -12,7 +12,7 @@ from test_reorg import _check
 
 from devstack.rpcproxy import RpcProxy
 from devstack.services import Anvil, start_anvil
-from relayer import Deployment, assert_exactly_once, payloads, relayer_doc, run_main, run_until_idle
+from harness import Deployment, assert_exactly_once, payloads, relayer_doc, run_main, run_until_idle
 
 KEY = "/v2/SECRETKEY"
 

@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 
-from relayer import (
+from harness import (
     ROOT,
     Deployment,
     assert_exactly_once,

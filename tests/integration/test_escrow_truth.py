@@ -23,7 +23,7 @@ from web3.types import RPCEndpoint
 
 from devstack.escrow import ExpectedEvent, deploy_escrow, load_artifact, make_activity
 
-ANVIL = Path(__file__).resolve().parents[1] / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+ANVIL = Path(__file__).resolve().parents[2] / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 
 SIGNATURES = {
     "EscrowCreated": "EscrowCreated(uint256,address,address,uint256,string,bytes32,address[])",

@@ -15,7 +15,7 @@ import pytest
 
 from devstack.services import Stack
 from devstack.tcphold import TcpHoldProxy
-from relayer import Deployment, assert_exactly_once, payloads, relayer_doc, run_main
+from harness import Deployment, assert_exactly_once, payloads, relayer_doc, run_main
 
 
 @pytest.fixture

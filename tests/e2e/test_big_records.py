@@ -34,7 +34,7 @@ from function.adapters.firestore.blockparts import (
     stored_parts,
 )
 from function.adapters.firestore.docsize import DOC_LIMIT, document_size, value_size
-from relayer import Deployment, block_docs, payloads, relayer_doc, run_main
+from harness import Deployment, block_docs, payloads, relayer_doc, run_main
 
 ABI = [
     {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "function"
+PACKAGE = Path(__file__).resolve().parents[2] / "function"
 IO_LIBRARIES = ("google", "grpc", "requests", "urllib3", "web3", "aiohttp", "httpx", "websockets")
 LAYERS = ("core", "run", "adapters", "ops")
 # What each layer may import from function/ besides the shared top-level modules.

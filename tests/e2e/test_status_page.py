@@ -26,7 +26,7 @@ import requests
 from devstack.demo import Function, free_port
 from function.ops import status_page
 from function.ops.status import html_page
-from relayer import ROOT, Deployment, run_main
+from harness import ROOT, Deployment, run_main
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 ARTIFACTS = ROOT / "artifacts"

@@ -32,7 +32,7 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy.sh"
 SECRET = "https://eth-sepolia.example.org/v2/sk-NEVER-SHOWN-7f3a9c"
 PROJECT = "acme-relay-prod"

@@ -15,7 +15,7 @@ import pytest
 from devstack.clients import upload_blob
 from devstack.rpcproxy import RpcProxy
 from devstack.services import Stack
-from relayer import Deployment, relayer_doc, run_main
+from harness import Deployment, relayer_doc, run_main
 
 KEY_PATH = "/v2/SECRETPATHKEY"
 KEY_QUERY = "apikey=SECRETQUERYKEY"

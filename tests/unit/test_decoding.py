@@ -19,7 +19,7 @@ from function.core.messages import build_message
 from function.core.model import RawLog
 from function.errors import AbiError, DecodeError
 
-ARTIFACT = Path(__file__).parent.parent / "contracts" / "build" / "Escrow.json"
+ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "build" / "Escrow.json"
 ABI = json.loads(ARTIFACT.read_text())["abi"]
 SPECS = event_catalogue(ABI, (), "test")
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

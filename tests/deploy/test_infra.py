@@ -20,7 +20,7 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 _OPTIONS = SerializationOptions(
     strip_string_quotes=True, explicit_blocks=False, with_comments=False, preserve_heredocs=False

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from devstack.rpcproxy import RpcProxy
-from relayer import (
+from harness import (
     Deployment,
     assert_exactly_once,
     payloads,

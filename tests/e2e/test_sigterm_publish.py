@@ -24,7 +24,7 @@ import pytest
 
 from devstack.services import Stack
 from devstack.tcphold import TcpHoldProxy
-from relayer import ROOT, Deployment, payloads, relayer_doc, run_main, run_until_idle
+from harness import ROOT, Deployment, payloads, relayer_doc, run_main, run_until_idle
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from devstack.clients import PubSubTopic, create_topic_and_subscription
 from devstack.services import Stack
-from relayer import ARTIFACT, Deployment, assert_exactly_once, payloads, relayer_doc, run_main
+from harness import ARTIFACT, Deployment, assert_exactly_once, payloads, relayer_doc, run_main
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from devstack.clients import PubSubTopic
 from devstack.emitter import EmittedLog, Emitter
 from devstack.rpcproxy import RpcProxy
 from devstack.services import Anvil, FirestoreEmulator
-from relayer import ROOT, block_docs, payloads, relayer_doc, run_main, run_until_idle
+from harness import ROOT, block_docs, payloads, relayer_doc, run_main, run_until_idle
 
 NOTE_ABI = [
     {

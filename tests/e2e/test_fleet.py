@@ -19,7 +19,7 @@ from function.errors import ConfigError
 from function.ops.app import run_relayers
 from function.ops.fleet import load_fleet, shard, task_of
 from function.stopping import StopSignal
-from relayer import ARTIFACT, ROOT, Deployment, assert_exactly_once, payloads, run_main
+from harness import ARTIFACT, ROOT, Deployment, assert_exactly_once, payloads, run_main
 
 ENV = {
     "CHAIN_ID": "1",

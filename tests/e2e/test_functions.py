@@ -11,7 +11,7 @@ from functions_framework import create_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from function.ops import app
-from relayer import ROOT, Deployment, assert_exactly_once, payloads, run_main
+from harness import ROOT, Deployment, assert_exactly_once, payloads, run_main
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from google.cloud import firestore
 from devstack.services import FirestoreEmulator
 from function.adapters.firestore.state import FirestoreState
 from function.errors import LeaseLostError
-from relayer import PROJECT, ROOT, Deployment, block_docs, relayer_doc, run_main
+from harness import PROJECT, ROOT, Deployment, block_docs, relayer_doc, run_main
 
 
 def _wait_for(journal: Path, what: str, timeout: float = 60.0) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from devstack.rpcproxy import RpcProxy
-from relayer import (
+from harness import (
     ROOT,
     Deployment,
     assert_exactly_once,

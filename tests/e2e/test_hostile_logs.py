@@ -21,7 +21,7 @@ from web3 import Web3
 from devstack.clients import PubSubTopic, create_topic_and_subscription
 from devstack.emitter import EmittedLog, Emitter
 from devstack.services import Anvil, FirestoreEmulator, Stack
-from relayer import Deployment, payloads, run_main
+from harness import Deployment, payloads, run_main
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"

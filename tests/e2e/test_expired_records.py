@@ -11,7 +11,7 @@ import time
 
 from google.cloud import firestore
 
-from relayer import (
+from harness import (
     PROJECT,
     Deployment,
     payloads,

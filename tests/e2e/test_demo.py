@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from relayer import ROOT
+from harness import ROOT
 
 
 def test_demo_relays_every_event_exactly_once() -> None:

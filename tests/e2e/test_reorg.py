@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from devstack.escrow import ExpectedEvent
-from relayer import Deployment, block_docs, payloads, relayer_doc, run_main, run_until_idle
+from harness import Deployment, block_docs, payloads, relayer_doc, run_main, run_until_idle
 
 
 def _rpc(deployment: Deployment, method: str, params: list[Any]) -> Any:
