@@ -1,4 +1,4 @@
-"""Entry points of the relayer (CONTRACT §2).
+"""Entry points of the relayer (docs/CONTRACT.md §2).
 
 - `python main.py`: one relay run, then exit (the Cloud Run Job's command).
 - `relay`: functions-framework HTTP function, one run per request (Cloud Scheduler).

@@ -49,7 +49,7 @@ _FALSE = ("0", "false", "no", "off")
 
 @dataclass(frozen=True)
 class Settings:
-    """One relayer's configuration (CONTRACT §1)."""
+    """One relayer's configuration (docs/CONTRACT.md §1)."""
 
     chain_id: int
     rpc_urls: tuple[str, ...]

@@ -6,7 +6,7 @@ still break a run long after the start: `now + timedelta(days=3000000)` passes y
 Firestore integers are int64 (`next_block` and `chain_id` are stored), a chain id must fit
 the JSON-safe range wallets and nodes use. So each number is read with ASCII digits only and
 checked against a range chosen so that nothing later can overflow; a value outside it stops
-the start with exit 2 (CONTRACT §1) instead of failing every run after publishing.
+the start with exit 2 (docs/CONTRACT.md §1) instead of failing every run after publishing.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 
-# CONTRACT §7.5: out within 10 s of SIGTERM. Publishing gets at most this long after the
+# docs/CONTRACT.md §7.5: out within 10 s of SIGTERM. Publishing gets at most this long after the
 # signal, leaving time to commit and release the lease.
 PUBLISH_GRACE_S = 6.0
 HARD_EXIT_S = 9.5
@@ -24,7 +24,7 @@ class StopSignal:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._at: float | None = None
-        # What to log if the hard exit comes first: the running run's summary (CONTRACT §2:
+        # What to log if the hard exit comes first: the running run's summary (docs/CONTRACT.md §2:
         # every run ends in one), set by the entry point around each run.
         self.last_words: Callable[[], None] | None = None
 

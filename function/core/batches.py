@@ -4,7 +4,7 @@ Messages go in chain order. A request holds consecutive messages for one topic a
 ordering key, up to Pub/Sub's limits. Requests of one lane (a topic and an ordering key) are
 sent one after the other, as Pub/Sub's ordering asks; with ordering off every message of a
 topic has the empty key, so one lane: requests in flight together could be accepted out of
-chain order (CONTRACT §3: publishing stays in chain order per run).
+chain order (docs/CONTRACT.md §3: publishing stays in chain order per run).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The processed-event set's documents (CONTRACT §4), built without I/O.
+"""The processed-event set's documents (docs/CONTRACT.md §4), built without I/O.
 
 One record per relayed block with selected events, id `{number:012d}-{hash}`: writes stay
 proportional to blocks, and the id's order is the chain's, so one range query reads a

@@ -1,5 +1,5 @@
 """Which event of the ABI a log is: the candidates per topic0, the anonymous events, and the
-pure choice between them (CONTRACT §3).
+pure choice between them (docs/CONTRACT.md §3).
 
 - A log whose first topic is the topic0 of an event of the ABI is that event. One topic0 can
   have several layouts (ERC20's and ERC721's `Transfer` differ only in which values are

@@ -2,7 +2,7 @@
 
 Nothing on chain validates event data: Solidity never checks that a `string` is UTF-8, and
 assembly (or another compiler) can leave junk above a small value. eth-abi rejects both; the
-relayer must not stop on them (CONTRACT §3), so it decodes what a contract reading the word
+relayer must not stop on them (docs/CONTRACT.md §3), so it decodes what a contract reading the word
 would get, the cleanup of Solidity's ABI coder v1 (`and`/`signextend`/`iszero(iszero)`):
 
 - `uintN`, `intN`, `address`, `ufixed`/`fixed`: the low N bits of the word (signed types

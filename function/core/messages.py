@@ -1,4 +1,5 @@
-"""Build the Pub/Sub message of an event (CONTRACT §3): JSON data, attributes, ordering key."""
+"""Build the Pub/Sub message of an event (docs/CONTRACT.md §3): JSON data, attributes and
+ordering key."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ class DeadLetter:
 
 @dataclass(slots=True)
 class Event:
-    """One decoded event log, ready to become a message (CONTRACT §3)."""
+    """One decoded event log, ready to become a message (docs/CONTRACT.md §3)."""
 
     event_id: str
     chain_id: int

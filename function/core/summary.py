@@ -1,4 +1,4 @@
-"""The record every run ends with (CONTRACT §2), logged and stored as `last_run`."""
+"""The record every run ends with (docs/CONTRACT.md §2), logged and stored as `last_run`."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _work(s: RunSummary) -> str | None:
     )
 
 
-# The summary line carries CONTRACT §2's fields always; the others when they say something.
+# The summary line carries docs/CONTRACT.md §2's fields always; the others when they say something.
 _LOGGED_ALWAYS = (
     "outcome", "from_block", "to_block", "events_published", "duplicates_skipped", "duration_s",
 )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Converters from eth-abi values to the JSON forms of CONTRACT §3.
+"""Converters from eth-abi values to the JSON forms of docs/CONTRACT.md §3.
 
 Integers become decimal strings (uint256 does not fit a JSON number), addresses EIP-55,
 bytes 0x-lowercase hex, tuples objects keyed by component name. A converter is built once

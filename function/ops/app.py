@@ -27,7 +27,7 @@ STATUS_TIMEOUT_S = 3.0  # status answers within seconds, unhealthy, when a depen
 
 
 def log_summary(outcome: Outcome, settings: Settings, *, started: bool = True) -> None:
-    """The one summary record every run ends with (CONTRACT §2)."""
+    """The one summary record every run ends with (docs/CONTRACT.md §2)."""
     s = outcome.summary
     level = logging.ERROR if s.outcome == FAILED else logging.INFO
     shown = log_fields(s, started=started, dead_letters=settings.deadletter_topic is not None)
@@ -77,7 +77,7 @@ def _abandoned(relay: Relay, settings: Settings, began: float) -> None:
 
 
 def load_deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
-    """This task's place in the deployment and every relayer of it (CONTRACT §1)."""
+    """This task's place in the deployment and every relayer of it (docs/CONTRACT.md §1)."""
     runtime = load_runtime(env)
 
     def read(uri: str) -> bytes:
@@ -109,7 +109,7 @@ def run_relayers(runtime: Runtime, fleet: Sequence[Settings], stop: StopSignal) 
 
 
 def run_job(env: Mapping[str, str]) -> int:
-    """`python main.py`: one run of each relayer of this task; the exit code of CONTRACT §2
+    """`python main.py`: one run of each relayer of this task; the exit code of docs/CONTRACT.md §2
     (with several relayers, the worst of theirs)."""
     level, fmt, labels = logging_settings(env)
     logs.setup(level, fmt, labels)
@@ -201,7 +201,7 @@ def status_http(env: Mapping[str, str], path: str) -> Response:
 
 
 def status_body(fleet: Sequence[Settings]) -> dict[str, Any]:
-    """The `/status` answer (CONTRACT §5): every relayer of the deployment, all tasks'."""
+    """The `/status` answer (docs/CONTRACT.md §5): every relayer of the deployment, all tasks'."""
     import function.ops.status as status
 
     return status.report([_relayer_entry(settings) for settings in fleet])

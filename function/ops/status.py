@@ -1,4 +1,4 @@
-"""Status of a relayer (CONTRACT §5) and its Prometheus metrics (§6).
+"""Status of a relayer (docs/CONTRACT.md §5) and its Prometheus metrics (§6).
 
 `relayer_status` is pure: it judges health from the stored document, the head and the
 clock, so every rule is tested without I/O. Nothing here can show a secret: the RPC URL is

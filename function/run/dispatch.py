@@ -82,7 +82,7 @@ class Courier:
         self._replay = replay  # events sent here were maybe published before: say so
         self.replayed = 0
         # Requests given up on while still in flight may be accepted until this monotonic
-        # instant: the run must keep its lease until then (CONTRACT §7.5).
+        # instant: the run must keep its lease until then (docs/CONTRACT.md §7.5).
         self.in_doubt_until: float | None = None
 
     def send(

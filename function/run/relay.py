@@ -1,4 +1,4 @@
-"""One run of the relay job (CONTRACT §2): lease, plan, fetch, decode, publish, commit.
+"""One run of the relay job (docs/CONTRACT.md §2): lease, plan, fetch, decode, publish, commit.
 
 The order of effects is what makes the guarantees of §7 hold:
 1. the lease is taken first (a fencing counter in the relayer document), so overlapping

@@ -694,7 +694,7 @@ def test_gcloudignore_uploads_the_runtime_code_and_the_dockerfile_only(tmp_path:
     assert result.returncode == 0, result.stderr
     files = set(result.stdout.split())
     expected = {"main.py", "requirements.txt", "Dockerfile", ".dockerignore"} | {
-        f"function/{p.name}" for p in (ROOT / "function").glob("*.py")
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "function").rglob("*.py")
     }
     assert files == expected, files ^ expected
 

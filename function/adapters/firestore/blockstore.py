@@ -1,7 +1,7 @@
 """The processed-event set in Firestore: block records read back whole, written fenced.
 
 A record is written before the checkpoint commit, in transactions that check the run's lease
-like that commit does: a run that lost its lease writes nothing (CONTRACT §7.6), or its
+like that commit does: a run that lost its lease writes nothing (docs/CONTRACT.md §7.6), or its
 partial record of a block would replace the whole one of the run that took over. Each
 transaction holds at most WRITES_PER_BATCH documents and BYTES_PER_BATCH bytes, as Firestore
 counts them (a commit is capped at 500 writes and by request size).

@@ -1,10 +1,10 @@
-"""The relayer's state in Firestore (CONTRACT §4): lease, checkpoint, processed-event set.
+"""The relayer's state in Firestore (docs/CONTRACT.md §4): lease, checkpoint, processed-event set.
 
 Transaction functions here only read, decide (with `guard`) and write: Firestore may run
 them more than once, so nothing else happens inside them. Block records are written before
 the checkpoint commit, in transactions that check the fence like it: a run that lost its
 lease writes nothing, or its partial record of a block would replace the newer run's whole
-one (CONTRACT §7.6).
+one (docs/CONTRACT.md §7.6).
 """
 
 from __future__ import annotations

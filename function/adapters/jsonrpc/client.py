@@ -1,7 +1,7 @@
 """JSON-RPC over HTTP with batching, failure classification and failover.
 
 Raw JSON-RPC instead of web3's provider: web3's result formatting and import cost dominate a
-scheduled run (see LOCAL-STACK.md), and batching lets a run ask for the head and block
+scheduled run (see docs/LOCAL-STACK.md), and batching lets a run ask for the head and block
 headers in one round trip. A run asks every endpoint for its chain id at start, in parallel
 (`check_endpoints`); one that did not answer then is checked on first use, in the same batch
 as the first request sent to it. Failures are classified with `provider_errors`:

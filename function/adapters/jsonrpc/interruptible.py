@@ -1,4 +1,4 @@
-"""Network waits that end when the run is asked to stop (SIGTERM, CONTRACT §7.5).
+"""Network waits that end when the run is asked to stop (SIGTERM, docs/CONTRACT.md §7.5).
 
 `requests` cannot be cancelled: a slow node holds a call for its whole timeout, and retries
 add backoff on top, past the 10 s a stopped run has. So the call runs in a daemon thread and
