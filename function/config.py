@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from eth_utils.address import is_checksum_address, to_checksum_address
@@ -26,6 +26,8 @@ from function.numeric_settings import (
     TASK_COUNT,
     TASK_INDEX,
     TTL_DAYS,
+    Integer,
+    Positive,
     invalid,
     read_decimal,
     read_integer,
@@ -189,6 +191,54 @@ def _relayer_id(value: str) -> str:
     return value
 
 
+Reader = Callable[[Mapping[str, str], str, Any], Any]  # (env, variable, default) -> value
+
+
+def _integer(kind: Integer) -> Reader:
+    return lambda env, name, default: read_integer(env, name, default, kind)
+
+
+def _decimal(kind: Positive) -> Reader:
+    return lambda env, name, default: read_decimal(env, name, default, kind)
+
+
+def _text(parse: Callable[[str], Any], expected: str) -> Reader:
+    return lambda env, name, default: _parsed(env, name, default, parse, expected)
+
+
+# The settings a run may leave unset: variable, `Settings` field, how it is read. Each default
+# is the field's own, declared once in `Settings`.
+_OPTIONAL: tuple[tuple[str, str, Reader], ...] = (
+    ("RELAYER_BATCH_SIZE", "batch_size", _integer(BLOCK_COUNT)),
+    ("RELAYER_CHECKPOINT_INTERVAL", "checkpoint_interval", _integer(BLOCK_COUNT)),
+    ("RELAYER_POLL_INTERVAL", "poll_interval_s", _decimal(POLL_SECONDS)),
+    ("RELAYER_CONFIRMATIONS", "confirmations", _integer(CONFIRMATIONS)),
+    ("RELAYER_EVENTS", "events", _text(_events, "comma-separated event names")),
+    ("FIRESTORE_DATABASE", "firestore_database", _text(str, "a Firestore database id")),
+    ("RELAYER_LEASE_SECONDS", "lease_s", _decimal(LEASE_SECONDS)),
+    ("RELAYER_EVENT_TTL_DAYS", "event_ttl_days", _decimal(TTL_DAYS)),
+    ("RELAYER_ORDERING", "ordering", _text(_bool, "true or false")),
+    ("RELAYER_HEAD", "head", _text(_choice(HEAD_TAGS), "latest, safe or finalized")),
+    ("RELAYER_MAX_LAG_BLOCKS", "max_lag_blocks", _integer(BLOCK_COUNT)),
+    (
+        "LOG_LEVEL",
+        "log_level",
+        _text(_choice(LOG_LEVELS, upper=True), "DEBUG, INFO or WARNING..."),
+    ),
+    ("LOG_FORMAT", "log_format", _text(_choice(LOG_FORMATS), "json or text")),
+)
+_REQUIRED = (
+    "CHAIN_ID", "RPC_URL", "CONTRACT_ADDRESS", "ABI_URI", "PUBSUB_PROJECT_ID", "PUBSUB_TOPIC",
+    "START_BLOCK",
+)  # fmt: skip
+_DERIVED = ("RELAYER_ID", "FIRESTORE_PROJECT_ID", "RELAYER_DEADLETTER_TOPIC")  # read below
+_PROCESS_WIDE = ("LOG_LEVEL", "LOG_FORMAT")  # one process logs one way, whatever the relayer
+
+
+def _default(field_name: str) -> Any:
+    return Settings.__dataclass_fields__[field_name].default
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Parse and validate the whole configuration, or raise the first `ConfigError`."""
     chain_id = read_integer(env, "CHAIN_ID", None, CHAIN_ID)
@@ -210,7 +260,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     firestore_project = _optional(env, "FIRESTORE_PROJECT_ID") or pubsub_project
     if not _PROJECT.match(firestore_project):
         raise invalid("FIRESTORE_PROJECT_ID", firestore_project, "a Google Cloud project id")
-    default_id = f"{chain_id}-{contracts[0].lower()}"
+    relayer_id = _parsed(
+        env,
+        "RELAYER_ID",
+        f"{chain_id}-{contracts[0].lower()}",
+        _relayer_id,
+        "a Firestore document id (no '/', not '.' or '..')",
+    )
+    optional = {field: read(env, name, _default(field)) for name, field, read in _OPTIONAL}
     return Settings(
         chain_id=chain_id,
         rpc_urls=rpc_urls,
@@ -219,40 +276,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         pubsub_project=pubsub_project,
         topic=topic,
         start_block=start_block,
-        batch_size=read_integer(env, "RELAYER_BATCH_SIZE", 1000, BLOCK_COUNT),
-        checkpoint_interval=read_integer(env, "RELAYER_CHECKPOINT_INTERVAL", 100, BLOCK_COUNT),
-        poll_interval_s=read_decimal(env, "RELAYER_POLL_INTERVAL", 60.0, POLL_SECONDS),
-        confirmations=read_integer(env, "RELAYER_CONFIRMATIONS", 12, CONFIRMATIONS),
-        relayer_id=_parsed(
-            env,
-            "RELAYER_ID",
-            default_id,
-            _relayer_id,
-            "a Firestore document id (no '/', not '.' or '..')",
-        ),
-        events=_parsed(env, "RELAYER_EVENTS", (), _events, "comma-separated event names"),
+        relayer_id=relayer_id,
         firestore_project=firestore_project,
-        firestore_database=_optional(env, "FIRESTORE_DATABASE") or "(default)",
-        lease_s=read_decimal(env, "RELAYER_LEASE_SECONDS", 300.0, LEASE_SECONDS),
-        event_ttl_days=read_decimal(env, "RELAYER_EVENT_TTL_DAYS", 30.0, TTL_DAYS),
-        ordering=_parsed(env, "RELAYER_ORDERING", True, _bool, "true or false"),
-        head=_parsed(
-            env, "RELAYER_HEAD", "latest", _choice(HEAD_TAGS), "latest, safe or finalized"
-        ),
         deadletter_topic=deadletter,
-        max_lag_blocks=read_integer(env, "RELAYER_MAX_LAG_BLOCKS", None, BLOCK_COUNT),
-        log_level=_parsed(
-            env, "LOG_LEVEL", "INFO", _choice(LOG_LEVELS, upper=True), "DEBUG, INFO or WARNING..."
-        ),
-        log_format=_parsed(env, "LOG_FORMAT", "json", _choice(LOG_FORMATS), "json or text"),
+        **optional,
     )
 
 
 def logging_settings(env: Mapping[str, str]) -> tuple[str, str, dict[str, str]]:
     """LOG_LEVEL, LOG_FORMAT and the Cloud Run labels alone, so that a configuration error
     can still be logged the way the operator asked."""
-    level = (env.get("LOG_LEVEL", "") or "INFO").strip().upper()
-    fmt = (env.get("LOG_FORMAT", "") or "json").strip().lower()
+    level = (env.get("LOG_LEVEL", "") or _default("log_level")).strip().upper()
+    fmt = (env.get("LOG_FORMAT", "") or _default("log_format")).strip().lower()
     labels = {
         label: env[name]
         for label, name in (
@@ -261,20 +296,19 @@ def logging_settings(env: Mapping[str, str]) -> tuple[str, str, dict[str, str]]:
         )
         if env.get(name)
     }
-    return (level if level in LOG_LEVELS else "INFO", fmt if fmt in LOG_FORMATS else "json", labels)
+    level = level if level in LOG_LEVELS else _default("log_level")
+    return (level, fmt if fmt in LOG_FORMATS else _default("log_format"), labels)
 
 
 # Settings one relayer may set in a RELAYER_CONFIG file (the variables above), plus
 # RPC_URL_ENV: the name of an environment variable holding that relayer's RPC URL, so
 # that API keys stay in Secret Manager rather than in the file.
 RELAYER_SETTINGS = (
-    "CHAIN_ID", "RPC_URL", "RPC_URL_ENV", "CONTRACT_ADDRESS", "ABI_URI", "PUBSUB_PROJECT_ID",
-    "PUBSUB_TOPIC", "START_BLOCK", "RELAYER_BATCH_SIZE", "RELAYER_CHECKPOINT_INTERVAL",
-    "RELAYER_POLL_INTERVAL", "RELAYER_CONFIRMATIONS", "RELAYER_ID", "RELAYER_EVENTS",
-    "FIRESTORE_PROJECT_ID", "FIRESTORE_DATABASE", "RELAYER_LEASE_SECONDS",
-    "RELAYER_EVENT_TTL_DAYS", "RELAYER_ORDERING", "RELAYER_HEAD", "RELAYER_DEADLETTER_TOPIC",
-    "RELAYER_MAX_LAG_BLOCKS",
-)  # fmt: skip
+    *_REQUIRED,
+    "RPC_URL_ENV",
+    *_DERIVED,
+    *(name for name, _, _ in _OPTIONAL if name not in _PROCESS_WIDE),
+)
 
 
 @dataclass(frozen=True)

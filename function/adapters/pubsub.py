@@ -15,13 +15,14 @@ accepted after its lease.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.auth.credentials import AnonymousCredentials
+from google.pubsub_v1 import PublisherClient
 from google.pubsub_v1 import types as pubsub_types
-from google.pubsub_v1.services.publisher import PublisherClient as GapicPublisher
 
 from function.core.messages import Message
 from function.errors import NotSentError, PublishError, TopicNotFoundError
@@ -42,10 +43,17 @@ _TRANSIENT = (
 _BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
-def make_client() -> pubsub_v1.PublisherClient:
-    """A publisher client (the library finds PUBSUB_EMULATOR_HOST); only its gRPC channel
-    is used, through `Publisher.publish`."""
-    return pubsub_v1.PublisherClient()
+def make_client() -> PublisherClient:
+    """The generated Pub/Sub client: one request per call, nothing queued in the background
+    (the high-level client's batching is what this module must not use). It goes to
+    PUBSUB_EMULATOR_HOST when that is set, as the high-level client would."""
+    emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if emulator:
+        return PublisherClient(
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": emulator},
+        )
+    return PublisherClient()
 
 
 class Publisher:
@@ -53,7 +61,7 @@ class Publisher:
 
     def __init__(
         self,
-        client: pubsub_v1.PublisherClient,
+        client: PublisherClient,
         project: str,
         topic: str,
         setting: str = "PUBSUB_TOPIC",
@@ -106,9 +114,7 @@ class Publisher:
                     "publish deadline (its lease, or a stop) had passed"
                 )
             try:
-                response = GapicPublisher.publish(
-                    self._client, request=request, retry=None, timeout=left
-                )
+                response = self._client.publish(request=request, retry=None, timeout=left)
             except _TRANSIENT as e:
                 pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
                 attempt += 1

@@ -225,3 +225,23 @@ def test_task_position_is_bounded(env: dict[str, str], message: str) -> None:
         load_runtime(env)
     assert str(raised.value).startswith(message)
     assert load_runtime({"CLOUD_RUN_TASK_INDEX": "9999", "CLOUD_RUN_TASK_COUNT": "10000"})
+
+
+def test_every_setting_is_declared_once_and_read_from_one_variable() -> None:
+    # A field added to Settings without a variable (or a variable whose default differs from
+    # the field's) would be a second declaration drifting from the first.
+    from dataclasses import fields
+
+    from function.config import _DERIVED, _OPTIONAL, _REQUIRED, Settings
+
+    read = {name for name, _, _ in _OPTIONAL} | set(_REQUIRED) | set(_DERIVED)
+    assert len(read) == len(_OPTIONAL) + len(_REQUIRED) + len(_DERIVED)
+    optional_fields = [f for _, f, _ in _OPTIONAL]
+    assert len(set(optional_fields)) == len(optional_fields)
+    by_hand = {"chain_id", "rpc_urls", "contracts", "abi_uri", "pubsub_project", "topic"}
+    by_hand |= {"start_block", "relayer_id", "firestore_project", "deadletter_topic"}
+    assert {f.name for f in fields(Settings)} == set(optional_fields) | by_hand
+    minimal = load_settings(BASE)
+    for _, field_name, _ in _OPTIONAL:
+        default = Settings.__dataclass_fields__[field_name].default
+        assert getattr(minimal, field_name) == default, field_name
