@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from google.cloud.firestore_v1.transaction import Transaction  # noqa: E402
 
-import function.core.guard  # noqa: E402
+import function.core.lease  # noqa: E402
 import function.run.relay  # noqa: E402
 from function.adapters.chain import ChainReader  # noqa: E402
 from function.adapters.firestore.state import FirestoreState  # noqa: E402
@@ -162,7 +162,7 @@ def _wrap(owner: Any, name: str, before: str | None = None, after: str | None = 
 
 
 original_acquire = FirestoreState.acquire
-original_decide = function.core.guard.acquire
+original_decide = function.core.lease.acquire
 original_commit = FirestoreState.commit
 original_record = FirestoreState.record
 original_txn_commit = Transaction._commit
@@ -317,7 +317,7 @@ def _send(self: Publisher, messages: list[Message], deadline: Any) -> list[str]:
 
 
 FirestoreState.acquire = acquire  # type: ignore[method-assign]
-function.core.guard.acquire = decide
+function.core.lease.acquire = decide
 FirestoreState.commit = commit  # type: ignore[method-assign]
 FirestoreState.record = record  # type: ignore[method-assign]
 Transaction._commit = txn_commit  # type: ignore[method-assign]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from function.core.guard import PUBLISHED
+from function.core.model import PUBLISHED
 
 BlockRecord = tuple[str, dict[str, Any]]  # (block's base id, fields with whole entries)
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+# The states of an event in the processed-event set.
+PUBLISHED = "published"
+REMOVED = "removed"  # retracted after a reorganisation: it may come back
+DEADLETTERED = "deadletter"
+DONE = frozenset((PUBLISHED, DEADLETTERED))  # states that must never be sent again
+
 
 class RawLog(TypedDict, total=False):
     """An `eth_getLogs` entry as the node sends it (hex strings)."""

@@ -11,8 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from function.core.guard import PUBLISHED, REMOVED
-from function.core.model import BlockRef
+from function.core.model import PUBLISHED, REMOVED, BlockRef
 
 BlockDoc = tuple[str, dict[str, Any]]
 

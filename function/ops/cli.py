@@ -22,8 +22,8 @@ import click
 import function.logs as logs
 import function.ops.app as app
 from function.config import Settings, logging_settings
-from function.core.guard import PUBLISHED
 from function.core.messages import event_payload
+from function.core.model import PUBLISHED
 from function.core.planning import BlockRange, split
 from function.errors import RelayerError
 from function.stopping import StopSignal

@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 
 from function.core.batches import MAX_BYTES, MAX_MESSAGES, Request, cut_requests, message_size
 from function.core.blockrecords import Published
-from function.core.guard import DEADLETTERED, PUBLISHED
 from function.core.messages import (
     Message,
     attributes_of,
@@ -26,7 +25,7 @@ from function.core.messages import (
     encode,
     ordering_key,
 )
-from function.core.model import DeadLetter, Event
+from function.core.model import DEADLETTERED, PUBLISHED, DeadLetter, Event
 from function.core.planning import BlockRange
 from function.errors import InDoubtError, NotSentError
 from function.run.ports import Sink

@@ -26,7 +26,7 @@ from function.config import Settings
 from function.core.blockrecords import base_id, block_doc_id, block_documents
 from function.core.catalogue import EventCatalogue
 from function.core.checkpoint import Grant, Progress
-from function.core.guard import select_unpublished
+from function.core.dedup import select_unpublished
 from function.core.logspan import RangeLimits
 from function.core.model import BlockRef, DeadLetter, Event
 from function.core.planning import BlockRange, cut_by_events, plan_range, safe_tip, split

@@ -18,11 +18,12 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-import function.core.guard as guard
+import function.core.lease as leases
 from function.adapters.firestore.blockparts import assembled, stored_parts
 from function.adapters.firestore.docsize import write_batches
+from function.adapters.firestore.leasedoc import lease_of
 from function.core.blockrecords import BlockRecord, base_id, range_bounds
-from function.core.guard import Lease
+from function.core.lease import Lease
 from function.core.model import BlockRef
 from function.core.planning import BlockRange
 from function.errors import LeaseLostError, StateError
@@ -42,7 +43,7 @@ def wrapped(action: str, e: Exception) -> StateError:
 
 def check_fence(lease: Lease, run_id: str, fence: int) -> None:
     """Raise unless the lease is still the one this run was granted."""
-    if not guard.still_ours(lease, run_id, fence):
+    if not leases.still_ours(lease, run_id, fence):
         raise LeaseLostError(
             f"lease lost to run {lease.owner} (fence {lease.fence}, ours {fence}): "
             f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
@@ -136,7 +137,7 @@ class BlockStore:
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
             snapshot = self._lease_doc.get(transaction=txn)
-            lease = guard.lease_of(snapshot.to_dict() if snapshot.exists else None)
+            lease = lease_of(snapshot.to_dict() if snapshot.exists else None)
             check_fence(lease, grant.run_id, grant.fence)
             for doc_id, fields in group:
                 txn.set(self._blocks.document(doc_id), fields)

@@ -17,7 +17,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-import function.core.guard as guard
+import function.core.lease as leases
 from function.adapters.firestore.blockstore import (
     COMMIT_ATTEMPTS,
     TIMEOUT_S,
@@ -25,11 +25,13 @@ from function.adapters.firestore.blockstore import (
     check_fence,
     wrapped,
 )
+from function.adapters.firestore.leasedoc import lease_fields, lease_of
 from function.core.blockrecords import BlockRecord
 from function.core.checkpoint import Grant, Progress
-from function.core.guard import Lease
+from function.core.commit import Totals, advance, lease_after
+from function.core.lease import Lease
 from function.core.model import BlockRef
-from function.core.planning import BlockRange, merge_recent
+from function.core.planning import BlockRange
 from function.core.summary import IDLE, OK, SKIPPED, RunSummary
 from function.errors import LeaseLostError, StateError
 
@@ -63,14 +65,24 @@ def _refs(raw: Any) -> tuple[BlockRef, ...]:
     return tuple(BlockRef(int(r["number"]), str(r["hash"])) for r in raw or [])
 
 
-def _totals(doc: dict[str, Any]) -> dict[str, Any]:
+def _totals(doc: dict[str, Any]) -> Totals:
     raw = doc.get("totals") or {}
+    return Totals(
+        events_published=int(raw.get("events_published") or 0),
+        events_retracted=int(raw.get("events_retracted") or 0),
+        events_deadlettered=int(raw.get("events_deadlettered") or 0),
+        runs=int(raw.get("runs") or 0),
+        outcomes={k: int(v) for k, v in (raw.get("outcomes") or {}).items()},
+    )
+
+
+def _totals_fields(totals: Totals) -> dict[str, Any]:
     return {
-        "events_published": int(raw.get("events_published") or 0),
-        "events_retracted": int(raw.get("events_retracted") or 0),
-        "events_deadlettered": int(raw.get("events_deadlettered") or 0),
-        "runs": int(raw.get("runs") or 0),
-        "outcomes": {k: int(v) for k, v in (raw.get("outcomes") or {}).items()},
+        "events_published": totals.events_published,
+        "events_retracted": totals.events_retracted,
+        "events_deadlettered": totals.events_deadlettered,
+        "runs": totals.runs,
+        "outcomes": dict(totals.outcomes),
     }
 
 
@@ -92,12 +104,9 @@ def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
 
 
 def _finish_fields(
-    doc: dict[str, Any], update: dict[str, Any], totals: dict[str, Any], summary: RunSummary
+    doc: dict[str, Any], update: dict[str, Any], summary: RunSummary
 ) -> dict[str, Any]:
-    """Store the summary, count the run (mutates `totals`), and keep a short history of
-    runs for the status page (the caller releases the lease)."""
-    totals["runs"] += 1
-    totals["outcomes"][summary.outcome] = totals["outcomes"].get(summary.outcome, 0) + 1
+    """Store the summary and keep a short history of runs for the status page."""
     history = list(doc.get("recent_runs") or [])
     history.append(_history_entry(summary, update.get("next_block", doc.get("next_block"))))
     fields: dict[str, Any] = {
@@ -165,14 +174,14 @@ class FirestoreState:
         """Take the lease, or None while another run holds it."""
         # A plain read first: runs that find the lease taken leave without a transaction,
         # whose lock would contend with the commits of the run that holds it.
-        held = guard.lease_of(self._read_lease_doc())
+        held = lease_of(self._read_lease_doc())
         if held.held_by_other(run_id, now):
             return None
 
         @firestore.transactional
         def take(txn: firestore.Transaction) -> Grant | None:
             held, doc = self._read_both(txn)
-            lease = guard.acquire(held, run_id, now, lease_s)
+            lease = leases.acquire(held, run_id, now, lease_s)
             if lease is None:
                 return None
             fields: dict[str, Any] = {"updated_at": now, **self._identity}
@@ -219,17 +228,17 @@ class FirestoreState:
         """Outside a transaction: the lease, and the document with the checkpoint."""
         doc = self.read() or {}
         if self._lease_doc is self._doc:
-            return guard.lease_of(doc), doc
-        return guard.lease_of(self._read_lease_doc()), doc
+            return lease_of(doc), doc
+        return lease_of(self._read_lease_doc()), doc
 
     def _read_both(self, txn: firestore.Transaction) -> tuple[Lease, dict[str, Any]]:
         """In a transaction: the lease, and the document with the checkpoint."""
         snapshot = self._doc.get(transaction=txn)
         doc = (snapshot.to_dict() if snapshot.exists else None) or {}
         if self._lease_doc is self._doc:
-            return guard.lease_of(doc), doc
+            return lease_of(doc), doc
         held = self._lease_doc.get(transaction=txn)
-        return guard.lease_of(held.to_dict() if held.exists else None), doc
+        return lease_of(held.to_dict() if held.exists else None), doc
 
     def _put_lease(
         self, txn: firestore.Transaction, fields: dict[str, Any], lease: Lease, now: datetime
@@ -237,9 +246,9 @@ class FirestoreState:
         """The lease into `fields` (the job: one document) or into the shared backfill
         lease's own document (one write per document and transaction)."""
         if self._lease_doc is self._doc:
-            fields["lease"] = lease.as_doc()
+            fields["lease"] = lease_fields(lease)
         else:
-            txn.set(self._lease_doc, {"lease": lease.as_doc(), "updated_at": now}, merge=True)
+            txn.set(self._lease_doc, {"lease": lease_fields(lease), "updated_at": now}, merge=True)
 
     def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
         """Recorded entries of the blocks in the range, by block base id."""
@@ -284,38 +293,30 @@ class FirestoreState:
                 update["first_commit_at"] = now
             totals = _totals(doc)
             if progress is not None:
-                totals["events_published"] += progress.events_published
-                totals["events_retracted"] += progress.events_retracted
-                totals["events_deadlettered"] += progress.events_deadlettered
-            if progress is not None and progress.next_block is not None:
+                totals = totals.plus(progress)
                 stored = doc.get("next_block")
-                if stored is not None and progress.next_block < int(stored) and not progress.rewind:
-                    raise StateError(
-                        f"refusing to move the checkpoint back from {stored} to "
-                        f"{progress.next_block}"
+                stored_next = None if stored is None else int(stored)
+                moved = advance(stored_next, _refs(doc.get("recent_blocks")), progress)
+                if moved is not None:
+                    if progress.replay is not None:
+                        update["replay"] = {
+                            "from": progress.replay.start,
+                            "to": progress.replay.end,
+                        }
+                    update.update(
+                        next_block=moved.next_block,
+                        checkpoint_block_hash=moved.block_hash,
+                        recent_blocks=[{"number": r.number, "hash": r.hash} for r in moved.recent],
                     )
-                kept = [
-                    r for r in _refs(doc.get("recent_blocks")) if r.number < progress.next_block
-                ]
-                recent = merge_recent(kept, progress.recent)
-                if progress.replay is not None:
-                    update["replay"] = {"from": progress.replay.start, "to": progress.replay.end}
-                update.update(
-                    next_block=progress.next_block,
-                    checkpoint_block_hash=progress.block_hash,
-                    recent_blocks=[{"number": r.number, "hash": r.hash} for r in recent],
-                )
-            renewed: Lease | None = None
             if rpc_limits is not None:
                 update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in rpc_limits.items()]
             if summary is not None:
-                update.update(_finish_fields(doc, update, totals, summary))
-                renewed = guard.released(lease)
-            if lease_until is not None:  # a renewal; with a summary: held on past the end
-                renewed = Lease(grant.run_id, lease_until, grant.fence)
+                totals = totals.counting(summary.outcome)
+                update.update(_finish_fields(doc, update, summary))
+            renewed = lease_after(lease, grant, finished=summary is not None, until=lease_until)
             if renewed is not None:
                 self._put_lease(txn, update, renewed, now)
-            update["totals"] = totals
+            update["totals"] = _totals_fields(totals)
             txn.set(self._doc, update, merge=True)
 
         try:
@@ -358,10 +359,10 @@ class FirestoreState:
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
             snapshot = self._lease_doc.get(transaction=txn)
-            lease = guard.lease_of(snapshot.to_dict() if snapshot.exists else None)
-            if guard.still_ours(lease, grant.run_id, grant.fence):
+            lease = lease_of(snapshot.to_dict() if snapshot.exists else None)
+            if leases.still_ours(lease, grant.run_id, grant.fence):
                 fields: dict[str, Any] = {"updated_at": now}
-                self._put_lease(txn, fields, guard.released(lease), now)
+                self._put_lease(txn, fields, leases.released(lease), now)
                 txn.set(self._doc, fields, merge=True)
 
         try:

@@ -1,12 +1,15 @@
-"""The guard's decisions: lease acquisition with a fencing counter, replay protection."""
+"""The guard's decisions: lease acquisition with a fencing counter (core.lease), replay
+protection (core.dedup)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from function.core import guard
-from function.core.guard import Lease
-from function.core.model import Event
+from function.adapters.firestore.leasedoc import lease_of
+from function.core import lease as guard
+from function.core.dedup import select_unpublished
+from function.core.lease import Lease
+from function.core.model import PUBLISHED, REMOVED, Event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -37,8 +40,8 @@ def test_expired_but_untaken_lease_is_still_ours() -> None:
 
 def test_release_keeps_the_counter() -> None:
     assert guard.released(Lease("run-a", NOW, 9)) == Lease(None, None, 9)
-    assert guard.lease_of({"lease": {"owner": None, "expires_at": None, "fence": 9}}).fence == 9
-    assert guard.lease_of(None) == Lease(None, None, 0)
+    assert lease_of({"lease": {"owner": None, "expires_at": None, "fence": 9}}).fence == 9
+    assert lease_of(None) == Lease(None, None, 0)
 
 
 def _event(block: int, index: int) -> Event:
@@ -59,7 +62,7 @@ def _event(block: int, index: int) -> Event:
 
 def test_recorded_events_are_not_published_again() -> None:
     events = [_event(1, 0), _event(1, 1), _event(2, 0)]
-    processed = {events[0].event_id: guard.PUBLISHED, events[2].event_id: guard.REMOVED}
-    chosen = guard.select_unpublished(events, processed)
+    processed = {events[0].event_id: PUBLISHED, events[2].event_id: REMOVED}
+    chosen = select_unpublished(events, processed)
     assert chosen.duplicates == [events[0]]
     assert chosen.to_publish == [events[1], events[2]]
