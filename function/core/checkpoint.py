@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from function.core.model import BlockRef
+from function.core.model import BlockRef, Event
 from function.core.planning import BlockRange
 
 
@@ -37,3 +38,36 @@ class Progress:
     events_deadlettered: int = 0
     rewind: bool = False  # back to the common ancestor after a reorganisation
     replay: BlockRange | None = None  # an operator's reset over blocks with expired records
+
+
+def progress_of(
+    done_to: int,
+    committed_to: int,
+    hashes: Mapping[int, str],
+    events: Sequence[Event],
+    published: int,
+    dead: int = 0,
+) -> Progress | None:
+    """What a run may commit once blocks up to `done_to` are relayed. The checkpoint goes to
+    the newest such block past the last commit (`committed_to`) whose hash came from the
+    consistent view of the range (`hashes`): a hash read later could belong to a chain that
+    replaced the blocks just published, and then the next run would never see the
+    reorganisation. Blocks after it hold no event of that view: scanning them again costs
+    nothing. Without such a block only the counts are committed (None: nothing at all)."""
+    known = [n for n in hashes if committed_to < n <= done_to]
+    if not known:
+        if published or dead:
+            return Progress(None, None, (), published, events_deadlettered=dead)
+        return None
+    at = max(known)
+    recent = {
+        e.block_number: BlockRef(e.block_number, e.block_hash)
+        for e in events
+        if e.block_number <= at
+    }
+    recent[at] = BlockRef(at, hashes[at])
+    return Progress(at + 1, hashes[at], tuple(recent.values()), published, events_deadlettered=dead)
+
+
+def _ref(event: Event) -> BlockRef:
+    return BlockRef(event.block_number, event.block_hash)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from function.config import Settings
 from function.core.blockrecords import base_id, block_doc_id, block_documents
 from function.core.catalogue import EventCatalogue
-from function.core.checkpoint import Grant, Progress
+from function.core.checkpoint import Grant, Progress, progress_of
 from function.core.dedup import select_unpublished
 from function.core.logspan import RangeLimits
 from function.core.model import BlockRef, DeadLetter, Event
@@ -138,26 +138,26 @@ class _Run:
     """The mutable progress of one run that holds the lease."""
 
     def __init__(self, relay: Relay, grant: Grant, summary: RunSummary, started: float) -> None:
-        self.r = relay
-        self.s = relay.settings
+        self.relay = relay
+        self.settings = relay.settings
         self.grant = grant
         self.summary = summary
         self.started = started
         self.lease = LeaseKeeper(
-            relay.state, grant, self.s.lease_s, started, relay.stop, relay.clock
+            relay.state, grant, self.settings.lease_s, started, relay.stop, relay.clock
         )
         self.committed_to = -1  # last block whose checkpoint is committed in this run
-        start = grant.next_block if grant.next_block is not None else self.s.start_block
+        start = grant.next_block if grant.next_block is not None else self.settings.start_block
         self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
         self.courier = Courier(
             relay.sink,
             relay.stop,
-            self.s.ordering,
+            self.settings.ordering,
             relay.dead_letters,
             replay=(*relay.replay, *((grant.replay,) if grant.replay else ())),
         )
-        self.limits = RangeLimits(self.s.batch_size, grant.rpc_limits)
+        self.limits = RangeLimits(self.settings.batch_size, grant.rpc_limits)
 
     def execute(self) -> None:
         try:
@@ -172,7 +172,7 @@ class _Run:
             self._commit_end(self.committed_to if summary.from_block is not None else None)
 
     def _execute(self) -> None:
-        s, summary = self.s, self.summary
+        s, summary = self.settings, self.summary
         for attempt in range(1, CHECK_ATTEMPTS + 1):
             next_block, anchor = self._check_checkpoint()
             self.committed_to = next_block - 1
@@ -180,8 +180,8 @@ class _Run:
             head = summary.head_block
             assert head is not None
             tip = safe_tip(head, s.confirmations) if s.head == "latest" else head
-            if self.r.last_block is not None:
-                tip = min(tip, self.r.last_block)
+            if self.relay.last_block is not None:
+                tip = min(tip, self.relay.last_block)
             blocks = plan_range(next_block, tip, s.batch_size)
             if blocks is None:
                 summary.outcome, summary.from_block = IDLE, next_block
@@ -202,17 +202,17 @@ class _Run:
     def _check_checkpoint(self) -> tuple[int, BlockRef | None]:
         """The next block to relay and the block the range must descend from, after
         rewinding over a reorganisation of the relayed blocks, if there was one."""
-        s, summary = self.s, self.summary
+        s, summary = self.settings, self.summary
         next_block, checkpoint_hash = self.checkpoint
         check = next_block - 1 if checkpoint_hash and next_block > 0 else None
-        head, header = self.r.chain.head_and_header(s.head, check)
+        head, header = self.relay.chain.head_and_header(s.head, check)
         summary.head_block = head
         if header is None or check is None:
             return next_block, None  # no checkpoint yet, or a node that lags behind it
         if header.hash == checkpoint_hash:
             return next_block, header.ref
         done = rewind(
-            self.r.chain, self.r.state, self.courier, self.lease, head, next_block, header
+            self.relay.chain, self.relay.state, self.courier, self.lease, head, next_block, header
         )
         reorg = summary.extra.setdefault("reorg", {"depth": 0, "retracted": 0})
         reorg["depth"] += done.depth
@@ -223,19 +223,19 @@ class _Run:
 
     def _relay(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
         """Relay the range chunk by chunk; the last block done (all of it unless stopped)."""
-        chunks = list(split(blocks, self.s.checkpoint_interval))
+        chunks = list(split(blocks, self.settings.checkpoint_interval))
         # Records above the checkpoint (a run killed before its commit, a first run, a lane
         # that failed while another's requests were accepted) may belong to blocks the chain
         # has since replaced: their hashes are read in the same view as the logs.
-        recorded = self.r.state.recorded_blocks(blocks)
+        recorded = self.relay.state.recorded_blocks(blocks)
         fetched = fetch(
-            self.r.chain,
-            self.r.specs,
-            self.s.contracts,
-            self.s.chain_id,
+            self.relay.chain,
+            self.relay.specs,
+            self.settings.contracts,
+            self.settings.chain_id,
             blocks,
             chunks,
-            dead_letters=self.r.dead_letters is not None,
+            dead_letters=self.relay.dead_letters is not None,
             limits=self.limits,
             anchor=anchor,
             also=[r.number for r in recorded],
@@ -250,7 +250,7 @@ class _Run:
                 + [d.block_number for d in fetched.dead_between(chunk)]
             )
             for part in cut_by_events(chunk, busy, MAX_EVENTS_PER_COMMIT):
-                if self.r.stop.is_set():
+                if self.relay.stop.is_set():
                     self.summary.interrupted = True
                     return part.start - 1
                 events, dead = fetched.between(part), fetched.dead_between(part)
@@ -268,10 +268,10 @@ class _Run:
         ids = {block_doc_id(r.number, r.hash) for r in orphans}
         docs = [
             (doc_id, fields)
-            for doc_id, fields in self.r.state.blocks_from(min(r.number for r in orphans))
+            for doc_id, fields in self.relay.state.blocks_from(min(r.number for r in orphans))
             if base_id(doc_id) in ids
         ]
-        retracted = retract(self.r.state, self.courier, self.lease, docs)
+        retracted = retract(self.relay.state, self.courier, self.lease, docs)
         if not retracted:
             return  # records a rewind of this run already marked removed
         self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
@@ -286,20 +286,11 @@ class _Run:
             retracted,
         )
 
-    def _checkpoint_at(self, done_to: int) -> int | None:
-        """The newest block up to `done_to` that can be checkpointed: one whose hash came from
-        the consistent view of the range (a hash read later could belong to a chain that
-        replaced the blocks just published, and then the next run would never see the
-        reorganisation). Blocks after it hold no event of that view: scanning them again
-        costs nothing. None when no such block is past the last commit."""
-        known = [n for n in self.hashes if self.committed_to < n <= done_to]
-        return max(known) if known else None
-
     def _publish_chunk(
         self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
     ) -> int:
         self.lease.ensure()
-        existing = self.r.state.processed(chunk)
+        existing = self.relay.state.processed(chunk)
         states = {str(e["event_id"]): str(e.get("state")) for es in existing.values() for e in es}
         selection = select_unpublished(events, states)
         dead_selection = select_unpublished(dead, states)
@@ -308,24 +299,24 @@ class _Run:
             selection.to_publish,
             dead_selection.to_publish,
             self.lease.publish_deadline(),
-            chain_id=self.s.chain_id,
-            relayer_id=self.s.relayer_id,
+            chain_id=self.settings.chain_id,
+            relayer_id=self.settings.relayer_id,
             leased=self.lease.valid,
         )
         # Nobody asked this run to stop, yet it stopped (or a request was cut short by the
         # lease's deadline): its lease ran out under it. Read before the commits renew it.
-        lease_ran_out = not self.r.stop.is_set() and (
+        lease_ran_out = not self.relay.stop.is_set() and (
             delivered.stopped_before is not None
             or (delivered.failure is not None and not self.lease.valid())
         )
-        self.r.state.record(
+        self.relay.state.record(
             self.grant,
             block_documents(
                 delivered.published,
                 existing,
                 run_id=self.summary.run_id,
-                now=self.r.clock(),
-                ttl_days=self.s.event_ttl_days,
+                now=self.relay.clock(),
+                ttl_days=self.settings.event_ttl_days,
             ),
         )
         published = delivered.events_published
@@ -348,7 +339,7 @@ class _Run:
             # never relays anything.
             raise PublishError(
                 f"the lease ran out while publishing (RELAYER_LEASE_SECONDS="
-                f"{self.s.lease_s:g}): {self._relayed()}; raise RELAYER_LEASE_SECONDS above "
+                f"{self.settings.lease_s:g}): {self._relayed()}; raise RELAYER_LEASE_SECONDS above "
                 "the time a run needs between two commits"
             )
         return done_to
@@ -359,33 +350,10 @@ class _Run:
             return "no block relayed"
         return f"relayed up to block {self.committed_to}"
 
-    def _progress(
-        self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
-    ) -> Progress | None:
-        at = self._checkpoint_at(done_to)
-        if at is None:  # nothing whole to checkpoint; still count events
-            if published or dead:
-                return Progress(None, None, (), published, events_deadlettered=dead)
-            return None
-        done_to = at
-        recent = {
-            e.block_number: BlockRef(e.block_number, e.block_hash)
-            for e in events
-            if e.block_number <= done_to
-        }
-        recent[done_to] = BlockRef(done_to, self.hashes[done_to])
-        return Progress(
-            done_to + 1,
-            recent[done_to].hash,
-            tuple(recent.values()),
-            published,
-            events_deadlettered=dead,
-        )
-
     def _commit_progress(
         self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
     ) -> None:
-        progress = self._progress(done_to, events, published, dead)
+        progress = progress_of(done_to, self.committed_to, self.hashes, events, published, dead)
         self.lease.commit(progress)
         if progress is not None and progress.next_block is not None:
             self.committed_to = progress.next_block - 1
@@ -394,7 +362,7 @@ class _Run:
         """The last commit: lazy progress over empty chunks, the summary, the release."""
         progress = None
         if done_to is not None and done_to > self.committed_to:
-            progress = self._progress(done_to, (), 0)
+            progress = progress_of(done_to, self.committed_to, self.hashes, (), 0)
         if done_to is not None:  # what the checkpoint says is relayed, no more
             done_to = (
                 progress.next_block - 1 if progress and progress.next_block else self.committed_to
@@ -409,7 +377,7 @@ class _Run:
             )
         if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
             summary.to_block = done_to
-        summary.finished_at = self.r.clock()
+        summary.finished_at = self.relay.clock()
         summary.duration_s = round(time.monotonic() - self.started, 3)
         limits = self.limits.to_store()
         hold = self.lease.held_until(self.courier.in_doubt_until)
@@ -419,7 +387,7 @@ class _Run:
                 "kept until then, so no other run publishes these blocks meanwhile",
                 hold.isoformat(timespec="seconds"),
             )
-        self.r.state.commit(
+        self.relay.state.commit(
             self.grant,
             summary.finished_at,
             progress=progress,

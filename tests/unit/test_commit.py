@@ -56,3 +56,24 @@ def test_the_lease_a_commit_writes() -> None:
     assert lease_after(current, GRANT, finished=True, until=None) == Lease(None, None, 4)
     # finished with requests in doubt: held on, not released
     assert lease_after(current, GRANT, finished=True, until=later) == Lease("run-a", later, 4)
+
+
+def test_a_run_checkpoints_only_at_a_hash_of_its_consistent_view() -> None:
+    from function.core.checkpoint import progress_of
+    from function.core.model import Event
+
+    def event(number: int) -> Event:
+        return Event(
+            event_id=f"e{number}", chain_id=1, contract="0x", name="E", args={},
+            block_number=number, block_hash=f"0x{number:02x}", block_timestamp=0,
+            transaction_hash="0x", transaction_index=0, log_index=0,
+        )  # fmt: skip
+
+    hashes = {5: "0x05", 7: "0x07", 9: "0x09"}
+    got = progress_of(8, 4, hashes, [event(5), event(7), event(9)], published=3)
+    assert got is not None and got.next_block == 8 and got.block_hash == "0x07"
+    assert [r.number for r in got.recent] == [5, 7]  # block 9 is past the checkpoint
+    # nothing past the last commit has a known hash: the counts alone
+    counts = progress_of(8, 7, hashes, [], published=2)
+    assert counts is not None and counts.next_block is None and counts.events_published == 2
+    assert progress_of(8, 7, hashes, [], published=0) is None
