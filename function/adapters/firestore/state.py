@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
@@ -67,23 +69,15 @@ def _refs(raw: Any) -> tuple[BlockRef, ...]:
 
 def _totals(doc: dict[str, Any]) -> Totals:
     raw = doc.get("totals") or {}
-    return Totals(
-        events_published=int(raw.get("events_published") or 0),
-        events_retracted=int(raw.get("events_retracted") or 0),
-        events_deadlettered=int(raw.get("events_deadlettered") or 0),
-        runs=int(raw.get("runs") or 0),
-        outcomes={k: int(v) for k, v in (raw.get("outcomes") or {}).items()},
-    )
+    counters = {
+        f.name: int(raw.get(f.name) or 0) for f in dataclass_fields(Totals) if f.name != "outcomes"
+    }
+    outcomes = {k: int(v) for k, v in (raw.get("outcomes") or {}).items()}
+    return Totals(**counters, outcomes=outcomes)
 
 
 def _totals_fields(totals: Totals) -> dict[str, Any]:
-    return {
-        "events_published": totals.events_published,
-        "events_retracted": totals.events_retracted,
-        "events_deadlettered": totals.events_deadlettered,
-        "runs": totals.runs,
-        "outcomes": dict(totals.outcomes),
-    }
+    return asdict(totals)
 
 
 def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
