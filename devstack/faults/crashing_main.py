@@ -40,6 +40,7 @@ arguments the wrapper runs the `relayer` CLI (`backfill`, `reset`) under the sam
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import os
 import runpy
@@ -47,7 +48,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ import function.run.relay  # noqa: E402
 from function.adapters.chain import ChainReader  # noqa: E402
 from function.adapters.firestore.state import FirestoreState  # noqa: E402
 from function.adapters.pubsub import Publisher  # noqa: E402
+from function.core.blockrecords import BlockRecord  # noqa: E402
+from function.core.checkpoint import Grant  # noqa: E402
 from function.core.messages import Message  # noqa: E402
 from function.errors import LeaseLostError, PublishError  # noqa: E402
 from function.run.dispatch import Courier  # noqa: E402
@@ -228,15 +231,15 @@ def txn_commit(self: Transaction) -> Any:
     return original_txn_commit(self)
 
 
-def record(self: FirestoreState, grant: Any, docs: Any) -> None:
+def record(self: FirestoreState, grant: Grant, records: Sequence[BlockRecord]) -> None:
     arrive("before_record")
     started = time.time()  # a freeze may fall between the write and the journal line
     try:
-        original_record(self, grant, docs)
+        original_record(self, grant, records)
     except LeaseLostError:  # fenced: the lease went to another run meanwhile
         note("lease_lost", fence=grant.fence)
         raise
-    ids = [e["event_id"] for _, fields in docs for e in fields.get("events", [])]
+    ids = [e["event_id"] for _, fields in records for e in fields.get("events", [])]
     note("recorded", event_ids=ids, started=started)
     arrive("after_record")
 
@@ -257,7 +260,7 @@ def publish(self: Publisher, messages: Any, deadline: Any) -> list[str]:
         ids: list[str] = []
         for m in messages:
             time.sleep(PAUSE)
-            ids += _rest(ids, lambda m=m: _send(self, [m], deadline))
+            ids += _rest(ids, functools.partial(_send, self, [m], deadline))
         return ids
     due = _due_within(len(messages)) if POINT == "mid_publish" else None
     if due is None:

@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,7 +34,6 @@ from devstack.rpcproxy.bodies import (
     RANGE_BODIES,
     RATE_BODIES,
     RESULT_BODIES,
-    Body,
     batch_refusal,
 )
 from devstack.rpcproxy.calls import (
@@ -311,7 +310,7 @@ class RpcProxy:
         return answer.status_code, answer.content
 
 
-def _known(name: str, catalogue: dict[str, Body]) -> str:
+def _known(name: str, catalogue: Mapping[str, object]) -> str:
     if name not in catalogue:
         raise ValueError(f"unknown provider {name!r}; one of {', '.join(catalogue)}")
     return name
