@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from devstack.escrow import ExpectedEvent, deploy_escrow, make_activity
-from devstack.services import Anvil, start_anvil
+from devstack.chain.escrow import ExpectedEvent, deploy_escrow, make_activity
+from devstack.stack.services import Anvil, start_anvil
 
 
 @dataclass

@@ -22,7 +22,7 @@ from bench.chains import Chain
 from bench.measure import ROOT, BenchError, median, run_timed, spread
 from bench.relayer import ABI_PATH, RelayerRun, catch_up, relayer_env, run_relayer
 from bench.topics import Topics, check_delivery
-from devstack.clients import reset_firestore
+from devstack.stack.clients import reset_firestore
 
 
 @dataclass(frozen=True)

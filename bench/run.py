@@ -29,7 +29,7 @@ from bench.measure import ROOT
 from bench.phases import Context, Settings, busy_phase, empty_phase, naive_phase
 from bench.report import rates, table, targets
 from bench.topics import Topics
-from devstack.services import Stack
+from devstack.stack.services import Stack
 
 PROJECT = "relayer-bench"
 QUICK = Settings(

@@ -19,8 +19,8 @@ from typing import Any
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from bench.measure import BenchError
-from devstack.clients import PulledMessage, create_topic_and_subscription, pull_all
-from devstack.escrow import ExpectedEvent
+from devstack.chain.escrow import ExpectedEvent
+from devstack.stack.clients import PulledMessage, create_topic_and_subscription, pull_all
 
 
 class Topics:

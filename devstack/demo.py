@@ -22,9 +22,9 @@ from typing import Any
 import requests
 from web3 import Web3
 
-from devstack.clients import create_topic_and_subscription, upload_blob
-from devstack.escrow import ARTIFACT_PATH, deploy_escrow, make_activity
-from devstack.services import Stack, start_anvil
+from devstack.chain.escrow import ARTIFACT_PATH, deploy_escrow, make_activity
+from devstack.stack.clients import create_topic_and_subscription, upload_blob
+from devstack.stack.services import Stack, start_anvil
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "relayer-demo"

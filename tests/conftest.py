@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.clients import PubSubTopic, create_topic_and_subscription, reset_firestore
-from devstack.services import Anvil, FirestoreEmulator, Stack, start_anvil
+from devstack.stack.clients import PubSubTopic, create_topic_and_subscription, reset_firestore
+from devstack.stack.services import Anvil, FirestoreEmulator, Stack, start_anvil
 from harness import Deployment, deploy
 
 PROJECT = "relayer-test"

@@ -15,9 +15,9 @@ from typing import Any
 from google.cloud import firestore
 from web3 import Web3
 
-from devstack.clients import PubSubTopic, PulledMessage
-from devstack.escrow import ExpectedEvent, deploy_escrow, make_activity
-from devstack.services import Anvil
+from devstack.chain.escrow import ExpectedEvent, deploy_escrow, make_activity
+from devstack.stack.clients import PubSubTopic, PulledMessage
+from devstack.stack.services import Anvil
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT = ROOT / "contracts" / "build" / "Escrow.json"
@@ -113,7 +113,7 @@ def run_main(env: dict[str, str], timeout: float = 120.0) -> Run:
 
 
 def run_script(script: str, env: dict[str, str], timeout: float = 120.0) -> Run:
-    """`python <script>` from the checkout (main.py, or tests/crashing_main.py)."""
+    """`python <script>` from the checkout (main.py, or devstack/faults/crashing_main.py)."""
     done = subprocess.run(
         [sys.executable, script],
         cwd=ROOT,

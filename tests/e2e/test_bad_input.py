@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack.clients import upload_blob
 from devstack.rpcproxy import RpcProxy
-from devstack.services import Stack
+from devstack.stack.clients import upload_blob
+from devstack.stack.services import Stack
 from harness import Deployment, relayer_doc, run_main
 
 KEY_PATH = "/v2/SECRETPATHKEY"

@@ -13,7 +13,7 @@ import pytest
 
 from bench.phases import Settings
 from bench.run import measure
-from devstack.services import Stack
+from devstack.stack.services import Stack
 
 # All six escrow events occur among these 120, and the naive relayer gets all of them too.
 TINY = Settings(

@@ -24,9 +24,9 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from devstack.clients import PubSubTopic
-from devstack.emitter import EmittedLog, Emitter
-from devstack.services import Anvil, FirestoreEmulator, start_anvil
+from devstack.chain.emitter import EmittedLog, Emitter
+from devstack.stack.clients import PubSubTopic
+from devstack.stack.services import Anvil, FirestoreEmulator, start_anvil
 from function.adapters.firestore.blockparts import (
     INLINE_DATA_BYTES,
     PART_BUDGET,

@@ -84,7 +84,7 @@ def test_backfill_resumes_after_a_crash(deployment: Deployment) -> None:
     crash = subprocess.run(
         [
             sys.executable,
-            "tests/crashing_main.py",
+            "devstack/faults/crashing_main.py",
             "backfill",
             "--from-block",
             "0",
@@ -203,7 +203,7 @@ def test_overlapping_backfills_never_both_publish(deployment: Deployment, tmp_pa
     # (within its lease) just before publishing it, when the second one starts over an
     # overlapping range: the second must not publish those blocks too.
     first = subprocess.Popen(
-        [sys.executable, "tests/crashing_main.py", "backfill", "--from-block", "0",
+        [sys.executable, "devstack/faults/crashing_main.py", "backfill", "--from-block", "0",
          "--to-block", str(head - 4)],
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "after_read", "CRASH_ACTION": "stall",
@@ -239,7 +239,7 @@ def test_a_backfill_stalled_past_the_shared_lease_writes_nothing_more(
     # The first backfill's first chunk is accepted by Pub/Sub, then it stalls before
     # recording it, past the lease; the second takes the shared lease over and relays.
     first = subprocess.Popen(
-        [sys.executable, "tests/crashing_main.py", "backfill", "--from-block", "0",
+        [sys.executable, "devstack/faults/crashing_main.py", "backfill", "--from-block", "0",
          "--to-block", str(head)],
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "before_record", "CRASH_ACTION": "stall",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.clients import PubSubTopic, create_topic_and_subscription
-from devstack.services import Stack
+from devstack.stack.clients import PubSubTopic, create_topic_and_subscription
+from devstack.stack.services import Stack
 from harness import ARTIFACT, Deployment, assert_exactly_once, payloads, relayer_doc, run_main
 
 

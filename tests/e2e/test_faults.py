@@ -1,5 +1,5 @@
-"""The fault campaign in small (devstack/faults.py; `make faults` runs the large one), so CI
-keeps the delivery guarantees of CONTRACT §7 from regressing.
+"""The fault campaign in small (devstack/faults/campaign.py; `make faults` runs the large
+one), so CI keeps the delivery guarantees of CONTRACT §7 from regressing.
 
 One trial per scenario on one escrow history: SIGKILL at every named step of a run and at
 random instants, overlapping runs, runs that stall or freeze past their lease, SIGTERM, a
@@ -21,11 +21,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.faults import Campaign, Result, open_world, plan, table
-from devstack.faults_launch import Zygote
-from devstack.faults_scenarios import POINTS, STALL_POINTS
-from devstack.faults_verdict import VIOLATIONS
-from devstack.services import Stack, start_anvil
+from devstack.faults.campaign import Campaign, Result, open_world, plan, table
+from devstack.faults.launch import Zygote
+from devstack.faults.scenarios import POINTS, STALL_POINTS
+from devstack.faults.verdict import VIOLATIONS
+from devstack.stack.services import Stack, start_anvil
 
 pytestmark = pytest.mark.slow  # about 4 minutes: `make test` runs it, `make test-fast` not
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack.clients import PubSubTopic, create_topic_and_subscription, upload_blob
-from devstack.escrow import deploy_escrow
-from devstack.processes import free_port
-from devstack.services import Stack
+from devstack.chain.escrow import deploy_escrow
+from devstack.stack.clients import PubSubTopic, create_topic_and_subscription, upload_blob
+from devstack.stack.processes import free_port
+from devstack.stack.services import Stack
 from function.config import Runtime, load_runtime
 from function.errors import ConfigError
 from function.ops.app import run_relayers

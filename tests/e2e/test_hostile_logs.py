@@ -18,9 +18,9 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from devstack.clients import PubSubTopic, create_topic_and_subscription
-from devstack.emitter import EmittedLog, Emitter
-from devstack.services import Anvil, FirestoreEmulator, Stack
+from devstack.chain.emitter import EmittedLog, Emitter
+from devstack.stack.clients import PubSubTopic, create_topic_and_subscription
+from devstack.stack.services import Anvil, FirestoreEmulator, Stack
 from harness import Deployment, payloads, run_main
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

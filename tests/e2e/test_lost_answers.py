@@ -1,7 +1,7 @@
 """Requests applied whose answers were lost (a connection cut after the server acted): the
 relayer must tell "done" from "failed" by looking, not by the error it got.
 
-A TCP proxy in front of the emulator (devstack/tcphold.py `lose_answer`) forwards the
+A TCP proxy in front of the emulator (devstack/stack/tcphold.py `lose_answer`) forwards the
 request, drops the answer and cuts the connection; the client library's retry then fails
 (Firestore: the transaction is closed) or sends the same request again (Pub/Sub).
 """
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.services import Stack
-from devstack.tcphold import TcpHoldProxy
+from devstack.stack.services import Stack
+from devstack.stack.tcphold import TcpHoldProxy
 from harness import Deployment, assert_exactly_once, payloads, relayer_doc, run_main
 
 

@@ -1,6 +1,6 @@
 """The relay job end to end: `python main.py` against anvil and the real emulators.
 
-Ground truth is the escrow driver's record of the calls it made (devstack/escrow.py), never
+Ground truth is the escrow driver's record of the calls it made (devstack/chain/escrow.py), never
 the relayer's own decoder.
 """
 
@@ -124,7 +124,7 @@ def _crash_then_recover(deployment: Deployment, point: str, on: int) -> None:
         RELAYER_LEASE_SECONDS="2",
     )
     crash = subprocess.run(
-        [sys.executable, "tests/crashing_main.py"],
+        [sys.executable, "devstack/faults/crashing_main.py"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -231,7 +231,8 @@ def test_a_lease_too_short_to_publish_fails_the_run_and_says_so(deployment: Depl
     deployment.expected = deployment.make_activity(5, blocks=2)
     env = deployment.env(RELAYER_LEASE_SECONDS="0.5")
     run = run_script(
-        "tests/crashing_main.py", {**env, "CRASH_AT": "slow_publish", "CRASH_SLEEP": "0.6"}
+        "devstack/faults/crashing_main.py",
+        {**env, "CRASH_AT": "slow_publish", "CRASH_SLEEP": "0.6"},
     )
     assert run.code == 1, run.stdout + run.stderr
     assert run.summary["outcome"] == "failed"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from devstack.escrow import ExpectedEvent
+from devstack.chain.escrow import ExpectedEvent
 from harness import Deployment, block_docs, payloads, relayer_doc, run_main, run_until_idle
 
 

@@ -7,7 +7,7 @@
   first run has no checkpoint at all): nothing checks those blocks at the checkpoint, yet
   every published event of a replaced block must get its retraction.
 
-The ground truth is what the test emitted (devstack/emitter.py) and what the chain says of
+The ground truth is what the test emitted (devstack/chain/emitter.py) and what the chain says of
 it afterwards, never the relayer's decoder.
 """
 
@@ -27,10 +27,10 @@ import pytest
 import requests
 from web3 import Web3
 
-from devstack.clients import PubSubTopic
-from devstack.emitter import EmittedLog, Emitter
+from devstack.chain.emitter import EmittedLog, Emitter
 from devstack.rpcproxy import RpcProxy
-from devstack.services import Anvil, FirestoreEmulator
+from devstack.stack.clients import PubSubTopic
+from devstack.stack.services import Anvil, FirestoreEmulator
 from harness import ROOT, block_docs, payloads, relayer_doc, run_main, run_until_idle
 
 NOTE_ABI = [
@@ -161,7 +161,7 @@ def test_a_reorganisation_between_the_checkpoint_check_and_the_log_query(
 def _killed_after_record(env: dict[str, str]) -> None:
     """A run SIGKILLed after its first chunk's records were written, before its commit."""
     done = subprocess.run(
-        [sys.executable, "tests/crashing_main.py"],
+        [sys.executable, "devstack/faults/crashing_main.py"],
         cwd=ROOT,
         env={**env, "CRASH_AT": "after_record", "CRASH_ON": "1"},
         capture_output=True,

@@ -11,7 +11,7 @@ import pytest
 from test_reorg import _check
 
 from devstack.rpcproxy import RpcProxy
-from devstack.services import Anvil, start_anvil
+from devstack.stack.services import Anvil, start_anvil
 from harness import Deployment, assert_exactly_once, payloads, relayer_doc, run_main, run_until_idle
 
 KEY = "/v2/SECRETKEY"

@@ -28,7 +28,7 @@ def test_sigterm_commits_what_was_published_and_exits_in_time(deployment: Deploy
     env = deployment.env(RELAYER_BATCH_SIZE="1000", RELAYER_CHECKPOINT_INTERVAL="2")
     # Each block's publish takes 0.5 s: a batch of 60 blocks would take half a minute.
     proc = subprocess.Popen(
-        [sys.executable, "tests/crashing_main.py"],
+        [sys.executable, "devstack/faults/crashing_main.py"],
         cwd=ROOT,
         text=True,
         env={**env, "CRASH_AT": "slow_publish", "CRASH_SLEEP": "0.5"},

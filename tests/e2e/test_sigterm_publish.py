@@ -1,7 +1,7 @@
 """SIGTERM while a publish request is on the wire (CONTRACT §7.5): no request the run sent may
 be accepted after it releases its lease.
 
-A TCP proxy in front of the Pub/Sub emulator (devstack/tcphold.py) holds the messages of the
+A TCP proxy in front of the Pub/Sub emulator (devstack/stack/tcphold.py) holds the messages of the
 first publish request for 12 s, after its headers (and so its gRPC deadline, inside the lease)
 reached the server. SIGTERM comes while it is held: the run gives up waiting after its grace
 period and must end `ok`, interrupted, within 10 s; but the request can still be accepted
@@ -22,8 +22,8 @@ from datetime import datetime
 
 import pytest
 
-from devstack.services import Stack
-from devstack.tcphold import TcpHoldProxy
+from devstack.stack.services import Stack
+from devstack.stack.tcphold import TcpHoldProxy
 from harness import ROOT, Deployment, payloads, relayer_doc, run_main, run_until_idle
 
 
@@ -102,7 +102,7 @@ def test_sigterm_with_firestore_hung_still_ends_in_a_summary(
     deployment.expected = deployment.make_activity(120, blocks=30)
     env = deployment.env(RELAYER_BATCH_SIZE="1000", RELAYER_CHECKPOINT_INTERVAL="2")
     proc = subprocess.Popen(
-        [sys.executable, "tests/crashing_main.py"],
+        [sys.executable, "devstack/faults/crashing_main.py"],
         cwd=ROOT,
         text=True,
         env={

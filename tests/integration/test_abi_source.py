@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack.clients import upload_blob
-from devstack.processes import free_port
-from devstack.services import Stack
+from devstack.stack.clients import upload_blob
+from devstack.stack.processes import free_port
+from devstack.stack.services import Stack
 from function.adapters.storage import READ_DEADLINE_S, read_uri
 from function.errors import AbiError, ConfigError, DeploymentError, RelayerError
 

@@ -1,8 +1,8 @@
 """The escrow driver's ground truth agrees with the raw logs of the chain it drove.
 
-This checks devstack/escrow.py, not the relayer: the relayer's tests trust its expected events,
-so they are compared here with plain `eth_getLogs` output, using hand-written event signatures
-and hand-built words instead of any ABI decoder.
+This checks devstack/chain/escrow.py, not the relayer: the relayer's tests trust its expected
+events, so they are compared here with plain `eth_getLogs` output, using hand-written event
+signatures and hand-built words instead of any ABI decoder.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from devstack.escrow import ExpectedEvent, deploy_escrow, load_artifact, make_activity
+from devstack.chain.escrow import ExpectedEvent, deploy_escrow, load_artifact, make_activity
 
 ANVIL = Path(__file__).resolve().parents[2] / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 

@@ -1,10 +1,10 @@
 """A run that lost its lease writes nothing, block records included (CONTRACT §7.6).
 
 Run A (an older deployment relaying fewer events, `RELAYER_EVENTS`) publishes some of a
-block's events and stalls before recording them (tests/crashing_main.py, `before_record`
-with `stall`) past its lease; run B takes over, publishes the block and records them all. A
-then wakes with its few: its record must not replace B's, or later runs, retractions,
-`verify` and `reset` see the rest as never relayed.
+block's events and stalls before recording them (devstack/faults/crashing_main.py,
+`before_record` with `stall`) past its lease; run B takes over, publishes the block and
+records them all. A then wakes with its few: its record must not replace B's, or later runs,
+retractions, `verify` and `reset` see the rest as never relayed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore
 
-from devstack.services import FirestoreEmulator
+from devstack.stack.services import FirestoreEmulator
 from function.adapters.firestore.state import FirestoreState
 from function.errors import LeaseLostError
 from harness import PROJECT, ROOT, Deployment, block_docs, relayer_doc, run_main
@@ -48,7 +48,7 @@ def test_a_run_stalled_past_its_lease_leaves_the_newer_record_whole(
     env = deployment.env(RELAYER_LEASE_SECONDS="2")
     journal = tmp_path / "a.jsonl"
     stalled = subprocess.Popen(
-        [sys.executable, "tests/crashing_main.py"],
+        [sys.executable, "devstack/faults/crashing_main.py"],
         cwd=ROOT,
         env={
             **env,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from devstack.clients import PubSubTopic
+from devstack.stack.clients import PubSubTopic
 from function.adapters.pubsub import Publisher, make_client
 from function.core.batches import cut_requests
 from function.core.messages import Message

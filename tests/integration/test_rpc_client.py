@@ -13,8 +13,8 @@ import pytest
 from test_rpcproxy import emit_logs, mine
 
 from devstack.rpcproxy import RpcProxy
-from devstack.rpcproxy_bodies import BATCH_BODIES, batch_refusal
-from devstack.services import Anvil, start_anvil
+from devstack.rpcproxy.bodies import BATCH_BODIES, batch_refusal
+from devstack.stack.services import Anvil, start_anvil
 from function.adapters.chain import ChainReader, _logs_checker, unique_logs
 from function.adapters.jsonrpc.batch_caps import (
     BatchCaps,

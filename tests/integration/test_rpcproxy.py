@@ -12,14 +12,14 @@ import pytest
 import requests
 
 from devstack.rpcproxy import RpcProxy
-from devstack.rpcproxy_bodies import (
+from devstack.rpcproxy.bodies import (
     BATCH_BODIES,
     FAILURES,
     RANGE_BODIES,
     RATE_BODIES,
     RESULT_BODIES,
 )
-from devstack.services import Anvil
+from devstack.stack.services import Anvil
 from function.adapters.jsonrpc.batch_caps import refused_batch
 from function.core.provider_errors import FailureKind, classify, error_text, next_range
 

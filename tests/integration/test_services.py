@@ -13,9 +13,9 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from devstack import clients, processes, services
-from devstack.clients import PubSubTopic
-from devstack.services import Anvil, FirestoreEmulator, Stack
+from devstack.stack import clients, processes, services
+from devstack.stack.clients import PubSubTopic
+from devstack.stack.services import Anvil, FirestoreEmulator, Stack
 
 PROJECT = "relayer-test"  # the project the conftest fixtures use
 

@@ -1,11 +1,11 @@
 """Where the campaign's slow network starts holding a publish request: at the HTTP/2 DATA
-frame with the messages, so the headers (and the deadline) go ahead (devstack/faults_h2hold.py)."""
+frame with the messages, so the headers (and the deadline) go ahead (devstack/faults/h2hold.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from devstack.faults_h2hold import FrameWalker, split_at_frame
+from devstack.faults.h2hold import FrameWalker, split_at_frame
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PATTERN = b'"event_id"'

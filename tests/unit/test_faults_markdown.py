@@ -1,8 +1,8 @@
-"""The README's reliability table from a campaign's figures (devstack/faults_markdown.py)."""
+"""The README's reliability table from a campaign's figures (devstack/faults/markdown.py)."""
 
 from __future__ import annotations
 
-from devstack.faults_markdown import rows
+from devstack.faults.markdown import rows
 
 
 def test_one_row_per_kind_that_ran_and_the_total() -> None:

@@ -1,5 +1,5 @@
 """The fault campaign's verdict on chains that reorganise, on stale writers and on per-lease
-fences, over hand-made evidence (devstack/faults_retractions.py, faults_duplicates.py).
+fences, over hand-made evidence (devstack/faults/retractions.py, duplicates.py).
 The campaign's own trials (tests/test_faults.py) show it catching real failures; these
 tables pin down each rule."""
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from devstack.faults_duplicates import takeovers
-from devstack.faults_proc import Proc
-from devstack.faults_retractions import records_match, retractions, stale_writes
-from devstack.faults_world import Copy, World
+from devstack.faults.duplicates import takeovers
+from devstack.faults.proc import Proc
+from devstack.faults.retractions import records_match, retractions, stale_writes
+from devstack.faults.world import Copy, World
 
 ORPHAN, KEPT = "31337:0xaa:0", "31337:0xbb:0"
 

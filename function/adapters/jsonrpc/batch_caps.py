@@ -1,7 +1,7 @@
 """How many calls one JSON-RPC batch may hold on an endpoint: learned from refusals.
 
 Nodes cap batches and refuse a longer one as a whole, each in its own shape (the bodies, with
-sources, are in devstack/rpcproxy_bodies.py): geth and bor answer HTTP 200 with a one-item
+sources, are in devstack/rpcproxy/bodies.py): geth and bor answer HTTP 200 with a one-item
 array carrying the first call's id (-32600 "batch too large"), Erigon one object with id null
 ("batch limit 100 exceeded ..."), NodeReal -32005 (Infura's rate-limit code) "batch size
 exceed limit 500", jsonrpsee (reth) "The batch request was too large" with the limit in data.
