@@ -1,7 +1,7 @@
 """What an RPC provider's refusal means: shrink the log range, wait, retry elsewhere, or stop.
 
 Providers cap eth_getLogs by block span or by result count and say so only in prose, each in
-its own words (tests/test_provider_errors.py lists the real messages and where each was seen).
+its own words (tests/unit/test_provider_errors.py lists the real messages and where each was seen).
 Codes and statuses are overloaded, so the text is read first: -32005 is Infura's rate limit
 but also its "more than 10000 results" and MaticVigil's range cap; QuickNode refuses a range
 with HTTP 413 and Alchemy with HTTP 400. Pure: no I/O, and the clock only for an HTTP-date

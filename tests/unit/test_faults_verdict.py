@@ -1,6 +1,6 @@
 """The fault campaign's verdict on chains that reorganise, on stale writers and on per-lease
 fences, over hand-made evidence (devstack/faults/retractions.py, duplicates.py).
-The campaign's own trials (tests/test_faults.py) show it catching real failures; these
+The campaign's own trials (tests/e2e/test_faults.py) show it catching real failures; these
 tables pin down each rule."""
 
 from __future__ import annotations
