@@ -69,7 +69,7 @@ from function.core.blockrecords import BlockRecord  # noqa: E402
 from function.core.checkpoint import Grant  # noqa: E402
 from function.core.messages import Message  # noqa: E402
 from function.errors import LeaseLostError, PublishError  # noqa: E402
-from function.run.dispatch import Courier  # noqa: E402
+from function.run.dispatch import Dispatcher  # noqa: E402
 
 POINTS = (
     "after_lease",
@@ -332,7 +332,7 @@ Publisher.publish = publish  # type: ignore[method-assign]
 _wrap(function.run.relay, "plan_range", after="after_plan")
 _wrap(function.run.relay, "fetch", after="after_decode")
 _wrap(FirestoreState, "processed", after="after_read")
-_wrap(Courier, "send", before="before_publish")
+_wrap(Dispatcher, "send", before="before_publish")
 
 note("ready", point=POINT, on=ON, action=ACTION)
 os.chdir(ROOT)

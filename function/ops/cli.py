@@ -287,7 +287,7 @@ def replay(from_block: int, to_block: int, yes: bool) -> None:
     """Publish again events already relayed (for a consumer that lost data), with the
     attribute replay="true". Events not relayed yet are left to the job or a backfill."""
     from function.adapters.pubsub import Publisher, make_client
-    from function.run.dispatch import Courier
+    from function.run.dispatch import Dispatcher
 
     if not yes:
         _fail("replay publishes events again to every subscriber: add --yes to confirm", 2)
@@ -299,13 +299,13 @@ def replay(from_block: int, to_block: int, yes: bool) -> None:
         publisher.check_topic()
     except RelayerError as e:
         _fail(str(e), e.exit_code)
-    courier = Courier(publisher, StopSignal(), settings.ordering)
+    dispatcher = Dispatcher(publisher, StopSignal(), settings.ordering)
     sent = skipped = 0
     for _, fetched in _scan(settings, blocks, "replay"):
         events = [e for e in fetched.events if recorded.get(e.event_id) == PUBLISHED]
         skipped += len(fetched.events) - len(events)
         payloads = [event_payload(e) for e in events]
-        results = courier.send_payloads(payloads, _deadline(), replay=True)
+        results = dispatcher.send_payloads(payloads, _deadline(), replay=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             _fail(f"Pub/Sub refused {len(failed)} replayed messages: {failed[0]}")

@@ -61,7 +61,7 @@ class _Outgoing(NamedTuple):
     label: str
 
 
-class Courier:
+class Dispatcher:
     """Publishes events, dead letters and retractions, honouring stops and deadlines."""
 
     def __init__(

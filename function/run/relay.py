@@ -39,7 +39,7 @@ from function.errors import (
     StoppedError,
 )
 from function.redact import scrub
-from function.run.dispatch import Courier
+from function.run.dispatch import Dispatcher
 from function.run.fetching import fetch
 from function.run.leasing import LeaseKeeper
 from function.run.ports import Chain, Sink, State
@@ -113,7 +113,7 @@ class Relay:
             summary.finished_at = self.clock()
             summary.duration_s = round(time.monotonic() - started, 3)
         if grant is not None and summary.outcome == FAILED:
-            hold = run.lease.held_until(run.courier.in_doubt_until) if run is not None else None
+            hold = run.lease.held_until(run.dispatcher.in_doubt_until) if run is not None else None
             self._record_failure(grant, summary, hold)
         return Outcome(summary, error)
 
@@ -150,7 +150,7 @@ class _Run:
         start = grant.next_block if grant.next_block is not None else self.settings.start_block
         self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
-        self.courier = Courier(
+        self.dispatcher = Dispatcher(
             relay.sink,
             relay.stop,
             self.settings.ordering,
@@ -212,7 +212,13 @@ class _Run:
         if header.hash == checkpoint_hash:
             return next_block, header.ref
         done = rewind(
-            self.relay.chain, self.relay.state, self.courier, self.lease, head, next_block, header
+            self.relay.chain,
+            self.relay.state,
+            self.dispatcher,
+            self.lease,
+            head,
+            next_block,
+            header,
         )
         reorg = summary.extra.setdefault("reorg", {"depth": 0, "retracted": 0})
         reorg["depth"] += done.depth
@@ -271,7 +277,7 @@ class _Run:
             for doc_id, fields in self.relay.state.blocks_from(min(r.number for r in orphans))
             if base_id(doc_id) in ids
         ]
-        retracted = retract(self.relay.state, self.courier, self.lease, docs)
+        retracted = retract(self.relay.state, self.dispatcher, self.lease, docs)
         if not retracted:
             return  # records a rewind of this run already marked removed
         self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
@@ -295,7 +301,7 @@ class _Run:
         selection = select_unpublished(events, states)
         dead_selection = select_unpublished(dead, states)
         self.summary.duplicates_skipped += len(selection.duplicates)
-        delivered = self.courier.send(
+        delivered = self.dispatcher.send(
             selection.to_publish,
             dead_selection.to_publish,
             self.lease.publish_deadline(),
@@ -368,19 +374,19 @@ class _Run:
                 progress.next_block - 1 if progress and progress.next_block else self.committed_to
             )
         summary = self.summary
-        if self.courier.replayed:
-            summary.extra["replayed_unrecorded"] = self.courier.replayed
+        if self.dispatcher.replayed:
+            summary.extra["replayed_unrecorded"] = self.dispatcher.replayed
             log.warning(
                 "%d events of blocks relayed before had no record, which may have expired: "
                 'they were published marked replay="true"',
-                self.courier.replayed,
+                self.dispatcher.replayed,
             )
         if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
             summary.to_block = done_to
         summary.finished_at = self.relay.clock()
         summary.duration_s = round(time.monotonic() - self.started, 3)
         limits = self.limits.to_store()
-        hold = self.lease.held_until(self.courier.in_doubt_until)
+        hold = self.lease.held_until(self.dispatcher.in_doubt_until)
         if hold is not None:
             log.warning(
                 "publish requests given up on may still be accepted until %s: the lease is "

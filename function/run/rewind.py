@@ -15,7 +15,7 @@ from function.core.checkpoint import Progress
 from function.core.model import Header
 from function.core.reorg import BlockDoc, find_ancestor, marked_removed, orphaned, retractions
 from function.errors import InDoubtError, NotSentError, PublishError, ReorgError, StoppedError
-from function.run.dispatch import Courier
+from function.run.dispatch import Dispatcher
 from function.run.leasing import LeaseKeeper
 from function.run.ports import Chain, State
 
@@ -38,7 +38,7 @@ class Rewound:
 def rewind(
     chain: Chain,
     state: State,
-    courier: Courier,
+    dispatcher: Dispatcher,
     lease: LeaseKeeper,
     head: int,
     next_block: int,
@@ -68,7 +68,7 @@ def rewind(
     docs = state.blocks_from(ancestor.number + 1)
     heights = {int(d["block_number"]) for _, d in docs if int(d["block_number"]) <= head}
     canonical.update((n, h.hash) for n, h in chain.headers(heights).items())
-    retracted = retract(state, courier, lease, orphaned(docs, canonical))
+    retracted = retract(state, dispatcher, lease, orphaned(docs, canonical))
     lease.commit(Progress(ancestor.number + 1, ancestor.hash, (), 0, retracted, rewind=True))
     depth = next_block - 1 - ancestor.number
     done = Rewound(ancestor.number + 1, ancestor.number, ancestor.hash, depth, retracted)
@@ -81,7 +81,9 @@ def rewind(
     return done
 
 
-def retract(state: State, courier: Courier, lease: LeaseKeeper, orphans: Sequence[BlockDoc]) -> int:
+def retract(
+    state: State, dispatcher: Dispatcher, lease: LeaseKeeper, orphans: Sequence[BlockDoc]
+) -> int:
     """Publish a retraction for every published event of the orphaned block records, then mark
     them removed; the number retracted. Retractions go out (and are answered) before the
     records change, so a crash in between only sends some of them twice, same event ids."""
@@ -89,11 +91,11 @@ def retract(state: State, courier: Courier, lease: LeaseKeeper, orphans: Sequenc
     if not payloads:
         return 0
     lease.ensure()
-    results = courier.send_payloads(payloads, lease.publish_deadline())
+    results = dispatcher.send_payloads(payloads, lease.publish_deadline())
     failed = [r for r in results if isinstance(r, BaseException)]
     if (
         failed
-        and courier.stopping
+        and dispatcher.stopping
         and all(isinstance(r, NotSentError | InDoubtError) for r in failed)
     ):
         raise StoppedError(

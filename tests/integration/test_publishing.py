@@ -21,7 +21,7 @@ from function.core.batches import cut_requests
 from function.core.messages import Message
 from function.core.model import Event
 from function.errors import NotSentError, PublishError, TopicNotFoundError
-from function.run.dispatch import Courier
+from function.run.dispatch import Dispatcher
 from function.stopping import StopSignal
 
 
@@ -103,15 +103,15 @@ class ScriptedSink:
                 self.flying -= 1
 
 
-def _send(courier: Courier, events: Sequence[Event], seconds: float = 30.0, **kw: Any) -> Any:
+def _send(dispatcher: Dispatcher, events: Sequence[Event], seconds: float = 30.0, **kw: Any) -> Any:
     end = time.monotonic() + seconds
-    return courier.send(events, (), lambda: end, chain_id=31337, relayer_id="r", **kw)
+    return dispatcher.send(events, (), lambda: end, chain_id=31337, relayer_id="r", **kw)
 
 
 def test_one_request_at_a_time_per_ordering_key_and_all_results_kept() -> None:
     sink = ScriptedSink()
     events = [_event(b, i) for b in range(1, 6) for i in range(500)]  # 2,500: 3 requests
-    delivered = _send(Courier(sink, StopSignal(), ordering=True), events)
+    delivered = _send(Dispatcher(sink, StopSignal(), ordering=True), events)
     assert [len(c) for c in sink.calls] == [1000, 1000, 500]
     assert sink.max_flying == 1
     assert [p.event_id for p in delivered.published] == [e.event_id for e in events]
@@ -121,7 +121,7 @@ def test_one_request_at_a_time_per_ordering_key_and_all_results_kept() -> None:
 def test_without_ordering_requests_still_go_one_at_a_time() -> None:
     sink = ScriptedSink()
     events = [_event(b, i) for b in range(1, 9) for i in range(500)]
-    delivered = _send(Courier(sink, StopSignal(), ordering=False), events)
+    delivered = _send(Dispatcher(sink, StopSignal(), ordering=False), events)
     assert sink.max_flying == 1  # in flight together, they could be accepted out of order
     assert len(delivered.published) == len(events)
 
@@ -129,7 +129,7 @@ def test_without_ordering_requests_still_go_one_at_a_time() -> None:
 def test_a_failed_request_stops_everything_after_it() -> None:
     sink = ScriptedSink(fail_on=1)
     events = [_event(b, i) for b in range(1, 8) for i in range(500)]  # 4 requests
-    delivered = _send(Courier(sink, StopSignal(), ordering=True), events)
+    delivered = _send(Dispatcher(sink, StopSignal(), ordering=True), events)
     assert len(sink.calls) == 2  # the third and fourth were never sent
     assert len(delivered.published) == 1000  # the first request's ids are kept and recorded
     block, what, error = delivered.failure
@@ -140,7 +140,7 @@ def test_a_stop_ends_sending_after_the_request_in_flight() -> None:
     stop = StopSignal()
     sink = ScriptedSink(before=lambda n: stop.set() if n == 0 else None)
     events = [_event(1, i) for i in range(600)] + [_event(2, i) for i in range(900)]
-    delivered = _send(Courier(sink, stop, ordering=True), events)
+    delivered = _send(Dispatcher(sink, stop, ordering=True), events)
     assert [len(c) for c in sink.calls] == [1000]
     # block 2 was cut short: what went out is reported (and will be recorded), the
     # checkpoint stays before block 2
@@ -153,7 +153,7 @@ def test_nothing_is_sent_once_the_lease_is_gone() -> None:
     leased = iter([True, False])
     events = [_event(1, i) for i in range(1500)]
     delivered = _send(
-        Courier(sink, StopSignal(), ordering=True), events, leased=lambda: next(leased)
+        Dispatcher(sink, StopSignal(), ordering=True), events, leased=lambda: next(leased)
     )
     assert len(sink.calls) == 1
     assert delivered.stopped_before == 1 and len(delivered.published) == 1000
@@ -162,7 +162,7 @@ def test_nothing_is_sent_once_the_lease_is_gone() -> None:
 def test_a_request_in_flight_at_the_deadline_is_given_up_as_unknown() -> None:
     sink = ScriptedSink(hang_on=0)
     started = time.monotonic()
-    delivered = _send(Courier(sink, StopSignal(), ordering=True), [_event(1, 0)], seconds=0.5)
+    delivered = _send(Dispatcher(sink, StopSignal(), ordering=True), [_event(1, 0)], seconds=0.5)
     sink.release.set()
     assert time.monotonic() - started < 5  # the wait ends at the deadline, not with the RPC
     assert delivered.published == []
@@ -201,8 +201,8 @@ def test_a_missing_topic_names_the_setting(pubsub_topic: PubSubTopic) -> None:
 
 def test_courier_keeps_chain_order_over_many_requests(pubsub_topic: PubSubTopic) -> None:
     events = [_event(b, i) for b in range(1, 5) for i in range(700)]  # 2,800: 3 requests
-    courier = Courier(_publisher(pubsub_topic), StopSignal(), ordering=True)
-    delivered = _send(courier, events)
+    dispatcher = Dispatcher(_publisher(pubsub_topic), StopSignal(), ordering=True)
+    delivered = _send(dispatcher, events)
     pulled = pubsub_topic.pull_all()
     assert [m.attributes["event_id"] for m in pulled] == [e.event_id for e in events]
     assert [p.message_id for p in delivered.published] == [m.message_id for m in pulled]
