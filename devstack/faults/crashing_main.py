@@ -12,7 +12,7 @@ until the campaign sends SIGCONT, like a paused VM). The points, in the order of
 - `during_getlogs`: CRASH_DELAY_MS after an eth_getLogs request went out (the campaign
   makes its answer slow, so the kill lands while it is in flight);
 - `after_decode`: the range's logs were fetched and decoded;
-- `after_read`: a chunk's processed-event set was read;
+- `after_read`: records of the processed-event set were read (a chunk's, or a rewind's);
 - `before_publish`: the chunk's messages are about to be handed to Pub/Sub;
 - `mid_publish`: Pub/Sub accepts the messages up to the CRASH_ON-th one sent, then SIGKILL
   (with `stall`: a pause before the rest of the request is sent; with `freeze`: the rest goes
@@ -49,6 +49,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,12 @@ from google.cloud.firestore_v1.transaction import Transaction  # noqa: E402
 import function.core.lease  # noqa: E402
 import function.run.relay  # noqa: E402
 from function.adapters.chain import ChainReader  # noqa: E402
+from function.adapters.firestore.blockstore import BlockStore  # noqa: E402
 from function.adapters.firestore.state import FirestoreState  # noqa: E402
 from function.adapters.pubsub import Publisher  # noqa: E402
-from function.core.blockrecords import BlockRecord  # noqa: E402
-from function.core.checkpoint import Grant  # noqa: E402
+from function.core.checkpoint import Commit, Grant  # noqa: E402
 from function.core.messages import Message  # noqa: E402
+from function.core.model import BlockRecord  # noqa: E402
 from function.errors import LeaseLostError, PublishError  # noqa: E402
 from function.run.dispatch import Dispatcher  # noqa: E402
 
@@ -170,7 +172,7 @@ def _wrap(owner: Any, name: str, before: str | None = None, after: str | None = 
 original_acquire = FirestoreState.acquire
 original_decide = function.core.lease.acquire
 original_commit = FirestoreState.commit
-original_record = FirestoreState.record
+original_record = BlockStore.write
 original_txn_commit = Transaction._commit
 original_publish = Publisher.publish
 original_logs = ChainReader.logs_with_headers
@@ -200,19 +202,19 @@ def acquire(self: FirestoreState, run_id: str, now: Any, lease_s: float) -> Any:
     return grant
 
 
-def commit(self: FirestoreState, grant: Any, now: Any, **kwargs: Any) -> None:
-    final = kwargs.get("summary") is not None
-    progress = kwargs.get("progress")
+def commit(self: FirestoreState, grant: Grant, now: datetime, change: Commit) -> None:
+    final = change.summary is not None
+    progress = change.progress
     _local.commit_point = "during_release" if final else "during_commit"
     started = time.time()  # a freeze may fall between the write and the journal line
     try:
-        original_commit(self, grant, now, **kwargs)
+        original_commit(self, grant, now, change)
     except LeaseLostError:
         note("lease_lost", fence=grant.fence)
         raise
     finally:
         _local.commit_point = None
-    until = kwargs.get("lease_until")
+    until = change.lease_until
     note(
         "committed",
         started=started,
@@ -231,7 +233,7 @@ def txn_commit(self: Transaction) -> Any:
     return original_txn_commit(self)
 
 
-def record(self: FirestoreState, grant: Grant, records: Sequence[BlockRecord]) -> None:
+def record(self: BlockStore, grant: Grant, records: Sequence[BlockRecord]) -> None:
     arrive("before_record")
     started = time.time()  # a freeze may fall between the write and the journal line
     try:
@@ -239,7 +241,7 @@ def record(self: FirestoreState, grant: Grant, records: Sequence[BlockRecord]) -
     except LeaseLostError:  # fenced: the lease went to another run meanwhile
         note("lease_lost", fence=grant.fence)
         raise
-    ids = [e["event_id"] for _, fields in records for e in fields.get("events", [])]
+    ids = [e.event_id for r in records for e in r.entries]
     note("recorded", event_ids=ids, started=started)
     arrive("after_record")
 
@@ -325,13 +327,13 @@ def _send(self: Publisher, messages: list[Message], deadline: Any) -> list[str]:
 FirestoreState.acquire = acquire  # type: ignore[method-assign]
 function.core.lease.acquire = decide
 FirestoreState.commit = commit  # type: ignore[method-assign]
-FirestoreState.record = record  # type: ignore[method-assign]
+BlockStore.write = record  # type: ignore[method-assign]
 Transaction._commit = txn_commit  # type: ignore[method-assign]
 ChainReader.logs_with_headers = logs_with_headers  # type: ignore[method-assign]
 Publisher.publish = publish  # type: ignore[method-assign]
 _wrap(function.run.relay, "plan_range", after="after_plan")
 _wrap(function.run.relay, "fetch", after="after_decode")
-_wrap(FirestoreState, "processed", after="after_read")
+_wrap(BlockStore, "read", after="after_read")
 _wrap(Dispatcher, "send", before="before_publish")
 
 note("ready", point=POINT, on=ON, action=ACTION)

@@ -224,7 +224,11 @@ class Trial:
             self.world = self.settle()
         # the product's own reader: a large block's record spans documents
         store = FirestoreState(self.client, self.relayer_id, {})
-        recorded = [e for _, fields in store.blocks_from(0) for e in fields.get("events", [])]
+        recorded = [
+            {"event_id": e.event_id, "state": e.state}
+            for r in store.records.read(0)
+            for e in r.entries
+        ]
         return {
             "strict_duplicates": self.strict_duplicates,
             "copies": self.copies,

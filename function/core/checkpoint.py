@@ -8,6 +8,7 @@ from datetime import datetime
 
 from function.core.model import BlockRef, Event
 from function.core.planning import BlockRange
+from function.core.summary import RunSummary
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,16 @@ class Progress:
     events_deadlettered: int = 0
     rewind: bool = False  # back to the common ancestor after a reorganisation
     replay: BlockRange | None = None  # an operator's reset over blocks with expired records
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one fenced commit writes; every commit checks the fence first."""
+
+    progress: Progress | None = None  # a checkpoint, or counts alone
+    lease_until: datetime | None = None  # the lease renewed (or, with a summary, held) to then
+    summary: RunSummary | None = None  # the run's end: stored as `last_run`, lease released
+    rpc_limits: dict[str, int] | None = None  # eth_getLogs spans learned, by host
 
 
 def progress_of(

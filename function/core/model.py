@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypedDict
 
 # The states of an event in the processed-event set.
@@ -74,6 +75,35 @@ class Header:
     number: int
     hash: str
     timestamp: int
+
+    @property
+    def ref(self) -> BlockRef:
+        return BlockRef(self.number, self.hash)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEntry:
+    """One event in a block record of the processed-event set (docs/CONTRACT.md §4)."""
+
+    event_id: str
+    log_index: int
+    transaction_hash: str
+    event: str
+    message_id: str
+    state: str  # PUBLISHED, DEADLETTERED or REMOVED
+    data: str  # the message data, UTF-8 JSON: a retraction is built from it
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """What the processed-event set holds of one relayed block with selected events."""
+
+    number: int
+    hash: str
+    entries: tuple[RecordEntry, ...]  # in log order
+    run_id: str
+    recorded_at: datetime | None
+    expire_at: datetime | None
 
     @property
     def ref(self) -> BlockRef:

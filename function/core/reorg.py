@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from function.core.model import PUBLISHED, REMOVED, BlockRef
-
-BlockDoc = tuple[str, dict[str, Any]]
+from function.core.model import PUBLISHED, REMOVED, BlockRecord, BlockRef
 
 
 def find_ancestor(recent: Sequence[BlockRef], canonical: Mapping[int, str]) -> BlockRef | None:
@@ -24,27 +23,26 @@ def find_ancestor(recent: Sequence[BlockRef], canonical: Mapping[int, str]) -> B
     return None
 
 
-def orphaned(docs: Sequence[BlockDoc], canonical: Mapping[int, str]) -> list[BlockDoc]:
+def orphaned(records: Sequence[BlockRecord], canonical: Mapping[int, str]) -> list[BlockRecord]:
     """Block records whose block is not the node's block at that height (or is past its head)."""
-    return [(i, d) for i, d in docs if canonical.get(int(d["block_number"])) != d["block_hash"]]
+    return [r for r in records if canonical.get(r.number) != r.hash]
 
 
-def retractions(docs: Sequence[BlockDoc]) -> list[dict[str, Any]]:
+def retractions(records: Sequence[BlockRecord]) -> list[dict[str, Any]]:
     """The §3 payloads to publish again with `removed: true`, in chain order."""
     payloads = []
-    for _, fields in sorted(docs, key=lambda d: int(d[1]["block_number"])):
-        for entry in fields.get("events", []):
-            if entry.get("state") == PUBLISHED:
-                payload = json.loads(entry["data"])
+    for record in sorted(records, key=lambda r: r.number):
+        for entry in record.entries:
+            if entry.state == PUBLISHED:
+                payload = json.loads(entry.data)
                 payload["removed"] = True
                 payloads.append(payload)
     return payloads
 
 
-def marked_removed(fields: Mapping[str, Any]) -> dict[str, Any]:
+def marked_removed(record: BlockRecord) -> BlockRecord:
     """A block record with every published event marked as retracted."""
-    events = [
-        {**e, "state": REMOVED} if e.get("state") == PUBLISHED else dict(e)
-        for e in fields.get("events", [])
-    ]
-    return {**fields, "events": events}
+    entries = tuple(
+        replace(e, state=REMOVED) if e.state == PUBLISHED else e for e in record.entries
+    )
+    return replace(record, entries=entries)

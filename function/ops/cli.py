@@ -22,6 +22,8 @@ import click
 import function.logs as logs
 import function.ops.app as app
 from function.config import Settings, logging_settings
+from function.core.blockrecords import states_of
+from function.core.checkpoint import Commit
 from function.core.messages import event_payload
 from function.core.model import PUBLISHED
 from function.core.planning import BlockRange, split
@@ -273,10 +275,10 @@ def _recorded(settings: Settings, blocks: BlockRange) -> dict[str, str]:
 
     store = state_store(settings, firestore_client(settings))
     try:
-        entries = store.processed(blocks)
+        records = store.records.read(blocks.start, blocks.end)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
-    return {str(e["event_id"]): str(e.get("state")) for es in entries.values() for e in es}
+    return states_of(records)
 
 
 @main.command()
@@ -422,7 +424,7 @@ def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
             if not expired:
                 replay = None
         progress = Progress(to_block, block_hash, recent, 0, rewind=True, replay=replay)
-        store.commit(grant, now, progress=progress)
+        store.commit(grant, now, Commit(progress=progress))
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     finally:

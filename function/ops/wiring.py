@@ -14,6 +14,7 @@ from function.adapters.pubsub import Publisher, make_client
 from function.adapters.storage import read_abi
 from function.config import Settings
 from function.core.abi import load_specs
+from function.core.checkpoint import Commit
 from function.core.summary import RunSummary
 from function.redact import scrub
 from function.run.relay import Relay
@@ -66,11 +67,13 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         )
         dead_letters.check_topic()
     chain = chain_reader(settings, stop=stop, check_endpoints=True)
+    state = state_store(settings, firestore_client(settings), task)
     return Relay(
         settings=settings,
         specs=specs,
         chain=chain,
-        state=state_store(settings, firestore_client(settings), task),
+        state=state,
+        records=state.records,
         sink=publisher,
         stop=stop,
         dead_letters=dead_letters,
@@ -85,6 +88,6 @@ def record_failure(settings: Settings, summary: RunSummary) -> None:
         summary.run_id = uuid.uuid4().hex[:16]
         grant = store.acquire(summary.run_id, summary.started_at, settings.lease_s)
         if grant is not None:
-            store.commit(grant, summary.started_at, summary=summary)
+            store.commit(grant, summary.started_at, Commit(summary=summary))
     except Exception as e:
         log.warning("could not record the failure in Firestore: %s", scrub(str(e)))

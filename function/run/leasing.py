@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from function.core.checkpoint import Grant, Progress
+from function.core.checkpoint import Commit, Grant, Progress
 from function.run.ports import State
 from function.stopping import StopSignal
 
@@ -72,5 +72,5 @@ class LeaseKeeper:
         """A fenced commit (checkpoint and/or counts) that also renews the lease."""
         renewed_at = time.monotonic()
         until = self._clock() + timedelta(seconds=self._lease_s)
-        self._state.commit(self.grant, self._clock(), progress=progress, lease_until=until)
+        self._state.commit(self.grant, self._clock(), Commit(progress=progress, lease_until=until))
         self._deadline = renewed_at + self._lease_s

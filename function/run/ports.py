@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from function.core.checkpoint import Grant, Progress
+from function.core.checkpoint import Commit, Grant
 from function.core.messages import Message
-from function.core.model import BlockRef, Header, RawLog
+from function.core.model import BlockRecord, BlockRef, Header, RawLog
 from function.core.planning import BlockRange
-from function.core.summary import RunSummary
 
 
 class Chain(Protocol):
@@ -33,32 +32,25 @@ class Chain(Protocol):
 
 
 class State(Protocol):
-    """Lease, checkpoint and processed-event set (`state.FirestoreState`)."""
+    """A relayer's lease, checkpoint and counters (`FirestoreState`)."""
 
     def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None: ...
 
-    def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]: ...
-
-    def recorded_blocks(self, blocks: BlockRange) -> list[BlockRef]: ...
-
-    def recorded_below(self, number: int, limit: int) -> list[BlockRef]: ...
-
-    def blocks_from(self, start: int) -> list[tuple[str, dict[str, Any]]]: ...
-
-    def record(self, grant: Grant, records: Sequence[tuple[str, dict[str, Any]]]) -> None: ...
-
-    def commit(
-        self,
-        grant: Grant,
-        now: datetime,
-        *,
-        progress: Progress | None = None,
-        lease_until: datetime | None = None,
-        summary: RunSummary | None = None,
-        rpc_limits: dict[str, int] | None = None,
-    ) -> None: ...
+    def commit(self, grant: Grant, now: datetime, change: Commit) -> None: ...
 
     def count_skipped(self, now: datetime) -> None: ...
+
+
+class Records(Protocol):
+    """The processed-event set: one record per relayed block (`BlockStore`)."""
+
+    def read(self, start: int, end: int | None = None) -> list[BlockRecord]: ...
+
+    def refs(self, blocks: BlockRange) -> list[BlockRef]: ...
+
+    def refs_below(self, number: int, limit: int) -> list[BlockRef]: ...
+
+    def write(self, grant: Grant, records: Sequence[BlockRecord]) -> None: ...
 
 
 class Sink(Protocol):

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from function.config import Settings
-from function.core.blockrecords import base_id, block_doc_id, block_documents
+from function.core.blockrecords import block_records, states_of
 from function.core.catalogue import EventCatalogue
-from function.core.checkpoint import Grant, Progress, progress_of
+from function.core.checkpoint import Commit, Grant, Progress, progress_of
 from function.core.dedup import select_unpublished
 from function.core.logspan import RangeLimits
 from function.core.model import BlockRef, DeadLetter, Event
@@ -42,7 +42,7 @@ from function.redact import scrub
 from function.run.dispatch import Dispatcher
 from function.run.fetching import fetch
 from function.run.leasing import LeaseKeeper
-from function.run.ports import Chain, Sink, State
+from function.run.ports import Chain, Records, Sink, State
 from function.run.rewind import retract, rewind
 from function.stopping import StopSignal
 
@@ -78,6 +78,7 @@ class Relay:
     specs: EventCatalogue
     chain: Chain
     state: State
+    records: Records
     sink: Sink
     stop: StopSignal = field(default_factory=StopSignal)
     dead_letters: Sink | None = None  # RELAYER_DEADLETTER_TOPIC
@@ -129,7 +130,7 @@ class Relay:
         self, grant: Grant, summary: RunSummary, hold: datetime | None = None
     ) -> None:
         try:
-            self.state.commit(grant, self.clock(), summary=summary, lease_until=hold)
+            self.state.commit(grant, self.clock(), Commit(summary=summary, lease_until=hold))
         except Exception as e:
             log.error("could not record the failed run in Firestore: %s", scrub(str(e)))
 
@@ -213,7 +214,7 @@ class _Run:
             return next_block, header.ref
         done = rewind(
             self.relay.chain,
-            self.relay.state,
+            self.relay.records,
             self.dispatcher,
             self.lease,
             head,
@@ -233,7 +234,7 @@ class _Run:
         # Records above the checkpoint (a run killed before its commit, a first run, a lane
         # that failed while another's requests were accepted) may belong to blocks the chain
         # has since replaced: their hashes are read in the same view as the logs.
-        recorded = self.relay.state.recorded_blocks(blocks)
+        recorded = self.relay.records.refs(blocks)
         fetched = fetch(
             self.relay.chain,
             self.relay.specs,
@@ -271,13 +272,10 @@ class _Run:
     def _retract_orphans(self, orphans: Sequence[BlockRef]) -> None:
         """Retract what was published on replaced blocks above the checkpoint (their records
         stay, marked removed); the checkpoint does not move, the counts do."""
-        ids = {block_doc_id(r.number, r.hash) for r in orphans}
-        docs = [
-            (doc_id, fields)
-            for doc_id, fields in self.relay.state.blocks_from(min(r.number for r in orphans))
-            if base_id(doc_id) in ids
-        ]
-        retracted = retract(self.relay.state, self.dispatcher, self.lease, docs)
+        replaced = set(orphans)
+        above = self.relay.records.read(min(r.number for r in orphans))
+        records = [r for r in above if r.ref in replaced]
+        retracted = retract(self.relay.records, self.dispatcher, self.lease, records)
         if not retracted:
             return  # records a rewind of this run already marked removed
         self.lease.commit(Progress(None, None, (), 0, events_retracted=retracted))
@@ -296,8 +294,8 @@ class _Run:
         self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
     ) -> int:
         self.lease.ensure()
-        existing = self.relay.state.processed(chunk)
-        states = {str(e["event_id"]): str(e.get("state")) for es in existing.values() for e in es}
+        existing = {r.ref: r for r in self.relay.records.read(chunk.start, chunk.end)}
+        states = states_of(existing.values())
         selection = select_unpublished(events, states)
         dead_selection = select_unpublished(dead, states)
         self.summary.duplicates_skipped += len(selection.duplicates)
@@ -315,9 +313,9 @@ class _Run:
             delivered.stopped_before is not None
             or (delivered.failure is not None and not self.lease.valid())
         )
-        self.relay.state.record(
+        self.relay.records.write(
             self.grant,
-            block_documents(
+            block_records(
                 delivered.published,
                 existing,
                 run_id=self.summary.run_id,
@@ -396,8 +394,10 @@ class _Run:
         self.relay.state.commit(
             self.grant,
             summary.finished_at,
-            progress=progress,
-            summary=summary,
-            rpc_limits=limits if limits != self.grant.rpc_limits else None,
-            lease_until=hold,
+            Commit(
+                progress=progress,
+                summary=summary,
+                rpc_limits=limits if limits != self.grant.rpc_limits else None,
+                lease_until=hold,
+            ),
         )

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from function.core.checkpoint import Progress
-from function.core.model import Header
-from function.core.reorg import BlockDoc, find_ancestor, marked_removed, orphaned, retractions
+from function.core.model import BlockRecord, Header
+from function.core.reorg import find_ancestor, marked_removed, orphaned, retractions
 from function.errors import InDoubtError, NotSentError, PublishError, ReorgError, StoppedError
 from function.run.dispatch import Dispatcher
 from function.run.leasing import LeaseKeeper
-from function.run.ports import Chain, State
+from function.run.ports import Chain, Records
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Rewound:
 
 def rewind(
     chain: Chain,
-    state: State,
+    records: Records,
     dispatcher: Dispatcher,
     lease: LeaseKeeper,
     head: int,
@@ -53,7 +53,7 @@ def rewind(
     if ancestor is None:
         # Deeper than `recent_blocks`: the block records below still name relayed blocks.
         below = min((r.number for r in recent), default=next_block)
-        older = [r for r in state.recorded_below(below, RECORDS_PROBED) if r.number <= head]
+        older = [r for r in records.refs_below(below, RECORDS_PROBED) if r.number <= head]
         canonical.update((n, h.hash) for n, h in chain.headers(r.number for r in older).items())
         ancestor = find_ancestor(older, canonical)
         recent = recent + older
@@ -65,10 +65,10 @@ def rewind(
             f"{grant.checkpoint_hash}): nothing was skipped; check the node, then move the "
             "checkpoint back to a block before the fork (relayer reset)"
         )
-    docs = state.blocks_from(ancestor.number + 1)
-    heights = {int(d["block_number"]) for _, d in docs if int(d["block_number"]) <= head}
+    above = records.read(ancestor.number + 1)
+    heights = {r.number for r in above if r.number <= head}
     canonical.update((n, h.hash) for n, h in chain.headers(heights).items())
-    retracted = retract(state, dispatcher, lease, orphaned(docs, canonical))
+    retracted = retract(records, dispatcher, lease, orphaned(above, canonical))
     lease.commit(Progress(ancestor.number + 1, ancestor.hash, (), 0, retracted, rewind=True))
     depth = next_block - 1 - ancestor.number
     done = Rewound(ancestor.number + 1, ancestor.number, ancestor.hash, depth, retracted)
@@ -82,7 +82,7 @@ def rewind(
 
 
 def retract(
-    state: State, dispatcher: Dispatcher, lease: LeaseKeeper, orphans: Sequence[BlockDoc]
+    records: Records, dispatcher: Dispatcher, lease: LeaseKeeper, orphans: Sequence[BlockRecord]
 ) -> int:
     """Publish a retraction for every published event of the orphaned block records, then mark
     them removed; the number retracted. Retractions go out (and are answered) before the
@@ -104,5 +104,5 @@ def retract(
         )
     if failed:
         raise PublishError(f"Pub/Sub did not accept {len(failed)} retractions: {failed[0]}")
-    state.record(lease.grant, [(doc_id, marked_removed(fields)) for doc_id, fields in orphans])
+    records.write(lease.grant, [marked_removed(r) for r in orphans])
     return len(payloads)

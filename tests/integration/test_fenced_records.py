@@ -21,6 +21,7 @@ from google.cloud import firestore
 
 from devstack.stack.services import FirestoreEmulator
 from function.adapters.firestore.state import FirestoreState
+from function.core.model import BlockRecord, RecordEntry
 from function.errors import LeaseLostError
 from harness import PROJECT, ROOT, Deployment, block_docs, relayer_doc, run_main
 
@@ -92,19 +93,11 @@ def test_record_writes_nothing_once_another_run_took_the_lease(
     assert old is not None
     newer = state.acquire("newer", now + timedelta(seconds=2), 30)  # old's lease expired
     assert newer is not None and newer.fence == old.fence + 1
-    record = (
-        "000000000005-0xb",
-        {
-            "block_number": 5,
-            "block_hash": "0xb",
-            "events": [{"event_id": "e", "log_index": 0, "state": "published", "data": "{}"}],
-            "run_id": "old",
-            "recorded_at": now,
-            "expire_at": now,
-        },
-    )
+    entry = RecordEntry("e", 0, "0xt", "E", "m", "published", "{}")
+    record = BlockRecord(5, "0xb", (entry,), "old", now, now)
     with pytest.raises(LeaseLostError, match="lease lost to run newer"):
-        state.record(old, [record])
-    assert state.blocks_from(0) == []
-    state.record(newer, [record])
-    assert [i for i, _ in state.blocks_from(0)] == ["000000000005-0xb"]
+        state.records.write(old, [record])
+    assert state.records.read(0) == []
+    state.records.write(newer, [record])
+    (stored,) = state.records.read(0)
+    assert stored.ref == record.ref and stored.entries == (entry,)

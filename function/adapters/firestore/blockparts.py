@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from function.adapters.firestore.docsize import DOC_LIMIT, document_size, value_size
-from function.core.blockrecords import BlockRecord
+from function.adapters.firestore.recordlayout import DocRecord
 
 PART_BUDGET = DOC_LIMIT - 48_576  # what one document may hold: 1 MiB less a margin
 INLINE_DATA_BYTES = 16_384  # larger message data is stored compressed
@@ -53,7 +53,7 @@ def _stored(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def stored_parts(record: BlockRecord, written_at: datetime) -> list[tuple[str, dict[str, Any]]]:
+def stored_parts(record: DocRecord, written_at: datetime) -> list[tuple[str, dict[str, Any]]]:
     """The documents (id, fields) that hold one block record."""
     base, fields = record
     head = {k: v for k, v in fields.items() if k != "events"}

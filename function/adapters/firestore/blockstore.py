@@ -22,9 +22,9 @@ import function.core.lease as leases
 from function.adapters.firestore.blockparts import assembled, stored_parts
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_of
-from function.core.blockrecords import BlockRecord, base_id, range_bounds
+from function.adapters.firestore.recordlayout import base_id, from_doc, range_bounds, to_doc
 from function.core.lease import Lease
-from function.core.model import BlockRef
+from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
 from function.errors import LeaseLostError, StateError
 
@@ -63,16 +63,18 @@ class BlockStore:
         self._blocks = blocks
         self._lease_doc = lease_doc
 
-    def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
-        """Recorded entries of the blocks in the range, by block document base id (parts
-        reassembled, `data` as text)."""
-        lower, upper = range_bounds(blocks.start, blocks.end)
+    def read(self, start: int, end: int | None = None) -> list[BlockRecord]:
+        """The records of blocks start..end (end None: every later one), whole (parts
+        reassembled, `data` as text), in chain order."""
+        lower, upper = range_bounds(start, start if end is None else end)
         query = self._blocks.where(
             filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
-        ).where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
-        return {i: fields["events"] for i, fields in self._assembled(query)}
+        )
+        if end is not None:
+            query = query.where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
+        return [from_doc(fields) for _, fields in self._assembled(query)]
 
-    def recorded_blocks(self, blocks: BlockRange) -> list[BlockRef]:
+    def refs(self, blocks: BlockRange) -> list[BlockRef]:
         """The blocks of the range that have records, by number and hash: document ids
         only, so cheap enough to ask on every run."""
         lower, upper = range_bounds(blocks.start, blocks.end)
@@ -94,7 +96,7 @@ class BlockStore:
             refs.append(BlockRef(int(number), block_hash))
         return refs
 
-    def recorded_below(self, number: int, limit: int) -> list[BlockRef]:
+    def refs_below(self, number: int, limit: int) -> list[BlockRef]:
         """The newest `limit` blocks with records below block `number` (ids only): after a
         reorganisation deeper than `recent_blocks`, they still name relayed blocks."""
         query = (  # by the field: Firestore scans document ids in ascending order only
@@ -105,15 +107,7 @@ class BlockStore:
         )
         return self._refs(query)
 
-    def blocks_from(self, start: int) -> list[BlockRecord]:
-        """Every block record from block `start` on (base ids, whole fields), in chain order."""
-        lower, _ = range_bounds(start, start)
-        query = self._blocks.where(
-            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
-        )
-        return self._assembled(query)
-
-    def _assembled(self, query: Any) -> list[BlockRecord]:
+    def _assembled(self, query: Any) -> list[tuple[str, dict[str, Any]]]:
         by_block: dict[str, list[dict[str, Any]]] = {}
         try:
             for snapshot in query.stream(timeout=TIMEOUT_S):
@@ -122,12 +116,12 @@ class BlockStore:
             raise wrapped("read of the processed-event set", e) from e
         return [(i, assembled(docs)) for i, docs in sorted(by_block.items())]
 
-    def record(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
+    def write(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
         """Write block records (before the checkpoint that relies on them) under the fence,
         each in as many documents as Firestore's 1 MiB limit needs: a run that lost its
         lease must not replace the newer run's record with its own partial one (§7.6)."""
         written_at = datetime.now(UTC)  # orders rewrites of a block (see blockparts)
-        docs = [doc for record in records for doc in stored_parts(record, written_at)]
+        docs = [doc for record in records for doc in stored_parts(to_doc(record), written_at)]
         for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
             self._fenced_write(grant, group)
 

@@ -10,7 +10,6 @@ one (docs/CONTRACT.md §7.6).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
@@ -28,8 +27,7 @@ from function.adapters.firestore.blockstore import (
     wrapped,
 )
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
-from function.core.blockrecords import BlockRecord
-from function.core.checkpoint import Grant, Progress
+from function.core.checkpoint import Commit, Grant
 from function.core.commit import Totals, advance, lease_after
 from function.core.lease import Lease
 from function.core.model import BlockRef
@@ -244,39 +242,16 @@ class FirestoreState:
         else:
             txn.set(self._lease_doc, {"lease": lease_fields(lease), "updated_at": now}, merge=True)
 
-    def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
-        """Recorded entries of the blocks in the range, by block base id."""
-        return self._records.processed(blocks)
+    @property
+    def records(self) -> BlockStore:
+        """The processed-event set (the `Records` port), fenced by this state's lease."""
+        return self._records
 
-    def recorded_blocks(self, blocks: BlockRange) -> list[BlockRef]:
-        """The blocks of the range that have records, by number and hash (ids only: cheap
-        enough to ask on every run)."""
-        return self._records.recorded_blocks(blocks)
-
-    def recorded_below(self, number: int, limit: int) -> list[BlockRef]:
-        """The newest `limit` recorded blocks below `number`, by number and hash."""
-        return self._records.recorded_below(number, limit)
-
-    def blocks_from(self, start: int) -> list[BlockRecord]:
-        """Every block record from block `start` on, whole, in chain order."""
-        return self._records.blocks_from(start)
-
-    def record(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
-        """Write block records under the fence (before the checkpoint that relies on them)."""
-        self._records.record(grant, records)
-
-    def commit(
-        self,
-        grant: Grant,
-        now: datetime,
-        *,
-        progress: Progress | None = None,
-        lease_until: datetime | None = None,
-        summary: RunSummary | None = None,
-        rpc_limits: dict[str, int] | None = None,
-    ) -> None:
+    def commit(self, grant: Grant, now: datetime, change: Commit) -> None:
         """Fenced update: checkpoint and/or lease renewal, or the run's end (release; or,
         with `lease_until`, the lease kept until then: requests may still be accepted)."""
+        progress, lease_until, summary = change.progress, change.lease_until, change.summary
+        rpc_limits = change.rpc_limits
 
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
