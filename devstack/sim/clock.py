@@ -58,7 +58,7 @@ class FakeClock:
         self.advance(seconds)
 
 
-class Deferred(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class Deferred(BaseException):
     """Raised by a sink whose answer comes later (`answer_at`, monotonic) or never (None):
     the deterministic publish "thread" turns it into a future that resolves then."""
 
@@ -87,9 +87,7 @@ class _Later(concurrent.futures.Future[list[str]]):
             self.set_result(self.outcome or [])
 
 
-def _run_now(
-    call: Callable[..., list[str]], *args: Any
-) -> concurrent.futures.Future[list[str]]:
+def _run_now(call: Callable[..., list[str]], *args: Any) -> concurrent.futures.Future[list[str]]:
     """`dispatch._in_thread` without the thread: the sink answers at once, or later."""
     try:
         result = call(*args)
@@ -117,7 +115,9 @@ def make_wait(
     """`concurrent.futures.wait` on the fake clock: when nothing is done, the caller waits
     (`waiting(seconds)`: the simulation parks the run there; by default the clock moves)."""
 
-    def wait(fs: Any, timeout: float | None = None, return_when: str = "") -> tuple[set[Any], set[Any]]:
+    def wait(
+        fs: Any, timeout: float | None = None, return_when: str = ""
+    ) -> tuple[set[Any], set[Any]]:
         futures = set(fs)
         done = _settled(futures, clock.now)
         if done or not timeout or timeout <= 0:

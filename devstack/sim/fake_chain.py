@@ -13,12 +13,12 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from devstack.sim.events import CONTRACT, TOPIC0, word
 from function.adapters.chain import unique_logs
 from function.core.model import Header, RawLog
 from function.core.planning import BlockRange
 from function.core.provider_errors import Failure, FailureKind
 from function.errors import RangeTooLargeError, RpcError
-from devstack.sim.events import CONTRACT, TOPIC0, word
 
 HOST = "fake-rpc"
 

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from devstack.sim.clock import Deferred
 from function.core.messages import Message
 from function.errors import NotSentError, PublishError
-from devstack.sim.clock import Deferred
 
 
 class Fate(Enum):

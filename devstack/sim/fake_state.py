@@ -34,7 +34,16 @@ from function.core.guard import Lease
 from function.core.model import BlockRef
 from function.core.planning import BlockRange, merge_recent
 from function.core.summary import SKIPPED, RunSummary
-from function.errors import LeaseLostError, StateError
+from function.errors import StateError
+
+
+def _entries(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(e) for e in fields.get("events", [])]
+
+
+def _record(fields: dict[str, Any]) -> dict[str, Any]:
+    """A copy as a read or write of Firestore makes one (entries are flat dicts)."""
+    return {**fields, "events": _entries(fields)}
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ class FakeState:
         lease = guard.acquire(held, run_id, now, lease_s)
         if lease is None:
             return None
-        before = copy.deepcopy(self.doc)
+        before = dict(self.doc)  # nested values are replaced, never changed in place
         self.doc.update({"updated_at": now, **self.identity, "lease": lease.as_doc()})
         self.exists = True
         self._journal(Write("acquire", run_id, lease.fence, self.lease, True))
@@ -104,7 +113,7 @@ class FakeState:
     # -- the processed-event set ---------------------------------------------------
     def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
         self._read_fault("processed")
-        return {i: copy.deepcopy(f["events"]) for i, f in self._between(blocks.start, blocks.end)}
+        return {i: _entries(f) for i, f in self._between(blocks.start, blocks.end)}
 
     def recorded_blocks(self, blocks: BlockRange) -> list[BlockRef]:
         self._read_fault("recorded_blocks")
@@ -118,7 +127,7 @@ class FakeState:
     def blocks_from(self, start: int) -> list[BlockRecord]:
         self._read_fault("blocks_from")
         lower, _ = range_bounds(start, start)
-        return [(i, copy.deepcopy(f)) for i, f in sorted(self.blocks.items()) if i >= lower]
+        return [(i, _record(f)) for i, f in sorted(self.blocks.items()) if i >= lower]
 
     def _between(self, start: int, end: int) -> list[tuple[str, dict[str, Any]]]:
         lower, upper = range_bounds(start, end)
@@ -148,7 +157,7 @@ class FakeState:
         found = self._fence(grant)
         written = records[:1] if fault == "partial" else records
         for doc_id, fields in written:
-            self.blocks[doc_id] = copy.deepcopy(fields)
+            self.blocks[doc_id] = _record(fields)
         self._journal(Write("record", grant.run_id, grant.fence, found, True))
         if fault in ("partial", "lost", "lost_unread"):  # the real write has no read-back
             raise StateError("Firestore write of the processed-event set failed: answer lost")
@@ -203,7 +212,7 @@ class FakeState:
         if renewed is not None:
             update["lease"] = renewed.as_doc()
         update["totals"] = totals
-        doc.update(copy.deepcopy(update))
+        doc.update(update)
         self.exists = True
         self._journal(
             Write(

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import function.core.guard as guard
-from function.core.blockrecords import block_doc_id
-from function.core.guard import PUBLISHED
 from devstack.sim.clock import FakeClock
 from devstack.sim.events import CHAIN_ID
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import Accepted, FakeSink
 from devstack.sim.fake_state import FakeState, Write
 from devstack.sim.scheduler import RunThread
+from function.core.blockrecords import block_doc_id
+from function.core.guard import PUBLISHED
 
 
 def event_id(block_hash: str, log_index: int) -> str:

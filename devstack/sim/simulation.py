@@ -24,18 +24,21 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+import function.run.fetching as fetching
 import function.run.leasing as leasing
 import function.run.relay as relay
-from function.run.relay import Relay
 from devstack.sim.clock import FakeClock, deterministic
 from devstack.sim.events import catalogue, settings
 from devstack.sim.fake_chain import FakeChain
-from devstack.sim.fake_sink import Fate, FakeSink
+from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
 from devstack.sim.invariants import Checker
-from devstack.sim.scheduler import GO, Decision, RunThread, SimChain, SimSink, SimState
+from devstack.sim.scheduler import GO, Baton, Decision, RunThread, SimChain, SimSink, SimState
+from function.run.relay import Relay
 
 SPECS = catalogue()
+FATES = (*(f for f in Fate if f is not Fate.ACCEPT), Fate.DOUBT_ACCEPT, Fate.DOUBT_ACCEPT)
+READS_AFTER_CHECK = ("state.recorded_blocks", "chain.logs_with_headers", "chain.headers")
 
 
 def _no_anchor(*args: Any, **kwargs: Any) -> Any:
@@ -43,7 +46,7 @@ def _no_anchor(*args: Any, **kwargs: Any) -> Any:
     return _fetch(*args, **kwargs)
 
 
-_fetch = relay.fetch
+_fetch = fetching.fetch
 
 MUTATIONS: dict[str, str] = {
     "anchor": "(a) the checkpoint block is not read again in the view of the logs",
@@ -108,7 +111,7 @@ class Schedule:
         self.mutation = mutation
         self.runs: dict[str, RunThread] = {}
         self.by_thread: dict[int, RunThread] = {}
-        self.baton = threading.Semaphore(0)
+        self.baton = Baton()
         self.trace: list[str] = []
         self.steps = 0
         self.faults = True
@@ -145,7 +148,8 @@ class Schedule:
     def step(self, run: RunThread, decision: Decision) -> None:
         self.steps += 1
         if decision is not GO:
-            self.log(f"{run.name} {run.parked}: {decision.crash or ''} {decision.fault} {decision.arg:g}")
+            what = f"crash {decision.crash}" if decision.crash else decision.fault
+            self.log(f"{run.name} {run.parked}: {what} {decision.arg:g}")
         run.step(decision)
         if run.finished:
             outcome = run.outcome.summary.outcome if run.outcome else "crashed"
@@ -155,7 +159,7 @@ class Schedule:
     def waiting(self, seconds: float) -> None:
         """A run waits on publish answers: a step of its own (others go meanwhile)."""
         run = self.by_thread[threading.get_ident()]
-        run.park("wait")
+        run.after(run.park("wait"))
 
     def active(self) -> list[RunThread]:
         return [r for r in self.runs.values() if not r.finished]
@@ -170,11 +174,11 @@ class Schedule:
         if not self.faults or call == "start":
             return GO
         roll = rng.random()
-        if roll < 0.025:
-            return Decision(crash=rng.choice(("before", "after")))
-        if roll > 0.12:
-            return GO
         port = call.split(".")[0]
+        if roll < (0.002 if call == "wait" else 0.012):  # a wait is many steps
+            return Decision(crash=rng.choice(("before", "after")))
+        if roll > (0.2 if port == "sink" else 0.045):
+            return GO
         if port == "chain":
             fault = rng.choice(("rpc_error", "lag", "stale", "duplicates", "refuse"))
             return Decision(fault=fault, arg=float(rng.randint(1, 3)))
@@ -187,7 +191,7 @@ class Schedule:
             }.get(method, ("error",))
             return Decision(fault=rng.choice(choices))
         if port == "sink":
-            fate = rng.choice([f for f in Fate if f is not Fate.ACCEPT])
+            fate = rng.choice(FATES)
             return Decision(fault=fate.value, arg=rng.uniform(0.01, 12.0))
         return GO
 
@@ -198,15 +202,17 @@ class Schedule:
         for _ in range(budget):
             runnable = self.runnable()
             roll = rng.random()
-            if roll < 0.1 and started < max_runs or (not self.active() and started < max_runs):
+            if (roll < 0.1 and started < max_runs) or (not self.active() and started < max_runs):
                 self.start()
                 started += 1
             elif roll < 0.65 and runnable:
                 run = rng.choice(runnable)
                 if rng.random() < 0.02:
-                    run.frozen_until = self.clock.now + lease + rng.uniform(0, lease)
-                    self.log(f"{run.name} freezes at {run.parked} until {run.frozen_until - 1000:.3f}")
+                    extra = rng.uniform(0, lease)
+                    run.frozen_until = self.clock.now + lease + extra
+                    self.log(f"{run.name} freezes at {run.parked} for {lease + extra:.3f} s")
                 else:
+                    self._between_reads(run)
                     self.step(run, self.decide(run))
             elif roll < 0.75:
                 dt = rng.uniform(0.05, 3.0) if rng.random() < 0.85 else lease + rng.uniform(0, 5)
@@ -228,6 +234,22 @@ class Schedule:
                     self.log(f"{run.name} SIGTERM")
             elif not self.active() and started >= max_runs:
                 return
+
+    def _between_reads(self, run: RunThread) -> None:
+        """Reorganise between two reads of one run (its check and its logs), and stop a run
+        while it waits for Pub/Sub, more often than chance alone would."""
+        rng = self.rng
+        if run.parked in READS_AFTER_CHECK and rng.random() < 0.1:
+            depth = rng.randint(1, max(1, min(self.chain.head, 6)))
+            checkpoint = run.grant.next_block if run.grant else None
+            if checkpoint is not None and rng.random() < 0.5:  # down to the checked block
+                depth = max(1, self.chain.head - checkpoint + 1 + rng.randint(1, 3))
+            events = [rng.choice((0, 1, 2)) for _ in range(max(0, depth + rng.randint(-1, 2)))]
+            self.chain.reorg(depth, events)
+            self.log(f"reorg depth {depth} -> {events} before {run.name} {run.parked}")
+        if run.parked == "wait" and not run.stop.is_set() and rng.random() < 0.1:
+            run.stop.set()
+            self.log(f"{run.name} SIGTERM while it waits for Pub/Sub")
 
     def settle(self) -> None:
         """Faults off; frozen runs wake; every run ends."""
@@ -297,7 +319,10 @@ def run_schedule(seed: int, mutation: str | None = None) -> Result:
 
 
 def run_schedules(
-    first: int, count: int, mutation: str | None = None, stop_at_first: bool = True,
+    first: int,
+    count: int,
+    mutation: str | None = None,
+    stop_at_first: bool = True,
     each: Callable[[Result], None] | None = None,
 ) -> list[Result]:
     """Schedules `first`..`first+count-1`; the failing ones (all, or the first)."""
