@@ -95,6 +95,7 @@ class ChainView:
 class FakeChain:
     """The world's chain: every block ever made, the canonical chain and its history."""
 
+    contract: str = CONTRACT
     salt: str = "sim"
     host: str = HOST
     lag: int = 0  # the node answers this many blocks behind the head
@@ -124,7 +125,7 @@ class FakeChain:
             tx = hashlib.sha256(f"tx:{self.salt}:{self._ticks}".encode()).hexdigest()
             logs.append(
                 {
-                    "address": CONTRACT.lower(),
+                    "address": self.contract.lower(),
                     "topics": [TOPIC0, word(self._ticks)],
                     "data": word(self._ticks * 7),
                     "blockNumber": hex(number),
