@@ -45,8 +45,11 @@ from harness import PROJECT
 
 
 class ChainWorld(Protocol):
-    port: Chain
-    contract: str
+    @property
+    def port(self) -> Chain: ...
+
+    @property
+    def contract(self) -> str: ...
 
     def emit(self, events: list[int]) -> list[int]: ...  # one block per entry: its numbers
 
@@ -81,7 +84,7 @@ class AnvilChainWorld:
     def __init__(self, anvil: Anvil) -> None:
         self.w3 = Web3(Web3.HTTPProvider(anvil.rpc_url, request_kwargs={"timeout": 60}))
         self.emitter = Emitter.deploy(self.w3)
-        self.contract = self.emitter.address
+        self.contract: str = self.emitter.address
         rpc = JsonRpc([anvil.rpc_url], 31337, attempts=2, sleep=lambda s: None)
         self.port: Chain = ChainReader(rpc)
         self._ticks = 0
@@ -284,7 +287,8 @@ def test_a_skipped_run_counts_itself_without_the_lease(state: State) -> None:
 
 
 class SinkWorld(Protocol):
-    port: Sink
+    @property
+    def port(self) -> Sink: ...
 
     def received(self) -> list[tuple[bytes, dict[str, str], str]]: ...
 
