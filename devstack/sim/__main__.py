@@ -1,0 +1,45 @@
+"""`python -m devstack.sim --schedules N --seed S [--mutate NAME]`: run N schedules from seed
+S; print each failing seed with its schedule (it replays exactly: `--schedules 1 --seed`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from devstack.sim.simulation import MUTATIONS, Result, run_schedules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.sim", description=__doc__)
+    parser.add_argument("--schedules", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mutate", choices=sorted(MUTATIONS), help="put back a known defect")
+    parser.add_argument("--all", action="store_true", help="go on after a failing seed")
+    parser.add_argument("--trace", action="store_true", help="print every schedule")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    steps = 0
+
+    def each(result: Result) -> None:
+        nonlocal steps
+        steps += result.steps
+        if args.trace:
+            print(result.report())
+
+    failing = run_schedules(args.seed, args.schedules, args.mutate, not args.all, each)
+    elapsed = time.monotonic() - started
+    for result in failing:
+        print(result.report())
+    ran = failing[-1].seed - args.seed + 1 if failing and not args.all else args.schedules
+    print(
+        f"{ran} schedules from seed {args.seed}"
+        + (f" with mutation {args.mutate}" if args.mutate else "")
+        + f": {len(failing)} failing, {steps} steps, {elapsed:.1f} s "
+        f"({ran / elapsed:.0f} schedules/s)"
+    )
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

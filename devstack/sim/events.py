@@ -1,0 +1,55 @@
+"""The one event the fakes emit, `Tick(uint256 indexed id, uint256 value)`, its ABI and the
+settings of a relayer that relays it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from function.config import Settings
+from function.core.abi import event_catalogue
+from function.core.catalogue import EventCatalogue
+
+CHAIN_ID = 31337
+CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+ABI: list[dict[str, Any]] = [
+    {
+        "type": "event",
+        "name": "Tick",
+        "anonymous": False,
+        "inputs": [
+            {"name": "id", "type": "uint256", "indexed": True},
+            {"name": "value", "type": "uint256", "indexed": False},
+        ],
+    }
+]
+TOPIC0 = "0x" + keccak(text="Tick(uint256,uint256)").hex()
+
+
+def word(value: int) -> str:
+    return "0x" + value.to_bytes(32, "big").hex()
+
+
+def catalogue() -> EventCatalogue:
+    return event_catalogue(ABI, (), "sim")
+
+
+def settings(**overrides: Any) -> Settings:
+    """A relayer of `Tick` on the fake chain (small batches: many commits per run)."""
+    values: dict[str, Any] = dict(
+        chain_id=CHAIN_ID,
+        rpc_urls=("http://fake-rpc.invalid",),
+        contracts=(CONTRACT,),
+        abi_uri="sim",
+        pubsub_project="sim-project",
+        topic="sim-topic",
+        start_block=0,
+        batch_size=12,
+        checkpoint_interval=4,
+        confirmations=0,
+        relayer_id="sim",
+        lease_s=10.0,
+    )
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,346 @@
+"""One set of contract tests per port, run against the in-memory fake and the real adapter.
+
+The run (`function.run`) relies on these behaviours of its three ports; the fakes in
+`devstack/sim` stand in for the adapters in the unit tier and the simulation, so they must
+behave alike: each test below runs on the fake and on the real thing (ChainReader on anvil,
+FirestoreState on the Firestore emulator, Publisher on the Pub/Sub emulator).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import pytest
+from google.cloud import firestore
+from web3 import Web3
+
+from devstack.clients import PubSubTopic
+from devstack.emitter import Emitter
+from devstack.services import Anvil
+from devstack.sim.events import TOPIC0, word
+from devstack.sim.fake_chain import FakeChain
+from devstack.sim.fake_sink import FakeSink
+from devstack.sim.fake_state import FakeState
+from function.adapters.chain import ChainReader
+from function.adapters.firestore.state import FirestoreState
+from function.adapters.jsonrpc.client import JsonRpc
+from function.adapters.pubsub import Publisher, make_client
+from function.core.blockrecords import Published, block_doc_id, block_documents
+from function.core.checkpoint import Progress
+from function.core.messages import Message
+from function.core.model import BlockRef
+from function.core.planning import BlockRange
+from function.core.summary import OK, RunSummary
+from function.errors import LeaseLostError, NotSentError, RpcError, StateError
+from function.run.ports import Chain, Sink, State
+from harness import PROJECT
+
+# -- the chain ---------------------------------------------------------------------
+
+
+class ChainWorld(Protocol):
+    @property
+    def port(self) -> Chain: ...
+
+    @property
+    def contract(self) -> str: ...
+
+    def emit(self, events: list[int]) -> list[int]: ...  # one block per entry: its numbers
+
+    def reorg(self, depth: int) -> None: ...
+
+    def head(self) -> int: ...
+
+
+@dataclass
+class FakeChainWorld:
+    chain: FakeChain = field(default_factory=FakeChain)
+
+    @property
+    def port(self) -> Chain:
+        return self.chain
+
+    @property
+    def contract(self) -> str:
+        return self.chain.contract
+
+    def emit(self, events: list[int]) -> list[int]:
+        return [b.number for b in self.chain.mine(events)]
+
+    def reorg(self, depth: int) -> None:
+        self.chain.reorg(depth, [0] * depth)
+
+    def head(self) -> int:
+        return self.chain.head
+
+
+class AnvilChainWorld:
+    def __init__(self, anvil: Anvil) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(anvil.rpc_url, request_kwargs={"timeout": 60}))
+        self.emitter = Emitter.deploy(self.w3)
+        self.contract: str = self.emitter.address
+        rpc = JsonRpc([anvil.rpc_url], 31337, attempts=2, sleep=lambda s: None)
+        self.port: Chain = ChainReader(rpc)
+        self._ticks = 0
+
+    def emit(self, events: list[int]) -> list[int]:
+        numbers = []
+        for n in events:
+            if n == 0:
+                self.w3.provider.make_request("anvil_mine", ["0x1"])  # type: ignore[arg-type]
+                numbers.append(self.head())
+                continue
+            logs = []
+            for _ in range(n):
+                self._ticks += 1
+                logs.append(([TOPIC0, word(self._ticks)], bytes.fromhex(word(7)[2:])))
+            numbers.append(self.emitter.emit(logs)[0].block_number)
+        return numbers
+
+    def reorg(self, depth: int) -> None:
+        self.w3.provider.make_request("anvil_reorg", [depth, []])  # type: ignore[arg-type]
+
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+
+@pytest.fixture(params=["fake", "anvil"])
+def chain_world(request: pytest.FixtureRequest) -> ChainWorld:
+    if request.param == "fake":
+        return FakeChainWorld()
+    anvil: Anvil = request.getfixturevalue("anvil")
+    return AnvilChainWorld(anvil)
+
+
+def test_head_and_header_give_the_head_and_no_header_past_it(chain_world: ChainWorld) -> None:
+    chain_world.emit([0, 1, 0])
+    head, header = chain_world.port.head_and_header("latest", 1)
+    assert head == chain_world.head()
+    assert header is not None and header.number == 1
+    assert chain_world.port.headers([1])[1] == header
+    assert chain_world.port.head_and_header("latest", head + 3) == (head, None)
+    assert chain_world.port.head_and_header("latest", None) == (head, None)
+
+
+def test_a_block_past_the_head_is_an_rpc_error(chain_world: ChainWorld) -> None:
+    head = chain_world.head()
+    with pytest.raises(RpcError):
+        chain_world.port.headers([head + 5])
+
+
+def test_logs_with_headers_come_from_one_view(chain_world: ChainWorld) -> None:
+    numbers = chain_world.emit([2, 0, 3, 1])
+    blocks = BlockRange(numbers[0], numbers[-1])
+    headers, logs = chain_world.port.logs_with_headers(
+        blocks, [chain_world.contract], [TOPIC0], [numbers[1]]
+    )
+    assert set(headers) == {numbers[1], blocks.end}  # the asked ones and the range's end
+    assert len(logs) == 6
+    keys = [(int(e["blockNumber"], 16), int(e["logIndex"], 16)) for e in logs]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert {int(e["blockNumber"], 16) for e in logs} == {numbers[0], numbers[2], numbers[3]}
+    by_number = chain_world.port.headers({int(e["blockNumber"], 16) for e in logs})
+    for entry in logs:
+        assert entry["blockHash"].lower() == by_number[int(entry["blockNumber"], 16)].hash
+        assert entry["address"].lower() == chain_world.contract.lower()
+        assert entry["topics"][0].lower() == TOPIC0
+    other_topic = "0x" + "11" * 32
+    _, none = chain_world.port.logs_with_headers(blocks, [chain_world.contract], [other_topic], [])
+    assert none == []
+
+
+def test_a_reorganisation_replaces_headers_and_logs(chain_world: ChainWorld) -> None:
+    numbers = chain_world.emit([1, 1, 1])
+    before = chain_world.port.headers(numbers)
+    chain_world.reorg(2)
+    after = chain_world.port.headers(numbers)
+    assert after[numbers[0]] == before[numbers[0]]
+    assert all(after[n].hash != before[n].hash for n in numbers[1:])
+    _, logs = chain_world.port.logs_with_headers(
+        BlockRange(numbers[0], numbers[-1]), [chain_world.contract], [TOPIC0], []
+    )
+    assert [int(e["blockNumber"], 16) for e in logs] == [numbers[0]]  # replaced by empty blocks
+    assert logs[0]["blockHash"].lower() == before[numbers[0]].hash
+
+
+# -- the state ---------------------------------------------------------------------
+
+
+@pytest.fixture(params=["fake", "firestore"])
+def state(request: pytest.FixtureRequest) -> State:
+    identity = {"chain_id": 31337, "contracts": ["0x5FbDB2315678afecb367f032d93F642f64180aa3"]}
+    if request.param == "fake":
+        return FakeState(identity)
+    request.getfixturevalue("firestore_reset")
+    client = firestore.Client(project=PROJECT)
+    return FirestoreState(client, f"contract-{uuid.uuid4().hex[:8]}", identity)
+
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _published(number: int, index: int, block_hash: str | None = None) -> Published:
+    block_hash = block_hash or "0x" + f"{number:02x}" * 32
+    eid = f"31337:{block_hash}:{index}"
+    return Published(eid, number, block_hash, index, "0x" + "ab" * 32, "Tick", f"m{number}.{index}",
+                     json.dumps({"event_id": eid}))  # fmt: skip
+
+
+def _records(*published: Published) -> list[tuple[str, dict[str, Any]]]:
+    return block_documents(published, {}, run_id="r", now=NOW, ttl_days=1)
+
+
+def _summary(run_id: str) -> RunSummary:
+    summary = RunSummary(run_id, "contract", NOW, outcome=OK, finished_at=NOW)
+    return summary
+
+
+def test_acquire_refuses_while_another_lease_holds(state: State) -> None:
+    first = state.acquire("a", NOW, 30)
+    assert first is not None and first.next_block is None
+    assert state.acquire("b", NOW + timedelta(seconds=29), 30) is None
+    again = state.acquire("a", NOW + timedelta(seconds=1), 30)  # its own lease: renewed
+    assert again is not None and again.fence > first.fence
+
+
+def test_a_run_whose_lease_was_taken_over_writes_nothing(state: State) -> None:
+    old = state.acquire("a", NOW, 30)
+    assert old is not None
+    new = state.acquire("b", NOW + timedelta(seconds=31), 30)  # a's lease expired
+    assert new is not None and new.fence > old.fence
+    with pytest.raises(LeaseLostError):
+        state.record(old, _records(_published(5, 0)))
+    with pytest.raises(LeaseLostError):
+        state.commit(old, NOW, progress=Progress(6, "0x" + "05" * 32, (), 1))
+    with pytest.raises(LeaseLostError):
+        state.commit(old, NOW, summary=_summary("a"))
+    assert state.processed(BlockRange(0, 10)) == {}
+    state.record(new, _records(_published(5, 0)))
+    assert list(state.processed(BlockRange(0, 10))) == [block_doc_id(5, "0x" + "05" * 32)]
+
+
+def test_processed_and_the_record_queries_return_what_record_wrote(state: State) -> None:
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    records = _records(
+        _published(2, 0), _published(2, 1), _published(5, 0), _published(7, 3), _published(9, 0)
+    )
+    state.record(grant, records)
+    processed = state.processed(BlockRange(2, 7))
+    assert sorted(processed) == [records[0][0], records[1][0], records[2][0]]
+    assert [e["event_id"] for e in processed[records[0][0]]] == [
+        e["event_id"] for e in records[0][1]["events"]
+    ]
+    assert processed[records[0][0]][1]["state"] == "published"
+    assert state.recorded_blocks(BlockRange(3, 9)) == [
+        BlockRef(5, "0x" + "05" * 32), BlockRef(7, "0x" + "07" * 32), BlockRef(9, "0x" + "09" * 32)
+    ]  # fmt: skip
+    assert state.recorded_below(9, 2) == [
+        BlockRef(5, "0x" + "05" * 32),
+        BlockRef(7, "0x" + "07" * 32),
+    ]
+    assert state.recorded_below(2, 5) == []
+    whole = state.blocks_from(5)
+    assert [i for i, _ in whole] == [records[1][0], records[2][0], records[3][0]]
+    assert whole[0][1]["events"][0]["message_id"] == "m5.0"
+    assert whole[0][1]["block_number"] == 5
+
+
+def test_the_checkpoint_moves_forward_or_rewinds(state: State) -> None:
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    recent = (BlockRef(8, "0x" + "08" * 32), BlockRef(9, "0x" + "09" * 32))
+    state.commit(grant, NOW, progress=Progress(10, "0x" + "09" * 32, recent, 3))
+    with pytest.raises(StateError) as refused:
+        state.commit(grant, NOW, progress=Progress(8, "0x" + "07" * 32, (), 0))
+    assert not isinstance(refused.value, LeaseLostError)
+    state.commit(grant, NOW, progress=Progress(9, "0x" + "08" * 32, (), 0, rewind=True))
+    state.commit(grant, NOW, summary=_summary("a"))  # releases the lease
+    nxt = state.acquire("b", NOW + timedelta(seconds=1), 30)
+    assert nxt is not None
+    assert (nxt.next_block, nxt.checkpoint_hash) == (9, "0x" + "08" * 32)
+    assert nxt.recent_blocks == (BlockRef(8, "0x" + "08" * 32),)
+
+
+def test_a_last_commit_with_lease_until_keeps_the_lease(state: State) -> None:
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    state.commit(grant, NOW, summary=_summary("a"), lease_until=NOW + timedelta(seconds=60))
+    assert state.acquire("b", NOW + timedelta(seconds=40), 30) is None
+    assert state.acquire("b", NOW + timedelta(seconds=61), 30) is not None
+
+
+def test_a_skipped_run_counts_itself_without_the_lease(state: State) -> None:
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    state.count_skipped(NOW)
+    state.commit(grant, NOW, summary=_summary("a"))  # the holder's commit is not disturbed
+
+
+# -- the sink ----------------------------------------------------------------------
+
+
+class SinkWorld(Protocol):
+    @property
+    def port(self) -> Sink: ...
+
+    def received(self) -> list[tuple[bytes, dict[str, str], str]]: ...
+
+
+@dataclass
+class FakeSinkWorld:
+    sink: FakeSink = field(default_factory=FakeSink)
+
+    @property
+    def port(self) -> Sink:
+        return self.sink
+
+    def received(self) -> list[tuple[bytes, dict[str, str], str]]:
+        return [
+            (a.message.data, a.message.attributes, a.message.ordering_key)
+            for a in self.sink.accepted
+        ]
+
+
+@dataclass
+class PubSubWorld:
+    topic: PubSubTopic
+    port: Sink
+
+    def received(self) -> list[tuple[bytes, dict[str, str], str]]:
+        return [(m.data, m.attributes, m.ordering_key) for m in self.topic.pull_all(idle_s=1.0)]
+
+
+@pytest.fixture(params=["fake", "pubsub"])
+def sink_world(request: pytest.FixtureRequest) -> Iterator[SinkWorld]:
+    if request.param == "fake":
+        yield FakeSinkWorld()
+        return
+    topic: PubSubTopic = request.getfixturevalue("pubsub_topic")
+    yield PubSubWorld(topic, Publisher(make_client(), topic.project, topic.topic_id))
+
+
+def _messages(n: int) -> list[Message]:
+    return [
+        Message(f'{{"n": {i}}}'.encode(), {"event_id": f"e{i}"}, "31337:0xabc") for i in range(n)
+    ]
+
+
+def test_publish_returns_one_id_per_message_and_delivers_them(sink_world: SinkWorld) -> None:
+    messages = _messages(3)
+    ids = sink_world.port.publish(messages, lambda: time.monotonic() + 30)
+    assert len(ids) == 3 and len(set(ids)) == 3
+    got = sink_world.received()
+    assert sorted(got) == sorted((m.data, m.attributes, m.ordering_key) for m in messages)
+
+
+def test_a_request_past_its_deadline_is_not_sent(sink_world: SinkWorld) -> None:
+    with pytest.raises(NotSentError):
+        sink_world.port.publish(_messages(2), lambda: time.monotonic() - 1)
+    assert sink_world.received() == []
