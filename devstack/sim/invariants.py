@@ -17,15 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import function.core.guard as guard
+import function.core.lease as leases
 from devstack.sim.clock import FakeClock
 from devstack.sim.events import CHAIN_ID
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import Accepted, FakeSink
 from devstack.sim.fake_state import FakeState, Write
 from devstack.sim.scheduler import RunThread
-from function.core.blockrecords import block_doc_id
-from function.core.guard import PUBLISHED
+from function.core.model import PUBLISHED, BlockRef
 
 
 def event_id(block_hash: str, log_index: int) -> str:
@@ -59,7 +58,7 @@ class Checker:
         grant = run.grant if run is not None else None
         lease = self.state.lease
         if grant is None or not (
-            guard.still_ours(lease, grant.run_id, grant.fence)
+            leases.still_ours(lease, grant.run_id, grant.fence)
             and lease.expires_at is not None
             and lease.expires_at > self.clock.utc_at(a.at)
         ):
@@ -73,14 +72,14 @@ class Checker:
             self._published.add(eid)
 
     def _recorded_published(self, payload: dict[str, Any]) -> bool:
-        doc = self.state.blocks.get(block_doc_id(payload["block_number"], payload["block_hash"]))
+        record = self.state.blocks.get(BlockRef(payload["block_number"], payload["block_hash"]))
         return any(
-            e["event_id"] == payload["event_id"] and e.get("state") == PUBLISHED
-            for e in (doc or {}).get("events", [])
+            e.event_id == payload["event_id"] and e.state == PUBLISHED
+            for e in (record.entries if record else ())
         )
 
     def written(self, w: Write) -> None:
-        if not guard.still_ours(w.found, w.run_id, w.fence):
+        if not leases.still_ours(w.found, w.run_id, w.fence):
             self.fail(f"§7.6 a {w.kind} of fenced-out run {w.run_id} was applied ({w.found})")
         if w.kind != "commit" or w.next_block is None:
             return
@@ -120,7 +119,7 @@ class Checker:
             else:
                 first.setdefault(eid, payload)
             last[eid] = payload
-        next_block = self.state.doc.get("next_block") if chain else None
+        next_block = self.state.next_block if chain else None
         canonical = {b.hash for b in self.chain.canonical}
         if next_block is not None:
             for block in self.chain.canonical[self.start_block : int(next_block)]:
@@ -130,13 +129,13 @@ class Checker:
                         self.fail(f"§7.1 {eid} below the checkpoint {next_block} never published")
                     elif last[eid]["removed"]:
                         self.fail(f"{eid} of the canonical chain was retracted last")
-        for doc_id, fields in self.state.blocks.items():
-            if fields["block_hash"] in canonical or not chain:
+        for ref, record in self.state.blocks.items():
+            if ref.hash in canonical or not chain:
                 continue
-            for entry in fields.get("events", []):
-                eid = entry["event_id"]
-                if entry.get("state") == PUBLISHED:
-                    self.fail(f"record {doc_id} of a replaced block still says {eid} published")
+            for recorded in record.entries:
+                eid = recorded.event_id
+                if recorded.state == PUBLISHED:
+                    self.fail(f"record {ref} of a replaced block still says {eid} published")
                 elif eid in last and not last[eid]["removed"]:
                     self.fail(f"{eid} of a replaced block was not retracted after its publication")
         for run in self.runs.values():

@@ -14,14 +14,15 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from devstack.sim.fake_chain import ChainView, FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
-from function.core.checkpoint import Grant
+from function.core.checkpoint import Commit, Grant
 from function.core.messages import Message
-from function.core.model import Header, RawLog
+from function.core.model import BlockRecord, BlockRef, Header, RawLog
 from function.core.planning import BlockRange
 from function.errors import RpcError
 from function.run.relay import Outcome, Relay
@@ -164,7 +165,8 @@ class SimChain:
 
 
 class SimState:
-    """The state a run sees: the world's store, this call's fault, crashes around writes."""
+    """The state and records a run sees (both ports): the world's store, this call's fault,
+    crashes around writes."""
 
     def __init__(self, run: RunThread, state: FakeState) -> None:
         self._run = run
@@ -186,23 +188,20 @@ class SimState:
         self._run.grant = grant or self._run.grant
         return grant
 
-    def processed(self, blocks: BlockRange) -> dict[str, list[dict[str, Any]]]:
-        return self._call("processed", lambda: self._state.processed(blocks))
+    def read(self, start: int, end: int | None = None) -> list[BlockRecord]:
+        return self._call("read", lambda: self._state.read(start, end))
 
-    def recorded_blocks(self, blocks: BlockRange) -> Any:
-        return self._call("recorded_blocks", lambda: self._state.recorded_blocks(blocks))
+    def refs(self, blocks: BlockRange) -> list[BlockRef]:
+        return self._call("refs", lambda: self._state.refs(blocks))
 
-    def recorded_below(self, number: int, limit: int) -> Any:
-        return self._call("recorded_below", lambda: self._state.recorded_below(number, limit))
+    def refs_below(self, number: int, limit: int) -> list[BlockRef]:
+        return self._call("refs_below", lambda: self._state.refs_below(number, limit))
 
-    def blocks_from(self, start: int) -> Any:
-        return self._call("blocks_from", lambda: self._state.blocks_from(start))
+    def write(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
+        self._call("write", lambda: self._state.write(grant, records))
 
-    def record(self, grant: Grant, records: Any) -> None:
-        self._call("record", lambda: self._state.record(grant, records))
-
-    def commit(self, grant: Grant, now: Any, **kwargs: Any) -> None:
-        self._call("commit", lambda: self._state.commit(grant, now, **kwargs))
+    def commit(self, grant: Grant, now: datetime, change: Commit) -> None:
+        self._call("commit", lambda: self._state.commit(grant, now, change))
 
     def count_skipped(self, now: Any) -> None:
         self._call("count_skipped", lambda: self._state.count_skipped(now))

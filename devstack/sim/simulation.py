@@ -38,7 +38,7 @@ from function.run.relay import Relay
 
 SPECS = catalogue()
 FATES = (*(f for f in Fate if f is not Fate.ACCEPT), Fate.DOUBT_ACCEPT, Fate.DOUBT_ACCEPT)
-READS_AFTER_CHECK = ("state.recorded_blocks", "chain.logs_with_headers", "chain.headers")
+READS_AFTER_CHECK = ("state.refs", "chain.logs_with_headers", "chain.headers")
 
 
 def _no_anchor(*args: Any, **kwargs: Any) -> Any:
@@ -105,7 +105,7 @@ class Schedule:
         self.clock = FakeClock()
         self.chain = FakeChain(salt=f"s{seed}")
         self.chain.max_span = rng.choice((None, None, None, 2, 3, 5))
-        self.state = FakeState({"chain_id": 31337}, fencing=mutation != "fencing")
+        self.state = FakeState(fencing=mutation != "fencing")
         self.sink = FakeSink(self.clock.monotonic)
         self.clock.listeners.append(self.sink.deliver)
         self.mutation = mutation
@@ -130,7 +130,8 @@ class Schedule:
             settings=self.settings,
             specs=SPECS,
             chain=SimChain(run, self.chain),
-            state=SimState(run, self.state),
+            state=(seen := SimState(run, self.state)),
+            records=seen,
             sink=SimSink(run, self.sink),
             stop=run.stop,
             clock=self.clock.utc,
@@ -186,7 +187,7 @@ class Schedule:
             method = call.split(".")[1]
             choices = {
                 "acquire": ("contention", "error", "lost", "lost_unread"),
-                "record": ("error", "lost", "partial"),
+                "write": ("error", "lost", "partial"),
                 "commit": ("error", "lost", "lost_unread"),
             }.get(method, ("error",))
             return Decision(fault=rng.choice(choices))
@@ -264,7 +265,7 @@ class Schedule:
 
     def finish(self) -> None:
         """Blocks past every record, then clean runs one after another up to the tip."""
-        top = max((int(f["block_number"]) for f in self.state.blocks.values()), default=0)
+        top = max((r.number for r in self.state.blocks.values()), default=0)
         need = top + self.settings.confirmations + 1 - self.chain.head
         self.chain.mine([self.rng.choice((0, 1)) for _ in range(max(1, need))])
         self.clock.advance(self.settings.lease_s * 2 + 30)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from function.errors import LeaseLostError
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:
@@ -47,3 +49,13 @@ def still_ours(current: Lease, run_id: str, fence: int) -> bool:
 def released(current: Lease) -> Lease:
     """The lease after its owner is done: free, keeping the counter."""
     return Lease(None, None, current.fence)
+
+
+def check_fence(current: Lease, run_id: str, fence: int) -> None:
+    """Raise unless the lease is still the one this run was granted: a write of a run that
+    lost its lease must not land."""
+    if not still_ours(current, run_id, fence):
+        raise LeaseLostError(
+            f"lease lost to run {current.owner} (fence {current.fence}, ours {fence}): "
+            f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
+        )

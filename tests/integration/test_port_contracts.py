@@ -12,33 +12,33 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import pytest
 from google.cloud import firestore
 from web3 import Web3
 
-from devstack.clients import PubSubTopic
-from devstack.emitter import Emitter
-from devstack.services import Anvil
+from devstack.chain.emitter import Emitter
 from devstack.sim.events import TOPIC0, word
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink
 from devstack.sim.fake_state import FakeState
+from devstack.stack.clients import PubSubTopic
+from devstack.stack.services import Anvil
 from function.adapters.chain import ChainReader
 from function.adapters.firestore.state import FirestoreState
 from function.adapters.jsonrpc.client import JsonRpc
 from function.adapters.pubsub import Publisher, make_client
-from function.core.blockrecords import Published, block_doc_id, block_documents
-from function.core.checkpoint import Progress
+from function.core.blockrecords import Published, block_records
+from function.core.checkpoint import Commit, Progress
 from function.core.messages import Message
-from function.core.model import BlockRef
+from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
 from function.core.summary import OK, RunSummary
 from function.errors import LeaseLostError, NotSentError, RpcError, StateError
-from function.run.ports import Chain, Sink, State
+from function.run.ports import Chain, Records, Sink, State
 from harness import PROJECT
 
 # -- the chain ---------------------------------------------------------------------
@@ -169,31 +169,43 @@ def test_a_reorganisation_replaces_headers_and_logs(chain_world: ChainWorld) -> 
     assert logs[0]["blockHash"].lower() == before[numbers[0]].hash
 
 
-# -- the state ---------------------------------------------------------------------
+# -- the state and the records ------------------------------------------------------
+
+
+@dataclass
+class Store:
+    state: State
+    records: Records
 
 
 @pytest.fixture(params=["fake", "firestore"])
-def state(request: pytest.FixtureRequest) -> State:
-    identity = {"chain_id": 31337, "contracts": ["0x5FbDB2315678afecb367f032d93F642f64180aa3"]}
+def store(request: pytest.FixtureRequest) -> Store:
     if request.param == "fake":
-        return FakeState(identity)
+        fake = FakeState()
+        return Store(fake, fake)
     request.getfixturevalue("firestore_reset")
     client = firestore.Client(project=PROJECT)
-    return FirestoreState(client, f"contract-{uuid.uuid4().hex[:8]}", identity)
+    identity = {"chain_id": 31337, "contracts": ["0x5FbDB2315678afecb367f032d93F642f64180aa3"]}
+    real = FirestoreState(client, f"contract-{uuid.uuid4().hex[:8]}", identity)
+    return Store(real, real.records)
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+def _hash(number: int) -> str:
+    return "0x" + f"{number:02x}" * 32
+
+
 def _published(number: int, index: int, block_hash: str | None = None) -> Published:
-    block_hash = block_hash or "0x" + f"{number:02x}" * 32
+    block_hash = block_hash or _hash(number)
     eid = f"31337:{block_hash}:{index}"
     return Published(eid, number, block_hash, index, "0x" + "ab" * 32, "Tick", f"m{number}.{index}",
                      json.dumps({"event_id": eid}))  # fmt: skip
 
 
-def _records(*published: Published) -> list[tuple[str, dict[str, Any]]]:
-    return block_documents(published, {}, run_id="r", now=NOW, ttl_days=1)
+def _records(*published: Published) -> list[BlockRecord]:
+    return block_records(published, {}, run_id="r", now=NOW, ttl_days=1)
 
 
 def _summary(run_id: str) -> RunSummary:
@@ -201,7 +213,8 @@ def _summary(run_id: str) -> RunSummary:
     return summary
 
 
-def test_acquire_refuses_while_another_lease_holds(state: State) -> None:
+def test_acquire_refuses_while_another_lease_holds(store: Store) -> None:
+    state = store.state
     first = state.acquire("a", NOW, 30)
     assert first is not None and first.next_block is None
     assert state.acquire("b", NOW + timedelta(seconds=29), 30) is None
@@ -209,78 +222,97 @@ def test_acquire_refuses_while_another_lease_holds(state: State) -> None:
     assert again is not None and again.fence > first.fence
 
 
-def test_a_run_whose_lease_was_taken_over_writes_nothing(state: State) -> None:
+def test_a_run_whose_lease_was_taken_over_writes_nothing(store: Store) -> None:
+    state, records = store.state, store.records
     old = state.acquire("a", NOW, 30)
     assert old is not None
     new = state.acquire("b", NOW + timedelta(seconds=31), 30)  # a's lease expired
     assert new is not None and new.fence > old.fence
     with pytest.raises(LeaseLostError):
-        state.record(old, _records(_published(5, 0)))
+        records.write(old, _records(_published(5, 0)))
     with pytest.raises(LeaseLostError):
-        state.commit(old, NOW, progress=Progress(6, "0x" + "05" * 32, (), 1))
+        state.commit(old, NOW, Commit(progress=Progress(6, _hash(5), (), 1)))
     with pytest.raises(LeaseLostError):
-        state.commit(old, NOW, summary=_summary("a"))
-    assert state.processed(BlockRange(0, 10)) == {}
-    state.record(new, _records(_published(5, 0)))
-    assert list(state.processed(BlockRange(0, 10))) == [block_doc_id(5, "0x" + "05" * 32)]
+        state.commit(old, NOW, Commit(summary=_summary("a")))
+    assert records.read(0, 10) == []
+    records.write(new, _records(_published(5, 0)))
+    assert [r.ref for r in records.read(0, 10)] == [BlockRef(5, _hash(5))]
 
 
-def test_processed_and_the_record_queries_return_what_record_wrote(state: State) -> None:
-    grant = state.acquire("a", NOW, 30)
+def test_the_record_queries_return_what_was_written(store: Store) -> None:
+    records = store.records
+    grant = store.state.acquire("a", NOW, 30)
     assert grant is not None
-    records = _records(
+    written = _records(
         _published(2, 0), _published(2, 1), _published(5, 0), _published(7, 3), _published(9, 0)
     )
-    state.record(grant, records)
-    processed = state.processed(BlockRange(2, 7))
-    assert sorted(processed) == [records[0][0], records[1][0], records[2][0]]
-    assert [e["event_id"] for e in processed[records[0][0]]] == [
-        e["event_id"] for e in records[0][1]["events"]
+    records.write(grant, written)
+    # whole and typed, as written, in chain order (the store stamps when it wrote them)
+    assert [replace(r, recorded_at=None) for r in records.read(2, 7)] == [
+        replace(r, recorded_at=None) for r in written[:3]
     ]
-    assert processed[records[0][0]][1]["state"] == "published"
-    assert state.recorded_blocks(BlockRange(3, 9)) == [
-        BlockRef(5, "0x" + "05" * 32), BlockRef(7, "0x" + "07" * 32), BlockRef(9, "0x" + "09" * 32)
+    assert records.read(2, 7)[0].entries[1].state == "published"
+    assert records.refs(BlockRange(3, 9)) == [
+        BlockRef(5, _hash(5)), BlockRef(7, _hash(7)), BlockRef(9, _hash(9))
     ]  # fmt: skip
-    assert state.recorded_below(9, 2) == [
-        BlockRef(5, "0x" + "05" * 32),
-        BlockRef(7, "0x" + "07" * 32),
-    ]
-    assert state.recorded_below(2, 5) == []
-    whole = state.blocks_from(5)
-    assert [i for i, _ in whole] == [records[1][0], records[2][0], records[3][0]]
-    assert whole[0][1]["events"][0]["message_id"] == "m5.0"
-    assert whole[0][1]["block_number"] == 5
+    assert records.refs_below(9, 2) == [BlockRef(5, _hash(5)), BlockRef(7, _hash(7))]
+    assert records.refs_below(2, 5) == []
+    later = records.read(5)
+    assert [r.number for r in later] == [5, 7, 9]
+    assert later[0].entries[0].message_id == "m5.0"
 
 
-def test_the_checkpoint_moves_forward_or_rewinds(state: State) -> None:
+def test_two_forks_of_one_height_are_two_records(store: Store) -> None:
+    grant = store.state.acquire("a", NOW, 30)
+    assert grant is not None
+    store.records.write(grant, _records(_published(4, 0), _published(4, 0, _hash(0x44))))
+    assert [r.hash for r in store.records.read(4, 4)] == sorted([_hash(4), _hash(0x44)])
+
+
+def test_the_checkpoint_moves_forward_or_rewinds(store: Store) -> None:
+    state = store.state
     grant = state.acquire("a", NOW, 30)
     assert grant is not None
-    recent = (BlockRef(8, "0x" + "08" * 32), BlockRef(9, "0x" + "09" * 32))
-    state.commit(grant, NOW, progress=Progress(10, "0x" + "09" * 32, recent, 3))
+    recent = (BlockRef(8, _hash(8)), BlockRef(9, _hash(9)))
+    state.commit(grant, NOW, Commit(progress=Progress(10, _hash(9), recent, 3)))
     with pytest.raises(StateError) as refused:
-        state.commit(grant, NOW, progress=Progress(8, "0x" + "07" * 32, (), 0))
+        state.commit(grant, NOW, Commit(progress=Progress(8, _hash(7), (), 0)))
     assert not isinstance(refused.value, LeaseLostError)
-    state.commit(grant, NOW, progress=Progress(9, "0x" + "08" * 32, (), 0, rewind=True))
-    state.commit(grant, NOW, summary=_summary("a"))  # releases the lease
+    state.commit(grant, NOW, Commit(progress=Progress(9, _hash(8), (), 0, rewind=True)))
+    state.commit(grant, NOW, Commit(summary=_summary("a")))  # releases the lease
     nxt = state.acquire("b", NOW + timedelta(seconds=1), 30)
     assert nxt is not None
-    assert (nxt.next_block, nxt.checkpoint_hash) == (9, "0x" + "08" * 32)
-    assert nxt.recent_blocks == (BlockRef(8, "0x" + "08" * 32),)
+    assert (nxt.next_block, nxt.checkpoint_hash) == (9, _hash(8))
+    assert nxt.recent_blocks == (BlockRef(8, _hash(8)),)
 
 
-def test_a_last_commit_with_lease_until_keeps_the_lease(state: State) -> None:
+def test_a_last_commit_with_lease_until_keeps_the_lease(store: Store) -> None:
+    state = store.state
     grant = state.acquire("a", NOW, 30)
     assert grant is not None
-    state.commit(grant, NOW, summary=_summary("a"), lease_until=NOW + timedelta(seconds=60))
+    state.commit(grant, NOW, Commit(summary=_summary("a"), lease_until=NOW + timedelta(seconds=60)))
     assert state.acquire("b", NOW + timedelta(seconds=40), 30) is None
     assert state.acquire("b", NOW + timedelta(seconds=61), 30) is not None
 
 
-def test_a_skipped_run_counts_itself_without_the_lease(state: State) -> None:
+def test_rpc_limits_and_a_replay_range_come_back_in_the_next_grant(store: Store) -> None:
+    state = store.state
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    progress = Progress(10, _hash(9), (), 0, rewind=True, replay=BlockRange(3, 9))
+    state.commit(grant, NOW, Commit(progress=progress, rpc_limits={"node": 50}))
+    state.commit(grant, NOW, Commit(summary=_summary("a")))
+    nxt = state.acquire("b", NOW + timedelta(seconds=1), 30)
+    assert nxt is not None and nxt.rpc_limits == {"node": 50}
+    assert nxt.replay == BlockRange(3, 9)
+
+
+def test_a_skipped_run_counts_itself_without_the_lease(store: Store) -> None:
+    state = store.state
     grant = state.acquire("a", NOW, 30)
     assert grant is not None
     state.count_skipped(NOW)
-    state.commit(grant, NOW, summary=_summary("a"))  # the holder's commit is not disturbed
+    state.commit(grant, NOW, Commit(summary=_summary("a")))  # the holder's commit is not disturbed
 
 
 # -- the sink ----------------------------------------------------------------------

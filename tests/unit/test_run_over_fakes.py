@@ -43,6 +43,7 @@ class World:
             specs=SPECS,
             chain=chain or self.chain,
             state=self.state,
+            records=self.state,
             sink=self.sink,
             stop=stop or StopSignal(),
             clock=self.clock.utc,
@@ -73,8 +74,8 @@ def test_a_run_relays_its_range_in_order_commits_and_the_next_idles(world: World
     assert first.summary.outcome == "ok" and first.error is None
     assert (first.summary.from_block, first.summary.to_block) == (0, 10)
     assert [p["event_id"] for p in world.payloads()] == world.event_ids()
-    assert world.state.doc["next_block"] == 11
-    assert world.state.doc["checkpoint_block_hash"] == world.chain.canonical[10].hash
+    assert world.state.next_block == 11
+    assert world.state.checkpoint_hash == world.chain.canonical[10].hash
     assert world.state.lease.owner is None  # released
     checkpoints = [w.next_block for w in world.state.writes if w.next_block is not None]
     assert checkpoints == sorted(checkpoints) and len(checkpoints) >= 3  # every chunk
@@ -103,13 +104,8 @@ def test_a_reorganisation_is_rewound_retracted_and_relayed_again(world: World) -
     retractions = [p for p in new if p["removed"]]
     assert retractions == [{**p, "removed": True} for p in old[2:]]
     assert [p["event_id"] for p in new if not p["removed"]] == world.event_ids(3)
-    assert world.state.doc["checkpoint_block_hash"] == world.chain.canonical[6].hash
-    removed = [
-        e["state"]
-        for d in world.state.blocks.values()
-        for e in d["events"]
-        if d["block_number"] > 2
-    ]
+    assert world.state.checkpoint_hash == world.chain.canonical[6].hash
+    removed = [e.state for r in world.state.blocks.values() for e in r.entries if r.number > 2]
     assert removed.count("removed") == 3
 
 
@@ -119,7 +115,7 @@ def test_a_refused_range_shrinks_and_the_limit_is_remembered(world: World) -> No
     outcome = world.run(batch_size=10, checkpoint_interval=10)
     assert outcome.summary.outcome == "ok" and outcome.summary.to_block == 9
     assert [p["event_id"] for p in world.payloads()] == world.event_ids()
-    assert world.state.doc["rpc_limits"] == [{"host": "fake-rpc", "blocks": 2}]
+    assert world.state.rpc_limits == {"fake-rpc": 2}
     grant = world.state.acquire("next", world.clock.utc(), 10)
     assert grant is not None and grant.rpc_limits == {"fake-rpc": 2}
 
@@ -130,7 +126,7 @@ def test_a_provider_refusing_even_one_block_fails_the_run(world: World) -> None:
     outcome = world.run()
     assert outcome.summary.outcome == "failed" and isinstance(outcome.error, RpcError)
     assert "refuses even one block" in str(outcome.error)
-    assert world.sink.accepted == [] and world.state.doc.get("next_block") is None
+    assert world.sink.accepted == [] and world.state.next_block is None
 
 
 def test_a_failed_read_loses_nothing(world: World) -> None:
@@ -170,12 +166,12 @@ def test_sigterm_with_a_request_in_flight_keeps_the_lease(world: World) -> None:
     world.chain.mine([1, 0, 0])
     stop = StopSignal()
     relay = Relay(
-        settings(lease_s=30), SPECS, world.chain, world.state, StoppingSink(world.sink, stop),
-        stop=stop, clock=world.clock.utc,
+        settings(lease_s=30), SPECS, world.chain, world.state, world.state,
+        StoppingSink(world.sink, stop), stop=stop, clock=world.clock.utc,
     )  # fmt: skip
     outcome = relay.run()
     assert outcome.summary.outcome == "ok" and outcome.summary.interrupted
-    assert world.state.doc.get("next_block") is None  # nothing whole to checkpoint
+    assert world.state.next_block is None  # nothing whole to checkpoint
     held = world.state.lease
     assert held.owner == outcome.summary.run_id  # not released: the request may yet land
     world.clock.advance(3)  # Pub/Sub accepts it now, under that lease

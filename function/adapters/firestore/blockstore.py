@@ -18,12 +18,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-import function.core.lease as leases
 from function.adapters.firestore.blockparts import assembled, stored_parts
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_of
 from function.adapters.firestore.recordlayout import base_id, from_doc, range_bounds, to_doc
-from function.core.lease import Lease
+from function.core.lease import check_fence
 from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
 from function.errors import LeaseLostError, StateError
@@ -39,15 +38,6 @@ TIMEOUT_S = 30.0
 
 def wrapped(action: str, e: Exception) -> StateError:
     return StateError(f"Firestore {action} failed: {type(e).__name__}: {e}")
-
-
-def check_fence(lease: Lease, run_id: str, fence: int) -> None:
-    """Raise unless the lease is still the one this run was granted."""
-    if not leases.still_ours(lease, run_id, fence):
-        raise LeaseLostError(
-            f"lease lost to run {lease.owner} (fence {lease.fence}, ours {fence}): "
-            f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
-        )
 
 
 class BlockStore:

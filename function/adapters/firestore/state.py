@@ -23,13 +23,12 @@ from function.adapters.firestore.blockstore import (
     COMMIT_ATTEMPTS,
     TIMEOUT_S,
     BlockStore,
-    check_fence,
     wrapped,
 )
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
 from function.core.checkpoint import Commit, Grant
 from function.core.commit import Totals, advance, lease_after
-from function.core.lease import Lease
+from function.core.lease import Lease, check_fence
 from function.core.model import BlockRef
 from function.core.planning import BlockRange
 from function.core.summary import IDLE, OK, SKIPPED, RunSummary
