@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -236,14 +237,15 @@ def test_a_backfill_stalled_past_the_shared_lease_writes_nothing_more(
         RELAYER_LEASE_SECONDS="2",
     )
     journal = tmp_path / "first.jsonl"
-    # The first backfill's first chunk is accepted by Pub/Sub, then it stalls before
-    # recording it, past the lease; the second takes the shared lease over and relays.
+    # The first backfill's first chunk is accepted by Pub/Sub, then it freezes before
+    # recording it, past the lease; the second takes the shared lease over and relays, and
+    # only then does the first wake (so however slow this machine, the lease has moved).
     first = subprocess.Popen(
         [sys.executable, "devstack/faults/crashing_main.py", "backfill", "--from-block", "0",
          "--to-block", str(head)],
         cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "before_record", "CRASH_ACTION": "stall",
-             "CRASH_SLEEP": "6", "FAULT_LOG": str(journal)},
+        env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "before_record", "CRASH_ACTION": "freeze",
+             "FAULT_LOG": str(journal)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -253,6 +255,7 @@ def test_a_backfill_stalled_past_the_shared_lease_writes_nothing_more(
         assert time.monotonic() < deadline and first.poll() is None, first.communicate()
         time.sleep(0.05)
     second = cli(env, "backfill", "--from-block", "0", "--to-block", str(head - 2))
+    first.send_signal(signal.SIGCONT)
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, out + err
     assert second.code == 0, second.stdout + second.stderr
