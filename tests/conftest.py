@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,13 @@ def deployment(
 ) -> Deployment:
     """A freshly deployed escrow, an empty Firestore and a topic: one relayer's world."""
     return deploy(anvil, pubsub_topic)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What the deterministic simulation covered (tests/unit/test_simulation.py)."""
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get(
+        "failed", []
+    ):
+        for name, value in getattr(report, "user_properties", []):
+            if name == "simulation":
+                terminalreporter.write_line(f"simulation: {value}")

@@ -19,11 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="print every schedule")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    steps = 0
+    steps = checks = 0
 
     def each(result: Result) -> None:
-        nonlocal steps
+        nonlocal steps, checks
         steps += result.steps
+        checks += result.checks
         if args.trace:
             print(result.report())
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{ran} schedules from seed {args.seed}"
         + (f" with mutation {args.mutate}" if args.mutate else "")
-        + f": {len(failing)} failing, {steps} steps, {elapsed:.1f} s "
+        + f": {len(failing)} failing, {steps} steps, {checks} invariant checks, {elapsed:.1f} s "
         f"({ran / elapsed:.0f} schedules/s)"
     )
     return 1 if failing else 0

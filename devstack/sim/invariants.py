@@ -40,6 +40,7 @@ class Checker:
     runs: Mapping[str, RunThread]
     start_block: int
     violations: list[str] = field(default_factory=list)
+    checks: int = 0  # invariant checks made (each one could have failed)
     _published: set[str] = field(default_factory=set)  # event ids accepted (not retractions)
     _checkpoint: int | None = None
 
@@ -52,6 +53,7 @@ class Checker:
 
     # -- while the schedule runs ---------------------------------------------------
     def accepted(self, a: Accepted) -> None:
+        self.checks += 2  # under a valid lease; not recorded published before
         payload = json.loads(a.message.data)
         eid, removed = str(payload["event_id"]), bool(payload["removed"])
         run = self.runs.get(a.sender)
@@ -79,10 +81,12 @@ class Checker:
         )
 
     def written(self, w: Write) -> None:
+        self.checks += 1  # not fenced out (and, for a checkpoint, the two checks below)
         if not leases.still_ours(w.found, w.run_id, w.fence):
             self.fail(f"§7.6 a {w.kind} of fenced-out run {w.run_id} was applied ({w.found})")
         if w.kind != "commit" or w.next_block is None:
             return
+        self.checks += 2
         if self._checkpoint is not None and w.next_block < self._checkpoint and not w.rewind:
             self.fail(f"§7.3 the checkpoint moved back from {self._checkpoint} to {w.next_block}")
         self._checkpoint = w.next_block
@@ -110,6 +114,7 @@ class Checker:
         for a in self.sink.accepted:
             payload = json.loads(a.message.data)
             eid = payload["event_id"]
+            self.checks += 1
             if payload["removed"]:
                 original = first.get(eid)
                 if original is None:
@@ -125,6 +130,7 @@ class Checker:
             for block in self.chain.canonical[self.start_block : int(next_block)]:
                 for entry in block.logs:
                     eid = event_id(block.hash, int(entry["logIndex"], 16))
+                    self.checks += 1
                     if eid not in last:
                         self.fail(f"§7.1 {eid} below the checkpoint {next_block} never published")
                     elif last[eid]["removed"]:
@@ -134,6 +140,7 @@ class Checker:
                 continue
             for recorded in record.entries:
                 eid = recorded.event_id
+                self.checks += 1
                 if recorded.state == PUBLISHED:
                     self.fail(f"record {ref} of a replaced block still says {eid} published")
                 elif eid in last and not last[eid]["removed"]:

@@ -82,6 +82,7 @@ class Result:
     runs: int
     steps: int
     outcomes: dict[str, int] = field(default_factory=dict)
+    checks: int = 0  # invariant checks made
 
     def report(self) -> str:
         lines = [f"seed {self.seed}: {len(self.violations)} violations"]
@@ -307,7 +308,13 @@ class Schedule:
         if self.stuck:
             outcomes["stuck"] = 1
         return Result(
-            self.seed, self.checker.violations, self.trace, len(self.runs), self.steps, outcomes
+            self.seed,
+            self.checker.violations,
+            self.trace,
+            len(self.runs),
+            self.steps,
+            outcomes,
+            self.checker.checks,
         )
 
 

@@ -6,25 +6,41 @@ guarantees of CONTRACT §7; a seed replays exactly; and each known protocol defe
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 
 import pytest
 
 from devstack.sim.__main__ import main
-from devstack.sim.simulation import MUTATIONS, run_schedule, run_schedules
+from devstack.sim.simulation import MUTATIONS, Result, run_schedule, run_schedules
 
 SCHEDULES = 3000
 WORKERS = 2
 
 
-def _failing(first: int) -> list[str]:
-    return [r.report() for r in run_schedules(first, SCHEDULES // WORKERS, stop_at_first=False)]
+def _part(first: int) -> tuple[list[str], int, int]:
+    """Failing reports, steps and invariant checks of SCHEDULES // WORKERS schedules."""
+    totals = [0, 0]
+
+    def each(result: Result) -> None:
+        totals[0] += result.steps
+        totals[1] += result.checks
+
+    failing = run_schedules(first, SCHEDULES // WORKERS, stop_at_first=False, each=each)
+    return [r.report() for r in failing], totals[0], totals[1]
 
 
-def test_random_schedules_keep_the_guarantees() -> None:
+def test_random_schedules_keep_the_guarantees(
+    record_property: Callable[[str, object], None],
+) -> None:
     context = multiprocessing.get_context("fork")
     with context.Pool(WORKERS) as pool:
-        reports = pool.map(_failing, [i * (SCHEDULES // WORKERS) for i in range(WORKERS)])
-    failing = [r for part in reports for r in part]
+        parts = pool.map(_part, [i * (SCHEDULES // WORKERS) for i in range(WORKERS)])
+    failing = [r for reports, _, _ in parts for r in reports]
+    steps, checks = sum(p[1] for p in parts), sum(p[2] for p in parts)
+    # shown at the end of `make test` (tests/conftest.py)
+    record_property("simulation", f"{SCHEDULES} schedules, {steps} steps, {checks} invariant "
+                    f"checks, {len(failing)} failing")  # fmt: skip
+    assert checks > SCHEDULES * 10
     assert not failing, failing[0]
 
 
