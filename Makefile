@@ -29,8 +29,9 @@ $(STAMP_NPM): package.json package-lock.json
 demo: setup
 	$(PY) -m devstack.demo
 
+# Four workers, each with its own stack: the suite waits on processes far more than on CPU.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4
 
 test-fast: setup
 	$(PY) -m pytest -q tests/unit
