@@ -7,9 +7,13 @@
     │   ├── ChainMismatchError    the node's chain id differs from CHAIN_ID
     │   └── TopicNotFoundError    the Pub/Sub topic does not exist
     ├── RpcError                  the JSON-RPC endpoint failed or answered nonsense
+    │   ├── RpcCallError          the node refused a request for good (bad parameters, key)
+    │   ├── RangeTooLargeError    eth_getLogs refused for its range or result size
     │   └── ChainMovedError       the checkpoint block was replaced while a run read past it
     ├── DecodeError               a log the ABI cannot place (several events or none) or decode
     ├── PublishError              Pub/Sub did not accept every message in time
+    │   ├── NotSentError          a request was not sent: its deadline had passed
+    │   └── InDoubtError          a request given up on may still be accepted until `until`
     ├── StateError                Firestore failed or holds something unexpected
     │   └── LeaseLostError        another run took over this relayer's lease
     ├── ReorgError                the relayed chain is no longer the node's chain
@@ -64,6 +68,16 @@ class RpcError(RelayerError):
 class ChainMovedError(RpcError):
     """The range read does not descend from the checkpoint: the chain reorganised between the
     run's checkpoint check and its read; the run checks again (and rewinds) before relaying."""
+
+
+class RpcCallError(RpcError):
+    """The node refused a request for good (bad parameters, a refused key)."""
+
+    def __init__(self, host: str, method: str, code: int | None, message: str) -> None:
+        super().__init__(f"{method} failed on {host}: {message} (code {code})")
+        self.host = host
+        self.method = method
+        self.code = code
 
 
 class RangeTooLargeError(RpcError):

@@ -1,7 +1,8 @@
 """What one JSON-RPC request is, and how it can fail, for `rpc` and its callers.
 
-`RpcCallError` and `RangeTooLargeError` reach the callers; `Retry` and `BatchTooLarge` stay
-inside the client (fail over, or split the batch).
+`RpcCallError` and `RangeTooLargeError` (in `function.errors`) reach the callers; `Retry` and
+`BatchTooLarge` here are the client's own control flow (fail over, or split the batch) and
+never leave it.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from function.errors import RpcError
 
 Validator = Callable[[Any], None]  # raises ValueError when an answer cannot be right
 
@@ -22,16 +21,6 @@ class Call:
     method: str
     params: list[Any]
     check: Validator | None = None
-
-
-class RpcCallError(RpcError):
-    """The node refused a request for good (bad parameters, a refused key)."""
-
-    def __init__(self, host: str, method: str, code: int | None, message: str) -> None:
-        super().__init__(f"{method} failed on {host}: {message} (code {code})")
-        self.host = host
-        self.method = method
-        self.code = code
 
 
 class BatchTooLarge(Exception):

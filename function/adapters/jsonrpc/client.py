@@ -34,11 +34,11 @@ from typing import Any
 import requests
 
 from function.adapters.jsonrpc.batch_caps import PROCESS_CAPS, BatchCaps, first_part, refused_batch
-from function.adapters.jsonrpc.calls import BatchTooLarge, Call, Retry, RpcCallError, Validator
+from function.adapters.jsonrpc.calls import BatchTooLarge, Call, Retry, Validator
 from function.adapters.jsonrpc.endpoint_check import chain_ids
 from function.adapters.jsonrpc.interruptible import pause, until_stopped
 from function.core.provider_errors import Failure, FailureKind, classify, error_text
-from function.errors import ChainMismatchError, RangeTooLargeError, RpcError
+from function.errors import ChainMismatchError, RangeTooLargeError, RpcCallError, RpcError
 from function.redact import host_of, scrub
 from function.stopping import StopSignal
 
