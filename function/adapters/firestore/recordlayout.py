@@ -1,7 +1,8 @@
 """How a block record is laid out in Firestore: `relayers/{id}/blocks/{number:012d}-{hash}`.
 
-The id's order is the chain's, so one range query on document ids reads a chunk's records.
-`blockparts` stores a record's fields in as many documents as the 1 MiB limit needs.
+The id sorts in chain order only below block 10**12 (12 digits), so ranges are queried by
+the `block_number` field every document of a record carries. `blockparts` stores a record's
+fields in as many documents as the 1 MiB limit needs.
 """
 
 from __future__ import annotations
@@ -23,11 +24,6 @@ def base_id(doc_id: str) -> str:
     """The block's id without a `-partN` suffix."""
     head, sep, tail = doc_id.rpartition("-part")
     return head if sep and tail.isdigit() else doc_id
-
-
-def range_bounds(start: int, end: int) -> tuple[str, str]:
-    """Document ids bounding blocks start..end: [lower, upper)."""
-    return f"{start:012d}", f"{end + 1:012d}"
 
 
 def to_doc(record: BlockRecord) -> DocRecord:
