@@ -40,8 +40,20 @@ def to_doc(record: BlockRecord) -> DocRecord:
     )
 
 
+_ENTRY_FIELDS = (
+    "event_id",
+    "log_index",
+    "transaction_hash",
+    "event",
+    "message_id",
+    "state",
+    "data",
+)
+
+
 def _entry_fields(e: RecordEntry) -> dict[str, Any]:
     return {
+        **e.extra,
         "event_id": e.event_id,
         "log_index": e.log_index,
         "transaction_hash": e.transaction_hash,
@@ -63,6 +75,7 @@ def from_doc(fields: dict[str, Any]) -> BlockRecord:
             str(e.get("message_id") or ""),
             str(e.get("state")),
             str(e.get("data") or ""),
+            {k: v for k, v in e.items() if k not in _ENTRY_FIELDS},
         )
         for e in fields.get("events") or []
     )
