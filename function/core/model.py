@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 
@@ -92,6 +93,9 @@ class RecordEntry:
     message_id: str
     state: str  # PUBLISHED, DEADLETTERED or REMOVED
     data: str  # the message data, UTF-8 JSON: a retraction is built from it
+    # What else the stored entry holds (a newer writer's fields, an operator's): kept as it
+    # is, so a rewrite (a retraction marking it removed) loses nothing.
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -307,12 +307,16 @@ class _Run:
             relayer_id=self.settings.relayer_id,
             leased=self.lease.valid,
         )
-        # Nobody asked this run to stop, yet it stopped (or a request was cut short by the
-        # lease's deadline): its lease ran out under it. Read before the commits renew it.
-        lease_ran_out = not self.relay.stop.is_set() and (
-            delivered.stopped_before is not None
-            or (delivered.failure is not None and not self.lease.valid())
-        )
+        # Nobody asked this run to stop, yet it stopped short: a request Pub/Sub refused (the
+        # requests after it are not sent), or the lease ran out under it. Only the lease's
+        # end names RELAYER_LEASE_SECONDS: a refusal must say what Pub/Sub said. Read before
+        # the commits renew the lease.
+        stopped_short = not self.relay.stop.is_set() and delivered.stopped_before is not None
+        lease_ran_out = (
+            not self.relay.stop.is_set()
+            and (stopped_short or delivered.failure is not None)
+            and not self.lease.valid()
+        ) or (stopped_short and delivered.failure is None)
         self.relay.records.write(
             self.grant,
             block_records(
@@ -341,10 +345,11 @@ class _Run:
         if lease_ran_out:
             # Going on would only repeat this: a lease shorter than a publish round trip
             # never relays anything.
+            cause = "" if delivered.failure is None else f" ({delivered.failure[2]})"
             raise PublishError(
                 f"the lease ran out while publishing (RELAYER_LEASE_SECONDS="
-                f"{self.settings.lease_s:g}): {self._relayed()}; raise RELAYER_LEASE_SECONDS above "
-                "the time a run needs between two commits"
+                f"{self.settings.lease_s:g}){cause}: {self._relayed()}; raise "
+                "RELAYER_LEASE_SECONDS above the time a run needs between two commits"
             )
         return done_to
 

@@ -269,6 +269,23 @@ def test_two_forks_of_one_height_are_two_records(store: Store) -> None:
     assert [r.hash for r in store.records.read(4, 4)] == sorted([_hash(4), _hash(0x44)])
 
 
+def test_block_numbers_past_twelve_digits_read_in_chain_order(store: Store) -> None:
+    # Ids pad to 12 digits (docs/CONTRACT.md §4); START_BLOCK takes any number below 2**63,
+    # so a 13-digit block must still be in its ranges, and after every 12-digit one.
+    grant = store.state.acquire("a", NOW, 30)
+    assert grant is not None
+    top = 10**12
+    store.records.write(
+        grant, _records(*(_published(n, 0) for n in (top - 2, top - 1, top, top + 1)))
+    )
+    assert [r.number for r in store.records.read(top - 1)] == [top - 1, top, top + 1]
+    assert [r.number for r in store.records.read(top - 2, top)] == [top - 2, top - 1, top]
+    assert [r.number for r in store.records.refs(BlockRange(top - 1, top + 5))] == [
+        top - 1, top, top + 1
+    ]  # fmt: skip
+    assert [r.number for r in store.records.refs_below(top + 1, 2)] == [top - 1, top]
+
+
 def test_the_checkpoint_moves_forward_or_rewinds(store: Store) -> None:
     state = store.state
     grant = state.acquire("a", NOW, 30)

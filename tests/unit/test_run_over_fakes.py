@@ -244,3 +244,19 @@ def test_failover_and_backoff_take_no_real_time(world: World) -> None:
     assert session.posts[:3] == urls  # in RPC_URL order, then the one that answers
     assert all(u == urls[2] for u in session.posts[3:])
     assert slept and 1.5 <= slept[0] <= 2.5  # Retry-After, with jitter: recorded, not slept
+
+
+def test_a_refused_request_is_reported_as_pubsubs_refusal_not_as_the_lease(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request Pub/Sub refuses stops the requests after it (not sent): that is the
+    refusal's doing, not a lease that ran out, and the error must say what Pub/Sub said."""
+    monkeypatch.setattr("function.run.dispatch.MAX_MESSAGES", 1)  # one request per event
+    world.chain.mine([1, 1, 1])
+    world.sink.fates.append((Fate.FAIL, 0.0))
+    failed = world.run(lease_s=300)
+    assert failed.summary.outcome == "failed"
+    assert "Unavailable" in str(failed.error), failed.error
+    assert "lease ran out" not in str(failed.error)
+    assert world.run(lease_s=300).summary.outcome == "ok"
+    assert [p["event_id"] for p in world.payloads()] == world.event_ids()

@@ -21,7 +21,7 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from function.adapters.firestore.blockparts import assembled, stored_parts
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_of
-from function.adapters.firestore.recordlayout import base_id, from_doc, range_bounds, to_doc
+from function.adapters.firestore.recordlayout import base_id, from_doc, to_doc
 from function.core.lease import check_fence
 from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
@@ -40,6 +40,11 @@ def wrapped(action: str, e: Exception) -> StateError:
     return StateError(f"Firestore {action} failed: {type(e).__name__}: {e}")
 
 
+def _chain_order(doc_id: str) -> tuple[int, str]:
+    number, _, block_hash = doc_id.partition("-")
+    return int(number), block_hash
+
+
 class BlockStore:
     """The `blocks` subcollection of one relayer, fenced by the document holding its lease."""
 
@@ -56,24 +61,22 @@ class BlockStore:
     def read(self, start: int, end: int | None = None) -> list[BlockRecord]:
         """The records of blocks start..end (end None: every later one), whole (parts
         reassembled, `data` as text), in chain order."""
-        lower, upper = range_bounds(start, start if end is None else end)
-        query = self._blocks.where(
-            filter=FieldFilter("__name__", ">=", self._blocks.document(lower))
-        )
-        if end is not None:
-            query = query.where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
-        return [from_doc(fields) for _, fields in self._assembled(query)]
+        return [from_doc(fields) for _, fields in self._assembled(self._between(start, end))]
 
     def refs(self, blocks: BlockRange) -> list[BlockRef]:
         """The blocks of the range that have records, by number and hash: document ids
         only, so cheap enough to ask on every run."""
-        lower, upper = range_bounds(blocks.start, blocks.end)
-        query = (
-            self._blocks.where(filter=FieldFilter("__name__", ">=", self._blocks.document(lower)))
-            .where(filter=FieldFilter("__name__", "<", self._blocks.document(upper)))
-            .select([FieldPath.document_id()])
-        )
+        query = self._between(blocks.start, blocks.end).select([FieldPath.document_id()])
         return self._refs(query)
+
+    def _between(self, start: int, end: int | None) -> Any:
+        """Block documents of blocks start..end, by the `block_number` field: document ids
+        pad numbers to 12 digits only, so from 10**12 on their order is not the chain's and
+        an id range would miss blocks."""
+        query = self._blocks.where(filter=FieldFilter("block_number", ">=", start))
+        if end is not None:
+            query = query.where(filter=FieldFilter("block_number", "<=", end))
+        return query
 
     def _refs(self, query: Any) -> list[BlockRef]:
         try:
@@ -81,10 +84,10 @@ class BlockStore:
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the processed-event set", e) from e
         refs = []
-        for doc_id in sorted(ids):
+        for doc_id in ids:
             number, _, block_hash = doc_id.partition("-")
             refs.append(BlockRef(int(number), block_hash))
-        return refs
+        return sorted(refs, key=lambda r: (r.number, r.hash))
 
     def refs_below(self, number: int, limit: int) -> list[BlockRef]:
         """The newest `limit` blocks with records below block `number` (ids only): after a
@@ -104,7 +107,7 @@ class BlockStore:
                 by_block.setdefault(base_id(snapshot.id), []).append(snapshot.to_dict() or {})
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the processed-event set", e) from e
-        return [(i, assembled(docs)) for i, docs in sorted(by_block.items())]
+        return [(i, assembled(by_block[i])) for i in sorted(by_block, key=_chain_order)]
 
     def write(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
         """Write block records (before the checkpoint that relies on them) under the fence,

@@ -1,7 +1,8 @@
 """How a block record is laid out in Firestore: `relayers/{id}/blocks/{number:012d}-{hash}`.
 
-The id's order is the chain's, so one range query on document ids reads a chunk's records.
-`blockparts` stores a record's fields in as many documents as the 1 MiB limit needs.
+The id sorts in chain order only below block 10**12 (12 digits), so ranges are queried by
+the `block_number` field every document of a record carries. `blockparts` stores a record's
+fields in as many documents as the 1 MiB limit needs.
 """
 
 from __future__ import annotations
@@ -25,11 +26,6 @@ def base_id(doc_id: str) -> str:
     return head if sep and tail.isdigit() else doc_id
 
 
-def range_bounds(start: int, end: int) -> tuple[str, str]:
-    """Document ids bounding blocks start..end: [lower, upper)."""
-    return f"{start:012d}", f"{end + 1:012d}"
-
-
 def to_doc(record: BlockRecord) -> DocRecord:
     return (
         block_doc_id(record.number, record.hash),
@@ -44,8 +40,20 @@ def to_doc(record: BlockRecord) -> DocRecord:
     )
 
 
+_ENTRY_FIELDS = (
+    "event_id",
+    "log_index",
+    "transaction_hash",
+    "event",
+    "message_id",
+    "state",
+    "data",
+)
+
+
 def _entry_fields(e: RecordEntry) -> dict[str, Any]:
     return {
+        **e.extra,
         "event_id": e.event_id,
         "log_index": e.log_index,
         "transaction_hash": e.transaction_hash,
@@ -67,6 +75,7 @@ def from_doc(fields: dict[str, Any]) -> BlockRecord:
             str(e.get("message_id") or ""),
             str(e.get("state")),
             str(e.get("data") or ""),
+            {k: v for k, v in e.items() if k not in _ENTRY_FIELDS},
         )
         for e in fields.get("events") or []
     )
