@@ -29,8 +29,9 @@ resource "google_firestore_field" "blocks_expire_at" {
 }
 
 # Fields the relayer never queries (it reads documents by id, and block documents by a
-# `block_number` range, which keeps its index): indexing them would only cost writes, storage and index-entry limits. `events` holds
-# the whole record of each event, the message `data` included, so exempting it covers those.
+# `block_number` range, which keeps its index): indexing them would only cost writes,
+# storage and index-entry limits. `events` holds the whole record of each event, the
+# message `data` included, so exempting it covers those.
 locals {
   index_exemptions = {
     "blocks/events"          = { collection = "blocks", field = "events" }
