@@ -23,6 +23,7 @@ from function.numeric_settings import (
     CONFIRMATIONS,
     LEASE_SECONDS,
     POLL_SECONDS,
+    RUN_SECONDS,
     TASK_COUNT,
     TASK_INDEX,
     TTL_DAYS,
@@ -63,6 +64,7 @@ class Settings:
     batch_size: int = 1000
     checkpoint_interval: int = 100
     poll_interval_s: float = 60.0
+    run_s: float = 0.0  # follow mode's window (RELAYER_RUN_SECONDS); 0: one batch
     confirmations: int = 12
     relayer_id: str = ""
     events: tuple[str, ...] = ()  # empty: every event of the ABI
@@ -212,6 +214,7 @@ _OPTIONAL: tuple[tuple[str, str, Reader], ...] = (
     ("RELAYER_BATCH_SIZE", "batch_size", _integer(BLOCK_COUNT)),
     ("RELAYER_CHECKPOINT_INTERVAL", "checkpoint_interval", _integer(BLOCK_COUNT)),
     ("RELAYER_POLL_INTERVAL", "poll_interval_s", _decimal(POLL_SECONDS)),
+    ("RELAYER_RUN_SECONDS", "run_s", _decimal(RUN_SECONDS)),
     ("RELAYER_CONFIRMATIONS", "confirmations", _integer(CONFIRMATIONS)),
     ("RELAYER_EVENTS", "events", _text(_events, "comma-separated event names")),
     ("FIRESTORE_DATABASE", "firestore_database", _text(str, "a Firestore database id")),
@@ -268,6 +271,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         "a Firestore document id (no '/', not '.' or '..')",
     )
     optional = {field: read(env, name, _default(field)) for name, field, read in _OPTIONAL}
+    _check_follow(optional["run_s"], optional["lease_s"], optional["poll_interval_s"])
     return Settings(
         chain_id=chain_id,
         rpc_urls=rpc_urls,
@@ -281,6 +285,20 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         deadletter_topic=deadletter,
         **optional,
     )
+
+
+def _check_follow(run_s: float, lease_s: float, poll_s: float) -> None:
+    """A follower renews its lease at every look (and while publishing): the lease must
+    outlast the wait between two looks with room for the look itself, so
+    RELAYER_LEASE_SECONDS must exceed 2 x RELAYER_POLL_INTERVAL; it need not exceed the
+    window (RELAYER_RUN_SECONDS)."""
+    if run_s > 0 and lease_s <= 2 * poll_s:
+        raise ConfigError(
+            f"RELAYER_LEASE_SECONDS={lease_s:g} is too short for follow mode "
+            f"(RELAYER_RUN_SECONDS={run_s:g}): a follower renews its lease at every look, so "
+            f"it must exceed 2 x RELAYER_POLL_INTERVAL = {2 * poll_s:g}; raise "
+            "RELAYER_LEASE_SECONDS or lower RELAYER_POLL_INTERVAL"
+        )
 
 
 def logging_settings(env: Mapping[str, str]) -> tuple[str, str, dict[str, str]]:

@@ -75,12 +75,29 @@ class Positive:
         return value
 
 
+@dataclass(frozen=True)
+class NonNegative(Positive):
+    """0 (off), or a number of `unit` above 0 and at most `high`."""
+
+    @property
+    def expected(self) -> str:
+        bound = f" ({self.why})" if self.why else ""
+        return f"0 (off) or a number of {self.unit} at most {self.high:g}{bound}"
+
+    def parse(self, raw: str) -> float:
+        mantissa = re.split("[eE]", raw)[0]
+        if _DECIMAL.fullmatch(raw) and not any(c in "123456789" for c in mantissa):
+            return 0.0  # written as a zero (not 1e-400, which only reads as one)
+        return super().parse(raw)
+
+
 CHAIN_ID = Integer(1, MAX_CHAIN_ID, "EIP-2294")
 BLOCK_NUMBER = Integer(0, MAX_BLOCK, "below 2**63")
 BLOCK_COUNT = Integer(1, MAX_BLOCK, "below 2**63")
 CONFIRMATIONS = Integer(0, MAX_BLOCK, "below 2**63")
 LEASE_SECONDS = Positive("seconds", MAX_LEASE_S, "7 days, Cloud Run's longest task")
 POLL_SECONDS = Positive("seconds", MAX_POLL_S, "30 days")
+RUN_SECONDS = NonNegative("seconds", MAX_LEASE_S, "7 days, Cloud Run's longest task")
 TTL_DAYS = Positive("days", MAX_TTL_DAYS, "about 100 years")
 TASK_INDEX = Integer(0, MAX_TASKS - 1, "Cloud Run runs at most 10000 tasks")
 TASK_COUNT = Integer(1, MAX_TASKS, "Cloud Run runs at most 10000 tasks")

@@ -178,13 +178,15 @@ original_publish = Publisher.publish
 original_logs = ChainReader.logs_with_headers
 
 
-def decide(current: Any, run_id: str, now: Any, lease_s: float) -> Any:
+def decide(current: Any, run_id: str, now: Any, lease_s: float, follow_until: Any = None) -> Any:
     _local.seen = current  # the lease as the acquiring transaction read it
-    return original_decide(current, run_id, now, lease_s)
+    return original_decide(current, run_id, now, lease_s, follow_until)
 
 
-def acquire(self: FirestoreState, run_id: str, now: Any, lease_s: float) -> Any:
-    grant = original_acquire(self, run_id, now, lease_s)
+def acquire(
+    self: FirestoreState, run_id: str, now: Any, lease_s: float, follow_until: Any = None
+) -> Any:
+    grant = original_acquire(self, run_id, now, lease_s, follow_until)
     if grant is not None:
         seen = getattr(_local, "seen", None)
         note(

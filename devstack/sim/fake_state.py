@@ -59,6 +59,7 @@ class FakeState:
     first_commit_at: datetime | None = None
     totals: Totals = field(default_factory=Totals)
     last_run: RunSummary | None = None
+    last_look_at: datetime | None = None
     blocks: dict[BlockRef, BlockRecord] = field(default_factory=dict)
     faults: list[tuple[str, str]] = field(default_factory=list)  # (method, fault), in order
     writes: list[Write] = field(default_factory=list)
@@ -76,13 +77,18 @@ class FakeState:
             raise StateError(f"Firestore read of the processed-event set failed ({method})")
 
     # -- State: lease, checkpoint, counters -----------------------------------------
-    def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None:
+    def read_lease(self) -> Lease:
+        return self.lease
+
+    def acquire(
+        self, run_id: str, now: datetime, lease_s: float, follow_until: datetime | None = None
+    ) -> Grant | None:
         fault = self._fault("acquire")
         if self.lease.held_by_other(run_id, now) or fault == "contention":
             return None
         if fault == "error":
             raise StateError("Firestore lease acquisition failed: ServiceUnavailable")
-        lease = acquire(self.lease, run_id, now, lease_s)
+        lease = acquire(self.lease, run_id, now, lease_s, follow_until)
         if lease is None:
             return None
         self.lease = lease
@@ -126,6 +132,8 @@ class FakeState:
             )
             if progress is not None and progress.replay is not None:
                 self.replay = progress.replay
+        if change.looked_at is not None:
+            self.last_look_at = change.looked_at
         if change.rpc_limits is not None:
             self.rpc_limits = dict(change.rpc_limits)
         if change.summary is not None:

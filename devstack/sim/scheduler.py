@@ -21,6 +21,7 @@ from devstack.sim.fake_chain import ChainView, FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
 from function.core.checkpoint import Commit, Grant
+from function.core.lease import Lease
 from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef, Header, RawLog
 from function.core.planning import BlockRange
@@ -183,8 +184,12 @@ class SimState:
         self._run.after(d)
         return result
 
-    def acquire(self, run_id: str, now: Any, lease_s: float) -> Grant | None:
-        grant = self._call("acquire", lambda: self._state.acquire(run_id, now, lease_s))
+    def acquire(
+        self, run_id: str, now: Any, lease_s: float, follow_until: datetime | None = None
+    ) -> Grant | None:
+        grant = self._call(
+            "acquire", lambda: self._state.acquire(run_id, now, lease_s, follow_until)
+        )
         self._run.grant = grant or self._run.grant
         return grant
 
@@ -202,6 +207,9 @@ class SimState:
 
     def commit(self, grant: Grant, now: datetime, change: Commit) -> None:
         self._call("commit", lambda: self._state.commit(grant, now, change))
+
+    def read_lease(self) -> Lease:
+        return self._state.read_lease()  # no park point: the simulation runs no follower
 
     def count_skipped(self, now: Any) -> None:
         self._call("count_skipped", lambda: self._state.count_skipped(now))

@@ -49,6 +49,7 @@ class Commit:
     lease_until: datetime | None = None  # the lease renewed (or, with a summary, held) to then
     summary: RunSummary | None = None  # the run's end: stored as `last_run`, lease released
     rpc_limits: dict[str, int] | None = None  # eth_getLogs spans learned, by host
+    looked_at: datetime | None = None  # a successful look at the chain ended then
 
 
 def progress_of(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from function.core.checkpoint import Grant, Progress
-from function.core.lease import Lease, released
+from function.core.lease import Lease, released, renewed
 from function.core.model import BlockRef
 from function.core.planning import merge_recent
 from function.errors import StateError
@@ -68,8 +68,10 @@ def lease_after(
     current: Lease, grant: Grant, *, finished: bool, until: datetime | None
 ) -> Lease | None:
     """The lease a commit writes: renewed to `until`, released when the run `finished`
-    (held on to `until` when both: requests it gave up on may still be accepted), or left
-    as it is (None)."""
-    if until is not None:
+    (held on to `until` when both: requests it gave up on may still be accepted, but the
+    run follows no more), or left as it is (None)."""
+    if until is not None and finished:
         return Lease(grant.run_id, until, grant.fence)
+    if until is not None:
+        return renewed(current, grant.run_id, grant.fence, until)
     return released(current) if finished else None

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from function.core.checkpoint import Commit, Grant
+from function.core.lease import Lease
 from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef, Header, RawLog
 from function.core.planning import BlockRange
@@ -34,7 +35,11 @@ class Chain(Protocol):
 class State(Protocol):
     """A relayer's lease, checkpoint and counters (`FirestoreState`)."""
 
-    def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None: ...
+    def acquire(
+        self, run_id: str, now: datetime, lease_s: float, follow_until: datetime | None = None
+    ) -> Grant | None: ...
+
+    def read_lease(self) -> Lease: ...
 
     def commit(self, grant: Grant, now: datetime, change: Commit) -> None: ...
 

@@ -58,6 +58,17 @@ def test_the_lease_a_commit_writes() -> None:
     assert lease_after(current, GRANT, finished=True, until=later) == Lease("run-a", later, 4)
 
 
+def test_a_followers_renewal_keeps_its_window_and_its_end_drops_it() -> None:
+    end = NOW + timedelta(seconds=90)
+    current = Lease("run-a", NOW, 4, NOW, end)
+    later = NOW + timedelta(seconds=60)
+    renewed = lease_after(current, GRANT, finished=False, until=later)
+    assert renewed == Lease("run-a", later, 4, NOW, end)
+    assert lease_after(current, GRANT, finished=True, until=None) == Lease(None, None, 4)
+    # ended with requests in doubt: held on, but no longer following
+    assert lease_after(current, GRANT, finished=True, until=later) == Lease("run-a", later, 4)
+
+
 def test_a_run_checkpoints_only_at_a_hash_of_its_consistent_view() -> None:
     from function.core.checkpoint import progress_of
     from function.core.model import Event

@@ -39,6 +39,7 @@ def test_defaults_follow_the_contract() -> None:
     assert s.contracts == (ADDRESS,)
     assert (s.batch_size, s.checkpoint_interval, s.poll_interval_s) == (1000, 100, 60.0)
     assert (s.confirmations, s.lease_s, s.event_ttl_days) == (12, 300.0, 30.0)
+    assert s.run_s == 0.0  # one batch, then exit
     assert s.relayer_id == f"11155111-{ADDRESS.lower()}"
     assert (s.firestore_project, s.firestore_database) == ("my-project", "(default)")
     assert (s.ordering, s.head, s.events, s.deadletter_topic) == (True, "latest", (), None)
@@ -155,6 +156,12 @@ TOO_BIG_OR_SLOPPY = [
     ("RELAYER_EVENT_TTL_DAYS", "36500.01", "at most 36500"),
     ("RELAYER_EVENT_TTL_DAYS", "-inf", "at most 36500"),
     ("RELAYER_EVENT_TTL_DAYS", "NaN", "at most 36500"),
+    ("RELAYER_RUN_SECONDS", "-1", "0 (off) or a number of seconds at most 604800"),
+    ("RELAYER_RUN_SECONDS", "604800.5", "at most 604800"),
+    ("RELAYER_RUN_SECONDS", "1e-400", "0 (off)"),  # reads as 0, but is not written as one
+    ("RELAYER_RUN_SECONDS", "inf", "at most 604800"),
+    ("RELAYER_RUN_SECONDS", "1_0", "at most 604800"),
+    ("RELAYER_RUN_SECONDS", "60s", "at most 604800"),
 ]
 
 
@@ -191,7 +198,25 @@ AT_THE_BOUNDS = [
     ("RELAYER_EVENT_TTL_DAYS", "36500", "event_ttl_days", 36500.0),
     ("RELAYER_EVENT_TTL_DAYS", "0.5", "event_ttl_days", 0.5),
     ("RELAYER_EVENT_TTL_DAYS", "", "event_ttl_days", 30.0),  # blank: the default
+    ("RELAYER_RUN_SECONDS", "0", "run_s", 0.0),
+    ("RELAYER_RUN_SECONDS", "0.0e5", "run_s", 0.0),
+    ("RELAYER_RUN_SECONDS", "", "run_s", 0.0),
+    ("RELAYER_RUN_SECONDS", "55", "run_s", 55.0),
 ]
+
+
+def test_follow_mode_needs_a_lease_longer_than_two_poll_intervals() -> None:
+    s = settings(RELAYER_RUN_SECONDS="604800", RELAYER_POLL_INTERVAL="5")
+    assert (s.run_s, s.poll_interval_s, s.lease_s) == (604800.0, 5.0, 300.0)  # lease < window
+    ok = settings(RELAYER_RUN_SECONDS="6", RELAYER_POLL_INTERVAL="1", RELAYER_LEASE_SECONDS="2.5")
+    assert ok.lease_s == 2.5
+    with pytest.raises(ConfigError) as raised:
+        settings(RELAYER_RUN_SECONDS="60", RELAYER_POLL_INTERVAL="5", RELAYER_LEASE_SECONDS="10")
+    message = str(raised.value)
+    assert message.startswith("RELAYER_LEASE_SECONDS=10 is too short for follow mode")
+    assert "RELAYER_POLL_INTERVAL" in message and raised.value.exit_code == 2
+    # one-batch mode keeps accepting any lease, as before
+    assert settings(RELAYER_POLL_INTERVAL="60", RELAYER_LEASE_SECONDS="1").lease_s == 1.0
 
 
 @pytest.mark.parametrize(("name", "value", "field", "parsed"), AT_THE_BOUNDS)

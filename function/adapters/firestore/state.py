@@ -161,8 +161,15 @@ class FirestoreState:
             raise wrapped("read of the relayer document", e) from e
         return snapshot.to_dict() if snapshot.exists else None
 
-    def acquire(self, run_id: str, now: datetime, lease_s: float) -> Grant | None:
-        """Take the lease, or None while another run holds it."""
+    def read_lease(self) -> Lease:
+        """The lease as it is (a plain read: a run waiting for a follower polls it)."""
+        return lease_of(self._read_lease_doc())
+
+    def acquire(
+        self, run_id: str, now: datetime, lease_s: float, follow_until: datetime | None = None
+    ) -> Grant | None:
+        """Take the lease (a follower's: until `follow_until`), or None while another run
+        holds it."""
         # A plain read first: runs that find the lease taken leave without a transaction,
         # whose lock would contend with the commits of the run that holds it.
         held = lease_of(self._read_lease_doc())
@@ -172,7 +179,7 @@ class FirestoreState:
         @firestore.transactional
         def take(txn: firestore.Transaction) -> Grant | None:
             held, doc = self._read_both(txn)
-            lease = leases.acquire(held, run_id, now, lease_s)
+            lease = leases.acquire(held, run_id, now, lease_s, follow_until)
             if lease is None:
                 return None
             fields: dict[str, Any] = {"updated_at": now, **self._identity}
@@ -250,7 +257,7 @@ class FirestoreState:
         """Fenced update: checkpoint and/or lease renewal, or the run's end (release; or,
         with `lease_until`, the lease kept until then: requests may still be accepted)."""
         progress, lease_until, summary = change.progress, change.lease_until, change.summary
-        rpc_limits = change.rpc_limits
+        rpc_limits, looked_at = change.rpc_limits, change.looked_at
 
         @firestore.transactional
         def write(txn: firestore.Transaction) -> None:
@@ -276,6 +283,8 @@ class FirestoreState:
                         checkpoint_block_hash=moved.block_hash,
                         recent_blocks=[{"number": r.number, "hash": r.hash} for r in moved.recent],
                     )
+            if looked_at is not None:
+                update["last_look_at"] = looked_at
             if rpc_limits is not None:
                 update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in rpc_limits.items()]
             if summary is not None:
