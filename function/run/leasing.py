@@ -68,9 +68,11 @@ class LeaseKeeper:
         left = in_doubt_until + 2 * self._margin - time.monotonic()
         return self._clock() + timedelta(seconds=left) if left > 0 else None
 
-    def commit(self, progress: Progress | None) -> None:
-        """A fenced commit (checkpoint and/or counts) that also renews the lease."""
+    def commit(self, progress: Progress | None, looked_at: datetime | None = None) -> None:
+        """A fenced commit (checkpoint and/or counts, a follower's look) that also renews
+        the lease."""
         renewed_at = time.monotonic()
         until = self._clock() + timedelta(seconds=self._lease_s)
-        self._state.commit(self.grant, self._clock(), Commit(progress=progress, lease_until=until))
+        change = Commit(progress=progress, lease_until=until, looked_at=looked_at)
+        self._state.commit(self.grant, self._clock(), change)
         self._deadline = renewed_at + self._lease_s

@@ -11,6 +11,12 @@ The order of effects is what makes the guarantees of §7 hold:
 4. the last commit also stores the run summary and releases the lease.
 A SIGKILL anywhere leaves at most the messages published since the last commit to be
 published again, with the same event ids.
+
+In follow mode (RELAYER_RUN_SECONDS > 0) one run looks at the chain again every
+RELAYER_POLL_INTERVAL until its window ends, each look relaying what became eligible; between
+two looks it commits the checkpoint, the look (`last_look_at`) and a renewed lease. A run that
+finds the lease held by a follower whose window is about to end waits for it instead of
+skipping (docs/CONTRACT.md §7.7). Waits go through `Relay.wait`: the stop signal's by default.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from function.config import Settings
 from function.core.blockrecords import block_records, states_of
 from function.core.catalogue import EventCatalogue
 from function.core.checkpoint import Commit, Grant, Progress, progress_of
 from function.core.dedup import select_unpublished
+from function.core.lease import handover_until
 from function.core.logspan import RangeLimits
 from function.core.model import BlockRef, DeadLetter, Event
 from function.core.planning import BlockRange, cut_by_events, plan_range, safe_tip, split
@@ -50,6 +57,12 @@ log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_COMMIT = 2_000  # a chunk with more events commits in parts (memory, crashes)
 CHECK_ATTEMPTS = 3  # checkpoint checks when the chain keeps moving under the read
+# Hand-over (docs/CONTRACT.md §7.7): a run waits for a follower whose window ends within its
+# own poll interval plus this margin, polling the lease every step, until that end plus the
+# grace a follower needs for its last look and commit; a crashed follower's lease expires.
+HANDOVER_MARGIN_S = 10.0
+HANDOVER_GRACE_S = 10.0
+HANDOVER_STEP_S = 1.0
 
 
 def utcnow() -> datetime:
@@ -86,6 +99,15 @@ class Relay:
     replay: tuple[BlockRange, ...] = ()  # blocks whose unrecorded events may be re-publications
     current: RunSummary | None = field(default=None, init=False)  # the run in progress
     clock: Callable[[], datetime] = utcnow
+    # How the run waits (between looks, for a hand-over): True when asked to stop. None: the
+    # stop signal's own wait; tests over the fakes pass one that moves a fake clock.
+    wait: Callable[[float], bool] | None = None
+
+    def pause(self, seconds: float) -> bool:
+        """Wait up to `seconds`, ending at a stop; True when a stop was asked."""
+        if self.wait is None:
+            return self.stop.wait(seconds)
+        return self.wait(seconds) or self.stop.is_set()
 
     def run(self) -> Outcome:
         """One scheduled run; never raises for a failure the summary can describe."""
@@ -96,12 +118,12 @@ class Relay:
         grant: Grant | None = None
         run: _Run | None = None
         try:
-            grant = self.state.acquire(summary.run_id, summary.started_at, self.settings.lease_s)
+            grant, asked = self._acquire(summary)
             if grant is None:
                 summary.outcome = SKIPPED
                 self._count_skipped()
             else:
-                run = _Run(self, grant, summary, started)
+                run = _Run(self, grant, summary, started, asked)
                 run.execute()
         except LeaseLostError as e:
             summary.outcome, summary.error, grant = SKIPPED, str(e), None
@@ -117,6 +139,48 @@ class Relay:
             hold = run.lease.held_until(run.dispatcher.in_doubt_until) if run is not None else None
             self._record_failure(grant, summary, hold)
         return Outcome(summary, error)
+
+    def _acquire(self, summary: RunSummary) -> tuple[Grant | None, float]:
+        """The lease, and when its acquisition began (monotonic). A lease held by a follower
+        about to end is waited for (docs/CONTRACT.md §7.7), polling it, until a stop."""
+        s = self.settings
+        follow_until = None
+        if s.run_s > 0:
+            follow_until = summary.started_at + timedelta(seconds=s.run_s)
+        asked = time.monotonic()
+        grant = self.state.acquire(summary.run_id, summary.started_at, s.lease_s, follow_until)
+        if grant is not None:
+            return grant, asked
+        try:
+            held = self.state.read_lease()
+        except RelayerError as e:  # a skipped run must not turn into a failed one
+            log.warning("could not read the lease to wait for a hand-over: %s", scrub(str(e)))
+            return None, asked
+        patience = s.poll_interval_s + HANDOVER_MARGIN_S
+        give_up = handover_until(held, summary.run_id, self.clock(), patience, HANDOVER_GRACE_S)
+        if give_up is None:
+            return None, asked
+        log.info(
+            "run %s follows the chain until %s: waiting for it to hand over",
+            held.owner,
+            held.follow_until.isoformat(timespec="seconds") if held.follow_until else "?",
+        )
+        waited = time.monotonic()
+        while (left := (give_up - self.clock()).total_seconds()) > 0:
+            if self.pause(min(HANDOVER_STEP_S, left)):
+                return None, asked
+            asked = time.monotonic()
+            grant = self.state.acquire(summary.run_id, self.clock(), s.lease_s, follow_until)
+            if grant is not None:
+                summary.extra["handed_over_by"] = held.owner
+                summary.extra["waited_s"] = round(time.monotonic() - waited, 3)
+                return grant, asked
+        log.warning(
+            "run %s did not hand over by the end of its window: skipped; its lease expires at %s",
+            held.owner,
+            held.expires_at.isoformat(timespec="seconds") if held.expires_at else "?",
+        )
+        return None, asked
 
     def _count_skipped(self) -> None:
         # Only a counter: the run holding the lease may keep the document locked, and a
@@ -138,16 +202,24 @@ class Relay:
 class _Run:
     """The mutable progress of one run that holds the lease."""
 
-    def __init__(self, relay: Relay, grant: Grant, summary: RunSummary, started: float) -> None:
+    def __init__(
+        self, relay: Relay, grant: Grant, summary: RunSummary, started: float, asked: float
+    ) -> None:
         self.relay = relay
         self.settings = relay.settings
         self.grant = grant
         self.summary = summary
         self.started = started
         self.lease = LeaseKeeper(
-            relay.state, grant, self.settings.lease_s, started, relay.stop, relay.clock
+            relay.state, grant, self.settings.lease_s, asked, relay.stop, relay.clock
         )
         self.committed_to = -1  # last block whose checkpoint is committed in this run
+        self.done_to: int | None = None  # last block relayed, committed or not
+        self.planned = False  # some look found blocks to relay: the run is ok, not idle
+        self.behind = False  # the last look stopped at RELAYER_BATCH_SIZE: look again now
+        self.look_began = started  # monotonic start of the last look
+        self.looked_at: datetime | None = None  # when the last successful look ended
+        self.looks = 0
         start = grant.next_block if grant.next_block is not None else self.settings.start_block
         self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
@@ -169,11 +241,33 @@ class _Run:
             log.warning("%s", e)
             summary = self.summary
             summary.interrupted = True
-            summary.outcome = OK if summary.from_block is not None else IDLE
-            self._commit_end(self.committed_to if summary.from_block is not None else None)
+            summary.outcome = OK if self.planned else IDLE
+            self._commit_end(self.committed_to if self.planned else None)
 
     def _execute(self) -> None:
+        """One look; in follow mode, more every RELAYER_POLL_INTERVAL until the window
+        ends (or a stop); then the last commit."""
+        s = self.settings
+        self._look()
+        end = self.started + s.run_s
+        while s.run_s > 0 and not self.relay.stop.is_set():
+            due = time.monotonic() if self.behind else self.look_began + s.poll_interval_s
+            if due > end:
+                break
+            self._commit_look()
+            if self.relay.pause(due - time.monotonic()):
+                self.summary.interrupted = True
+                break
+            self._look()
+        if s.run_s > 0:
+            self.summary.extra["looks"] = self.looks
+        self.summary.outcome = OK if self.planned else IDLE
+        self._commit_end(self.done_to)
+
+    def _look(self) -> None:
+        """Look at the chain once: check the checkpoint, relay what is eligible."""
         s, summary = self.settings, self.summary
+        self.look_began = time.monotonic()
         for attempt in range(1, CHECK_ATTEMPTS + 1):
             next_block, anchor = self._check_checkpoint()
             self.committed_to = next_block - 1
@@ -185,10 +279,14 @@ class _Run:
                 tip = min(tip, self.relay.last_block)
             blocks = plan_range(next_block, tip, s.batch_size)
             if blocks is None:
-                summary.outcome, summary.from_block = IDLE, next_block
-                self._commit_end(None)
+                if summary.from_block is None:
+                    summary.from_block = next_block
+                self.behind = False
+                self._looked()
                 return
-            summary.from_block = blocks.start
+            if summary.from_block is None or blocks.start < summary.from_block:
+                summary.from_block = blocks.start
+            self.planned = True
             try:
                 done_to = self._relay(blocks, anchor)
             except ChainMovedError as e:
@@ -196,9 +294,30 @@ class _Run:
                     raise
                 log.warning("%s: checking the checkpoint again", e)
                 continue
-            summary.outcome = OK
-            self._commit_end(done_to)
+            self.done_to = done_to
+            self.behind = blocks.end < tip
+            self._looked()
             return
+
+    def _looked(self) -> None:
+        self.looks += 1
+        self.looked_at = self.relay.clock()
+
+    def _commit_look(self) -> None:
+        """Between two looks: the checkpoint over the blocks just scanned (what
+        `_commit_end` would commit), the look, and the lease renewed for the next one."""
+        progress = None
+        if self.done_to is not None and self.done_to > self.committed_to:
+            progress = progress_of(self.done_to, self.committed_to, self.hashes, (), 0)
+        self.lease.commit(progress, looked_at=self.looked_at)
+        self._advanced(progress)
+        self.hashes = {n: h for n, h in self.hashes.items() if n > self.committed_to}
+
+    def _advanced(self, progress: Progress | None) -> None:
+        """What a commit of `progress` moved: the checkpoint the next look starts from."""
+        if progress is not None and progress.next_block is not None:
+            self.committed_to = progress.next_block - 1
+            self.checkpoint = (progress.next_block, progress.block_hash)
 
     def _check_checkpoint(self) -> tuple[int, BlockRef | None]:
         """The next block to relay and the block the range must descend from, after
@@ -364,8 +483,7 @@ class _Run:
     ) -> None:
         progress = progress_of(done_to, self.committed_to, self.hashes, events, published, dead)
         self.lease.commit(progress)
-        if progress is not None and progress.next_block is not None:
-            self.committed_to = progress.next_block - 1
+        self._advanced(progress)
 
     def _commit_end(self, done_to: int | None) -> None:
         """The last commit: lazy progress over empty chunks, the summary, the release."""
@@ -404,5 +522,6 @@ class _Run:
                 summary=summary,
                 rpc_limits=limits if limits != self.grant.rpc_limits else None,
                 lease_until=hold,
+                looked_at=self.looked_at,
             ),
         )
