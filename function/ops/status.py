@@ -15,7 +15,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from function.adapters.firestore.leasedoc import lease_of
 from function.config import Settings
+from function.core.lease import following
 from function.core.summary import FAILED, OUTCOMES
 
 STALE_INTERVALS = 3
@@ -45,18 +47,24 @@ def relayer_status(
         next_block = settings.start_block
     last_run = doc.get("last_run")
     last_success = doc.get("last_success_at")
+    # A look at the chain: every look of a follower, the end of a one-batch run; state
+    # written by older versions has only `last_success_at`.
+    last_look = doc.get("last_look_at")
+    looked = max((t for t in (last_look, last_success) if t is not None), default=None)
+    lease = lease_of(doc)
+    follows = following(lease, now)
     reasons: list[str] = []
     if not doc:
         reasons.append("no run has recorded state yet")
     if last_run and last_run.get("outcome") == FAILED:
         reasons.append(f"last run failed: {last_run.get('error') or 'unknown error'}")
     limit = STALE_INTERVALS * settings.poll_interval_s
-    if doc and last_success is None:
+    if doc and looked is None:
         reasons.append("no successful run yet")
-    elif last_success is not None and (now - last_success).total_seconds() > limit:
-        age = (now - last_success).total_seconds()
+    elif looked is not None and (now - looked).total_seconds() > limit:
+        age = (now - looked).total_seconds()
         reasons.append(
-            f"stale: last successful run {age:.0f} s ago (limit {limit:.0f} s = "
+            f"stale: last successful look at the chain {age:.0f} s ago (limit {limit:.0f} s = "
             f"{STALE_INTERVALS} x RELAYER_POLL_INTERVAL)"
         )
     lag = max(0, head - int(next_block) + 1) if head is not None else None
@@ -76,6 +84,10 @@ def relayer_status(
         "lag_seconds": lag_seconds if lag else (0 if lag == 0 else None),
         "last_run": _iso(last_run),
         "last_success_at": _iso(last_success),
+        "last_look_at": _iso(looked),
+        "following": follows,
+        "following_since": _iso(lease.since) if follows else None,
+        "following_until": _iso(lease.follow_until) if follows else None,
         "totals": {
             "events_published": int(totals.get("events_published") or 0),
             "events_retracted": int(totals.get("events_retracted") or 0),
@@ -112,6 +124,7 @@ class _Snapshot(Collector):
                     "Unix time of the last successful run.",
                 ),
                 ("healthy", "relayer_healthy", "1 when the relayer is healthy."),
+                ("following", "relayer_following", "1 while a run follows the chain."),
             )
         }
         published = CounterMetricFamily(
@@ -140,6 +153,7 @@ class _Snapshot(Collector):
                 stamp = datetime.fromisoformat(r["last_success_at"])
                 gauges["last_success"].add_metric(rid, stamp.timestamp())
             gauges["healthy"].add_metric(rid, 1.0 if r["healthy"] else 0.0)
+            gauges["following"].add_metric(rid, 1.0 if r.get("following") else 0.0)
             published.add_metric(rid, r["totals"]["events_published"])
             retracted.add_metric(rid, r["totals"]["events_retracted"])
             dead.add_metric(rid, r["totals"]["events_deadlettered"])
