@@ -33,6 +33,7 @@ from function.adapters.jsonrpc.client import JsonRpc
 from function.adapters.pubsub import Publisher, make_client
 from function.core.blockrecords import Published, block_records
 from function.core.checkpoint import Commit, Progress
+from function.core.lease import Lease
 from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
@@ -322,6 +323,26 @@ def test_rpc_limits_and_a_replay_range_come_back_in_the_next_grant(store: Store)
     nxt = state.acquire("b", NOW + timedelta(seconds=1), 30)
     assert nxt is not None and nxt.rpc_limits == {"node": 50}
     assert nxt.replay == BlockRange(3, 9)
+
+
+def test_a_followers_window_is_in_its_lease_until_its_end(store: Store) -> None:
+    state = store.state
+    end = NOW + timedelta(seconds=60)
+    grant = state.acquire("a", NOW, 30, follow_until=end)
+    assert grant is not None
+    assert state.read_lease() == Lease("a", NOW + timedelta(seconds=30), grant.fence, NOW, end)
+    later = NOW + timedelta(seconds=20)
+    renewal = Commit(lease_until=later + timedelta(seconds=30), looked_at=later)
+    state.commit(grant, later, renewal)
+    held = state.read_lease()
+    assert (held.expires_at, held.since, held.follow_until) == (
+        later + timedelta(seconds=30),
+        NOW,
+        end,
+    )
+    assert state.acquire("b", later, 30) is None
+    state.commit(grant, later, Commit(summary=_summary("a"), looked_at=later))
+    assert state.read_lease() == Lease(None, None, grant.fence)
 
 
 def test_a_skipped_run_counts_itself_without_the_lease(store: Store) -> None:
