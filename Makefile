@@ -29,9 +29,10 @@ $(STAMP_NPM): package.json package-lock.json
 demo: setup
 	$(PY) -m devstack.demo
 
-# Four workers, each with its own stack: the suite waits on processes far more than on CPU.
+# Four workers, each with its own stack (the suite waits on processes far more than on CPU);
+# a file stays on one worker, so module fixtures (an anvil, a fault world) are built once.
 test: setup
-	$(PY) -m pytest -q -n 4
+	$(PY) -m pytest -q -n 4 --dist loadfile
 
 test-fast: setup
 	$(PY) -m pytest -q tests/unit
