@@ -50,6 +50,7 @@ class PortTaken(ServiceStartError):
 
 # --- processes ---------------------------------------------------------------------------------
 
+# by the object, not its pid: a pid is reused once its process is reaped
 _LIVE: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
 _LIVE_LOCK = threading.RLock()  # reentrant: the SIGTERM backstop may run inside a holder
 
@@ -73,17 +74,19 @@ def spawn(
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     with _LIVE_LOCK:
-        _LIVE[proc.pid] = (proc, scratch)
+        _LIVE[id(proc)] = (proc, scratch)
     return proc
 
 
 def release(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """SIGTERM the group, SIGKILL what is left after timeout, reap, delete scratch; idempotent."""
     with _LIVE_LOCK:
-        entry = _LIVE.pop(proc.pid, None)
+        entry = _LIVE.pop(id(proc), None)
     if entry is None:
         return
     for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        if not _group_is_ours(proc):
+            break
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         deadline = time.monotonic() + wait_s
@@ -95,9 +98,28 @@ def release(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     shutil.rmtree(entry[1], ignore_errors=True)
 
 
+def _group_is_ours(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the process group `proc.pid` may still be signalled as ours. Once its leader
+    exited and was reaped, the kernel may give that number to a new process, which then
+    leads a group of the same id: another test's emulator, under pytest-xdist. Signalling
+    it would kill a stranger. A live process with the leader's pid that is not our leader
+    (ours is reaped) means the id was reused; otherwise what is left of the group is ours
+    (stragglers of our leader keep the id from being reused)."""
+    if proc.poll() is None:
+        return True  # the leader itself is alive (or an unreaped zombie): the group is ours
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except OSError:
+        return True  # no process has the number: what is left of group `pid` is ours
+    # A thread of another process may carry the number (its Tgid differs): no group of its own.
+    return f"\nTgid:\t{proc.pid}\n" not in status
+
+
 def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
     """Whether a non-zombie is left in the group (orphaned zombies may never be reaped here)."""
     proc.poll()  # reap our own child so it stops counting
+    if not _group_is_ours(proc):
+        return False  # the id now belongs to someone else: nothing of ours is left in it
     try:
         os.killpg(proc.pid, 0)
     except ProcessLookupError:
