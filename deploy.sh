@@ -32,7 +32,7 @@ readonly APIS=(
 readonly SETTINGS=(
   PROJECT_ID REGION NAME CHAIN_ID CONTRACT_ADDRESS START_BLOCK ABI_URI ABI_FILE ABI_BUCKET
   ABI_OBJECT PUBSUB_TOPIC DEADLETTER_TOPIC SUBSCRIPTION CREATE_EXAMPLE_SUBSCRIPTION
-  MAX_DELIVERY_ATTEMPTS RELAYER_POLL_INTERVAL SCHEDULE TIME_ZONE RPC_URL_SECRET
+  MAX_DELIVERY_ATTEMPTS RELAYER_POLL_INTERVAL RELAYER_RUN_SECONDS SCHEDULE TIME_ZONE RPC_URL_SECRET
   FIRESTORE_DATABASE FIRESTORE_LOCATION RELAYER_BATCH_SIZE RELAYER_CHECKPOINT_INTERVAL
   RELAYER_CONFIRMATIONS RELAYER_CONFIG TASKS PARALLELISM TASK_TIMEOUT MAX_RETRIES CPU MEMORY
   ARTIFACT_REPO STATUS_INVOKERS NOTIFICATION_CHANNELS FAILED_RUNS_THRESHOLD ALERT_WINDOW
@@ -53,6 +53,7 @@ WORK=""
 ADDRESSES=()
 INVOKERS=()
 CHANNELS=()
+FOLLOW_PLAN=""
 
 die() {
   printf 'deploy.sh: %s\n' "$*" >&2
@@ -255,7 +256,7 @@ validate() {
   : "${RPC_URL_SECRET:=$NAME-rpc-url}" "${FIRESTORE_DATABASE:=(default)}"
   : "${FIRESTORE_LOCATION:=$REGION}" "${RELAYER_BATCH_SIZE:=1000}"
   : "${RELAYER_CHECKPOINT_INTERVAL:=100}" "${RELAYER_CONFIRMATIONS:=12}" "${TASKS:=1}"
-  : "${PARALLELISM:=0}" "${TASK_TIMEOUT:=300s}" "${MAX_RETRIES:=1}" "${CPU:=1}"
+  : "${PARALLELISM:=0}" "${MAX_RETRIES:=1}" "${CPU:=1}" "${RELAYER_RUN_SECONDS:=0}"
   : "${MEMORY:=512Mi}" "${ARTIFACT_REPO:=relayer}" "${ABI_BUCKET:=$PROJECT_ID-$NAME-abi}"
   : "${ABI_OBJECT:=abi/contract.json}" "${FAILED_RUNS_THRESHOLD:=0}" "${ALERT_WINDOW:=600}"
 
@@ -265,7 +266,14 @@ validate() {
     die "PROJECT_ID=$PROJECT_ID is invalid: expected a Google Cloud project id"
   integer CHAIN_ID 1
   integer START_BLOCK 0
-  integer RELAYER_POLL_INTERVAL 60
+  integer RELAYER_RUN_SECONDS 0
+  # Follow mode (RELAYER_RUN_SECONDS > 0) looks every RELAYER_POLL_INTERVAL inside a run, so
+  # any interval goes; one-batch runs are the schedule's ticks, a minute at least.
+  if ((RELAYER_RUN_SECONDS > 0)); then
+    integer RELAYER_POLL_INTERVAL 1
+  else
+    integer RELAYER_POLL_INTERVAL 60
+  fi
   integer RELAYER_BATCH_SIZE 1
   integer RELAYER_CHECKPOINT_INTERVAL 1
   integer RELAYER_CONFIRMATIONS 0
@@ -282,21 +290,29 @@ validate() {
     [[ $address =~ ^0x[0-9a-fA-F]{40}$ ]] ||
       die "CONTRACT_ADDRESS has $address: expected 0x followed by 40 hex digits, comma-separated"
   done
-  if [[ -z ${SCHEDULE:-} ]]; then
-    ((RELAYER_POLL_INTERVAL % 60 == 0 && RELAYER_POLL_INTERVAL < 3600)) ||
-      die "RELAYER_POLL_INTERVAL=$RELAYER_POLL_INTERVAL is not a whole number of minutes below an hour: set SCHEDULE"
-    if ((RELAYER_POLL_INTERVAL == 60)); then
-      SCHEDULE="* * * * *"
-    else
-      SCHEDULE="*/$((RELAYER_POLL_INTERVAL / 60)) * * * *"
+  if ((RELAYER_RUN_SECONDS > 0)); then
+    follow_settings
+  else
+    : "${TASK_TIMEOUT:=300s}"
+    SCHEDULE_DESCRIPTION="Runs the $NAME relay job every $RELAYER_POLL_INTERVAL s"
+    SCHEDULE_STEP="a run every $RELAYER_POLL_INTERVAL s"
+    STALE_BASE=$RELAYER_POLL_INTERVAL
+    if [[ -z ${SCHEDULE:-} ]]; then
+      ((RELAYER_POLL_INTERVAL % 60 == 0 && RELAYER_POLL_INTERVAL < 3600)) ||
+        die "RELAYER_POLL_INTERVAL=$RELAYER_POLL_INTERVAL is not a whole number of minutes below an hour: set SCHEDULE"
+      if ((RELAYER_POLL_INTERVAL == 60)); then
+        SCHEDULE="* * * * *"
+      else
+        SCHEDULE="*/$((RELAYER_POLL_INTERVAL / 60)) * * * *"
+      fi
     fi
   fi
   # Alert when no run succeeded for 3 intervals (what status calls stale); Monitoring's floor
-  # for an absence is 120 s.
+  # for an absence is 120 s. A follower logs its summary once a window: 3 hand-overs then.
   if [[ -n ${STALE_AFTER:-} ]]; then
     integer STALE_AFTER 120
   else
-    STALE_AFTER=$(((RELAYER_POLL_INTERVAL * 3 + 59) / 60 * 60))
+    STALE_AFTER=$(((STALE_BASE * 3 + 59) / 60 * 60))
     if ((STALE_AFTER < 120)); then STALE_AFTER=120; fi
   fi
   [[ $CREATE_EXAMPLE_SUBSCRIPTION == true || $CREATE_EXAMPLE_SUBSCRIPTION == false ]] ||
@@ -331,6 +347,70 @@ validate() {
   build_env
 }
 
+# Follow mode: the schedule, the task timeout and the lease follow from RELAYER_RUN_SECONDS.
+# A run follows the chain for its window; the next scheduled run takes over at the window's
+# end (CONTRACT §7.7), so the schedule's period must reach a window's end within a poll
+# interval, and Cloud Run must let a run finish its window, its last commit and a hand-over.
+follow_settings() {
+  local window=$RELAYER_RUN_SECONDS poll=$RELAYER_POLL_INTERVAL minutes period handover need
+  local what="RELAYER_RUN_SECONDS=$window with RELAYER_POLL_INTERVAL=$poll"
+  if [[ -z ${SCHEDULE:-} ]]; then
+    minutes=$(((window + 59) / 60))
+    ((minutes <= 60 && 60 % minutes == 0)) ||
+      die "$what: a window of $minutes minutes cannot be a Cloud Scheduler period (cron */N needs N dividing an hour): make RELAYER_RUN_SECONDS at most 3600 s and its minutes one of 1-6, 10, 12, 15, 20, 30, 60"
+    case $minutes in
+      1) SCHEDULE="* * * * *" ;;
+      60) SCHEDULE="0 * * * *" ;;
+      *) SCHEDULE="*/$minutes * * * *" ;;
+    esac
+  elif [[ $SCHEDULE =~ ^\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]]; then
+    minutes=1
+  elif [[ $SCHEDULE =~ ^\*/([0-9]+)[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]] &&
+    ((10#${BASH_REMATCH[1]} >= 1 && 60 % 10#${BASH_REMATCH[1]} == 0)); then
+    minutes=$((10#${BASH_REMATCH[1]}))
+  elif [[ $SCHEDULE =~ ^[0-9]+[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*[[:space:]]+\*$ ]]; then
+    minutes=60
+  else
+    die "SCHEDULE=$SCHEDULE cannot be checked against $what: in follow mode use '* * * * *', '*/N * * * *' (N dividing 60) or 'M * * * *', or unset SCHEDULE to derive it"
+  fi
+  period=$((minutes * 60))
+  # The first scheduled run at or after a window's end takes over from it.
+  handover=$(((window + period - 1) / period * period))
+  ((handover <= window + poll)) ||
+    die "SCHEDULE='$SCHEDULE' (every $period s) does not fit $what: a window ends $((handover - window)) s before the next scheduled run takes over, longer than RELAYER_POLL_INTERVAL, so coverage has gaps; make RELAYER_RUN_SECONDS a whole number of minutes (or at most RELAYER_POLL_INTERVAL short of one), or set SCHEDULE to match"
+  # Start-up, the last look, the commit and a hand-over wait (RELAYER_POLL_INTERVAL + 10 s).
+  need=$((window + poll + 60))
+  if [[ -n ${TASK_TIMEOUT:-} ]]; then
+    local given
+    if [[ $TASK_TIMEOUT =~ ^([0-9]+)(s|m|h)?$ ]]; then
+      given=$((10#${BASH_REMATCH[1]}))
+      case ${BASH_REMATCH[2]} in
+        m) given=$((given * 60)) ;;
+        h) given=$((given * 3600)) ;;
+      esac
+    else
+      die "TASK_TIMEOUT=$TASK_TIMEOUT is invalid: expected seconds (300 or 300s), minutes (10m) or hours (1h)"
+    fi
+    ((given >= need)) ||
+      die "TASK_TIMEOUT=$TASK_TIMEOUT is shorter than the follow window: $what needs RELAYER_RUN_SECONDS + RELAYER_POLL_INTERVAL + 60 s (start-up, last commit, hand-over) = $need s, or Cloud Run kills runs inside their window; raise TASK_TIMEOUT (or unset it to derive it) or lower RELAYER_RUN_SECONDS"
+    TASK_TIMEOUT="${given}s"
+  else
+    TASK_TIMEOUT="$((need > 300 ? need : 300))s"
+  fi
+  # A follower renews its lease at every look: it must outlast two poll intervals.
+  if [[ -n ${RELAYER_LEASE_SECONDS:-} ]]; then
+    integer RELAYER_LEASE_SECONDS 1
+    ((RELAYER_LEASE_SECONDS > 2 * poll)) ||
+      die "RELAYER_LEASE_SECONDS=$RELAYER_LEASE_SECONDS is too short for follow mode ($what): it must exceed 2 x RELAYER_POLL_INTERVAL = $((2 * poll)); raise RELAYER_LEASE_SECONDS or unset it"
+  else
+    RELAYER_LEASE_SECONDS=$((3 * poll > 300 ? 3 * poll : 300))
+  fi
+  SCHEDULE_DESCRIPTION="Runs the $NAME relay job every $period s, each run following the chain for $window s"
+  SCHEDULE_STEP="a run every $period s, each following for $window s"
+  STALE_BASE=$((handover > poll ? handover : poll))
+  FOLLOW_PLAN="# Follow mode: windows of $window s looking every $poll s; schedule '$SCHEDULE' (every $period s, hand-over every $handover s); task timeout $TASK_TIMEOUT; RELAYER_LEASE_SECONDS=$RELAYER_LEASE_SECONDS"
+}
+
 # The job's and the status function's environment (CONTRACT §1), in gcloud's ^|^ list syntax
 # so that comma-separated values (several contracts) stay whole.
 build_env() {
@@ -343,6 +423,7 @@ build_env() {
     "RELAYER_DEADLETTER_TOPIC=$DEADLETTER_TOPIC" "FIRESTORE_DATABASE=$FIRESTORE_DATABASE"
     "LOG_FORMAT=json"
   )
+  if ((RELAYER_RUN_SECONDS > 0)); then pairs+=("RELAYER_RUN_SECONDS=$RELAYER_RUN_SECONDS"); fi
   local key pair
   if [[ -n ${RELAYER_CONFIG:-} ]]; then pairs+=("RELAYER_CONFIG=$RELAYER_CONFIG"); fi
   for key in "${PASSTHROUGH[@]}"; do
@@ -482,7 +563,7 @@ scheduler_flags() {
     --uri="https://run.googleapis.com/v2/projects/$PROJECT_ID/locations/$REGION/jobs/$NAME:run"
     --http-method=POST --oauth-service-account-email="$SCHEDULER_SA"
     --oauth-token-scope="$SCOPE" --attempt-deadline=60s --max-retry-attempts=0
-    --description="Runs the $NAME relay job every $RELAYER_POLL_INTERVAL s"
+    --description="$SCHEDULE_DESCRIPTION"
   )
 }
 scheduler_create() { scheduler_flags; run gcloud scheduler jobs create http "$NAME-schedule" "${SCHEDULER_FLAGS[@]}"; }
@@ -610,6 +691,7 @@ main() {
     say "# Dry run: the commands are printed, none is run."
   fi
   say "# Relayer $NAME: project $PROJECT_ID, region $REGION, chain $CHAIN_ID, topic $PUBSUB_TOPIC"
+  if [[ -n $FOLLOW_PLAN ]]; then say "$FOLLOW_PLAN; stale alert after $STALE_AFTER s"; fi
 
   step "APIs"
   run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID"
@@ -701,7 +783,7 @@ main() {
   run_retry gcloud run jobs add-iam-policy-binding "$NAME" --project="$PROJECT_ID" --region="$REGION" \
     --member="serviceAccount:$SCHEDULER_SA" --role=roles/run.invoker --format=none
 
-  step "Cloud Scheduler: a run every $RELAYER_POLL_INTERVAL s ($SCHEDULE)"
+  step "Cloud Scheduler: $SCHEDULE_STEP ($SCHEDULE)"
   upsert scheduler
 
   step "Status function (not public)"

@@ -742,3 +742,106 @@ def test_cloudbuild_tests_builds_pushes_and_deploys_the_image() -> None:
     assert f"- {image}" in text  # pushed
     assert "- ./deploy.sh" in text and f"--image={image}" in text
     assert "waitFor: [test, build]" in text  # nothing is pushed before the tests pass
+
+
+# --- Follow mode (RELAYER_RUN_SECONDS > 0) --------------------------------------------------------
+
+
+def follow_dry_run(tmp_path: Path, **overrides: str | None) -> Run:
+    seed: dict[str, str | None] = {"RELAYER_POLL_INTERVAL": "5", "RELAYER_RUN_SECONDS": "60"}
+    settings = write_settings(tmp_path, **{**seed, **overrides})  # type: ignore[arg-type]
+    return deploy("--dry-run", "--env-file", str(settings))
+
+
+def test_follow_mode_deploys_a_one_minute_schedule_a_derived_timeout_and_its_window(
+    tmp_path: Path,
+) -> None:
+    run = follow_dry_run(tmp_path)
+    assert run.returncode == 0, run.stderr
+    for verb in ("create", "update"):
+        assert flags(run.only("scheduler", "jobs", verb, "http"))["--schedule"] == "* * * * *"
+    job = flags(run.only("run", "jobs", "deploy"))
+    # 60 s window + 5 s poll + 60 s margin = 125 s, never below today's 300 s.
+    assert job["--task-timeout"] == "300s"
+    for env in (job["--set-env-vars"], flags(run.only("functions", "deploy"))["--set-env-vars"]):
+        pairs = env_vars(env)
+        assert pairs["RELAYER_RUN_SECONDS"] == "60"
+        assert pairs["RELAYER_POLL_INTERVAL"] == "5"
+        assert pairs["RELAYER_LEASE_SECONDS"] == "300"  # > 2 x 5, and today's default
+    stale = printed_file(run, "alert-stale.json")
+    assert isinstance(stale, dict)
+    # One summary a window: three hand-overs of 60 s.
+    assert stale["conditions"][0]["conditionAbsent"]["duration"] == "180s"
+    assert "# Follow mode: windows of 60 s looking every 5 s" in run.stdout
+    assert "task timeout 300s" in run.stdout and "RELAYER_LEASE_SECONDS=300" in run.stdout
+
+
+def test_follow_mode_derives_a_longer_timeout_schedule_and_lease_from_a_long_window(
+    tmp_path: Path,
+) -> None:
+    run = follow_dry_run(tmp_path, RELAYER_RUN_SECONDS="600", RELAYER_POLL_INTERVAL="120")
+    assert run.returncode == 0, run.stderr
+    assert flags(run.only("scheduler", "jobs", "create", "http"))["--schedule"] == "*/10 * * * *"
+    job = flags(run.only("run", "jobs", "deploy"))
+    assert job["--task-timeout"] == "780s"  # 600 + 120 + 60
+    assert env_vars(job["--set-env-vars"])["RELAYER_LEASE_SECONDS"] == "360"  # 3 x 120
+
+
+def test_follow_mode_keeps_a_given_timeout_long_enough_and_a_matching_schedule(
+    tmp_path: Path,
+) -> None:
+    run = follow_dry_run(
+        tmp_path, RELAYER_RUN_SECONDS="120", TASK_TIMEOUT="10m", SCHEDULE="* * * * *"
+    )
+    assert run.returncode == 0, run.stderr
+    assert flags(run.only("run", "jobs", "deploy"))["--task-timeout"] == "600s"
+    # Every minute, a window of two: the run in between is skipped, the next takes over.
+    assert flags(run.only("scheduler", "jobs", "create", "http"))["--schedule"] == "* * * * *"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"TASK_TIMEOUT": "100s"},
+            "TASK_TIMEOUT=100s is shorter than the follow window: RELAYER_RUN_SECONDS=60 with "
+            "RELAYER_POLL_INTERVAL=5 needs RELAYER_RUN_SECONDS + RELAYER_POLL_INTERVAL + 60 s",
+        ),
+        ({"RELAYER_RUN_SECONDS": "600", "TASK_TIMEOUT": "300s"}, "= 665 s"),
+        (
+            {"RELAYER_RUN_SECONDS": "90"},
+            "SCHEDULE='*/2 * * * *' (every 120 s) does not fit RELAYER_RUN_SECONDS=90 with "
+            "RELAYER_POLL_INTERVAL=5: a window ends 30 s before",
+        ),
+        ({"SCHEDULE": "*/2 * * * *"}, "SCHEDULE='*/2 * * * *' (every 120 s) does not fit"),
+        ({"RELAYER_RUN_SECONDS": "150", "SCHEDULE": "* * * * *"}, "coverage has gaps"),
+        ({"SCHEDULE": "0 9 * * 1"}, "SCHEDULE=0 9 * * 1 cannot be checked"),
+        ({"RELAYER_RUN_SECONDS": "420"}, "a window of 7 minutes cannot be"),
+        ({"RELAYER_LEASE_SECONDS": "10"}, "RELAYER_LEASE_SECONDS=10 is too short"),
+        ({"TASK_TIMEOUT": "1h30m"}, "TASK_TIMEOUT=1h30m is invalid"),
+        ({"RELAYER_RUN_SECONDS": "-1"}, "RELAYER_RUN_SECONDS=-1 is invalid"),
+    ],
+)
+def test_inconsistent_follow_settings_are_refused_naming_them(
+    tmp_path: Path, override: dict[str, str | None], message: str
+) -> None:
+    run = follow_dry_run(tmp_path, **override)
+    assert run.returncode == 2, run.stdout
+    assert message in run.stderr
+    assert run.commands == []
+
+
+def test_a_zero_window_keeps_one_batch_deployment(tmp_path: Path) -> None:
+    run = deploy("--dry-run", "--env-file", str(write_settings(tmp_path, RELAYER_RUN_SECONDS="0")))
+    assert run.returncode == 0, run.stderr
+    job = flags(run.only("run", "jobs", "deploy"))
+    assert job["--task-timeout"] == "300s"
+    assert not {"RELAYER_RUN_SECONDS", "RELAYER_LEASE_SECONDS"} & set(
+        env_vars(job["--set-env-vars"])
+    )
+    assert flags(run.only("scheduler", "jobs", "create", "http"))["--schedule"] == "*/2 * * * *"
+    assert "Follow mode" not in run.stdout
+    too_fast = write_settings(tmp_path, RELAYER_POLL_INTERVAL="5", RELAYER_RUN_SECONDS="0")
+    refused = deploy("--dry-run", "--env-file", str(too_fast))
+    assert refused.returncode == 2
+    assert "RELAYER_POLL_INTERVAL=5 is invalid: expected an integer >= 60" in refused.stderr
