@@ -28,7 +28,7 @@ resource "google_cloud_run_v2_job" "relay" {
 
     template {
       service_account = google_service_account.job.email
-      timeout         = "${var.task_timeout_seconds}s"
+      timeout         = "${local.task_timeout}s"
       max_retries     = var.max_retries
 
       containers {
@@ -68,4 +68,15 @@ resource "google_cloud_run_v2_job" "relay" {
     google_project_service.apis,
     google_secret_manager_secret_iam_member.job_reads_rpc_url,
   ]
+
+  lifecycle {
+    precondition {
+      condition     = !local.follow || local.task_timeout >= local.follow_needs
+      error_message = "task_timeout_seconds is shorter than the follow window: run_seconds + poll_interval_seconds + 60 s (start-up, last commit, hand-over) = ${local.follow_needs} s, or Cloud Run kills runs inside their window; raise task_timeout_seconds (or leave it null to derive it) or lower run_seconds."
+    }
+    precondition {
+      condition     = !local.follow || tonumber(local.runtime_env["RELAYER_LEASE_SECONDS"]) > 2 * var.poll_interval_seconds
+      error_message = "RELAYER_LEASE_SECONDS (extra_env) is too short for follow mode (run_seconds > 0): a follower renews its lease at every look, so it must exceed 2 x poll_interval_seconds; raise it or leave it out to derive it."
+    }
+  }
 }

@@ -17,10 +17,31 @@ locals {
   image            = coalesce(var.image, "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_repository}/relayer:latest")
   firestore_name   = "projects/${var.project_id}/databases/${var.firestore_database}"
 
-  # Cloud Scheduler fires at most once a minute: every N minutes, N = the poll interval.
-  schedule = coalesce(var.schedule, (
+  # Cloud Scheduler fires at most once a minute: every N minutes, N = the poll interval (one
+  # batch a run), or the follow window rounded up to whole minutes (follow mode).
+  follow         = var.run_seconds > 0
+  window_minutes = max(1, ceil(var.run_seconds / 60))
+  schedule = coalesce(var.schedule, local.follow ? (
+    local.window_minutes == 1 ? "* * * * *" : local.window_minutes == 60 ? "0 * * * *" : "*/${local.window_minutes} * * * *"
+    ) : (
     var.poll_interval_seconds == 60 ? "* * * * *" : "*/${floor(var.poll_interval_seconds / 60)} * * * *"
   ))
+  # Follow mode: the schedule's period in minutes (0: a cron whose period cannot be checked),
+  # the first scheduled run at or after a window's end (it takes over), and what a task needs:
+  # the window, the last look, start-up, the last commit and a hand-over wait.
+  schedule_minutes = var.schedule == null ? local.window_minutes : (
+    can(regex("^\\*\\s+\\*\\s+\\*\\s+\\*\\s+\\*$", var.schedule)) ? 1 :
+    can(regex("^\\*/[0-9]+\\s+\\*\\s+\\*\\s+\\*\\s+\\*$", var.schedule)) ? tonumber(regex("^\\*/([0-9]+)", var.schedule)[0]) :
+    can(regex("^[0-9]+\\s+\\*\\s+\\*\\s+\\*\\s+\\*$", var.schedule)) ? 60 : 0
+  )
+  schedule_period = local.schedule_minutes * 60
+  handover_period = local.schedule_minutes > 0 ? ceil(var.run_seconds / local.schedule_period) * local.schedule_period : 0
+  follow_needs    = var.run_seconds + var.poll_interval_seconds + 60
+  task_timeout    = coalesce(var.task_timeout_seconds, local.follow ? max(300, local.follow_needs) : 300)
+  follow_env = local.follow ? {
+    RELAYER_RUN_SECONDS   = tostring(var.run_seconds)
+    RELAYER_LEASE_SECONDS = tostring(max(300, 3 * var.poll_interval_seconds))
+  } : {}
 
   # What the job and the status function both read (CONTRACT §1); RPC_URL is the secret.
   runtime_env = merge(
@@ -40,6 +61,7 @@ locals {
       LOG_FORMAT                  = "json"
     },
     var.relayer_config == null ? {} : { RELAYER_CONFIG = var.relayer_config },
+    local.follow_env,
     var.extra_env,
   )
 

@@ -14,7 +14,7 @@ locals {
     "(jsonPayload.run_summary=true OR jsonPayload.outcome=\"failed\")",
   ])
   runs_metric = "logging.googleapis.com/user/${google_logging_metric.runs.name}"
-  stale_after = coalesce(var.stale_after_seconds, max(120, ceil(3 * var.poll_interval_seconds / 60) * 60))
+  stale_after = coalesce(var.stale_after_seconds, max(120, ceil(3 * max(var.poll_interval_seconds, local.handover_period) / 60) * 60))
 }
 
 resource "google_logging_metric" "runs" {

@@ -6,7 +6,7 @@ resource "google_cloud_scheduler_job" "relay" {
   project          = var.project_id
   region           = var.region
   name             = "${var.name}-schedule"
-  description      = "Runs the ${var.name} relay job every ${var.poll_interval_seconds} s."
+  description      = local.follow ? "Runs the ${var.name} relay job every ${local.schedule_period} s, each run following the chain for ${var.run_seconds} s." : "Runs the ${var.name} relay job every ${var.poll_interval_seconds} s."
   schedule         = local.schedule
   time_zone        = var.time_zone
   attempt_deadline = "60s"
@@ -29,8 +29,20 @@ resource "google_cloud_scheduler_job" "relay" {
 
   lifecycle {
     precondition {
-      condition     = var.schedule != null || (var.poll_interval_seconds % 60 == 0 && var.poll_interval_seconds < 3600)
+      condition     = local.follow || var.schedule != null || (var.poll_interval_seconds % 60 == 0 && var.poll_interval_seconds < 3600)
       error_message = "poll_interval_seconds is not a whole number of minutes below an hour: set schedule (cron) to match it."
+    }
+    precondition {
+      condition     = local.follow || var.poll_interval_seconds >= 60
+      error_message = "poll_interval_seconds below 60 needs follow mode (run_seconds > 0): Cloud Scheduler runs at most once a minute."
+    }
+    precondition {
+      condition     = !local.follow || (local.schedule_minutes >= 1 && local.schedule_minutes <= 60 && 60 % local.schedule_minutes == 0)
+      error_message = "follow mode (run_seconds > 0): the schedule must repeat evenly every N minutes, N dividing 60 ('* * * * *', '*/N * * * *', 'M * * * *'): pick run_seconds whose minutes are 1-6, 10, 12, 15, 20, 30 or 60, or such a schedule."
+    }
+    precondition {
+      condition     = !local.follow || local.handover_period <= var.run_seconds + var.poll_interval_seconds
+      error_message = "the schedule's period does not fit run_seconds with poll_interval_seconds: a window ends more than poll_interval_seconds before the next scheduled run takes over, so coverage has gaps; make run_seconds a whole number of minutes (or at most poll_interval_seconds short of one), or set schedule to match."
     }
   }
 }

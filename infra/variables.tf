@@ -96,13 +96,24 @@ variable "confirmations" {
 }
 
 variable "poll_interval_seconds" {
-  description = "RELAYER_POLL_INTERVAL: seconds between scheduled runs. Without an explicit schedule it must be a whole number of minutes below an hour."
+  description = "RELAYER_POLL_INTERVAL: seconds between two looks at the chain. One batch a run (run_seconds = 0): the runs' period, 60 or more, a whole number of minutes below an hour without an explicit schedule. Follow mode: any whole number of seconds >= 1."
   type        = number
   default     = 60
 
   validation {
-    condition     = var.poll_interval_seconds >= 60
-    error_message = "poll_interval_seconds: Cloud Scheduler runs at most once a minute, so 60 or more."
+    condition     = var.poll_interval_seconds >= 1 && floor(var.poll_interval_seconds) == var.poll_interval_seconds
+    error_message = "poll_interval_seconds: a whole number of seconds, 1 or more (60 or more unless run_seconds > 0)."
+  }
+}
+
+variable "run_seconds" {
+  description = "RELAYER_RUN_SECONDS: follow mode's window; each run follows the chain this long, looking every poll_interval_seconds. The schedule (the window rounded up to whole minutes), the task timeout (window + poll interval + 60 s, at least 300) and RELAYER_LEASE_SECONDS (3 x poll interval, at least 300) derive from it. 0: one batch a run."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.run_seconds >= 0 && var.run_seconds <= 3600 && floor(var.run_seconds) == var.run_seconds
+    error_message = "run_seconds: a whole number of seconds from 0 (one batch a run) to 3600."
   }
 }
 
@@ -222,9 +233,9 @@ variable "parallelism" {
 }
 
 variable "task_timeout_seconds" {
-  description = "Task timeout. Keep it at most RELAYER_LEASE_SECONDS (300 by default) so that a run never outlives its lease."
+  description = "Task timeout; null: 300, or in follow mode run_seconds + poll_interval_seconds + 60 (at least 300). One batch a run: keep it at most RELAYER_LEASE_SECONDS (300 by default) so that a run never outlives its lease. Follow mode: at least run_seconds + poll_interval_seconds + 60."
   type        = number
-  default     = 300
+  default     = null
 }
 
 variable "max_retries" {
@@ -284,7 +295,7 @@ variable "alert_window_seconds" {
 }
 
 variable "stale_after_seconds" {
-  description = "Alert when a relayer has had no successful run (ok or idle) for this long; null: three poll intervals (what status calls stale), at least 120 s."
+  description = "Alert when a relayer has had no successful run (ok or idle) for this long; null: three poll intervals (what status calls stale), in follow mode three hand-overs (a run logs its summary once a window), at least 120 s."
   type        = number
   default     = null
 }

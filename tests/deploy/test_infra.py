@@ -191,7 +191,7 @@ def test_the_job_runs_python_main_py_with_tasks_timeout_and_retries(tf: Config) 
     assert execution["task_count"] == "${var.task_count}"
     assert execution["parallelism"] == "${var.parallelism}"
     task = one(execution["template"])
-    assert task["timeout"] == "${var.task_timeout_seconds}s"
+    assert task["timeout"] == "${local.task_timeout}s"
     assert task["max_retries"] == "${var.max_retries}"
     assert task["service_account"] == "${google_service_account.job.email}"
     container = one(task["containers"])
@@ -561,3 +561,40 @@ def test_nothing_is_public_and_no_basic_role_is_granted(tf: Config) -> None:
     invokers = tf.resource("google_cloud_run_v2_service_iam_member", "status_invokers")
     assert invokers["for_each"] == "${toset(var.status_invokers)}"
     assert invokers["name"] == "${google_cloudfunctions2_function.status.name}"
+
+
+# --- Follow mode (run_seconds > 0) ---------------------------------------------------------------
+
+
+def test_follow_mode_derives_the_schedule_timeout_lease_and_passes_its_window(tf: Config) -> None:
+    assert tf.variables["run_seconds"]["default"] == 0
+    assert tf.variables["task_timeout_seconds"]["default"] is None
+    compact = {k: re.sub(r"\s+", "", str(v)) for k, v in tf.locals.items()}
+    assert 'local.window_minutes==1?"*****"' in compact["schedule"]
+    assert compact["window_minutes"] == "${max(1,ceil(var.run_seconds/60))}"
+    assert compact["follow_needs"] == "${var.run_seconds+var.poll_interval_seconds+60}"
+    assert "max(300,local.follow_needs)" in compact["task_timeout"]
+    assert "RELAYER_RUN_SECONDS=tostring(var.run_seconds)" in compact["follow_env"]
+    assert "max(300,3*var.poll_interval_seconds)" in compact["follow_env"]
+    assert "local.follow_env,var.extra_env" in compact["runtime_env"]
+    assert "local.handover_period" in compact["stale_after"]
+
+
+def test_inconsistent_follow_settings_are_refused_with_clear_messages(tf: Config) -> None:
+    job = tf.resource("google_cloud_run_v2_job", "relay")
+    schedule = tf.resource("google_cloud_scheduler_job", "relay")
+    checks = [
+        *one(job["lifecycle"])["precondition"],
+        *one(schedule["lifecycle"])["precondition"],
+    ]
+    by_message = {c["error_message"]: re.sub(r"\s+", "", c["condition"]) for c in checks}
+    timeout = next(m for m in by_message if m.startswith("task_timeout_seconds is shorter"))
+    assert "run_seconds + poll_interval_seconds + 60 s" in timeout
+    assert by_message[timeout] == "${!local.follow||local.task_timeout>=local.follow_needs}"
+    gaps = next(m for m in by_message if "coverage has gaps" in m)
+    assert "run_seconds" in gaps and "poll_interval_seconds" in gaps and "schedule" in gaps
+    assert "local.handover_period<=var.run_seconds+var.poll_interval_seconds" in by_message[gaps]
+    lease = next(m for m in by_message if m.startswith("RELAYER_LEASE_SECONDS"))
+    assert "2*var.poll_interval_seconds" in by_message[lease]
+    fast = next(m for m in by_message if m.startswith("poll_interval_seconds below 60"))
+    assert by_message[fast] == "${local.follow||var.poll_interval_seconds>=60}"
