@@ -241,6 +241,8 @@ class _Run:
             log.warning("%s", e)
             summary = self.summary
             summary.interrupted = True
+            if self.settings.run_s > 0:
+                summary.extra["looks"] = self.looks
             summary.outcome = OK if self.planned else IDLE
             self._commit_end(self.committed_to if self.planned else None)
 

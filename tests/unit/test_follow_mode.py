@@ -23,7 +23,7 @@ from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
 from function.core.lease import Lease
 from function.core.model import Header
-from function.errors import RpcError
+from function.errors import RpcError, StoppedError
 from function.run.relay import HANDOVER_GRACE_S, Outcome, Relay
 from function.stopping import StopSignal
 
@@ -414,3 +414,26 @@ def test_a_reorg_between_looks_rewinds_to_the_newest_block_still_canonical(
     assert s.extra["reorg"]["ancestor"] == 7 and s.extra["reorg"]["depth"] == 1
     assert s.extra["reorg"]["retracted"] == 1
     assert world.state.next_block == 10
+
+
+def test_sigterm_cutting_a_look_short_still_reports_the_windows_looks(world: World) -> None:
+    world.chain.mine([1])
+    world.mine_at(3)
+    stop = StopSignal()
+    calls = {"n": 0}
+    real = world.chain.head_and_header
+
+    def head_and_header(tag: str, number: int | None) -> tuple[int, Header | None]:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third look: a SIGTERM while the node answers
+            stop.set()
+            raise StoppedError("stopped while waiting for eth_blockNumber: asked to stop")
+        return real(tag, number)
+
+    world.chain.head_and_header = head_and_header  # type: ignore[method-assign]
+    outcome = world.run(stop=stop)
+    s = outcome.summary
+    assert s.outcome == "ok" and s.interrupted and outcome.error is None
+    assert s.extra["looks"] == 2  # at 0 and 5; the third was cut short
+    assert (s.from_block, s.to_block) == (0, 2) and world.state.next_block == 3
+    assert world.state.lease.owner is None and world.state.last_run is s
