@@ -437,3 +437,23 @@ def test_sigterm_cutting_a_look_short_still_reports_the_windows_looks(world: Wor
     assert s.extra["looks"] == 2  # at 0 and 5; the third was cut short
     assert (s.from_block, s.to_block) == (0, 2) and world.state.next_block == 3
     assert world.state.lease.owner is None and world.state.last_run is s
+
+
+def test_a_follower_releasing_between_the_next_runs_acquire_and_its_read_is_taken_over(
+    world: World,
+) -> None:
+    world.chain.mine([1])
+    now = world.clock.utc()
+    world.state.lease = Lease(
+        "ending", now + timedelta(seconds=40), 7, now - timedelta(seconds=55), now
+    )
+    read = world.state.read_lease
+
+    def read_after_release() -> Lease:  # the follower's last commit lands in between
+        world.state.lease = Lease(None, None, 7)
+        return read()
+
+    world.state.read_lease = read_after_release  # type: ignore[method-assign]
+    outcome = world.run(run_s=0.0)
+    assert outcome.summary.outcome == "ok", outcome.summary.error
+    assert world.published_ids() == world.event_ids()
