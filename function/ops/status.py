@@ -56,7 +56,11 @@ def relayer_status(
     reasons: list[str] = []
     if not doc:
         reasons.append("no run has recorded state yet")
-    if last_run and last_run.get("outcome") == FAILED:
+    # A failed run is the relayer's state until a later run looks at the chain: a follower
+    # that took over records its looks long before its own summary.
+    failed_at = last_run.get("finished_at") if last_run else None
+    recovered = isinstance(failed_at, datetime) and last_look is not None and last_look > failed_at
+    if last_run and last_run.get("outcome") == FAILED and not recovered:
         reasons.append(f"last run failed: {last_run.get('error') or 'unknown error'}")
     limit = STALE_INTERVALS * settings.poll_interval_s
     if doc and looked is None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from function.core.checkpoint import Commit, Grant, Progress
+from function.core.commit import advance
 from function.run.ports import State
 from function.stopping import StopSignal
 
@@ -70,9 +72,19 @@ class LeaseKeeper:
 
     def commit(self, progress: Progress | None, looked_at: datetime | None = None) -> None:
         """A fenced commit (checkpoint and/or counts, a follower's look) that also renews
-        the lease."""
+        the lease. The grant follows the checkpoint committed: a rewind later in the run (a
+        follower's next look) starts from the blocks this run relayed, not those it found."""
         renewed_at = time.monotonic()
         until = self._clock() + timedelta(seconds=self._lease_s)
         change = Commit(progress=progress, lease_until=until, looked_at=looked_at)
         self._state.commit(self.grant, self._clock(), change)
         self._deadline = renewed_at + self._lease_s
+        if progress is not None:
+            moved = advance(self.grant.next_block, self.grant.recent_blocks, progress)
+            if moved is not None:
+                self.grant = replace(
+                    self.grant,
+                    next_block=moved.next_block,
+                    checkpoint_hash=moved.block_hash,
+                    recent_blocks=moved.recent,
+                )

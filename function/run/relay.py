@@ -156,6 +156,12 @@ class Relay:
         except RelayerError as e:  # a skipped run must not turn into a failed one
             log.warning("could not read the lease to wait for a hand-over: %s", scrub(str(e)))
             return None, asked
+        if not held.held_by_other(summary.run_id, self.clock()):
+            # Released (a follower's last commit) or expired between the two reads: it is
+            # free now, and skipping would leave no run following until the next schedule.
+            asked = time.monotonic()
+            grant = self.state.acquire(summary.run_id, self.clock(), s.lease_s, follow_until)
+            return grant, asked
         patience = s.poll_interval_s + HANDOVER_MARGIN_S
         give_up = handover_until(held, summary.run_id, self.clock(), patience, HANDOVER_GRACE_S)
         if give_up is None:
@@ -241,6 +247,8 @@ class _Run:
             log.warning("%s", e)
             summary = self.summary
             summary.interrupted = True
+            if self.settings.run_s > 0:
+                summary.extra["looks"] = self.looks
             summary.outcome = OK if self.planned else IDLE
             self._commit_end(self.committed_to if self.planned else None)
 

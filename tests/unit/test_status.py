@@ -70,3 +70,25 @@ def test_a_lease_that_expired_or_a_one_batch_run_is_not_following() -> None:
     for lease in (expired, batch):
         entry = relayer_status(FOLLOWING, doc(last_look_at=ago(1), lease=lease), 20, NOW)
         assert entry["following"] is False and entry["following_since"] is None
+
+
+def test_a_follower_that_took_over_after_a_failed_run_is_healthy_while_it_looks() -> None:
+    # the run before failed 50 s ago; the follower after it has looked every poll interval
+    # since, and its own summary comes only at the end of its window (an hour on)
+    failed = {"outcome": "failed", "error": "RPC 503", "finished_at": ago(50)}
+    lease = {
+        "owner": "r2", "expires_at": NOW + timedelta(seconds=26), "fence": 4,
+        "since": ago(48), "follow_until": NOW + timedelta(seconds=3550),
+    }  # fmt: skip
+    entry = relayer_status(
+        FOLLOWING,
+        doc(last_run=failed, last_success_at=ago(120), last_look_at=ago(3), lease=lease),
+        20,
+        NOW,
+    )
+    assert entry["healthy"], entry["reasons"]
+    # no look since the failure: the failure stands
+    entry = relayer_status(
+        FOLLOWING, doc(last_run=failed, last_success_at=ago(120), last_look_at=ago(60)), 20, NOW
+    )
+    assert not entry["healthy"] and any("last run failed" in r for r in entry["reasons"])
