@@ -15,6 +15,12 @@ poll_interval_seconds = 60
 confirmations         = 12
 batch_size            = 1000
 
+# Follow mode (events seconds after their confirmations): each run follows the chain for
+# run_seconds, looking every poll_interval_seconds (which may then be below 60); the schedule,
+# the task timeout and RELAYER_LEASE_SECONDS derive from it. The replaced service's settings:
+# poll_interval_seconds = 5
+# run_seconds           = 60
+
 # Many relayers in one job: list them in a file in the ABI bucket and share them among tasks.
 # relayer_config = "gs://my-project-relayer-abi/relayers.yaml"
 # task_count     = 2
