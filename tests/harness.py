@@ -65,21 +65,7 @@ class Deployment:
     expected: list[ExpectedEvent] = field(default_factory=list)
 
     def env(self, **overrides: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYER_", "LOG_"))}
-        env.update(
-            CHAIN_ID="31337",
-            RPC_URL=self.anvil.rpc_url,
-            CONTRACT_ADDRESS=self.contract,
-            ABI_URI=self.abi_uri,
-            PUBSUB_PROJECT_ID=self.topic.project,
-            PUBSUB_TOPIC=self.topic.topic_id,
-            START_BLOCK="0",
-            RELAYER_CONFIRMATIONS="0",
-            RELAYER_LEASE_SECONDS="30",
-            LOG_FORMAT="json",
-        )
-        env.update(overrides)
-        return env
+        return relayer_env(self.anvil.rpc_url, self.contract, self.abi_uri, self.topic, **overrides)
 
     @property
     def relayer_id(self) -> str:
@@ -100,6 +86,28 @@ class Deployment:
 
     def mine(self, blocks: int) -> None:
         self.w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]
+
+
+def relayer_env(
+    rpc_url: str, contract: str, abi_uri: str, topic: PubSubTopic, **overrides: str
+) -> dict[str, str]:
+    """The environment of a relayer on the test anvil: this process's (the emulators' hosts),
+    without any RELAYER_/LOG_ setting of the caller's shell, plus the test defaults."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYER_", "LOG_"))}
+    env.update(
+        CHAIN_ID="31337",
+        RPC_URL=rpc_url,
+        CONTRACT_ADDRESS=contract,
+        ABI_URI=abi_uri,
+        PUBSUB_PROJECT_ID=topic.project,
+        PUBSUB_TOPIC=topic.topic_id,
+        START_BLOCK="0",
+        RELAYER_CONFIRMATIONS="0",
+        RELAYER_LEASE_SECONDS="30",
+        LOG_FORMAT="json",
+    )
+    env.update(overrides)
+    return env
 
 
 def deploy(anvil: Anvil, topic: PubSubTopic) -> Deployment:

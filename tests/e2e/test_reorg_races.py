@@ -31,7 +31,7 @@ from devstack.chain.emitter import EmittedLog, Emitter
 from devstack.rpcproxy import RpcProxy
 from devstack.stack.clients import PubSubTopic
 from devstack.stack.services import Anvil, FirestoreEmulator
-from harness import ROOT, block_docs, payloads, relayer_doc, run_main, run_until_idle
+from harness import ROOT, block_docs, payloads, relayer_doc, relayer_env, run_main, run_until_idle
 
 NOTE_ABI = [
     {
@@ -53,23 +53,8 @@ class World:
     abi_uri: str
 
     def env(self, rpc_url: str | None = None, **overrides: str) -> dict[str, str]:
-        import os
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYER_", "LOG_"))}
-        env.update(
-            CHAIN_ID="31337",
-            RPC_URL=rpc_url or self.anvil.rpc_url,
-            CONTRACT_ADDRESS=self.emitter.address,
-            ABI_URI=self.abi_uri,
-            PUBSUB_PROJECT_ID=self.topic.project,
-            PUBSUB_TOPIC=self.topic.topic_id,
-            START_BLOCK="0",
-            RELAYER_CONFIRMATIONS="0",
-            RELAYER_LEASE_SECONDS="30",
-            LOG_FORMAT="json",
-        )
-        env.update(overrides)
-        return env
+        rpc = rpc_url or self.anvil.rpc_url
+        return relayer_env(rpc, self.emitter.address, self.abi_uri, self.topic, **overrides)
 
     @property
     def relayer_id(self) -> str:
