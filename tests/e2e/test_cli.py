@@ -189,6 +189,28 @@ def test_run_and_unhealthy_status(deployment: Deployment) -> None:
     assert "UNHEALTHY: last run failed" in status.stdout
 
 
+def _backfill_held_at(
+    env: dict[str, str], start: int, end: int, journal: Path, point: str, **crash: str
+) -> subprocess.Popen[str]:
+    """`relayer backfill` under the crash-point wrapper, returned once it reached `point`
+    (where `crash` makes it stall or freeze)."""
+    proc = subprocess.Popen(
+        [sys.executable, "devstack/faults/crashing_main.py", "backfill", "--from-block",
+         str(start), "--to-block", str(end)],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": point, "FAULT_LOG": str(journal),
+             **crash},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _journal_has(journal, point):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    return proc
+
+
 def _journal_has(journal: Path, point: str) -> bool:
     return journal.exists() and f'"point": "{point}"' in journal.read_text()
 
@@ -203,20 +225,9 @@ def test_overlapping_backfills_never_both_publish(deployment: Deployment, tmp_pa
     # The first backfill has read the processed-event set of its first chunk and pauses
     # (within its lease) just before publishing it, when the second one starts over an
     # overlapping range: the second must not publish those blocks too.
-    first = subprocess.Popen(
-        [sys.executable, "devstack/faults/crashing_main.py", "backfill", "--from-block", "0",
-         "--to-block", str(head - 4)],
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "after_read", "CRASH_ACTION": "stall",
-             "CRASH_SLEEP": "3", "FAULT_LOG": str(journal)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not _journal_has(journal, "after_read"):
-        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
-        time.sleep(0.05)
+    first = _backfill_held_at(
+        env, 0, head - 4, journal, "after_read", CRASH_ACTION="stall", CRASH_SLEEP="3"
+    )
     second = cli(env, "backfill", "--from-block", "2", "--to-block", str(head))
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, out + err
@@ -240,20 +251,7 @@ def test_a_backfill_stalled_past_the_shared_lease_writes_nothing_more(
     # The first backfill's first chunk is accepted by Pub/Sub, then it freezes before
     # recording it, past the lease; the second takes the shared lease over and relays, and
     # only then does the first wake (so however slow this machine, the lease has moved).
-    first = subprocess.Popen(
-        [sys.executable, "devstack/faults/crashing_main.py", "backfill", "--from-block", "0",
-         "--to-block", str(head)],
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "before_record", "CRASH_ACTION": "freeze",
-             "FAULT_LOG": str(journal)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not _journal_has(journal, "before_record"):
-        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
-        time.sleep(0.05)
+    first = _backfill_held_at(env, 0, head, journal, "before_record", CRASH_ACTION="freeze")
     second = cli(env, "backfill", "--from-block", "0", "--to-block", str(head - 2))
     first.send_signal(signal.SIGCONT)
     out, err = first.communicate(timeout=120)
