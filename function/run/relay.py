@@ -148,6 +148,12 @@ class Relay:
         if s.run_s > 0:
             follow_until = summary.started_at + timedelta(seconds=s.run_s)
         asked = time.monotonic()
+
+        def take() -> Grant | None:
+            nonlocal asked
+            asked = time.monotonic()
+            return self.state.acquire(summary.run_id, self.clock(), s.lease_s, follow_until)
+
         grant = self.state.acquire(summary.run_id, summary.started_at, s.lease_s, follow_until)
         if grant is not None:
             return grant, asked
@@ -159,8 +165,7 @@ class Relay:
         if not held.held_by_other(summary.run_id, self.clock()):
             # Released (a follower's last commit) or expired between the two reads: it is
             # free now, and skipping would leave no run following until the next schedule.
-            asked = time.monotonic()
-            grant = self.state.acquire(summary.run_id, self.clock(), s.lease_s, follow_until)
+            grant = take()
             return grant, asked
         patience = s.poll_interval_s + HANDOVER_MARGIN_S
         give_up = handover_until(held, summary.run_id, self.clock(), patience, HANDOVER_GRACE_S)
@@ -175,8 +180,7 @@ class Relay:
         while (left := (give_up - self.clock()).total_seconds()) > 0:
             if self.pause(min(HANDOVER_STEP_S, left)):
                 return None, asked
-            asked = time.monotonic()
-            grant = self.state.acquire(summary.run_id, self.clock(), s.lease_s, follow_until)
+            grant = take()
             if grant is not None:
                 summary.extra["handed_over_by"] = held.owner
                 summary.extra["waited_s"] = round(time.monotonic() - waited, 3)
@@ -247,8 +251,6 @@ class _Run:
             log.warning("%s", e)
             summary = self.summary
             summary.interrupted = True
-            if self.settings.run_s > 0:
-                summary.extra["looks"] = self.looks
             summary.outcome = OK if self.planned else IDLE
             self._commit_end(self.committed_to if self.planned else None)
 
@@ -267,8 +269,6 @@ class _Run:
                 self.summary.interrupted = True
                 break
             self._look()
-        if s.run_s > 0:
-            self.summary.extra["looks"] = self.looks
         self.summary.outcome = OK if self.planned else IDLE
         self._commit_end(self.done_to)
 
@@ -314,9 +314,7 @@ class _Run:
     def _commit_look(self) -> None:
         """Between two looks: the checkpoint over the blocks just scanned (what
         `_commit_end` would commit), the look, and the lease renewed for the next one."""
-        progress = None
-        if self.done_to is not None and self.done_to > self.committed_to:
-            progress = progress_of(self.done_to, self.committed_to, self.hashes, (), 0)
+        progress = self._lazy_progress(self.done_to)
         self.lease.commit(progress, looked_at=self.looked_at)
         self._advanced(progress)
         self.hashes = {n: h for n, h in self.hashes.items() if n > self.committed_to}
@@ -493,16 +491,23 @@ class _Run:
         self.lease.commit(progress)
         self._advanced(progress)
 
+    def _lazy_progress(self, done_to: int | None) -> Progress | None:
+        """The checkpoint over blocks relayed since the last commit that had no events of
+        their own to commit (None: nothing new)."""
+        if done_to is None or done_to <= self.committed_to:
+            return None
+        return progress_of(done_to, self.committed_to, self.hashes, (), 0)
+
     def _commit_end(self, done_to: int | None) -> None:
         """The last commit: lazy progress over empty chunks, the summary, the release."""
-        progress = None
-        if done_to is not None and done_to > self.committed_to:
-            progress = progress_of(done_to, self.committed_to, self.hashes, (), 0)
+        progress = self._lazy_progress(done_to)
         if done_to is not None:  # what the checkpoint says is relayed, no more
             done_to = (
                 progress.next_block - 1 if progress and progress.next_block else self.committed_to
             )
         summary = self.summary
+        if self.settings.run_s > 0:
+            summary.extra["looks"] = self.looks
         if self.dispatcher.replayed:
             summary.extra["replayed_unrecorded"] = self.dispatcher.replayed
             log.warning(
