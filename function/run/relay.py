@@ -310,6 +310,19 @@ class _Run:
     def _looked(self) -> None:
         self.looks += 1
         self.looked_at = self.relay.clock()
+        # One DEBUG record per look: coverage (the longest time between two looks) is
+        # measured from these, across executions (bench, e2e).
+        log.debug(
+            "look %d: head %s, relayed up to %s",
+            self.looks,
+            self.summary.head_block,
+            self.done_to if self.done_to is not None else self.committed_to,
+            extra={
+                "look": self.looks,
+                "looked_at": self.looked_at.isoformat(),
+                "run_id": self.summary.run_id,
+            },
+        )
 
     def _commit_look(self) -> None:
         """Between two looks: the checkpoint over the blocks just scanned (what
