@@ -77,7 +77,9 @@ def progress_of(
         for e in events
         if e.block_number <= at
     }
-    recent[at] = BlockRef(at, hashes[at])
+    # Every hash of the view up to the checkpoint, events or not: a reorganisation of
+    # blocks without events finds its common ancestor among them.
+    recent.update((n, BlockRef(n, hashes[n])) for n in known if n <= at)
     return Progress(at + 1, hashes[at], tuple(recent.values()), published, events_deadlettered=dead)
 
 

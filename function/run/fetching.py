@@ -32,12 +32,17 @@ from function.run.ports import Chain
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
+# Blocks at the range's end whose hashes are read with the range end's own (one batched call):
+# they go into `recent_blocks`, so a reorganisation of the checkpoint block over blocks
+# without events still finds its common ancestor among them (and not a ReorgError).
+TAIL_HASHED = 8
 
 
 @dataclass
 class Fetched:
     """A range's decoded events in chain order, and the hashes of the blocks it will
-    checkpoint at (blocks with events, chunk ends with events, the range's end)."""
+    checkpoint at (blocks with events, chunk ends with events, the range's end and the
+    blocks just below it)."""
 
     events: list[Event]
     hashes: dict[int, str]
@@ -91,7 +96,8 @@ def fetch(
         with_events = set(numbers)
         commit_points = {c.end for c in chunks if _any_in(numbers, c)} | {blocks.end}
         untimed = {e.block_number for e in events if e.block_timestamp is None}
-        headers = chain.headers(untimed | (commit_points - with_events) | extra | {blocks.end})
+        tail = set(range(max(blocks.start, blocks.end - TAIL_HASHED + 1), blocks.end + 1))
+        headers = chain.headers(untimed | (commit_points - with_events) | extra | tail)
         consistent = headers[blocks.end].hash == before.hash and all(
             headers[e.block_number].hash == e.block_hash
             for e in events

@@ -184,3 +184,25 @@ def test_a_reorganisation_deeper_than_the_kept_hashes_finds_its_ancestor_in_the_
     kept = [e for e in deployment.expected if e["block_number"] <= head - depth]
     assert orphaned and runs[0].summary["reorg"]["retracted"] == len(orphaned)
     _check(deployment, first + payloads(deployment.topic.pull_all()), orphaned, kept)
+
+
+def test_a_reorganisation_over_blocks_without_events_rewinds_to_their_ancestor(
+    deployment: Deployment,
+) -> None:
+    # A relayer whose blocks so far held no event has no block record and, before the
+    # range's tail hashes were kept, only its checkpoint block's hash: a reorganisation of
+    # that block found no ancestor and failed every run until a `relayer reset`.
+    start = deployment.head() + 1
+    _rpc(deployment, "anvil_mine", [6])
+    env = _relay_all(deployment, START_BLOCK=str(start))
+    head = deployment.head()
+    assert relayer_doc(deployment.relayer_id)["next_block"] == head + 1
+
+    _rpc(deployment, "anvil_reorg", [2, []])
+    runs = run_until_idle(env)
+
+    assert runs[0].code == 0, runs[0].summary
+    reorg = runs[0].summary["reorg"]
+    assert reorg["ancestor"] == head - 2 and reorg["retracted"] == 0
+    assert relayer_doc(deployment.relayer_id)["next_block"] == deployment.head() + 1
+    assert not payloads(deployment.topic.pull_all())

@@ -381,13 +381,6 @@ def test_sigterm_ends_the_wait_for_a_hand_over(world: World) -> None:
 # -- review: reorganisations between looks ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recent_blocks keeps only the checkpoint block and blocks with events (progress_of): "
-    "a reorganisation of the checkpoint block over event-less blocks finds no ancestor and fails "
-    "the run (ReorgError, 'relayer reset'); one-batch mode has it too, follow mode with few "
-    "confirmations meets it more often",
-)
 def test_a_reorg_of_blocks_a_first_follower_relayed_without_events_rewinds_to_the_ancestor(
     world: World,
 ) -> None:
