@@ -78,6 +78,7 @@ class Settings:
     max_lag_blocks: int | None = None
     log_level: str = "INFO"
     log_format: str = "json"
+    ws_url: str | None = None  # RPC_WS_URL: new heads wake a follower (eth_subscribe)
 
     @property
     def rpc_hosts(self) -> tuple[str, ...]:
@@ -146,6 +147,26 @@ def _rpc_urls(raw: str) -> tuple[str, ...]:
                 "http(s)://host[:port]/path, several separated by commas"
             )
     return urls
+
+
+def _ws_url(raw: str | None) -> str | None:
+    """RPC_WS_URL: one ws(s) endpoint; like RPC_URL it may carry a key, so an error shows
+    only its host."""
+    if raw is None:
+        return None
+    try:
+        parts = urlsplit(raw)
+        ok = parts.scheme in ("ws", "wss") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"RPC_WS_URL has an invalid endpoint (host {host_of(raw)!r}): expected "
+            "ws(s)://host[:port]/path, one endpoint that offers eth_subscribe, or leave it unset "
+            "to poll only"
+        )
+    return raw
 
 
 def _contracts(raw: str) -> tuple[str, ...]:
@@ -234,7 +255,9 @@ _REQUIRED = (
     "CHAIN_ID", "RPC_URL", "CONTRACT_ADDRESS", "ABI_URI", "PUBSUB_PROJECT_ID", "PUBSUB_TOPIC",
     "START_BLOCK",
 )  # fmt: skip
-_DERIVED = ("RELAYER_ID", "FIRESTORE_PROJECT_ID", "RELAYER_DEADLETTER_TOPIC")  # read below
+_DERIVED = (
+    "RELAYER_ID", "FIRESTORE_PROJECT_ID", "RELAYER_DEADLETTER_TOPIC", "RPC_WS_URL",
+)  # fmt: skip  # read below
 _PROCESS_WIDE = ("LOG_LEVEL", "LOG_FORMAT")  # one process logs one way, whatever the relayer
 
 
@@ -248,6 +271,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if chain_id is None:
         raise ConfigError("CHAIN_ID is not set: it is required (see README, Configuration)")
     rpc_urls = _rpc_urls(_required(env, "RPC_URL"))
+    ws_url = _ws_url(_optional(env, "RPC_WS_URL"))
     contracts = _contracts(_required(env, "CONTRACT_ADDRESS"))
     abi_uri = _required(env, "ABI_URI")
     if abi_uri.startswith("gs://") and "/" not in abi_uri[5:].strip("/"):
@@ -283,6 +307,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         relayer_id=relayer_id,
         firestore_project=firestore_project,
         deadletter_topic=deadletter,
+        ws_url=ws_url,
         **optional,
     )
 

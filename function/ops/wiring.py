@@ -68,6 +68,11 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         dead_letters.check_topic()
     chain = chain_reader(settings, stop=stop, check_endpoints=True)
     state = state_store(settings, firestore_client(settings), task)
+    heads = None
+    if settings.ws_url is not None and settings.run_s > 0:  # only a follower waits for heads
+        from function.adapters.heads import HeadWaker
+
+        heads = HeadWaker(settings.ws_url, stop)
     return Relay(
         settings=settings,
         specs=specs,
@@ -77,6 +82,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         sink=publisher,
         stop=stop,
         dead_letters=dead_letters,
+        heads=heads,
     )
 
 

@@ -62,3 +62,14 @@ class Sink(Protocol):
     """Where messages go (`publisher.Publisher`)."""
 
     def publish(self, messages: Sequence[Message], deadline: Callable[[], float]) -> list[str]: ...
+
+
+class Heads(Protocol):
+    """New blocks announced by the endpoint (`heads.HeadWaker`): an optional wake-up
+    between a follower's looks; polling stays the rule."""
+
+    def wait(self, seconds: float) -> bool:
+        """Up to `seconds` for a new head; True when one came."""
+        ...
+
+    def close(self) -> None: ...

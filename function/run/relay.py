@@ -49,7 +49,7 @@ from function.redact import scrub
 from function.run.dispatch import Dispatcher
 from function.run.fetching import fetch
 from function.run.leasing import LeaseKeeper
-from function.run.ports import Chain, Records, Sink, State
+from function.run.ports import Chain, Heads, Records, Sink, State
 from function.run.rewind import retract, rewind
 from function.stopping import StopSignal
 
@@ -63,6 +63,9 @@ CHECK_ATTEMPTS = 3  # checkpoint checks when the chain keeps moving under the re
 HANDOVER_MARGIN_S = 10.0
 HANDOVER_GRACE_S = 10.0
 HANDOVER_STEP_S = 1.0
+# A new head (RPC_WS_URL) brings a follower's next look forward, but no sooner than this
+# after the last one began: a chain with sub-second blocks must not make it a busy loop.
+MIN_LOOK_GAP_S = 1.0
 
 
 def utcnow() -> datetime:
@@ -102,6 +105,7 @@ class Relay:
     # How the run waits (between looks, for a hand-over): True when asked to stop. None: the
     # stop signal's own wait; tests over the fakes pass one that moves a fake clock.
     wait: Callable[[float], bool] | None = None
+    heads: Heads | None = None  # RPC_WS_URL: new heads wake a follower between looks
 
     def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`, ending at a stop; True when a stop was asked."""
@@ -135,6 +139,8 @@ class Relay:
         if summary.finished_at is None:  # a run that committed its end has set both
             summary.finished_at = self.clock()
             summary.duration_s = round(time.monotonic() - started, 3)
+        if self.heads is not None:
+            self.heads.close()
         if grant is not None and summary.outcome == FAILED:
             hold = run.lease.held_until(run.dispatcher.in_doubt_until) if run is not None else None
             self._record_failure(grant, summary, hold)
@@ -262,15 +268,35 @@ class _Run:
         end = self.started + s.run_s
         while s.run_s > 0 and not self.relay.stop.is_set():
             due = time.monotonic() if self.behind else self.look_began + s.poll_interval_s
-            if due > end:
+            if due > end and self.relay.heads is None:
                 break
             self._commit_look()
-            if self.relay.pause(due - time.monotonic()):
+            woken = self._between_looks(min(due, end))
+            if self.relay.stop.is_set():
                 self.summary.interrupted = True
                 break
+            if due > end and not woken:
+                break  # the window ended before the next poll, and no head came meanwhile
             self._look()
         self.summary.outcome = OK if self.planned else IDLE
         self._commit_end(self.done_to)
+
+    def _between_looks(self, due: float) -> bool:
+        """Wait for the next look: until `due` (monotonic), or a new head announced (then
+        no sooner than MIN_LOOK_GAP_S after the last look began); True when a head came.
+        A stop ends the wait either way (the caller checks it)."""
+        heads = self.relay.heads
+        if heads is None or self.behind:
+            self.relay.pause(due - time.monotonic())
+            return False
+        if not heads.wait(due - time.monotonic()):
+            return False
+        extra = self.summary.extra
+        extra["woken_by_heads"] = extra.get("woken_by_heads", 0) + 1
+        soonest = self.look_began + MIN_LOOK_GAP_S - time.monotonic()
+        if soonest > 0:
+            self.relay.pause(soonest)
+        return True
 
     def _look(self) -> None:
         """Look at the chain once: check the checkpoint, relay what is eligible."""
