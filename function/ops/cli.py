@@ -9,6 +9,7 @@ share one lease, so overlapping ones take turns instead of publishing the same b
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import sys
@@ -36,6 +37,72 @@ if TYPE_CHECKING:  # the commands import what they use when they run: a fast --h
     from function.run.fetching import Fetched
 
 
+_META = "relayer."  # where the shared options keep their values (ctx.meta is one per run)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and value is not False:  # given, before or after the subcommand
+        ctx.meta[_META + str(param.name)] = value
+    return value
+
+
+def _load_env_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    from function.ops.cli_env import load_under, read_env_file
+
+    try:
+        values = read_env_file(value)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    overridden = load_under(os.environ, values)
+    if overridden:
+        click.echo(f"--env-file {value}: the shell's {', '.join(overridden)} kept", err=True)
+
+
+def _shared(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command takes, before or after its name."""
+    for option in (
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember,
+            help="Print the result as one JSON document on stdout.",
+        ),
+        click.option(
+            "--env-file",
+            metavar="FILE",
+            expose_value=False,
+            callback=_load_env_file,
+            help="Read the job's settings from KEY=VALUE lines (e.g. `relayer job-env`); "
+            "variables already set in the shell win.",
+        ),
+        click.option(
+            "--relayer",
+            metavar="ID",
+            expose_value=False,
+            callback=_remember,
+            help="The relayer to act on, when RELAYER_CONFIG lists several (its RELAYER_ID).",
+        ),
+    ):
+        command = option(command)
+    return command
+
+
+def _as_json() -> bool:
+    return bool(click.get_current_context().meta.get(_META + "as_json"))
+
+
+def _result(text: str, data: dict[str, Any]) -> None:
+    """A command's result: a line for people, or its JSON document with --json."""
+    if _as_json():
+        click.echo(json.dumps(data, default=str, sort_keys=True))
+    else:
+        click.echo(text)
+
+
 def _fleet() -> list[Settings]:
     level, fmt, labels = logging_settings(os.environ)
     logs.setup(level, "text" if "LOG_FORMAT" not in os.environ else fmt, labels)
@@ -48,7 +115,7 @@ def _fleet() -> list[Settings]:
 def _settings() -> Settings:
     """The relayer a command acts on: the only one, or the one --relayer names."""
     fleet = _fleet()
-    wanted = click.get_current_context().find_root().params.get("relayer")
+    wanted = click.get_current_context().meta.get(_META + "relayer")
     if wanted is None and len(fleet) == 1:
         return fleet[0]
     for settings in fleet:
@@ -60,6 +127,9 @@ def _settings() -> Settings:
 
 def _fail(message: str, code: int = 1) -> NoReturn:
     click.secho(f"error: {message}", fg="red", err=True)
+    context = click.get_current_context(silent=True)
+    if context is not None and context.meta.get(_META + "as_json"):
+        click.echo(json.dumps({"error": message, "exit_code": code}))
     sys.exit(code)
 
 
@@ -77,16 +147,14 @@ def _stop_on_signals() -> StopSignal:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--relayer",
-    metavar="ID",
-    help="The relayer to act on, when RELAYER_CONFIG lists several (its RELAYER_ID).",
-)
-def main(relayer: str | None) -> None:
+@click.version_option(package_name="evm-pubsub-relayer", prog_name="relayer")
+@_shared
+def main() -> None:
     """Operate the EVM → Pub/Sub relayer configured by the environment (see README)."""
 
 
 @main.command()
+@_shared
 def run() -> None:
     """One relay run, exactly like `python main.py` (exit 0 ok/idle/skipped, 1 failed, 2 bad
     configuration)."""
@@ -94,9 +162,13 @@ def run() -> None:
 
 
 @main.command()
+@_shared
 def status() -> None:
     """The relayers' status as a table; exit 1 when any is unhealthy."""
     body = app.status_body(_fleet())
+    if _as_json():
+        click.echo(json.dumps(body, default=str, sort_keys=True))
+        sys.exit(0 if body["healthy"] else 1)
     rows = [("relayer", "chain", "next block", "head", "lag", "last run", "published", "health")]
     for r in body["relayers"]:
         last = (r.get("last_run") or {}).get("outcome", "-")
@@ -121,6 +193,7 @@ def status() -> None:
 
 
 @main.command()
+@_shared
 @click.option("--from-block", type=int, required=True, help="First block to relay.")
 @click.option("--to-block", type=int, required=True, help="Last block to relay.")
 @click.option(
@@ -161,7 +234,7 @@ def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
     relay.replay = replay
     published = 0
     waiting = False
-    with click.progressbar(length=len(blocks), label=f"backfill {task}") as bar:
+    with click.progressbar(length=len(blocks), label=f"backfill {task}", file=sys.stderr) as bar:
         while not stop.is_set():
             outcome = relay.run()
             s = outcome.summary
@@ -187,9 +260,16 @@ def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
                 bar.update(s.to_block - (s.from_block or s.to_block) + 1)
             if s.outcome == "idle":
                 break
-    click.echo(
+    _result(
         f"backfill {task}: {published} events published"
-        + (" (interrupted: run it again to resume)" if stop.is_set() else "")
+        + (" (interrupted: run it again to resume)" if stop.is_set() else ""),
+        {
+            "task": task,
+            "from_block": blocks.start,
+            "to_block": blocks.end,
+            "events_published": published,
+            "interrupted": stop.is_set(),
+        },
     )
 
 
@@ -250,7 +330,7 @@ def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     chain = chain_reader(settings)
-    with click.progressbar(length=len(blocks), label=label) as bar:
+    with click.progressbar(length=len(blocks), label=label, file=sys.stderr) as bar:
         for window in split(blocks, settings.batch_size):
             try:
                 fetched = _fetch_window(chain, specs, settings, window)
@@ -282,6 +362,7 @@ def _recorded(settings: Settings, blocks: BlockRange) -> dict[str, str]:
 
 
 @main.command()
+@_shared
 @click.option("--from-block", type=int, required=True)
 @click.option("--to-block", type=int, required=True)
 @click.option("--yes", is_flag=True, help="Confirm: consumers will receive these events again.")
@@ -312,9 +393,15 @@ def replay(from_block: int, to_block: int, yes: bool) -> None:
         if failed:
             _fail(f"Pub/Sub refused {len(failed)} replayed messages: {failed[0]}")
         sent += len(events)
-    click.echo(
+    _result(
         f"replayed {sent} events of blocks {blocks.start}..{blocks.end}; {skipped} not "
-        "relayed yet were left alone"
+        "relayed yet were left alone",
+        {
+            "from_block": blocks.start,
+            "to_block": blocks.end,
+            "replayed": sent,
+            "not_relayed_yet": skipped,
+        },
     )
 
 
@@ -338,6 +425,7 @@ def _deadline(seconds: float = 120.0) -> Callable[[], float]:
 
 
 @main.command()
+@_shared
 @click.option("--from-block", type=int, required=True)
 @click.option("--to-block", type=int, required=True)
 def verify(from_block: int, to_block: int) -> None:
@@ -357,9 +445,23 @@ def verify(from_block: int, to_block: int) -> None:
     missing = sorted(i for i, n in on_chain.items() if n < checkpoint and i not in recorded)
     pending = sum(1 for i, n in on_chain.items() if n >= checkpoint and i not in recorded)
     stray = sorted(i for i, s in recorded.items() if s == PUBLISHED and i not in on_chain)
+    found = sum(1 for i in on_chain if i in recorded)
+    if _as_json():
+        report = {
+            "from_block": blocks.start,
+            "to_block": blocks.end,
+            "checkpoint": checkpoint,
+            "on_chain": len(on_chain),
+            "recorded": found,
+            "missing": missing,
+            "not_yet_reached": pending,
+            "stray": stray,
+        }
+        click.echo(json.dumps(report, sort_keys=True))
+        sys.exit(1 if missing or stray else 0)
     click.echo(
         f"blocks {blocks.start}..{blocks.end}: {len(on_chain)} events on chain, "
-        f"{sum(1 for i in on_chain if i in recorded)} recorded, {len(missing)} missing, "
+        f"{found} recorded, {len(missing)} missing, "
         f"{pending} not yet reached (checkpoint {checkpoint}), {len(stray)} stray records"
     )
     for event_id in missing[:20]:
@@ -370,6 +472,7 @@ def verify(from_block: int, to_block: int) -> None:
 
 
 @main.command()
+@_shared
 @click.option("--to-block", type=int, required=True, help="The new next block to relay.")
 @click.option("--yes", is_flag=True, help="Confirm: blocks may be skipped or scanned again.")
 @click.option(
@@ -429,7 +532,30 @@ def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
         _fail(str(e), e.exit_code)
     finally:
         store.release(grant, datetime.now(UTC))
-    click.echo(
+    _result(
         f"checkpoint of {settings.relayer_id} moved: the next run starts at block "
-        f"{to_block} (was {grant.next_block})"
+        f"{to_block} (was {grant.next_block})",
+        {"relayer_id": settings.relayer_id, "next_block": to_block, "was": grant.next_block},
     )
+
+
+@main.command("job-env")
+@click.option("--job", required=True, help="The Cloud Run Job's name (deploy.env NAME).")
+@click.option("--region", required=True, help="Its region (deploy.env REGION).")
+@click.option("--project", help="Its project (default: gcloud's).")
+@_shared
+def job_env(job: str, region: str, project: str | None) -> None:
+    """Print a deployed job's environment as KEY=VALUE lines for --env-file (through
+    `gcloud run jobs describe`); variables mounted from Secret Manager, such as RPC_URL, are
+    named in comments, never written."""
+    from function.ops.cli_env import describe_job
+    from function.ops.cli_env import job_env as parse_job_env
+
+    try:
+        found = parse_job_env(describe_job(job, region, project), job)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    if _as_json():
+        click.echo(json.dumps({"env": found.values, "secrets": found.secrets}, sort_keys=True))
+    else:
+        click.echo(found.as_env_file(job), nl=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore
 
+from function.config import RELAYER_SETTINGS
 from harness import (
     PROJECT,
     ROOT,
@@ -287,3 +288,31 @@ def test_verify_and_replay_end_an_rpc_failure_with_one_error_line(
     assert "Traceback" not in run.stderr, run.stderr[-600:]
     assert run.stderr.startswith("error: ") and "kept failing" in run.stderr
     assert "secret-key" not in run.stdout + run.stderr
+
+
+def test_an_env_file_and_json_drive_the_commands_from_a_bare_shell(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    # What an operator does with `relayer job-env > job.env`: the settings in a file, the
+    # secret in the shell, options after the subcommand, answers a script can read.
+    deployment.expected = deployment.make_activity(12, blocks=3, seed=21)
+    env = deployment.env()
+    settings = {k: v for k, v in env.items() if k in RELAYER_SETTINGS and k != "RPC_URL"}
+    file = tmp_path / "job.env"
+    file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    shell = {k: v for k, v in env.items() if k not in settings}
+    assert "CHAIN_ID" not in shell and "RPC_URL" in shell
+
+    first = cli(shell, "run", "--env-file", str(file))
+    assert first.code == 0, first.stdout + first.stderr
+    status = cli(shell, "status", "--env-file", str(file), "--json")
+    assert status.code == 0, status.stderr
+    body = json.loads(status.stdout)
+    (relayer,) = body["relayers"]
+    assert relayer["relayer_id"] == deployment.relayer_id and relayer["healthy"] is True
+    head = deployment.head()
+    verify = cli(shell, "verify", "--from-block", "0", "--to-block", str(head), "--json",
+                 "--env-file", str(file))  # fmt: skip
+    report = json.loads(verify.stdout)
+    assert verify.code == 0 and report["missing"] == [] and report["stray"] == []
+    assert report["on_chain"] == report["recorded"] == len(deployment.expected)
