@@ -103,6 +103,13 @@ def _result(text: str, data: dict[str, Any]) -> None:
         click.echo(text)
 
 
+def _progress(length: int, label: str) -> Any:
+    """A progress bar for people: on stderr (stdout keeps the result), only on a terminal."""
+    return click.progressbar(
+        length=length, label=label, file=sys.stderr, hidden=not sys.stderr.isatty()
+    )
+
+
 def _fleet() -> list[Settings]:
     level, fmt, labels = logging_settings(os.environ)
     logs.setup(level, "text" if "LOG_FORMAT" not in os.environ else fmt, labels)
@@ -234,7 +241,7 @@ def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
     relay.replay = replay
     published = 0
     waiting = False
-    with click.progressbar(length=len(blocks), label=f"backfill {task}", file=sys.stderr) as bar:
+    with _progress(len(blocks), f"backfill {task}") as bar:
         while not stop.is_set():
             outcome = relay.run()
             s = outcome.summary
@@ -330,7 +337,7 @@ def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     chain = chain_reader(settings)
-    with click.progressbar(length=len(blocks), label=label, file=sys.stderr) as bar:
+    with _progress(len(blocks), label) as bar:
         for window in split(blocks, settings.batch_size):
             try:
                 fetched = _fetch_window(chain, specs, settings, window)
