@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -265,37 +266,86 @@ def _default(field_name: str) -> Any:
     return Settings.__dataclass_fields__[field_name].default
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    """Parse and validate the whole configuration, or raise the first `ConfigError`."""
-    chain_id = read_integer(env, "CHAIN_ID", None, CHAIN_ID)
-    if chain_id is None:
-        raise ConfigError("CHAIN_ID is not set: it is required (see README, Configuration)")
-    rpc_urls = _rpc_urls(_required(env, "RPC_URL"))
-    ws_url = _ws_url(_optional(env, "RPC_WS_URL"))
-    contracts = _contracts(_required(env, "CONTRACT_ADDRESS"))
+class _Problems:
+    """Every invalid setting of one configuration, so an operator fixes them in one go."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def take(self, read: Callable[[], T], fallback: T) -> T:
+        try:
+            return read()
+        except ConfigError as e:
+            self.found.extend(e.problems)
+            return fallback
+
+
+def _set(value: T | None, name: str) -> T:
+    if value is None:
+        raise ConfigError(f"{name} is not set: it is required (see README, Configuration)")
+    return value
+
+
+def _abi_uri(env: Mapping[str, str]) -> str:
     abi_uri = _required(env, "ABI_URI")
     if abi_uri.startswith("gs://") and "/" not in abi_uri[5:].strip("/"):
         raise invalid("ABI_URI", abi_uri, "gs://bucket/object.json or a local file path")
-    pubsub_project = _resource(env, "PUBSUB_PROJECT_ID", _PROJECT, "project")
-    topic = _resource(env, "PUBSUB_TOPIC", _TOPIC, "Pub/Sub topic")
-    deadletter = _optional(env, "RELAYER_DEADLETTER_TOPIC")
-    if deadletter is not None:
-        deadletter = _resource(env, "RELAYER_DEADLETTER_TOPIC", _TOPIC, "Pub/Sub topic")
-    start_block = read_integer(env, "START_BLOCK", None, BLOCK_NUMBER)
-    if start_block is None:
-        raise ConfigError("START_BLOCK is not set: it is required (see README, Configuration)")
-    firestore_project = _optional(env, "FIRESTORE_PROJECT_ID") or pubsub_project
-    if not _PROJECT.match(firestore_project):
-        raise invalid("FIRESTORE_PROJECT_ID", firestore_project, "a Google Cloud project id")
-    relayer_id = _parsed(
-        env,
-        "RELAYER_ID",
-        f"{chain_id}-{contracts[0].lower()}",
-        _relayer_id,
-        "a Firestore document id (no '/', not '.' or '..')",
+    return abi_uri
+
+
+def _deadletter(env: Mapping[str, str]) -> str | None:
+    if _optional(env, "RELAYER_DEADLETTER_TOPIC") is None:
+        return None
+    return _resource(env, "RELAYER_DEADLETTER_TOPIC", _TOPIC, "Pub/Sub topic")
+
+
+def _firestore_project(env: Mapping[str, str], pubsub_project: str) -> str:
+    explicit = _optional(env, "FIRESTORE_PROJECT_ID")
+    if explicit is not None and not _PROJECT.match(explicit):
+        raise invalid("FIRESTORE_PROJECT_ID", explicit, "a Google Cloud project id")
+    return explicit or pubsub_project
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Parse and validate the whole configuration, or raise one `ConfigError` naming every
+    invalid setting (its `problems`, a line each)."""
+    got = _Problems()
+    chain_id = got.take(lambda: _set(read_integer(env, "CHAIN_ID", None, CHAIN_ID), "CHAIN_ID"), 0)
+    none: tuple[str, ...] = ()
+    rpc_urls = got.take(lambda: _rpc_urls(_required(env, "RPC_URL")), none)
+    ws_url = got.take(lambda: _ws_url(_optional(env, "RPC_WS_URL")), None)
+    contracts = got.take(lambda: _contracts(_required(env, "CONTRACT_ADDRESS")), none)
+    abi_uri = got.take(lambda: _abi_uri(env), "")
+    pubsub_project = got.take(lambda: _resource(env, "PUBSUB_PROJECT_ID", _PROJECT, "project"), "")
+    topic = got.take(lambda: _resource(env, "PUBSUB_TOPIC", _TOPIC, "Pub/Sub topic"), "")
+    deadletter = got.take(lambda: _deadletter(env), None)
+    start_block = got.take(
+        lambda: _set(read_integer(env, "START_BLOCK", None, BLOCK_NUMBER), "START_BLOCK"), 0
     )
-    optional = {field: read(env, name, _default(field)) for name, field, read in _OPTIONAL}
-    _check_follow(optional["run_s"], optional["lease_s"], optional["poll_interval_s"])
+    firestore_project = got.take(lambda: _firestore_project(env, pubsub_project), "")
+    default_id = f"{chain_id}-{contracts[0].lower()}" if contracts else ""
+    relayer_id = got.take(
+        lambda: _parsed(
+            env,
+            "RELAYER_ID",
+            default_id,
+            _relayer_id,
+            "a Firestore document id (no '/', not '.' or '..')",
+        ),
+        "",
+    )
+    optional: dict[str, Any] = {}
+    for name, field_name, read in _OPTIONAL:
+        optional[field_name] = got.take(partial(read, env, name, _default(field_name)), None)
+    if all(optional[f] is not None for f in ("run_s", "lease_s", "poll_interval_s")):
+        got.take(
+            lambda: _check_follow(
+                optional["run_s"], optional["lease_s"], optional["poll_interval_s"]
+            ),
+            None,
+        )
+    if got.found:
+        raise ConfigError.of(got.found)
     return Settings(
         chain_id=chain_id,
         rpc_urls=rpc_urls,

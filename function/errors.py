@@ -25,6 +25,7 @@ component and the fix, and never contain an RPC URL beyond its host.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -38,9 +39,22 @@ class RelayerError(Exception):
 
 
 class ConfigError(RelayerError):
-    """A configuration variable is missing or malformed."""
+    """A configuration variable is missing or malformed; `problems` lists every one found,
+    each a line that starts with the variable (the message joins them)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
+
+    @classmethod
+    def of(cls, problems: Sequence[str]) -> ConfigError:
+        return cls("\n".join(problems), problems)
+
+    def prefixed(self, prefix: str) -> ConfigError:
+        """The same problems, each line prefixed (the relayer of a RELAYER_CONFIG file)."""
+        return ConfigError.of([f"{prefix}{p}" for p in self.problems])
 
 
 class DeploymentError(RelayerError):
