@@ -546,6 +546,79 @@ def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
     )
 
 
+@main.command("export")
+@click.option(
+    "--out", "out_path", required=True, metavar="FILE", help="Where to write (JSON lines)."
+)
+@_shared
+def export_state(out_path: str) -> None:
+    """Write the relayer's state (checkpoint, lease, totals, backfills, every block record)
+    to a file that `relayer import` reads into another database or project."""
+    from function.adapters.firestore.backup import export_state as export
+    from function.adapters.firestore.backup import record_count
+    from function.ops.wiring import firestore_client
+
+    settings = _settings()
+    client = firestore_client(settings)
+    try:
+        total = record_count(client, settings.relayer_id)
+        with open(out_path, "w", encoding="utf-8") as out, _progress(total, "export") as bar:
+            counts = export(client, settings.relayer_id, out, bar.update)
+    except OSError as e:
+        _fail(f"--out {out_path}: {e.strerror}", 2)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    _result(
+        f"exported relayer {settings.relayer_id}: {counts.blocks} block records, "
+        f"{counts.tasks} task documents to {out_path}",
+        {"relayer_id": settings.relayer_id, "blocks": counts.blocks, "tasks": counts.tasks,
+         "file": out_path},
+    )  # fmt: skip
+
+
+@main.command("import")
+@click.option("--in", "in_path", required=True, metavar="FILE", help="A `relayer export` file.")
+@click.option("--yes", is_flag=True, help="Confirm: runs relay from the imported checkpoint.")
+@_shared
+def import_state(in_path: str, yes: bool) -> None:
+    """Read a `relayer export` file into the database the environment names (for a restore,
+    or to move a relayer to another project). Refused where the relayer already has state;
+    an import cut short is resumed by running it again."""
+    from function.adapters.firestore.backup import import_state as restore
+    from function.adapters.firestore.backup import read_export
+    from function.ops.wiring import firestore_client
+
+    if not yes:
+        _fail("import writes a relayer's checkpoint and records: add --yes to confirm", 2)
+    settings = _settings()
+    try:
+        with open(in_path, encoding="utf-8") as lines:
+            relayer_id, doc, docs = read_export(lines, in_path)
+            if relayer_id != settings.relayer_id:
+                _fail(
+                    f"{in_path} holds relayer {relayer_id}, the environment configures "
+                    f"{settings.relayer_id}: set RELAYER_ID={relayer_id} (or --relayer)",
+                    2,
+                )
+            with open(in_path, encoding="utf-8") as again:
+                total = sum(1 for line in again if line.startswith('{"doc": "blocks/'))
+            with _progress(total, "import") as bar:
+                counts = restore(
+                    firestore_client(settings), relayer_id, doc, docs, f"import-{os.getpid()}",
+                    bar.update,
+                )  # fmt: skip
+    except OSError as e:
+        _fail(f"--in {in_path}: {e.strerror}", 2)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    _result(
+        f"imported relayer {relayer_id}: checkpoint {doc.get('next_block')}, {counts.blocks} "
+        f"block records, {counts.tasks} task documents",
+        {"relayer_id": relayer_id, "next_block": doc.get("next_block"), "blocks": counts.blocks,
+         "tasks": counts.tasks},
+    )  # fmt: skip
+
+
 @main.command("job-env")
 @click.option("--job", required=True, help="The Cloud Run Job's name (deploy.env NAME).")
 @click.option("--region", required=True, help="Its region (deploy.env REGION).")
