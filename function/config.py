@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 
+from function.chains import preset
 from function.errors import ConfigError
 from function.numeric_settings import (
     BLOCK_COUNT,
@@ -80,6 +81,14 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     ws_url: str | None = None  # RPC_WS_URL: new heads wake a follower (eth_subscribe)
+    # Where `confirmations` came from: the variable, the chain's preset, or the default
+    # for an unknown chain (core/chains.py).
+    confirmations_from: str = "default"
+
+    @property
+    def chain_name(self) -> str | None:
+        known = preset(self.chain_id)
+        return None if known is None else known.name
 
     @property
     def rpc_hosts(self) -> tuple[str, ...]:
@@ -346,6 +355,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
     if got.found:
         raise ConfigError.of(got.found)
+    confirmations_from = "RELAYER_CONFIRMATIONS"
+    if _optional(env, "RELAYER_CONFIRMATIONS") is None:
+        known = preset(chain_id)
+        confirmations_from = "default" if known is None else "chain preset"
+        if known is not None:
+            optional["confirmations"] = known.confirmations
     return Settings(
         chain_id=chain_id,
         rpc_urls=rpc_urls,
@@ -358,6 +373,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         firestore_project=firestore_project,
         deadletter_topic=deadletter,
         ws_url=ws_url,
+        confirmations_from=confirmations_from,
         **optional,
     )
 

@@ -56,6 +56,18 @@ def state_store(
 def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -> Relay:
     """Everything a run needs; raises the deployment errors (ABI, topic) before any state
     is touched, so a misconfigured job exits 2 without writing."""
+    log.info(
+        "chain %d%s: RELAYER_CONFIRMATIONS=%d (%s), RELAYER_HEAD=%s",
+        settings.chain_id,
+        f" ({settings.chain_name})" if settings.chain_name else "",
+        settings.confirmations,
+        {
+            "RELAYER_CONFIRMATIONS": "set",
+            "chain preset": "the chain's preset, README: Known chains",
+            "default": "the default for a chain not in the README's table",
+        }[settings.confirmations_from],
+        settings.head,
+    )
     specs = load_specs(read_abi, settings.abi_uri, settings.events)
     client = make_client()
     publisher = Publisher(client, settings.pubsub_project, settings.topic)

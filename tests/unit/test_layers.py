@@ -2,7 +2,7 @@
 
 core/ is pure: importing all of it loads no network, cloud or HTTP library. Each layer
 imports only those below it: core <- run <- adapters <- ops (the top-level modules config,
-errors, logs, redact, stopping and numeric_settings are shared by all).
+errors, logs, redact, stopping, numeric_settings and chains are shared by all).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ ALLOWED = {
     "adapters": {"core", "adapters"},
     "ops": {"core", "run", "adapters", "ops"},
 }
-SHARED = {"config", "errors", "logs", "redact", "stopping", "numeric_settings"}
+SHARED = {"chains", "config", "errors", "logs", "redact", "stopping", "numeric_settings"}
 
 
 def _modules(layer: str) -> list[Path]:
