@@ -76,6 +76,8 @@ class RunThread:
         self.crashed = False
         self.outcome: Outcome | None = None
         self.frozen_until: float | None = None
+        self.sleep_until: float | None = None  # parked in `Relay.wait` until then (follow)
+        self.lease_seen: Lease | None = None  # the lease it read when it could not take it
         self.calls_after_crash = 0
         self._decision = GO
         self._go = Baton()
@@ -167,11 +169,13 @@ class SimChain:
 
 class SimState:
     """The state and records a run sees (both ports): the world's store, this call's fault,
-    crashes around writes."""
+    crashes around writes. `lease_reads`: reading the lease (for a hand-over) is a step too;
+    off where no follower runs, so those schedules stay what they were."""
 
-    def __init__(self, run: RunThread, state: FakeState) -> None:
+    def __init__(self, run: RunThread, state: FakeState, lease_reads: bool = False) -> None:
         self._run = run
         self._state = state
+        self._lease_reads = lease_reads
 
     def _call(self, method: str, do: Callable[[], T]) -> T:
         d = self._run.park(f"state.{method}")
@@ -209,7 +213,11 @@ class SimState:
         self._call("commit", lambda: self._state.commit(grant, now, change))
 
     def read_lease(self) -> Lease:
-        return self._state.read_lease()  # no park point: the simulation runs no follower
+        if not self._lease_reads:
+            return self._state.read_lease()
+        lease = self._call("read_lease", self._state.read_lease)
+        self._run.lease_seen = lease
+        return lease
 
     def count_skipped(self, now: Any) -> None:
         self._call("count_skipped", lambda: self._state.count_skipped(now))
