@@ -26,6 +26,7 @@ from function.config import Settings
 from function.run.relay import Relay
 
 FOLLOW_EVERY = 6  # one seed in six is a follow schedule
+POLLS = (1.0, 1.0, 2.0, 2.5, 3.0, 5.0)  # RELAYER_POLL_INTERVAL, drawn from the seed
 LEVELS = ("calm", "calm", "mild", "rough")
 FAULT_SCALE = {"calm": 0.0, "mild": 0.04, "rough": 0.2}
 
@@ -35,7 +36,10 @@ class FollowSchedule(Schedule):
 
     kind = "follow"
 
-    def __init__(self, seed: int, mutation: str | None = None) -> None:
+    def __init__(
+        self, seed: int, mutation: str | None = None, polls: tuple[float, ...] | None = None
+    ) -> None:
+        self.polls = polls or POLLS
         super().__init__(seed, mutation)
         rng = self.rng
         s = self.settings
@@ -62,11 +66,23 @@ class FollowSchedule(Schedule):
             return real_reorg(depth, events)
 
         self.chain.reorg = reorg  # type: ignore[method-assign]
+        self.follow = FollowChecker(
+            self.settings,
+            self.clock,
+            self.state,
+            self.runs,
+            self.times,
+            self.disturbances,
+            self.reorgs,
+            self.level == "calm",
+            self.checker,
+        )
+        self.follow.attach()
 
     def choose_settings(self) -> Settings:
         rng = self.rng
         base = super().choose_settings()
-        poll = rng.choice((1.0, 1.0, 2.0, 2.5, 3.0, 5.0))
+        poll = rng.choice(self.polls)
         return replace(
             base,
             poll_interval_s=poll,
@@ -224,6 +240,7 @@ class FollowSchedule(Schedule):
             return
         run = self.rng.choice(self.active())
         self.disturb(run, "killed")
+        self.follow.killed(run)
         self.log(f"{run.name} killed at {run.parked}")
         self.step(run, Decision(crash="before"))
 
@@ -296,16 +313,6 @@ class FollowSchedule(Schedule):
         super().finish()
 
     def check(self) -> None:
-        self.follow = FollowChecker(
-            self.settings,
-            self.clock,
-            self.state,
-            self.runs,
-            self.times,
-            self.disturbances,
-            self.reorgs,
-            self.checker,
-        )
         self.follow.check(self.play_end)
 
     def covered(self) -> dict[str, int]:

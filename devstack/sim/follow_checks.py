@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from devstack.sim.clock import EPOCH, FakeClock
-from devstack.sim.fake_state import FakeState
+from devstack.sim.fake_state import FakeState, Write
 from devstack.sim.invariants import Checker
 from devstack.sim.scheduler import RunThread
 from function.config import Settings
+from function.core.lease import Lease
 from function.run.relay import HANDOVER_GRACE_S, HANDOVER_MARGIN_S
 
 SLACK = 1e-6  # float rounding of the fake clock's sums
@@ -57,9 +58,37 @@ class FollowChecker:
     runs: Mapping[str, RunThread]
     times: Mapping[str, RunTimes]
     disturbances: Sequence[Disturbance]
-    reorgs: Sequence[float]
+    reorgs: Sequence[float]  # instants the chain reorganised
+    calm: bool  # no fault injected: a failure needs a reorganisation to explain it
     checker: Checker
-    covered: dict[str, int] = field(default_factory=dict)
+    covered: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("handovers", "gaps", "exits", "waits", "expiries", "failures"), 0
+        )
+    )
+    _dead: Lease | None = None  # the lease of a follower killed while it held it
+
+    def attach(self) -> None:
+        self.state.on_write.append(self.written)
+
+    def killed(self, run: RunThread) -> None:
+        lease = self.state.lease
+        if run.grant is not None and lease.owner == run.grant.run_id:
+            self._dead = lease
+
+    def written(self, w: Write) -> None:
+        """A killed follower's lease is taken only once it expired (nobody releases it)."""
+        dead = self._dead
+        if w.kind != "acquire" or dead is None or w.fence != dead.fence + 1:
+            return
+        self._dead = None
+        self.count("expiries")
+        assert dead.expires_at is not None
+        if self.clock.utc() < dead.expires_at:
+            self.checker.fail(
+                f"run {w.run_id} took the lease of killed run {dead.owner} before it expired "
+                f"({dead.expires_at})"
+            )
 
     def count(self, what: str) -> None:
         """One more `what` judged: a check that could have failed."""
@@ -67,10 +96,11 @@ class FollowChecker:
         self.checker.checks += 1
 
     def check(self, until: float) -> None:
-        self.covered = {"follow": 1, "handovers": 0, "gaps": 0, "exits": 0, "waits": 0}
+        self.covered["follow"] = 1
         self.coverage(until)
         self.exits()
         self.handovers()
+        self.failures()
 
     # -- coverage ------------------------------------------------------------------
     def looks(self, until: float) -> list[tuple[float, str]]:
@@ -128,6 +158,10 @@ class FollowChecker:
             for d in self.disturbances
         )
 
+    def _alive(self, name: str | None, at: float) -> bool:
+        times = self.times.get(name or "")
+        return times is not None and times.started <= at and (times.ended or at) >= at
+
     def exits(self) -> None:
         s = self.settings
         longest = s.run_s + s.poll_interval_s + HANDOVER_GRACE_S
@@ -157,10 +191,11 @@ class FollowChecker:
             waited_to = times.took_at if times.took_at is not None else times.ended
             holder = names.get(times.waited_for or "")
             if any(
-                times.started <= d.at <= waited_to or (d.run == holder and d.at <= waited_to)
+                d.at <= waited_to
+                and (d.at >= times.started or d.run == holder or self._alive(d.run, times.started))
                 for d in self.disturbances
             ):
-                continue  # a follower that crashed or froze is not waited for past its end
+                continue  # e.g. the follower crashed, or an extra execution took over first
             self.count("waits")
             if summary.extra.get("handed_over_by") != times.waited_for:
                 self.checker.fail(
@@ -168,3 +203,20 @@ class FollowChecker:
                     f"t={times.waited_from - 1000:.3f} yet ended {summary.outcome} "
                     f"(handed_over_by={summary.extra.get('handed_over_by')}): {summary.error}"
                 )
+
+    def failures(self) -> None:
+        """With no fault injected, a follower fails only over a reorganisation: in its life,
+        or one deeper than the records, which stops every run until `relayer reset`."""
+        if not self.calm:
+            return
+        for name, times in self.times.items():
+            run = self.runs[name]
+            summary = run.outcome.summary if run.outcome else None
+            if summary is None or summary.outcome != "failed" or times.ended is None:
+                continue
+            self.count("failures")
+            error = summary.error or ""
+            if "reorganised below" in error:
+                continue
+            if not any(times.started <= t <= times.ended for t in self.reorgs):
+                self.checker.fail(f"{name} failed with no fault or reorganisation: {error}")

@@ -32,7 +32,7 @@ from devstack.sim.scheduler import GO, Baton, Decision, RunThread, SimChain, Sim
 from function.config import Settings
 from function.run.relay import Relay
 
-__all__ = ["MUTATIONS", "Result", "Schedule", "run_schedule", "run_schedules"]
+__all__ = ["MUTATIONS", "Result", "Schedule", "follow_line", "run_schedule", "run_schedules"]
 
 SPECS = catalogue()
 FATES = (*(f for f in Fate if f is not Fate.ACCEPT), Fate.DOUBT_ACCEPT, Fate.DOUBT_ACCEPT)
@@ -309,20 +309,25 @@ class Schedule:
         return {}
 
 
-def schedule_of(seed: int, mutation: str | None = None) -> Schedule:
+def schedule_of(
+    seed: int, mutation: str | None = None, polls: tuple[float, ...] | None = None
+) -> Schedule:
     """Seed `seed`'s schedule: one in `FOLLOW_EVERY` is a follow-mode one (those seeds'
-    one-batch schedules are not run; every other seed's is what it always was)."""
+    one-batch schedules are not run; every other seed's is what it always was). `polls`:
+    the RELAYER_POLL_INTERVAL values follow schedules draw from."""
     from devstack.sim.follow import FOLLOW_EVERY, FollowSchedule  # it builds on Schedule
 
     if seed % FOLLOW_EVERY == FOLLOW_EVERY - 1:
-        return FollowSchedule(seed, mutation)
+        return FollowSchedule(seed, mutation, polls)
     return Schedule(seed, mutation)
 
 
-def run_schedule(seed: int, mutation: str | None = None) -> Result:
+def run_schedule(
+    seed: int, mutation: str | None = None, polls: tuple[float, ...] | None = None
+) -> Result:
     logging.disable(logging.CRITICAL)
     try:
-        return schedule_of(seed, mutation).run()
+        return schedule_of(seed, mutation, polls).run()
     finally:
         logging.disable(logging.NOTSET)
 
@@ -333,11 +338,12 @@ def run_schedules(
     mutation: str | None = None,
     stop_at_first: bool = True,
     each: Callable[[Result], None] | None = None,
+    polls: tuple[float, ...] | None = None,
 ) -> list[Result]:
     """Schedules `first`..`first+count-1`; the failing ones (all, or the first)."""
     failing = []
     for seed in range(first, first + count):
-        result = run_schedule(seed, mutation)
+        result = run_schedule(seed, mutation, polls)
         if each is not None:
             each(result)
         if result.violations:
@@ -345,3 +351,12 @@ def run_schedules(
             if stop_at_first:
                 break
     return failing
+
+
+def follow_line(covered: dict[str, int]) -> str:
+    """What the follow schedules among them judged (their `Result.covered`, summed)."""
+    c = {k: covered.get(k, 0) for k in ("follow", "handovers", "gaps", "exits", "waits")}
+    return (
+        f"{c['follow']} follow schedules: {c['handovers']} hand-overs, {c['gaps']} gaps "
+        f"between looks, {c['exits']} exits and {c['waits']} waits judged"
+    )
