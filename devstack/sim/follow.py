@@ -184,7 +184,7 @@ class FollowSchedule(Schedule):
         stopped = run.stop.is_set()
         super()._between_reads(run)
         if run.stop.is_set() and not stopped:
-            self.disturb(run, "SIGTERM")
+            self._stopped(run)
 
     # -- the timeline --------------------------------------------------------------
     def at(self, instant: float, what: str, action: Callable[[], None]) -> None:
@@ -249,8 +249,12 @@ class FollowSchedule(Schedule):
         if live:
             run = self.rng.choice(live)
             run.stop.set()
-            self.disturb(run, "SIGTERM")
+            self._stopped(run)
             self.log(f"{run.name} SIGTERM at {run.parked}")
+
+    def _stopped(self, run: RunThread) -> None:
+        self.disturb(run, "SIGTERM")
+        self.times[run.name].stopped_at = self.clock.now
 
     def _freeze(self) -> None:
         if not self.active():
@@ -265,6 +269,7 @@ class FollowSchedule(Schedule):
     def _extra(self) -> None:
         run = self.start()  # an operator's, off the schedule's beat: coverage may gap
         self.disturb(run, "an extra execution")
+        self.log(f"{run.name} is an extra execution")
 
     # -- the schedule --------------------------------------------------------------
     def play(self) -> None:

@@ -3,7 +3,9 @@ checked after it from what the fakes recorded (docs/CONTRACT.md §7.7, README "F
 - coverage: between two consecutive looks at the chain, across executions, at most
   2 x RELAYER_POLL_INTERVAL passes, plus the start-up of the execution that looks next;
 - every follower exits within its window + RELAYER_POLL_INTERVAL + the hand-over grace;
-- a run that waited for a follower about to end took over from it (`handed_over_by`).
+- a run that waited for a follower about to end took over from it (`handed_over_by`);
+- a killed follower's lease is taken only once it expired; a SIGTERM ends a run within
+  10 s (§7.5); with no fault injected, a follower fails only over a reorganisation.
 A look is what the product commits of it (`last_look_at`, as `/status` shows it): a look no
 commit recorded did not happen for an operator either. Each check holds only while nothing
 but the protocol decided: a gap, an exit or a wait that a disturbance (a fault, a crash, a
@@ -25,6 +27,7 @@ from function.core.lease import Lease
 from function.run.relay import HANDOVER_GRACE_S, HANDOVER_MARGIN_S
 
 SLACK = 1e-6  # float rounding of the fake clock's sums
+STOP_S = 10.0  # docs/CONTRACT.md §7.5: out within 10 s of SIGTERM
 CLOCK_MOVING = ("slow call", "slow", "doubt_accept", "doubt_drop")  # time passes for everyone
 
 
@@ -38,6 +41,7 @@ class RunTimes:
     took_at: float | None = None  # when it had the lease
     waited_from: float | None = None  # when it began to wait for a hand-over
     waited_for: str | None = None  # the run id of the follower it waited for
+    stopped_at: float | None = None  # SIGTERM
     ended: float | None = None
 
 
@@ -52,6 +56,9 @@ class Disturbance:
 
 @dataclass
 class FollowChecker:
+    """One follow schedule's checks: a listener while it runs (leases of killed followers),
+    the rest after it (`check`); each judged case counts in `covered`."""
+
     settings: Settings
     clock: FakeClock
     state: FakeState
@@ -63,7 +70,7 @@ class FollowChecker:
     checker: Checker
     covered: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
-            ("handovers", "gaps", "exits", "waits", "expiries", "failures"), 0
+            ("handovers", "gaps", "exits", "waits", "expiries", "failures", "stops"), 0
         )
     )
     _dead: Lease | None = None  # the lease of a follower killed while it held it
@@ -101,6 +108,7 @@ class FollowChecker:
         self.exits()
         self.handovers()
         self.failures()
+        self.stops()
 
     # -- coverage ------------------------------------------------------------------
     def looks(self, until: float) -> list[tuple[float, str]]:
@@ -220,3 +228,20 @@ class FollowChecker:
                 continue
             if not any(times.started <= t <= times.ended for t in self.reorgs):
                 self.checker.fail(f"{name} failed with no fault or reorganisation: {error}")
+
+    def stops(self) -> None:
+        """Out within 10 s of SIGTERM (§7.5), unless frozen (a stopped process handles no
+        signal) or a slow call meanwhile took the clock with it."""
+        for name, times in self.times.items():
+            run, stopped, ended = self.runs[name], times.stopped_at, times.ended
+            if stopped is None or ended is None or run.outcome is None:
+                continue
+            if any(
+                (d.run == name and d.what == "frozen")
+                or (d.what in CLOCK_MOVING and stopped <= d.at <= ended)
+                for d in self.disturbances
+            ):
+                continue
+            self.count("stops")
+            if ended - stopped > STOP_S + SLACK:
+                self.checker.fail(f"§7.5 {name} ran {ended - stopped:.3f} s after its SIGTERM")
