@@ -55,29 +55,19 @@ class FollowSchedule(Schedule):
         self.following = True  # runs started now follow; the clean runs at the end do not
         self._timed: list[tuple[float, int, str, Callable[[], None]]] = []
         self._seq = 0
-        self.times: dict[str, RunTimes] = {}
-        self.disturbances: list[Disturbance] = []
         self.play_end = self.horizon = 0.0
-        self.reorgs: list[float] = []  # instants the chain reorganised
+        self.follow = FollowChecker(
+            s, self.clock, self.state, self.runs, self.checker, self.level == "calm"
+        )
+        self.follow.attach()
+        self.times, self.disturbances = self.follow.times, self.follow.disturbances
         real_reorg = self.chain.reorg
 
         def reorg(depth: int, events: Sequence[int]) -> list[Block]:
-            self.reorgs.append(self.clock.now)
+            self.follow.reorgs.append(self.clock.now)
             return real_reorg(depth, events)
 
         self.chain.reorg = reorg  # type: ignore[method-assign]
-        self.follow = FollowChecker(
-            self.settings,
-            self.clock,
-            self.state,
-            self.runs,
-            self.times,
-            self.disturbances,
-            self.reorgs,
-            self.level == "calm",
-            self.checker,
-        )
-        self.follow.attach()
 
     def choose_settings(self) -> Settings:
         rng = self.rng
@@ -108,23 +98,14 @@ class FollowSchedule(Schedule):
         )
 
     def _waiter(self, run: RunThread) -> Callable[[float], bool]:
-        """`Relay.wait` for `run`: a step that comes when the clock reaches its end (or a
-        SIGTERM); stepped sooner (the clean runs at the end), it moves the clock itself."""
+        """`Relay.wait` for `run` (`RunThread.sleep`), noting a wait for a hand-over."""
 
         def wait(seconds: float) -> bool:
             times = self.times.get(run.name)
             if times is not None and run.grant is None and times.waited_from is None:
-                times.waited_from = self.clock.now  # waiting for a hand-over
+                times.waited_from = self.clock.now
                 times.waited_for = run.lease_seen.owner if run.lease_seen else None
-            run.sleep_until = self.clock.now + max(0.0, seconds)
-            try:
-                decision = run.park("pause")
-                if not run.stop.is_set():
-                    self.clock.advance_to(run.sleep_until)
-            finally:
-                run.sleep_until = None
-            run.after(decision)
-            return run.stop.is_set()
+            return run.sleep(seconds, self.clock)
 
         return wait
 
@@ -149,20 +130,10 @@ class FollowSchedule(Schedule):
                 self.disturb(run, "failed")
 
     def runnable(self) -> list[RunThread]:
-        now = self.clock.now
-        return [
-            r
-            for r in super().runnable()
-            if r.sleep_until is None or r.sleep_until <= now or r.stop.is_set()
-        ]
+        return [r for r in self.active() if r.wakes_at() <= self.clock.now]
 
-    def _wakes(self) -> list[float]:
-        """When each parked run can move next (a frozen one after its freeze)."""
-        wakes = []
-        for r in self.active():
-            due = -1.0 if r.sleep_until is None or r.stop.is_set() else r.sleep_until
-            wakes.append(max(due, r.frozen_until or -1.0))
-        return wakes
+    def _later(self) -> list[float]:
+        return [t for r in self.active() if (t := r.wakes_at()) > self.clock.now]
 
     # -- disturbances --------------------------------------------------------------
     def disturb(self, run: RunThread | None, what: str) -> None:
@@ -296,7 +267,7 @@ class FollowSchedule(Schedule):
                 self._between_reads(run)
                 self.step(run, self.decide(run))
                 continue
-            later = [t for t in self._wakes() if t > self.clock.now]
+            later = self._later()
             if self._timed:
                 later.append(self._timed[0][0])
             if not later:
@@ -311,7 +282,7 @@ class FollowSchedule(Schedule):
             if runnable := self.runnable():
                 self.step(self.rng.choice(runnable), GO)
             else:
-                self.clock.advance_to(min(t for t in self._wakes() if t > self.clock.now))
+                self.clock.advance_to(min(self._later()))
 
     def finish(self) -> None:
         self.following = False

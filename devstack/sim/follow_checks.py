@@ -15,7 +15,7 @@ stop, a freeze, a slow call, an extra execution, a failed run) could explain is 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from devstack.sim.clock import EPOCH, FakeClock
@@ -63,11 +63,11 @@ class FollowChecker:
     clock: FakeClock
     state: FakeState
     runs: Mapping[str, RunThread]
-    times: Mapping[str, RunTimes]
-    disturbances: Sequence[Disturbance]
-    reorgs: Sequence[float]  # instants the chain reorganised
-    calm: bool  # no fault injected: a failure needs a reorganisation to explain it
     checker: Checker
+    calm: bool  # no fault injected: a failure needs a reorganisation to explain it
+    times: dict[str, RunTimes] = field(default_factory=dict)  # the schedule notes them
+    disturbances: list[Disturbance] = field(default_factory=list)
+    reorgs: list[float] = field(default_factory=list)  # instants the chain reorganised
     covered: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             ("handovers", "gaps", "exits", "waits", "expiries", "failures", "stops"), 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from devstack.sim.clock import FakeClock
 from devstack.sim.fake_chain import ChainView, FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
@@ -119,6 +120,25 @@ class RunThread:
         if decision.crash == "after":
             self.crashed = True
             raise Crash()
+
+    def sleep(self, seconds: float, clock: FakeClock) -> bool:
+        """In the run's thread, `Relay.wait`: a step the simulation takes once `clock` has
+        reached the end of the wait, or at a stop (True); stepped sooner (no simulation
+        waits for it), it moves the clock itself."""
+        self.sleep_until = clock.now + max(0.0, seconds)
+        try:
+            decision = self.park("pause")
+            if not self.stop.is_set():
+                clock.advance_to(self.sleep_until)
+        finally:
+            self.sleep_until = None
+        self.after(decision)
+        return self.stop.is_set()
+
+    def wakes_at(self) -> float:
+        """When the run can move next: at once (-1), or when its wait or its freeze ends."""
+        due = -1.0 if self.sleep_until is None or self.stop.is_set() else self.sleep_until
+        return max(due, self.frozen_until or -1.0)
 
     def join(self) -> None:
         self._thread.join()
