@@ -1,5 +1,6 @@
-"""`python -m devstack.sim --schedules N --seed S [--mutate NAME]`: run N schedules from seed
-S; print each failing seed with its schedule (it replays exactly: `--schedules 1 --seed`)."""
+"""`python -m devstack.sim --schedules N --seed S [--mutate NAME] [--poll SECONDS]`: run N
+schedules from seed S (one in six follows the chain: RELAYER_RUN_SECONDS > 0); print each
+failing seed with its schedule (it replays exactly: `--schedules 1 --seed`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import sys
 import time
 
-from devstack.sim.simulation import MUTATIONS, Result, run_schedules
+from devstack.sim.simulation import MUTATIONS, Result, follow_line, run_schedules
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,18 +18,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutate", choices=sorted(MUTATIONS), help="put back a known defect")
     parser.add_argument("--all", action="store_true", help="go on after a failing seed")
     parser.add_argument("--trace", action="store_true", help="print every schedule")
+    parser.add_argument(
+        "--poll",
+        type=float,
+        help="RELAYER_POLL_INTERVAL of the follow schedules (default: drawn from each seed)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     steps = checks = 0
+    covered: dict[str, int] = {}
 
     def each(result: Result) -> None:
         nonlocal steps, checks
         steps += result.steps
         checks += result.checks
+        for what, n in result.covered.items():
+            covered[what] = covered.get(what, 0) + n
         if args.trace:
             print(result.report())
 
-    failing = run_schedules(args.seed, args.schedules, args.mutate, not args.all, each)
+    polls = (args.poll,) if args.poll else None
+    failing = run_schedules(args.seed, args.schedules, args.mutate, not args.all, each, polls)
     elapsed = time.monotonic() - started
     for result in failing:
         print(result.report())
@@ -39,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         + f": {len(failing)} failing, {steps} steps, {checks} invariant checks, {elapsed:.1f} s "
         f"({ran / elapsed:.0f} schedules/s)"
     )
+    if covered.get("follow"):
+        print(follow_line(covered))
     return 1 if failing else 0
 
 

@@ -13,7 +13,7 @@ adapter's own recovery:
   back: no error), "lost_unread" (applied, the read-back failed: StateError);
 - write: "error" (nothing written), "lost" (applied, answer lost: StateError, the real
   write does not read back), "partial" (the first batch only, StateError);
-- reads: "error".
+- reads (the lease's too): "error".
 `fencing=False` is the known defect of a store that accepts a fenced-out run's writes.
 Every write is journaled (`writes`) with the lease it found, for the simulation's checks.
 """
@@ -45,6 +45,7 @@ class Write:
     next_block: int | None = None
     block_hash: str | None = None
     rewind: bool = False
+    looked_at: datetime | None = None  # a look the commit records (`last_look_at`)
 
 
 @dataclass
@@ -74,10 +75,12 @@ class FakeState:
 
     def _read_fault(self, method: str) -> None:
         if self._fault(method) == "error":
-            raise StateError(f"Firestore read of the processed-event set failed ({method})")
+            what = "the lease" if method == "read_lease" else "the processed-event set"
+            raise StateError(f"Firestore read of {what} failed ({method})")
 
     # -- State: lease, checkpoint, counters -----------------------------------------
     def read_lease(self) -> Lease:
+        self._read_fault("read_lease")
         return self.lease
 
     def acquire(
@@ -151,6 +154,7 @@ class FakeState:
                 progress.next_block if progress else None,
                 progress.block_hash if progress else None,
                 bool(progress and progress.rewind),
+                change.looked_at,
             )
         )
         if fault == "lost_unread":

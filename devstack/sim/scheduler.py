@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from devstack.sim.clock import FakeClock
 from devstack.sim.fake_chain import ChainView, FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
@@ -76,6 +77,8 @@ class RunThread:
         self.crashed = False
         self.outcome: Outcome | None = None
         self.frozen_until: float | None = None
+        self.sleep_until: float | None = None  # parked in `Relay.wait` until then (follow)
+        self.lease_seen: Lease | None = None  # the lease it read when it could not take it
         self.calls_after_crash = 0
         self._decision = GO
         self._go = Baton()
@@ -117,6 +120,25 @@ class RunThread:
         if decision.crash == "after":
             self.crashed = True
             raise Crash()
+
+    def sleep(self, seconds: float, clock: FakeClock) -> bool:
+        """In the run's thread, `Relay.wait`: a step the simulation takes once `clock` has
+        reached the end of the wait, or at a stop (True); stepped sooner (no simulation
+        waits for it), it moves the clock itself."""
+        self.sleep_until = clock.now + max(0.0, seconds)
+        try:
+            decision = self.park("pause")
+            if not self.stop.is_set():
+                clock.advance_to(self.sleep_until)
+        finally:
+            self.sleep_until = None
+        self.after(decision)
+        return self.stop.is_set()
+
+    def wakes_at(self) -> float:
+        """When the run can move next: at once (-1), or when its wait or its freeze ends."""
+        due = -1.0 if self.sleep_until is None or self.stop.is_set() else self.sleep_until
+        return max(due, self.frozen_until or -1.0)
 
     def join(self) -> None:
         self._thread.join()
@@ -167,11 +189,13 @@ class SimChain:
 
 class SimState:
     """The state and records a run sees (both ports): the world's store, this call's fault,
-    crashes around writes."""
+    crashes around writes. `lease_reads`: reading the lease (for a hand-over) is a step too;
+    off where no follower runs, so those schedules stay what they were."""
 
-    def __init__(self, run: RunThread, state: FakeState) -> None:
+    def __init__(self, run: RunThread, state: FakeState, lease_reads: bool = False) -> None:
         self._run = run
         self._state = state
+        self._lease_reads = lease_reads
 
     def _call(self, method: str, do: Callable[[], T]) -> T:
         d = self._run.park(f"state.{method}")
@@ -209,7 +233,11 @@ class SimState:
         self._call("commit", lambda: self._state.commit(grant, now, change))
 
     def read_lease(self) -> Lease:
-        return self._state.read_lease()  # no park point: the simulation runs no follower
+        if not self._lease_reads:
+            return self._state.read_lease()
+        lease = self._call("read_lease", self._state.read_lease)
+        self._run.lease_seen = lease
+        return lease
 
     def count_skipped(self, now: Any) -> None:
         self._call("count_skipped", lambda: self._state.count_skipped(now))

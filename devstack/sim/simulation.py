@@ -18,60 +18,25 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-from unittest import mock
 
-import function.run.fetching as fetching
-import function.run.leasing as leasing
-import function.run.relay as relay
 from devstack.sim.clock import FakeClock, deterministic
 from devstack.sim.events import catalogue, settings
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
 from devstack.sim.invariants import Checker
+from devstack.sim.mutations import MUTATIONS, mutated
 from devstack.sim.scheduler import GO, Baton, Decision, RunThread, SimChain, SimSink, SimState
+from function.config import Settings
 from function.run.relay import Relay
+
+__all__ = ["MUTATIONS", "Result", "Schedule", "follow_line", "run_schedule", "run_schedules"]
 
 SPECS = catalogue()
 FATES = (*(f for f in Fate if f is not Fate.ACCEPT), Fate.DOUBT_ACCEPT, Fate.DOUBT_ACCEPT)
 READS_AFTER_CHECK = ("state.refs", "chain.logs_with_headers", "chain.headers")
-
-
-def _no_anchor(*args: Any, **kwargs: Any) -> Any:
-    kwargs["anchor"] = None
-    return _fetch(*args, **kwargs)
-
-
-_fetch = fetching.fetch
-
-MUTATIONS: dict[str, str] = {
-    "anchor": "(a) the checkpoint block is not read again in the view of the logs",
-    "orphans": "(b) records above the checkpoint whose blocks were replaced are not retracted",
-    "fencing": "(c) the store accepts the writes of a run whose lease was taken over",
-    "release": "(d) a run that gave up on requests in flight releases its lease at once",
-}
-
-
-@contextmanager
-def mutated(name: str | None) -> Iterator[None]:
-    with ExitStack() as stack:
-        if name == "anchor":
-            stack.enter_context(mock.patch.object(relay, "fetch", _no_anchor))
-        elif name == "orphans":
-            stack.enter_context(
-                mock.patch.object(relay._Run, "_retract_orphans", lambda self, orphans: None)
-            )
-        elif name == "release":
-            stack.enter_context(
-                mock.patch.object(leasing.LeaseKeeper, "held_until", lambda self, until: None)
-            )
-        elif name not in (None, "fencing"):
-            raise ValueError(f"unknown mutation {name!r}: one of {', '.join(MUTATIONS)}")
-        yield
 
 
 @dataclass
@@ -83,9 +48,12 @@ class Result:
     steps: int
     outcomes: dict[str, int] = field(default_factory=dict)
     checks: int = 0  # invariant checks made
+    kind: str = "batch"  # "batch": one-batch runs; "follow": follow mode (devstack/sim/follow)
+    covered: dict[str, int] = field(default_factory=dict)  # what a follow schedule checked
 
     def report(self) -> str:
-        lines = [f"seed {self.seed}: {len(self.violations)} violations"]
+        kind = "" if self.kind == "batch" else f" ({self.kind})"
+        lines = [f"seed {self.seed}{kind}: {len(self.violations)} violations"]
         lines += [f"  ! {v}" for v in self.violations]
         lines += ["  schedule:"] + [f"    {t}" for t in self.trace]
         return "\n".join(lines)
@@ -94,15 +62,14 @@ class Result:
 class Schedule:
     """One world and its runs, driven by one random generator."""
 
+    kind = "batch"
+    fault_scale = 1.0  # how often a port call is faulted or crashed, against one-batch's
+
     def __init__(self, seed: int, mutation: str | None = None) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         rng = self.rng
-        self.settings = settings(
-            batch_size=rng.randint(3, 14),
-            checkpoint_interval=rng.randint(1, 5),
-            confirmations=rng.choice((0, 0, 1, 2)),
-        )
+        self.settings = self.choose_settings()
         self.clock = FakeClock()
         self.chain = FakeChain(salt=f"s{seed}")
         self.chain.max_span = rng.choice((None, None, None, 2, 3, 5))
@@ -121,6 +88,14 @@ class Schedule:
             self.clock, self.chain, self.state, self.sink, self.runs, self.settings.start_block
         )
         self.checker.attach()
+
+    def choose_settings(self) -> Settings:
+        rng = self.rng
+        return settings(
+            batch_size=rng.randint(3, 14),
+            checkpoint_interval=rng.randint(1, 5),
+            confirmations=rng.choice((0, 0, 1, 2)),
+        )
 
     def log(self, what: str) -> None:
         self.trace.append(f"t={self.clock.now - 1000:8.3f} {what}")
@@ -177,9 +152,10 @@ class Schedule:
             return GO
         roll = rng.random()
         port = call.split(".")[0]
-        if roll < (0.002 if call == "wait" else 0.012):  # a wait is many steps
+        scale = self.fault_scale
+        if roll < (0.002 if call == "wait" else 0.012) * scale:  # a wait is many steps
             return Decision(crash=rng.choice(("before", "after")))
-        if roll > (0.2 if port == "sink" else 0.045):
+        if roll > (0.2 if port == "sink" else 0.045) * scale:
             return GO
         if port == "chain":
             fault = rng.choice(("rpc_error", "lag", "stale", "duplicates", "refuse"))
@@ -265,8 +241,11 @@ class Schedule:
             self.step(self.rng.choice(runnable), GO)
 
     def finish(self) -> None:
-        """Blocks past every record, then clean runs one after another up to the tip."""
+        """Blocks past every record and the checkpoint, then clean runs one after another up
+        to the tip. (A chain that a reorganisation made shorter than the checkpoint looks
+        like a node that lags: a run is idle until the chain reaches it again.)"""
         top = max((r.number for r in self.state.blocks.values()), default=0)
+        top = max(top, (self.state.next_block or 0) - 1)
         need = top + self.settings.confirmations + 1 - self.chain.head
         self.chain.mine([self.rng.choice((0, 1)) for _ in range(max(1, need))])
         self.clock.advance(self.settings.lease_s * 2 + 30)
@@ -286,13 +265,21 @@ class Schedule:
             self.clock.advance(self.settings.lease_s + 1 if summary.outcome == "skipped" else 1)
         self.checker.fail("§7.4 clean runs did not catch up with the chain")
 
+    def play(self) -> None:
+        """The schedule's runs and faults (follow schedules have their own)."""
+        rng = self.rng
+        self.chaos(rng.randint(40, 160), rng.randint(2, 6))
+
+    def check(self) -> None:
+        """Checks of this kind of schedule on top of `Checker.final`."""
+
     def run(self) -> Result:
         rng = self.rng
         self.chain.mine([rng.choice((0, 0, 1, 2)) for _ in range(rng.randint(2, 12))])
         self.log(f"chain head {self.chain.head}; {self.settings}")
         with deterministic(self.clock, self.waiting), mutated(self.mutation):
             try:
-                self.chaos(rng.randint(40, 160), rng.randint(2, 6))
+                self.play()
                 self.settle()
                 self.finish()
             finally:
@@ -301,6 +288,7 @@ class Schedule:
                     while not run.finished:
                         run.step(Decision(crash="before"))
         self.checker.final(chain=not self.stuck)
+        self.check()
         outcomes: dict[str, int] = {}
         for r in self.runs.values():
             key = r.outcome.summary.outcome if r.outcome else "crashed"
@@ -315,13 +303,33 @@ class Schedule:
             self.steps,
             outcomes,
             self.checker.checks,
+            self.kind,
+            self.covered(),
         )
 
+    def covered(self) -> dict[str, int]:
+        return {}
 
-def run_schedule(seed: int, mutation: str | None = None) -> Result:
+
+def schedule_of(
+    seed: int, mutation: str | None = None, polls: tuple[float, ...] | None = None
+) -> Schedule:
+    """Seed `seed`'s schedule: one in `FOLLOW_EVERY` is a follow-mode one (those seeds'
+    one-batch schedules are not run; every other seed's is what it always was). `polls`:
+    the RELAYER_POLL_INTERVAL values follow schedules draw from."""
+    from devstack.sim.follow import FOLLOW_EVERY, FollowSchedule  # it builds on Schedule
+
+    if seed % FOLLOW_EVERY == FOLLOW_EVERY - 1:
+        return FollowSchedule(seed, mutation, polls)
+    return Schedule(seed, mutation)
+
+
+def run_schedule(
+    seed: int, mutation: str | None = None, polls: tuple[float, ...] | None = None
+) -> Result:
     logging.disable(logging.CRITICAL)
     try:
-        return Schedule(seed, mutation).run()
+        return schedule_of(seed, mutation, polls).run()
     finally:
         logging.disable(logging.NOTSET)
 
@@ -332,11 +340,12 @@ def run_schedules(
     mutation: str | None = None,
     stop_at_first: bool = True,
     each: Callable[[Result], None] | None = None,
+    polls: tuple[float, ...] | None = None,
 ) -> list[Result]:
     """Schedules `first`..`first+count-1`; the failing ones (all, or the first)."""
     failing = []
     for seed in range(first, first + count):
-        result = run_schedule(seed, mutation)
+        result = run_schedule(seed, mutation, polls)
         if each is not None:
             each(result)
         if result.violations:
@@ -344,3 +353,12 @@ def run_schedules(
             if stop_at_first:
                 break
     return failing
+
+
+def follow_line(covered: dict[str, int]) -> str:
+    """What the follow schedules among them judged (their `Result.covered`, summed)."""
+    c = {k: covered.get(k, 0) for k in ("follow", "handovers", "gaps", "exits", "waits")}
+    return (
+        f"{c['follow']} follow schedules: {c['handovers']} hand-overs, {c['gaps']} gaps "
+        f"between looks, {c['exits']} exits and {c['waits']} waits judged"
+    )
