@@ -58,8 +58,10 @@ log = logging.getLogger(__name__)
 MAX_EVENTS_PER_COMMIT = 2_000  # a chunk with more events commits in parts (memory, crashes)
 CHECK_ATTEMPTS = 3  # checkpoint checks when the chain keeps moving under the read
 # Hand-over (docs/CONTRACT.md §7.7): a run waits for a follower whose window ends within its
-# own poll interval plus this margin, polling the lease every step, until that end plus the
-# grace a follower needs for its last look and commit; a crashed follower's lease expires.
+# own poll interval plus this margin, polling the lease every step (or every half poll
+# interval, when that is shorter: the gap between two looks must stay within two of them),
+# until that end plus the grace a follower needs for its last look and commit; a crashed
+# follower's lease expires.
 HANDOVER_MARGIN_S = 10.0
 HANDOVER_GRACE_S = 10.0
 HANDOVER_STEP_S = 1.0
@@ -184,7 +186,7 @@ class Relay:
         )
         waited = time.monotonic()
         while (left := (give_up - self.clock()).total_seconds()) > 0:
-            if self.pause(min(HANDOVER_STEP_S, left)):
+            if self.pause(min(HANDOVER_STEP_S, s.poll_interval_s / 2, left)):
                 return None, asked
             grant = take()
             if grant is not None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from unittest import mock
 
-import pytest
-
 from devstack.sim.follow import FOLLOW_EVERY, FollowSchedule
 from devstack.sim.simulation import Schedule, run_schedule, schedule_of
 from function.run.relay import HANDOVER_STEP_S
@@ -72,14 +70,6 @@ def test_follow_schedules_bring_what_one_batch_schedules_bring_into_the_window()
     assert covered["handovers"] >= 30 and covered["waits"] >= 10 and covered["gaps"] >= 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the hand-over polls the lease every HANDOVER_STEP_S (1 s) whatever "
-    "RELAYER_POLL_INTERVAL: with a sub-second poll interval (the configuration accepts it in "
-    "follow mode) a successor that waits takes over up to 1 s after the release, more than "
-    "2 x RELAYER_POLL_INTERVAL after the follower's last look (CONTRACT §7.7); replay: "
-    "python -m devstack.sim --schedules 1 --seed 71 --poll 0.25",
-)
 def test_a_sub_second_poll_interval_keeps_coverage_across_a_hand_over() -> None:
     assert HANDOVER_STEP_S > 2 * 0.25
     result = run_schedule(71, polls=(0.25,))
