@@ -155,6 +155,11 @@ def event_catalogue(
 def load_specs(read: Callable[[str], bytes], uri: str, selected: Sequence[str]) -> EventCatalogue:
     """Read, parse and compile the ABI at `uri` (several comma-separated URIs are merged)
     with the given reader."""
+    return event_catalogue(load_abi(read, uri), selected, uri)
+
+
+def load_abi(read: Callable[[str], bytes], uri: str) -> list[AbiEntry]:
+    """The entries of the ABI at `uri`, several comma-separated URIs merged in order."""
     entries: list[AbiEntry] = []
     for one in (u.strip() for u in uri.split(",")):
         if not one:
@@ -165,4 +170,4 @@ def load_specs(read: Callable[[str], bytes], uri: str, selected: Sequence[str]) 
         except ValueError as e:
             raise AbiError(f"ABI_URI {one} is not valid JSON: {e}") from e
         entries.extend(abi_entries(document, one))
-    return event_catalogue(entries, selected, uri)
+    return entries

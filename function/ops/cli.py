@@ -619,6 +619,24 @@ def import_state(in_path: str, yes: bool) -> None:
     )  # fmt: skip
 
 
+@main.command()
+@_shared
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) of the messages this relayer publishes, from
+    its ABI and RELAYER_EVENTS, for consumers to validate what they receive."""
+    from function.adapters.storage import read_abi
+    from function.core.abi import event_catalogue, load_abi
+    from function.core.schema import message_schema
+
+    settings = _settings()
+    try:
+        entries = load_abi(read_abi, settings.abi_uri)
+        catalogue = event_catalogue(entries, settings.events, settings.abi_uri)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    click.echo(json.dumps(message_schema(catalogue, entries, settings.chain_id), indent=2))
+
+
 @main.command("job-env")
 @click.option("--job", required=True, help="The Cloud Run Job's name (deploy.env NAME).")
 @click.option("--region", required=True, help="Its region (deploy.env REGION).")

@@ -56,7 +56,8 @@ def state_store(
 def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -> Relay:
     """Everything a run needs; raises the deployment errors (ABI, topic) before any state
     is touched, so a misconfigured job exits 2 without writing."""
-    log.info(
+    # DEBUG: an idle run logs its summary alone; /status shows the same at any time.
+    log.debug(
         "chain %d%s: RELAYER_CONFIRMATIONS=%d (%s), RELAYER_HEAD=%s",
         settings.chain_id,
         f" ({settings.chain_name})" if settings.chain_name else "",
