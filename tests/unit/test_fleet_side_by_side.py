@@ -282,3 +282,17 @@ def test_one_batch_runs_are_bounded_followers_all_run(
 
     assert [o.summary.outcome for o in outcomes] == ["ok"] * 6
     assert gate.is_set() and peak[0] == at_once
+
+
+def test_a_publish_thread_logs_with_its_relayer_s_label(lines: io.StringIO) -> None:
+    # The Pub/Sub client's retry warning is logged from the thread a publish request runs in.
+    import function.run.dispatch as dispatch
+
+    def publish() -> list[str]:
+        logging.getLogger("function.adapters.pubsub").warning("Pub/Sub publish failed; retrying")
+        return ["1"]
+
+    with logs.relayer_labelled("gamma"):
+        assert dispatch._in_thread(publish).result(timeout=FAILS_AFTER_S) == ["1"]
+    [record] = records(lines)
+    assert label(record) == "gamma"
