@@ -168,17 +168,74 @@ def _json(body: Any, status: int) -> Response:
 
 def relay_http(env: Mapping[str, str]) -> Response:
     """The `relay` function: one run per request; 200 when it succeeded or skipped. With
-    several relayers the answer is `{"runs": [summary, ...]}`, 500 if any failed."""
+    several relayers the answer is `{"runs": [summary, ...]}`, 500 if any failed. Follow
+    mode's windows must end, commit and answer inside RELAYER_REQUEST_TIMEOUT."""
     try:
         runtime, fleet = _cache.get("deployment", lambda: _deployment(env))
     except RelayerError as e:
         log.error(str(e))
         return _json({"outcome": FAILED, "error": str(e)}, 500)
-    outcomes = run_relayers(runtime, fleet, StopSignal())
+    refusal = window_refusal(fleet)
+    if refusal is not None:
+        log.error(refusal, extra={"outcome": FAILED})
+        return _json({"outcome": FAILED, "error": refusal}, 500)
+    # This request's own stop: no SIGTERM handler is ours in a function (the server's), and
+    # a stop set for one request must not end the next. Its deadline sets it as SIGTERM
+    # would, so that the runs still commit and answer before the platform gives up.
+    stop = StopSignal()
+    timeout_s = fleet[0].request_timeout_s  # process-wide: the same for every relayer
+    deadline = threading.Timer(request_stop_after(timeout_s), _time_is_up, (stop, timeout_s))
+    deadline.daemon = True
+    deadline.start()
+    try:
+        outcomes = run_relayers(runtime, fleet, stop)
+    finally:
+        deadline.cancel()
     failed = any(o.summary.outcome == FAILED for o in outcomes)
     summaries = [o.summary.as_json() for o in outcomes]
     body = summaries[0] if len(fleet) == 1 and summaries else {"runs": summaries}
     return _json(body, 500 if failed else 200)
+
+
+def window_refusal(fleet: Sequence[Settings]) -> str | None:
+    """Why the relay function cannot follow inside its request (None: every window fits):
+    the window, one poll interval for its last look, and REQUEST_MARGIN_S to commit and
+    answer must fit in RELAYER_REQUEST_TIMEOUT."""
+    for s in fleet:
+        need = s.run_s + s.poll_interval_s + REQUEST_MARGIN_S
+        if s.run_s <= 0 or need <= s.request_timeout_s:
+            continue
+        room = s.request_timeout_s - s.poll_interval_s - REQUEST_MARGIN_S
+        fix = (
+            f"lower RELAYER_RUN_SECONDS to at most {room:g}, or raise"
+            if room > 0
+            else f"no window fits with RELAYER_POLL_INTERVAL={s.poll_interval_s:g}: raise"
+        )
+        return (
+            f"RELAYER_RUN_SECONDS={s.run_s:g} (relayer {s.relayer_id}) cannot end inside "
+            f"RELAYER_REQUEST_TIMEOUT={s.request_timeout_s:g}: the window, one "
+            f"RELAYER_POLL_INTERVAL={s.poll_interval_s:g} for its last look and "
+            f"{REQUEST_MARGIN_S:g} s to commit and answer need {need:g} s; {fix} the "
+            "function's timeout and RELAYER_REQUEST_TIMEOUT with it (at most 3600; a Cloud "
+            "Scheduler caller's attempt deadline, at most 1800, must cover it too)"
+        )
+    return None
+
+
+def request_stop_after(timeout_s: float) -> float:
+    """Seconds into a request at which its runs are asked to stop: REQUEST_MARGIN_S before
+    its timeout (half of a timeout shorter than twice that)."""
+    return timeout_s - min(REQUEST_MARGIN_S, timeout_s / 2)
+
+
+def _time_is_up(stop: StopSignal, timeout_s: float) -> None:
+    log.warning(
+        "the request ends in %g s (RELAYER_REQUEST_TIMEOUT=%g): stopping the runs so that "
+        "they commit and answer in time",
+        timeout_s - request_stop_after(timeout_s),
+        timeout_s,
+    )
+    stop.set()
 
 
 def _deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
