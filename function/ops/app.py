@@ -16,6 +16,7 @@ from function.config import Runtime, Settings, load_runtime, logging_settings
 from function.core.summary import FAILED, RunSummary, headline, log_fields
 from function.errors import ConfigError, RelayerError
 from function.ops.fleet import load_fleet, shard
+from function.ops.request_window import request_stop_after, time_is_up, window_refusal
 from function.ops.side_by_side import run_side_by_side
 from function.redact import scrub
 from function.run.relay import Outcome, Relay
@@ -25,11 +26,6 @@ log = logging.getLogger("relayer")
 
 Response = tuple[str | bytes, int, dict[str, str]]
 STATUS_TIMEOUT_S = 3.0  # status answers within seconds, unhealthy, when a dependency is down
-# The relay function: what a request needs beyond a follower's window and the poll interval
-# of its last look (start-up, the last commit, the answer); the runs are asked to stop this
-# long before RELAYER_REQUEST_TIMEOUT, as SIGTERM would, so that they still commit and answer.
-REQUEST_MARGIN_S = 10.0
-
 Build = Callable[[Settings, StopSignal], Relay]  # the wiring; tests pass one over fakes
 
 
@@ -184,7 +180,7 @@ def relay_http(env: Mapping[str, str]) -> Response:
     # would, so that the runs still commit and answer before the platform gives up.
     stop = StopSignal()
     timeout_s = fleet[0].request_timeout_s  # process-wide: the same for every relayer
-    deadline = threading.Timer(request_stop_after(timeout_s), _time_is_up, (stop, timeout_s))
+    deadline = threading.Timer(request_stop_after(timeout_s), time_is_up, (stop, timeout_s))
     deadline.daemon = True
     deadline.start()
     try:
@@ -195,47 +191,6 @@ def relay_http(env: Mapping[str, str]) -> Response:
     summaries = [o.summary.as_json() for o in outcomes]
     body = summaries[0] if len(fleet) == 1 and summaries else {"runs": summaries}
     return _json(body, 500 if failed else 200)
-
-
-def window_refusal(fleet: Sequence[Settings]) -> str | None:
-    """Why the relay function cannot follow inside its request (None: every window fits):
-    the window, one poll interval for its last look, and REQUEST_MARGIN_S to commit and
-    answer must fit in RELAYER_REQUEST_TIMEOUT."""
-    for s in fleet:
-        need = s.run_s + s.poll_interval_s + REQUEST_MARGIN_S
-        if s.run_s <= 0 or need <= s.request_timeout_s:
-            continue
-        room = s.request_timeout_s - s.poll_interval_s - REQUEST_MARGIN_S
-        fix = (
-            f"lower RELAYER_RUN_SECONDS to at most {room:g}, or raise"
-            if room > 0
-            else f"no window fits with RELAYER_POLL_INTERVAL={s.poll_interval_s:g}: raise"
-        )
-        return (
-            f"RELAYER_RUN_SECONDS={s.run_s:g} (relayer {s.relayer_id}) cannot end inside "
-            f"RELAYER_REQUEST_TIMEOUT={s.request_timeout_s:g}: the window, one "
-            f"RELAYER_POLL_INTERVAL={s.poll_interval_s:g} for its last look and "
-            f"{REQUEST_MARGIN_S:g} s to commit and answer need {need:g} s; {fix} the "
-            "function's timeout and RELAYER_REQUEST_TIMEOUT with it (at most 3600; a Cloud "
-            "Scheduler caller's attempt deadline, at most 1800, must cover it too)"
-        )
-    return None
-
-
-def request_stop_after(timeout_s: float) -> float:
-    """Seconds into a request at which its runs are asked to stop: REQUEST_MARGIN_S before
-    its timeout (half of a timeout shorter than twice that)."""
-    return timeout_s - min(REQUEST_MARGIN_S, timeout_s / 2)
-
-
-def _time_is_up(stop: StopSignal, timeout_s: float) -> None:
-    log.warning(
-        "the request ends in %g s (RELAYER_REQUEST_TIMEOUT=%g): stopping the runs so that "
-        "they commit and answer in time",
-        timeout_s - request_stop_after(timeout_s),
-        timeout_s,
-    )
-    stop.set()
 
 
 def _deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:

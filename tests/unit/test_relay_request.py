@@ -13,6 +13,7 @@ import pytest
 
 from function.config import Runtime, Settings
 from function.ops import app
+from function.ops.request_window import request_stop_after
 from function.run.relay import Outcome
 from function.stopping import StopSignal
 
@@ -103,4 +104,4 @@ def test_each_request_has_its_own_stop(calls: list[StopSignal]) -> None:
 def test_the_runs_are_stopped_shortly_before_the_request_timeout(
     timeout: float, stop_after: float
 ) -> None:
-    assert app.request_stop_after(timeout) == stop_after
+    assert request_stop_after(timeout) == stop_after
