@@ -39,6 +39,9 @@ from function.redact import host_of
 
 T = TypeVar("T")
 
+# Cloud Run functions (and Cloud Run services) end an HTTP request after at most 60 minutes.
+REQUEST_SECONDS = Positive("seconds", 3600.0, "the longest request of an HTTP function")
+
 HEAD_TAGS = ("latest", "safe", "finalized")
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -80,9 +83,12 @@ class Settings:
     max_lag_blocks: int | None = None
     log_level: str = "INFO"
     log_format: str = "json"
+    # The `relay` function's request timeout (RELAYER_REQUEST_TIMEOUT): the platform's is not
+    # visible to the code. 60 s is Cloud Run functions' default for an HTTP function.
+    request_timeout_s: float = 60.0
     ws_url: str | None = None  # RPC_WS_URL: new heads wake a follower (eth_subscribe)
     # Where `confirmations` came from: the variable, the chain's preset, or the default
-    # for an unknown chain (core/chains.py).
+    # for an unknown chain (function/chains.py).
     confirmations_from: str = "default"
 
     @property
@@ -260,6 +266,7 @@ _OPTIONAL: tuple[tuple[str, str, Reader], ...] = (
         _text(_choice(LOG_LEVELS, upper=True), "DEBUG, INFO or WARNING..."),
     ),
     ("LOG_FORMAT", "log_format", _text(_choice(LOG_FORMATS), "json or text")),
+    ("RELAYER_REQUEST_TIMEOUT", "request_timeout_s", _decimal(REQUEST_SECONDS)),
 )
 _REQUIRED = (
     "CHAIN_ID", "RPC_URL", "CONTRACT_ADDRESS", "ABI_URI", "PUBSUB_PROJECT_ID", "PUBSUB_TOPIC",
@@ -268,7 +275,9 @@ _REQUIRED = (
 _DERIVED = (
     "RELAYER_ID", "FIRESTORE_PROJECT_ID", "RELAYER_DEADLETTER_TOPIC", "RPC_WS_URL",
 )  # fmt: skip  # read below
-_PROCESS_WIDE = ("LOG_LEVEL", "LOG_FORMAT")  # one process logs one way, whatever the relayer
+# One process logs one way, and one function instance has one request timeout, whatever the
+# relayer: a relayers file cannot set these per entry.
+_PROCESS_WIDE = ("LOG_LEVEL", "LOG_FORMAT", "RELAYER_REQUEST_TIMEOUT")
 
 
 def _default(field_name: str) -> Any:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +17,9 @@ _LABELS = "logging.googleapis.com/labels"
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # Libraries that would print endpoint URLs (with their API keys) at DEBUG.
 _QUIET = ("urllib3", "requests", "google", "grpc", "web3")
+# The relayer whose run logs a record: per thread (a context variable), since the relayers
+# of a task run side by side and a process-wide label would carry whichever was set last.
+_RELAYER: ContextVar[str | None] = ContextVar("relayer_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,6 +38,9 @@ class JsonFormatter(logging.Formatter):
         if not getattr(record, "run_summary", False):  # the summary line stays short
             entry["logger"] = record.name
         labels = dict(self.labels)
+        running = _RELAYER.get()
+        if running:
+            labels["relayer_id"] = running
         relayer_id = getattr(record, "relayer_id", None)
         if relayer_id:
             # A line with its own relayer_id field (the run summary, which the log-based
@@ -64,8 +73,20 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+@contextmanager
+def relayer_labelled(relayer_id: str) -> Iterator[None]:
+    """Label the records logged in this context with `relayer_id`: this thread's, and those
+    of threads started with a copy of its context."""
+    token = _RELAYER.set(relayer_id)
+    try:
+        yield
+    finally:
+        _RELAYER.reset(token)
+
+
 def add_label(key: str, value: str) -> None:
-    """A label every later JSON line carries (the relayer id, once it is known)."""
+    """A label every later JSON line of the process carries (a relayer's own label, from
+    `relayer_labelled`, takes precedence)."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler.formatter, JsonFormatter):
             handler.formatter.labels[key] = value

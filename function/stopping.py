@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import itertools
 import logging
 import os
 import signal
@@ -24,9 +26,12 @@ class StopSignal:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._at: float | None = None
-        # What to log if the hard exit comes first: the running run's summary (docs/CONTRACT.md §2:
-        # every run ends in one), set by the entry point around each run.
-        self.last_words: Callable[[], None] | None = None
+        # What to log if the hard exit comes first: the summary of every run still going
+        # (docs/CONTRACT.md §2: every run ends in one; the relayers of a task run side by
+        # side), each with the context it was given in (its relayer's log label).
+        self._words: dict[int, tuple[contextvars.Context, Callable[[], None]]] = {}
+        self._words_lock = threading.Lock()
+        self._keys = itertools.count()
 
     def set(self) -> None:
         if self._at is None:
@@ -39,6 +44,29 @@ class StopSignal:
     def wait(self, timeout_s: float) -> bool:
         """Sleep up to `timeout_s`, waking at once when a stop is asked; True if it was."""
         return self._event.wait(max(0.0, timeout_s))
+
+    def add_last_words(self, words: Callable[[], None]) -> Callable[[], None]:
+        """Have `words` said if the hard exit comes before the run ends; returns what takes
+        them back (call it when the run has ended)."""
+        key = next(self._keys)
+        with self._words_lock:
+            self._words[key] = (contextvars.copy_context(), words)
+
+        def take_back() -> None:
+            with self._words_lock:
+                self._words.pop(key, None)
+
+        return take_back
+
+    def say_last_words(self) -> None:
+        """Every run's last words, in the order given; one failing keeps none from the others."""
+        with self._words_lock:
+            pending = list(self._words.values())
+        for context, words in pending:
+            try:
+                context.run(words)
+            except Exception as e:  # the exit must happen, whatever a summary's fate
+                log.error("could not log a run's summary: %s", type(e).__name__)
 
     def cap(self, deadline: float) -> float:
         """`deadline` (monotonic), shortened to the grace period once a stop was asked."""
@@ -68,10 +96,6 @@ def install_sigterm(stop: StopSignal, exit_code: int = 1) -> None:
 
 def _hard_exit(code: int, stop: StopSignal) -> None:
     log.error("still running %.1f s after SIGTERM: exiting without a clean release", HARD_EXIT_S)
-    if stop.last_words is not None:
-        try:
-            stop.last_words()
-        except Exception as e:  # the exit must happen, whatever the summary's fate
-            log.error("could not log the run's summary: %s", type(e).__name__)
+    stop.say_last_words()
     logging.shutdown()
     os._exit(code)

@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,8 @@ from function.config import Runtime, Settings, load_runtime, logging_settings
 from function.core.summary import FAILED, RunSummary, headline, log_fields
 from function.errors import ConfigError, RelayerError
 from function.ops.fleet import load_fleet, shard
+from function.ops.request_window import request_stop_after, time_is_up, window_refusal
+from function.ops.side_by_side import run_side_by_side
 from function.redact import scrub
 from function.run.relay import Outcome, Relay
 from function.stopping import HARD_EXIT_S, StopSignal, install_sigterm
@@ -24,6 +26,7 @@ log = logging.getLogger("relayer")
 
 Response = tuple[str | bytes, int, dict[str, str]]
 STATUS_TIMEOUT_S = 3.0  # status answers within seconds, unhealthy, when a dependency is down
+Build = Callable[[Settings, StopSignal], Relay]  # the wiring; tests pass one over fakes
 
 
 def log_summary(outcome: Outcome, settings: Settings, *, started: bool = True) -> None:
@@ -34,28 +37,34 @@ def log_summary(outcome: Outcome, settings: Settings, *, started: bool = True) -
     log.log(level, headline(s), extra={"run_summary": True, "relayer_id": s.relayer_id, **shown})
 
 
-def relay_once(settings: Settings, stop: StopSignal) -> Outcome:
+def relay_once(settings: Settings, stop: StopSignal, build: Build | None = None) -> Outcome:
     """Wire and run; whatever fails, the run still ends in its summary (a deployment
     error before the run, or anything a library raised that nothing else caught)."""
-    from function.ops.wiring import build_relay, record_failure
-
     started, began = datetime.now(UTC), time.monotonic()
+    wired = build is None  # a real deployment: a failure is recorded in its state
     try:
-        relay = build_relay(settings, stop)
+        if build is None:
+            from function.ops.wiring import build_relay
+
+            build = build_relay
+        relay = build(settings, stop)
     except Exception as e:
         detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
         summary = RunSummary("-", settings.relayer_id, started, error=scrub(detail))
         summary.finished_at = datetime.now(UTC)
         summary.duration_s = round(time.monotonic() - began, 3)
         outcome = Outcome(summary, e)
-        record_failure(settings, summary)
+        if wired:
+            from function.ops.wiring import record_failure
+
+            record_failure(settings, summary)
         log_summary(outcome, settings, started=False)
         return outcome
-    stop.last_words = lambda: _abandoned(relay, settings, began)
+    take_back = stop.add_last_words(lambda: _abandoned(relay, settings, began))
     try:
         outcome = relay.run()
     finally:
-        stop.last_words = None
+        take_back()
     log_summary(outcome, settings)
     return outcome
 
@@ -86,9 +95,12 @@ def load_deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
     return runtime, load_fleet(env, runtime.config_uri, read)
 
 
-def run_relayers(runtime: Runtime, fleet: Sequence[Settings], stop: StopSignal) -> list[Outcome]:
-    """One run of each relayer of this task, one after the other; a failing relayer does
-    not keep the others from running."""
+def run_relayers(
+    runtime: Runtime, fleet: Sequence[Settings], stop: StopSignal, build: Build | None = None
+) -> list[Outcome]:
+    """One run of each relayer of this task, side by side (function/ops/side_by_side.py): a
+    hung or failing relayer keeps none of the others from its looks; outcomes in the
+    fleet's order."""
     mine = shard(fleet, runtime.task_index, runtime.task_count)
     if runtime.config_uri:
         log.info(
@@ -99,13 +111,10 @@ def run_relayers(runtime: Runtime, fleet: Sequence[Settings], stop: StopSignal) 
             len(fleet),
             ", ".join(s.relayer_id for s in mine) or "none",
         )
-    outcomes = []
-    for settings in mine:
-        if stop.is_set():
-            break
-        logs.add_label("relayer_id", settings.relayer_id)
-        outcomes.append(relay_once(settings, stop))
-    return outcomes
+    if len(mine) == 1:
+        # The whole process is this relayer's: library threads' lines carry its id too.
+        logs.add_label("relayer_id", mine[0].relayer_id)
+    return run_side_by_side(mine, lambda settings: relay_once(settings, stop, build), stop)
 
 
 def run_job(env: Mapping[str, str]) -> int:
@@ -155,13 +164,29 @@ def _json(body: Any, status: int) -> Response:
 
 def relay_http(env: Mapping[str, str]) -> Response:
     """The `relay` function: one run per request; 200 when it succeeded or skipped. With
-    several relayers the answer is `{"runs": [summary, ...]}`, 500 if any failed."""
+    several relayers the answer is `{"runs": [summary, ...]}`, 500 if any failed. Follow
+    mode's windows must end, commit and answer inside RELAYER_REQUEST_TIMEOUT."""
     try:
         runtime, fleet = _cache.get("deployment", lambda: _deployment(env))
     except RelayerError as e:
         log.error(str(e))
         return _json({"outcome": FAILED, "error": str(e)}, 500)
-    outcomes = run_relayers(runtime, fleet, StopSignal())
+    refusal = window_refusal(fleet)
+    if refusal is not None:
+        log.error(refusal, extra={"outcome": FAILED})
+        return _json({"outcome": FAILED, "error": refusal}, 500)
+    # This request's own stop: no SIGTERM handler is ours in a function (the server's), and
+    # a stop set for one request must not end the next. Its deadline sets it as SIGTERM
+    # would, so that the runs still commit and answer before the platform gives up.
+    stop = StopSignal()
+    timeout_s = fleet[0].request_timeout_s  # process-wide: the same for every relayer
+    deadline = threading.Timer(request_stop_after(timeout_s), time_is_up, (stop, timeout_s))
+    deadline.daemon = True
+    deadline.start()
+    try:
+        outcomes = run_relayers(runtime, fleet, stop)
+    finally:
+        deadline.cancel()
     failed = any(o.summary.outcome == FAILED for o in outcomes)
     summaries = [o.summary.as_json() for o in outcomes]
     body = summaries[0] if len(fleet) == 1 and summaries else {"runs": summaries}

@@ -8,6 +8,7 @@ only move past a block whose every message was accepted.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -284,7 +285,9 @@ def _in_thread(call: Callable[..., list[str]], *args: Any) -> concurrent.futures
         except BaseException as e:  # handed to the waiting thread
             future.set_exception(e)
 
-    threading.Thread(target=run, daemon=True, name="publish").start()
+    # With a copy of the caller's context: what the thread logs keeps its relayer's label.
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(run,), daemon=True, name="publish").start()
     return future
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devstack.chain.escrow import deploy_escrow
+from devstack.rpcproxy import RpcProxy
 from devstack.stack.clients import PubSubTopic, create_topic_and_subscription, upload_blob
 from devstack.stack.processes import free_port
 from devstack.stack.services import Stack
@@ -19,7 +23,15 @@ from function.errors import ConfigError
 from function.ops.app import run_relayers
 from function.ops.fleet import load_fleet, shard, task_of
 from function.stopping import StopSignal
-from harness import ARTIFACT, ROOT, Deployment, assert_exactly_once, payloads, run_main
+from harness import (
+    ARTIFACT,
+    ROOT,
+    Deployment,
+    assert_exactly_once,
+    payloads,
+    relayer_doc,
+    run_main,
+)
 
 ENV = {
     "CHAIN_ID": "1",
@@ -258,3 +270,130 @@ def test_status_without_credentials_reports_instead_of_raising(
         [reason] = entry["reasons"]
         assert reason.startswith("state unreadable: DefaultCredentialsError: "), reason
         assert "KEY" not in reason  # the RPC URL's key never shows
+
+
+def _doc_or_none(relayer_id: str) -> dict[str, Any] | None:
+    try:
+        return relayer_doc(relayer_id)
+    except AssertionError:
+        return None
+
+
+def _until(what: str, done: Any, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert proc.poll() is None, f"the task ended before {what}"
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.2)
+
+
+def test_followers_side_by_side_keep_looking_while_one_endpoint_hangs(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Three followers in one task; the first one's RPC endpoint holds every head request.
+    The other two look every poll interval all along and relay what is mined meanwhile;
+    SIGTERM mid-window ends all three cleanly; each relayer's events arrive exactly once."""
+    w3 = deployment.w3
+    contracts = [deployment.contract, deploy_escrow(w3), deploy_escrow(w3)]
+    names = ["hung", "healthy-1", "healthy-2"]
+    truth = {
+        c: deployment.make_activity_on(c, 8, blocks=2, seed=i) for i, c in enumerate(contracts)
+    }
+    proxy = RpcProxy(deployment.anvil.rpc_url)
+    proc: subprocess.Popen[str] | None = None
+    try:
+        proxy.stall(600, method="eth_blockNumber", count=1000)
+        config = {
+            "relayers": [
+                {
+                    "RELAYER_ID": "hung",
+                    "CONTRACT_ADDRESS": contracts[0],
+                    "RPC_URL": proxy.url("/v2/SECRETKEY"),
+                },
+                {"RELAYER_ID": "healthy-1", "CONTRACT_ADDRESS": contracts[1]},
+                {"RELAYER_ID": "healthy-2", "CONTRACT_ADDRESS": contracts[2]},
+            ]
+        }
+        path = tmp_path / "relayers.json"
+        path.write_text(json.dumps(config))
+        env = deployment.env(
+            RELAYER_CONFIG=str(path),
+            RELAYER_RUN_SECONDS="300",
+            RELAYER_POLL_INTERVAL="1",
+            LOG_LEVEL="DEBUG",
+        )
+        out_path = tmp_path / "task.log"
+        with out_path.open("w") as out:  # a file: a full pipe would hold up the task
+            proc = subprocess.Popen(
+                [sys.executable, "main.py"], cwd=ROOT, text=True, env=env, stdout=out, stderr=out
+            )
+            seen: dict[str, set[Any]] = {n: set() for n in names[1:]}
+
+            def looked_four_times() -> bool:
+                for name, looks in seen.items():
+                    doc = _doc_or_none(name)
+                    if doc and doc.get("last_look_at"):
+                        looks.add(doc["last_look_at"])
+                return all(len(looks) >= 4 for looks in seen.values())
+
+            _until("the healthy followers looked four times", looked_four_times, proc)
+            assert proxy.count("eth_blockNumber") >= 1  # the hung one is in its first look
+            during = {
+                c: deployment.make_activity_on(c, 6, blocks=2, seed=10 + i)
+                for i, c in enumerate(contracts[1:])
+            }
+            head = deployment.head()
+            _until(
+                "the healthy followers relayed the blocks mined while they followed",
+                lambda: all((_doc_or_none(n) or {}).get("next_block", 0) > head for n in seen),
+                proc,
+            )
+            assert (_doc_or_none("hung") or {}).get("last_look_at") is None
+
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            proc.wait(timeout=30)
+            took = time.monotonic() - sent
+        output = out_path.read_text()
+        assert took < 10, f"exited {took:.1f} s after SIGTERM"
+        assert "SECRETKEY" not in output and "Traceback" not in output
+
+        records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        summaries = {r["relayer_id"]: r for r in records if r.get("run_summary")}
+        assert sorted(summaries) == sorted(names), output
+        assert all(s["interrupted"] is True for s in summaries.values())
+        for name in names[1:]:
+            assert summaries[name]["outcome"] == "ok", summaries[name]
+        # The hung relayer gave up its call at the stop (or, on a machine slow enough for
+        # the client's retries to run out first, failed with the RPC error): never a
+        # neighbour's summary, and the exit code is the worst of the three.
+        hung = summaries["hung"]
+        assert hung["outcome"] in ("idle", "failed"), hung
+        assert proc.returncode == (1 if hung["outcome"] == "failed" else 0), output
+
+        # Every record of a run carries that run's relayer as its label, none another's.
+        relayer_of = {s["run_id"]: rid for rid, s in summaries.items()}
+        looks = [r for r in records if "look" in r and "looked_at" in r]
+        for record in records:
+            if "run_id" in record and not record.get("run_summary"):
+                labels = record.get("logging.googleapis.com/labels") or {}
+                assert labels.get("relayer_id") == relayer_of[record["run_id"]], record
+        counts = Counter(relayer_of[r["run_id"]] for r in looks)
+        assert counts["hung"] == 0 and counts["healthy-1"] >= 5 and counts["healthy-2"] >= 5
+        for name in names[1:]:
+            assert summaries[name]["looks"] == counts[name]
+        for name in names:
+            assert relayer_doc(name)["lease"]["owner"] is None  # every lease released
+
+        # The endpoint answers again: the next run relays the hung relayer's events too.
+        proxy.clear()
+        again = run_main({**env, "RELAYER_RUN_SECONDS": "0", "LOG_LEVEL": "INFO"})
+        assert again.code == 0, again.stdout + again.stderr
+        expected = [e for c in contracts for e in truth[c]] + [
+            e for events in during.values() for e in events
+        ]
+        assert_exactly_once(payloads(deployment.topic.pull_all()), expected)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        proxy.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,8 +12,9 @@ import pytest
 from functions_framework import create_app
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.chain.escrow import ExpectedEvent
 from function.ops import app
-from harness import ROOT, Deployment, assert_exactly_once, payloads, run_main
+from harness import ROOT, Deployment, assert_exactly_once, payloads, relayer_doc, run_main
 
 
 @pytest.fixture
@@ -123,3 +126,57 @@ def test_status_turns_unhealthy_after_a_failed_run(
     assert any(r.startswith("last run failed: CHAIN_ID=5") for r in entry["reasons"])
     metrics = client("status").get("/metrics").get_data(as_text=True)
     assert f'relayer_healthy{{relayer_id="{deployment.relayer_id}"}} 0.0' in metrics
+
+
+def test_relay_function_follows_for_a_window_inside_the_request(
+    deployment: Deployment, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Follow mode through the function: one request looks every poll interval for its
+    window, relays what is mined meanwhile, and answers one summary inside its timeout."""
+    monkeypatch.setenv("RELAYER_RUN_SECONDS", "4")
+    monkeypatch.setenv("RELAYER_POLL_INTERVAL", "1")
+    monkeypatch.setenv("RELAYER_REQUEST_TIMEOUT", "60")
+    app.clear_cache()
+    before = deployment.make_activity(12, blocks=3, seed=5)
+    during: list[ExpectedEvent] = []
+
+    def mine_while_it_follows() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if relayer_doc(deployment.relayer_id).get("last_look_at"):
+                    break
+            except AssertionError:  # no state yet
+                pass
+            time.sleep(0.1)
+        during.extend(deployment.make_activity(8, blocks=2, seed=6))
+
+    miner = threading.Thread(target=mine_while_it_follows, daemon=True)
+    miner.start()
+    answer = client("relay").post("/")
+    miner.join(30)
+
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["outcome"] == "ok" and not body["interrupted"]
+    assert body["looks"] >= 3 and body["to_block"] == deployment.head()
+    assert body["events_published"] == 20 and len(during) == 8
+    assert relayer_doc(deployment.relayer_id)["lease"]["owner"] is None
+    assert_exactly_once(payloads(deployment.topic.pull_all()), [*before, *during])
+
+
+def test_relay_function_refuses_a_window_longer_than_its_request(
+    deployment: Deployment, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYER_RUN_SECONDS", "55")
+    monkeypatch.setenv("RELAYER_POLL_INTERVAL", "5")
+    app.clear_cache()  # RELAYER_REQUEST_TIMEOUT unset: 60 s, Cloud Run functions' default
+    deployment.make_activity(5, blocks=1)
+    answer = client("relay").post("/")
+    assert answer.status_code == 500
+    error = answer.get_json()["error"]
+    assert "RELAYER_RUN_SECONDS=55" in error and "RELAYER_REQUEST_TIMEOUT=60" in error
+    assert "at most 45" in error
+    with pytest.raises(AssertionError, match="no state"):
+        relayer_doc(deployment.relayer_id)  # refused before any lease or write
+    assert payloads(deployment.topic.pull_all()) == []

@@ -271,3 +271,26 @@ def test_every_setting_is_declared_once_and_read_from_one_variable() -> None:
     for _, field_name, _ in _OPTIONAL:
         default = Settings.__dataclass_fields__[field_name].default
         assert getattr(minimal, field_name) == default, field_name
+
+
+def test_the_request_timeout_of_the_relay_function() -> None:
+    # Cloud Run functions' own default for an HTTP function, and its longest request.
+    assert settings().request_timeout_s == 60.0
+    assert settings(RELAYER_REQUEST_TIMEOUT="3600").request_timeout_s == 3600.0
+    assert settings(RELAYER_REQUEST_TIMEOUT="90.5").request_timeout_s == 90.5
+    for bad, expected in (("0", "above 0"), ("3600.5", "at most 3600"), ("1m", "above 0")):
+        with pytest.raises(ConfigError) as raised:
+            settings(RELAYER_REQUEST_TIMEOUT=bad)
+        message = str(raised.value)
+        assert message.startswith(f"RELAYER_REQUEST_TIMEOUT={bad!r} is invalid: expected ")
+        assert expected in message and "request" in message
+
+
+def test_the_request_timeout_is_the_process_s_not_a_relayer_s() -> None:
+    # One function instance has one request timeout: a relayers file cannot set it per entry.
+    from function.config import RELAYER_SETTINGS
+    from function.ops.fleet import parse_entries
+
+    assert "RELAYER_REQUEST_TIMEOUT" not in RELAYER_SETTINGS
+    with pytest.raises(ConfigError, match="unknown settings RELAYER_REQUEST_TIMEOUT"):
+        parse_entries(b'[{"RELAYER_REQUEST_TIMEOUT": "120"}]', "relayers.json")
