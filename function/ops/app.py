@@ -117,6 +117,10 @@ def run_relayers(
     return run_side_by_side(mine, lambda settings: relay_once(settings, stop, build), stop)
 
 
+def _problems(error: RelayerError) -> tuple[str, ...]:
+    return error.problems if isinstance(error, ConfigError) else (str(error),)
+
+
 def run_job(env: Mapping[str, str]) -> int:
     """`python main.py`: one run of each relayer of this task; the exit code of docs/CONTRACT.md §2
     (with several relayers, the worst of theirs)."""
@@ -125,7 +129,8 @@ def run_job(env: Mapping[str, str]) -> int:
     try:
         runtime, fleet = load_deployment(env)
     except RelayerError as e:
-        log.error(str(e), extra={"outcome": FAILED})
+        for line in _problems(e):  # every invalid setting, a line each
+            log.error(line, extra={"outcome": FAILED})
         return e.exit_code
     stop = StopSignal()
     install_sigterm(stop)
@@ -169,8 +174,9 @@ def relay_http(env: Mapping[str, str]) -> Response:
     try:
         runtime, fleet = _cache.get("deployment", lambda: _deployment(env))
     except RelayerError as e:
-        log.error(str(e))
-        return _json({"outcome": FAILED, "error": str(e)}, 500)
+        for line in _problems(e):
+            log.error(line)
+        return _json({"outcome": FAILED, "error": str(e), "problems": list(_problems(e))}, 500)
     refusal = window_refusal(fleet)
     if refusal is not None:
         log.error(refusal, extra={"outcome": FAILED})

@@ -133,7 +133,8 @@ def _settings() -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.secho(f"error: {message}", fg="red", err=True)
+    for line in message.splitlines() or [""]:  # several invalid settings: a line each
+        click.secho(f"error: {line}", fg="red", err=True)
     context = click.get_current_context(silent=True)
     if context is not None and context.meta.get(_META + "as_json"):
         click.echo(json.dumps({"error": message, "exit_code": code}))

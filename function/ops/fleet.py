@@ -65,20 +65,24 @@ def load_fleet(
     if uri is None:
         return [load_settings(env)]
     fleet: list[Settings] = []
+    problems: list[str] = []  # every relayer's, so that one run shows them all
     for n, entry in enumerate(parse_entries(read(uri), uri)):
         merged = {**env, **entry}
         if "RPC_URL_ENV" in entry:
             name = entry["RPC_URL_ENV"]
             if not env.get(name):
-                raise ConfigError(
+                problems.append(
                     f"RELAYER_CONFIG relayers[{n}] takes its RPC URL from {name}, which is not "
                     "set: set it (e.g. from Secret Manager) or fix RPC_URL_ENV"
                 )
+                continue
             merged["RPC_URL"] = env[name]
         try:
             fleet.append(load_settings(merged))
         except ConfigError as e:
-            raise ConfigError(f"RELAYER_CONFIG {uri} relayers[{n}]: {e}") from None
+            problems.extend(e.prefixed(f"RELAYER_CONFIG {uri} relayers[{n}]: ").problems)
+    if problems:
+        raise ConfigError.of(problems)
     ids = [s.relayer_id for s in fleet]
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
