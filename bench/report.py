@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.follow import follow_rows, follow_targets
+from bench.follow_report import follow_rows, follow_targets
 
 
 def _rate(amount: float, seconds: float) -> float:

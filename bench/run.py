@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.chains import Chain, empty_chain, events_chain
-from bench.follow import QUICK_FOLLOW, follow_phase, follow_rates
+from bench.follow import QUICK_FOLLOW, follow_phase
+from bench.follow_report import follow_rates
 from bench.measure import ROOT
 from bench.phases import Context, Settings, busy_phase, empty_phase, naive_phase
 from bench.report import rates, table, targets
