@@ -1,4 +1,5 @@
-"""The measured phases: floor, relayer end to end, idle runs, naive relayer, empty blocks.
+"""The measured phases: floor, relayer end to end, idle runs, naive relayer, empty blocks
+(the follow phase, latency and coverage, is bench/follow.py).
 
 Each returns a plain dict of measurements (seconds, counts, MB) that `report` turns into
 rates and ratios. What is timed, and what is left out, is said on each function.
@@ -11,7 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import requests
 
 from bench import floor
 from bench.chains import Chain
+from bench.follow import FollowSettings
 from bench.measure import ROOT, BenchError, median, run_timed, spread
 from bench.relayer import ABI_PATH, RelayerRun, catch_up, relayer_env, run_relayer
 from bench.topics import Topics, check_delivery
@@ -40,6 +42,7 @@ class Settings:
     empty_batch: int = 100_000  # one run over all empty blocks
     empty_small_batch: int = 10_000  # ... and many runs over them
     verify: bool = True  # an untimed warm-up run of each relayer checks delivery
+    follow: FollowSettings = field(default_factory=FollowSettings)  # bench/follow.py
 
 
 @dataclass

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.follow_report import follow_rows, follow_targets
+
 
 def _rate(amount: float, seconds: float) -> float:
     return amount / max(seconds, 1e-6)
@@ -79,11 +81,12 @@ TARGETS = (
 
 
 def targets(r: dict[str, float]) -> list[dict[str, Any]]:
-    return [
+    fixed = [
         {"target": t.name, "key": t.key, "value": r[t.key], "wanted": t.wanted,
          "holds": t.holds(r[t.key])}
         for t in TARGETS
     ]  # fmt: skip
+    return fixed + (follow_targets(r) if "follow_latency_p95_s" in r else [])
 
 
 def table(r: dict[str, float], details: dict[str, Any]) -> str:
@@ -116,6 +119,8 @@ def table(r: dict[str, float], details: dict[str, Any]) -> str:
         ("peak RSS, all events in one batch", r["peak_rss_mb"], "MB", ""),
         ("floor peak RSS", r["floor_peak_rss_mb"], "MB", ""),
     ]  # fmt: skip
+    if "follow_latency_p95_s" in r:
+        rows += follow_rows(r)
     width = max(len(name) for name, *_ in rows)
     lines = [f"{'measure':<{width}}  {'value':>12}  {'unit':<8}  ratio", "-" * (width + 50)]
     for name, value, unit, ratio in rows:

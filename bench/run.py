@@ -3,7 +3,8 @@
     python -m bench.run [--quick] [--repeat N] [--out bench/results.json]
 
 Phases, in one run on one machine: the floor, the relayer end to end with idle runs after
-it, the naive relayer on a slice, then the empty-block scans. See bench/README.md for what
+it, the naive relayer on a slice, the empty-block scans, then follow mode's latency and
+coverage on a chain that mines a block a second. See bench/README.md for what
 each number means and how the comparisons are kept fair.
 """
 
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.chains import Chain, empty_chain, events_chain
+from bench.follow import QUICK_FOLLOW, follow_phase
+from bench.follow_report import follow_rates
 from bench.measure import ROOT
 from bench.phases import Context, Settings, busy_phase, empty_phase, naive_phase
 from bench.report import rates, table, targets
@@ -34,7 +37,7 @@ from devstack.stack.services import Stack
 PROJECT = "relayer-bench"
 QUICK = Settings(
     events=2_000, event_blocks=40, empty_blocks=20_000, naive_events=100, repeat=3,
-    cheap_repeat=3, empty_batch=20_000, empty_small_batch=5_000,
+    cheap_repeat=3, empty_batch=20_000, empty_small_batch=5_000, follow=QUICK_FOLLOW,
 )  # fmt: skip
 
 
@@ -106,8 +109,10 @@ def measure(
     finally:
         for chain in chains:
             chain.stop()
-    details = {"floor": floor, "relayer": relayer, "naive": naive, "empty": scan}
-    headline = rates(floor, relayer, naive, scan)
+    say("[follow] follow mode and one batch on a chain mining a block a second (bench/follow.py)")
+    follow = follow_phase(ctx)
+    details = {"floor": floor, "relayer": relayer, "naive": naive, "empty": scan, "follow": follow}
+    headline = {**rates(floor, relayer, naive, scan), **follow_rates(follow)}
     return {
         **headline,
         "targets": targets(headline),
