@@ -1,5 +1,7 @@
 # The relay job's image (Cloud Run Job): `python main.py`, one run, then exit (CONTRACT §2).
-FROM python:3.11-slim
+# The base image is pinned to a full version tag (a digest could not be verified offline where
+# this was written: pin python:3.11.13-slim-bookworm@sha256:... once it is read from the registry).
+FROM python:3.11.13-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

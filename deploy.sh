@@ -3,15 +3,22 @@
 # without Terraform. Idempotent: each resource is described first, then created or updated, so
 # running it again applies changes and creates nothing twice.
 #
-#   ./deploy.sh [--env-file FILE] [--rpc-url-file FILE|-] [--image IMAGE] [--dry-run]
+#   ./deploy.sh [--env-file FILE] [--rpc-url-file [VAR=]FILE|-]... [--image IMAGE]
+#               [--code-only] [--dry-run]
 #
 #   --env-file FILE      settings (default: deploy.env; see deploy.env.example). Relative paths
 #                        in it (ABI_FILE) are relative to the file's folder.
 #   --rpc-url-file FILE  the RPC URL value, read from FILE or from standard input with '-'.
 #                        Needed when the secret does not exist yet (on a terminal it is asked
 #                        for instead); given when the secret exists, it adds a new version.
-#                        The value is piped to gcloud and never printed.
-#   --image IMAGE        deploy the job from this image instead of building from source.
+#                        The value is piped to gcloud and never printed. VAR=FILE: the value
+#                        of the secret of VAR in RPC_URL_SECRETS (a relayer's own RPC URL).
+#   --image IMAGE        deploy this image (in REGION-docker.pkg.dev/PROJECT_ID/ARTIFACT_REPO/
+#                        relayer) instead of building one there; a tag is resolved to its
+#                        digest, and the job runs the digest.
+#   --code-only          ship new code only (what Cloud Build does on every push, as the
+#                        deployer account): the job to --image's digest, the functions from
+#                        this folder. No API, IAM, secret, topic, bucket or alert is touched.
 #   --dry-run            print the exact gcloud commands, run none of them (no cloud needed).
 #
 # Every command is printed on its own line as `+ gcloud ...` before it runs. Exit codes: 0 done,
@@ -36,7 +43,7 @@ readonly SETTINGS=(
   FIRESTORE_DATABASE FIRESTORE_LOCATION RELAYER_BATCH_SIZE RELAYER_CHECKPOINT_INTERVAL
   RELAYER_CONFIRMATIONS RELAYER_CONFIG TASKS PARALLELISM TASK_TIMEOUT MAX_RETRIES CPU MEMORY
   ARTIFACT_REPO STATUS_INVOKERS NOTIFICATION_CHANNELS FAILED_RUNS_THRESHOLD ALERT_WINDOW
-  STALE_AFTER
+  STALE_AFTER RPC_URL_SECRETS RELAY_FUNCTION
 )
 # Relayer variables passed through to the job and the status function when set.
 readonly PASSTHROUGH=(
@@ -45,11 +52,17 @@ readonly PASSTHROUGH=(
 )
 
 DRY_RUN=0
+CODE_ONLY=0
 ENV_FILE="deploy.env"
-RPC_URL_FILE=""
 IMAGE=""
-RPC_URL_VALUE=""
+IMAGE_REF=""
 WORK=""
+# The secrets mounted into the job and the functions: variable names and secret ids, RPC_URL
+# first; the values given with --rpc-url-file [VAR=]FILE, by variable.
+SECRET_VARS=()
+SECRET_IDS=()
+declare -A SECRET_FILES=()
+declare -A SECRET_VALUES=()
 ADDRESSES=()
 INVOKERS=()
 CHANNELS=()
@@ -187,15 +200,25 @@ parse_args() {
       --dry-run) DRY_RUN=1 ;;
       --env-file) ENV_FILE=${2:?--env-file needs a path}; shift ;;
       --env-file=*) ENV_FILE=${1#*=} ;;
-      --rpc-url-file) RPC_URL_FILE=${2:?--rpc-url-file needs a path or -}; shift ;;
-      --rpc-url-file=*) RPC_URL_FILE=${1#*=} ;;
+      --rpc-url-file) rpc_url_file "${2:?--rpc-url-file needs a path or -}"; shift ;;
+      --rpc-url-file=*) rpc_url_file "${1#*=}" ;;
       --image) IMAGE=${2:?--image needs an image}; shift ;;
       --image=*) IMAGE=${1#*=} ;;
+      --code-only) CODE_ONLY=1 ;;
       -h | --help) usage; exit 0 ;;
       *) die "unknown argument $1 (see --help)" ;;
     esac
     shift
   done
+}
+
+# --rpc-url-file FILE is RPC_URL's value, --rpc-url-file VAR=FILE that of VAR's secret.
+rpc_url_file() {
+  if [[ $1 =~ ^([A-Z_][A-Z0-9_]*)=(.+)$ ]]; then
+    SECRET_FILES[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+  else
+    SECRET_FILES[RPC_URL]=$1
+  fi
 }
 
 is_setting() {
@@ -253,12 +276,12 @@ validate() {
   : "${NAME:=relayer}" "${RELAYER_POLL_INTERVAL:=60}" "${TIME_ZONE:=Etc/UTC}"
   : "${DEADLETTER_TOPIC:=$PUBSUB_TOPIC-deadletter}" "${SUBSCRIPTION:=$PUBSUB_TOPIC-example}"
   : "${CREATE_EXAMPLE_SUBSCRIPTION:=true}" "${MAX_DELIVERY_ATTEMPTS:=10}"
-  : "${RPC_URL_SECRET:=$NAME-rpc-url}" "${FIRESTORE_DATABASE:=(default)}"
+  : "${RPC_URL_SECRET:=$NAME-rpc-url}" "${FIRESTORE_DATABASE:=$NAME-state}"
   : "${FIRESTORE_LOCATION:=$REGION}" "${RELAYER_BATCH_SIZE:=1000}"
   : "${RELAYER_CHECKPOINT_INTERVAL:=100}" "${RELAYER_CONFIRMATIONS:=12}" "${TASKS:=1}"
   : "${PARALLELISM:=0}" "${MAX_RETRIES:=1}" "${CPU:=1}" "${RELAYER_RUN_SECONDS:=0}"
   : "${MEMORY:=512Mi}" "${ARTIFACT_REPO:=relayer}" "${ABI_BUCKET:=$PROJECT_ID-$NAME-abi}"
-  : "${ABI_OBJECT:=abi/contract.json}" "${FAILED_RUNS_THRESHOLD:=0}" "${ALERT_WINDOW:=600}"
+  : "${ABI_OBJECT:=abi/contract.json}" "${FAILED_RUNS_THRESHOLD:=0}" "${RELAY_FUNCTION:=false}"
 
   [[ $NAME =~ ^[a-z][a-z0-9-]{1,19}$ ]] ||
     die "NAME=$NAME is invalid: expected 2-20 lowercase letters, digits or '-', starting with a letter"
@@ -282,7 +305,13 @@ validate() {
   integer MAX_RETRIES 0
   integer MAX_DELIVERY_ATTEMPTS 5
   integer FAILED_RUNS_THRESHOLD 0
-  integer ALERT_WINDOW 60
+  # A database of the relayer's own by default: the grants are conditioned on its name, and
+  # "(default)" is usually shared with other applications.
+  [[ $FIRESTORE_DATABASE == "(default)" || $FIRESTORE_DATABASE =~ ^[a-z][a-z0-9-]{2,61}[a-z0-9]$ ]] ||
+    die "FIRESTORE_DATABASE=$FIRESTORE_DATABASE is invalid: expected 4-63 lowercase letters, digits or '-', starting with a letter and not ending with '-', or (default)"
+  [[ $RELAY_FUNCTION == true || $RELAY_FUNCTION == false ]] ||
+    die "RELAY_FUNCTION=$RELAY_FUNCTION is invalid: expected true or false"
+  secret_settings
   local address
   split_commas ADDRESSES "$CONTRACT_ADDRESS"
   ((${#ADDRESSES[@]})) || die "CONTRACT_ADDRESS is empty: expected one or more addresses"
@@ -307,13 +336,32 @@ validate() {
       fi
     fi
   fi
-  # Alert when no run succeeded for 3 intervals (what status calls stale); Monitoring's floor
-  # for an absence is 120 s. A follower logs its summary once a window: 3 hand-overs then.
+  # Alerts (as infra/derived.tf). A healthy relayer logs a successful summary every STALE_BASE
+  # seconds (a run; in follow mode a hand-over). A run killed without one (an OOM kill) keeps
+  # its lease until it expires: from the last success, the next comes at worst after a period,
+  # the lease, another period and a window. The stale alert waits that out plus a minute, so
+  # one crash does not page, and never less than 3 periods (what status calls stale);
+  # Monitoring's floor for an absence is 120 s.
+  if [[ -n ${RELAYER_LEASE_SECONDS:-} ]]; then integer RELAYER_LEASE_SECONDS 1; fi
+  LEASE=${RELAYER_LEASE_SECONDS:-300}
   if [[ -n ${STALE_AFTER:-} ]]; then
     integer STALE_AFTER 120
   else
-    STALE_AFTER=$(((STALE_BASE * 3 + 59) / 60 * 60))
+    local gap=$((LEASE + 2 * STALE_BASE + RELAYER_RUN_SECONDS + 60))
+    if ((gap < 3 * STALE_BASE)); then gap=$((3 * STALE_BASE)); fi
+    STALE_AFTER=$(((gap + 59) / 60 * 60))
     if ((STALE_AFTER < 120)); then STALE_AFTER=120; fi
+  fi
+  # Failed runs are counted over at least 3 periods, so that a window always holds runs.
+  if [[ -n ${ALERT_WINDOW:-} ]]; then
+    integer ALERT_WINDOW 60
+  else
+    ALERT_WINDOW=$(((STALE_BASE * 3 + 59) / 60 * 60))
+    if ((ALERT_WINDOW < 600)); then ALERT_WINDOW=600; fi
+  fi
+  TASK_TIMEOUT_S=$(seconds_of TASK_TIMEOUT) || exit 2
+  if [[ $RELAY_FUNCTION == true ]] && ((TASK_TIMEOUT_S > 1800)); then
+    die "RELAY_FUNCTION=true with TASK_TIMEOUT=$TASK_TIMEOUT: Cloud Scheduler waits at most 1800 s for an HTTP answer; lower TASK_TIMEOUT (or RELAYER_RUN_SECONDS) or use the job (RELAY_FUNCTION=false)"
   fi
   [[ $CREATE_EXAMPLE_SUBSCRIPTION == true || $CREATE_EXAMPLE_SUBSCRIPTION == false ]] ||
     die "CREATE_EXAMPLE_SUBSCRIPTION=$CREATE_EXAMPLE_SUBSCRIPTION is invalid: expected true or false"
@@ -341,10 +389,59 @@ validate() {
   JOB_SA="$NAME-job@$PROJECT_ID.iam.gserviceaccount.com"
   SCHEDULER_SA="$NAME-scheduler@$PROJECT_ID.iam.gserviceaccount.com"
   STATUS_SA="$NAME-status@$PROJECT_ID.iam.gserviceaccount.com"
+  DEPLOYER_SA="$NAME-deployer@$PROJECT_ID.iam.gserviceaccount.com"
   STATUS_FUNCTION="$NAME-status"
+  RELAY_FUNCTION_NAME="$NAME-relay"
+  # The one repository images come from (Cloud Build pushes there too): the job runs a digest.
+  IMAGE_REPO="$REGION-docker.pkg.dev/$PROJECT_ID/$ARTIFACT_REPO/relayer"
+  if [[ -n $IMAGE && $IMAGE != "$IMAGE_REPO"[:@]* ]]; then
+    die "--image $IMAGE is not an image of $IMAGE_REPO (REGION, PROJECT_ID and ARTIFACT_REPO of $ENV_FILE): push it there, or fix the settings (cloudbuild.yaml's _REGION must be REGION)"
+  fi
+  if ((CODE_ONLY)) && [[ -z $IMAGE ]]; then
+    die "--code-only needs --image: the image to deploy (pushed to $IMAGE_REPO)"
+  fi
   METRIC="$NAME-runs"
   DATABASE_NAME="projects/$PROJECT_ID/databases/$FIRESTORE_DATABASE"
   build_env
+}
+
+# The value of a duration setting (300, 300s, 10m, 1h) in seconds.
+seconds_of() {
+  local key=$1 value
+  [[ ${!key} =~ ^([0-9]+)(s|m|h)?$ ]] ||
+    die "$key=${!key} is invalid: expected seconds (300 or 300s), minutes (10m) or hours (1h)"
+  value=$((10#${BASH_REMATCH[1]}))
+  case ${BASH_REMATCH[2]} in
+    m) value=$((value * 60)) ;;
+    h) value=$((value * 3600)) ;;
+  esac
+  printf '%d' "$value"
+}
+
+# RPC_URL from RPC_URL_SECRET, and each relayer's own (RPC_URL_ENV: VAR in RELAYER_CONFIG)
+# from RPC_URL_SECRETS=VAR=SECRET,...: mounted into the job and the functions as VAR.
+secret_settings() {
+  local item var secret items=()
+  SECRET_VARS=(RPC_URL)
+  SECRET_IDS=("$RPC_URL_SECRET")
+  split_commas items "${RPC_URL_SECRETS:-}"
+  for item in "${items[@]}"; do
+    [[ $item =~ ^([A-Z_][A-Z0-9_]*)=([A-Za-z0-9_-]{1,255})$ ]] ||
+      die "RPC_URL_SECRETS has $item: expected VAR=SECRET (VAR the RPC_URL_ENV of a relayer of RELAYER_CONFIG, SECRET a Secret Manager secret id), comma-separated"
+    var=${BASH_REMATCH[1]}
+    secret=${BASH_REMATCH[2]}
+    [[ $var != RPC_URL ]] || die "RPC_URL_SECRETS has RPC_URL: its secret is RPC_URL_SECRET"
+    [[ " ${SECRET_VARS[*]} " != *" $var "* ]] || die "RPC_URL_SECRETS names $var twice"
+    SECRET_VARS+=("$var")
+    SECRET_IDS+=("$secret")
+  done
+  for var in "${!SECRET_FILES[@]}"; do
+    [[ " ${SECRET_VARS[*]} " == *" $var "* ]] ||
+      die "--rpc-url-file $var=...: $var is not in RPC_URL_SECRETS"
+  done
+  local mounts=() i
+  for i in "${!SECRET_VARS[@]}"; do mounts+=("${SECRET_VARS[i]}=${SECRET_IDS[i]}:latest"); done
+  SECRET_MOUNTS=$(IFS=,; printf '%s' "${mounts[*]}")
 }
 
 # Follow mode: the schedule, the task timeout and the lease follow from RELAYER_RUN_SECONDS.
@@ -435,58 +532,101 @@ build_env() {
   RUNTIME_ENV="^|^$(IFS='|'; printf '%s' "${pairs[*]}")"
 }
 
-# The RPC URL, from --rpc-url-file or (on a terminal, when the secret must be created) a
-# prompt. Kept in a variable and piped to gcloud; never printed, never on a command line.
-read_rpc_url() {
-  if [[ -z $RPC_URL_FILE ]]; then return 0; fi
-  if [[ $RPC_URL_FILE == - ]]; then
-    RPC_URL_VALUE=$(cat)
-  else
-    [[ -r $RPC_URL_FILE ]] || die "--rpc-url-file $RPC_URL_FILE: cannot read it"
-    RPC_URL_VALUE=$(<"$RPC_URL_FILE")
-  fi
-  check_rpc_url
+# The RPC URLs, from --rpc-url-file [VAR=]FILE or (on a terminal, when a secret must be
+# created) a prompt. Kept in variables and piped to gcloud; never printed, never on a command
+# line.
+read_rpc_urls() {
+  local var file value
+  for var in "${!SECRET_FILES[@]}"; do
+    file=${SECRET_FILES[$var]}
+    if [[ $file == - ]]; then
+      value=$(cat)
+    else
+      [[ -r $file ]] || die "--rpc-url-file $file: cannot read it"
+      value=$(<"$file")
+    fi
+    SECRET_VALUES[$var]=$(checked_rpc_url "$var" "$value") || exit 2
+  done
 }
 
-check_rpc_url() {
-  RPC_URL_VALUE=${RPC_URL_VALUE%$'\r'}
-  RPC_URL_VALUE="${RPC_URL_VALUE#"${RPC_URL_VALUE%%[![:space:]]*}"}"
-  RPC_URL_VALUE="${RPC_URL_VALUE%"${RPC_URL_VALUE##*[![:space:]]}"}"
-  [[ -n $RPC_URL_VALUE ]] || die "the RPC URL is empty"
-  [[ $RPC_URL_VALUE =~ ^https?:// ]] ||
-    die "the RPC URL does not start with http:// or https:// (several URLs: comma-separated)"
+# The value trimmed, or exit 2 naming the variable (never the value).
+checked_rpc_url() {
+  local value=${2%$'\r'}
+  value="${value#"${value%%[![:space:]]*}"}"
+  value="${value%"${value##*[![:space:]]}"}"
+  [[ -n $value ]] || die "the RPC URL for $1 is empty"
+  [[ $value =~ ^https?:// ]] ||
+    die "the RPC URL for $1 does not start with http:// or https:// (several URLs: comma-separated)"
+  printf '%s' "$value"
 }
 
 prompt_rpc_url() {
-  if [[ -n $RPC_URL_VALUE ]]; then return 0; fi
-  [[ -t 0 ]] || die "secret $RPC_URL_SECRET does not exist: pass its value with --rpc-url-file FILE (or - for standard input)"
-  IFS= read -r -s -p "RPC URL for secret $RPC_URL_SECRET (not shown): " RPC_URL_VALUE
+  local var=$1 secret=$2 value
+  if [[ -n ${SECRET_VALUES[$var]:-} ]]; then return 0; fi
+  [[ -t 0 ]] || die "secret $secret does not exist: pass its value with --rpc-url-file $(file_arg "$var")"
+  IFS= read -r -s -p "RPC URL for secret $secret ($var, not shown): " value
   printf '\n' >&2
-  check_rpc_url
+  SECRET_VALUES[$var]=$(checked_rpc_url "$var" "$value") || exit 2
+}
+
+# How --rpc-url-file names a variable's file.
+file_arg() {
+  if [[ $1 == RPC_URL ]]; then printf 'FILE (or - for standard input)'; else printf '%s=FILE' "$1"; fi
 }
 
 # A new secret needs its value: find out before changing anything.
-preflight_secret() {
-  if [[ -n $RPC_URL_VALUE || -t 0 ]]; then return 0; fi
-  if ! check gcloud secrets describe "$RPC_URL_SECRET" --project="$PROJECT_ID"; then
-    die "secret $RPC_URL_SECRET does not exist (or cannot be read): pass its value with --rpc-url-file FILE (or - for standard input)"
-  fi
+preflight_secrets() {
+  if [[ -t 0 ]]; then return 0; fi
+  local i var secret
+  for i in "${!SECRET_VARS[@]}"; do
+    var=${SECRET_VARS[i]}
+    secret=${SECRET_IDS[i]}
+    if [[ -n ${SECRET_VALUES[$var]:-} ]]; then continue; fi
+    if ! check gcloud secrets describe "$secret" --project="$PROJECT_ID"; then
+      die "secret $secret does not exist (or cannot be read): pass its value with --rpc-url-file $(file_arg "$var")"
+    fi
+  done
 }
 
-# Pipes the RPC URL to a gcloud command reading --data-file=-.
-with_rpc_url() {
+# with_secret VAR SECRET COMMAND...: pipes VAR's RPC URL to a gcloud command reading
+# --data-file=-.
+with_secret() {
+  local var=$1 secret=$2
+  shift 2
   if ((DRY_RUN)); then
-    if [[ -n $RPC_URL_FILE ]]; then
-      say "#   standard input: the RPC URL from --rpc-url-file (not shown)"
+    if [[ -n ${SECRET_FILES[$var]:-} ]]; then
+      say "#   standard input: the RPC URL for $var from --rpc-url-file (not shown)"
     else
-      say "#   standard input: the RPC URL, asked for on the terminal (not shown)"
+      say "#   standard input: the RPC URL for $var, asked for on the terminal (not shown)"
     fi
     show "$@"
     return 0
   fi
-  prompt_rpc_url
+  prompt_rpc_url "$var" "$secret"
   show "$@"
-  printf '%s' "$RPC_URL_VALUE" | "$@"
+  printf '%s' "${SECRET_VALUES[$var]}" | "$@"
+}
+
+# The image by digest: a tag is resolved through Artifact Registry, so that the job runs what
+# was pushed even if the tag moves later.
+resolve_image() {
+  if [[ $IMAGE =~ @sha256:[0-9a-f]{64}$ ]]; then
+    IMAGE_REF=$IMAGE
+    return 0
+  fi
+  local digest="sha256:DIGEST"
+  show gcloud artifacts docker images describe "$IMAGE" --project="$PROJECT_ID" \
+    --format="value(image_summary.digest)"
+  if ((!DRY_RUN)); then
+    digest=$(gcloud artifacts docker images describe "$IMAGE" --project="$PROJECT_ID" \
+      --format="value(image_summary.digest)")
+    [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || {
+      printf 'deploy.sh: %s\n' "no digest for $IMAGE (got '$digest')" >&2
+      exit 1
+    }
+  fi
+  IMAGE_REF="$IMAGE_REPO@$digest"
+  say "#   $IMAGE is $IMAGE_REF"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -535,17 +675,18 @@ database_create() {
     --location="$FIRESTORE_LOCATION" --type=firestore-native
 }
 
-secret_describe() { check gcloud secrets describe "$RPC_URL_SECRET" --project="$PROJECT_ID"; }
+# secret_* VAR SECRET: the secret mounted as VAR.
+secret_describe() { check gcloud secrets describe "$2" --project="$PROJECT_ID"; }
 secret_create() {
-  with_rpc_url gcloud secrets create "$RPC_URL_SECRET" --project="$PROJECT_ID" \
+  with_secret "$1" "$2" gcloud secrets create "$2" --project="$PROJECT_ID" \
     --replication-policy=automatic --data-file=-
 }
 # An existing secret gets a new version only when a value was given.
 secret_update() {
-  if [[ -n $RPC_URL_FILE ]]; then
-    with_rpc_url gcloud secrets versions add "$RPC_URL_SECRET" --project="$PROJECT_ID" --data-file=-
+  if [[ -n ${SECRET_FILES[$1]:-} ]]; then
+    with_secret "$1" "$2" gcloud secrets versions add "$2" --project="$PROJECT_ID" --data-file=-
   else
-    say "#   keeps its current value (pass --rpc-url-file to add a new version)"
+    say "#   keeps its current value (pass --rpc-url-file $(file_arg "$1") to add a new version)"
   fi
 }
 
@@ -568,6 +709,36 @@ scheduler_flags() {
 }
 scheduler_create() { scheduler_flags; run gcloud scheduler jobs create http "$NAME-schedule" "${SCHEDULER_FLAGS[@]}"; }
 scheduler_update() { scheduler_flags; run gcloud scheduler jobs update http "$NAME-schedule" "${SCHEDULER_FLAGS[@]}"; }
+
+# The relay function's schedule: a POST with an OIDC token of the scheduler's account, whose
+# audience is the function's URL (RELAY_URL).
+relay_schedule_describe() { check gcloud scheduler jobs describe "$NAME-relay-schedule" --project="$PROJECT_ID" --location="$REGION"; }
+relay_schedule_flags() {
+  SCHEDULER_FLAGS=(
+    --project="$PROJECT_ID" --location="$REGION" --schedule="$SCHEDULE"
+    --time-zone="$TIME_ZONE" --uri="$RELAY_URL" --http-method=POST
+    --oidc-service-account-email="$SCHEDULER_SA" --oidc-token-audience="$RELAY_URL"
+    --attempt-deadline="${TASK_TIMEOUT_S}s" --max-retry-attempts=0
+    --description="Calls the $NAME relay function: one run per call"
+  )
+}
+relay_schedule_create() { relay_schedule_flags; run gcloud scheduler jobs create http "$NAME-relay-schedule" "${SCHEDULER_FLAGS[@]}"; }
+relay_schedule_update() { relay_schedule_flags; run gcloud scheduler jobs update http "$NAME-relay-schedule" "${SCHEDULER_FLAGS[@]}"; }
+
+# function_deploy NAME ENTRY SA MEMORY TIMEOUT MAX_INSTANCES: a gen2 HTTP function from this
+# folder, not public, with the runtime settings and the secrets.
+function_deploy() {
+  run gcloud functions deploy "$1" --project="$PROJECT_ID" --region="$REGION" --gen2 \
+    --runtime=python311 --source=. --entry-point="$2" --trigger-http --no-allow-unauthenticated \
+    --service-account="$3" --memory="$4" --timeout="$5" --max-instances="$6" \
+    --set-env-vars="$RUNTIME_ENV" --set-secrets="$SECRET_MOUNTS"
+}
+
+# The code of an existing function, from this folder; its settings stay as the set-up left them.
+function_code() {
+  run gcloud functions deploy "$1" --project="$PROJECT_ID" --region="$REGION" --gen2 \
+    --runtime=python311 --source=. --entry-point="$2" --trigger-http
+}
 
 metric_describe() { check gcloud logging metrics describe "$METRIC" --project="$PROJECT_ID"; }
 metric_create() { run gcloud logging metrics create "$METRIC" --project="$PROJECT_ID" --config-from-file="$WORK/metric.json"; }
@@ -673,15 +844,28 @@ EOF
 # The deployment
 # ---------------------------------------------------------------------------------------------
 
+# What Cloud Build does on every push, as the deployer account: new code, nothing else.
+deploy_code() {
+  step "Image: $IMAGE by digest"
+  resolve_image
+
+  step "Cloud Run Job: the new image (settings and secrets stay as set up)"
+  run gcloud run jobs update "$NAME" --project="$PROJECT_ID" --region="$REGION" --image="$IMAGE_REF"
+
+  step "Functions: the code of this commit"
+  function_code "$STATUS_FUNCTION" status
+  if [[ $RELAY_FUNCTION == true ]]; then function_code "$RELAY_FUNCTION_NAME" relay; fi
+}
+
 main() {
   parse_args "$@"
   load_env "$ENV_FILE"
   validate
-  read_rpc_url
+  if ((!CODE_ONLY)); then read_rpc_urls; fi
   if ((!DRY_RUN)); then
     command -v gcloud >/dev/null || die "gcloud not found: install the Google Cloud CLI"
     export CLOUDSDK_CORE_DISABLE_PROMPTS=1
-    preflight_secret
+    if ((!CODE_ONLY)); then preflight_secrets; fi
   fi
   WORK=$(mktemp -d)
   trap 'rm -rf "$WORK"' EXIT
@@ -691,18 +875,34 @@ main() {
     say "# Dry run: the commands are printed, none is run."
   fi
   say "# Relayer $NAME: project $PROJECT_ID, region $REGION, chain $CHAIN_ID, topic $PUBSUB_TOPIC"
+  if ((CODE_ONLY)); then
+    deploy_code
+    return 0
+  fi
   if [[ -n $FOLLOW_PLAN ]]; then say "$FOLLOW_PLAN; stale alert after $STALE_AFTER s"; fi
 
   step "APIs"
   run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID"
 
-  step "Service accounts: the job, the scheduler, the status function"
+  step "Service accounts: the job, the scheduler, the status function, the deployer"
   upsert sa "$NAME-job" "EVM relayer job"
   upsert sa "$NAME-scheduler" "EVM relayer scheduler"
   upsert sa "$NAME-status" "EVM relayer status"
+  upsert sa "$NAME-deployer" "EVM relayer deployer"
 
-  step "Artifact Registry repository for built images"
+  step "Artifact Registry repository: the images the job runs"
   upsert repo
+  # The deployer (Cloud Build's account) pushes images there.
+  run_retry gcloud artifacts repositories add-iam-policy-binding "$ARTIFACT_REPO" --project="$PROJECT_ID" \
+    --location="$REGION" --member="serviceAccount:$DEPLOYER_SA" --role=roles/artifactregistry.writer \
+    --format=none
+
+  step "Image"
+  if [[ -z $IMAGE ]]; then
+    IMAGE="$IMAGE_REPO:manual-$(date -u +%Y%m%d-%H%M%S)"
+    run gcloud builds submit --project="$PROJECT_ID" --region="$REGION" --tag="$IMAGE" .
+  fi
+  resolve_image
 
   step "Pub/Sub: events topic, dead-letter topic, example subscription"
   upsert topic "$PUBSUB_TOPIC"
@@ -729,7 +929,7 @@ main() {
       --member="$agent" --role=roles/pubsub.subscriber --format=none
   fi
 
-  step "Firestore: database, TTL of processed-event records, index exemptions"
+  step "Firestore: the relayer's database, TTL of processed-event records, index exemptions"
   upsert database
   run gcloud firestore fields ttls update expire_at --project="$PROJECT_ID" \
     --database="$FIRESTORE_DATABASE" --collection-group=blocks --enable-ttl
@@ -747,12 +947,14 @@ main() {
     --role=roles/datastore.viewer --format=none \
     --condition="expression=resource.name == \"$DATABASE_NAME\",title=$NAME-firestore-database-read"
 
-  step "Secret Manager: the RPC URL"
-  upsert secret
-  local sa
-  for sa in "$JOB_SA" "$STATUS_SA"; do
-    run_retry gcloud secrets add-iam-policy-binding "$RPC_URL_SECRET" --project="$PROJECT_ID" \
-      --member="serviceAccount:$sa" --role=roles/secretmanager.secretAccessor --format=none
+  step "Secret Manager: the RPC URLs"
+  local i sa
+  for i in "${!SECRET_VARS[@]}"; do
+    upsert secret "${SECRET_VARS[i]}" "${SECRET_IDS[i]}"
+    for sa in "$JOB_SA" "$STATUS_SA"; do
+      run_retry gcloud secrets add-iam-policy-binding "${SECRET_IDS[i]}" --project="$PROJECT_ID" \
+        --member="serviceAccount:$sa" --role=roles/secretmanager.secretAccessor --format=none
+    done
   done
 
   step "ABI"
@@ -771,14 +973,11 @@ main() {
     done
   fi
 
-  step "Cloud Run Job"
-  local from=(--source=.)
-  if [[ -n $IMAGE ]]; then from=(--image="$IMAGE"); fi
-  run gcloud run jobs deploy "$NAME" --project="$PROJECT_ID" --region="$REGION" "${from[@]}" \
+  step "Cloud Run Job: $IMAGE_REF"
+  run gcloud run jobs deploy "$NAME" --project="$PROJECT_ID" --region="$REGION" --image="$IMAGE_REF" \
     --service-account="$JOB_SA" --command=python --args=main.py --tasks="$TASKS" \
     --parallelism="$PARALLELISM" --task-timeout="$TASK_TIMEOUT" --max-retries="$MAX_RETRIES" \
-    --cpu="$CPU" --memory="$MEMORY" --set-env-vars="$RUNTIME_ENV" \
-    --set-secrets="RPC_URL=$RPC_URL_SECRET:latest"
+    --cpu="$CPU" --memory="$MEMORY" --set-env-vars="$RUNTIME_ENV" --set-secrets="$SECRET_MOUNTS"
   # roles/run.invoker on the job allows running it, and nothing else.
   run_retry gcloud run jobs add-iam-policy-binding "$NAME" --project="$PROJECT_ID" --region="$REGION" \
     --member="serviceAccount:$SCHEDULER_SA" --role=roles/run.invoker --format=none
@@ -787,17 +986,50 @@ main() {
   upsert scheduler
 
   step "Status function (not public)"
-  run gcloud functions deploy "$STATUS_FUNCTION" --project="$PROJECT_ID" --region="$REGION" --gen2 \
-    --runtime=python311 --source=. --entry-point=status --trigger-http --no-allow-unauthenticated \
-    --service-account="$STATUS_SA" --memory=256Mi --timeout=30s --max-instances=3 \
-    --set-env-vars="$RUNTIME_ENV" --set-secrets="RPC_URL=$RPC_URL_SECRET:latest"
+  function_deploy "$STATUS_FUNCTION" status "$STATUS_SA" 256Mi 30s 3
   local member
   for member in "${INVOKERS[@]}"; do
     run_retry gcloud functions add-invoker-policy-binding "$STATUS_FUNCTION" --project="$PROJECT_ID" \
       --region="$REGION" --member="$member"
   done
 
+  if [[ $RELAY_FUNCTION == true ]]; then
+    step "Relay function (POST only, not public): runs start through it, the job's schedule is paused"
+    # The job's code, identity and settings; two instances, so a follower can hand over.
+    function_deploy "$RELAY_FUNCTION_NAME" relay "$JOB_SA" "$MEMORY" "${TASK_TIMEOUT_S}s" 2
+    run_retry gcloud functions add-invoker-policy-binding "$RELAY_FUNCTION_NAME" --project="$PROJECT_ID" \
+      --region="$REGION" --member="serviceAccount:$SCHEDULER_SA"
+    RELAY_URL="https://RELAY-FUNCTION-URL"
+    show gcloud functions describe "$RELAY_FUNCTION_NAME" --project="$PROJECT_ID" --region="$REGION" \
+      --gen2 --format="value(serviceConfig.uri)"
+    if ((!DRY_RUN)); then
+      RELAY_URL=$(gcloud functions describe "$RELAY_FUNCTION_NAME" --project="$PROJECT_ID" \
+        --region="$REGION" --gen2 --format="value(serviceConfig.uri)")
+    fi
+    upsert relay_schedule
+    run gcloud scheduler jobs pause "$NAME-schedule" --project="$PROJECT_ID" --location="$REGION"
+  fi
+
+  step "Deployer: what Cloud Build needs to ship new code (deploy.sh --code-only)"
+  # run.developer on this job: get and update it, not its IAM policy.
+  run_retry gcloud run jobs add-iam-policy-binding "$NAME" --project="$PROJECT_ID" --region="$REGION" \
+    --member="serviceAccount:$DEPLOYER_SA" --role=roles/run.developer --format=none
+  # Function deployments from source ask for an upload URL and poll operations, which exist at
+  # the project's level only; a build under its own account writes its own logs.
+  for role in roles/cloudfunctions.developer roles/logging.logWriter; do
+    run_retry gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$DEPLOYER_SA" \
+      --role="$role" --condition=None --format=none
+  done
+  # Updating what runs as an account needs actAs on it.
+  for sa in "$JOB_SA" "$STATUS_SA"; do
+    run_retry gcloud iam service-accounts add-iam-policy-binding "$sa" --project="$PROJECT_ID" \
+      --member="serviceAccount:$DEPLOYER_SA" --role=roles/iam.serviceAccountUser --format=none
+  done
+
   step "Alerts: failed runs, no progress"
+  if ((!${#CHANNELS[@]})); then
+    say "# NOTIFICATION_CHANNELS is empty: the alerts open incidents in the console and notify no one (README: creating a channel)"
+  fi
   write_monitoring_files
   upsert metric
   policy_upsert alert-failed.json "$NAME: relay runs failed"
@@ -807,6 +1039,7 @@ main() {
   say "# Run once now:   gcloud run jobs execute $NAME --region=$REGION --project=$PROJECT_ID --wait"
   say "# Status URL:     gcloud functions describe $STATUS_FUNCTION --gen2 --region=$REGION --project=$PROJECT_ID --format='value(serviceConfig.uri)'"
   say "# Run summaries:  gcloud logging read 'resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND jsonPayload.run_summary=true' --project=$PROJECT_ID --limit=10"
+  say "# Cloud Build:    run its trigger as $DEPLOYER_SA (gcloud builds triggers create ... --service-account=projects/$PROJECT_ID/serviceAccounts/$DEPLOYER_SA)"
 }
 
 main "$@"

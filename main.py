@@ -15,7 +15,14 @@ from function.ops import app
 
 
 def relay(request: Any) -> app.Response:
-    """One run per request; 200 with the run summary, 500 when the run failed."""
+    """One run per POST; 200 with the run summary, 500 when the run failed.
+
+    Anything but POST is refused before any work: an uptime check's or a crawler's GET must not
+    start a run (Cloud Scheduler POSTs).
+    """
+    if request.method != "POST":
+        body = '{"error": "POST only: each POST starts one relay run"}\n'
+        return body, 405, {"Allow": "POST", "Content-Type": "application/json"}
     return app.relay_http(os.environ)
 
 

@@ -29,5 +29,19 @@ extra_env = {
   RELAYER_EVENTS = "EscrowCreated,EscrowReleased"
 }
 
-status_invokers       = ["group:oncall@example.com"]
-notification_channels = []
+# The first apply (-target, README.md) runs without an image; then the digest the
+# image_build_command output prints:
+# image = "europe-west1-docker.pkg.dev/my-project/relayer/relayer@sha256:<64 hex digits>"
+
+# A relayer of RELAYER_CONFIG with `RPC_URL_ENV: VAULT_RPC_URL` reads its URL from this secret.
+# rpc_url_secrets = { VAULT_RPC_URL = "relayer-vault-rpc-url" }
+
+# State in a database of its own (the default, <name>-state); "(default)" is usually shared.
+# firestore_database = "relayer-state"
+
+# Runs through the relay HTTP function instead of the job's schedule.
+# relay_function = true
+
+status_invokers = ["group:oncall@example.com"]
+# Where alerts go: without a channel they notify no one (README.md: creating one).
+notification_channels = ["projects/my-project/notificationChannels/1234567890"]

@@ -4,7 +4,7 @@ resource "google_firestore_database" "this" {
   count = var.create_firestore_database ? 1 : 0
 
   project                 = var.project_id
-  name                    = var.firestore_database
+  name                    = local.firestore_database
   location_id             = coalesce(var.firestore_location, var.region)
   type                    = "FIRESTORE_NATIVE"
   delete_protection_state = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
@@ -18,7 +18,7 @@ resource "google_firestore_database" "this" {
 # index on it a write hotspot: its indexes are off.
 resource "google_firestore_field" "blocks_expire_at" {
   project    = var.project_id
-  database   = var.firestore_database
+  database   = local.firestore_database
   collection = "blocks"
   field      = "expire_at"
 
@@ -45,7 +45,7 @@ resource "google_firestore_field" "unindexed" {
   for_each = local.index_exemptions
 
   project    = var.project_id
-  database   = var.firestore_database
+  database   = local.firestore_database
   collection = each.value.collection
   field      = each.value.field
 

@@ -60,6 +60,20 @@ resource "google_cloud_run_v2_job" "relay" {
             }
           }
         }
+
+        # Each relayer's own RPC URL (RPC_URL_ENV in RELAYER_CONFIG), from its secret.
+        dynamic "env" {
+          for_each = google_secret_manager_secret.relayer_rpc_url
+          content {
+            name = env.key
+            value_source {
+              secret_key_ref {
+                secret  = env.value.secret_id
+                version = "latest"
+              }
+            }
+          }
+        }
       }
     }
   }
@@ -67,9 +81,14 @@ resource "google_cloud_run_v2_job" "relay" {
   depends_on = [
     google_project_service.apis,
     google_secret_manager_secret_iam_member.job_reads_rpc_url,
+    google_secret_manager_secret_iam_member.job_reads_relayer_rpc_url,
   ]
 
   lifecycle {
+    precondition {
+      condition     = var.image != null
+      error_message = "image is not set: build and push the image first (the image_build_command output prints its digest), then set image to <repository>/relayer@sha256:<digest>."
+    }
     precondition {
       condition     = !local.follow || local.task_timeout >= local.follow_needs
       error_message = "task_timeout_seconds is shorter than the follow window: run_seconds + poll_interval_seconds + 60 s (start-up, last commit, hand-over) = ${local.follow_needs} s, or Cloud Run kills runs inside their window; raise task_timeout_seconds (or leave it null to derive it) or lower run_seconds."

@@ -2,10 +2,13 @@
 # `outcome` (ok, idle, skipped, failed) and `relayer_id`; a configuration error logs one line
 # with `outcome: failed` before any run. A log-based counter of those lines, by outcome and
 # relayer, feeds two alerts:
-# - runs fail: more than failed_runs_threshold failed runs of a relayer within the window;
-# - lag grows: no successful run (ok or idle) of a relayer for stale_after_seconds, which is
-#   what the status function calls stale. A run that crashes or is killed logs nothing, so it
-#   shows up here too.
+# - runs fail: more than failed_runs_threshold failed runs of a relayer within the window
+#   (local.alert_window, derived.tf);
+# - lag grows: no successful run (ok or idle) of a relayer for local.stale_after (derived.tf):
+#   a run that crashes or is killed logs nothing and keeps its lease until it expires, so the
+#   window outlasts one crashed run's lease; lasting silence still pages.
+# Both go to var.notification_channels; without one they only open incidents in the console
+# (the check below warns at plan time).
 
 locals {
   run_summary_filter = join(" AND ", [
@@ -14,7 +17,13 @@ locals {
     "(jsonPayload.run_summary=true OR jsonPayload.outcome=\"failed\")",
   ])
   runs_metric = "logging.googleapis.com/user/${google_logging_metric.runs.name}"
-  stale_after = coalesce(var.stale_after_seconds, max(120, ceil(3 * max(var.poll_interval_seconds, local.handover_period) / 60) * 60))
+}
+
+check "alerts_notify_someone" {
+  assert {
+    condition     = length(var.notification_channels) > 0
+    error_message = "notification_channels is empty: the alerts open incidents in the console and notify no one. Create a channel (gcloud beta monitoring channels create --display-name=oncall --type=email --channel-labels=email_address=oncall@example.com) and list its name (projects/<p>/notificationChannels/<id>) in notification_channels."
+  }
 }
 
 resource "google_logging_metric" "runs" {
@@ -67,7 +76,7 @@ resource "google_monitoring_alert_policy" "runs_failed" {
       duration        = "0s"
 
       aggregations {
-        alignment_period     = "${var.alert_window_seconds}s"
+        alignment_period     = "${local.alert_window}s"
         per_series_aligner   = "ALIGN_SUM"
         cross_series_reducer = "REDUCE_SUM"
         group_by_fields      = ["metric.label.relayer_id"]

@@ -11,13 +11,13 @@ output "run_job_now_command" {
 }
 
 output "image" {
-  description = "The image the job runs."
+  description = "The image the job runs, by digest."
   value       = local.image
 }
 
 output "image_build_command" {
-  description = "Build and push the job's image from the repository root."
-  value       = "gcloud builds submit --project=${var.project_id} --region=${var.region} --tag=${local.image} ."
+  description = "Build and push the job's image from the repository root, then print the reference by digest to set as image."
+  value       = "gcloud builds submit --project=${var.project_id} --region=${var.region} --tag=${local.image_repository}:manual . && echo ${local.image_repository}@$(gcloud artifacts docker images describe ${local.image_repository}:manual --project=${var.project_id} --format='value(image_summary.digest)')"
 }
 
 output "artifact_repository" {
@@ -60,9 +60,27 @@ output "rpc_url_add_version_command" {
   value       = "gcloud secrets versions add ${google_secret_manager_secret.rpc_url.secret_id} --project=${var.project_id} --data-file=rpc-url.txt"
 }
 
+output "rpc_url_add_version_commands" {
+  description = "The same for each relayer's own secret (rpc_url_secrets), by variable name."
+  value = {
+    for name, secret in google_secret_manager_secret.relayer_rpc_url :
+    name => "gcloud secrets versions add ${secret.secret_id} --project=${var.project_id} --data-file=${lower(name)}.txt"
+  }
+}
+
+output "secret_env" {
+  description = "The variables mounted from Secret Manager into the job and the functions: variable => secret id."
+  value       = local.secret_env
+}
+
 output "firestore_database" {
   description = "The Firestore database holding the state (relayers/{RELAYER_ID})."
-  value       = var.firestore_database
+  value       = local.firestore_database
+}
+
+output "relay_function_url" {
+  description = "The relay function (relay_function), POST only; null when not deployed."
+  value       = try(google_cloudfunctions2_function.relay[0].service_config[0].uri, null)
 }
 
 output "status_url" {
@@ -76,11 +94,12 @@ output "status_curl_command" {
 }
 
 output "service_accounts" {
-  description = "The three identities."
+  description = "The four identities; deployer is the one to give Cloud Build's trigger (gcloud builds triggers create ... --service-account)."
   value = {
     job       = google_service_account.job.email
     scheduler = google_service_account.scheduler.email
     status    = google_service_account.status.email
+    deployer  = google_service_account.deployer.email
   }
 }
 

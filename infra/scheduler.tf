@@ -10,6 +10,9 @@ resource "google_cloud_scheduler_job" "relay" {
   schedule         = local.schedule
   time_zone        = var.time_zone
   attempt_deadline = "60s"
+  # With the relay function, runs start through it (relay.tf): this schedule is paused, and the
+  # job stays for runs by hand.
+  paused = var.relay_function
 
   retry_config {
     retry_count = 0

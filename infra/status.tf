@@ -36,10 +36,21 @@ resource "google_cloudfunctions2_function" "status" {
       secret     = google_secret_manager_secret.rpc_url.secret_id
       version    = "latest"
     }
+
+    dynamic "secret_environment_variables" {
+      for_each = google_secret_manager_secret.relayer_rpc_url
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value.secret_id
+        version    = "latest"
+      }
+    }
   }
 
   depends_on = [
     google_project_service.apis,
     google_secret_manager_secret_iam_member.status_reads_rpc_url,
+    google_secret_manager_secret_iam_member.status_reads_relayer_rpc_url,
   ]
 }

@@ -1,4 +1,4 @@
-# The ABI bucket (ABI_URI, and RELAYER_CONFIG when used) and the status function's source.
+# The ABI bucket (ABI_URI, and RELAYER_CONFIG when used) and the functions' source.
 
 resource "google_storage_bucket" "abi" {
   project                     = var.project_id
@@ -35,7 +35,7 @@ resource "google_storage_bucket" "source" {
   depends_on = [google_project_service.apis]
 }
 
-# The status function is built from the same code as the job: main.py, the function package
+# The functions (status, relay) are built from the same code as the job: main.py, the package
 # and the runtime requirements, nothing else (no tests, no dev tooling).
 locals {
   repo_root = "${path.module}/.."

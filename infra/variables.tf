@@ -7,9 +7,8 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the job, the scheduler, the status function and the buckets."
+  description = "Region of the job, the scheduler, the functions, the image repository and the buckets (no default: deploy.env's REGION and cloudbuild.yaml's _REGION must name the same)."
   type        = string
-  default     = "us-central1"
 }
 
 variable "name" {
@@ -130,13 +129,26 @@ variable "time_zone" {
 }
 
 variable "extra_env" {
-  description = "More relayer variables for the job and the status function (RELAYER_EVENTS, RELAYER_HEAD, RELAYER_LEASE_SECONDS, RELAYER_EVENT_TTL_DAYS, RELAYER_MAX_LAG_BLOCKS...). Never RPC_URL: that one comes from Secret Manager."
+  description = "More relayer variables for the job and the functions (RELAYER_EVENTS, RELAYER_HEAD, RELAYER_LEASE_SECONDS, RELAYER_EVENT_TTL_DAYS, RELAYER_MAX_LAG_BLOCKS...), in plain text. Never an RPC URL: RPC_URL and the variables of rpc_url_secrets come from Secret Manager."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = !contains(keys(var.extra_env), "RPC_URL")
-    error_message = "extra_env: RPC_URL comes from the Secret Manager secret, never from a plain variable."
+    condition     = alltrue([for k in keys(var.extra_env) : !can(regex("RPC_URL", k))])
+    error_message = "extra_env: an RPC URL carries API keys and never goes in a plain variable: RPC_URL comes from the rpc_url secret, and a relayer's own (RPC_URL_ENV in RELAYER_CONFIG) from rpc_url_secrets."
+  }
+}
+
+variable "rpc_url_secrets" {
+  description = "The RPC URLs of the relayers of RELAYER_CONFIG that name their own (RPC_URL_ENV: NAME): variable NAME => Secret Manager secret id. Terraform creates each secret (never its value) and mounts it as NAME into the job and the functions, readable by their service accounts only."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for k, v in var.rpc_url_secrets : can(regex("^[A-Z_][A-Z0-9_]*$", k)) && k != "RPC_URL" && can(regex("^[A-Za-z0-9_-]{1,255}$", v))
+    ])
+    error_message = "rpc_url_secrets: variable names in upper case (not RPC_URL, which is the rpc_url secret) => secret ids (letters, digits, '_' and '-')."
   }
 }
 
@@ -177,9 +189,14 @@ variable "max_delivery_attempts" {
 # State, secret, image
 # ---------------------------------------------------------------------------------------------
 variable "firestore_database" {
-  description = "FIRESTORE_DATABASE: the Firestore database id."
+  description = "FIRESTORE_DATABASE: the Firestore database id; null: <name>-state, a database of the relayer's own. \"(default)\" is usually shared with other applications."
   type        = string
-  default     = "(default)"
+  default     = null
+
+  validation {
+    condition     = var.firestore_database == null || var.firestore_database == "(default)" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database))
+    error_message = "firestore_database: 4-63 lowercase letters, digits or '-', starting with a letter and not ending with '-', or (default)."
+  }
 }
 
 variable "create_firestore_database" {
@@ -201,13 +218,18 @@ variable "rpc_url_secret_id" {
 }
 
 variable "image" {
-  description = "Container image of the job (built from the Dockerfile); null: <region>-docker.pkg.dev/<project>/<artifact_repository>/relayer:latest."
+  description = "The job's image by digest: <region>-docker.pkg.dev/<project>/<artifact_repository>/relayer@sha256:<64 hex digits> (the image_build_command output builds it and prints the digest). null only before the first image exists (terraform apply -target, see README.md)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.image == null || can(regex("^[^@]+@sha256:[0-9a-f]{64}$", var.image))
+    error_message = "image: a reference by digest (...@sha256:<64 hex digits>), never a tag such as :latest, which can be moved under the job."
+  }
 }
 
 variable "artifact_repository" {
-  description = "Artifact Registry Docker repository created for the image."
+  description = "Artifact Registry Docker repository created for the image (the deployer pushes there)."
   type        = string
   default     = "relayer"
 }
@@ -256,6 +278,12 @@ variable "memory" {
   default     = "512Mi"
 }
 
+variable "relay_function" {
+  description = "Also deploy the relay HTTP function (entry point relay, POST only; Cloud Functions gen2, not public) and start runs through it: a Cloud Scheduler job calls it with an OIDC token, and the job's own schedule is paused (the job stays, for runs by hand)."
+  type        = bool
+  default     = false
+}
+
 variable "deletion_protection" {
   description = "Protect the job and the Firestore database from `terraform destroy`."
   type        = bool
@@ -277,7 +305,7 @@ variable "status_invokers" {
 }
 
 variable "notification_channels" {
-  description = "Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) the alerts go to."
+  description = "Monitoring notification channel ids (projects/<p>/notificationChannels/<id>) the alerts go to. Empty: the alerts open incidents in the console and notify no one (README.md: how to create a channel)."
   type        = list(string)
   default     = []
 }
@@ -289,13 +317,13 @@ variable "failed_runs_threshold" {
 }
 
 variable "alert_window_seconds" {
-  description = "Window over which failed runs are counted."
+  description = "Window over which failed runs are counted; null: 3 periods between summaries, at least 600 s."
   type        = number
-  default     = 600
+  default     = null
 }
 
 variable "stale_after_seconds" {
-  description = "Alert when a relayer has had no successful run (ok or idle) for this long; null: three poll intervals (what status calls stale), in follow mode three hand-overs (a run logs its summary once a window), at least 120 s."
+  description = "Alert when a relayer has had no successful run (ok or idle) for this long; null: long enough that one crashed run does not page: its lease (RELAYER_LEASE_SECONDS) + 2 periods between summaries (the poll interval; in follow mode the hand-over) + the window + 60 s, at least 3 periods. Below that, one OOM kill pages."
   type        = number
   default     = null
 }

@@ -37,6 +37,24 @@ SCRIPT = ROOT / "deploy.sh"
 SECRET = "https://eth-sepolia.example.org/v2/sk-NEVER-SHOWN-7f3a9c"
 PROJECT = "acme-relay-prod"
 REGION = "europe-west1"
+DEPLOYER = f"serviceAccount:relayer-deployer@{PROJECT}.iam.gserviceaccount.com"
+# What Cloud Build's account may do: push images, update the job and the functions.
+DEPLOYER_GRANTS = {
+    ("artifacts repositories", "relayer", "roles/artifactregistry.writer"),
+    ("run jobs", "relayer", "roles/run.developer"),
+    ("projects", PROJECT, "roles/cloudfunctions.developer"),
+    ("projects", PROJECT, "roles/logging.logWriter"),
+    (
+        "iam service-accounts",
+        f"relayer-job@{PROJECT}.iam.gserviceaccount.com",
+        "roles/iam.serviceAccountUser",
+    ),
+    (
+        "iam service-accounts",
+        f"relayer-status@{PROJECT}.iam.gserviceaccount.com",
+        "roles/iam.serviceAccountUser",
+    ),
+}
 CONTRACTS = "0x00000000000000000000000000000000000000aa,0x00000000000000000000000000000000000000bb"
 
 
@@ -137,6 +155,10 @@ FAKE_GCLOUD = textwrap.dedent(
     existing = os.environ.get("FAKE_EXISTING") == "all"
     if args[:2] == ["projects", "describe"]:
         print("123456789")
+    elif args[:4] == ["artifacts", "docker", "images", "describe"]:
+        print("sha256:" + "d" * 64)
+    elif args[:2] == ["functions", "describe"]:
+        print("https://relayer-relay-abc123-ew.a.run.app")
     elif "describe" in args and not existing:
         sys.exit(1)
     elif args[-3:-1] == ["policies", "list"] or "list" in args:
@@ -289,7 +311,7 @@ def test_dry_run_pubsub_topics_and_ordered_subscription(dry: Run) -> None:
 
 def test_dry_run_firestore_database_ttl_and_exemptions(dry: Run) -> None:
     create = dry.only("firestore", "databases", "create")
-    assert flags(create)["--database"] == "(default)"
+    assert flags(create)["--database"] == "relayer-state"
     assert flags(create)["--type"] == "firestore-native"
     ttl = dry.only("firestore", "fields", "ttls", "update")
     assert ttl[5] == "expire_at"
@@ -340,25 +362,33 @@ def test_dry_run_iam_is_least_privilege(dry: Run) -> None:
         ("projects", PROJECT, "roles/datastore.viewer"),
         ("secrets", "relayer-rpc-url", "roles/secretmanager.secretAccessor"),
     }
+    assert by_member[DEPLOYER] == DEPLOYER_GRANTS
     assert by_member["group:oncall@example.com"] == {
         ("functions", "relayer-status", "roles/run.invoker")
     }
     # Firestore has no per-collection IAM: project grants are limited to the database.
     for c in dry.find("projects", "add-iam-policy-binding"):
+        if flags(c)["--member"] == DEPLOYER:
+            assert flags(c)["--condition"] == "None"
+            continue
         assert flags(c)["--condition"].startswith(
-            f'expression=resource.name == "projects/{PROJECT}/databases/(default)",title='
+            f'expression=resource.name == "projects/{PROJECT}/databases/relayer-state",title='
         )
     assert not any(
         "allUsers" in member or "allAuthenticated" in member for _, _, member, _ in granted
     )
 
 
-def test_dry_run_deploys_the_job_from_source_with_the_secret_and_task_settings(dry: Run) -> None:
+def test_dry_run_deploys_the_job_by_digest_with_the_secret_and_task_settings(dry: Run) -> None:
     job = dry.only("run", "jobs", "deploy")
     f = flags(job)
     assert job[4] == "relayer"
-    assert f["--source"] == "."
-    assert "--image" not in f
+    # Built into the repository deploy.sh creates, then deployed by digest.
+    repository = f"{REGION}-docker.pkg.dev/{PROJECT}/relayer/relayer"
+    build = flags(dry.only("builds", "submit"))
+    assert build["--tag"].startswith(f"{repository}:manual-")
+    assert f["--image"] == f"{repository}@sha256:DIGEST"
+    assert "--source" not in f
     assert (f["--command"], f["--args"]) == ("python", "main.py")
     assert f["--set-secrets"] == "RPC_URL=relayer-rpc-url:latest"
     assert (f["--tasks"], f["--parallelism"], f["--task-timeout"], f["--max-retries"]) == (
@@ -381,7 +411,7 @@ def test_dry_run_deploys_the_job_from_source_with_the_secret_and_task_settings(d
         "RELAYER_POLL_INTERVAL": "120",
         "RELAYER_CONFIRMATIONS": "12",
         "RELAYER_DEADLETTER_TOPIC": "escrow-events-deadletter",
-        "FIRESTORE_DATABASE": "(default)",
+        "FIRESTORE_DATABASE": "relayer-state",
         "LOG_FORMAT": "json",
         "RELAYER_EVENTS": "EscrowCreated,EscrowReleased",
     }
@@ -458,7 +488,8 @@ def test_dry_run_alerts_on_the_run_summary_line(dry: Run) -> None:
     assert 'metric.label.outcome = "failed"' in condition["filter"]
     assert "logging.googleapis.com/user/relayer-runs" in condition["filter"]
     absent = stale["conditions"][0]["conditionAbsent"]
-    assert absent["duration"] == "360s"  # three poll intervals of 120 s
+    # A crashed run's lease (300 s) + two poll intervals of 120 s + 60 s.
+    assert absent["duration"] == "600s"
     assert failed["notificationChannels"] == [f"projects/{PROJECT}/notificationChannels/42"]
     assert len(dry.find("logging", "metrics", "create")) == 1
     assert len(dry.find("alpha", "monitoring", "policies", "create")) == 2
@@ -492,12 +523,13 @@ def test_dry_run_and_terraform_make_the_same_deployment(dry: Run) -> None:
 
 def test_dry_run_with_an_image_deploys_the_image(tmp_path: Path) -> None:
     settings = write_settings(tmp_path)
-    image = f"{REGION}-docker.pkg.dev/{PROJECT}/relayer/relayer:abc123"
+    image = f"{REGION}-docker.pkg.dev/{PROJECT}/relayer/relayer@sha256:{'a' * 64}"
     run = deploy("--dry-run", "--env-file", str(settings), "--image", image)
     assert run.returncode == 0, run.stderr
     f = flags(run.only("run", "jobs", "deploy"))
     assert f["--image"] == image
     assert "--source" not in f
+    assert not run.find("builds", "submit")
 
 
 def test_without_the_example_subscription_nothing_of_it_is_made(tmp_path: Path) -> None:
@@ -702,7 +734,7 @@ def test_gcloudignore_uploads_the_runtime_code_and_the_dockerfile_only(tmp_path:
 
 def test_the_image_holds_what_the_entry_points_import(tmp_path: Path) -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert dockerfile.startswith("#") and "FROM python:3.11." in dockerfile
     assert "RUN pip install -r requirements.txt" in dockerfile
     assert dockerfile.rstrip().endswith('CMD ["python", "main.py"]')
     copied = re.findall(r"^COPY (\S+) ", dockerfile, re.MULTILINE)
@@ -742,6 +774,7 @@ def test_cloudbuild_tests_builds_pushes_and_deploys_the_image() -> None:
     assert f"--tag={image}" in text
     assert f"- {image}" in text  # pushed
     assert "- ./deploy.sh" in text and f"--image={image}" in text
+    assert "- --code-only" in text
     assert "waitFor: [test, build]" in text  # nothing is pushed before the tests pass
 
 
@@ -771,8 +804,9 @@ def test_follow_mode_deploys_a_one_minute_schedule_a_derived_timeout_and_its_win
         assert pairs["RELAYER_LEASE_SECONDS"] == "300"  # > 2 x 5, and today's default
     stale = printed_file(run, "alert-stale.json")
     assert isinstance(stale, dict)
-    # One summary a window: three hand-overs of 60 s.
-    assert stale["conditions"][0]["conditionAbsent"]["duration"] == "180s"
+    # One summary a window: a crashed follower's lease (300 s) + 2 hand-overs of 60 s + its
+    # window of 60 s + 60 s.
+    assert stale["conditions"][0]["conditionAbsent"]["duration"] == "540s"
     assert "# Follow mode: windows of 60 s looking every 5 s" in run.stdout
     assert "task timeout 300s" in run.stdout and "RELAYER_LEASE_SECONDS=300" in run.stdout
 
@@ -846,3 +880,184 @@ def test_a_zero_window_keeps_one_batch_deployment(tmp_path: Path) -> None:
     refused = deploy("--dry-run", "--env-file", str(too_fast))
     assert refused.returncode == 2
     assert "RELAYER_POLL_INTERVAL=5 is invalid: expected an integer >= 60" in refused.stderr
+
+
+# --- The deployment issue: secrets, the build's rights, pins, state, relay function, alerts ----
+
+
+def test_each_relayer_secret_is_created_granted_and_mounted(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, RPC_URL_SECRETS="VAULT_RPC_URL=relayer-vault-rpc-url")
+    run = deploy("--dry-run", "--env-file", str(settings))
+    assert run.returncode == 0, run.stderr
+    mounts = "RPC_URL=relayer-rpc-url:latest,VAULT_RPC_URL=relayer-vault-rpc-url:latest"
+    assert flags(run.only("run", "jobs", "deploy"))["--set-secrets"] == mounts
+    assert flags(run.only("functions", "deploy"))["--set-secrets"] == mounts
+    assert [c[3] for c in run.find("secrets", "create")] == [
+        "relayer-rpc-url",
+        "relayer-vault-rpc-url",
+    ]
+    granted = {(resource, member) for _, resource, member, _ in bindings(run)}
+    for account in ("job", "status"):
+        member = f"serviceAccount:relayer-{account}@{PROJECT}.iam.gserviceaccount.com"
+        assert ("relayer-vault-rpc-url", member) in granted
+
+
+def test_a_relayers_secret_value_is_piped_and_a_missing_one_stops_before_any_change(
+    tmp_path: Path, fake_cloud: FakeCloud
+) -> None:
+    settings = write_settings(tmp_path, RPC_URL_SECRETS="VAULT_RPC_URL=relayer-vault-rpc-url")
+    main, vault = tmp_path / "main.txt", tmp_path / "vault.txt"
+    main.write_text(SECRET)
+    vault.write_text(SECRET + "-vault\n")
+    missing = real_run(fake_cloud, settings, False, "--rpc-url-file", str(main))
+    assert missing.returncode == 2
+    assert "relayer-vault-rpc-url does not exist" in missing.stderr
+    assert "--rpc-url-file VAULT_RPC_URL=FILE" in missing.stderr
+    assert all(a[1] == "describe" for a in fake_cloud.argvs())
+    fake_cloud.log.unlink()
+    run = real_run(
+        fake_cloud,
+        settings,
+        False,
+        "--rpc-url-file",
+        str(main),
+        f"--rpc-url-file=VAULT_RPC_URL={vault}",
+    )
+    assert run.returncode == 0, run.stderr
+    created = {
+        c["argv"][2]: c["stdin"]
+        for c in fake_cloud.calls()
+        if c["argv"][:2] == ["secrets", "create"]
+    }
+    assert created == {"relayer-rpc-url": SECRET, "relayer-vault-rpc-url": SECRET + "-vault"}
+    assert SECRET not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"RPC_URL_SECRETS": "vault=relayer-vault"}, "RPC_URL_SECRETS has vault=relayer-vault"),
+        ({"RPC_URL_SECRETS": "RPC_URL=other"}, "its secret is RPC_URL_SECRET"),
+        ({"FIRESTORE_DATABASE": "ab"}, "FIRESTORE_DATABASE=ab is invalid"),
+        ({"RELAY_FUNCTION": "yes"}, "RELAY_FUNCTION=yes is invalid"),
+    ],
+)
+def test_bad_secret_database_and_function_settings_are_refused(
+    tmp_path: Path, fake_cloud: FakeCloud, override: dict[str, str], message: str
+) -> None:
+    run = real_run(fake_cloud, write_settings(tmp_path, **override), existing=False)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert fake_cloud.calls() == []
+
+
+def test_code_only_ships_the_digest_and_the_functions_and_touches_nothing_else(
+    tmp_path: Path, fake_cloud: FakeCloud
+) -> None:
+    settings = write_settings(tmp_path, RELAY_FUNCTION="true")
+    image = f"{REGION}-docker.pkg.dev/{PROJECT}/relayer/relayer:build-42"
+    run = real_run(fake_cloud, settings, True, "--code-only", f"--image={image}")
+    assert run.returncode == 0, run.stderr
+    argvs = fake_cloud.argvs()
+    assert run.commands == [["gcloud", *a] for a in argvs]
+    digest = f"{REGION}-docker.pkg.dev/{PROJECT}/relayer/relayer@sha256:{'d' * 64}"
+    assert argvs[0][:5] == ["artifacts", "docker", "images", "describe", image]
+    update = ["run", "jobs", "update", "relayer", f"--project={PROJECT}", f"--region={REGION}"]
+    assert argvs[1] == [*update, f"--image={digest}"]
+    deployed = {a[2]: flags(a) for a in argvs if a[:2] == ["functions", "deploy"]}
+    assert set(deployed) == {"relayer-status", "relayer-relay"}
+    for name, entry in (("relayer-status", "status"), ("relayer-relay", "relay")):
+        assert deployed[name]["--entry-point"] == entry and deployed[name]["--source"] == "."
+        # Settings and secrets stay as the set-up left them: the build reads no secret.
+        assert not {"--set-env-vars", "--set-secrets", "--service-account"} & set(deployed[name])
+    assert len(argvs) == 4
+    # What the deployer is granted covers exactly these calls (test_dry_run_iam...).
+    refused = real_run(fake_cloud, settings, True, "--code-only")
+    assert refused.returncode == 2 and "--code-only needs --image" in refused.stderr
+
+
+def test_an_image_from_another_region_or_repository_is_refused(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path)
+    for image in (
+        f"us-central1-docker.pkg.dev/{PROJECT}/relayer/relayer:1",
+        f"{REGION}-docker.pkg.dev/{PROJECT}/cloud-run-source-deploy/relayer:1",
+    ):
+        run = deploy("--dry-run", "--env-file", str(settings), "--code-only", "--image", image)
+        assert run.returncode == 2
+        assert "is not an image of" in run.stderr and "_REGION" in run.stderr
+        assert run.commands == []
+
+
+def test_cloud_build_terraform_and_the_example_name_the_same_region() -> None:
+    cloudbuild = (ROOT / "cloudbuild.yaml").read_text()
+    build_region = re.search(r"^  _REGION: (\S+)$", cloudbuild, re.MULTILINE)
+    env_region = re.search(r"^REGION=(\S+)$", (ROOT / "deploy.env.example").read_text(), re.M)
+    with (ROOT / "infra" / "example.tfvars").open() as f:
+        tf_region = hcl2.load(f)["region"]
+    assert build_region and env_region
+    assert build_region.group(1) == env_region.group(1) == tf_region.strip('"')
+
+
+def test_the_build_asks_for_no_admin_role_and_ships_code_only() -> None:
+    text = (ROOT / "cloudbuild.yaml").read_text()
+    for role in ("projectIamAdmin", "secretmanager.admin", "storage.admin", "pubsub.admin"):
+        assert role not in text
+    assert "-deployer@" in text
+    assert re.search(r"- ./deploy.sh\n(\s+- --env-file=.+\n)\s+- --code-only\n", text)
+
+
+def test_base_and_step_images_are_pinned_to_versions() -> None:
+    text = (ROOT / "cloudbuild.yaml").read_text()
+    substitutions = dict(re.findall(r"^  (_[A-Z_]+): (\S+)$", text, re.MULTILINE))
+    names = re.findall(r"^    name: (\S+)$", text, re.MULTILINE)
+    images = [substitutions.get(n.strip("${}"), n) for n in names]
+    assert len(images) == 4
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    images += re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    for image in images:
+        tag = image.rsplit(":", 1)[-1] if "@" not in image else ""
+        assert "@sha256:" in image or re.match(r"\d+\.\d+\.\d+", tag), image
+
+
+def test_state_defaults_to_a_database_of_its_own_and_the_grants_name_it(dry: Run) -> None:
+    assert flags(dry.only("firestore", "databases", "create"))["--database"] == "relayer-state"
+    for c in dry.find("firestore"):
+        if "--database" in flags(c):
+            assert flags(c)["--database"] == "relayer-state"
+    env = env_vars(flags(dry.only("run", "jobs", "deploy"))["--set-env-vars"])
+    assert env["FIRESTORE_DATABASE"] == "relayer-state"
+
+
+def test_the_relay_function_option_deploys_it_and_schedules_it_with_an_oidc_token(
+    tmp_path: Path,
+) -> None:
+    run = deploy("--dry-run", "--env-file", str(write_settings(tmp_path, RELAY_FUNCTION="true")))
+    assert run.returncode == 0, run.stderr
+    functions = {c[3]: flags(c) for c in run.find("functions", "deploy")}
+    relay = functions["relayer-relay"]
+    assert relay["--entry-point"] == "relay" and "--no-allow-unauthenticated" in relay
+    assert relay["--service-account"] == f"relayer-job@{PROJECT}.iam.gserviceaccount.com"
+    assert relay["--set-env-vars"] == functions["relayer-status"]["--set-env-vars"]
+    assert relay["--set-secrets"] == "RPC_URL=relayer-rpc-url:latest"
+    scheduler = f"serviceAccount:relayer-scheduler@{PROJECT}.iam.gserviceaccount.com"
+    assert ("functions", "relayer-relay", scheduler, "roles/run.invoker") in bindings(run)
+    for verb in ("create", "update"):
+        f = flags(run.only("scheduler", "jobs", verb, "http", "relayer-relay-schedule"))
+        assert f["--http-method"] == "POST"
+        assert f["--oidc-service-account-email"] == scheduler.split(":", 1)[1]
+        assert f["--oidc-token-audience"] == f["--uri"]
+        assert "--oauth-service-account-email" not in f
+    assert run.only("scheduler", "jobs", "pause")[4] == "relayer-schedule"
+    off = deploy("--dry-run", "--env-file", str(write_settings(tmp_path)))
+    assert not off.find("scheduler", "jobs", "pause")
+    assert [c[3] for c in off.find("functions", "deploy")] == ["relayer-status"]
+
+
+def test_alerts_without_a_channel_say_so(tmp_path: Path) -> None:
+    run = deploy(
+        "--dry-run", "--env-file", str(write_settings(tmp_path, NOTIFICATION_CHANNELS=None))
+    )  # type: ignore[arg-type]
+    assert run.returncode == 0, run.stderr
+    assert "# NOTIFICATION_CHANNELS is empty: the alerts open incidents" in run.stdout
+    stale = printed_file(run, "alert-stale.json")
+    assert isinstance(stale, dict) and stale["notificationChannels"] == []

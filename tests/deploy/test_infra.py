@@ -18,6 +18,7 @@ from typing import Any
 
 import hcl2
 import pytest
+from deploy.tfeval import Refused, evaluate, needs_terraform
 from hcl2 import SerializationOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,7 +235,7 @@ def test_the_job_gets_the_relayer_settings_and_rpc_url_from_the_secret(tf: Confi
         "PUBSUB_TOPIC=local.topic",
         "ABI_URI=local.abi_uri",
         "RELAYER_DEADLETTER_TOPIC=local.deadletter_topic",
-        "FIRESTORE_DATABASE=var.firestore_database",
+        "FIRESTORE_DATABASE=local.firestore_database",
         "RELAYER_POLL_INTERVAL=tostring(var.poll_interval_seconds)",
         "var.relayer_config==null?{}:{RELAYER_CONFIG=var.relayer_config}",
         "var.extra_env",
@@ -305,12 +306,12 @@ def test_dead_lettering_is_allowed_for_the_pubsub_service_agent(tf: Config) -> N
 def test_firestore_database_and_ttl_on_expire_at_of_the_blocks_group(tf: Config) -> None:
     database = tf.resource("google_firestore_database", "this")
     assert database["type"] == "FIRESTORE_NATIVE"
-    assert database["name"] == "${var.firestore_database}"
+    assert database["name"] == "${local.firestore_database}"
     ttl = tf.resource("google_firestore_field", "blocks_expire_at")
     assert (ttl["collection"], ttl["field"]) == ("blocks", "expire_at")
     assert ttl["ttl_config"] == [{}]
     assert ttl["index_config"] == [{}]
-    assert ttl["database"] == "${var.firestore_database}"
+    assert ttl["database"] == "${local.firestore_database}"
 
 
 def test_index_exemptions_on_fields_never_queried(tf: Config) -> None:
@@ -333,7 +334,7 @@ def test_the_rpc_url_value_never_enters_terraform(tf: Config) -> None:
     assert not any(
         "rpc" in name.lower() and "url" in name.lower()
         for name in tf.variables
-        if name != "rpc_url_secret_id"
+        if name not in ("rpc_url_secret_id", "rpc_url_secrets")  # secret ids, not values
     )
 
 
@@ -451,6 +452,8 @@ _IAM_KINDS = (
     "google_secret_manager_secret_iam_member",
     "google_cloud_run_v2_job_iam_member",
     "google_cloud_run_v2_service_iam_member",
+    "google_service_account_iam_member",
+    "google_artifact_registry_repository_iam_member",
 )
 
 
@@ -464,7 +467,15 @@ def grants(tf: Config, account: str) -> set[tuple[str, str, str]]:
                 target = next(
                     (
                         body[k]
-                        for k in ("topic", "subscription", "bucket", "secret_id", "name")
+                        for k in (
+                            "topic",
+                            "subscription",
+                            "bucket",
+                            "secret_id",
+                            "name",
+                            "service_account_id",
+                            "repository",
+                        )
                         if k in body
                     ),
                     "project",
@@ -508,14 +519,26 @@ def test_the_job_may_publish_use_its_firestore_and_read_its_abi_and_secret_only(
             "${google_secret_manager_secret.rpc_url.secret_id}",
             "roles/secretmanager.secretAccessor",
         ),
+        # Each relayer's own RPC URL secret (rpc_url_secrets, for_each).
+        (
+            "google_secret_manager_secret_iam_member",
+            "${google_secret_manager_secret.relayer_rpc_url[each.key].secret_id}",
+            "roles/secretmanager.secretAccessor",
+        ),
     }
 
 
-def test_the_scheduler_may_only_run_the_job(tf: Config) -> None:
+def test_the_scheduler_may_only_run_the_job_and_the_relay_function(tf: Config) -> None:
     assert grants(tf, "scheduler") == {
         (
             "google_cloud_run_v2_job_iam_member",
             "${google_cloud_run_v2_job.relay.name}",
+            "roles/run.invoker",
+        ),
+        # Only with relay_function (count).
+        (
+            "google_cloud_run_v2_service_iam_member",
+            "${google_cloudfunctions2_function.relay[0].name}",
             "roles/run.invoker",
         ),
     }
@@ -527,6 +550,11 @@ def test_the_status_function_only_reads(tf: Config) -> None:
         (
             "google_secret_manager_secret_iam_member",
             "${google_secret_manager_secret.rpc_url.secret_id}",
+            "roles/secretmanager.secretAccessor",
+        ),
+        (
+            "google_secret_manager_secret_iam_member",
+            "${google_secret_manager_secret.relayer_rpc_url[each.key].secret_id}",
             "roles/secretmanager.secretAccessor",
         ),
         # Only with RELAYER_CONFIG (count), which lists the relayers.
@@ -542,12 +570,18 @@ def test_the_status_function_only_reads(tf: Config) -> None:
 
 
 def test_project_level_grants_are_limited_to_the_relayer_database(tf: Config) -> None:
+    deployer = "${google_service_account.deployer.member}"
     for name, body in tf.of_kind("google_project_iam_member").items():
+        if body["member"] == deployer:
+            # Cloud Functions' upload URLs and operations exist only at the project level;
+            # a build writes its own logs.
+            assert body["role"] in ("roles/cloudfunctions.developer", "roles/logging.logWriter")
+            continue
         assert body["role"] in ("roles/datastore.user", "roles/datastore.viewer"), name
         condition = one(body["condition"])
         assert condition["expression"] == 'resource.name == "${local.firestore_name}"'
     assert tf.locals["firestore_name"] == (
-        "projects/${var.project_id}/databases/${var.firestore_database}"
+        "projects/${var.project_id}/databases/${local.firestore_database}"
     )
 
 
@@ -575,9 +609,11 @@ def test_follow_mode_derives_the_schedule_timeout_lease_and_passes_its_window(tf
     assert compact["follow_needs"] == "${var.run_seconds+var.poll_interval_seconds+60}"
     assert "max(300,local.follow_needs)" in compact["task_timeout"]
     assert "RELAYER_RUN_SECONDS=tostring(var.run_seconds)" in compact["follow_env"]
-    assert "max(300,3*var.poll_interval_seconds)" in compact["follow_env"]
+    assert "RELAYER_LEASE_SECONDS=tostring(local.lease_seconds)" in compact["follow_env"]
+    assert "max(300,3*var.poll_interval_seconds)" in compact["lease_seconds"]
     assert "local.follow_env,var.extra_env" in compact["runtime_env"]
-    assert "local.handover_period" in compact["stale_after"]
+    assert "local.summary_period" in compact["stale_after"]
+    assert "local.handover_period" in compact["summary_period"]
 
 
 def test_inconsistent_follow_settings_are_refused_with_clear_messages(tf: Config) -> None:
@@ -598,3 +634,233 @@ def test_inconsistent_follow_settings_are_refused_with_clear_messages(tf: Config
     assert "2*var.poll_interval_seconds" in by_message[lease]
     fast = next(m for m in by_message if m.startswith("poll_interval_seconds below 60"))
     assert by_message[fast] == "${local.follow||var.poll_interval_seconds>=60}"
+
+
+# --- The deployment issue: secrets, the build's rights, pins, state, relay function, alerts ----
+
+
+def dynamics(block: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [entry[name] for entry in block.get("dynamic", []) if name in entry]
+
+
+def job_container(tf: Config) -> dict[str, Any]:
+    job = tf.resource("google_cloud_run_v2_job", "relay")
+    return one(one(one(job["template"])["template"])["containers"])
+
+
+def test_each_relayer_can_have_its_own_rpc_url_secret_mounted_in_job_and_functions(
+    tf: Config,
+) -> None:
+    assert tf.variables["rpc_url_secrets"]["default"] == {}
+    secret = tf.resource("google_secret_manager_secret", "relayer_rpc_url")
+    assert secret["for_each"] == "${var.rpc_url_secrets}"
+    assert secret["secret_id"] == "${each.value}"
+    mounted = [d for d in dynamics(job_container(tf), "env") if "relayer_rpc_url" in d["for_each"]]
+    assert len(mounted) == 1
+    assert mounted[0]["for_each"] == "${google_secret_manager_secret.relayer_rpc_url}"
+    content = one(mounted[0]["content"])
+    assert content["name"] == "${env.key}"
+    ref = one(one(content["value_source"])["secret_key_ref"])
+    assert ref == {"secret": "${env.value.secret_id}", "version": "latest"}
+    for function in ("status", "relay"):
+        service = one(tf.resource("google_cloudfunctions2_function", function)["service_config"])
+        extra = one(dynamics(service, "secret_environment_variables"))
+        assert extra["for_each"] == "${google_secret_manager_secret.relayer_rpc_url}"
+        body = one(extra["content"])
+        assert body["key"] == "${secret_environment_variables.key}"
+        assert body["secret"] == "${secret_environment_variables.value.secret_id}"
+    for name in ("job_reads_relayer_rpc_url", "status_reads_relayer_rpc_url"):
+        grant = tf.resource("google_secret_manager_secret_iam_member", name)
+        assert grant["for_each"] == "${var.rpc_url_secrets}"
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"extra_env": {"VAULT_RPC_URL": "https://x"}}, "never goes in a plain variable"),
+        ({"rpc_url_secrets": {"RPC_URL": "other"}}, "rpc_url_secrets: variable names"),
+        ({"rpc_url_secrets": {"vault_rpc_url": "s"}}, "rpc_url_secrets: variable names"),
+        ({"image": "europe-west1-docker.pkg.dev/p/relayer/relayer:latest"}, "by digest"),
+        ({"firestore_database": "ab"}, "firestore_database: 4-63"),
+    ],
+)
+def test_plain_rpc_urls_mutable_images_and_bad_database_ids_are_refused(
+    tmp_path: Path, variables: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(Refused) as refused:
+        evaluate(
+            tmp_path,
+            {
+                "env": "local.runtime_env",
+                "secrets": "local.secret_env",
+                "image": "local.image",
+                "db": "local.firestore_database",
+            },
+            **variables,
+        )
+    assert message in " ".join(str(refused.value).split())
+
+
+@needs_terraform
+def test_the_secrets_mounted_are_rpc_url_and_each_relayers_own(tmp_path: Path) -> None:
+    got = evaluate(
+        tmp_path,
+        {"secrets": "local.secret_env", "env": "local.runtime_env"},
+        rpc_url_secrets={"VAULT_RPC_URL": "relayer-vault-rpc-url"},
+    )
+    assert got["secrets"] == {
+        "RPC_URL": "relayer-rpc-url",
+        "VAULT_RPC_URL": "relayer-vault-rpc-url",
+    }
+    assert not {k for k in got["env"] if "RPC_URL" in k}
+
+
+def test_the_deployer_may_push_the_image_and_update_the_job_and_functions_only(
+    tf: Config,
+) -> None:
+    assert grants(tf, "deployer") == {
+        (
+            "google_artifact_registry_repository_iam_member",
+            "${google_artifact_registry_repository.images.name}",
+            "roles/artifactregistry.writer",
+        ),
+        (
+            "google_cloud_run_v2_job_iam_member",
+            "${google_cloud_run_v2_job.relay.name}",
+            "roles/run.developer",
+        ),
+        ("google_project_iam_member", "project", "roles/cloudfunctions.developer"),
+        ("google_project_iam_member", "project", "roles/logging.logWriter"),
+        (
+            "google_service_account_iam_member",
+            "${google_service_account.job.name}",
+            "roles/iam.serviceAccountUser",
+        ),
+        (
+            "google_service_account_iam_member",
+            "${google_service_account.status.name}",
+            "roles/iam.serviceAccountUser",
+        ),
+    }
+    roles = {role for _, _, role in grants(tf, "deployer")}
+    for admin in ("Admin", "admin", "owner", "editor", "secretAccessor"):
+        assert not [r for r in roles if admin in r], roles
+
+
+def test_the_job_runs_an_image_by_digest_never_a_mutable_tag(tf: Config) -> None:
+    assert tf.variables["image"]["default"] is None
+    assert "@sha256:" in one(tf.variables["image"]["validation"])["condition"]
+    assert tf.locals["image"] == "${var.image}"
+    text = "\n".join(strings([tf.locals, tf.outputs, tf.resources]))
+    assert ":latest" not in text
+    checks = one(tf.resource("google_cloud_run_v2_job", "relay")["lifecycle"])["precondition"]
+    assert any(c["condition"] == "${var.image != null}" for c in checks)
+    assert "image_summary.digest" in tf.outputs["image_build_command"]["value"]
+
+
+def test_providers_are_pinned_exactly_and_the_lock_file_is_committed(tf: Config) -> None:
+    required = one(one(tf.terraform)["required_providers"])
+    for name in ("google", "archive"):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", required[name]["version"]), required[name]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "infra/.terraform.lock.hcl"], cwd=ROOT, timeout=30
+    )
+    assert ignored.returncode == 1, "git ignores infra/.terraform.lock.hcl"
+    readme = (INFRA / "README.md").read_text()
+    assert ".terraform.lock.hcl" in readme and "commit" in readme
+
+
+def test_the_region_is_given_not_defaulted(tf: Config) -> None:
+    assert "default" not in tf.variables["region"]
+
+
+@needs_terraform
+def test_state_defaults_to_a_firestore_database_of_its_own(tmp_path: Path, tf: Config) -> None:
+    assert tf.variables["firestore_database"]["default"] is None
+    got = evaluate(
+        tmp_path,
+        {
+            "db": "local.firestore_database",
+            "name": "local.firestore_name",
+            "env": "local.runtime_env",
+        },
+    )
+    assert got["db"] == "relayer-state"
+    assert got["name"] == "projects/acme-relay-prod/databases/relayer-state"
+    assert got["env"]["FIRESTORE_DATABASE"] == "relayer-state"
+    named = evaluate(tmp_path, {"db": "local.firestore_database"}, firestore_database="(default)")
+    assert named["db"] == "(default)"
+    for name in ("blocks_expire_at", "unindexed"):
+        assert tf.resource("google_firestore_field", name)["database"] == (
+            "${local.firestore_database}"
+        )
+
+
+def test_the_relay_function_is_optional_and_scheduled_with_an_oidc_token(tf: Config) -> None:
+    assert tf.variables["relay_function"]["default"] is False
+    function = tf.resource("google_cloudfunctions2_function", "relay")
+    assert function["count"] == "${var.relay_function ? 1 : 0}"
+    build = one(function["build_config"])
+    assert (build["entry_point"], build["runtime"]) == ("relay", "python311")
+    service = one(function["service_config"])
+    assert service["service_account_email"] == "${google_service_account.job.email}"
+    assert service["environment_variables"] == "${local.runtime_env}"
+    assert service["timeout_seconds"] == "${local.task_timeout}"
+    assert one(service["secret_environment_variables"])["key"] == "RPC_URL"
+    schedule = tf.resource("google_cloud_scheduler_job", "relay_function")
+    assert schedule["count"] == "${var.relay_function ? 1 : 0}"
+    assert schedule["schedule"] == "${local.schedule}"
+    target = one(schedule["http_target"])
+    uri = "${google_cloudfunctions2_function.relay[0].service_config[0].uri}"
+    assert (target["http_method"], target["uri"]) == ("POST", uri)
+    token = one(target["oidc_token"])
+    assert token == {
+        "service_account_email": "${google_service_account.scheduler.email}",
+        "audience": uri,
+    }
+    assert "oauth_token" not in target
+    # One trigger: with the function, the job's schedule is paused.
+    assert tf.resource("google_cloud_scheduler_job", "relay")["paused"] == "${var.relay_function}"
+    invoker = tf.resource("google_cloud_run_v2_service_iam_member", "scheduler_invokes_relay")
+    assert invoker["member"] == "${google_service_account.scheduler.member}"
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("variables", "lease", "period", "window"),
+    [
+        ({}, 300, 60, 0),
+        ({"poll_interval_seconds": 120}, 300, 120, 0),
+        ({"extra_env": {"RELAYER_LEASE_SECONDS": "900"}}, 900, 60, 0),
+        ({"poll_interval_seconds": 5, "run_seconds": 60}, 300, 60, 60),
+        ({"poll_interval_seconds": 120, "run_seconds": 600}, 360, 600, 600),
+    ],
+)
+def test_the_stale_alert_outlasts_a_crashed_runs_lease(
+    tmp_path: Path, variables: dict[str, Any], lease: int, period: int, window: int
+) -> None:
+    got = evaluate(
+        tmp_path,
+        {
+            "stale": "local.stale_after",
+            "lease": "local.lease_seconds",
+            "failed": "local.alert_window",
+        },
+        **variables,
+    )
+    assert got["lease"] == lease
+    # From the last success: the crashed run starts a period later, holds its lease, the first
+    # run after it starts within a period and logs its summary after its window.
+    assert got["stale"] > lease + 2 * period + window
+    assert got["stale"] >= 3 * period and got["stale"] % 60 == 0
+    assert got["failed"] >= max(600, 3 * period)
+
+
+def test_alerts_warn_when_they_notify_no_one() -> None:
+    with (INFRA / "monitoring.tf").open() as f:
+        parsed = hcl2.load(f, serialization_options=_OPTIONS)
+    checks = {name: body for entry in parsed.get("check", []) for name, body in entry.items()}
+    condition = one(checks["alerts_notify_someone"]["assert"])
+    assert condition["condition"] == "${length(var.notification_channels) > 0}"
+    assert "monitoring channels create" in condition["error_message"]

@@ -1,0 +1,106 @@
+# Everything derived from the variables alone: names, the schedule, the timeouts, the alert
+# windows and the runtime environment. Nothing here refers to a resource or a data source, so
+# tests/deploy evaluates this file with `terraform console` (no provider, no cloud) and checks
+# it against deploy.sh, which derives the same values from its settings.
+
+locals {
+  topic            = coalesce(var.topic, "${var.name}-events")
+  deadletter_topic = coalesce(var.deadletter_topic, "${local.topic}-deadletter")
+  subscription     = coalesce(var.subscription, "${local.topic}-example")
+  rpc_secret_id    = coalesce(var.rpc_url_secret_id, "${var.name}-rpc-url")
+  abi_bucket       = "${var.project_id}-${var.name}-abi"
+  source_bucket    = "${var.project_id}-${var.name}-source"
+  abi_uri          = "gs://${local.abi_bucket}/${var.abi_object}"
+  image_repository = "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_repository}/relayer"
+  # By digest only (variables.tf validates it): a tag can be moved, a digest cannot.
+  image = var.image
+  # A database of the relayer's own: the IAM grants are conditioned on its name, so the
+  # relayer reaches no other application's data.
+  firestore_database = coalesce(var.firestore_database, "${var.name}-state")
+  firestore_name     = "projects/${var.project_id}/databases/${local.firestore_database}"
+
+  # Cloud Scheduler fires at most once a minute: every N minutes, N = the poll interval (one
+  # batch a run), or the follow window rounded up to whole minutes (follow mode).
+  follow         = var.run_seconds > 0
+  window_minutes = max(1, ceil(var.run_seconds / 60))
+  schedule = coalesce(var.schedule, local.follow ? (
+    local.window_minutes == 1 ? "* * * * *" : local.window_minutes == 60 ? "0 * * * *" : "*/${local.window_minutes} * * * *"
+    ) : (
+    var.poll_interval_seconds == 60 ? "* * * * *" : "*/${floor(var.poll_interval_seconds / 60)} * * * *"
+  ))
+  # Follow mode: the schedule's period in minutes (0: a cron whose period cannot be checked),
+  # the first scheduled run at or after a window's end (it takes over), and what a task needs:
+  # the window, the last look, start-up, the last commit and a hand-over wait.
+  schedule_minutes = var.schedule == null ? local.window_minutes : (
+    can(regex("^\\*\\s+\\*\\s+\\*\\s+\\*\\s+\\*$", var.schedule)) ? 1 :
+    can(regex("^\\*/[0-9]+\\s+\\*\\s+\\*\\s+\\*\\s+\\*$", var.schedule)) ? tonumber(regex("^\\*/([0-9]+)", var.schedule)[0]) :
+    can(regex("^[0-9]+\\s+\\*\\s+\\*\\s+\\*\\s+\\*$", var.schedule)) ? 60 : 0
+  )
+  schedule_period = local.schedule_minutes * 60
+  handover_period = local.schedule_minutes > 0 ? ceil(var.run_seconds / local.schedule_period) * local.schedule_period : 0
+  follow_needs    = var.run_seconds + var.poll_interval_seconds + 60
+  task_timeout    = coalesce(var.task_timeout_seconds, local.follow ? max(300, local.follow_needs) : 300)
+  # RELAYER_LEASE_SECONDS: given in extra_env, or 300 (the relayer's default), in follow mode
+  # at least 3 poll intervals (a follower renews it at every look).
+  lease_seconds = tonumber(lookup(var.extra_env, "RELAYER_LEASE_SECONDS", local.follow ? max(300, 3 * var.poll_interval_seconds) : 300))
+  follow_env = local.follow ? {
+    RELAYER_RUN_SECONDS   = tostring(var.run_seconds)
+    RELAYER_LEASE_SECONDS = tostring(local.lease_seconds)
+  } : {}
+
+  # Alerts. A healthy relayer logs a successful summary every summary_period: each run (one
+  # batch a run), or once a window, at each hand-over (follow mode). A run killed without a
+  # summary (an OOM kill, a crashed node) keeps its lease until it expires, and the runs that
+  # find it held are `skipped`: from the last success, the next one comes at worst after the
+  # crashed run's start (one period), its lease, the first run after that (one period) and its
+  # window. The stale alert waits that out plus a minute, so that one crash does not page,
+  # and never less than 3 periods (what status calls stale).
+  summary_period = max(var.poll_interval_seconds, local.handover_period)
+  crash_gap      = local.lease_seconds + 2 * local.summary_period + var.run_seconds + 60
+  stale_after = coalesce(var.stale_after_seconds, max(
+    120, ceil(max(3 * local.summary_period, local.crash_gap) / 60) * 60,
+  ))
+  # Failed runs are counted over at least 3 periods, so that a window always holds runs.
+  alert_window = coalesce(var.alert_window_seconds, max(600, ceil(3 * local.summary_period / 60) * 60))
+
+  # What the job and the functions all read (CONTRACT §1); the RPC URLs are secrets.
+  runtime_env = merge(
+    {
+      CHAIN_ID                    = tostring(var.chain_id)
+      CONTRACT_ADDRESS            = join(",", var.contract_addresses)
+      ABI_URI                     = local.abi_uri
+      PUBSUB_PROJECT_ID           = var.project_id
+      PUBSUB_TOPIC                = local.topic
+      START_BLOCK                 = tostring(var.start_block)
+      RELAYER_BATCH_SIZE          = tostring(var.batch_size)
+      RELAYER_CHECKPOINT_INTERVAL = tostring(var.checkpoint_interval)
+      RELAYER_POLL_INTERVAL       = tostring(var.poll_interval_seconds)
+      RELAYER_CONFIRMATIONS       = tostring(var.confirmations)
+      RELAYER_DEADLETTER_TOPIC    = local.deadletter_topic
+      FIRESTORE_DATABASE          = local.firestore_database
+      LOG_FORMAT                  = "json"
+    },
+    var.relayer_config == null ? {} : { RELAYER_CONFIG = var.relayer_config },
+    local.follow_env,
+    var.extra_env,
+  )
+  # The secrets mounted as environment variables: RPC_URL, and the variable each relayer of
+  # RELAYER_CONFIG names with RPC_URL_ENV (rpc_url_secrets).
+  secret_env = merge({ RPC_URL = local.rpc_secret_id }, var.rpc_url_secrets)
+
+  apis = [
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+  ]
+}
