@@ -39,7 +39,7 @@ def test_relay_function_runs_once_per_request(
     relay = client("relay")
 
     first = relay.post("/")
-    second = relay.get("/")
+    second = relay.post("/")
 
     assert first.status_code == 200
     assert first.get_json()["outcome"] == "ok"
