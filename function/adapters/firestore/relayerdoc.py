@@ -120,20 +120,3 @@ def commit_fields(
         update.update(_finish_fields(doc, update, summary))
     update["totals"] = asdict(totals)
     return update
-
-
-def applied(grant: Grant, change: Commit, held: Lease, doc: dict[str, Any]) -> bool:
-    """Whether this run's commit is in the document read: its summary (the last commit), or
-    its lease renewal (every other commit renews)."""
-    if change.summary is not None:
-        last = doc.get("last_run") or {}
-        return bool(
-            last.get("run_id") == grant.run_id
-            and last.get("finished_at") == change.summary.finished_at
-        )
-    return (
-        change.lease_until is not None
-        and held.owner == grant.run_id
-        and held.fence == grant.fence
-        and held.expires_at == change.lease_until
-    )

@@ -24,7 +24,7 @@ from function.adapters.firestore import conditional
 from function.adapters.firestore.blockstore import BlockStore
 from function.adapters.firestore.conditional import ATTEMPTS, TIMEOUT_S, Version, wrapped
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
-from function.adapters.firestore.relayerdoc import applied, commit_fields, grant_of
+from function.adapters.firestore.relayerdoc import commit_fields, grant_of
 from function.core.checkpoint import Commit, Grant
 from function.core.commit import lease_after
 from function.core.lease import Lease, check_fence
@@ -153,14 +153,15 @@ class FirestoreState:
 
     def _put_lease(
         self, batch: Any, fields: dict[str, Any], lease: Lease, now: datetime, lease_doc: Version
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """The lease into `fields` (the job: one document) or, conditioned on its version
-        read, into the shared backfill lease's own document."""
+        read, into the shared backfill lease's own document (what is written there)."""
         if self._lease_doc is self._doc:
             fields["lease"] = lease_fields(lease)
-        else:
-            stored = {"lease": lease_fields(lease), "updated_at": now}
-            conditional.put(self._client, batch, lease_doc, stored)
+            return None
+        stored = {"lease": lease_fields(lease), "updated_at": now}
+        conditional.put(self._client, batch, lease_doc, stored)
+        return stored
 
     @property
     def records(self) -> BlockStore:
@@ -170,35 +171,40 @@ class FirestoreState:
     def commit(self, grant: Grant, now: datetime, change: Commit) -> None:
         """Fenced update: checkpoint and/or lease renewal, or the run's end (release; or,
         with `lease_until`, the lease kept until then: requests may still be accepted)."""
-        sent = False
+        sent: tuple[dict[str, Any], dict[str, Any] | None] | None = None
         for _ in range(ATTEMPTS):
             doc, lease_doc = self._read_both()
-            held = lease_of(lease_doc.fields)
             # A commit applied whose answer was lost looks like a conflict when the library
             # sends it again (or, once it released the lease, like a lease lost): look
             # before deciding again, or its counts would be added twice.
-            if sent and applied(grant, change, held, doc.doc):
+            if sent is not None and self._landed(sent, doc, lease_doc):
                 log.warning("the commit was applied although Firestore's answer was lost")
                 return
+            held = lease_of(lease_doc.fields)
             check_fence(held, grant.run_id, grant.fence)  # LeaseLostError: nothing written
             update = commit_fields(doc.doc, now, change, self._identity)
             renewed = lease_after(
                 held, grant, finished=change.summary is not None, until=change.lease_until
             )
             batch = self._client.batch()
+            lease_sent = None
             if renewed is not None:
-                self._put_lease(batch, update, renewed, now, lease_doc)
+                lease_sent = self._put_lease(batch, update, renewed, now, lease_doc)
             elif lease_doc is not doc:  # the fence still holds the batch back
                 conditional.unchanged(self._client, batch, lease_doc, "lease.fence", held.fence)
             conditional.put(self._client, batch, doc, update)
-            sent = True
+            sent = (update, lease_sent)
             try:
                 batch.commit(timeout=TIMEOUT_S)
                 return
             except gexc.GoogleAPIError as e:
                 if conditional.conflicted(e):
                     continue  # a skipped run counted itself, or the lease was taken: again
-                if self._applied(grant, change):
+                try:
+                    doc, lease_doc = self._read_both()
+                except StateError:
+                    raise wrapped("checkpoint commit", e) from e
+                if self._landed(sent, doc, lease_doc):
                     log.warning("the commit was applied although Firestore's answer was lost")
                     return
                 raise wrapped("checkpoint commit", e) from e
@@ -207,13 +213,15 @@ class FirestoreState:
             f"{ATTEMPTS} attempts"
         )
 
-    def _applied(self, grant: Grant, change: Commit) -> bool:
-        """Whether this run's commit is in Firestore, read back after an error."""
-        try:
-            doc, lease_doc = self._read_both()
-        except StateError:
-            return False
-        return applied(grant, change, lease_of(lease_doc.fields), doc.doc)
+    def _landed(
+        self,
+        sent: tuple[dict[str, Any], dict[str, Any] | None],
+        doc: Version,
+        lease_doc: Version,
+    ) -> bool:
+        """Whether a commit sent before is in the documents as read: every field it wrote."""
+        fields, lease_fields_sent = sent
+        return conditional.landed(doc, fields) and conditional.landed(lease_doc, lease_fields_sent)
 
     def release(self, grant: Grant, now: datetime) -> None:
         """Give the lease back without recording a run (operator commands)."""
