@@ -121,7 +121,10 @@ class FirestoreState:
                     continue  # another run took it, or counted itself: read again
                 # Applied with its answer lost? The lease is ours then, and must not sit
                 # there unused until it expires.
-                doc, lease_doc = self._read_both()
+                try:
+                    doc, lease_doc = self._read_both()
+                except StateError:
+                    raise wrapped("lease acquisition", e) from e
                 if lease_of(lease_doc.fields) == sent:
                     log.warning("the lease was taken although Firestore's answer was lost (%s)", e)
                     return grant_of(run_id, sent, doc.doc)
