@@ -59,7 +59,7 @@ ROOT = HERE.parents[1]
 # world.py ...) would shadow top-level packages of those names. The checkout's root instead.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-from google.cloud.firestore_v1.transaction import Transaction  # noqa: E402
+from google.cloud.firestore_v1.batch import WriteBatch  # noqa: E402
 
 import function.core.lease  # noqa: E402
 import function.run.relay  # noqa: E402
@@ -173,7 +173,7 @@ original_acquire = FirestoreState.acquire
 original_decide = function.core.lease.acquire
 original_commit = FirestoreState.commit
 original_record = BlockStore.write
-original_txn_commit = Transaction._commit
+original_batch_commit = WriteBatch.commit
 original_publish = Publisher.publish
 original_logs = ChainReader.logs_with_headers
 
@@ -228,11 +228,11 @@ def commit(self: FirestoreState, grant: Grant, now: datetime, change: Commit) ->
     arrive("after_release" if final else "after_commit")
 
 
-def txn_commit(self: Transaction) -> Any:
-    point = getattr(_local, "commit_point", None)
+def batch_commit(self: WriteBatch, *args: Any, **kwargs: Any) -> Any:
+    point = getattr(_local, "commit_point", None)  # the state's commits are batches
     if point:
-        return arrive_during(point, lambda: original_txn_commit(self))
-    return original_txn_commit(self)
+        return arrive_during(point, lambda: original_batch_commit(self, *args, **kwargs))
+    return original_batch_commit(self, *args, **kwargs)
 
 
 def record(self: BlockStore, grant: Grant, records: Sequence[BlockRecord]) -> None:
@@ -330,7 +330,7 @@ FirestoreState.acquire = acquire  # type: ignore[method-assign]
 function.core.lease.acquire = decide
 FirestoreState.commit = commit  # type: ignore[method-assign]
 BlockStore.write = record  # type: ignore[method-assign]
-Transaction._commit = txn_commit  # type: ignore[method-assign]
+WriteBatch.commit = batch_commit  # type: ignore[method-assign]
 ChainReader.logs_with_headers = logs_with_headers  # type: ignore[method-assign]
 Publisher.publish = publish  # type: ignore[method-assign]
 _wrap(function.run.relay, "plan_range", after="after_plan")

@@ -6,7 +6,7 @@ fencing counter; writes check the fence and raise `LeaseLostError` once another 
 lease; the checkpoint refuses to move back except to rewind; a summary releases the lease,
 `lease_until` keeps it. Faults are the real adapter's, as the run sees them after the
 adapter's own recovery:
-- acquire: "contention" (another run's transaction won: None), "error" (StateError, nothing
+- acquire: "contention" (another run's conditional write won: None), "error" (StateError, nothing
   written), "lost" (applied, answer lost, read back: the grant), "lost_unread" (applied, and
   the read-back failed too: StateError while the lease is taken);
 - commit: "error" (nothing written), "lost" (applied, answer lost, recovered by reading

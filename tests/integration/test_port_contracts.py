@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -20,6 +20,9 @@ import pytest
 from google.cloud import firestore
 from web3 import Web3
 
+import function.adapters.firestore.blockstore as blockstore_module
+import function.adapters.firestore.state as state_module
+import function.core.lease as lease_module
 from devstack.chain.emitter import Emitter
 from devstack.sim.events import TOPIC0, word
 from devstack.sim.fake_chain import FakeChain
@@ -173,22 +176,59 @@ def test_a_reorganisation_replaces_headers_and_logs(chain_world: ChainWorld) -> 
 # -- the state and the records ------------------------------------------------------
 
 
+Action = Callable[[], object]
+
+
 @dataclass
 class Store:
     state: State
     records: Records
+    # `interleave(step, action)`: `action` runs once inside the next `step` ("acquire",
+    # "commit" or "write" of records), between the step's read and its write: what another
+    # run may do meanwhile. The fake's steps are atomic, so there it runs just before.
+    interleave: Callable[[str, Action], None]
+    counts: Callable[[], tuple[int, int]]  # runs counted, of which skipped
+
+
+# The pure decision each step of the Firestore adapter asks between its read and its write.
+WINDOWS = {
+    "acquire": (lease_module, "acquire"),
+    "commit": (state_module, "lease_after"),
+    "write": (blockstore_module, "check_fence"),
+}
 
 
 @pytest.fixture(params=["fake", "firestore"])
 def store(request: pytest.FixtureRequest) -> Store:
     if request.param == "fake":
         fake = FakeState()
-        return Store(fake, fake)
+
+        def fake_counts() -> tuple[int, int]:
+            return fake.totals.runs, fake.totals.outcomes.get("skipped", 0)
+
+        return Store(fake, fake, lambda step, action: (action(), None)[1], fake_counts)
     request.getfixturevalue("firestore_reset")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     client = firestore.Client(project=PROJECT)
     identity = {"chain_id": 31337, "contracts": ["0x5FbDB2315678afecb367f032d93F642f64180aa3"]}
     real = FirestoreState(client, f"contract-{uuid.uuid4().hex[:8]}", identity)
-    return Store(real, real.records)
+
+    def interleave(step: str, action: Action) -> None:
+        owner, name = WINDOWS[step]
+        original, pending = getattr(owner, name), [action]
+
+        def decide(*args: object, **kwargs: object) -> object:
+            if pending:
+                pending.pop()()
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, decide)
+
+    def counts() -> tuple[int, int]:
+        totals = (real.read() or {}).get("totals") or {}
+        return int(totals.get("runs") or 0), int((totals.get("outcomes") or {}).get("skipped") or 0)
+
+    return Store(real, real.records, interleave, counts)
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -351,6 +391,58 @@ def test_a_skipped_run_counts_itself_without_the_lease(store: Store) -> None:
     assert grant is not None
     state.count_skipped(NOW)
     state.commit(grant, NOW, Commit(summary=_summary("a")))  # the holder's commit is not disturbed
+
+
+def test_a_commit_racing_a_skipped_runs_count_lands_and_keeps_the_count(store: Store) -> None:
+    state = store.state
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    store.interleave("commit", lambda: state.count_skipped(NOW))  # a run that found it held
+    recent = (BlockRef(9, _hash(9)),)
+    until = NOW + timedelta(seconds=30)
+    state.commit(grant, NOW, Commit(progress=Progress(10, _hash(9), recent, 3), lease_until=until))
+    state.commit(grant, NOW, Commit(summary=_summary("a")))
+    assert store.counts() == (2, 1)  # the skipped run and a's
+    nxt = state.acquire("b", NOW + timedelta(seconds=1), 30)
+    assert nxt is not None and (nxt.next_block, nxt.checkpoint_hash) == (10, _hash(9))
+
+
+def test_a_takeover_between_a_commits_read_and_write_fences_the_commit_out(store: Store) -> None:
+    state = store.state
+    old = state.acquire("a", NOW, 30)
+    assert old is not None
+    later = NOW + timedelta(seconds=31)  # a's lease expired
+    taken: list[object] = []
+    store.interleave("commit", lambda: taken.append(state.acquire("b", later, 30)))
+    with pytest.raises(LeaseLostError):
+        state.commit(old, later, Commit(progress=Progress(6, _hash(5), (), 1), lease_until=later))
+    (new,) = taken
+    assert new is not None and state.read_lease().owner == "b"
+    state.commit(new, later, Commit(summary=_summary("b")))  # nothing of a's in b's commit
+    nxt = state.acquire("c", later + timedelta(seconds=1), 30)
+    assert nxt is not None and nxt.next_block is None
+
+
+def test_a_takeover_between_a_record_writes_read_and_write_fences_it_out(store: Store) -> None:
+    state, records = store.state, store.records
+    old = state.acquire("a", NOW, 30)
+    assert old is not None
+    taken: list[object] = []
+    later = NOW + timedelta(seconds=31)
+    store.interleave("write", lambda: taken.append(state.acquire("b", later, 30)))
+    with pytest.raises(LeaseLostError):
+        records.write(old, _records(_published(5, 0)))
+    assert taken and taken[0] is not None
+    assert records.read(0, 10) == []
+
+
+def test_runs_racing_for_a_free_lease_get_it_once(store: Store) -> None:
+    state = store.state
+    rival: list[object] = []
+    store.interleave("acquire", lambda: rival.append(state.acquire("b", NOW, 30)))
+    assert state.acquire("a", NOW, 30) is None  # b took it between a's read and a's write
+    assert rival and rival[0] is not None
+    assert state.read_lease().owner == "b"
 
 
 # -- the sink ----------------------------------------------------------------------

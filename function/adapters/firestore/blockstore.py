@@ -1,10 +1,14 @@
 """The processed-event set in Firestore: block records read back whole, written fenced.
 
-A record is written before the checkpoint commit, in transactions that check the run's lease
-like that commit does: a run that lost its lease writes nothing (docs/CONTRACT.md §7.6), or its
-partial record of a block would replace the whole one of the run that took over. Each
-transaction holds at most WRITES_PER_BATCH documents and BYTES_PER_BATCH bytes, as Firestore
-counts them (a commit is capped at 500 writes and by request size).
+A record is written before the checkpoint commit, fenced like that commit: a run that lost its
+lease writes nothing (docs/CONTRACT.md §7.6), or its partial record of a block would replace
+the whole one of the run that took over. The fence is a conditional write, not a transaction
+(whose lock on the lease document would outlive a run killed inside it: `conditional`): a
+plain read of the lease document, the fence checked, then one batch with the record documents
+and a no-op write of the lease document conditioned on the version read, so the batch lands
+only while nobody took the lease since. Each batch holds at most WRITES_PER_BATCH documents
+and BYTES_PER_BATCH bytes, as Firestore counts them (a commit is capped at 500 writes and by
+request size).
 """
 
 from __future__ import annotations
@@ -18,26 +22,22 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
+from function.adapters.firestore import conditional
 from function.adapters.firestore.blockparts import assembled, stored_parts
+from function.adapters.firestore.conditional import ATTEMPTS, TIMEOUT_S, wrapped
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_of
 from function.adapters.firestore.recordlayout import base_id, from_doc, to_doc
 from function.core.lease import check_fence
 from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
-from function.errors import LeaseLostError, StateError
+from function.errors import StateError
 
 if TYPE_CHECKING:
     from function.core.checkpoint import Grant
 
-COMMIT_ATTEMPTS = 12  # a fenced commit outlasts bursts of contention from starting runs
-WRITES_PER_BATCH = 400
+WRITES_PER_BATCH = 400  # and the lease document's condition: under Firestore's 500
 BYTES_PER_BATCH = 3_000_000  # under the emulator's 4 MiB request cap (production: 10 MiB)
-TIMEOUT_S = 30.0
-
-
-def wrapped(action: str, e: Exception) -> StateError:
-    return StateError(f"Firestore {action} failed: {type(e).__name__}: {e}")
 
 
 def _chain_order(doc_id: str) -> tuple[int, str]:
@@ -119,19 +119,26 @@ class BlockStore:
             self._fenced_write(grant, group)
 
     def _fenced_write(self, grant: Grant, group: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """One group of block documents in a transaction that first checks the lease."""
-
-        @firestore.transactional
-        def write(txn: firestore.Transaction) -> None:
-            snapshot = self._lease_doc.get(transaction=txn)
-            lease = lease_of(snapshot.to_dict() if snapshot.exists else None)
-            check_fence(lease, grant.run_id, grant.fence)
+        """One group of block documents in a batch that lands only while the lease read is
+        unchanged; read again when it changed (a commit or a skipped run's count did)."""
+        for _ in range(ATTEMPTS):
+            lease_doc = conditional.read(self._lease_doc, "the lease")
+            lease = lease_of(lease_doc.fields)
+            check_fence(lease, grant.run_id, grant.fence)  # LeaseLostError: nothing written
+            batch = self._client.batch()
             for doc_id, fields in group:
-                txn.set(self._blocks.document(doc_id), fields)
-
-        try:
-            write(self._client.transaction(max_attempts=COMMIT_ATTEMPTS))
-        except LeaseLostError:
-            raise
-        except (gexc.GoogleAPIError, ValueError) as e:
-            raise wrapped("write of the processed-event set", e) from e
+                batch.set(self._blocks.document(doc_id), fields)
+            conditional.unchanged(self._client, batch, lease_doc, "lease.fence", lease.fence)
+            try:
+                batch.commit(timeout=TIMEOUT_S)
+                return
+            except gexc.GoogleAPIError as e:
+                # A batch applied whose answer was lost is sent again by the library: the
+                # records are the same and the no-op leaves the lease's version as it was,
+                # so that lands too, or fails its condition and is decided again here.
+                if not conditional.conflicted(e):
+                    raise wrapped("write of the processed-event set", e) from e
+        raise StateError(
+            f"Firestore write of the processed-event set failed: {self._lease_doc.path} "
+            f"changed under each of {ATTEMPTS} attempts"
+        )

@@ -1,17 +1,18 @@
 """The relayer's state in Firestore (docs/CONTRACT.md §4): lease, checkpoint, processed-event set.
 
-Transaction functions here only read, decide (with `guard`) and write: Firestore may run
-them more than once, so nothing else happens inside them. Block records are written before
-the checkpoint commit, in transactions that check the fence like it: a run that lost its
-lease writes nothing, or its partial record of a block would replace the newer run's whole
-one (docs/CONTRACT.md §7.6).
+Every write is conditional (`conditional`), none is a read-write transaction: a plain read,
+the decision in the pure core (`core.lease`, `core.commit`), then one batch whose writes are
+conditioned on the versions read, so it lands only while the documents are as read; when
+they changed (another run took the lease, a skipped run counted itself) it is read and
+decided again, a bounded number of times. A transaction would lock what it read, and a run
+killed inside one would lock the relayer out until Firestore expired it (a minute), whatever
+RELAYER_LEASE_SECONDS says. The fence is as strong as before: a run whose lease was taken
+over writes nothing more (docs/CONTRACT.md §7.6), block records included (`blockstore`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
-from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
@@ -19,94 +20,21 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 import function.core.lease as leases
-from function.adapters.firestore.blockstore import (
-    COMMIT_ATTEMPTS,
-    TIMEOUT_S,
-    BlockStore,
-    wrapped,
-)
+from function.adapters.firestore import conditional
+from function.adapters.firestore.blockstore import BlockStore
+from function.adapters.firestore.conditional import ATTEMPTS, TIMEOUT_S, Version, wrapped
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
+from function.adapters.firestore.relayerdoc import commit_fields, grant_of
 from function.core.checkpoint import Commit, Grant
-from function.core.commit import Totals, advance, lease_after
+from function.core.commit import lease_after
 from function.core.lease import Lease, check_fence
-from function.core.model import BlockRef
 from function.core.planning import BlockRange
-from function.core.summary import IDLE, OK, SKIPPED, RunSummary
-from function.errors import LeaseLostError, StateError
+from function.core.summary import SKIPPED
+from function.errors import StateError
 
 log = logging.getLogger(__name__)
 
 BACKFILL_LEASE = "backfill-lease"  # the task document every backfill's lease lives in
-RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
-
-
-def _replay_range(raw: Any) -> BlockRange | None:
-    if not isinstance(raw, dict):
-        return None
-    return BlockRange(int(raw["from"]), int(raw["to"]))
-
-
-def _grant(run_id: str, lease: Lease, doc: dict[str, Any]) -> Grant:
-    assert lease.expires_at is not None
-    return Grant(
-        run_id,
-        lease.fence,
-        lease.expires_at,
-        doc.get("next_block"),
-        doc.get("checkpoint_block_hash"),
-        _refs(doc.get("recent_blocks")),
-        {str(e["host"]): int(e["blocks"]) for e in doc.get("rpc_limits") or []},
-        _replay_range(doc.get("replay")),
-    )
-
-
-def _refs(raw: Any) -> tuple[BlockRef, ...]:
-    return tuple(BlockRef(int(r["number"]), str(r["hash"])) for r in raw or [])
-
-
-def _totals(doc: dict[str, Any]) -> Totals:
-    raw = doc.get("totals") or {}
-    counters = {
-        f.name: int(raw.get(f.name) or 0) for f in dataclass_fields(Totals) if f.name != "outcomes"
-    }
-    outcomes = {k: int(v) for k, v in (raw.get("outcomes") or {}).items()}
-    return Totals(**counters, outcomes=outcomes)
-
-
-def _totals_fields(totals: Totals) -> dict[str, Any]:
-    return asdict(totals)
-
-
-def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
-    lag = None
-    if summary.head_block is not None and next_block is not None:
-        lag = max(0, summary.head_block - int(next_block) + 1)
-    return {
-        "run_id": summary.run_id,
-        "outcome": summary.outcome,
-        "started_at": summary.started_at,
-        "duration_s": summary.duration_s,
-        "from_block": summary.from_block,
-        "to_block": summary.to_block,
-        "events_published": summary.events_published,
-        "lag_blocks": lag,
-        "error": summary.error,
-    }
-
-
-def _finish_fields(
-    doc: dict[str, Any], update: dict[str, Any], summary: RunSummary
-) -> dict[str, Any]:
-    """Store the summary and keep a short history of runs for the status page."""
-    history = list(doc.get("recent_runs") or [])
-    history.append(_history_entry(summary, update.get("next_block", doc.get("next_block"))))
-    fields: dict[str, Any] = {
-        "last_run": summary.as_dict(),
-        "recent_runs": history[-RUN_HISTORY:],
-    }
-    if summary.outcome in (OK, IDLE):
-        fields["last_success_at"] = summary.finished_at
-    return fields
 
 
 class FirestoreState:
@@ -170,48 +98,44 @@ class FirestoreState:
     ) -> Grant | None:
         """Take the lease (a follower's: until `follow_until`), or None while another run
         holds it."""
-        # A plain read first: runs that find the lease taken leave without a transaction,
-        # whose lock would contend with the commits of the run that holds it.
-        held = lease_of(self._read_lease_doc())
-        if held.held_by_other(run_id, now):
-            return None
-
-        @firestore.transactional
-        def take(txn: firestore.Transaction) -> Grant | None:
-            held, doc = self._read_both(txn)
+        sent: Lease | None = None  # the lease last written: found in place, it was applied
+        for _ in range(ATTEMPTS):
+            doc, lease_doc = self._read_both()
+            held = lease_of(lease_doc.fields)
+            if sent is not None and held == sent:
+                log.warning("the lease was taken although Firestore's answer was lost")
+                return grant_of(run_id, held, doc.doc)
             lease = leases.acquire(held, run_id, now, lease_s, follow_until)
             if lease is None:
                 return None
+            batch = self._client.batch()
             fields: dict[str, Any] = {"updated_at": now, **self._identity}
-            self._put_lease(txn, fields, lease, now)
-            txn.set(self._doc, fields, merge=True)
-            return _grant(run_id, lease, doc)
-
-        try:
-            grant: Grant | None = take(self._client.transaction())
-            return grant
-        except (ValueError, gexc.Aborted, gexc.Conflict) as e:
-            # Aborted: another run took the lease first. ValueError ("Failed to commit
-            # transaction in N attempts"): the transaction kept aborting, because runs are
-            # taking the lease right now or because a run killed inside a transaction still
-            # locks the document. Either way this run is skipped; say which it may be.
-            log.warning(
-                "the lease looked free but this run could not take it (%s): another run took "
-                "it, or a run killed inside a transaction still locks %s, which "
-                "Firestore frees within about a minute; this run is skipped",
-                type(e).__name__,
-                self._lease_doc.path,
-            )
-            return None
-        except gexc.GoogleAPIError as e:
-            # The commit may have been applied with its answer lost (the retry then finds
-            # the transaction closed): the lease is ours then, and must not sit there
-            # unused until it expires.
-            held, doc = self._read_both_plain()
-            if held.owner == run_id and held.expires_at is not None:
-                log.warning("the lease was taken although Firestore's answer was lost (%s)", e)
-                return _grant(run_id, held, doc)
-            raise wrapped("lease acquisition", e) from e
+            self._put_lease(batch, fields, lease, now, lease_doc)
+            conditional.put(self._client, batch, doc, fields)
+            sent = lease
+            try:
+                batch.commit(timeout=TIMEOUT_S)
+                return grant_of(run_id, lease, doc.doc)
+            except gexc.GoogleAPIError as e:
+                if conditional.conflicted(e):
+                    continue  # another run took it, or counted itself: read again
+                # Applied with its answer lost? The lease is ours then, and must not sit
+                # there unused until it expires.
+                try:
+                    doc, lease_doc = self._read_both()
+                except StateError:
+                    raise wrapped("lease acquisition", e) from e
+                if lease_of(lease_doc.fields) == sent:
+                    log.warning("the lease was taken although Firestore's answer was lost (%s)", e)
+                    return grant_of(run_id, sent, doc.doc)
+                raise wrapped("lease acquisition", e) from e
+        log.warning(
+            "the lease looked free but %s changed under each of %d attempts to take it: "
+            "runs are taking it right now; this run is skipped",
+            self._lease_doc.path,
+            ATTEMPTS,
+        )
+        return None
 
     def _read_lease_doc(self) -> dict[str, Any] | None:
         if self._lease_doc is self._doc:
@@ -222,31 +146,25 @@ class FirestoreState:
             raise wrapped("read of the backfill lease", e) from e
         return snapshot.to_dict() if snapshot.exists else None
 
-    def _read_both_plain(self) -> tuple[Lease, dict[str, Any]]:
-        """Outside a transaction: the lease, and the document with the checkpoint."""
-        doc = self.read() or {}
+    def _read_both(self) -> tuple[Version, Version]:
+        """The document with the checkpoint, and the one with the lease (the same one for
+        the job), each with the version a write is conditioned on."""
+        doc = conditional.read(self._doc, "the relayer document")
         if self._lease_doc is self._doc:
-            return lease_of(doc), doc
-        return lease_of(self._read_lease_doc()), doc
-
-    def _read_both(self, txn: firestore.Transaction) -> tuple[Lease, dict[str, Any]]:
-        """In a transaction: the lease, and the document with the checkpoint."""
-        snapshot = self._doc.get(transaction=txn)
-        doc = (snapshot.to_dict() if snapshot.exists else None) or {}
-        if self._lease_doc is self._doc:
-            return lease_of(doc), doc
-        held = self._lease_doc.get(transaction=txn)
-        return lease_of(held.to_dict() if held.exists else None), doc
+            return doc, doc
+        return doc, conditional.read(self._lease_doc, "the backfill lease")
 
     def _put_lease(
-        self, txn: firestore.Transaction, fields: dict[str, Any], lease: Lease, now: datetime
-    ) -> None:
-        """The lease into `fields` (the job: one document) or into the shared backfill
-        lease's own document (one write per document and transaction)."""
+        self, batch: Any, fields: dict[str, Any], lease: Lease, now: datetime, lease_doc: Version
+    ) -> dict[str, Any] | None:
+        """The lease into `fields` (the job: one document) or, conditioned on its version
+        read, into the shared backfill lease's own document (what is written there)."""
         if self._lease_doc is self._doc:
             fields["lease"] = lease_fields(lease)
-        else:
-            txn.set(self._lease_doc, {"lease": lease_fields(lease), "updated_at": now}, merge=True)
+            return None
+        stored = {"lease": lease_fields(lease), "updated_at": now}
+        conditional.put(self._client, batch, lease_doc, stored)
+        return stored
 
     @property
     def records(self) -> BlockStore:
@@ -256,96 +174,82 @@ class FirestoreState:
     def commit(self, grant: Grant, now: datetime, change: Commit) -> None:
         """Fenced update: checkpoint and/or lease renewal, or the run's end (release; or,
         with `lease_until`, the lease kept until then: requests may still be accepted)."""
-        progress, lease_until, summary = change.progress, change.lease_until, change.summary
-        rpc_limits, looked_at = change.rpc_limits, change.looked_at
-
-        @firestore.transactional
-        def write(txn: firestore.Transaction) -> None:
-            lease, doc = self._read_both(txn)
-            check_fence(lease, grant.run_id, grant.fence)
-            update: dict[str, Any] = {"updated_at": now, **self._identity}
-            if doc.get("first_commit_at") is None:  # no record of it is older: see `reset`
-                update["first_commit_at"] = now
-            totals = _totals(doc)
-            if progress is not None:
-                totals = totals.plus(progress)
-                stored = doc.get("next_block")
-                stored_next = None if stored is None else int(stored)
-                moved = advance(stored_next, _refs(doc.get("recent_blocks")), progress)
-                if moved is not None:
-                    if progress.replay is not None:
-                        update["replay"] = {
-                            "from": progress.replay.start,
-                            "to": progress.replay.end,
-                        }
-                    update.update(
-                        next_block=moved.next_block,
-                        checkpoint_block_hash=moved.block_hash,
-                        recent_blocks=[{"number": r.number, "hash": r.hash} for r in moved.recent],
-                    )
-            if looked_at is not None:
-                update["last_look_at"] = looked_at
-            if rpc_limits is not None:
-                update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in rpc_limits.items()]
-            if summary is not None:
-                totals = totals.counting(summary.outcome)
-                update.update(_finish_fields(doc, update, summary))
-            renewed = lease_after(lease, grant, finished=summary is not None, until=lease_until)
-            if renewed is not None:
-                self._put_lease(txn, update, renewed, now)
-            update["totals"] = _totals_fields(totals)
-            txn.set(self._doc, update, merge=True)
-
-        try:
-            write(self._client.transaction(max_attempts=COMMIT_ATTEMPTS))
-        except (LeaseLostError, gexc.GoogleAPIError, ValueError) as e:
-            # A commit applied whose answer was lost looks like a failure (or, once it
-            # released the lease, like a lease lost): look before calling it one.
-            if self._applied(grant, lease_until, summary):
+        sent: tuple[dict[str, Any], dict[str, Any] | None] | None = None
+        for _ in range(ATTEMPTS):
+            doc, lease_doc = self._read_both()
+            # A commit applied whose answer was lost looks like a conflict when the library
+            # sends it again (or, once it released the lease, like a lease lost): look
+            # before deciding again, or its counts would be added twice.
+            if sent is not None and self._landed(sent, doc, lease_doc):
                 log.warning("the commit was applied although Firestore's answer was lost")
                 return
-            if isinstance(e, LeaseLostError):
-                raise
-            raise wrapped("checkpoint commit", e) from e
-
-    def _applied(
-        self, grant: Grant, lease_until: datetime | None, summary: RunSummary | None
-    ) -> bool:
-        """Whether this run's commit is in Firestore: its summary (the last commit), or
-        its lease renewal (every other commit renews)."""
-        try:
-            held, doc = self._read_both_plain()
-        except StateError:
-            return False
-        if summary is not None:
-            last = doc.get("last_run") or {}
-            return bool(
-                last.get("run_id") == grant.run_id
-                and last.get("finished_at") == summary.finished_at
+            held = lease_of(lease_doc.fields)
+            check_fence(held, grant.run_id, grant.fence)  # LeaseLostError: nothing written
+            update = commit_fields(doc.doc, now, change, self._identity)
+            renewed = lease_after(
+                held, grant, finished=change.summary is not None, until=change.lease_until
             )
-        return (
-            lease_until is not None
-            and held.owner == grant.run_id
-            and held.fence == grant.fence
-            and held.expires_at == lease_until
+            batch = self._client.batch()
+            lease_sent = None
+            if renewed is not None:
+                lease_sent = self._put_lease(batch, update, renewed, now, lease_doc)
+            elif lease_doc is not doc:  # the fence still holds the batch back
+                conditional.unchanged(self._client, batch, lease_doc, "lease.fence", held.fence)
+            conditional.put(self._client, batch, doc, update)
+            sent = (update, lease_sent)
+            try:
+                batch.commit(timeout=TIMEOUT_S)
+                return
+            except gexc.GoogleAPIError as e:
+                if conditional.conflicted(e):
+                    continue  # a skipped run counted itself, or the lease was taken: again
+                try:
+                    doc, lease_doc = self._read_both()
+                except StateError:
+                    raise wrapped("checkpoint commit", e) from e
+                if self._landed(sent, doc, lease_doc):
+                    log.warning("the commit was applied although Firestore's answer was lost")
+                    return
+                raise wrapped("checkpoint commit", e) from e
+        raise StateError(
+            f"Firestore checkpoint commit failed: {self._doc.path} changed under each of "
+            f"{ATTEMPTS} attempts"
         )
+
+    def _landed(
+        self,
+        sent: tuple[dict[str, Any], dict[str, Any] | None],
+        doc: Version,
+        lease_doc: Version,
+    ) -> bool:
+        """Whether a commit sent before is in the documents as read: every field it wrote."""
+        fields, lease_fields_sent = sent
+        return conditional.landed(doc, fields) and conditional.landed(lease_doc, lease_fields_sent)
 
     def release(self, grant: Grant, now: datetime) -> None:
         """Give the lease back without recording a run (operator commands)."""
-
-        @firestore.transactional
-        def write(txn: firestore.Transaction) -> None:
-            snapshot = self._lease_doc.get(transaction=txn)
-            lease = lease_of(snapshot.to_dict() if snapshot.exists else None)
-            if leases.still_ours(lease, grant.run_id, grant.fence):
-                fields: dict[str, Any] = {"updated_at": now}
-                self._put_lease(txn, fields, leases.released(lease), now)
-                txn.set(self._doc, fields, merge=True)
-
-        try:
-            write(self._client.transaction())
-        except (gexc.GoogleAPIError, ValueError) as e:
-            raise wrapped("lease release", e) from e
+        for _ in range(ATTEMPTS):
+            lease_doc = conditional.read(self._lease_doc, "the lease")
+            lease = lease_of(lease_doc.fields)
+            if not leases.still_ours(lease, grant.run_id, grant.fence):
+                return  # taken over, or released already (an answer lost)
+            batch = self._client.batch()
+            fields: dict[str, Any] = {"updated_at": now}
+            self._put_lease(batch, fields, leases.released(lease), now, lease_doc)
+            if self._lease_doc is self._doc:
+                conditional.put(self._client, batch, lease_doc, fields)
+            else:
+                batch.set(self._doc, fields, merge=True)
+            try:
+                batch.commit(timeout=TIMEOUT_S)
+                return
+            except gexc.GoogleAPIError as e:
+                if not conditional.conflicted(e):
+                    raise wrapped("lease release", e) from e
+        raise StateError(
+            f"Firestore lease release failed: {self._lease_doc.path} changed under each of "
+            f"{ATTEMPTS} attempts"
+        )
 
     def count_skipped(self, now: datetime) -> None:
         """A skipped run only counts itself: the run holding the lease owns `last_run`."""

@@ -1,0 +1,92 @@
+"""Conditional writes: a plain read, then writes that land only while what was read is unchanged.
+
+This replaces read-write transactions. Firestore's server client libraries take pessimistic
+locks on what a transaction reads, so a process killed inside one leaves those documents
+locked until Firestore expires the transaction (measured on the emulator: 60 s, every write
+meanwhile aborted with "Transaction lock timeout"), whatever RELAYER_LEASE_SECONDS says. A
+write with a precondition on the version read (`update_time`, or "does not exist") holds no
+lock: it is applied only if the document is still as read, and otherwise fails with
+FailedPrecondition (AlreadyExists for a create), when the caller reads again and decides
+again. Google documents the locks and their expiry in the Firestore pages "Data contention
+in transactions" and "Quotas and limits". A batch of such writes is atomic, so several
+documents (block records and the lease they are fenced by) are conditioned on one read as a
+transaction would be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from function.errors import StateError
+
+ATTEMPTS = 12  # a conditional write outlasts bursts of contention (starting runs, counters)
+TIMEOUT_S = 30.0
+
+
+def wrapped(action: str, e: Exception) -> StateError:
+    return StateError(f"Firestore {action} failed: {type(e).__name__}: {e}")
+
+
+@dataclass(frozen=True)
+class Version:
+    """A document as a plain read found it: its fields (None: absent) and version."""
+
+    ref: firestore.DocumentReference
+    fields: dict[str, Any] | None
+    update_time: datetime | None
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        return self.fields or {}
+
+
+def read(ref: firestore.DocumentReference, what: str) -> Version:
+    """The document and the version the next write is conditioned on."""
+    try:
+        snapshot = ref.get(timeout=TIMEOUT_S)
+    except gexc.GoogleAPIError as e:
+        raise wrapped(f"read of {what}", e) from e
+    if not snapshot.exists:
+        return Version(ref, None, None)
+    return Version(ref, snapshot.to_dict() or {}, snapshot.update_time)
+
+
+def put(client: firestore.Client, batch: Any, read: Version, fields: dict[str, Any]) -> None:
+    """Write top-level `fields` (each replaced whole) into the document, only if it is as
+    `read` found it: updated at the same instant, or still absent."""
+    if read.update_time is None:
+        batch.create(read.ref, fields)
+    else:
+        option = client.write_option(last_update_time=read.update_time)
+        batch.update(read.ref, fields, option=option)
+
+
+def unchanged(client: firestore.Client, batch: Any, read: Version, path: str, value: Any) -> None:
+    """Only a condition: the batch lands only if the document is as `read` found it. It is
+    a write of a value the document already holds at `path`, which Firestore applies
+    without changing the document or its update_time (checked on the emulator)."""
+    assert read.update_time is not None, "a condition on a document that exists"
+    option = client.write_option(last_update_time=read.update_time)
+    batch.update(read.ref, {path: value}, option=option)
+
+
+def landed(read: Version, fields: dict[str, Any] | None) -> bool:
+    """Whether the document as read holds every field as `fields` has it: the write of
+    them, sent before with its answer lost, was applied (or it would change nothing)."""
+    if fields is None:
+        return True
+    return read.fields is not None and all(
+        k in read.fields and read.fields[k] == v for k, v in fields.items()
+    )
+
+
+def conflicted(e: Exception) -> bool:
+    """Not applied, because the documents changed since they were read (FailedPrecondition;
+    AlreadyExists for a create) or another client's transaction locks them (Aborted): read
+    again and decide again."""
+    return isinstance(e, gexc.FailedPrecondition | gexc.Conflict)

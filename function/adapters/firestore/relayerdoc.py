@@ -1,0 +1,122 @@
+"""The relayer document's fields (docs/CONTRACT.md §4) to and from the core's types (pure).
+
+A grant is built from the document as read; a commit's fields from the document as read and
+the core's decisions (`core.commit`). The state adapter writes them conditioned on that read,
+so what is written here was decided on the document as it still is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
+from datetime import datetime
+from typing import Any
+
+from function.core.checkpoint import Commit, Grant
+from function.core.commit import Totals, advance
+from function.core.lease import Lease
+from function.core.model import BlockRef
+from function.core.planning import BlockRange
+from function.core.summary import IDLE, OK, RunSummary
+
+RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
+
+
+def _replay_range(raw: Any) -> BlockRange | None:
+    if not isinstance(raw, dict):
+        return None
+    return BlockRange(int(raw["from"]), int(raw["to"]))
+
+
+def grant_of(run_id: str, lease: Lease, doc: dict[str, Any]) -> Grant:
+    """The grant of `lease`, with the checkpoint of the document it was taken on."""
+    assert lease.expires_at is not None
+    return Grant(
+        run_id,
+        lease.fence,
+        lease.expires_at,
+        doc.get("next_block"),
+        doc.get("checkpoint_block_hash"),
+        _refs(doc.get("recent_blocks")),
+        {str(e["host"]): int(e["blocks"]) for e in doc.get("rpc_limits") or []},
+        _replay_range(doc.get("replay")),
+    )
+
+
+def _refs(raw: Any) -> tuple[BlockRef, ...]:
+    return tuple(BlockRef(int(r["number"]), str(r["hash"])) for r in raw or [])
+
+
+def _totals(doc: dict[str, Any]) -> Totals:
+    raw = doc.get("totals") or {}
+    counters = {
+        f.name: int(raw.get(f.name) or 0) for f in dataclass_fields(Totals) if f.name != "outcomes"
+    }
+    outcomes = {k: int(v) for k, v in (raw.get("outcomes") or {}).items()}
+    return Totals(**counters, outcomes=outcomes)
+
+
+def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
+    lag = None
+    if summary.head_block is not None and next_block is not None:
+        lag = max(0, summary.head_block - int(next_block) + 1)
+    return {
+        "run_id": summary.run_id,
+        "outcome": summary.outcome,
+        "started_at": summary.started_at,
+        "duration_s": summary.duration_s,
+        "from_block": summary.from_block,
+        "to_block": summary.to_block,
+        "events_published": summary.events_published,
+        "lag_blocks": lag,
+        "error": summary.error,
+    }
+
+
+def _finish_fields(
+    doc: dict[str, Any], update: dict[str, Any], summary: RunSummary
+) -> dict[str, Any]:
+    """Store the summary and keep a short history of runs for the status page."""
+    history = list(doc.get("recent_runs") or [])
+    history.append(_history_entry(summary, update.get("next_block", doc.get("next_block"))))
+    fields: dict[str, Any] = {
+        "last_run": summary.as_dict(),
+        "recent_runs": history[-RUN_HISTORY:],
+    }
+    if summary.outcome in (OK, IDLE):
+        fields["last_success_at"] = summary.finished_at
+    return fields
+
+
+def commit_fields(
+    doc: dict[str, Any], now: datetime, change: Commit, identity: dict[str, Any]
+) -> dict[str, Any]:
+    """What one commit writes into the document as read, the lease aside: each top-level
+    field whole (the checkpoint moved by `core.commit.advance`, the counters added to)."""
+    progress, summary = change.progress, change.summary
+    update: dict[str, Any] = {"updated_at": now, **identity}
+    if doc.get("first_commit_at") is None:  # no record of it is older: see `reset`
+        update["first_commit_at"] = now
+    totals = _totals(doc)
+    if progress is not None:
+        totals = totals.plus(progress)
+        stored = doc.get("next_block")
+        stored_next = None if stored is None else int(stored)
+        moved = advance(stored_next, _refs(doc.get("recent_blocks")), progress)
+        if moved is not None:
+            if progress.replay is not None:
+                update["replay"] = {"from": progress.replay.start, "to": progress.replay.end}
+            update.update(
+                next_block=moved.next_block,
+                checkpoint_block_hash=moved.block_hash,
+                recent_blocks=[{"number": r.number, "hash": r.hash} for r in moved.recent],
+            )
+    if change.looked_at is not None:
+        update["last_look_at"] = change.looked_at
+    if change.rpc_limits is not None:
+        update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in change.rpc_limits.items()]
+    if summary is not None:
+        totals = totals.counting(summary.outcome)
+        update.update(_finish_fields(doc, update, summary))
+    update["totals"] = asdict(totals)
+    return update
