@@ -24,7 +24,8 @@ from typing import IO, Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from function.adapters.firestore.blockstore import BYTES_PER_BATCH, TIMEOUT_S, WRITES_PER_BATCH
+from function.adapters.firestore.blockstore import BYTES_PER_BATCH, WRITES_PER_BATCH
+from function.adapters.firestore.conditional import TIMEOUT_S
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
 from function.core.lease import Lease
