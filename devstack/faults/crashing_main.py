@@ -24,6 +24,8 @@ until the campaign sends SIGCONT, like a paused VM). The points, in the order of
   or just answered (a checkpoint or lease renewal; the last commit, which stores the summary
   and releases the lease);
 - `after_commit`, `after_release`: such a commit returned;
+- `between_looks` (follow mode): a look's commit returned (checkpoint, look, lease renewed),
+  before the wait for the next look; CRASH_ON counts looks;
 - `slow_publish`: no crash; messages go one per request, each after CRASH_SLEEP seconds
   (a slow Pub/Sub);
 - `none`: no crash (the campaign's plain runs, still tagged and journaled).
@@ -87,6 +89,7 @@ POINTS = (
     "after_commit",
     "during_release",
     "after_release",
+    "between_looks",
 )
 POINT = os.environ.get("CRASH_AT", "none")
 ON = int(os.environ.get("CRASH_ON", "1"))
@@ -176,6 +179,7 @@ original_record = BlockStore.write
 original_txn_commit = Transaction._commit
 original_publish = Publisher.publish
 original_logs = ChainReader.logs_with_headers
+original_commit_look = function.run.relay._Run._commit_look
 
 
 def decide(current: Any, run_id: str, now: Any, lease_s: float, follow_until: Any = None) -> Any:
@@ -226,6 +230,12 @@ def commit(self: FirestoreState, grant: Grant, now: datetime, change: Commit) ->
         final=final,
     )
     arrive("after_release" if final else "after_commit")
+
+
+def commit_look(self: Any) -> None:
+    original_commit_look(self)
+    note("look_committed", looks=self.looks)
+    arrive("between_looks")
 
 
 def txn_commit(self: Transaction) -> Any:
@@ -331,6 +341,7 @@ function.core.lease.acquire = decide
 FirestoreState.commit = commit  # type: ignore[method-assign]
 BlockStore.write = record  # type: ignore[method-assign]
 Transaction._commit = txn_commit  # type: ignore[method-assign]
+function.run.relay._Run._commit_look = commit_look  # type: ignore[method-assign]
 ChainReader.logs_with_headers = logs_with_headers  # type: ignore[method-assign]
 Publisher.publish = publish  # type: ignore[method-assign]
 _wrap(function.run.relay, "plan_range", after="after_plan")

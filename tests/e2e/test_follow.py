@@ -1,5 +1,7 @@
-"""Follow mode through `python main.py` on anvil and the emulators (docs/CONTRACT.md §1):
-one run relays what is there, then the blocks mined while it follows, and ends `ok`."""
+"""Follow mode through `python main.py` on anvil and the emulators (docs/CONTRACT.md §1,
+§7.7): one run relays what is there, then the blocks mined while it follows, and ends `ok`;
+executions started on a schedule hand over to each other, so the chain is looked at
+continuously across them."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from follow_harness import Emitter, Execution, assert_chain_order, follow_env, wait_until
 from harness import ROOT, Deployment, assert_exactly_once, payloads, relayer_doc
 
 
@@ -60,3 +64,70 @@ def test_a_follower_relays_blocks_mined_while_it_runs_exactly_once(
     assert doc["lease"]["owner"] is None and doc["lease"].get("follow_until") is None
     assert doc["last_run"]["outcome"] == "ok"
     assert_exactly_once(payloads(deployment.topic.pull_all()), [*before, *during])
+
+
+# A simulated Cloud Scheduler: a new execution every PERIOD_S, each following for WINDOW_S.
+# The period is shorter than the window by more than a start-up, so each execution reaches
+# the lease while the one before still follows (with period == window, whether it waits or
+# finds the lease just released would depend on which of the two started faster); the
+# window is shorter than two periods, so at most one execution waits at a time.
+POLL_S = 1.0
+WINDOW_S = 7.0
+PERIOD_S = 4.0
+EXECUTIONS = 4
+
+
+def test_scheduled_executions_cover_the_chain_continuously(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    before = deployment.make_activity(10, blocks=4, seed=3)
+    emitter = Emitter(deployment).start()
+    env = follow_env(deployment, WINDOW_S)
+    runs: list[Execution] = []
+    try:
+        for i in range(EXECUTIONS):
+            if runs:
+                time.sleep(max(0.0, runs[0].spawned_at + i * PERIOD_S - time.time()))
+            runs.append(Execution.start(f"run{i}", env, tmp_path))
+        last = runs[-1]
+        wait_until(lambda: bool(last.looks()), "the last execution looked", timeout=60)
+        emitted = emitter.stop()  # the last one's later looks relay the rest
+        head = deployment.head()
+        codes = [run.wait(timeout=60) for run in runs]
+    finally:
+        emitter.close()
+        for run in runs:
+            run.reap()
+    assert codes == [0] * EXECUTIONS, "\n".join(run.text() for run in runs)
+    summaries = [run.summary() for run in runs]
+    assert all(s["outcome"] == "ok" and not s.get("interrupted") for s in summaries)
+
+    # Each later execution found the one before following and waited for its hand-over
+    # (the summary line carries who handed over), then went on from its checkpoint.
+    assert "handed_over_by" not in summaries[0]
+    for earlier, later in zip(summaries, summaries[1:], strict=False):
+        assert later["handed_over_by"] == earlier["run_id"], later
+        assert later["from_block"] == earlier["to_block"] + 1
+    doc = relayer_doc(deployment.relayer_id)
+    assert doc["last_run"]["handed_over_by"] == summaries[-2]["run_id"]
+    assert doc["next_block"] == head + 1 and doc["lease"]["owner"] is None
+
+    # Coverage: the looks of all executions, one execution after the other, never further
+    # apart than CONTRACT §7.7 allows: 2 x RELAYER_POLL_INTERVAL plus an execution's start-up,
+    # the start-up measured on the first execution (process start to its first look: Python,
+    # the clients, the chain id and topic checks, the lease, one look), the only one that
+    # did not wait for the lease.
+    looks = [run.looks() for run in runs]
+    assert all(len(x) >= 2 for x in looks), looks
+    for earlier_looks, later_looks in zip(looks, looks[1:], strict=False):
+        assert max(earlier_looks) < min(later_looks), "two executions looked at the same time"
+    start_up = looks[0][0] - runs[0].spawned_at
+    every = sorted(t for x in looks for t in x)
+    longest = max(b - a for a, b in zip(every, every[1:], strict=False))
+    assert longest <= 2 * POLL_S + start_up, (
+        f"{longest:.2f} s between two looks, start-up {start_up:.2f} s"
+    )
+
+    got = payloads(deployment.topic.pull_all())
+    assert_exactly_once(got, [*before, *emitted])
+    assert_chain_order(got)
