@@ -36,9 +36,7 @@ class Execution:
     spawned_at: float  # wall clock (time.time()) when the process was started
 
     @classmethod
-    def start(
-        cls, name: str, env: dict[str, str], tmp: Path, script: str = "main.py"
-    ) -> Execution:
+    def start(cls, name: str, env: dict[str, str], tmp: Path, script: str = "main.py") -> Execution:
         out, err = tmp / f"{name}.out", tmp / f"{name}.err"
         spawned_at = time.time()
         with out.open("wb") as o, err.open("wb") as e:
@@ -146,7 +144,9 @@ class Emitter:
         rounds = 0
         try:
             while not self._stop.is_set():
-                mined = make_activity(self._w3, self._contract, 2, blocks=2, seed=self._seed + rounds)
+                mined = make_activity(
+                    self._w3, self._contract, 2, blocks=2, seed=self._seed + rounds
+                )
                 self.events.extend(mined)
                 rounds += 1
                 self._stop.wait(self._pause_s)
