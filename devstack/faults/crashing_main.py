@@ -21,11 +21,12 @@ until the campaign sends SIGCONT, like a paused VM). The points, in the order of
 - `before_record`: every message of the chunk accepted, before any record is written;
 - `after_record`: the chunk's records written, before its checkpoint commit;
 - `during_commit`, `during_release`: CRASH_DELAY_MS after a commit RPC went out, in flight
-  or just answered (a checkpoint or lease renewal; the last commit, which stores the summary
-  and releases the lease);
-- `after_commit`, `after_release`: such a commit returned;
-- `between_looks` (follow mode): a look's commit returned (checkpoint, look, lease renewed),
-  before the wait for the next look; CRASH_ON counts looks;
+  or just answered (a checkpoint or lease renewal, not a follower's commit between two
+  looks; the last commit, which stores the summary and releases the lease);
+- `after_commit`, `after_release`: such a commit returned (any commit but the last);
+- `during_look_commit`, `between_looks` (follow mode): CRASH_DELAY_MS after the commit
+  between two looks went out (checkpoint, look, lease renewed), or once it returned, before
+  the wait for the next look; CRASH_ON counts looks;
 - `slow_publish`: no crash; messages go one per request, each after CRASH_SLEEP seconds
   (a slow Pub/Sub);
 - `none`: no crash (the campaign's plain runs, still tagged and journaled).
@@ -89,6 +90,7 @@ POINTS = (
     "after_commit",
     "during_release",
     "after_release",
+    "during_look_commit",
     "between_looks",
 )
 POINT = os.environ.get("CRASH_AT", "none")
@@ -212,6 +214,8 @@ def commit(self: FirestoreState, grant: Grant, now: datetime, change: Commit) ->
     final = change.summary is not None
     progress = change.progress
     _local.commit_point = "during_release" if final else "during_commit"
+    if getattr(_local, "look_commit", False):
+        _local.commit_point = "during_look_commit"
     started = time.time()  # a freeze may fall between the write and the journal line
     try:
         original_commit(self, grant, now, change)
@@ -233,7 +237,11 @@ def commit(self: FirestoreState, grant: Grant, now: datetime, change: Commit) ->
 
 
 def commit_look(self: Any) -> None:
-    original_commit_look(self)
+    _local.look_commit = True
+    try:
+        original_commit_look(self)
+    finally:
+        _local.look_commit = False
     note("look_committed", looks=self.looks)
     arrive("between_looks")
 

@@ -1,12 +1,13 @@
 """Followers killed in their window (docs/CONTRACT.md §7.4, §7.7): follow mode in the campaign.
 
 Each wave starts a follower (RELAYER_RUN_SECONDS) and, while it follows, the next scheduled
-execution. The follower is SIGKILLed between two looks, mid-publish, mid-commit, after
-recording, or from outside at a random instant of its window; the next execution waits for
-its hand-over and, the follower dead, takes its lease once expired (a lease just over two
-poll intervals, the least follow mode accepts). A follower that survives hands over. The
-verdict is the campaign's: nothing lost, duplicates only past the last commit, no lease
-granted over a valid one, the checkpoint never back.
+execution. The follower is SIGKILLed between two looks, mid-publish, mid-commit (a
+checkpoint's, or the commit between two looks), after recording, or from outside at a
+random instant of its window; the next execution waits for its hand-over and, the follower
+dead, takes its lease once expired (a lease just over two poll intervals, the least follow
+mode accepts). A follower that survives hands over. The verdict is the campaign's: nothing
+lost, duplicates only past the last commit, no lease granted over a valid one, the
+checkpoint never back.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FOLLOW_POINTS: dict[str, int] = {
     "between_looks": 2,
     "mid_publish": 8,
     "during_commit": 4,
+    "during_look_commit": 2,
     "after_record": 2,
 }
 

@@ -34,26 +34,28 @@ def test_overlapping_followers_publish_one_at_a_time(
     # by a follower waits for it rather than skipping (README "Follow mode"); long enough
     # that the third starts while the first still follows, even on a busy machine.
     env = follow_env(deployment, 10, CRASH_AT="none", FAULT_LOG=str(log))
+    # Warm (imports done, see follow_harness.WARM), so that each starts when fired.
+    runs = [
+        Execution.warm(name, {**env, "FAULT_RUN": name}, tmp_path, script=CRASHING_MAIN)
+        for name in ("a", "b", "c")
+    ]
     emitter = Emitter(deployment).start()
-    runs: list[Execution] = []
     try:
+        wait_until(lambda: all(r.warmed for r in runs), "the executions imported")
         # Two at nearly the same instant (Cloud Scheduler's at-least-once delivery) ...
-        for name in ("a", "b"):
-            runs.append(
-                Execution.start(name, {**env, "FAULT_RUN": name}, tmp_path, script=CRASHING_MAIN)
-            )
+        runs[0].fire()
+        runs[1].fire()
         wait_until(lambda: bool(_acquired(log)), "one of them took the lease")
-        assert all(r.alive for r in runs)
-        # ... and a third while both are alive (the earliest instant that proves it: its
-        # start-up may be slow, and it must still find the first one following).
-        runs.append(Execution.start("c", {**env, "FAULT_RUN": "c"}, tmp_path, script=CRASHING_MAIN))
-        third = runs[2]
-        wait_until(lambda: third.logged(WAITING) or not third.alive, "the third waits")
-        # Events until a second execution has the lease: there is always a look after it.
-        wait_until(lambda: len(_acquired(log)) >= 2, "a hand-over", timeout=60)
+        holder = next(r for r in runs if r.proc.pid == _acquired(log)[0]["pid"])
+        wait_until(lambda: len(holder.looks()) >= 2, "it looked twice")
+        # ... and a third while both are alive. Events stop here: the later holders take
+        # the lease after this, and their first looks see every event mined.
         emitted = emitter.stop()
+        third = runs[2]
+        third.fire()
+        wait_until(lambda: third.logged(WAITING) or not third.alive, "the third waits")
         head = deployment.head()
-        codes = [r.wait(timeout=60) for r in runs]
+        codes = [r.wait(timeout=120) for r in runs]
     finally:
         emitter.close()
         for r in runs:
@@ -117,32 +119,34 @@ def test_a_follower_stopped_mid_window_hands_over_at_once(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     before = deployment.make_activity(10, blocks=4, seed=3)
-    emitter = Emitter(deployment).start()
     # Its window (12 s) ends within the next execution's patience (poll + 10 s) once that
-    # one has started: the next one waits for it. Its lease (30 s) outlasts the test.
+    # one has started: the next one waits for it. Its lease (30 s) outlasts the test. The
+    # next one is warm (imports done, see follow_harness.WARM): it starts when fired.
+    successor = Execution.warm("successor", follow_env(deployment, 10), tmp_path)
     stopped = Execution.start("stopped", follow_env(deployment, 12), tmp_path)
-    successor: Execution | None = None
+    emitter = Emitter(deployment).start()
     try:
         wait_until(lambda: bool(stopped.looks()), "the follower looked")
-        successor = Execution.start("successor", follow_env(deployment, 10), tmp_path)
+        wait_until(lambda: successor.warmed, "the next execution imported")
+        successor.fire()
         wait_until(lambda: successor.logged(WAITING), "the next execution waits for it")
         wait_until(lambda: len(stopped.looks()) >= 2, "the follower looked twice")
         held = relayer_doc(deployment.relayer_id)["lease"]
         assert stopped.alive
+        # Events stop here: the successor takes the lease after the SIGTERM, and its first
+        # look sees every event mined.
+        emitted = emitter.stop()
 
         stopped.terminate()
         sent = time.monotonic()
         code = stopped.wait(timeout=30)
         took = time.monotonic() - sent
-        wait_until(lambda: bool(successor.looks()), "the successor looked")
-        emitted = emitter.stop()
-        assert successor.wait(timeout=60) == 0, successor.text()
+        assert successor.wait(timeout=120) == 0, successor.text()
         head = deployment.head()
     finally:
         emitter.close()
         stopped.reap()
-        if successor is not None:
-            successor.reap()
+        successor.reap()
 
     assert code == 0, stopped.text()
     assert took < SIGTERM_EXIT_S, f"exited {took:.1f} s after SIGTERM"
