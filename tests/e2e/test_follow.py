@@ -81,7 +81,7 @@ def test_a_follower_relays_blocks_mined_while_it_runs_exactly_once(
 POLL_S = 1.0
 WINDOW_S = 11.0
 PERIOD_S = 7.0
-EXECUTIONS = 4
+EXECUTIONS = 3
 
 
 def test_scheduled_executions_cover_the_chain_continuously(
