@@ -11,7 +11,8 @@ blockTimestamp (devstack/faults/provider.py), reorganisations between a run's ch
 check and its eth_getLogs and over published blocks above the checkpoint (each on a fresh
 anvil; devstack/faults/chain_scenarios.py), SIGTERM with a slow provider or a publish held
 on the wire, a run frozen before recording, overlapping backfills
-(devstack/faults/backfills.py), a Cloud Storage outage in a fleet (devstack/faults/fleet.py).
+(devstack/faults/backfills.py), a Cloud Storage outage in a fleet (devstack/faults/fleet.py),
+followers killed in their window with the next execution waiting (devstack/faults/follow.py).
 Every trial ends with plain runs until one finds nothing new; then the final canonical
 chain's logs are compared with what a subscriber received (live once, §7.4 duplicates
 counted; every orphaned event published live retracted exactly once with the same data),
@@ -40,6 +41,7 @@ from devstack.faults.backfills import overlapping_backfills
 from devstack.faults.chain_scenarios import odd_events, reorg_at_getlogs, reorg_unrecorded
 from devstack.faults.chains import odd_world
 from devstack.faults.fleet import storage_outage
+from devstack.faults.follow import follow_kills
 from devstack.faults.launch import Launcher, Spawner, Zygote
 from devstack.faults.outages import (
     Restartable,
@@ -96,6 +98,7 @@ BASE = {
     "sigterm@slow_pubsub": 3,
     "backfills": 4,
     "fleet_storage_outage": 2,
+    "follow+kills": 6,
 }
 
 
@@ -122,6 +125,7 @@ class Campaign:
             "sigterm@slow_pubsub": sigterm_slow_pubsub,
             "backfills": overlapping_backfills,
             "fleet_storage_outage": storage_outage,
+            "follow+kills": follow_kills,
         }
         self.results: list[Result] = []
 

@@ -21,9 +21,12 @@ until the campaign sends SIGCONT, like a paused VM). The points, in the order of
 - `before_record`: every message of the chunk accepted, before any record is written;
 - `after_record`: the chunk's records written, before its checkpoint commit;
 - `during_commit`, `during_release`: CRASH_DELAY_MS after a commit RPC went out, in flight
-  or just answered (a checkpoint or lease renewal; the last commit, which stores the summary
-  and releases the lease);
-- `after_commit`, `after_release`: such a commit returned;
+  or just answered (a checkpoint or lease renewal, not a follower's commit between two
+  looks; the last commit, which stores the summary and releases the lease);
+- `after_commit`, `after_release`: such a commit returned (any commit but the last);
+- `during_look_commit`, `between_looks` (follow mode): CRASH_DELAY_MS after the commit
+  between two looks went out (checkpoint, look, lease renewed), or once it returned, before
+  the wait for the next look; CRASH_ON counts looks;
 - `slow_publish`: no crash; messages go one per request, each after CRASH_SLEEP seconds
   (a slow Pub/Sub);
 - `none`: no crash (the campaign's plain runs, still tagged and journaled).
@@ -87,6 +90,8 @@ POINTS = (
     "after_commit",
     "during_release",
     "after_release",
+    "during_look_commit",
+    "between_looks",
 )
 POINT = os.environ.get("CRASH_AT", "none")
 ON = int(os.environ.get("CRASH_ON", "1"))
@@ -176,6 +181,7 @@ original_record = BlockStore.write
 original_batch_commit = WriteBatch.commit
 original_publish = Publisher.publish
 original_logs = ChainReader.logs_with_headers
+original_commit_look = function.run.relay._Run._commit_look
 
 
 def decide(current: Any, run_id: str, now: Any, lease_s: float, follow_until: Any = None) -> Any:
@@ -208,6 +214,8 @@ def commit(self: FirestoreState, grant: Grant, now: datetime, change: Commit) ->
     final = change.summary is not None
     progress = change.progress
     _local.commit_point = "during_release" if final else "during_commit"
+    if getattr(_local, "look_commit", False):
+        _local.commit_point = "during_look_commit"
     started = time.time()  # a freeze may fall between the write and the journal line
     try:
         original_commit(self, grant, now, change)
@@ -226,6 +234,16 @@ def commit(self: FirestoreState, grant: Grant, now: datetime, change: Commit) ->
         final=final,
     )
     arrive("after_release" if final else "after_commit")
+
+
+def commit_look(self: Any) -> None:
+    _local.look_commit = True
+    try:
+        original_commit_look(self)
+    finally:
+        _local.look_commit = False
+    note("look_committed", looks=self.looks)
+    arrive("between_looks")
 
 
 def batch_commit(self: WriteBatch, *args: Any, **kwargs: Any) -> Any:
@@ -331,6 +349,7 @@ function.core.lease.acquire = decide
 FirestoreState.commit = commit  # type: ignore[method-assign]
 BlockStore.write = record  # type: ignore[method-assign]
 WriteBatch.commit = batch_commit  # type: ignore[method-assign]
+function.run.relay._Run._commit_look = commit_look  # type: ignore[method-assign]
 ChainReader.logs_with_headers = logs_with_headers  # type: ignore[method-assign]
 Publisher.publish = publish  # type: ignore[method-assign]
 _wrap(function.run.relay, "plan_range", after="after_plan")
