@@ -12,28 +12,14 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from function.ops.status_charts import axis, chart, duration, gaps_text, when
+from function.ops.status_charts import axis, chart, duration, gaps_text
+from function.ops.status_facts import ago, blocks, code, last_run, lease, outcome, reorgs, rpc
 from function.ops.status_style import CSS, LEGEND
 
 __all__ = ["duration", "lag_text", "render"]
 
 RUNS_SHOWN = 10  # rows of the last-runs table; the charts show every stored run
 FOLD_AFTER = 4  # in a larger fleet the healthy relayers' cards start folded
-SYMBOL = {"ok": "✓", "idle": "•", "skipped": "↷", "failed": "✗"}
-
-
-def _iso(at: datetime) -> str:
-    return escape(at.isoformat().replace("+00:00", "Z"))
-
-
-def _ago(value: Any, now: datetime) -> str:
-    """`<time>` with the relative age (or wait) as text and the exact instant in the tooltip."""
-    at = when(value) if value is not None else None
-    if at is None:
-        return escape(str(value or "never"))
-    seconds = (now - at).total_seconds()
-    text = f"{duration(seconds)} ago" if seconds >= 0 else f"in {duration(-seconds)}"
-    return f'<time datetime="{_iso(at)}" title="{_iso(at)}">{text}</time>'
 
 
 def lag_text(blocks: int | None, seconds: float | None) -> str:
@@ -51,32 +37,16 @@ def _row(label: str, value: str) -> str:
     return f"<div><dt>{escape(label)}</dt><dd>{value}</dd></div>"
 
 
-def _code(value: Any) -> str:
-    return f"<code>{escape(str(value))}</code>"
-
-
-def _blocks(run: Mapping[str, Any]) -> str:
-    lo, hi = run.get("from_block"), run.get("to_block")
-    if lo is None or hi is None:
-        return "—"
-    return f"{lo}–{hi}" if lo != hi else str(lo)
-
-
-def _outcome(run: Mapping[str, Any]) -> str:
-    o = str(run.get("outcome") or "?")
-    return f'<span class="{escape(o)}">{SYMBOL.get(o, "?")} {escape(o)}</span>'
-
-
 def _runs_table(runs: Sequence[Mapping[str, Any]], now: datetime) -> str:
     rows = []
     for run in reversed(runs[-RUNS_SHOWN:]):
         took = run.get("duration_s")
         rows.append(
-            f"<tr><td>{_ago(run.get('started_at'), now)}</td><td>{_outcome(run)}</td>"
+            f"<tr><td>{ago(run.get('started_at'), now)}</td><td>{outcome(run)}</td>"
             f'<td class="n">{escape(str(run.get("events_published", 0)))}</td>'
             f'<td class="n">{f"{took:.1f} s" if isinstance(took, int | float) else "—"}</td>'
-            f'<td class="n hide-narrow">{escape(_blocks(run))}</td>'
-            f'<td class="hide-narrow">{_code(run.get("run_id") or "—")}</td></tr>'
+            f'<td class="n hide-narrow">{escape(blocks(run))}</td>'
+            f'<td class="hide-narrow">{code(run.get("run_id") or "—")}</td></tr>'
         )
         if run.get("error"):
             rows.append(f'<tr><td class="err" colspan="6">{escape(str(run["error"]))}</td></tr>')
@@ -88,73 +58,6 @@ def _runs_table(runs: Sequence[Mapping[str, Any]], now: datetime) -> str:
         '<th scope="col" class="hide-narrow">Run</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
-
-
-def _lease(r: Mapping[str, Any], now: datetime) -> str:
-    lease = r.get("lease") or {}
-    owner = lease.get("owner")
-    if not owner:
-        return "free (no run in progress)" if lease else "—"
-    since = f", since {_ago(lease.get('since'), now)}" if lease.get("since") else ""
-    if not lease.get("held"):
-        return (
-            f"expired {_ago(lease.get('expires_at'), now)}: run {_code(owner)} did not release "
-            "it (a crash or a kill); the next run takes it"
-        )
-    text = f"run {_code(owner)}{since}, expires {_ago(lease.get('expires_at'), now)}"
-    until = when(lease.get("follow_until"))
-    if until is not None and until > now:
-        text += f"; follows the chain for {duration((until - now).total_seconds())} more"
-    return text
-
-
-def _last_run(r: Mapping[str, Any], now: datetime) -> str:
-    last = r.get("last_run") or {}
-    if not last:
-        return "none"
-    parts = [_outcome(last), f"run {_code(last.get('run_id') or '—')}"]
-    if last.get("execution"):
-        parts.append(f"execution {_code(last['execution'])}")
-    if last.get("finished_at"):
-        parts.append(f"finished {_ago(last['finished_at'], now)}")
-    return " · ".join(parts)
-
-
-def _rpc(r: Mapping[str, Any]) -> tuple[str, str]:
-    hosts = [str(h) for h in r.get("rpc_hosts") or []]
-    if not hosts:
-        shown = "—"
-    else:
-        shown = _code(hosts[0]) + " (every run starts here)"
-        if len(hosts) > 1:
-            shown += "; fails over to " + ", ".join(_code(h) for h in hosts[1:])
-    spans = [
-        f"{_code(e.get('host'))} ≤ {int(e.get('blocks') or 0):,} blocks"
-        for e in r.get("rpc_limits") or []
-    ]
-    return shown, "; ".join(spans) or "none (every endpoint took whole batches)"
-
-
-def _reorgs(r: Mapping[str, Any], now: datetime) -> str:
-    found = list(r.get("reorgs") or [])
-    retracted = int((r.get("totals") or {}).get("events_retracted") or 0)
-    total = f"{retracted:,} events retracted in all"
-    if not found:
-        return f"none in the runs kept · {total}"
-    items = []
-    for g in found:
-        what = []
-        if g.get("depth"):
-            what.append(f"{g['depth']} blocks deep, back to block {g.get('ancestor')}")
-        if g.get("orphaned_above_checkpoint"):
-            blocks = ", ".join(str(b) for b in g["orphaned_above_checkpoint"][:5])
-            what.append(f"blocks {blocks} replaced above the checkpoint")
-        what.append(f"{g.get('retracted', 0)} retracted")
-        items.append(
-            f"<li>{_ago(g.get('at'), now)}, run {_code(g.get('run_id'))}: "
-            f"{escape(', '.join(what))}</li>"
-        )
-    return f'<ul class="plain">{"".join(items)}</ul>{total}'
 
 
 def _history(r: Mapping[str, Any], now: datetime) -> str:
@@ -195,7 +98,7 @@ def _card(r: Mapping[str, Any], index: int, now: datetime, folded: bool) -> str:
     totals = r.get("totals") or {}
     outcomes = totals.get("outcomes") or {}
     counts = ", ".join(f"{n} {escape(str(o))}" for o, n in outcomes.items() if n)
-    contracts = "<br>".join(_code(c) for c in r.get("contracts") or [])
+    contracts = "<br>".join(code(c) for c in r.get("contracts") or [])
     head = r.get("head_block")
     limit = r.get("max_lag_blocks")
     lag = escape(lag_text(r.get("lag_blocks"), r.get("lag_seconds")))
@@ -203,24 +106,24 @@ def _card(r: Mapping[str, Any], index: int, now: datetime, folded: bool) -> str:
         lag += f' <span class="cap">(limit {limit})</span>'
     stats = [
         _row("Lag", lag),
-        _row("Last look at the chain", _ago(r.get("last_look_at"), now)),
-        _row("Last success", _ago(r.get("last_success_at"), now)),
+        _row("Last look at the chain", ago(r.get("last_look_at"), now)),
+        _row("Last success", ago(r.get("last_success_at"), now)),
         _row("Events published", escape(str(totals.get("events_published", 0)))),
     ]
-    endpoints, spans = _rpc(r)
+    endpoints, spans = rpc(r)
     now_facts = [
-        _row("Lease", _lease(r, now)),
-        _row("Last run", _last_run(r, now)),
+        _row("Lease", lease(r, now)),
+        _row("Last run", last_run(r, now)),
         _row("RPC endpoint", endpoints),
         _row("Learned log spans", spans),
-        _row("Reorganisations", _reorgs(r, now)),
+        _row("Reorganisations", reorgs(r, now)),
     ]
     retracted = escape(str(totals.get("events_retracted", 0)))
     dead = escape(str(totals.get("events_deadlettered", 0)))
     facts = [
         _row("Chain", escape(str(r.get("chain_id")))),
         _row("Contracts" if len(r.get("contracts") or []) > 1 else "Contract", contracts),
-        _row("Topic", _code(r.get("topic") or "—")),
+        _row("Topic", code(r.get("topic") or "—")),
         _row("Next block", escape(str(r.get("next_block")))),
         _row("Head block", escape(str(head)) if head is not None else "unavailable"),
         _row("Confirmations · head", escape(f"{r.get('confirmations', '—')} · {r.get('head')}")),

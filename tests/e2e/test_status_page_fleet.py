@@ -9,6 +9,7 @@ never pixels. The screenshots are kept in the test's directory and in $STATUS_PA
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,19 @@ def test_the_fleet_in_a_real_browser(browser: Browser, tmp_path: Path) -> None:
     for shot in shots:
         assert shot.stat().st_size > 0
         keep(shot)
+
+
+def test_in_a_large_fleet_the_healthy_cards_start_folded() -> None:
+    s, doc, head = follower()
+    crashed = {**doc, "lease": {**doc["lease"], "expires_at": ago(30)}, "last_look_at": ago(400)}
+    healthy = [relayer_status(replace(s, relayer_id=f"ok-{i}"), doc, head, NOW) for i in range(5)]
+    stuck = relayer_status(replace(s, relayer_id="stuck"), crashed, head, NOW)
+    text, tags = read(render(report([*healthy, stuck]), NOW))
+
+    assert count(tags, "details") == 5 and count(tags, "section") == 1
+    assert not any("open" in a for t, a in tags if t == "details")
+    assert text.index("stuck ✗ unhealthy") < text.index("ok-0 ✓ healthy")
+    assert (
+        "Lease expired 30 s ago : run 3f2a9c0d11e24b7a did not release it (a crash or a kill); "
+        "the next run takes it"
+    ) in text
