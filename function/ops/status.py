@@ -21,7 +21,6 @@ from function.core.lease import following
 from function.core.summary import FAILED, OUTCOMES
 
 STALE_INTERVALS = 3
-DEFAULT_LAG_RULE = "RELAYER_CONFIRMATIONS + RELAYER_BATCH_SIZE"
 
 
 def _iso(value: Any) -> Any:
@@ -56,18 +55,18 @@ def _lagging(
             return f"lagging: {lag} blocks behind (RELAYER_MAX_LAG_BLOCKS={limit})"
         return None
     why = (
-        f"(limit {limit} = {DEFAULT_LAG_RULE} = {settings.confirmations} + "
-        f"{settings.batch_size}: the next run cannot catch up; RELAYER_MAX_LAG_BLOCKS sets "
-        "another)"
+        f"more than the next run can catch up (limit {limit} = RELAYER_CONFIRMATIONS "
+        f"{settings.confirmations} + RELAYER_BATCH_SIZE {settings.batch_size}; "
+        "RELAYER_MAX_LAG_BLOCKS overrides)"
     )
     if settings.head == "latest":
         if lag is not None and lag > limit:
-            return f"lagging: {lag} blocks behind the head {why}"
+            return f"lagging: {lag} blocks behind the head, {why}"
         return None
     seen = (last_run or {}).get("head_block")
     behind = int(seen) - next_block + 1 if isinstance(seen, int) else None
     if behind is not None and behind > limit:
-        return f"lagging: {behind} blocks behind the {settings.head} head of the last run {why}"
+        return f"lagging: {behind} blocks behind the {settings.head} head of the last run, {why}"
     return None
 
 
