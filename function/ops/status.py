@@ -1,8 +1,8 @@
 """Status of a relayer (docs/CONTRACT.md §5) and its Prometheus metrics (§6).
 
 `relayer_status` is pure: it judges health from the stored document, the head and the
-clock, so every rule is tested without I/O. Nothing here can show a secret: the RPC URL is
-not part of any input.
+clock, so every rule is tested without I/O. Nothing here can show a secret: endpoints are
+shown by host only (`Settings.rpc_hosts`, the hosts `rpc_limits` is keyed by), never by URL.
 """
 
 from __future__ import annotations
@@ -31,6 +31,77 @@ def _iso(value: Any) -> Any:
     if isinstance(value, list):
         return [_iso(v) for v in value]
     return value
+
+
+def lag_limit(settings: Settings) -> int:
+    """The most blocks a healthy relayer lags: RELAYER_MAX_LAG_BLOCKS, else the confirmations
+    plus one batch. A relayer further behind cannot catch up in its next run (a follower: in
+    its next look), so it is behind whatever the chain; one within it is caught up by then."""
+    if settings.max_lag_blocks is not None:
+        return settings.max_lag_blocks
+    return settings.confirmations + settings.batch_size
+
+
+def _lagging(
+    settings: Settings, lag: int | None, last_run: Mapping[str, Any] | None, next_block: int
+) -> str | None:
+    """Why the relayer is too far behind, or None. The default limit is measured against
+    the head the relayer relays from: with RELAYER_HEAD=safe or finalized the chain's own
+    finality gap (64 blocks on Ethereum, thousands on some rollups) is not the relayer's
+    lag, so the last run's view of that head counts, not `latest`."""
+    limit = lag_limit(settings)
+    if settings.max_lag_blocks is not None:
+        if lag is not None and lag > limit:
+            return f"lagging: {lag} blocks behind (RELAYER_MAX_LAG_BLOCKS={limit})"
+        return None
+    why = (
+        f"more than the next run can catch up (limit {limit} = RELAYER_CONFIRMATIONS "
+        f"{settings.confirmations} + RELAYER_BATCH_SIZE {settings.batch_size}; "
+        "RELAYER_MAX_LAG_BLOCKS overrides)"
+    )
+    if settings.head == "latest":
+        if lag is not None and lag > limit:
+            return f"lagging: {lag} blocks behind the head, {why}"
+        return None
+    seen = (last_run or {}).get("head_block")
+    behind = int(seen) - next_block + 1 if isinstance(seen, int) else None
+    if behind is not None and behind > limit:
+        return f"lagging: {behind} blocks behind the {settings.head} head of the last run, {why}"
+    return None
+
+
+def _lease(doc: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Who holds the lease now (`held`), and since and until when."""
+    lease = lease_of(doc)
+    held = lease.owner is not None and lease.expires_at is not None and lease.expires_at > now
+    return {
+        "owner": lease.owner,
+        "held": held,
+        "since": _iso(lease.since),
+        "expires_at": _iso(lease.expires_at),
+        "follow_until": _iso(lease.follow_until),
+        "fence": lease.fence,
+    }
+
+
+def reorganisations(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The reorganisations the state remembers, newest first: the `reorg` of each run
+    summary kept (`last_run`, and the `recent_runs` entries that carry one)."""
+    runs = [*(doc.get("recent_runs") or []), doc.get("last_run") or {}]
+    found: dict[Any, dict[str, Any]] = {}
+    for run in runs:
+        reorg = run.get("reorg") if isinstance(run, Mapping) else None
+        if not isinstance(reorg, Mapping) or not any(reorg.values()):
+            continue
+        found[run.get("run_id")] = {
+            "run_id": run.get("run_id"),
+            "at": _iso(run.get("started_at")),
+            "depth": int(reorg.get("depth") or 0),
+            "ancestor": reorg.get("ancestor"),
+            "retracted": int(reorg.get("retracted") or 0),
+            "orphaned_above_checkpoint": list(reorg.get("orphaned_above_checkpoint") or []),
+        }
+    return sorted(found.values(), key=lambda r: str(r["at"]), reverse=True)
 
 
 def relayer_status(
@@ -72,10 +143,9 @@ def relayer_status(
             f"{STALE_INTERVALS} x RELAYER_POLL_INTERVAL)"
         )
     lag = max(0, head - int(next_block) + 1) if head is not None else None
-    if lag is not None and settings.max_lag_blocks is not None and lag > settings.max_lag_blocks:
-        reasons.append(
-            f"lagging: {lag} blocks behind (RELAYER_MAX_LAG_BLOCKS={settings.max_lag_blocks})"
-        )
+    lagging = _lagging(settings, lag, last_run, int(next_block))
+    if lagging:
+        reasons.append(lagging)
     totals = doc.get("totals") or {}
     return {
         "relayer_id": settings.relayer_id,
@@ -102,6 +172,21 @@ def relayer_status(
         "healthy": not reasons,
         "reasons": reasons,
         "recent_runs": _iso(list(doc.get("recent_runs") or [])),
+        # Beyond docs/CONTRACT.md §5, for the page: what to judge the figures by, who holds
+        # the lease, where the relayer reads the chain, and what reorganised.
+        "confirmations": settings.confirmations,
+        "head": settings.head,
+        "poll_interval_s": settings.poll_interval_s,
+        "max_lag_blocks": lag_limit(settings),
+        "max_lag_default": settings.max_lag_blocks is None,
+        "lease": _lease(doc, now),
+        "rpc_hosts": list(settings.rpc_hosts),
+        "rpc_limits": [
+            {"host": str(e.get("host")), "blocks": int(e.get("blocks") or 0)}
+            for e in doc.get("rpc_limits") or []
+            if isinstance(e, Mapping)
+        ],
+        "reorgs": reorganisations(doc),
     }
 
 
@@ -128,6 +213,11 @@ class _Snapshot(Collector):
                     "Unix time of the last successful run.",
                 ),
                 ("healthy", "relayer_healthy", "1 when the relayer is healthy."),
+                (
+                    "max_lag",
+                    "relayer_max_lag_blocks",
+                    "Lag beyond which status calls the relayer unhealthy.",
+                ),
                 ("following", "relayer_following", "1 while a run follows the chain."),
             )
         }
@@ -157,6 +247,8 @@ class _Snapshot(Collector):
                 stamp = datetime.fromisoformat(r["last_success_at"])
                 gauges["last_success"].add_metric(rid, stamp.timestamp())
             gauges["healthy"].add_metric(rid, 1.0 if r["healthy"] else 0.0)
+            if r.get("max_lag_blocks") is not None:
+                gauges["max_lag"].add_metric(rid, r["max_lag_blocks"])
             gauges["following"].add_metric(rid, 1.0 if r.get("following") else 0.0)
             published.add_metric(rid, r["totals"]["events_published"])
             retracted.add_metric(rid, r["totals"]["events_retracted"])

@@ -1,47 +1,28 @@
 """The status page at `GET /`: `render` on hand-made bodies, then the real page in a real
-browser (Debian's headless Chromium) against anvil and the emulators, as a person sees it.
-
-The browser is driven over the W3C WebDriver protocol by Debian's `chromedriver`, with plain
-HTTP (`requests`), so no browser library or downloaded browser is needed. Screenshots are kept
-in `artifacts/`.
+browser (Debian's headless Chromium, `browser.Browser`) against anvil and the emulators, as
+a person sees it. Screenshots are kept in `artifacts/` (and in $STATUS_PAGE_SHOTS when set).
 """
 
 from __future__ import annotations
 
-import base64
 import re
-import shutil
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from browser import Browser, browser, keep
 
-from devstack.demo import Function, free_port
+from devstack.demo import Function
 from function.ops import status_page
 from function.ops.status import html_page
 from harness import ROOT, Deployment, run_main
 
+__all__ = ["browser"]  # the fixture
+
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 ARTIFACTS = ROOT / "artifacts"
-SETUP = "apt-get update && apt-get install -y chromium chromium-driver"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 
 
 def iso(delta_s: float) -> str:
@@ -164,9 +145,9 @@ def test_a_healthy_relayer() -> None:
     assert "Last success 59 s ago" in text
     assert "Runs 3 (2 ok, 1 idle)" in text
     assert count(tags, "h1") == 1 and count(tags, "h2") == 1
-    assert count(tags, "svg") == 2 and count(tags, "rect", "bar") == 2 * 3
+    assert count(tags, "svg") == 3 and count(tags, "rect", "bar") == 3 * 3  # lag, events, time
     assert all(a.get("aria-label") for t, a in tags if t == "svg")
-    assert count(tags, "th") == 5 and all(a.get("scope") == "col" for t, a in tags if t == "th")
+    assert count(tags, "th") == 6 and all(a.get("scope") == "col" for t, a in tags if t == "th")
     assert count(tags, "tr") == 1 + 3  # header and one row per run, newest first
     assert text.index("1 min ago") < text.index("4 min ago") < text.index("5 min ago")
     assert not re.search(r"\b(src|href)=\"?(https?:)?//", page)  # no external asset
@@ -189,8 +170,8 @@ def test_an_unhealthy_relayer_says_why() -> None:
     assert "last run failed: CHAIN_ID=5 but the node at host is chain 31337" in text
     assert "40 blocks · 3 min behind" in text
     assert "✗ failed" in text  # the failed run's outcome, not only a red colour
-    assert count(tags, "rect", "bar") == 2 * 4
-    assert count(tags, "rect", "none") == 1  # the failed run's lag is unknown: an empty bar
+    assert count(tags, "rect", "bar") == 3 * 4
+    assert count(tags, "rect", "none") == 1  # the failed run's lag is unknown: a pale bar
     assert "UNHEALTHY" in page.split("</title>")[0]
 
 
@@ -221,9 +202,11 @@ def test_two_relayers_one_unhealthy() -> None:
     }
     text, tags = read(html_page(body, NOW))
 
-    assert "✗ 1 of 2 relayers unhealthy" in text
-    assert text.index("1-0xaaa") < text.index("✓ healthy") < text.index("2-0xbbb")
-    assert text.index("2-0xbbb") < text.index("✗ unhealthy") < text.index("stale")
+    assert "✗ 1 of 2 relayers unhealthy 2-0xbbb : stale Healthy: 1-0xaaa" in text
+    # the unhealthy relayer's card comes first, whatever the deployment's order
+    cards = text.split("Updated ")[1]
+    assert cards.index("2-0xbbb") < cards.index("✗ unhealthy") < cards.index("stale")
+    assert cards.index("stale") < cards.index("1-0xaaa") < cards.index("✓ healthy")
     assert count(tags, "h2") == 2 and count(tags, "section") == 2
     ids = [a["id"] for _, a in tags if a.get("id")]
     assert len(ids) == len(set(ids))
@@ -254,93 +237,6 @@ def test_everything_shown_is_escaped() -> None:
 
 
 # --- In a real browser --------------------------------------------------------------------
-
-
-class Browser:
-    """Headless Chromium behind Debian's chromedriver, spoken to in W3C WebDriver."""
-
-    def __init__(self, profile: Path) -> None:
-        chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-        if not chromium or not driver:
-            pytest.fail(f"Chromium and chromedriver are needed for this test; install: {SETUP}")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [driver, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 20
-        while not self._ready():
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                pytest.fail("chromedriver did not start within 20 s")
-            time.sleep(0.1)
-        options = {"binary": chromium, "args": [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]}
-        chrome: dict[str, Any] = {"browserName": "chrome", "goog:chromeOptions": options}
-        caps = {"alwaysMatch": chrome}
-        answer = requests.post(f"{self.base}/session", json={"capabilities": caps}, timeout=60)
-        if not answer.ok:
-            self.proc.kill()
-            pytest.fail(f"Chromium did not start under chromedriver: {answer.text}")
-        self.session = f"{self.base}/session/{answer.json()['value']['sessionId']}"
-
-    def _ready(self) -> bool:
-        try:
-            return bool(requests.get(f"{self.base}/status", timeout=1).json()["value"]["ready"])
-        except (requests.RequestException, ValueError, KeyError):
-            return False
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        answer = requests.request(method, self.session + path, json=body, timeout=60)
-        value = answer.json()["value"]
-        assert answer.ok, f"WebDriver {method} {path}: {value}"
-        return value
-
-    def cdp(self, cmd: str, **params: Any) -> Any:
-        return self.call("POST", "/goog/cdp/execute", {"cmd": cmd, "params": params})
-
-    def open(self, url: str, width: int, height: int, mobile: bool) -> None:
-        """Load `url` in a viewport of `width` x `height` CSS pixels (a phone's when `mobile`)."""
-        self.cdp(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=height,
-            deviceScaleFactor=2 if mobile else 1,
-            mobile=mobile,
-        )
-        self.call("POST", "/url", {"url": url})
-
-    def js(self, script: str) -> Any:
-        return self.call("POST", "/execute/sync", {"script": script, "args": []})
-
-    def find(self, css: str) -> list[str]:
-        found = self.call("POST", "/elements", {"using": "css selector", "value": css})
-        return [next(iter(e.values())) for e in found]
-
-    def text(self, css: str = "body") -> str:
-        """What a person sees of the first match: rendered text, hidden elements left out."""
-        return str(self.call("GET", f"/element/{self.find(css)[0]}/text"))
-
-    def screenshot(self, path: Path) -> None:
-        """The whole page, beyond the viewport, as PNG."""
-        shot = self.cdp("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
-
-    def close(self) -> None:
-        try:
-            requests.delete(self.session, timeout=10)
-        finally:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        b = Browser(Path(profile))
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def relay(env: dict[str, str], code: int) -> None:
@@ -381,15 +277,18 @@ def test_the_page_in_a_real_browser(browser: Browser, deployment: Deployment) ->
         assert re.fullmatch(r"\d+ s ago ✗ failed 0 [\d.]+ s", rows[0]), rows
         assert re.fullmatch(r"\d+ s ago ✓ ok 6 [\d.]+ s", rows[-1]), rows
         assert "Blocks" not in browser.text("table")  # a column hidden at phone width
-        assert len(browser.find("svg[aria-label]")) == 2
-        assert len(browser.find("svg rect.bar")) == 2 * len(runs)
+        assert len(browser.find("svg[aria-label]")) == 3
+        assert len(browser.find("svg rect.bar")) == 3 * len(runs)
+        assert "Lag after each run (blocks)" in seen and "now" in seen
         assert browser.js("return document.documentElement.scrollWidth") <= 390  # no sideways
         browser.screenshot(ARTIFACTS / "status-page-phone.png")
+        keep(ARTIFACTS / "status-page-phone.png")
 
         browser.open(status.url("/"), 1280, 900, mobile=False)
         assert "Blocks" in browser.text("table") and "0–2" in browser.text("table")
         assert browser.js("return document.documentElement.scrollWidth") <= 1280
         browser.screenshot(ARTIFACTS / "status-page-desktop.png")
+        keep(ARTIFACTS / "status-page-desktop.png")
 
         relay({**env, "RELAYER_BATCH_SIZE": "100"}, 0)  # recovered: relays the 5 new blocks
         browser.open(status.url("/"), 1280, 900, mobile=False)
@@ -397,6 +296,6 @@ def test_the_page_in_a_real_browser(browser: Browser, deployment: Deployment) ->
         assert "✓ Relayer healthy" in seen and "unhealthy" not in seen
         assert "last run failed" not in seen and "✗ failed" in seen  # still in the history
         assert "Lag\n0 blocks · caught up" in seen
-        assert len(browser.find("svg rect.bar")) == 2 * (len(runs) + 1)
+        assert len(browser.find("svg rect.bar")) == 3 * (len(runs) + 1)
     finally:
         status.stop()
