@@ -436,6 +436,7 @@ class Runtime:
     config_uri: str | None  # RELAYER_CONFIG
     task_index: int  # CLOUD_RUN_TASK_INDEX
     task_count: int  # CLOUD_RUN_TASK_COUNT
+    execution: str | None = None  # CLOUD_RUN_EXECUTION: kept in each run's summary
 
 
 def load_runtime(env: Mapping[str, str]) -> Runtime:
@@ -444,4 +445,6 @@ def load_runtime(env: Mapping[str, str]) -> Runtime:
     count = read_integer(env, "CLOUD_RUN_TASK_COUNT", 1, TASK_COUNT)
     if index >= count:
         raise ConfigError(f"CLOUD_RUN_TASK_INDEX={index} is not below CLOUD_RUN_TASK_COUNT={count}")
-    return Runtime(_optional(env, "RELAYER_CONFIG"), index, count)
+    return Runtime(
+        _optional(env, "RELAYER_CONFIG"), index, count, _optional(env, "CLOUD_RUN_EXECUTION")
+    )

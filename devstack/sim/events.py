@@ -39,7 +39,7 @@ def settings(**overrides: Any) -> Settings:
     """A relayer of `Tick` on the fake chain (small batches: many commits per run)."""
     values: dict[str, Any] = dict(
         chain_id=CHAIN_ID,
-        rpc_urls=("http://fake-rpc.invalid",),
+        rpc_urls=("http://fake-rpc",),  # host_of: fake_chain.HOST
         contracts=(CONTRACT,),
         abi_uri="sim",
         pubsub_project="sim-project",

@@ -75,6 +75,11 @@ _LOGGED_ALWAYS = (
 )  # fmt: skip
 
 
+# Kept in `last_run` for status, not repeated on the log line: Cloud Run labels every line
+# of an execution with its name already.
+_STATE_ONLY = frozenset({"execution"})
+
+
 def log_fields(
     s: RunSummary, *, started: bool = True, dead_letters: bool = False
 ) -> dict[str, Any]:
@@ -93,5 +98,5 @@ def log_fields(
         fields["head_block"] = s.head_block
     if s.interrupted:
         fields["interrupted"] = True
-    fields.update(s.extra)
+    fields.update((k, v) for k, v in s.extra.items() if k not in _STATE_ONLY)
     return fields

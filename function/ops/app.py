@@ -37,7 +37,12 @@ def log_summary(outcome: Outcome, settings: Settings, *, started: bool = True) -
     log.log(level, headline(s), extra={"run_summary": True, "relayer_id": s.relayer_id, **shown})
 
 
-def relay_once(settings: Settings, stop: StopSignal, build: Build | None = None) -> Outcome:
+def relay_once(
+    settings: Settings,
+    stop: StopSignal,
+    build: Build | None = None,
+    execution: str | None = None,
+) -> Outcome:
     """Wire and run; whatever fails, the run still ends in its summary (a deployment
     error before the run, or anything a library raised that nothing else caught)."""
     started, began = datetime.now(UTC), time.monotonic()
@@ -48,6 +53,7 @@ def relay_once(settings: Settings, stop: StopSignal, build: Build | None = None)
 
             build = build_relay
         relay = build(settings, stop)
+        relay.execution = execution
     except Exception as e:
         detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
         summary = RunSummary("-", settings.relayer_id, started, error=scrub(detail))
@@ -114,7 +120,9 @@ def run_relayers(
     if len(mine) == 1:
         # The whole process is this relayer's: library threads' lines carry its id too.
         logs.add_label("relayer_id", mine[0].relayer_id)
-    return run_side_by_side(mine, lambda settings: relay_once(settings, stop, build), stop)
+    return run_side_by_side(
+        mine, lambda settings: relay_once(settings, stop, build, runtime.execution), stop
+    )
 
 
 def _problems(error: RelayerError) -> tuple[str, ...]:

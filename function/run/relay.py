@@ -108,6 +108,7 @@ class Relay:
     # stop signal's own wait; tests over the fakes pass one that moves a fake clock.
     wait: Callable[[float], bool] | None = None
     heads: Heads | None = None  # RPC_WS_URL: new heads wake a follower between looks
+    execution: str | None = None  # the Cloud Run execution, kept in the summary for status
 
     def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`, ending at a stop; True when a stop was asked."""
@@ -119,6 +120,8 @@ class Relay:
         """One scheduled run; never raises for a failure the summary can describe."""
         started = time.monotonic()
         summary = RunSummary(uuid.uuid4().hex[:16], self.settings.relayer_id, self.clock())
+        if self.execution:
+            summary.extra["execution"] = self.execution
         self.current = summary
         error: BaseException | None = None
         grant: Grant | None = None
@@ -558,6 +561,9 @@ class _Run:
             )
         if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
             summary.to_block = done_to
+        host = self.relay.chain.host
+        if self.settings.rpc_hosts and host != self.settings.rpc_hosts[0]:
+            summary.extra["rpc_host"] = host  # it failed over: say where it ended
         summary.finished_at = self.relay.clock()
         summary.duration_s = round(time.monotonic() - self.started, 3)
         limits = self.limits.to_store()

@@ -49,6 +49,8 @@ class HungChain:
         self.stop = stop
         self.entered = threading.Event()
 
+    host = "hung.example"  # what the endpoint is shown as (no call)
+
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the hung chain got {name} before its first answer")
 

@@ -60,7 +60,7 @@ def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
     lag = None
     if summary.head_block is not None and next_block is not None:
         lag = max(0, summary.head_block - int(next_block) + 1)
-    return {
+    entry: dict[str, Any] = {
         "run_id": summary.run_id,
         "outcome": summary.outcome,
         "started_at": summary.started_at,
@@ -71,6 +71,9 @@ def _history_entry(summary: RunSummary, next_block: Any) -> dict[str, Any]:
         "lag_blocks": lag,
         "error": summary.error,
     }
+    if summary.extra.get("reorg"):  # the status page's reorganisation history
+        entry["reorg"] = summary.extra["reorg"]
+    return entry
 
 
 def _finish_fields(
