@@ -191,11 +191,28 @@ class Relay:
         while (left := (give_up - self.clock()).total_seconds()) > 0:
             if self.pause(min(HANDOVER_STEP_S, s.poll_interval_s / 2, left)):
                 return None, asked
+            try:
+                current = self.state.read_lease()
+            except RelayerError as e:  # Firestore hiccups: look again at the next step
+                log.warning("could not read the lease while waiting: %s", scrub(str(e)))
+                continue
+            now = self.clock()
+            if current.held_by_other(summary.run_id, now):
+                if current.owner != held.owner:  # another run took it first: wait for it too?
+                    held = current
+                    give_up = handover_until(held, summary.run_id, now, patience, HANDOVER_GRACE_S)
+                    if give_up is None:
+                        log.info("run %s took the lease first: skipped", held.owner)
+                        return None, asked
+                continue
             grant = take()
-            if grant is not None:
-                summary.extra["handed_over_by"] = held.owner
-                summary.extra["waited_s"] = round(time.monotonic() - waited, 3)
-                return grant, asked
+            if grant is None:
+                continue  # taken between the read and the take: the next step says by whom
+            # Released: handed over by the run that held it last. Expired: it crashed.
+            key = "handed_over_by" if current.owner is None else "took_expired_lease_of"
+            summary.extra[key] = held.owner if current.owner is None else current.owner
+            summary.extra["waited_s"] = round(time.monotonic() - waited, 3)
+            return grant, asked
         log.warning(
             "run %s did not hand over by the end of its window: skipped; its lease expires at %s",
             held.owner,

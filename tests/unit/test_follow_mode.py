@@ -356,6 +356,41 @@ def test_a_crashed_followers_lease_is_waited_for_only_to_its_window_then_expires
     assert world.published_ids() == world.event_ids()
 
 
+def test_a_crashed_followers_lease_expiring_inside_the_wait_is_taken_not_handed_over(
+    world: World,
+) -> None:
+    now = world.clock.utc()
+    # A follower that died: its window ends in 3 s, its lease (never renewed) 5 s from now.
+    world.state.lease = Lease(
+        "crashed", now + timedelta(seconds=5), 7, now - timedelta(seconds=50),
+        now + timedelta(seconds=3),
+    )  # fmt: skip
+    world.chain.mine([1])
+    outcome = world.run(run_s=0.0)
+    s = outcome.summary
+    assert s.outcome == "ok" and "handed_over_by" not in s.extra
+    assert s.extra["took_expired_lease_of"] == "crashed"
+    assert 5 <= s.extra["waited_s"] <= 6
+
+
+def test_a_run_that_took_the_lease_first_is_judged_anew_by_the_waiter(world: World) -> None:
+    now = world.clock.utc()
+    world.state.lease = Lease(
+        "ending", now + timedelta(seconds=30), 7, now - timedelta(seconds=50),
+        now + timedelta(seconds=2),
+    )  # fmt: skip
+
+    def overtaken() -> None:  # at 2 s "ending" lets go and a one-batch run takes it at once
+        world.state.lease = Lease("newcomer", world.clock.utc() + timedelta(seconds=30), 8)
+
+    world.at(2.0, overtaken)
+    started = world.clock.now
+    outcome = world.run(run_s=0.0)
+    assert outcome.summary.outcome == "skipped"  # a one-batch holder is not waited for
+    assert world.clock.now - started <= 2.5  # ... so the wait ends when it is seen
+    assert world.sink.accepted == []
+
+
 def test_a_follower_far_from_its_end_or_a_batch_run_is_not_waited_for(world: World) -> None:
     now = world.clock.utc()
     far = now + timedelta(seconds=POLL + 60)
