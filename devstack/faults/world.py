@@ -32,6 +32,7 @@ from web3 import Web3
 
 from devstack.chain.escrow import ARTIFACT_PATH, ScenarioError, deploy_escrow, make_activity
 from devstack.faults.launch import Launcher, Spawner
+from devstack.stack.clients import PULL_TIMEOUT_S, QuietWindow
 
 CHAIN_ID = 31337
 POLL_S = 0.05
@@ -165,25 +166,31 @@ class Copy:
     removed: bool = False  # the `removed` attribute: a retraction (§3)
 
 
-def drain(host: str, subscription_path: str, *, idle_s: float = 0.5) -> list[Copy]:
-    """Pull and ack until nothing new arrives for idle_s; each message id once."""
+def drain(
+    host: str, subscription_path: str, *, idle_s: float = 0.5, at_least: int = 0
+) -> list[Copy]:
+    """Pull and ack until the emulator has answered "nothing" for idle_s (and at least
+    `at_least` distinct messages arrived, or PULL_PATIENCE_S passed); each message id once.
+    Quiet is judged by answers, not by the clock alone: on a starved machine a pull can take
+    longer than idle_s, and a drain that timed out its own pulls would report nothing."""
     # big events: one pull answer may hold tens of megabytes (gRPC's default cap is 4 MB)
     channel = grpc.insecure_channel(host, options=[("grpc.max_receive_message_length", 1 << 30)])
     subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
     seen: dict[str, Copy] = {}
+    quiet = QuietWindow(idle_s)
     try:
-        idle_until = time.monotonic() + idle_s
-        while (remaining := idle_until - time.monotonic()) > 0:
+        while not quiet.over(len(seen) >= at_least):
             try:
                 reply = subscriber.pull(
                     request={"subscription": subscription_path, "max_messages": 100},
-                    timeout=max(remaining, 0.05),
+                    timeout=PULL_TIMEOUT_S,
                     retry=None,
                 )
             except (gexc.DeadlineExceeded, gexc.ServiceUnavailable):
                 time.sleep(0.05)
                 continue
             if not reply.received_messages:
+                quiet.empty()
                 time.sleep(0.02)
                 continue
             for received in reply.received_messages:
@@ -204,7 +211,7 @@ def drain(host: str, subscription_path: str, *, idle_s: float = 0.5) -> list[Cop
                 ack_ids=[r.ack_id for r in reply.received_messages],
                 timeout=30.0,
             )
-            idle_until = time.monotonic() + idle_s
+            quiet.arrived()
     finally:
         channel.close()
     return list(seen.values())

@@ -49,9 +49,11 @@ class PubSubTopic:
     def subscription_path(self) -> str:
         return SubscriberClient.subscription_path(self.project, self.subscription_id)
 
-    def pull_all(self, *, idle_s: float = 0.5) -> list[PulledMessage]:
+    def pull_all(self, *, idle_s: float = 0.5, at_least: int = 0) -> list[PulledMessage]:
         """Everything published so far (and until idle_s of quiet), acked."""
-        return pull_all(self.host, self.project, self.subscription_id, idle_s=idle_s)
+        return pull_all(
+            self.host, self.project, self.subscription_id, idle_s=idle_s, at_least=at_least
+        )
 
 
 def reset_firestore(host: str, project: str) -> None:
@@ -108,24 +110,62 @@ def create_topic_and_subscription(
     return made
 
 
+PULL_TIMEOUT_S = 10.0  # one pull's own deadline: the emulator answers an empty pull at once
+PULL_PATIENCE_S = 30.0  # how long a pull expecting more messages waits for them
+MIN_EMPTY_ANSWERS = 3  # "nothing new" must be said this often, not only inferred from time
+
+
+class QuietWindow:
+    """When a subscriber may conclude that nothing more is coming: idle_s since the last
+    message, with at least MIN_EMPTY_ANSWERS empty answers from the emulator meanwhile (on a
+    starved machine a single pull may outlast idle_s), and, while fewer messages than
+    expected arrived, not before PULL_PATIENCE_S."""
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self.began = time.monotonic()
+        self.last = self.began
+        self.empties = 0
+
+    def arrived(self) -> None:
+        self.last, self.empties = time.monotonic(), 0
+
+    def empty(self) -> None:
+        self.empties += 1
+
+    def over(self, enough: bool) -> bool:
+        now = time.monotonic()
+        if not enough and now - self.began < PULL_PATIENCE_S:
+            return False
+        return self.empties >= MIN_EMPTY_ANSWERS and now - self.last >= self.idle_s
+
+
 def pull_all(
-    host: str, project: str, subscription: str, *, idle_s: float = 0.5, max_messages: int = 1000
+    host: str,
+    project: str,
+    subscription: str,
+    *,
+    idle_s: float = 0.5,
+    max_messages: int = 1000,
+    at_least: int = 0,
 ) -> list[PulledMessage]:
-    """Pull and ack until nothing new arrives for idle_s seconds; messages in pull order."""
+    """Pull and ack until nothing new arrives (`QuietWindow`); messages in pull order.
+    `at_least`: keep waiting (up to PULL_PATIENCE_S) until that many arrived."""
     sub_path = SubscriberClient.subscription_path(project, subscription)
     pulled: list[PulledMessage] = []
+    quiet = QuietWindow(idle_s)
     with _subscriber(host) as subscriber:
-        idle_until = time.monotonic() + idle_s
-        while (remaining := idle_until - time.monotonic()) > 0:
+        while not quiet.over(len(pulled) >= at_least):
             try:
                 reply = subscriber.pull(
                     request={"subscription": sub_path, "max_messages": max_messages},
-                    timeout=max(remaining, 0.05),
+                    timeout=PULL_TIMEOUT_S,
                     retry=None,
                 )
             except gexc.DeadlineExceeded:
                 continue
             if not reply.received_messages:
+                quiet.empty()
                 time.sleep(0.01)  # the emulator mostly answers an empty pull at once: don't spin
                 continue
             for received in reply.received_messages:
@@ -138,7 +178,7 @@ def pull_all(
                 timeout=30.0,
                 ack_ids=[r.ack_id for r in reply.received_messages],
             )
-            idle_until = time.monotonic() + idle_s
+            quiet.arrived()
     return pulled
 
 

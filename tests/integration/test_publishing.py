@@ -203,7 +203,7 @@ def test_courier_keeps_chain_order_over_many_requests(pubsub_topic: PubSubTopic)
     events = [_event(b, i) for b in range(1, 5) for i in range(700)]  # 2,800: 3 requests
     dispatcher = Dispatcher(_publisher(pubsub_topic), StopSignal(), ordering=True)
     delivered = _send(dispatcher, events)
-    pulled = pubsub_topic.pull_all()
+    pulled = pubsub_topic.pull_all(at_least=len(events))  # ordered: a batch per ack
     assert [m.attributes["event_id"] for m in pulled] == [e.event_id for e in events]
     assert [p.message_id for p in delivered.published] == [m.message_id for m in pulled]
 
