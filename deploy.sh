@@ -452,7 +452,13 @@ follow_settings() {
   local window=$RELAYER_RUN_SECONDS poll=$RELAYER_POLL_INTERVAL minutes period handover need
   local what="RELAYER_RUN_SECONDS=$window with RELAYER_POLL_INTERVAL=$poll"
   if [[ -z ${SCHEDULE:-} ]]; then
+    # The window rounded up to whole minutes, or down when a run then still finds the
+    # previous one about to end (within RELAYER_POLL_INTERVAL + 10 s) and waits for it: a
+    # window a little longer than the period (70 s every minute) hands over without a gap.
     minutes=$(((window + 59) / 60))
+    if ((minutes * 60 > window + poll && window >= 60 && window - window / 60 * 60 <= poll + 10)); then
+      minutes=$((window / 60))
+    fi
     ((minutes <= 60 && 60 % minutes == 0)) ||
       die "$what: a window of $minutes minutes cannot be a Cloud Scheduler period (cron */N needs N dividing an hour): make RELAYER_RUN_SECONDS at most 3600 s and its minutes one of 1-6, 10, 12, 15, 20, 30, 60"
     case $minutes in
@@ -471,10 +477,14 @@ follow_settings() {
     die "SCHEDULE=$SCHEDULE cannot be checked against $what: in follow mode use '* * * * *', '*/N * * * *' (N dividing 60) or 'M * * * *', or unset SCHEDULE to derive it"
   fi
   period=$((minutes * 60))
-  # The first scheduled run at or after a window's end takes over from it.
-  handover=$(((window + period - 1) / period * period))
+  # The first scheduled run that takes over: the first one no earlier than
+  # RELAYER_POLL_INTERVAL + 10 s before the window's end (an earlier one skips; this one
+  # waits for the hand-over, docs/CONTRACT.md §7.7), so at or after window - poll - 10.
+  local earliest=$((window - poll - 10 > 0 ? window - poll - 10 : 0))
+  handover=$(((earliest + period - 1) / period * period))
+  ((handover > 0)) || handover=$period
   ((handover <= window + poll)) ||
-    die "SCHEDULE='$SCHEDULE' (every $period s) does not fit $what: a window ends $((handover - window)) s before the next scheduled run takes over, longer than RELAYER_POLL_INTERVAL, so coverage has gaps; make RELAYER_RUN_SECONDS a whole number of minutes (or at most RELAYER_POLL_INTERVAL short of one), or set SCHEDULE to match"
+    die "SCHEDULE='$SCHEDULE' (every $period s) does not fit $what: a window ends $((handover - window)) s before the next scheduled run takes over, longer than RELAYER_POLL_INTERVAL, so coverage has gaps; make RELAYER_RUN_SECONDS a whole number of minutes (at most RELAYER_POLL_INTERVAL short of one, or up to RELAYER_POLL_INTERVAL + 10 s longer: the next run then waits for the hand-over), or set SCHEDULE to match"
   # Start-up, the last look, the commit and a hand-over wait (RELAYER_POLL_INTERVAL + 10 s).
   need=$((window + poll + 60))
   if [[ -n ${TASK_TIMEOUT:-} ]]; then

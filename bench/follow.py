@@ -49,7 +49,10 @@ class FollowSettings:
     """The follow phase's schedule; the defaults take about 90 s."""
 
     poll_s: float = 2.0  # RELAYER_POLL_INTERVAL of the follow segment
-    window_s: float = 10.0  # RELAYER_RUN_SECONDS
+    # RELAYER_RUN_SECONDS a few seconds longer than the schedule's period, as the README
+    # advises (e.g. 70 s on a one-minute schedule): the next execution is up and waiting when
+    # a window ends, so the hand-over leaves no gap of an execution's start-up.
+    window_s: float = 14.0
     period_s: float = 10.0  # the scheduler's period for the follow executions
     executions: int = 4
     batch_period_s: float = 20.0  # one-batch executions: the compressed one-minute schedule
@@ -59,7 +62,7 @@ class FollowSettings:
     block_time_s: float = 1.0
 
 
-QUICK_FOLLOW = FollowSettings(window_s=8.0, period_s=8.0, executions=3, batch_period_s=12.0)
+QUICK_FOLLOW = FollowSettings(window_s=11.0, period_s=8.0, executions=3, batch_period_s=12.0)
 ANALYTIC_PERIOD_S = 60.0  # the real schedule's period the one-batch figure is scaled to
 
 

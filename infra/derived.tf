@@ -21,8 +21,12 @@ locals {
 
   # Cloud Scheduler fires at most once a minute: every N minutes, N = the poll interval (one
   # batch a run), or the follow window rounded up to whole minutes (follow mode).
-  follow         = var.run_seconds > 0
-  window_minutes = max(1, ceil(var.run_seconds / 60))
+  follow = var.run_seconds > 0
+  # The window rounded up to whole minutes, or down when a run then still finds the previous
+  # one about to end (within poll_interval_seconds + 10 s) and waits for it: a window a little
+  # longer than the period (70 s every minute) hands over without a gap.
+  window_up      = max(1, ceil(var.run_seconds / 60))
+  window_minutes = (local.window_up * 60 > var.run_seconds + var.poll_interval_seconds && var.run_seconds >= 60 && var.run_seconds - floor(var.run_seconds / 60) * 60 <= var.poll_interval_seconds + 10) ? floor(var.run_seconds / 60) : local.window_up
   schedule = coalesce(var.schedule, local.follow ? (
     local.window_minutes == 1 ? "* * * * *" : local.window_minutes == 60 ? "0 * * * *" : "*/${local.window_minutes} * * * *"
     ) : (
@@ -37,7 +41,9 @@ locals {
     can(regex("^[0-9]+\\s+\\*\\s+\\*\\s+\\*\\s+\\*$", var.schedule)) ? 60 : 0
   )
   schedule_period = local.schedule_minutes * 60
-  handover_period = local.schedule_minutes > 0 ? ceil(var.run_seconds / local.schedule_period) * local.schedule_period : 0
+  # The first scheduled run no earlier than poll_interval_seconds + 10 s before a window's end
+  # takes over (an earlier one skips; this one waits for the hand-over, CONTRACT §7.7).
+  handover_period = local.schedule_minutes > 0 ? max(local.schedule_period, ceil(max(0, var.run_seconds - var.poll_interval_seconds - 10) / local.schedule_period) * local.schedule_period) : 0
   follow_needs    = var.run_seconds + var.poll_interval_seconds + 60
   task_timeout    = coalesce(var.task_timeout_seconds, local.follow ? max(300, local.follow_needs) : 300)
   # RELAYER_LEASE_SECONDS: given in extra_env, or 300 (the relayer's default), in follow mode

@@ -45,7 +45,7 @@ resource "google_cloud_scheduler_job" "relay" {
     }
     precondition {
       condition     = !local.follow || local.handover_period <= var.run_seconds + var.poll_interval_seconds
-      error_message = "the schedule's period does not fit run_seconds with poll_interval_seconds: a window ends more than poll_interval_seconds before the next scheduled run takes over, so coverage has gaps; make run_seconds a whole number of minutes (or at most poll_interval_seconds short of one), or set schedule to match."
+      error_message = "the schedule's period does not fit run_seconds with poll_interval_seconds: a window ends more than poll_interval_seconds before the next scheduled run takes over, so coverage has gaps; make run_seconds a whole number of minutes (at most poll_interval_seconds short of one, or up to poll_interval_seconds + 10 s longer: the next run then waits for the hand-over), or set schedule to match."
     }
   }
 }

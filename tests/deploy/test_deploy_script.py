@@ -787,6 +787,22 @@ def follow_dry_run(tmp_path: Path, **overrides: str | None) -> Run:
     return deploy("--dry-run", "--env-file", str(settings))
 
 
+@pytest.mark.parametrize(("window", "schedule"), [("70", "* * * * *"), ("125", "*/2 * * * *")])
+def test_a_window_a_little_longer_than_a_minute_keeps_the_schedule_of_whole_minutes(
+    tmp_path: Path, window: str, schedule: str
+) -> None:
+    # Rounded down, not up: the run of the next minute arrives while this one still follows
+    # (at most RELAYER_POLL_INTERVAL + 10 s from its end) and waits for its hand-over.
+    run = follow_dry_run(tmp_path, RELAYER_RUN_SECONDS=window)
+    assert run.returncode == 0, run.stderr
+    assert flags(run.only("scheduler", "jobs", "create", "http"))["--schedule"] == schedule
+
+
+def test_a_window_too_long_for_a_hand_over_is_still_refused(tmp_path: Path) -> None:
+    run = follow_dry_run(tmp_path, RELAYER_RUN_SECONDS="100")  # 40 s past the minute
+    assert run.returncode == 2 and "coverage has gaps" in run.stderr
+
+
 def test_follow_mode_deploys_a_one_minute_schedule_a_derived_timeout_and_its_window(
     tmp_path: Path,
 ) -> None:

@@ -605,7 +605,8 @@ def test_follow_mode_derives_the_schedule_timeout_lease_and_passes_its_window(tf
     assert tf.variables["task_timeout_seconds"]["default"] is None
     compact = {k: re.sub(r"\s+", "", str(v)) for k, v in tf.locals.items()}
     assert 'local.window_minutes==1?"*****"' in compact["schedule"]
-    assert compact["window_minutes"] == "${max(1,ceil(var.run_seconds/60))}"
+    assert compact["window_up"] == "${max(1,ceil(var.run_seconds/60))}"
+    assert compact["window_minutes"].endswith("?floor(var.run_seconds/60):local.window_up}")
     assert compact["follow_needs"] == "${var.run_seconds+var.poll_interval_seconds+60}"
     assert "max(300,local.follow_needs)" in compact["task_timeout"]
     assert "RELAYER_RUN_SECONDS=tostring(var.run_seconds)" in compact["follow_env"]

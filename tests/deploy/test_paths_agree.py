@@ -60,6 +60,11 @@ MODES = {
         {"poll_interval_seconds": 5, "run_seconds": 60},
         {"RELAYER_POLL_INTERVAL": "5", "RELAYER_RUN_SECONDS": "60"},
     ),
+    # A window 10 s longer than the minute: the next run waits for the hand-over.
+    "follow, windows overlapping": (
+        {"poll_interval_seconds": 5, "run_seconds": 70},
+        {"RELAYER_POLL_INTERVAL": "5", "RELAYER_RUN_SECONDS": "70"},
+    ),
 }
 
 
