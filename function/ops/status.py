@@ -175,6 +175,9 @@ def relayer_status(
         # Beyond docs/CONTRACT.md §5, for the page: what to judge the figures by, who holds
         # the lease, where the relayer reads the chain, and what reorganised.
         "confirmations": settings.confirmations,
+        # "RELAYER_CONFIRMATIONS", "chain preset" or "default" (README: Known chains)
+        "confirmations_from": settings.confirmations_from,
+        "chain_name": settings.chain_name,
         "head": settings.head,
         "poll_interval_s": settings.poll_interval_s,
         "max_lag_blocks": lag_limit(settings),

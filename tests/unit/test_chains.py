@@ -58,3 +58,17 @@ def test_the_readme_table_is_the_code_table() -> None:
     assert [(n, int(i), int(c), float(t), w) for n, i, c, t, w in rows] == [
         (p.name, p.chain_id, p.confirmations, p.block_time_s, p.why) for p in PRESETS
     ]
+
+
+def test_status_names_the_chain_and_where_its_confirmations_came_from() -> None:
+    from datetime import UTC, datetime
+
+    from function.ops.status import relayer_status
+
+    s = load_settings({**BASE, "CHAIN_ID": "42161"})
+    entry = relayer_status(s, None, None, datetime(2026, 12, 1, tzinfo=UTC))
+    assert (entry["chain_name"], entry["confirmations"], entry["confirmations_from"]) == (
+        "Arbitrum One",
+        20,
+        "chain preset",
+    )
