@@ -8,7 +8,8 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup browser demo test test-fast bench faults lint format clean contracts
 
-setup: $(STAMP_PY) $(STAMP_NPM) browser
+# What the relayer and its local stack need; the browser only `make test` needs.
+setup: $(STAMP_PY) $(STAMP_NPM)
 
 # Headless Chromium and its driver (Debian packages) for the status page's browser test.
 browser:
@@ -31,7 +32,7 @@ demo: setup
 
 # Four workers, each with its own stack (the suite waits on processes far more than on CPU);
 # a file stays on one worker, so module fixtures (an anvil, a fault world) are built once.
-test: setup
+test: setup browser
 	$(PY) -m pytest -q -n 4 --dist loadfile
 
 test-fast: setup
