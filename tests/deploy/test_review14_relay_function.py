@@ -1,0 +1,79 @@
+"""Review 14: the `relay` function as deploy.sh deploys it (RELAY_FUNCTION=true), with the
+environment and timeout it gets, run through `relay_http` (the relayers themselves stubbed,
+as in tests/unit/test_relay_request.py). Marked xfail(strict=True): a fix makes it pass."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from deploy.test_deploy_script import deploy, env_vars, flags, write_settings
+
+from function.config import Runtime, Settings
+from function.core.summary import OK, RunSummary
+from function.ops import app
+from function.run.relay import Outcome, utcnow
+from function.stopping import StopSignal
+
+
+@pytest.fixture
+def stops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[StopSignal]]:
+    root = logging.getLogger()
+    kept = (root.handlers[:], root.level)
+    seen: list[StopSignal] = []
+
+    def run(runtime: Runtime, fleet: list[Settings], stop: StopSignal) -> list[Outcome]:
+        seen.append(stop)
+        return [Outcome(RunSummary("r", s.relayer_id, utcnow(), outcome=OK)) for s in fleet]
+
+    monkeypatch.setattr(app, "run_relayers", run)
+    app.clear_cache()
+    yield seen
+    app.clear_cache()
+    root.handlers[:] = kept[0]
+    root.setLevel(kept[1])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review14 F2: deploy.sh deploys the relay function with --timeout=TASK_TIMEOUT "
+    "(300 s) but never sets RELAYER_REQUEST_TIMEOUT (not even passable through deploy.env), "
+    "so the code's default of 60 s refuses the README's own follow setting (60 s window, "
+    "5 s poll): every scheduled call answers 500 and nothing is relayed",
+)
+def test_the_relay_function_deploy_sh_deploys_in_follow_mode_runs_its_window(
+    tmp_path: Path, stops: list[StopSignal]
+) -> None:
+    settings = write_settings(
+        tmp_path, RELAY_FUNCTION="true", RELAYER_RUN_SECONDS="60", RELAYER_POLL_INTERVAL="5"
+    )
+    run = deploy("--dry-run", "--env-file", str(settings))
+    assert run.returncode == 0, run.stderr
+    relay = {c[3]: flags(c) for c in run.find("functions", "deploy")}["relayer-relay"]
+    assert relay["--timeout"] == "300s"  # the platform gives a request 300 s
+    env = {**env_vars(relay["--set-env-vars"]), "RPC_URL": "https://eth.example/v2/KEY"}
+    body, code, _ = app.relay_http(env)
+    assert code == 200, json.loads(body).get("error")
+    assert len(stops) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review14 F2b: with RELAYER_REQUEST_TIMEOUT unset (deploy.sh cannot set it), a "
+    "one-batch run of the relay function deployed with a 300 s timeout is stopped after 50 s",
+)
+def test_a_one_batch_relay_function_is_not_stopped_long_before_its_timeout(
+    tmp_path: Path, stops: list[StopSignal]
+) -> None:
+    run = deploy("--dry-run", "--env-file", str(write_settings(tmp_path, RELAY_FUNCTION="true")))
+    assert run.returncode == 0, run.stderr
+    relay = {c[3]: flags(c) for c in run.find("functions", "deploy")}["relayer-relay"]
+    timeout = float(relay["--timeout"].rstrip("s"))
+    env = {**env_vars(relay["--set-env-vars"]), "RPC_URL": "https://eth.example/v2/KEY"}
+    _, fleet = app.load_deployment(env)
+    from function.ops.request_window import request_stop_after
+
+    assert request_stop_after(fleet[0].request_timeout_s) >= timeout - 10
