@@ -735,13 +735,15 @@ relay_schedule_flags() {
 relay_schedule_create() { relay_schedule_flags; run gcloud scheduler jobs create http "$NAME-relay-schedule" "${SCHEDULER_FLAGS[@]}"; }
 relay_schedule_update() { relay_schedule_flags; run gcloud scheduler jobs update http "$NAME-relay-schedule" "${SCHEDULER_FLAGS[@]}"; }
 
-# function_deploy NAME ENTRY SA MEMORY TIMEOUT MAX_INSTANCES: a gen2 HTTP function from this
-# folder, not public, with the runtime settings and the secrets.
+# function_deploy NAME ENTRY SA MEMORY TIMEOUT MAX_INSTANCES [KEY=VALUE]: a gen2 HTTP function
+# from this folder, not public, with the runtime settings (and one more), and the secrets.
 function_deploy() {
+  local env=$RUNTIME_ENV
+  [[ -z ${7:-} ]] || env="$env|$7"
   run gcloud functions deploy "$1" --project="$PROJECT_ID" --region="$REGION" --gen2 \
     --runtime=python311 --source=. --entry-point="$2" --trigger-http --no-allow-unauthenticated \
     --service-account="$3" --memory="$4" --timeout="$5" --max-instances="$6" \
-    --set-env-vars="$RUNTIME_ENV" --set-secrets="$SECRET_MOUNTS"
+    --set-env-vars="$env" --set-secrets="$SECRET_MOUNTS"
 }
 
 # The code of an existing function, from this folder; its settings stay as the set-up left them.
@@ -1006,7 +1008,10 @@ main() {
   if [[ $RELAY_FUNCTION == true ]]; then
     step "Relay function (POST only, not public): runs start through it, the job's schedule is paused"
     # The job's code, identity and settings; two instances, so a follower can hand over.
-    function_deploy "$RELAY_FUNCTION_NAME" relay "$JOB_SA" "$MEMORY" "${TASK_TIMEOUT_S}s" 2
+    # The code cannot see the platform's request timeout: it is told, so that a window that
+    # cannot end inside it is refused and a one-batch run is stopped only near its end.
+    function_deploy "$RELAY_FUNCTION_NAME" relay "$JOB_SA" "$MEMORY" "${TASK_TIMEOUT_S}s" 2 \
+      "RELAYER_REQUEST_TIMEOUT=$TASK_TIMEOUT_S"
     run_retry gcloud functions add-invoker-policy-binding "$RELAY_FUNCTION_NAME" --project="$PROJECT_ID" \
       --region="$REGION" --member="serviceAccount:$SCHEDULER_SA"
     RELAY_URL="https://RELAY-FUNCTION-URL"

@@ -15,8 +15,8 @@ from function.redact import scrub
 
 _LABELS = "logging.googleapis.com/labels"
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-# Libraries that would print endpoint URLs (with their API keys) at DEBUG.
-_QUIET = ("urllib3", "requests", "google", "grpc", "web3")
+# Libraries that would print endpoint URLs or request lines (with their API keys) at DEBUG.
+_QUIET = ("urllib3", "requests", "google", "grpc", "web3", "websockets")
 # The relayer whose run logs a record: per thread (a context variable), since the relayers
 # of a task run side by side and a process-wide label would carry whichever was set last.
 _RELAYER: ContextVar[str | None] = ContextVar("relayer_id", default=None)

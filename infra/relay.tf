@@ -35,7 +35,8 @@ resource "google_cloudfunctions2_function" "relay" {
     max_instance_request_concurrency = 1
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    environment_variables            = local.runtime_env
+    # The code cannot see the platform's request timeout: it is told (RELAYER_REQUEST_TIMEOUT).
+    environment_variables = merge(local.runtime_env, { RELAYER_REQUEST_TIMEOUT = tostring(local.task_timeout) })
 
     secret_environment_variables {
       key        = "RPC_URL"

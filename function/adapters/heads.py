@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -40,8 +41,10 @@ class Socket(Protocol):
 def _connect(url: str) -> Socket:
     from websockets.sync.client import connect  # only followers with RPC_WS_URL pay for it
 
+    # legacy=True: a connection object to close ourselves (the waker's thread owns it),
+    # not the context-manager form newer websockets versions ask for by default.
     socket: Socket = connect(
-        url, open_timeout=OPEN_TIMEOUT_S, max_size=MAX_MESSAGE_BYTES, proxy=None
+        url, open_timeout=OPEN_TIMEOUT_S, max_size=MAX_MESSAGE_BYTES, proxy=None, legacy=True
     )
     return socket
 
@@ -64,6 +67,7 @@ class HeadWaker:
         self._socket: Socket | None = None
         self._thread: threading.Thread | None = None
         self.refused = False  # the endpoint does not offer newHeads: polling only
+        self._subscribed = False  # the current connection's subscription was confirmed
 
     @property
     def host(self) -> str:
@@ -104,6 +108,7 @@ class HeadWaker:
     def _follow(self) -> None:
         failures = 0
         while not self._done():
+            self._subscribed = False
             try:
                 self._subscribe_and_read()
                 failures = 0
@@ -119,6 +124,8 @@ class HeadWaker:
             except Exception as e:
                 if self._done():
                     return
+                if self._subscribed:  # it worked for a while: a fresh drop, not a streak
+                    failures = 0
                 delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
                 if failures == 0:
                     log.warning(
@@ -130,8 +137,9 @@ class HeadWaker:
                         delay,
                     )
                 failures += 1
-                if self._stop.wait(delay):
-                    return
+                ends = time.monotonic() + delay  # a stop or a close ends the back-off too
+                while not self._done() and time.monotonic() < ends:
+                    time.sleep(STOP_CHECK_S)
 
     def _subscribe_and_read(self) -> None:
         socket = self._connect(self._url)
@@ -157,6 +165,7 @@ class HeadWaker:
                     if "error" in message or not isinstance(message.get("result"), str):
                         raise SubscriptionRefused(str(message.get("error", message))[:200])
                     subscription = message["result"]
+                    self._subscribed = True  # the back-off starts again from its first step
                     log.info("woken by new heads from %s between looks", self.host)
                     continue
                 params = message.get("params")

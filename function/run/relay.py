@@ -204,6 +204,11 @@ class Relay:
                     if give_up is None:
                         log.info("run %s took the lease first: skipped", held.owner)
                         return None, asked
+                elif follow_until is not None and current.expires_at is not None:
+                    # A follower still renewing its lease is alive, only slow to end (a last
+                    # look the node answers late): a follower waits for it while that lease
+                    # holds, within its own window, rather than leave nobody following.
+                    give_up = max(give_up, min(current.expires_at, follow_until))
                 continue
             grant = take()
             if grant is None:

@@ -1053,7 +1053,9 @@ def test_the_relay_function_option_deploys_it_and_schedules_it_with_an_oidc_toke
     relay = functions["relayer-relay"]
     assert relay["--entry-point"] == "relay" and "--no-allow-unauthenticated" in relay
     assert relay["--service-account"] == f"relayer-job@{PROJECT}.iam.gserviceaccount.com"
-    assert relay["--set-env-vars"] == functions["relayer-status"]["--set-env-vars"]
+    # The job's settings, and the request timeout the code cannot see for itself.
+    status_env = functions["relayer-status"]["--set-env-vars"]
+    assert relay["--set-env-vars"] == status_env + "|RELAYER_REQUEST_TIMEOUT=300"
     assert relay["--set-secrets"] == "RPC_URL=relayer-rpc-url:latest"
     scheduler = f"serviceAccount:relayer-scheduler@{PROJECT}.iam.gserviceaccount.com"
     assert ("functions", "relayer-relay", scheduler, "roles/run.invoker") in bindings(run)

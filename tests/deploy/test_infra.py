@@ -806,7 +806,10 @@ def test_the_relay_function_is_optional_and_scheduled_with_an_oidc_token(tf: Con
     assert (build["entry_point"], build["runtime"]) == ("relay", "python311")
     service = one(function["service_config"])
     assert service["service_account_email"] == "${google_service_account.job.email}"
-    assert service["environment_variables"] == "${local.runtime_env}"
+    # The job's settings, and the request timeout the code cannot see for itself.
+    assert service["environment_variables"] == (
+        "${merge(local.runtime_env, {RELAYER_REQUEST_TIMEOUT = tostring(local.task_timeout)})}"
+    )
     assert service["timeout_seconds"] == "${local.task_timeout}"
     assert one(service["secret_environment_variables"])["key"] == "RPC_URL"
     schedule = tf.resource("google_cloud_scheduler_job", "relay_function")

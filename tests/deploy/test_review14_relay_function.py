@@ -37,13 +37,6 @@ def stops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[StopSignal]]:
     root.setLevel(kept[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review14 F2: deploy.sh deploys the relay function with --timeout=TASK_TIMEOUT "
-    "(300 s) but never sets RELAYER_REQUEST_TIMEOUT (not even passable through deploy.env), "
-    "so the code's default of 60 s refuses the README's own follow setting (60 s window, "
-    "5 s poll): every scheduled call answers 500 and nothing is relayed",
-)
 def test_the_relay_function_deploy_sh_deploys_in_follow_mode_runs_its_window(
     tmp_path: Path, stops: list[StopSignal]
 ) -> None:
@@ -60,11 +53,6 @@ def test_the_relay_function_deploy_sh_deploys_in_follow_mode_runs_its_window(
     assert len(stops) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review14 F2b: with RELAYER_REQUEST_TIMEOUT unset (deploy.sh cannot set it), a "
-    "one-batch run of the relay function deployed with a 300 s timeout is stopped after 50 s",
-)
 def test_a_one_batch_relay_function_is_not_stopped_long_before_its_timeout(
     tmp_path: Path, stops: list[StopSignal]
 ) -> None:

@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
@@ -61,12 +60,6 @@ class LosingClient:
         return batch
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review14 F3: _landed compares the whole `lease` field sent (released) with the "
-    "document read back, which the waiter's acquisition has changed: the follower's applied "
-    "last commit is judged not applied, the run that succeeded ends failed (exit 1)",
-)
 def test_a_followers_last_commit_with_its_answer_lost_during_a_hand_over_ends_ok(
     firestore_reset: object,
 ) -> None:
@@ -99,12 +92,6 @@ def test_a_followers_last_commit_with_its_answer_lost_during_a_hand_over_ends_ok
     assert (s.outcome, outcome.exit_code) == ("ok", 0), s.error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review14 F4: a follower's look commit applied with its answer lost while a "
-    "skipped run counts itself (totals changed): _landed says not applied, the commit is "
-    "decided again and its events are added to totals twice (relayer_events_published_total)",
-)
 def test_a_commit_with_its_answer_lost_while_a_skipped_run_counts_itself_counts_once(
     firestore_reset: object,
 ) -> None:

@@ -1,6 +1,6 @@
 """Review 14 (hostile review of follow mode): each test shows a way the follow loop or the
 pieces built for it break docs/CONTRACT.md, on the current code. They are marked
-xfail(strict=True): the suite stays green, and a fix makes them pass (then drop the mark)."""
+Each was an xfail(strict=True) until its fix; now they guard against the defect coming back."""
 
 from __future__ import annotations
 
@@ -56,13 +56,6 @@ def restore_logging() -> Iterator[None]:
         root.setLevel(level)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review14 F1: function/logs.py quiets urllib3, requests, google, grpc, web3 but not "
-    "websockets: at LOG_LEVEL=DEBUG the websockets client logs the request line (the key in "
-    "RPC_WS_URL's path) and the Authorization header of its user-info, and scrub() only cuts "
-    "whole ws:// URLs",
-)
 def test_rpc_ws_url_credentials_never_reach_the_log_at_debug(
     ws_node: int, capsys: pytest.CaptureFixture[str], restore_logging: None
 ) -> None:
@@ -84,12 +77,6 @@ def world() -> Iterator[World]:
         yield w
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review14 F5: the waiter gives up HANDOVER_GRACE_S (10 s) after the follower's "
-    "window end even while that follower is alive and renewing its lease (a last look slowed "
-    "by the node): it is skipped, and nobody looks until the next schedule (§7.7)",
-)
 def test_a_waiter_does_not_give_up_on_a_live_follower_whose_last_look_is_slow(
     world: World,
 ) -> None:

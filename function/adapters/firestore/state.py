@@ -13,6 +13,7 @@ over writes nothing more (docs/CONTRACT.md §7.6), block records included (`bloc
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,22 @@ from function.errors import StateError
 log = logging.getLogger(__name__)
 
 BACKFILL_LEASE = "backfill-lease"  # the task document every backfill's lease lives in
+
+
+def _landed(token: dict[str, Any], change: Commit, doc: Version) -> bool:
+    """Whether a commit whose answer was lost is in the relayer document: its token, or, for
+    a run's last commit, its summary (a waiter that took the lease since may have committed
+    over the token, never over another run's summary before its own end)."""
+    fields = doc.fields or {}
+    if fields.get("last_commit") == token:
+        return True
+    summary = change.summary
+    if summary is None:
+        return False
+    last = fields.get("last_run") or {}
+    return bool(
+        last.get("run_id") == summary.run_id and last.get("finished_at") == summary.finished_at
+    )
 
 
 class FirestoreState:
@@ -175,17 +192,22 @@ class FirestoreState:
         """Fenced update: checkpoint and/or lease renewal, or the run's end (release; or,
         with `lease_until`, the lease kept until then: requests may still be accepted)."""
         sent: tuple[dict[str, Any], dict[str, Any] | None] | None = None
+        # What only this commit writes: its answer lost, it is recognised by this alone, not
+        # by fields that other writers change meanwhile (a waiter's lease, a skipped run's
+        # count), which would make an applied commit look failed or count it twice.
+        token = {"run_id": grant.run_id, "fence": grant.fence, "id": uuid.uuid4().hex[:16]}
         for _ in range(ATTEMPTS):
             doc, lease_doc = self._read_both()
             # A commit applied whose answer was lost looks like a conflict when the library
             # sends it again (or, once it released the lease, like a lease lost): look
             # before deciding again, or its counts would be added twice.
-            if sent is not None and self._landed(sent, doc, lease_doc):
+            if sent is not None and _landed(token, change, doc):
                 log.warning("the commit was applied although Firestore's answer was lost")
                 return
             held = lease_of(lease_doc.fields)
             check_fence(held, grant.run_id, grant.fence)  # LeaseLostError: nothing written
             update = commit_fields(doc.doc, now, change, self._identity)
+            update["last_commit"] = token
             renewed = lease_after(
                 held, grant, finished=change.summary is not None, until=change.lease_until
             )
@@ -207,7 +229,7 @@ class FirestoreState:
                     doc, lease_doc = self._read_both()
                 except StateError:
                     raise wrapped("checkpoint commit", e) from e
-                if self._landed(sent, doc, lease_doc):
+                if _landed(token, change, doc):
                     log.warning("the commit was applied although Firestore's answer was lost")
                     return
                 raise wrapped("checkpoint commit", e) from e
@@ -215,16 +237,6 @@ class FirestoreState:
             f"Firestore checkpoint commit failed: {self._doc.path} changed under each of "
             f"{ATTEMPTS} attempts"
         )
-
-    def _landed(
-        self,
-        sent: tuple[dict[str, Any], dict[str, Any] | None],
-        doc: Version,
-        lease_doc: Version,
-    ) -> bool:
-        """Whether a commit sent before is in the documents as read: every field it wrote."""
-        fields, lease_fields_sent = sent
-        return conditional.landed(doc, fields) and conditional.landed(lease_doc, lease_fields_sent)
 
     def release(self, grant: Grant, now: datetime) -> None:
         """Give the lease back without recording a run (operator commands)."""
