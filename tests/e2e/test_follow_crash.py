@@ -76,7 +76,8 @@ def test_a_follower_killed_mid_window_is_taken_over_after_its_lease_expires(
             successor.reap()
 
     summary = successor.summary()
-    assert summary["outcome"] == "ok", summary
+    # ok, or idle when the dead follower's last commit landed over every event emitted
+    assert summary["outcome"] in ("ok", "idle"), summary
     assert summary["from_block"] == left["next_block"]  # from the dead follower's checkpoint
     # Taken only once expired: never while the dead follower's lease still held.
     assert successor.looks()[0] > left["lease"]["expires_at"].timestamp()

@@ -126,11 +126,12 @@ def test_a_follower_stopped_mid_window_hands_over_at_once(
     stopped = Execution.start("stopped", follow_env(deployment, 12), tmp_path)
     emitter = Emitter(deployment).start()
     try:
-        wait_until(lambda: bool(stopped.looks()), "the follower looked")
+        # Fired after the follower's second look: its window (12 s from its start) then ends
+        # within the successor's patience (poll + 10 s) however fast that look came.
+        wait_until(lambda: len(stopped.looks()) >= 2, "the follower looked twice")
         wait_until(lambda: successor.warmed, "the next execution imported")
         successor.fire()
         wait_until(lambda: successor.logged(WAITING), "the next execution waits for it")
-        wait_until(lambda: len(stopped.looks()) >= 2, "the follower looked twice")
         held = relayer_doc(deployment.relayer_id)["lease"]
         assert stopped.alive
         # Events stop here: the successor takes the lease after the SIGTERM, and its first
