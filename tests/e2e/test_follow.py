@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from follow_harness import Emitter, Execution, assert_chain_order, follow_env, wait_until
-
 from harness import ROOT, Deployment, assert_exactly_once, payloads, relayer_doc
 
 

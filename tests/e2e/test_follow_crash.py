@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from follow_harness import (
     CRASHING_MAIN,
     Emitter,
@@ -20,7 +21,6 @@ from follow_harness import (
     journal,
     wait_until,
 )
-
 from harness import Deployment, assert_exactly_once, payloads, relayer_doc
 
 BEFORE = 10  # events on the chain before the follower starts: its first look's messages

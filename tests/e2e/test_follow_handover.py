@@ -19,7 +19,6 @@ from follow_harness import (
     journal,
     wait_until,
 )
-
 from harness import Deployment, assert_exactly_once, payloads, relayer_doc
 
 WAITING = "waiting for it to hand over"  # what a run waiting for a follower logs

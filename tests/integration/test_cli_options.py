@@ -14,17 +14,10 @@ from pathlib import Path
 import pytest
 
 from function.ops.cli_env import job_env, load_under, read_env_file
+from minimal_env import MINIMAL
 
 ROOT = Path(__file__).resolve().parents[2]  # each test runs the command as a process
-SETTINGS = {
-    "CHAIN_ID": "31337",
-    "RPC_URL": "http://127.0.0.1:1",
-    "CONTRACT_ADDRESS": "0x" + "11" * 20,
-    "ABI_URI": "abi.json",
-    "PUBSUB_PROJECT_ID": "demo-project",
-    "PUBSUB_TOPIC": "events",
-    "START_BLOCK": "0",
-}
+SETTINGS = {**MINIMAL, "RPC_URL": "http://127.0.0.1:1"}  # nothing listens there
 
 
 def relayer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,16 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from minimal_env import MINIMAL
+
 ROOT = Path(__file__).resolve().parents[2]
-GOOD = {
-    "CHAIN_ID": "31337",
-    "RPC_URL": "http://127.0.0.1:1/v2/secret-key-42",
-    "CONTRACT_ADDRESS": "0x" + "11" * 20,
-    "ABI_URI": "abi.json",
-    "PUBSUB_PROJECT_ID": "demo-project",
-    "PUBSUB_TOPIC": "events",
-    "START_BLOCK": "0",
-}
+GOOD = {**MINIMAL, "RPC_URL": "http://127.0.0.1:1/v2/secret-key-42"}
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:

@@ -10,16 +10,10 @@ import pytest
 
 from function.chains import PRESETS, UNKNOWN_CONFIRMATIONS, preset
 from function.config import load_settings
+from minimal_env import MINIMAL
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-BASE = {
-    "RPC_URL": "http://127.0.0.1:8545",
-    "CONTRACT_ADDRESS": "0x" + "11" * 20,
-    "ABI_URI": "abi.json",
-    "PUBSUB_PROJECT_ID": "demo-project",
-    "PUBSUB_TOPIC": "events",
-    "START_BLOCK": "0",
-}
+BASE = {k: v for k, v in MINIMAL.items() if k != "CHAIN_ID"}
 
 
 @pytest.mark.parametrize(

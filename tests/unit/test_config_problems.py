@@ -6,16 +6,9 @@ import pytest
 
 from function.config import load_settings
 from function.errors import ConfigError
+from minimal_env import MINIMAL
 
-GOOD = {
-    "CHAIN_ID": "31337",
-    "RPC_URL": "http://127.0.0.1:8545",
-    "CONTRACT_ADDRESS": "0x" + "11" * 20,
-    "ABI_URI": "abi.json",
-    "PUBSUB_PROJECT_ID": "demo-project",
-    "PUBSUB_TOPIC": "events",
-    "START_BLOCK": "0",
-}
+GOOD = MINIMAL
 
 
 def problems(**changes: str | None) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from function.config import load_settings
 from function.errors import ConfigError
 from function.run.relay import MIN_LOOK_GAP_S
 from function.stopping import StopSignal
+from minimal_env import MINIMAL
 
 
 class ScriptedSocket:
@@ -111,15 +112,7 @@ def test_a_broken_link_is_reconnected_and_a_stop_ends_the_wait() -> None:
 
 
 def test_rpc_ws_url_is_checked_without_showing_its_key() -> None:
-    env = {
-        "CHAIN_ID": "1",
-        "RPC_URL": "http://127.0.0.1:8545",
-        "CONTRACT_ADDRESS": "0x" + "11" * 20,
-        "ABI_URI": "abi.json",
-        "PUBSUB_PROJECT_ID": "demo-project",
-        "PUBSUB_TOPIC": "events",
-        "START_BLOCK": "0",
-    }
+    env = MINIMAL
     assert load_settings(env).ws_url is None
     url = "wss://eth.example.com/ws/v3/0123456789abcdef"
     assert load_settings({**env, "RPC_WS_URL": url}).ws_url == url
