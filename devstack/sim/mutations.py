@@ -63,6 +63,11 @@ def mutated(name: str | None) -> Iterator[None]:
             stack.enter_context(mock.patch.object(relay, "handover_until", _skip_handover))
         elif name == "brief":
             stack.enter_context(mock.patch.object(relay, "handover_until", _brief_handover))
+            stack.enter_context(
+                mock.patch.object(
+                    relay, "still_waiting_until", lambda current, give_up, end: give_up
+                )
+            )
         elif name not in (None, "fencing"):
             raise ValueError(f"unknown mutation {name!r}: one of {', '.join(MUTATIONS)}")
         yield

@@ -101,3 +101,14 @@ def check_fence(current: Lease, run_id: str, fence: int) -> None:
             f"lease lost to run {current.owner} (fence {current.fence}, ours {fence}): "
             f"this run stalled past RELAYER_LEASE_SECONDS; nothing more is written"
         )
+
+
+def still_waiting_until(current: Lease, give_up: datetime, own_end: datetime | None) -> datetime:
+    """How long a waiting follower (its window ending at `own_end`) keeps waiting for the
+    holder it waits for: past `give_up` while that holder's lease is still valid, since a
+    follower still renewing its lease is alive, only slow to end (a last look the node
+    answers late), within the waiter's own window. A one-batch waiter (`own_end` None)
+    keeps its `give_up`."""
+    if own_end is None or current.expires_at is None:
+        return give_up
+    return max(give_up, min(current.expires_at, own_end))

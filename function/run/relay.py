@@ -33,7 +33,7 @@ from function.core.blockrecords import block_records, states_of
 from function.core.catalogue import EventCatalogue
 from function.core.checkpoint import Commit, Grant, Progress, progress_of
 from function.core.dedup import select_unpublished
-from function.core.lease import handover_until
+from function.core.lease import handover_until, still_waiting_until
 from function.core.logspan import RangeLimits
 from function.core.model import BlockRef, DeadLetter, Event
 from function.core.planning import BlockRange, cut_by_events, plan_range, safe_tip, split
@@ -204,11 +204,8 @@ class Relay:
                     if give_up is None:
                         log.info("run %s took the lease first: skipped", held.owner)
                         return None, asked
-                elif follow_until is not None and current.expires_at is not None:
-                    # A follower still renewing its lease is alive, only slow to end (a last
-                    # look the node answers late): a follower waits for it while that lease
-                    # holds, within its own window, rather than leave nobody following.
-                    give_up = max(give_up, min(current.expires_at, follow_until))
+                else:  # alive while its lease holds: wait on, within this run's window
+                    give_up = still_waiting_until(current, give_up, follow_until)
                 continue
             grant = take()
             if grant is None:
