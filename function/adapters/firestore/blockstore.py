@@ -31,7 +31,6 @@ from function.adapters.firestore.recordlayout import base_id, from_doc, to_doc
 from function.core.lease import check_fence
 from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
-from function.errors import StateError
 
 if TYPE_CHECKING:
     from function.core.checkpoint import Grant
@@ -138,7 +137,4 @@ class BlockStore:
                 # so that lands too, or fails its condition and is decided again here.
                 if not conditional.conflicted(e):
                     raise wrapped("write of the processed-event set", e) from e
-        raise StateError(
-            f"Firestore write of the processed-event set failed: {self._lease_doc.path} "
-            f"changed under each of {ATTEMPTS} attempts"
-        )
+        raise conditional.exhausted("write of the processed-event set", self._lease_doc)

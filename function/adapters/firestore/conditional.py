@@ -75,13 +75,10 @@ def unchanged(client: firestore.Client, batch: Any, read: Version, path: str, va
     batch.update(read.ref, {path: value}, option=option)
 
 
-def landed(read: Version, fields: dict[str, Any] | None) -> bool:
-    """Whether the document as read holds every field as `fields` has it: the write of
-    them, sent before with its answer lost, was applied (or it would change nothing)."""
-    if fields is None:
-        return True
-    return read.fields is not None and all(
-        k in read.fields and read.fields[k] == v for k, v in fields.items()
+def exhausted(action: str, ref: firestore.DocumentReference) -> StateError:
+    """A write that found its documents changed under each of its ATTEMPTS."""
+    return StateError(
+        f"Firestore {action} failed: {ref.path} changed under each of {ATTEMPTS} attempts"
     )
 
 

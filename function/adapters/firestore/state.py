@@ -173,15 +173,14 @@ class FirestoreState:
 
     def _put_lease(
         self, batch: Any, fields: dict[str, Any], lease: Lease, now: datetime, lease_doc: Version
-    ) -> dict[str, Any] | None:
+    ) -> None:
         """The lease into `fields` (the job: one document) or, conditioned on its version
-        read, into the shared backfill lease's own document (what is written there)."""
+        read, into the shared backfill lease's own document."""
         if self._lease_doc is self._doc:
             fields["lease"] = lease_fields(lease)
-            return None
+            return
         stored = {"lease": lease_fields(lease), "updated_at": now}
         conditional.put(self._client, batch, lease_doc, stored)
-        return stored
 
     @property
     def records(self) -> BlockStore:
@@ -191,7 +190,7 @@ class FirestoreState:
     def commit(self, grant: Grant, now: datetime, change: Commit) -> None:
         """Fenced update: checkpoint and/or lease renewal, or the run's end (release; or,
         with `lease_until`, the lease kept until then: requests may still be accepted)."""
-        sent: tuple[dict[str, Any], dict[str, Any] | None] | None = None
+        sent = False  # a batch of this commit went out: it may have landed unanswered
         # What only this commit writes: its answer lost, it is recognised by this alone, not
         # by fields that other writers change meanwhile (a waiter's lease, a skipped run's
         # count), which would make an applied commit look failed or count it twice.
@@ -201,7 +200,7 @@ class FirestoreState:
             # A commit applied whose answer was lost looks like a conflict when the library
             # sends it again (or, once it released the lease, like a lease lost): look
             # before deciding again, or its counts would be added twice.
-            if sent is not None and _landed(token, change, doc):
+            if sent and _landed(token, change, doc):
                 log.warning("the commit was applied although Firestore's answer was lost")
                 return
             held = lease_of(lease_doc.fields)
@@ -212,13 +211,12 @@ class FirestoreState:
                 held, grant, finished=change.summary is not None, until=change.lease_until
             )
             batch = self._client.batch()
-            lease_sent = None
             if renewed is not None:
-                lease_sent = self._put_lease(batch, update, renewed, now, lease_doc)
+                self._put_lease(batch, update, renewed, now, lease_doc)
             elif lease_doc is not doc:  # the fence still holds the batch back
                 conditional.unchanged(self._client, batch, lease_doc, "lease.fence", held.fence)
             conditional.put(self._client, batch, doc, update)
-            sent = (update, lease_sent)
+            sent = True
             try:
                 batch.commit(timeout=TIMEOUT_S)
                 return
@@ -233,10 +231,7 @@ class FirestoreState:
                     log.warning("the commit was applied although Firestore's answer was lost")
                     return
                 raise wrapped("checkpoint commit", e) from e
-        raise StateError(
-            f"Firestore checkpoint commit failed: {self._doc.path} changed under each of "
-            f"{ATTEMPTS} attempts"
-        )
+        raise conditional.exhausted("checkpoint commit", self._doc)
 
     def release(self, grant: Grant, now: datetime) -> None:
         """Give the lease back without recording a run (operator commands)."""
@@ -258,10 +253,7 @@ class FirestoreState:
             except gexc.GoogleAPIError as e:
                 if not conditional.conflicted(e):
                     raise wrapped("lease release", e) from e
-        raise StateError(
-            f"Firestore lease release failed: {self._lease_doc.path} changed under each of "
-            f"{ATTEMPTS} attempts"
-        )
+        raise conditional.exhausted("lease release", self._lease_doc)
 
     def count_skipped(self, now: datetime) -> None:
         """A skipped run only counts itself: the run holding the lease owns `last_run`."""
