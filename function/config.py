@@ -145,18 +145,22 @@ def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str],
     return parse
 
 
+def _endpoint(url: str, schemes: tuple[str, ...]) -> bool:
+    """Whether `url` is an endpoint of one of `schemes` with a host and a valid port."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in schemes and bool(parts.hostname)
+
+
 def _rpc_urls(raw: str) -> tuple[str, ...]:
     urls = tuple(u.strip() for u in raw.split(",") if u.strip())
     if not urls:
         raise ConfigError("RPC_URL is not set: it is required (see README, Configuration)")
     for url in urls:
-        try:
-            parts = urlsplit(url)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-            parts.port  # noqa: B018 - raises ValueError on a malformed port
-        except ValueError:
-            ok = False
-        if not ok:
+        if not _endpoint(url, ("http", "https")):
             # Only the host is shown: the rest of an RPC URL usually carries an API key.
             raise ConfigError(
                 f"RPC_URL has an invalid endpoint (host {host_of(url)!r}): expected "
@@ -170,13 +174,7 @@ def _ws_url(raw: str | None) -> str | None:
     only its host."""
     if raw is None:
         return None
-    try:
-        parts = urlsplit(raw)
-        ok = parts.scheme in ("ws", "wss") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        ok = False
-    if not ok:
+    if not _endpoint(raw, ("ws", "wss")):
         raise ConfigError(
             f"RPC_WS_URL has an invalid endpoint (host {host_of(raw)!r}): expected "
             "ws(s)://host[:port]/path, one endpoint that offers eth_subscribe, or leave it unset "
