@@ -7,6 +7,7 @@ Firestore isolation from the opt-in `firestore_reset`.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ import pytest
 
 from devstack.stack.clients import PubSubTopic, create_topic_and_subscription, reset_firestore
 from devstack.stack.services import Anvil, FirestoreEmulator, Stack, start_anvil
+from function.config import Runtime, Settings
+from function.stopping import StopSignal
 from harness import Deployment, deploy
 
 PROJECT = "relayer-test"
@@ -60,6 +63,30 @@ def deployment(
 ) -> Deployment:
     """A freshly deployed escrow, an empty Firestore and a topic: one relayer's world."""
     return deploy(anvil, pubsub_topic)
+
+
+@pytest.fixture
+def relay_requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[StopSignal]]:
+    """`relay_http` with its relayers stubbed (each ends ok, none runs for real): the stop
+    of every request that got to run them, in order."""
+    from function.core.summary import OK, RunSummary
+    from function.ops import app
+    from function.run.relay import Outcome, utcnow
+
+    root = logging.getLogger()
+    kept = (root.handlers[:], root.level)
+    seen: list[StopSignal] = []
+
+    def run(runtime: Runtime, fleet: list[Settings], stop: StopSignal) -> list[Outcome]:
+        seen.append(stop)
+        return [Outcome(RunSummary("r", s.relayer_id, utcnow(), outcome=OK)) for s in fleet]
+
+    monkeypatch.setattr(app, "run_relayers", run)
+    app.clear_cache()
+    yield seen
+    app.clear_cache()
+    root.handlers[:] = kept[0]
+    root.setLevel(kept[1])
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

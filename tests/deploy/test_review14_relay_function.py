@@ -5,40 +5,16 @@ as in tests/unit/test_relay_request.py). Marked xfail(strict=True): a fix makes 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from deploy.test_deploy_script import deploy, env_vars, flags, write_settings
 
-from function.config import Runtime, Settings
-from function.core.summary import OK, RunSummary
 from function.ops import app
-from function.run.relay import Outcome, utcnow
 from function.stopping import StopSignal
 
 
-@pytest.fixture
-def stops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[StopSignal]]:
-    root = logging.getLogger()
-    kept = (root.handlers[:], root.level)
-    seen: list[StopSignal] = []
-
-    def run(runtime: Runtime, fleet: list[Settings], stop: StopSignal) -> list[Outcome]:
-        seen.append(stop)
-        return [Outcome(RunSummary("r", s.relayer_id, utcnow(), outcome=OK)) for s in fleet]
-
-    monkeypatch.setattr(app, "run_relayers", run)
-    app.clear_cache()
-    yield seen
-    app.clear_cache()
-    root.handlers[:] = kept[0]
-    root.setLevel(kept[1])
-
-
 def test_the_relay_function_deploy_sh_deploys_in_follow_mode_runs_its_window(
-    tmp_path: Path, stops: list[StopSignal]
+    tmp_path: Path, relay_requests: list[StopSignal]
 ) -> None:
     settings = write_settings(
         tmp_path, RELAY_FUNCTION="true", RELAYER_RUN_SECONDS="60", RELAYER_POLL_INTERVAL="5"
@@ -50,11 +26,11 @@ def test_the_relay_function_deploy_sh_deploys_in_follow_mode_runs_its_window(
     env = {**env_vars(relay["--set-env-vars"]), "RPC_URL": "https://eth.example/v2/KEY"}
     body, code, _ = app.relay_http(env)
     assert code == 200, json.loads(body).get("error")
-    assert len(stops) == 1
+    assert len(relay_requests) == 1
 
 
 def test_a_one_batch_relay_function_is_not_stopped_long_before_its_timeout(
-    tmp_path: Path, stops: list[StopSignal]
+    tmp_path: Path, relay_requests: list[StopSignal]
 ) -> None:
     run = deploy("--dry-run", "--env-file", str(write_settings(tmp_path, RELAY_FUNCTION="true")))
     assert run.returncode == 0, run.stderr

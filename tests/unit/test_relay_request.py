@@ -5,16 +5,12 @@ each request has its own stop, set shortly before that timeout."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from function.config import Runtime, Settings
 from function.ops import app
 from function.ops.request_window import request_stop_after
-from function.run.relay import Outcome
 from function.stopping import StopSignal
 
 ENV = {
@@ -28,28 +24,6 @@ ENV = {
 }
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[StopSignal]]:
-    """The stop of every request that got to run its relayers (none are run for real)."""
-    root = logging.getLogger()
-    kept = (root.handlers[:], root.level)
-    seen: list[StopSignal] = []
-
-    def run(runtime: Runtime, fleet: list[Settings], stop: StopSignal) -> list[Outcome]:
-        from function.core.summary import OK, RunSummary
-        from function.run.relay import utcnow
-
-        seen.append(stop)
-        return [Outcome(RunSummary("r", s.relayer_id, utcnow(), outcome=OK)) for s in fleet]
-
-    monkeypatch.setattr(app, "run_relayers", run)
-    app.clear_cache()
-    yield seen
-    app.clear_cache()
-    root.handlers[:] = kept[0]
-    root.setLevel(kept[1])
-
-
 def answer(**env: str) -> tuple[int, dict[str, Any]]:
     app.clear_cache()
     body, code, _ = app.relay_http({**ENV, **env})
@@ -57,7 +31,7 @@ def answer(**env: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_a_window_that_cannot_end_inside_the_request_is_refused(
-    calls: list[StopSignal], capsys: pytest.CaptureFixture[str]
+    relay_requests: list[StopSignal], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # 55 s of window + 1 s for its last look + 10 s to commit and answer > 60 s (the default)
     code, body = answer(RELAYER_RUN_SECONDS="55", RELAYER_POLL_INTERVAL="1")
@@ -66,7 +40,7 @@ def test_a_window_that_cannot_end_inside_the_request_is_refused(
     assert "RELAYER_RUN_SECONDS=55" in error and "RELAYER_REQUEST_TIMEOUT=60" in error
     assert "RELAYER_POLL_INTERVAL=1" in error and "at most 49" in error
     assert "SECRETKEY" not in error
-    assert calls == []  # nothing ran: no lease taken, no state written
+    assert relay_requests == []  # nothing ran: no lease taken, no state written
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {"severity": "ERROR", "message": error} in [
         {k: r[k] for k in ("severity", "message")} for r in logged
@@ -74,26 +48,26 @@ def test_a_window_that_cannot_end_inside_the_request_is_refused(
 
 
 def test_a_poll_interval_longer_than_the_request_leaves_no_window(
-    calls: list[StopSignal],
+    relay_requests: list[StopSignal],
 ) -> None:
     code, body = answer(RELAYER_RUN_SECONDS="5", RELAYER_POLL_INTERVAL="60")
-    assert code == 500 and "no window fits" in body["error"] and calls == []
+    assert code == 500 and "no window fits" in body["error"] and relay_requests == []
 
 
-def test_a_window_that_fits_runs(calls: list[StopSignal]) -> None:
+def test_a_window_that_fits_runs(relay_requests: list[StopSignal]) -> None:
     assert answer(RELAYER_RUN_SECONDS="45", RELAYER_POLL_INTERVAL="5")[0] == 200  # 60 exactly
     code, _ = answer(
         RELAYER_RUN_SECONDS="300", RELAYER_POLL_INTERVAL="5", RELAYER_REQUEST_TIMEOUT="900"
     )
     assert code == 200
     assert answer()[0] == 200  # one-batch mode: no window to fit
-    assert len(calls) == 3
+    assert len(relay_requests) == 3
 
 
-def test_each_request_has_its_own_stop(calls: list[StopSignal]) -> None:
+def test_each_request_has_its_own_stop(relay_requests: list[StopSignal]) -> None:
     answer()
     answer()
-    first, second = calls
+    first, second = relay_requests
     assert first is not second  # a stop that ended one request never ends the next
     assert not first.is_set() and not second.is_set()  # the deadline was called off
 
