@@ -19,7 +19,7 @@ from typing import Any
 from web3 import Web3
 
 from devstack.chain.escrow import ExpectedEvent, make_activity
-from harness import ROOT, Deployment, relayer_doc
+from harness import ROOT, Deployment, relayer_doc_or_none
 
 CRASHING_MAIN = "devstack/faults/crashing_main.py"
 
@@ -134,15 +134,8 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> N
         time.sleep(0.05)
 
 
-def doc_or_none(relayer_id: str) -> dict[str, Any] | None:
-    try:
-        return relayer_doc(relayer_id)
-    except AssertionError:
-        return None
-
-
 def lease_owner(relayer_id: str) -> str | None:
-    doc = doc_or_none(relayer_id) or {}
+    doc = relayer_doc_or_none(relayer_id) or {}
     owner = (doc.get("lease") or {}).get("owner")
     return str(owner) if owner else None
 

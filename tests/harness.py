@@ -152,6 +152,12 @@ def relayer_doc(relayer_id: str) -> dict[str, Any]:
     return snapshot.to_dict() or {}
 
 
+def relayer_doc_or_none(relayer_id: str) -> dict[str, Any] | None:
+    """The relayer document, or None before its first commit."""
+    snapshot = firestore.Client(project=PROJECT).collection("relayers").document(relayer_id).get()
+    return (snapshot.to_dict() or {}) if snapshot.exists else None
+
+
 def block_docs(relayer_id: str) -> list[dict[str, Any]]:
     blocks = firestore.Client(project=PROJECT).collection("relayers").document(relayer_id)
     return [s.to_dict() or {} for s in blocks.collection("blocks").stream()]

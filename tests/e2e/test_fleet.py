@@ -30,6 +30,7 @@ from harness import (
     assert_exactly_once,
     payloads,
     relayer_doc,
+    relayer_doc_or_none,
     run_main,
 )
 
@@ -272,13 +273,6 @@ def test_status_without_credentials_reports_instead_of_raising(
         assert "KEY" not in reason  # the RPC URL's key never shows
 
 
-def _doc_or_none(relayer_id: str) -> dict[str, Any] | None:
-    try:
-        return relayer_doc(relayer_id)
-    except AssertionError:
-        return None
-
-
 def _until(what: str, done: Any, proc: subprocess.Popen[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -331,7 +325,7 @@ def test_followers_side_by_side_keep_looking_while_one_endpoint_hangs(
 
             def looked_four_times() -> bool:
                 for name, looks in seen.items():
-                    doc = _doc_or_none(name)
+                    doc = relayer_doc_or_none(name)
                     if doc and doc.get("last_look_at"):
                         looks.add(doc["last_look_at"])
                 return all(len(looks) >= 4 for looks in seen.values())
@@ -345,10 +339,12 @@ def test_followers_side_by_side_keep_looking_while_one_endpoint_hangs(
             head = deployment.head()
             _until(
                 "the healthy followers relayed the blocks mined while they followed",
-                lambda: all((_doc_or_none(n) or {}).get("next_block", 0) > head for n in seen),
+                lambda: all(
+                    (relayer_doc_or_none(n) or {}).get("next_block", 0) > head for n in seen
+                ),
                 proc,
             )
-            assert (_doc_or_none("hung") or {}).get("last_look_at") is None
+            assert (relayer_doc_or_none("hung") or {}).get("last_look_at") is None
 
             proc.send_signal(signal.SIGTERM)
             sent = time.monotonic()

@@ -11,17 +11,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from follow_harness import Emitter, Execution, assert_chain_order, follow_env, wait_until
-from harness import ROOT, Deployment, assert_exactly_once, payloads, relayer_doc
-
-
-def _doc_or_none(relayer_id: str) -> dict[str, Any] | None:
-    try:
-        return relayer_doc(relayer_id)
-    except AssertionError:
-        return None
+from harness import (
+    ROOT,
+    Deployment,
+    assert_exactly_once,
+    payloads,
+    relayer_doc,
+    relayer_doc_or_none,
+)
 
 
 def test_a_follower_relays_blocks_mined_while_it_runs_exactly_once(
@@ -40,7 +39,7 @@ def test_a_follower_relays_blocks_mined_while_it_runs_exactly_once(
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the first look is committed: it follows now
-            doc = _doc_or_none(deployment.relayer_id)
+            doc = relayer_doc_or_none(deployment.relayer_id)
             if doc and doc.get("last_look_at") and (doc.get("lease") or {}).get("follow_until"):
                 break
             time.sleep(0.1)
