@@ -72,6 +72,9 @@ class Settings:
     run_s: float = 0.0  # follow mode's window (RELAYER_RUN_SECONDS); 0: one batch
     confirmations: int = 12
     relayer_id: str = ""
+    # RELAYER_ID unset: the id comes from the first address, and a reordered CONTRACT_ADDRESS
+    # would name a new state (function/core/identity.py)
+    default_id: bool = False
     events: tuple[str, ...] = ()  # empty: every event of the ABI
     firestore_project: str = ""
     firestore_database: str = "(default)"
@@ -339,12 +342,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         lambda: _set(read_integer(env, "START_BLOCK", None, BLOCK_NUMBER), "START_BLOCK"), 0
     )
     firestore_project = got.take(lambda: _firestore_project(env, pubsub_project), "")
-    default_id = f"{chain_id}-{contracts[0].lower()}" if contracts else ""
+    derived_id = f"{chain_id}-{contracts[0].lower()}" if contracts else ""
     relayer_id = got.take(
         lambda: _parsed(
             env,
             "RELAYER_ID",
-            default_id,
+            derived_id,
             _relayer_id,
             "a Firestore document id (no '/', not '.' or '..')",
         ),
@@ -377,6 +380,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         topic=topic,
         start_block=start_block,
         relayer_id=relayer_id,
+        default_id=_optional(env, "RELAYER_ID") is None,
         firestore_project=firestore_project,
         deadletter_topic=deadletter,
         ws_url=ws_url,

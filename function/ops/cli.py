@@ -547,6 +547,58 @@ def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
     )
 
 
+@main.command()
+@_shared
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="Store CONTRACT_ADDRESS as the relayer's contracts: added ones are relayed from its "
+    "checkpoint on, without their history.",
+)
+def contracts(accept: bool) -> None:
+    """The contracts the relayer's state is for, beside CONTRACT_ADDRESS. A run refuses
+    (exit 2) a CONTRACT_ADDRESS that adds one, since its history would be left out; --accept
+    takes the new set on purpose (README: Adding a contract)."""
+    from function.core import identity
+    from function.ops.wiring import firestore_client, identity_of, state_store
+
+    settings = _settings()
+    store = state_store(settings, firestore_client(settings), guard=False)
+    try:
+        stored = store.read()
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
+    verdict = identity.judge(identity_of(settings), stored)
+    had = list((stored or {}).get("contracts") or [])
+    data: dict[str, Any] = {
+        "relayer_id": settings.relayer_id,
+        "stored": had,
+        "configured": list(settings.contracts),
+        "next_block": (stored or {}).get("next_block"),
+        "refused": verdict.refused,
+    }
+    if not accept:
+        _result(
+            f"{settings.relayer_id}: stored {', '.join(had) or '(no state yet)'}; configured "
+            f"{', '.join(settings.contracts)}"
+            + (f"\nrefused: {verdict.refused}" if verdict.refused else ""),
+            data,
+        )
+        sys.exit(2 if verdict.refused else 0)
+    if stored is None:
+        _fail(f"no state under RELAYER_ID={settings.relayer_id}: nothing to accept", 2)
+    now = datetime.now(UTC)
+    grant = store.acquire(f"contracts-{os.getpid()}", now, settings.lease_s)
+    if grant is None:
+        _fail("a run holds the lease right now: try again when it has finished")
+    store.release(grant, datetime.now(UTC))  # the lease's write stored the configured set
+    _result(
+        f"{settings.relayer_id} now relays {', '.join(settings.contracts)} from block "
+        f"{grant.next_block} on",
+        {**data, "stored": list(settings.contracts), "refused": None},
+    )
+
+
 @main.command("export")
 @click.option(
     "--out", "out_path", required=True, metavar="FILE", help="Where to write (JSON lines)."

@@ -15,6 +15,7 @@ from function.adapters.storage import read_abi
 from function.config import Settings
 from function.core.abi import load_specs
 from function.core.checkpoint import Commit
+from function.core.identity import Identity
 from function.core.summary import RunSummary
 from function.redact import scrub
 from function.run.relay import Relay
@@ -46,11 +47,17 @@ def chain_reader(
     return ChainReader(rpc)
 
 
+def identity_of(settings: Settings) -> Identity:
+    return Identity(settings.relayer_id, settings.chain_id, settings.contracts, settings.default_id)
+
+
 def state_store(
-    settings: Settings, client: firestore.Client, task: str | None = None
+    settings: Settings, client: firestore.Client, task: str | None = None, guard: bool = True
 ) -> FirestoreState:
-    identity = {"chain_id": settings.chain_id, "contracts": list(settings.contracts)}
-    return FirestoreState(client, settings.relayer_id, identity, task)
+    """`guard`: refuse a contract set that does not fit the stored state (`core.identity`);
+    off only for the command that accepts a new set on purpose."""
+    me = identity_of(settings)
+    return FirestoreState(client, settings.relayer_id, me.fields(), task, me if guard else None)
 
 
 def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -> Relay:
@@ -103,7 +110,9 @@ def record_failure(settings: Settings, summary: RunSummary) -> None:
     """Put a run that failed before it started (a missing topic, a bad ABI) in `last_run`,
     so status shows it; under the lease, and never at the cost of a running run."""
     try:
-        store = state_store(settings, firestore_client(settings))
+        # Without the chain and contracts: a run that failed before it started (a node of
+        # another chain, say) must not write its settings over the state's, only its summary.
+        store = FirestoreState(firestore_client(settings), settings.relayer_id, {})
         summary.run_id = uuid.uuid4().hex[:16]
         grant = store.acquire(summary.run_id, summary.started_at, settings.lease_s)
         if grant is not None:

@@ -265,7 +265,7 @@ def test_every_setting_is_declared_once_and_read_from_one_variable() -> None:
     assert len(set(optional_fields)) == len(optional_fields)
     by_hand = {"chain_id", "rpc_urls", "contracts", "abi_uri", "pubsub_project", "topic"}
     by_hand |= {"start_block", "relayer_id", "firestore_project", "deadletter_topic", "ws_url"}
-    by_hand |= {"confirmations_from"}
+    by_hand |= {"confirmations_from", "default_id"}
     assert {f.name for f in fields(Settings)} == set(optional_fields) | by_hand
     minimal = load_settings(BASE)
     for _, field_name, _ in _OPTIONAL:

@@ -19,6 +19,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 import function.core.lease as leases
 from function.adapters.firestore import conditional
@@ -26,12 +27,14 @@ from function.adapters.firestore.blockstore import BlockStore
 from function.adapters.firestore.conditional import ATTEMPTS, TIMEOUT_S, Version, wrapped
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
 from function.adapters.firestore.relayerdoc import commit_fields, grant_of
+from function.core import identity
 from function.core.checkpoint import Commit, Grant
 from function.core.commit import lease_after
+from function.core.identity import Identity
 from function.core.lease import Lease, check_fence
 from function.core.planning import BlockRange
 from function.core.summary import SKIPPED
-from function.errors import StateError
+from function.errors import DeploymentError, StateError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class FirestoreState:
         relayer_id: str,
         identity: dict[str, Any],
         task: str | None = None,
+        guard: Identity | None = None,
     ) -> None:
         self._client = client
         relayer = client.collection("relayers").document(relayer_id)
@@ -75,6 +79,9 @@ class FirestoreState:
         self._lease_doc = relayer.collection("tasks").document(BACKFILL_LEASE) if task else relayer
         self._records = BlockStore(client, relayer.collection("blocks"), self._lease_doc)
         self._identity = identity  # chain_id and contracts, written with every commit
+        # A task shares the relayer's contracts by construction; only the job's own state is
+        # judged (`core.identity`) before a run writes its contracts over the stored ones.
+        self._guard = None if task else guard
 
     def backfilled(self) -> dict[str, tuple[BlockRange, datetime | None]]:
         """What backfills relayed, by task: each range's start up to its checkpoint, and
@@ -122,6 +129,8 @@ class FirestoreState:
             if sent is not None and held == sent:
                 log.warning("the lease was taken although Firestore's answer was lost")
                 return grant_of(run_id, held, doc.doc)
+            if sent is None:
+                self._judge(doc.fields)
             lease = leases.acquire(held, run_id, now, lease_s, follow_until)
             if lease is None:
                 return None
@@ -153,6 +162,37 @@ class FirestoreState:
             ATTEMPTS,
         )
         return None
+
+    def _judge(self, stored: dict[str, Any] | None) -> None:
+        """Refuse (exit 2) a configuration that would start this state over or leave an
+        added contract's history out; say which contracts were dropped."""
+        if self._guard is None:
+            return
+        others: list[tuple[str, dict[str, Any]]] = []
+        if stored is None and self._guard.default_id:
+            others = self._relayers_of_chain(self._guard.chain_id)
+        verdict = identity.judge(self._guard, stored, others)
+        if verdict.refused:
+            raise DeploymentError(verdict.refused)
+        if verdict.dropped:
+            log.warning(
+                "CONTRACT_ADDRESS no longer lists %s: relayer %s stops relaying it",
+                ", ".join(verdict.dropped),
+                self._guard.relayer_id,
+            )
+
+    def _relayers_of_chain(self, chain_id: int) -> list[tuple[str, dict[str, Any]]]:
+        """The relayers of one chain, their contracts and checkpoints only (a first run's
+        one query: a state that exists is never asked this)."""
+        query = (
+            self._client.collection("relayers")
+            .where(filter=FieldFilter("chain_id", "==", chain_id))
+            .select(["chain_id", "contracts", "next_block"])
+        )
+        try:
+            return [(s.id, s.to_dict() or {}) for s in query.stream(timeout=TIMEOUT_S)]
+        except gexc.GoogleAPIError as e:
+            raise wrapped("read of the other relayers", e) from e
 
     def _read_lease_doc(self) -> dict[str, Any] | None:
         if self._lease_doc is self._doc:
