@@ -7,8 +7,7 @@ the whole one of the run that took over. The fence is a conditional write, not a
 plain read of the lease document, the fence checked, then one batch with the record documents
 and a no-op write of the lease document conditioned on the version read, so the batch lands
 only while nobody took the lease since. Each batch holds at most WRITES_PER_BATCH documents
-and BYTES_PER_BATCH bytes, as Firestore counts them (a commit is capped at 500 writes and by
-request size).
+and BYTES_PER_BATCH bytes of request (a commit is capped at 500 writes and by request size).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.types.write import Write
 
 from function.adapters.firestore import conditional
 from function.adapters.firestore.blockparts import assembled, stored_parts
@@ -28,6 +28,7 @@ from function.adapters.firestore.conditional import ATTEMPTS, TIMEOUT_S, wrapped
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_of
 from function.adapters.firestore.recordlayout import base_id, from_doc, to_doc
+from function.adapters.firestore.wire import set_write
 from function.core.lease import check_fence
 from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 
 WRITES_PER_BATCH = 400  # and the lease document's condition: under Firestore's 500
 BYTES_PER_BATCH = 3_000_000  # under the emulator's 4 MiB request cap (production: 10 MiB)
+
+
+def _wire_size(w: Write) -> int:
+    """A write's bytes in the request: what the request cap counts."""
+    return int(Write.pb(w).ByteSize())
 
 
 def _chain_order(doc_id: str) -> tuple[int, str]:
@@ -52,10 +58,12 @@ class BlockStore:
         client: firestore.Client,
         blocks: firestore.CollectionReference,
         lease_doc: firestore.DocumentReference,
+        known: conditional.Known | None = None,
     ) -> None:
         self._client = client
         self._blocks = blocks
         self._lease_doc = lease_doc
+        self._known = known  # the lease document as the state's last write left it
 
     def read(self, start: int, end: int | None = None) -> list[BlockRecord]:
         """The records of blocks start..end (end None: every later one), whole (parts
@@ -113,23 +121,33 @@ class BlockStore:
         each in as many documents as Firestore's 1 MiB limit needs: a run that lost its
         lease must not replace the newer run's record with its own partial one (§7.6)."""
         written_at = datetime.now(UTC)  # orders rewrites of a block (see blockparts)
-        docs = [doc for record in records for doc in stored_parts(to_doc(record), written_at)]
-        for group in write_batches(docs, WRITES_PER_BATCH, BYTES_PER_BATCH):
+        prefix = self._blocks.document("-")._document_path[:-1]
+        writes = [
+            set_write(prefix + doc_id, fields)
+            for record in records
+            for doc_id, fields in stored_parts(to_doc(record), written_at)
+        ]  # encoded once (`wire`): a batch sent again after a conflict reuses them
+        for group in write_batches(writes, WRITES_PER_BATCH, BYTES_PER_BATCH, _wire_size):
             self._fenced_write(grant, group)
 
-    def _fenced_write(self, grant: Grant, group: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def _fenced_write(self, grant: Grant, group: Sequence[Write]) -> None:
         """One group of block documents in a batch that lands only while the lease read is
         unchanged; read again when it changed (a commit or a skipped run's count did)."""
         for _ in range(ATTEMPTS):
-            lease_doc = conditional.read(self._lease_doc, "the lease")
+            known = self._known.take() if self._known is not None else None
+            lease_doc = known or conditional.read(self._lease_doc, "the lease")
             lease = lease_of(lease_doc.fields)
             check_fence(lease, grant.run_id, grant.fence)  # LeaseLostError: nothing written
             batch = self._client.batch()
-            for doc_id, fields in group:
-                batch.set(self._blocks.document(doc_id), fields)
+            batch._add_write_pbs(list(group))  # what `batch.set` adds, encoded by `wire`
             conditional.unchanged(self._client, batch, lease_doc, "lease.fence", lease.fence)
             try:
-                batch.commit(timeout=TIMEOUT_S)
+                results = batch.commit(timeout=TIMEOUT_S)
+                if self._known is not None:
+                    # The no-op is the batch's last write; its result holds the lease
+                    # document's version after it (the same, for a write that changed
+                    # nothing: Firestore's WriteResult.update_time).
+                    self._known.after(lease_doc, {}, results)
                 return
             except gexc.GoogleAPIError as e:
                 # A batch applied whose answer was lost is sent again by the library: the

@@ -45,6 +45,31 @@ class Version:
         return self.fields or {}
 
 
+class Known:
+    """The version of a document as this process's own last write left it, so the next
+    conditional write can skip its read: the condition on that version still guarantees
+    the document is as believed (else the write fails and is read and decided again).
+    Shared by the relayer's state and its block records (both condition on the lease)."""
+
+    def __init__(self) -> None:
+        self.version: Version | None = None
+
+    def take(self) -> Version | None:
+        """The version, once: a write that fails must read before it tries again."""
+        version, self.version = self.version, None
+        return version
+
+    def after(self, read: Version, fields: dict[str, Any], results: Any) -> None:
+        """`fields` (top-level, each replaced whole) were written over `read`; `results`:
+        the commit's write results, the document's write last."""
+        written = list(results or [])
+        update_time = getattr(written[-1], "update_time", None) if written else None
+        if update_time is None:
+            self.version = None
+            return
+        self.version = Version(read.ref, {**read.doc, **fields}, update_time)
+
+
 def read(ref: firestore.DocumentReference, what: str) -> Version:
     """The document and the version the next write is conditioned on."""
     try:

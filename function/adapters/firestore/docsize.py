@@ -9,9 +9,11 @@ are not bytes: one CJK character is three, so sizes are always measured encoded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 DOC_LIMIT = 1_048_576
 DOC_OVERHEAD = 32
@@ -20,7 +22,14 @@ NAME_ALLOWANCE = 1_600  # the document name: relayers/{RELAYER_ID}/blocks/{id}, 
 
 def value_size(value: Any) -> int:
     """Bytes Firestore counts for one field value."""
-    if value is None or isinstance(value, bool):
+    kind = type(value)  # exact types first: a run sizes every entry of every block record
+    if kind is str:
+        return (len(value) if value.isascii() else len(value.encode("utf-8"))) + 1
+    if kind is int or kind is float:
+        return 8
+    if kind is dict:
+        return fields_size(value)
+    if value is None or kind is bool:
         return 1
     if isinstance(value, int | float | datetime):
         return 8
@@ -37,7 +46,10 @@ def value_size(value: Any) -> int:
 
 def fields_size(fields: Mapping[str, Any]) -> int:
     """Bytes of a map's keys and values (a document's fields, or a map field)."""
-    return sum(value_size(str(k)) + value_size(v) for k, v in fields.items())
+    total = 0
+    for k, v in fields.items():
+        total += value_size(k if type(k) is str else str(k)) + value_size(v)
+    return total
 
 
 def document_size(fields: Mapping[str, Any]) -> int:
@@ -51,17 +63,21 @@ def doc_size(fields: Mapping[str, Any]) -> int:
 
 
 def write_batches(
-    docs: Sequence[tuple[str, dict[str, Any]]], max_writes: int, max_bytes: int
-) -> list[list[tuple[str, dict[str, Any]]]]:
+    docs: Sequence[T],
+    max_writes: int,
+    max_bytes: int,
+    size: Callable[[T], int] = lambda doc: doc_size(doc[1]),  # type: ignore[index]
+) -> list[list[T]]:
     """Consecutive groups of documents that each fit one Firestore commit (a request is
-    capped by size as well as by count: 10 MiB in production, 4 MiB on the emulator)."""
-    batches: list[list[tuple[str, dict[str, Any]]]] = []
-    size = 0
+    capped by size as well as by count: 10 MiB in production, 4 MiB on the emulator).
+    `size`: a document's bytes; by default of `(id, fields)` as Firestore counts them."""
+    batches: list[list[T]] = []
+    used = 0
     for doc in docs:
-        doc_bytes = doc_size(doc[1])
-        if not batches or len(batches[-1]) >= max_writes or size + doc_bytes > max_bytes:
+        doc_bytes = size(doc)
+        if not batches or len(batches[-1]) >= max_writes or used + doc_bytes > max_bytes:
             batches.append([])
-            size = 0
+            used = 0
         batches[-1].append(doc)
-        size += doc_bytes
+        used += doc_bytes
     return batches
