@@ -23,12 +23,12 @@ def relay(request: Any) -> app.Response:
     if request.method != "POST":
         body = '{"error": "POST only: each POST starts one relay run"}\n'
         return body, 405, {"Allow": "POST", "Content-Type": "application/json"}
-    return app.relay_http(os.environ)
+    return app.relay_http(os.environ, request.headers)
 
 
 def status(request: Any) -> app.Response:
     """Health, status, metrics and a page for people."""
-    return app.status_http(os.environ, request.path)
+    return app.status_http(os.environ, request.path, request.headers)
 
 
 if __name__ == "__main__":

@@ -420,6 +420,26 @@ def logging_settings(env: Mapping[str, str]) -> tuple[str, str, dict[str, str]]:
     return (level, fmt if fmt in LOG_FORMATS else _default("log_format"), labels)
 
 
+def log_identity(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """Who this process is to Error Reporting and Cloud Trace (function/logs.py): the service
+    its errors are grouped under (K_SERVICE of a function, CLOUD_RUN_JOB of a job) and the
+    project its requests' traces live in (GOOGLE_CLOUD_PROJECT where it runs, else where its
+    state is: FIRESTORE_PROJECT_ID, else PUBSUB_PROJECT_ID). Never an error: a project that
+    is no project id names no trace."""
+    service = (env.get("K_SERVICE") or env.get("CLOUD_RUN_JOB") or "").strip() or None
+    project = next(
+        (
+            value
+            for name in ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_PROJECT_ID", "PUBSUB_PROJECT_ID")
+            if (value := env.get(name, "").strip())
+        ),
+        None,
+    )
+    if project is not None and not _PROJECT.match(project):
+        project = None
+    return service, project
+
+
 # Settings one relayer may set in a RELAYER_CONFIG file (the variables above), plus
 # RPC_URL_ENV: the name of an environment variable holding that relayer's RPC URL, so
 # that API keys stay in Secret Manager rather than in the file.

@@ -13,7 +13,7 @@ from typing import Any
 
 import function.logs as logs
 from function.adapters.storage import read_uri
-from function.config import Runtime, Settings, load_runtime, logging_settings
+from function.config import Runtime, Settings, load_runtime, log_identity, logging_settings
 from function.core.summary import FAILED, RunSummary, headline, log_fields
 from function.errors import ConfigError, RelayerError
 from function.ops.fleet import load_fleet, shard
@@ -26,6 +26,7 @@ from function.stopping import HARD_EXIT_S, StopSignal, install_sigterm
 log = logging.getLogger("relayer")
 
 Response = tuple[str | bytes, int, dict[str, str]]
+Headers = Mapping[str, str]  # a request's (flask's Headers: the names in any case)
 STATUS_TIMEOUT_S = 3.0  # status answers within seconds, unhealthy, when a dependency is down
 STATUS_READS_AT_ONCE = 8  # relayers /status reads at once
 Build = Callable[[Settings, StopSignal], Relay]  # the wiring; tests pass one over fakes
@@ -122,9 +123,8 @@ def run_relayers(
     if len(mine) == 1:
         # The whole process is this relayer's: library threads' lines carry its id too.
         logs.add_label("relayer_id", mine[0].relayer_id)
-    return run_side_by_side(
-        mine, lambda settings: relay_once(settings, stop, build, runtime.execution), stop
-    )
+    run_one = logs.carry_trace(lambda s: relay_once(s, stop, build, runtime.execution))
+    return run_side_by_side(mine, run_one, stop)  # threads: in a relay request's trace too
 
 
 def _problems(error: RelayerError) -> tuple[str, ...]:
@@ -135,7 +135,7 @@ def run_job(env: Mapping[str, str]) -> int:
     """`python main.py`: one run of each relayer of this task; the exit code of docs/CONTRACT.md §2
     (with several relayers, the worst of theirs)."""
     level, fmt, labels = logging_settings(env)
-    logs.setup(level, fmt, labels)
+    logs.setup(level, fmt, labels, service=log_identity(env)[0])
     try:
         runtime, fleet = load_deployment(env)
     except RelayerError as e:
@@ -177,10 +177,16 @@ def _json(body: Any, status: int) -> Response:
     return json.dumps(body, default=str), status, {"Content-Type": "application/json"}
 
 
-def relay_http(env: Mapping[str, str]) -> Response:
+def relay_http(env: Mapping[str, str], headers: Headers | None = None) -> Response:
     """The `relay` function: one run per request; 200 when it succeeded or skipped. With
     several relayers the answer is `{"runs": [summary, ...]}`, 500 if any failed. Follow
-    mode's windows must end, commit and answer inside RELAYER_REQUEST_TIMEOUT."""
+    mode's windows must end, commit and answer inside RELAYER_REQUEST_TIMEOUT. Its lines
+    carry the request's trace (`traceparent` or X-Cloud-Trace-Context)."""
+    with logs.traced(logs.request_trace(headers or {}, log_identity(env)[1])):
+        return _relay(env)
+
+
+def _relay(env: Mapping[str, str]) -> Response:
     try:
         runtime, fleet = _cache.get("deployment", lambda: _deployment(env))
     except RelayerError as e:
@@ -196,7 +202,8 @@ def relay_http(env: Mapping[str, str]) -> Response:
     # would, so that the runs still commit and answer before the platform gives up.
     stop = StopSignal()
     timeout_s = fleet[0].request_timeout_s  # process-wide: the same for every relayer
-    deadline = threading.Timer(request_stop_after(timeout_s), time_is_up, (stop, timeout_s))
+    say_why = logs.carry_trace(time_is_up)  # from the timer's thread, in the request's trace
+    deadline = threading.Timer(request_stop_after(timeout_s), say_why, (stop, timeout_s))
     deadline.daemon = True
     deadline.start()
     try:
@@ -211,12 +218,17 @@ def relay_http(env: Mapping[str, str]) -> Response:
 
 def _deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
     level, fmt, labels = logging_settings(env)
-    logs.setup(level, fmt, labels)
+    logs.setup(level, fmt, labels, service=log_identity(env)[0])
     return load_deployment(env)
 
 
-def status_http(env: Mapping[str, str], path: str) -> Response:
-    """The `status` function: /health, /status, /metrics and a page at /."""
+def status_http(env: Mapping[str, str], path: str, headers: Headers | None = None) -> Response:
+    """The `status` function: /health, /status, /metrics, a page at /; in the request's trace."""
+    with logs.traced(logs.request_trace(headers or {}, log_identity(env)[1])):
+        return _status(env, path)
+
+
+def _status(env: Mapping[str, str], path: str) -> Response:
     path = "/" + path.strip("/")
     if path == "/health":
         return _json({"status": "ok"}, 200)
@@ -250,7 +262,7 @@ def status_body(fleet: Sequence[Settings]) -> dict[str, Any]:
     # Side by side, a few at a time: ten relayers on a hung endpoint must not add up their
     # timeouts past the function's (each read gives up after STATUS_TIMEOUT_S).
     with ThreadPoolExecutor(min(STATUS_READS_AT_ONCE, len(fleet))) as pool:
-        return status.report(list(pool.map(_relayer_entry, fleet)))
+        return status.report(list(pool.map(logs.carry_trace(_relayer_entry), fleet)))
 
 
 def _relayer_entry(settings: Settings) -> dict[str, Any]:
