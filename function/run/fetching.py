@@ -94,7 +94,7 @@ def fetch(
         events, dead = _decode_all(logs, specs, chain_id, dead_letters)
         numbers = sorted({e.block_number for e in events} | {d.block_number for d in dead})
         with_events = set(numbers)
-        commit_points = {c.end for c in chunks if _any_in(numbers, c)} | {blocks.end}
+        commit_points = {c.end for c in chunks if any_in(numbers, c)} | {blocks.end}
         untimed = {e.block_number for e in events if e.block_timestamp is None}
         tail = set(range(max(blocks.start, blocks.end - TAIL_HASHED + 1), blocks.end + 1))
         headers = chain.headers(untimed | (commit_points - with_events) | extra | tail)
@@ -210,6 +210,6 @@ def _decode_all(
     return events, dead
 
 
-def _any_in(numbers: Sequence[int], chunk: BlockRange) -> bool:
+def any_in(numbers: Sequence[int], chunk: BlockRange) -> bool:
     i = bisect.bisect_left(numbers, chunk.start)
     return i < len(numbers) and numbers[i] <= chunk.end

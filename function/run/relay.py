@@ -35,7 +35,7 @@ from function.core.checkpoint import Commit, Grant, Progress, progress_of
 from function.core.dedup import select_unpublished
 from function.core.lease import handover_until, still_waiting_until
 from function.core.logspan import RangeLimits
-from function.core.model import BlockRef, DeadLetter, Event
+from function.core.model import BlockRecord, BlockRef, DeadLetter, Event
 from function.core.planning import BlockRange, cut_by_events, plan_range, safe_tip, split
 from function.core.summary import FAILED, IDLE, OK, SKIPPED, RunSummary
 from function.errors import (
@@ -47,7 +47,7 @@ from function.errors import (
 )
 from function.redact import scrub
 from function.run.dispatch import Dispatcher
-from function.run.fetching import fetch
+from function.run.fetching import any_in, fetch
 from function.run.leasing import LeaseKeeper
 from function.run.ports import Chain, Heads, Records, Sink, State
 from function.run.rewind import retract, rewind
@@ -263,6 +263,7 @@ class _Run:
         start = grant.next_block if grant.next_block is not None else self.settings.start_block
         self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
+        self.recorded: list[int] = []  # blocks of the range being relayed that have records
         self.dispatcher = Dispatcher(
             relay.sink,
             relay.stop,
@@ -423,6 +424,8 @@ class _Run:
         # that failed while another's requests were accepted) may belong to blocks the chain
         # has since replaced: their hashes are read in the same view as the logs.
         recorded = self.relay.records.refs(blocks)
+        # Chunks without any of them have nothing to read back: a round trip fewer each.
+        self.recorded = sorted(r.number for r in recorded)
         fetched = fetch(
             self.relay.chain,
             self.relay.specs,
@@ -482,7 +485,9 @@ class _Run:
         self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
     ) -> int:
         self.lease.ensure()
-        existing = {r.ref: r for r in self.relay.records.read(chunk.start, chunk.end)}
+        existing: dict[BlockRef, BlockRecord] = {}
+        if any_in(self.recorded, chunk):
+            existing = {r.ref: r for r in self.relay.records.read(chunk.start, chunk.end)}
         states = states_of(existing.values())
         selection = select_unpublished(events, states)
         dead_selection = select_unpublished(dead, states)
