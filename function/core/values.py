@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
 
 Converter = Callable[[Any], Any]
@@ -20,10 +21,22 @@ Converter = Callable[[Any], Any]
 _ARRAY_SUFFIX = re.compile(r"^(.*)\[(\d*)\]$")
 
 
+_HEX40 = re.compile(r"0[xX][0-9a-fA-F]{40}")
+_UPPER = frozenset("89abcdef")  # a hash digit of 8 or more capitalises its letter
+
+
 @lru_cache(maxsize=1 << 16)
 def checksum(address: str) -> str:
-    """EIP-55 form of an address, cached: checksumming hashes and is costly per log."""
-    return str(to_checksum_address(address))
+    """EIP-55 form of an address, cached: checksumming hashes and is costly per log. The
+    hash is taken here (eth-utils validates and converts on top, several times the cost);
+    anything but 0x and 40 hex digits goes to eth-utils, which says what is wrong."""
+    if not _HEX40.fullmatch(address):
+        return str(to_checksum_address(address))
+    lower = address[2:].lower()
+    digest = keccak(lower.encode("ascii")).hex()
+    return "0x" + "".join(
+        c.upper() if d in _UPPER else c for c, d in zip(lower, digest[:40], strict=True)
+    )
 
 
 def _same(value: Any) -> Any:
