@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eth_abi import decoding
-from eth_abi.exceptions import InsufficientDataBytes
+from eth_abi.exceptions import InsufficientDataBytes, InvalidPointer
 from eth_abi.grammar import parse
 from eth_abi.registry import BaseEquals, registry
 
@@ -179,18 +179,85 @@ def _word_reader(abi_type: str) -> Callable[[bytes], Any] | None:
     return None
 
 
+def _tail_reader(abi_type: str) -> Callable[[bytes, int], Any] | None:
+    """A top-level `string`, `bytes` or `T[]` of a static elementary T, read at its offset
+    with the registry's checks (the length inside the data, each item's word there)."""
+    t = parse(abi_type)
+    if getattr(t, "base", None) in ("string", "bytes") and t.sub is None and not t.is_array:
+        text = t.base == "string"
+
+        def tail(data: bytes, at: int) -> Any:
+            length = int.from_bytes(_word_at(data, at), "big")
+            start = at + 32
+            if length > len(data) - start:
+                raise InsufficientDataBytes(
+                    f"a length of {length} bytes, only {len(data) - start} left in the data"
+                )
+            raw = data[start : start + length]
+            return raw.decode("utf-8", "replace") if text else raw
+
+        return tail
+    if t.is_array and len(t.arrlist) == 1 and not t.arrlist[0]:
+        item = _word_reader(t.item_type.to_type_str())
+        if item is None:
+            return None
+
+        def array(data: bytes, at: int) -> Any:
+            count = int.from_bytes(_word_at(data, at), "big")
+            start = at + 32
+            if count > (len(data) - start) // 32:
+                raise InsufficientDataBytes(f"an array of {count} words does not fit the data")
+            return tuple(item(data[i : i + 32]) for i in range(start, start + 32 * count, 32))
+
+        return array
+    return None
+
+
+def _word_at(data: bytes, at: int) -> bytes:
+    word = data[at : at + 32]
+    if len(word) < 32:
+        raise InsufficientDataBytes(f"Tried to read 32 bytes, only got {len(word)} bytes.")
+    return word
+
+
 def _words_decoder(types: Sequence[str]) -> TupleDecode | None:
-    """Data of static elementary values only (most events): word i is value i."""
-    readers = [_word_reader(t) for t in types]
-    if not readers or any(r is None for r in readers):
+    """Data of static elementary values, `string`, `bytes` and arrays of static elementary
+    values (most events): a word per value in the head, the others at their offsets. The
+    registry's rules kept: an offset must point past the head and inside the data."""
+    if not types:
         return None
-    steps = [(32 * i, 32 * i + 32, r) for i, r in enumerate(readers) if r is not None]
-    need = 32 * len(steps)
+    heads: list[Callable[[bytes], Any] | None] = []
+    tails: list[Callable[[bytes, int], Any] | None] = []
+    for t in types:
+        head = _word_reader(t)
+        tail = None if head is not None else _tail_reader(t)
+        if head is None and tail is None:
+            return None
+        heads.append(head)
+        tails.append(tail)
+    head_size = 32 * len(types)
 
     def decode(data: bytes) -> tuple[Any, ...]:
-        if len(data) < need:
-            raise InsufficientDataBytes(f"Tried to read {need} bytes, only got {len(data)} bytes.")
-        return tuple(read(data[a:b]) for a, b, read in steps)
+        if len(data) < head_size:
+            raise InsufficientDataBytes(
+                f"Tried to read {head_size} bytes, only got {len(data)} bytes."
+            )
+        offsets = []
+        for i, tail in enumerate(tails):
+            if tail is not None:
+                at = int.from_bytes(data[32 * i : 32 * i + 32], "big")
+                if at < head_size or at >= len(data):
+                    raise InvalidPointer(f"Invalid pointer in tuple at location {32 * i}")
+                offsets.append(at)
+        out = []
+        pointed = iter(offsets)
+        for i, (head, tail) in enumerate(zip(heads, tails, strict=True)):
+            if head is not None:
+                out.append(head(data[32 * i : 32 * i + 32]))
+            else:
+                assert tail is not None
+                out.append(tail(data, next(pointed)))
+        return tuple(out)
 
     return decode
 

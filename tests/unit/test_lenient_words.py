@@ -44,5 +44,65 @@ def test_data_too_short_is_refused_as_the_registry_refuses_it() -> None:
 
 def test_only_static_elementary_layouts_take_the_word_path() -> None:
     assert lenient._words_decoder(["uint256", "address"]) is not None
-    for types in (["string"], ["uint256", "bytes"], ["uint256[2]"], ["(uint256,bool)"], []):
+    for types in (["uint256[2]"], ["(uint256,bool)"], ["string[]"], ["uint256[][]"], []):
         assert lenient._words_decoder(types) is None
+
+
+LAYOUTS = [
+    ["uint256", "string", "bytes32", "address[]"],
+    ["string"],
+    ["bytes", "bool"],
+    ["address", "uint256", "uint256", "string"],
+    ["int8[]", "bytes"],
+]
+
+
+def _value(abi_type: str, rng: random.Random) -> Any:
+    return {
+        "uint256": lambda: rng.randrange(2**256),
+        "string": lambda: rng.choice(["", "hi", "ünï" * rng.randrange(20)]),
+        "bytes32": lambda: rng.randbytes(32),
+        "address[]": lambda: ["0x" + rng.randbytes(20).hex() for _ in range(rng.randrange(4))],
+        "bytes": lambda: rng.randbytes(rng.randrange(70)),
+        "bool": lambda: rng.random() < 0.5,
+        "address": lambda: "0x" + rng.randbytes(20).hex(),
+        "int8[]": lambda: [rng.randrange(-128, 128) for _ in range(rng.randrange(5))],
+    }[abi_type]()
+
+
+def _mangled(data: bytes, rng: random.Random) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randrange(4)):
+        kind = rng.randrange(4)
+        if kind == 0 and out:
+            out[rng.randrange(len(out))] = rng.randrange(256)
+        elif kind == 1:
+            out = out[: rng.randrange(len(out) + 1)]
+        elif kind == 2:
+            out += rng.randbytes(rng.randrange(40))
+        else:  # a small number (an offset, a length) where a word was
+            at = rng.randrange(max(1, len(out) // 32)) * 32
+            out[at : at + 32] = rng.randrange(300).to_bytes(32, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("types", LAYOUTS, ids=",".join)
+def test_dynamic_values_read_and_fail_as_the_registry_reads_them(types: list[str]) -> None:
+    """Valid encodings, then bytes flipped, cut, appended and offsets or lengths replaced:
+    both decoders give the same values, or both refuse."""
+    from eth_abi import encode
+
+    fast, slow = lenient.tuple_decoder(types), registry(types)
+    assert lenient._words_decoder(types) is not None
+    rng = random.Random(",".join(types))
+    for _ in range(1500):
+        data = _mangled(encode(types, [_value(t, rng) for t in types]), rng)
+        try:
+            expected: Any = slow(data)
+        except Exception:
+            expected = "refused"
+        try:
+            got: Any = fast(data)
+        except Exception:
+            got = "refused"
+        assert got == expected, data.hex()
