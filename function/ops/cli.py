@@ -334,7 +334,7 @@ def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[
     from function.ops.wiring import chain_reader
 
     try:
-        specs = load_specs(read_abi, settings.abi_uri, settings.events)
+        specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     chain = chain_reader(settings)

@@ -69,7 +69,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         }[settings.confirmations_from],
         settings.head,
     )
-    specs = load_specs(read_abi, settings.abi_uri, settings.events)
+    specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
     client = make_client()
     publisher = Publisher(client, settings.pubsub_project, settings.topic)
     publisher.check_topic()

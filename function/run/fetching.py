@@ -87,7 +87,7 @@ def fetch(
         extra.add(anchor.number)
     limits = limits or RangeLimits(len(blocks))
     for attempt in range(1, ATTEMPTS + 1):
-        before, logs = _read_logs(chain, contracts, specs.topic_filter, blocks, limits)
+        before, logs = _read_logs(chain, contracts, specs, blocks, limits)
         if before is None:  # windows answered from different chains
             _again(blocks, attempt)
             continue
@@ -138,7 +138,7 @@ def _again(blocks: BlockRange, attempt: int) -> None:
 def _read_logs(
     chain: Chain,
     contracts: Sequence[str],
-    topics: Sequence[str] | None,
+    specs: EventCatalogue,
     blocks: BlockRange,
     limits: RangeLimits,
 ) -> tuple[Header | None, list[RawLog]]:
@@ -146,7 +146,10 @@ def _read_logs(
     first of them (one side of the consistency check); None for the header when windows
     came from different chains. Every window's request carries the range end's header: a
     node that knows that block as the first window's node did has the same blocks below
-    it, so a window served by a node on another fork (a load-balanced pool) is caught."""
+    it, so a window served by a node on another fork (a load-balanced pool) is caught.
+    With RELAYER_ARG_FILTERS each window is several queries in one batch (`log_queries`)."""
+    topics = specs.topic_filter
+    queries = specs.log_queries if specs.filtered else None
     logs: list[RawLog] = []
     before: Header | None = None
     start = blocks.start
@@ -154,7 +157,9 @@ def _read_logs(
         limit = limits.for_host(chain.host)
         window = BlockRange(start, limit.window_end(start, blocks.end))
         try:
-            headers, part = chain.logs_with_headers(window, contracts, topics, [blocks.end])
+            headers, part = chain.logs_with_headers(
+                window, contracts, topics, [blocks.end], queries
+            )
         except RangeTooLargeError as e:
             if not limits.for_host(e.host).refused_range(window.start, window.end, e.failure):
                 raise RpcError(

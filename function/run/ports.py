@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from function.core.catalogue import TopicQuery
 from function.core.checkpoint import Commit, Grant
 from function.core.lease import Lease
 from function.core.messages import Message
@@ -29,6 +30,7 @@ class Chain(Protocol):
         addresses: Sequence[str],
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
     ) -> tuple[dict[int, Header], list[RawLog]]: ...
 
 
