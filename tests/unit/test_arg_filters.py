@@ -313,3 +313,54 @@ def test_a_filter_the_abi_refutes_names_the_part_and_the_fix(
 def test_every_refuted_part_is_reported_at_once() -> None:
     found = problems_of(f"Nope.a=1;Transfer.to={TREASURY};Approval.value=1;Noted.flag=2")
     assert [p.split("'")[1] for p in found] == ["Nope.a=1", "Approval.value=1", "Noted.flag=2"]
+
+
+# -- in a relayers file (RELAYER_CONFIG) ---------------------------------------------
+
+FLEET_ENV = {**MINIMAL, "CONTRACT_ADDRESS": TREASURY}
+
+
+def fleet_of(text: str) -> list[Any]:
+    from function.ops.fleet import load_fleet
+
+    return load_fleet(FLEET_ENV, "relayers.yaml", lambda _: text.encode())
+
+
+def test_a_relayers_file_takes_filters_as_text_a_list_or_a_mapping() -> None:
+    fleet = fleet_of(
+        f"""
+relayers:
+  - RELAYER_ID: text
+    RELAYER_ARG_FILTERS: "Transfer.to={TREASURY}|{VAULT};Approval.owner={VAULT}"
+  - RELAYER_ID: list
+    RELAYER_ARG_FILTERS: ["Transfer.to={TREASURY}|{VAULT}", "Approval.owner={VAULT}"]
+  - RELAYER_ID: mapping
+    RELAYER_ARG_FILTERS:
+      Transfer.to: [{TREASURY}, {VAULT}]
+      Approval.owner: {VAULT}
+  - RELAYER_ID: none
+"""
+    )
+    expected = (
+        ArgFilter("Transfer", "to", (TREASURY, VAULT)),
+        ArgFilter("Approval", "owner", (VAULT,)),
+    )
+    assert [s.arg_filters for s in fleet] == [expected, expected, expected, ()]
+
+
+def test_a_relayers_file_reports_bad_filters_per_relayer() -> None:
+    from function.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        fleet_of(
+            "relayers:\n"
+            "  - {RELAYER_ID: a, RELAYER_ARG_FILTERS: 'Transfer.to'}\n"
+            "  - {RELAYER_ID: b, RELAYER_INCLUDE: receipts}\n"
+        )
+    assert raised.value.problems == (
+        "RELAYER_CONFIG relayers.yaml relayers[0]: RELAYER_ARG_FILTERS part 'Transfer.to' is "
+        "invalid: expected Event.argument=value[|value...], parts joined by ';' (e.g. "
+        "Transfer.to=0xAbc...|0xDef...;Approval.owner=0xAbc...)",
+        "RELAYER_CONFIG relayers.yaml relayers[1]: RELAYER_INCLUDE='receipts' is invalid: "
+        "expected transaction, or unset",
+    )
