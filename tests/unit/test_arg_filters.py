@@ -364,3 +364,20 @@ def test_a_relayers_file_reports_bad_filters_per_relayer() -> None:
         "RELAYER_CONFIG relayers.yaml relayers[1]: RELAYER_INCLUDE='receipts' is invalid: "
         "expected transaction, or unset",
     )
+
+
+def test_status_shows_the_filters_and_what_messages_include() -> None:
+    from datetime import UTC, datetime
+
+    from devstack.sim.events import settings
+    from function.ops.status import relayer_status
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    shaped = settings(
+        arg_filters=parse_arg_filters("Tick.id=1|2;Tock.x=3"), include=("transaction",)
+    )
+    entry = relayer_status(shaped, {"next_block": 1}, 5, now)
+    assert entry["arg_filters"] == ["Tick.id=1|2", "Tock.x=3"]
+    assert entry["include"] == ["transaction"]
+    plain = relayer_status(settings(), {"next_block": 1}, 5, now)
+    assert plain["arg_filters"] == [] and plain["include"] == []
