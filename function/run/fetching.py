@@ -27,7 +27,7 @@ from function.core.model import BlockRef, DeadLetter, Event, Header, RawLog
 from function.core.planning import BlockRange
 from function.core.values import checksum
 from function.errors import ChainMovedError, DecodeError, RangeTooLargeError, RpcError
-from function.run.ports import Chain
+from function.run.ports import Chain, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def fetch(
     limits: RangeLimits | None = None,
     anchor: BlockRef | None = None,
     also: Iterable[int] = (),
+    transactions: Transactions | None = None,
 ) -> Fetched:
     """The events of `blocks` and the hashes its chunk commits need, from one chain.
 
@@ -80,7 +81,10 @@ def fetch(
     log that cannot be decoded becomes a `DeadLetter` when `dead_letters` is on, and fails
     the run otherwise: it is never dropped silently. `anchor` is the checkpoint block the
     range must descend from; `also` names more blocks of the range whose hashes the caller
-    needs from the same view (blocks with records, to find orphaned ones).
+    needs from the same view (blocks with records, to find orphaned ones). With
+    `transactions` (RELAYER_INCLUDE=transaction) each event gains its transaction, read
+    after the headers and checked against them like the logs: one read from another block
+    than its log's (the chain moved between the reads) reads the view again.
     """
     extra = {n for n in also if n in blocks}
     if anchor is not None:
@@ -109,6 +113,8 @@ def fetch(
                 f"{headers[anchor.number].hash}, checkpointed {anchor.hash}): the chain "
                 "reorganised between the check and the read"
             )
+        if consistent and transactions is not None:
+            consistent = _with_transactions(transactions, events)
         if consistent:
             hashes = {d.block_number: d.block_hash for d in dead}
             hashes.update((e.block_number, e.block_hash) for e in events)
@@ -123,6 +129,29 @@ def fetch(
         "reorganising near its head (raise RELAYER_CONFIRMATIONS) or the RPC endpoints "
         "behind RPC_URL disagree"
     )
+
+
+def _with_transactions(transactions: Transactions, events: Sequence[Event]) -> bool:
+    """Give each event its transaction; False when one was not read from its log's block
+    (unknown, or in another block: a reorganisation between the reads)."""
+    if not events:
+        return True
+    by_block: dict[int, set[str]] = {}
+    for e in events:
+        by_block.setdefault(e.block_number, set()).add(e.transaction_hash)
+    facts = transactions.read(by_block)
+    for e in events:
+        found = facts.get(e.transaction_hash)
+        if found is None or found.block_hash != e.block_hash:
+            log.info(
+                "transaction %s of block %d was read %s",
+                e.transaction_hash,
+                e.block_number,
+                "from no block" if found is None else f"from block {found.block_hash}",
+            )
+            return False
+        e.transaction = found.as_json()
+    return True
 
 
 def _again(blocks: BlockRange, attempt: int) -> None:

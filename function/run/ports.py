@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -12,6 +12,7 @@ from function.core.lease import Lease
 from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef, Header, RawLog
 from function.core.planning import BlockRange
+from function.core.txfacts import TxFacts
 
 
 class Chain(Protocol):
@@ -32,6 +33,16 @@ class Chain(Protocol):
         header_numbers: Sequence[int],
         queries: Sequence[TopicQuery | None] | None = None,
     ) -> tuple[dict[int, Header], list[RawLog]]: ...
+
+
+class Transactions(Protocol):
+    """Reads the transactions of a range's events (`transactions.TransactionReader`), for
+    RELAYER_INCLUDE=transaction."""
+
+    def read(self, by_block: Mapping[int, Collection[str]]) -> dict[str, TxFacts]:
+        """The facts of the transactions of each block (number -> transaction hashes), by
+        hash; one the node does not know is left out."""
+        ...
 
 
 class State(Protocol):
