@@ -95,6 +95,11 @@ class ChainReader:
     def host(self) -> str:
         return self._rpc.host
 
+    @property
+    def rpc(self) -> JsonRpc:
+        """The client it reads through: the transactions reader shares its endpoints."""
+        return self._rpc
+
     def head(self, tag: str = "latest") -> int:
         """The newest block number, or the node's `safe`/`finalized` block."""
         return self._head_value(tag, self._rpc.call(*_fields(_head_call(tag))))
