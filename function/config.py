@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from eth_utils.address import is_checksum_address, to_checksum_address
 
 from function.chains import preset
+from function.core.argfilters import ArgFilter, parse_arg_filters, unselected
 from function.errors import ConfigError
 from function.numeric_settings import (
     BLOCK_COUNT,
@@ -43,6 +44,7 @@ T = TypeVar("T")
 REQUEST_SECONDS = Positive("seconds", 3600.0, "the longest request of an HTTP function")
 
 HEAD_TAGS = ("latest", "safe", "finalized")
+INCLUDES = ("transaction",)
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -76,6 +78,8 @@ class Settings:
     # would name a new state (function/core/identity.py)
     default_id: bool = False
     events: tuple[str, ...] = ()  # empty: every event of the ABI
+    arg_filters: tuple[ArgFilter, ...] = ()  # RELAYER_ARG_FILTERS, checked against the ABI later
+    include: tuple[str, ...] = ()  # RELAYER_INCLUDE: what messages gain (INCLUDES)
     firestore_project: str = ""
     firestore_database: str = "(default)"
     lease_s: float = 300.0
@@ -98,6 +102,11 @@ class Settings:
     def chain_name(self) -> str | None:
         known = preset(self.chain_id)
         return None if known is None else known.name
+
+    @property
+    def include_transaction(self) -> bool:
+        """RELAYER_INCLUDE=transaction: each message gains its transaction's facts."""
+        return "transaction" in self.include
 
     @property
     def rpc_hosts(self) -> tuple[str, ...]:
@@ -214,6 +223,18 @@ def _events(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _include(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
+    if not names or any(n not in INCLUDES for n in names):
+        raise ValueError(raw)
+    return names
+
+
+def _arg_filters(env: Mapping[str, str], name: str, default: Any) -> Any:
+    raw = _optional(env, name)
+    return default if raw is None else parse_arg_filters(raw)  # a ConfigError per bad part
+
+
 def _resource(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
     value = _required(env, name)
     if value.startswith("projects/"):
@@ -255,6 +276,8 @@ _OPTIONAL: tuple[tuple[str, str, Reader], ...] = (
     ("RELAYER_RUN_SECONDS", "run_s", _decimal(RUN_SECONDS)),
     ("RELAYER_CONFIRMATIONS", "confirmations", _integer(CONFIRMATIONS)),
     ("RELAYER_EVENTS", "events", _text(_events, "comma-separated event names")),
+    ("RELAYER_ARG_FILTERS", "arg_filters", _arg_filters),
+    ("RELAYER_INCLUDE", "include", _text(_include, "transaction, or unset")),
     ("FIRESTORE_DATABASE", "firestore_database", _text(str, "a Firestore database id")),
     ("RELAYER_LEASE_SECONDS", "lease_s", _decimal(LEASE_SECONDS)),
     ("RELAYER_EVENT_TTL_DAYS", "event_ttl_days", _decimal(TTL_DAYS)),
@@ -363,6 +386,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             ),
             None,
         )
+    if optional["events"] is not None and optional["arg_filters"]:
+        got.found.extend(unselected(optional["arg_filters"], optional["events"]))
     if got.found:
         raise ConfigError.of(got.found)
     confirmations_from = "RELAYER_CONFIRMATIONS"

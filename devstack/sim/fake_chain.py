@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from devstack.sim.events import CONTRACT, TOPIC0, word
 from function.adapters.chain import unique_logs
+from function.core.catalogue import TopicQuery, query_matches
 from function.core.model import Header, RawLog
 from function.core.planning import BlockRange
 from function.core.provider_errors import Failure, FailureKind
@@ -69,6 +70,7 @@ class ChainView:
         addresses: Sequence[str],
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
     ) -> tuple[dict[int, Header], list[RawLog]]:
         if self.max_span is not None and len(blocks) > self.max_span:
             raise RangeTooLargeError(
@@ -82,7 +84,12 @@ class ChainView:
             entry
             for n in range(blocks.start, blocks.end + 1)
             for entry in self._block(n).logs
-            if entry["address"] in wanted and (topic0s is None or entry["topics"][0] in topic0s)
+            if entry["address"] in wanted
+            and (
+                (topic0s is None or entry["topics"][0] in topic0s)
+                if queries is None
+                else any(query_matches(q, entry["topics"]) for q in queries)
+            )
         ]
         if self.duplicates:
             logs = [copy for entry in logs for copy in (entry, dict(entry))]  # type: ignore[misc]
@@ -196,5 +203,6 @@ class FakeChain:
         addresses: Sequence[str],
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
     ) -> tuple[dict[int, Header], list[RawLog]]:
-        return self._node().logs_with_headers(blocks, addresses, topic0s, header_numbers)
+        return self._node().logs_with_headers(blocks, addresses, topic0s, header_numbers, queries)

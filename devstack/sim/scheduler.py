@@ -21,6 +21,7 @@ from devstack.sim.clock import FakeClock
 from devstack.sim.fake_chain import ChainView, FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
+from function.core.catalogue import TopicQuery
 from function.core.checkpoint import Commit, Grant
 from function.core.lease import Lease
 from function.core.messages import Message
@@ -180,11 +181,12 @@ class SimChain:
         addresses: Sequence[str],
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
     ) -> tuple[dict[int, Header], list[RawLog]]:
         node, d = self._node("logs_with_headers")
         if d.fault == "refuse" and len(blocks) > 1:
             node.max_span = max(1, min(len(blocks) - 1, int(d.arg)))
-        return node.logs_with_headers(blocks, addresses, topic0s, header_numbers)
+        return node.logs_with_headers(blocks, addresses, topic0s, header_numbers, queries)
 
 
 class SimState:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from function.adapters.jsonrpc.client import Call, JsonRpc
+from function.core.catalogue import TopicQuery
 from function.core.model import Header, RawLog
 from function.core.planning import BlockRange
 from function.errors import RpcError
@@ -73,14 +74,14 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
     return check
 
 
-def _logs_call(blocks: BlockRange, addresses: Sequence[str], topic0s: Sequence[str] | None) -> Call:
+def _logs_call(blocks: BlockRange, addresses: Sequence[str], topics: TopicQuery | None) -> Call:
     params: dict[str, Any] = {
         "fromBlock": hex(blocks.start),
         "toBlock": hex(blocks.end),
         "address": list(addresses),
     }
-    if topic0s is not None:  # None: every log of the addresses (anonymous events selected)
-        params["topics"] = [list(topic0s)]
+    if topics is not None:  # None: every log of the addresses (anonymous events selected)
+        params["topics"] = [None if t is None else list(t) for t in topics]
     return Call("eth_getLogs", [params], _logs_checker(blocks, addresses))
 
 
@@ -93,6 +94,11 @@ class ChainReader:
     @property
     def host(self) -> str:
         return self._rpc.host
+
+    @property
+    def rpc(self) -> JsonRpc:
+        """The client it reads through: the transactions reader shares its endpoints."""
+        return self._rpc
 
     def head(self, tag: str = "latest") -> int:
         """The newest block number, or the node's `safe`/`finalized` block."""
@@ -135,27 +141,47 @@ class ChainReader:
         addresses: Sequence[str],
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
     ) -> tuple[dict[int, Header], list[RawLog]]:
         """The logs of a range and some headers, in one request to one endpoint.
 
         The range's last block always comes along: an endpoint that knows it has all the
         range's logs, so a lagging node behind a load balancer cannot silently cut them.
+        `queries`, when given, are the topics of several eth_getLogs sent in the same batch
+        instead of the one `topic0s` makes (RELAYER_ARG_FILTERS: a query per filtered
+        event); each goes right after a copy of the range end's header, so a batch the node
+        makes us cut keeps each query with it. Their logs come merged, each once.
         """
-        numbers = sorted({*header_numbers, blocks.end})
-        answers = self._rpc.batch(
-            [*(_block(n) for n in numbers), _logs_call(blocks, addresses, topic0s)]
-        )
+        if queries is None:
+            queries = [None if topic0s is None else (tuple(topic0s),)]
+        numbers = sorted(set(header_numbers) - {blocks.end})
+        calls = [_block(n) for n in numbers]
+        for query in queries:
+            calls += [_block(blocks.end), _logs_call(blocks, addresses, query)]
+        answers = self._rpc.batch(calls)
         headers = {n: _header(b) for n, b in zip(numbers, answers, strict=False)}
-        logs = unique_logs(cast(list[RawLog], answers[-1]))
-        if len(logs) < len(answers[-1]):
-            log.warning(
-                "RPC endpoint %s repeated %d logs in one eth_getLogs answer (blocks %d..%d): "
-                "relaying each once",
-                self.host,
-                len(answers[-1]) - len(logs),
-                blocks.start,
-                blocks.end,
+        ends = {_header(answers[i]) for i in range(len(numbers), len(answers), 2)}
+        if len(ends) > 1:
+            raise RpcError(
+                f"RPC endpoint {self.host} answered one read of blocks {blocks.start}.."
+                f"{blocks.end} from different chains (block {blocks.end} as "
+                f"{' and '.join(sorted(h.hash for h in ends))}): the next run reads it again"
             )
+        headers[blocks.end] = ends.pop()
+        merged: list[RawLog] = []
+        for answer in answers[len(numbers) + 1 :: 2]:
+            logs = unique_logs(cast(list[RawLog], answer))
+            if len(logs) < len(answer):
+                log.warning(
+                    "RPC endpoint %s repeated %d logs in one eth_getLogs answer (blocks %d..%d): "
+                    "relaying each once",
+                    self.host,
+                    len(answer) - len(logs),
+                    blocks.start,
+                    blocks.end,
+                )
+            merged += logs
+        logs = unique_logs(merged)  # queries may overlap: two layouts of one filtered event
         logs.sort(key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
         return headers, logs
 

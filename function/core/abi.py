@@ -17,6 +17,8 @@ from eth_abi.grammar import ABIType, TupleType
 from eth_abi.grammar import parse as parse_abi_type
 from eth_utils.crypto import keccak
 
+from function.core.argfilters import ArgFilter
+from function.core.argtopics import apply_arg_filters
 from function.core.catalogue import EventCatalogue
 from function.core.lenient import tuple_decoder, value_decoder
 from function.core.specs import EventSpec, Param
@@ -152,10 +154,15 @@ def event_catalogue(
     )
 
 
-def load_specs(read: Callable[[str], bytes], uri: str, selected: Sequence[str]) -> EventCatalogue:
+def load_specs(
+    read: Callable[[str], bytes],
+    uri: str,
+    selected: Sequence[str],
+    arg_filters: Sequence[ArgFilter] = (),
+) -> EventCatalogue:
     """Read, parse and compile the ABI at `uri` (several comma-separated URIs are merged)
-    with the given reader."""
-    return event_catalogue(load_abi(read, uri), selected, uri)
+    with the given reader; RELAYER_ARG_FILTERS are checked against it (a `ConfigError`)."""
+    return apply_arg_filters(event_catalogue(load_abi(read, uri), selected, uri), arg_filters, uri)
 
 
 def load_abi(read: Callable[[str], bytes], uri: str) -> list[AbiEntry]:

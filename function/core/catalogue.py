@@ -8,6 +8,9 @@ pure choice between them (docs/CONTRACT.md §3).
 - Exactly one candidate: it is decoded if it is selected (RELAYER_EVENTS), ignored if not.
   Several, or none, where a selected event could be meant: a `DecodeError` saying so (the
   log is then dead-lettered, or fails the run); it is never dropped silently.
+- A selected event with argument filters (RELAYER_ARG_FILTERS, `argfilters`) is relayed only
+  when its log's topics match them: the queries carry the filters, and each log is checked
+  again here, whatever a node answered.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from dataclasses import dataclass
 
 from function.core.specs import EventSpec
 from function.errors import DecodeError
+
+# The `topics` of one eth_getLogs: per position the topics it may hold (any of them), None for
+# any topic; positions past the end are free.
+TopicQuery = tuple[tuple[str, ...] | None, ...]
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,31 @@ class EventCatalogue:
             return None
         return [t for t, specs in self.named.items() if specs[0].name in self.selected]
 
+    @property
+    def filtered(self) -> bool:
+        """Whether RELAYER_ARG_FILTERS applies to a selected event (`argfilters`)."""
+        return any(s.arg_topics for s in self.relayed())
+
+    @property
+    def log_queries(self) -> tuple[TopicQuery, ...] | None:
+        """The eth_getLogs topic arrays that together return every log a selected event may
+        be, sent in one batch: the topic0s of the events without filters in one, a query of
+        its own for each filtered layout (one topics array cannot hold a filter per event).
+        None: every log of the contracts, an anonymous event being selected (its filters then
+        apply to the logs alone, in `choose`)."""
+        topic0s = self.topic_filter
+        if topic0s is None:
+            return None
+        plain = tuple(t for t in topic0s if not self.named[t][0].arg_topics)
+        queries: list[TopicQuery] = [(plain,)] if plain else []
+        for t in topic0s:
+            for spec in self.named[t]:
+                if spec.arg_topics:
+                    query = _query(t, spec)
+                    if query not in queries:  # layouts filtered at the same positions
+                        queries.append(query)
+        return tuple(queries)
+
     def choose(self, topics: Sequence[str], data: bytes) -> EventSpec | None:
         """The selected event a log is, None for a log of an unselected event, or a
         `DecodeError` when the ABI cannot tell which it is (its message continues a
@@ -49,7 +81,8 @@ class EventCatalogue:
         if layouts is not None:
             if layouts[0].name not in self.selected:
                 return None
-            return _named(layouts, topics, data)
+            spec = _named(layouts, topics, data)
+            return None if spec.arg_topics and not spec.admits(topics) else spec
         if not any(s.name in self.selected for s in self.anonymous):
             raise DecodeError(
                 f"has topic0 {topics[0] if topics else 'none'}, which matches no "
@@ -68,10 +101,27 @@ class EventCatalogue:
                 "ABI_URI lacks, add them to it"
             )
         if len(fitting) == 1:
-            return fitting[0] if fitting[0].name in self.selected else None
+            spec = fitting[0]
+            return spec if spec.name in self.selected and spec.admits(topics) else None
         if not any(s.name in self.selected for s in fitting):
             return None  # whichever it is, it is not relayed
         raise DecodeError(_ambiguous(fitting, shape))
+
+
+def query_matches(query: TopicQuery | None, topics: Sequence[str]) -> bool:
+    """Whether eth_getLogs with `query` (None: no topic filter) returns a log with `topics`,
+    as nodes decide it: a log with fewer topics than the query's positions never matches."""
+    if query is None:
+        return True
+    if len(topics) < len(query):
+        return False
+    return all(want is None or topics[i].lower() in want for i, want in enumerate(query))
+
+
+def _query(topic0: str, spec: EventSpec) -> TopicQuery:
+    wanted = dict(spec.arg_topics)
+    rest = (tuple(sorted(wanted[i])) if i in wanted else None for i in range(1, max(wanted) + 1))
+    return ((topic0,), *rest)
 
 
 def _named(layouts: tuple[EventSpec, ...], topics: Sequence[str], data: bytes) -> EventSpec:

@@ -21,8 +21,9 @@ class Message:
 
 
 def event_payload(event: Event) -> dict[str, Any]:
-    """The JSON object of §3, in the documented key order."""
-    return {
+    """The JSON object of §3, in the documented key order; `transaction` last, when read
+    (RELAYER_INCLUDE)."""
+    payload = {
         "event_id": event.event_id,
         "chain_id": event.chain_id,
         "contract": event.contract,
@@ -36,6 +37,9 @@ def event_payload(event: Event) -> dict[str, Any]:
         "log_index": event.log_index,
         "removed": event.removed,
     }
+    if event.transaction is not None:
+        payload["transaction"] = event.transaction
+    return payload
 
 
 def rfc3339(timestamp: int) -> str | None:

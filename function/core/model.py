@@ -67,6 +67,9 @@ class Event:
     transaction_index: int
     log_index: int
     removed: bool = False
+    # RELAYER_INCLUDE=transaction: the `transaction` object of §3 (`txfacts`), read with the
+    # range; None: the message has no `transaction`.
+    transaction: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

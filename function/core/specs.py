@@ -6,7 +6,7 @@ compiled data decoder and one cheap reader per indexed topic.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,9 @@ class EventSpec:
     decode_data: TupleDecode  # the non-indexed values, the EVM's way (`lenient`)
     head_size: int  # bytes of the data's head: all of it when every data value is static
     static_data: bool
+    # RELAYER_ARG_FILTERS: (topic position, the topics it may hold), every one required;
+    # empty: every log of the layout is relayed (`argfilters`).
+    arg_topics: tuple[tuple[int, frozenset[str]], ...] = ()
 
     @property
     def indexed(self) -> tuple[Param, ...]:
@@ -59,6 +62,14 @@ class EventSpec:
             f"{p.abi_type}{' indexed' if p.indexed else ''} {p.name}" for p in self.params
         )
         return f"{self.name}({inner}){' anonymous' if self.anonymous else ''}"
+
+    def admits(self, topics: Sequence[str]) -> bool:
+        """Whether a log with these topics passes the layout's argument filters: the exact
+        words a node's topic filter compares."""
+        return all(
+            position < len(topics) and topics[position].lower() in allowed
+            for position, allowed in self.arg_topics
+        )
 
     def fits(self, data: bytes) -> bool:
         """Whether `data` is laid out as this event's: the exact size when every value is

@@ -33,6 +33,7 @@ from function.stopping import StopSignal
 
 if TYPE_CHECKING:  # the commands import what they use when they run: a fast --help
     from function.adapters.chain import ChainReader
+    from function.adapters.transactions import TransactionReader
     from function.core.catalogue import EventCatalogue
     from function.run.fetching import Fetched
 
@@ -327,21 +328,25 @@ def _relayed_before(
     return tuple(stale)
 
 
-def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[BlockRange, Any]]:
-    """The chain's events of the range, window by window, with a progress bar."""
+def _scan(
+    settings: Settings, blocks: BlockRange, label: str, *, as_published: bool = False
+) -> Iterator[tuple[BlockRange, Any]]:
+    """The chain's events of the range, window by window, with a progress bar;
+    `as_published`: with what the messages carry beyond the log (RELAYER_INCLUDE)."""
     from function.adapters.storage import read_abi
     from function.core.abi import load_specs
-    from function.ops.wiring import chain_reader
+    from function.ops.wiring import chain_reader, transaction_reader
 
     try:
-        specs = load_specs(read_abi, settings.abi_uri, settings.events)
+        specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     chain = chain_reader(settings)
+    transactions = transaction_reader(settings, chain) if as_published else None
     with _progress(len(blocks), label) as bar:
         for window in split(blocks, settings.batch_size):
             try:
-                fetched = _fetch_window(chain, specs, settings, window)
+                fetched = _fetch_window(chain, specs, settings, window, transactions)
             except RelayerError as e:
                 _fail(f"{label} stopped at blocks {window.start}..{window.end}: {e}", e.exit_code)
             yield window, fetched
@@ -349,12 +354,23 @@ def _scan(settings: Settings, blocks: BlockRange, label: str) -> Iterator[tuple[
 
 
 def _fetch_window(
-    chain: ChainReader, specs: EventCatalogue, settings: Settings, window: BlockRange
+    chain: ChainReader,
+    specs: EventCatalogue,
+    settings: Settings,
+    window: BlockRange,
+    transactions: TransactionReader | None = None,
 ) -> Fetched:
     from function.run.fetching import fetch
 
     return fetch(
-        chain, specs, settings.contracts, settings.chain_id, window, [window], dead_letters=True
+        chain,
+        specs,
+        settings.contracts,
+        settings.chain_id,
+        window,
+        [window],
+        dead_letters=True,
+        transactions=transactions,
     )
 
 
@@ -392,7 +408,7 @@ def replay(from_block: int, to_block: int, yes: bool) -> None:
         _fail(str(e), e.exit_code)
     dispatcher = Dispatcher(publisher, StopSignal(), settings.ordering)
     sent = skipped = 0
-    for _, fetched in _scan(settings, blocks, "replay"):
+    for _, fetched in _scan(settings, blocks, "replay", as_published=True):
         events = [e for e in fetched.events if recorded.get(e.event_id) == PUBLISHED]
         skipped += len(fetched.events) - len(events)
         payloads = [event_payload(e) for e in events]
@@ -687,7 +703,10 @@ def schema() -> None:
         catalogue = event_catalogue(entries, settings.events, settings.abi_uri)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
-    click.echo(json.dumps(message_schema(catalogue, entries, settings.chain_id), indent=2))
+    schema = message_schema(
+        catalogue, entries, settings.chain_id, transaction=settings.include_transaction
+    )
+    click.echo(json.dumps(schema, indent=2))
 
 
 @main.command("job-env")

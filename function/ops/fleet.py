@@ -38,7 +38,7 @@ def parse_entries(raw: bytes, uri: str) -> list[dict[str, str]]:
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ConfigError(f"RELAYER_CONFIG {uri} relayers[{n}] is not a mapping of settings")
-        settings = {str(k).upper(): _text(v) for k, v in entry.items()}
+        settings = {str(k).upper(): _text(v, str(k).upper()) for k, v in entry.items()}
         unknown = sorted(set(settings) - set(RELAYER_SETTINGS))
         if unknown:
             raise ConfigError(
@@ -49,11 +49,26 @@ def parse_entries(raw: bytes, uri: str) -> list[dict[str, str]]:
     return parsed
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, name: str = "") -> str:
+    if name == "RELAYER_ARG_FILTERS":
+        return _arg_filters_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _arg_filters_text(value: Any) -> str:
+    """RELAYER_ARG_FILTERS as its variable writes it, from the variable's text, a list of its
+    parts, or a mapping of `Event.arg` to a value or a list of values."""
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ";".join(
+            f"{k}={'|'.join(str(x) for x in v) if isinstance(v, list) else v}"
+            for k, v in value.items()
+        )
     return "" if value is None else str(value)
 
 

@@ -190,6 +190,9 @@ def relayer_status(
             if isinstance(e, Mapping)
         ],
         "reorgs": reorganisations(doc),
+        # What it relays: RELAYER_ARG_FILTERS, a part each, and RELAYER_INCLUDE.
+        "arg_filters": [f.text for f in settings.arg_filters],
+        "include": list(settings.include),
     }
 
 

@@ -12,6 +12,7 @@ from function.adapters.firestore.state import FirestoreState
 from function.adapters.jsonrpc.client import JsonRpc
 from function.adapters.pubsub import Publisher, make_client
 from function.adapters.storage import read_abi
+from function.adapters.transactions import TransactionReader
 from function.config import Settings
 from function.core.abi import load_specs
 from function.core.checkpoint import Commit
@@ -51,6 +52,11 @@ def identity_of(settings: Settings) -> Identity:
     return Identity(settings.relayer_id, settings.chain_id, settings.contracts, settings.default_id)
 
 
+def transaction_reader(settings: Settings, chain: ChainReader) -> TransactionReader | None:
+    """RELAYER_INCLUDE=transaction: the transactions, read through the chain's own client."""
+    return TransactionReader(chain.rpc) if settings.include_transaction else None
+
+
 def state_store(
     settings: Settings, client: firestore.Client, task: str | None = None, guard: bool = True
 ) -> FirestoreState:
@@ -76,7 +82,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         }[settings.confirmations_from],
         settings.head,
     )
-    specs = load_specs(read_abi, settings.abi_uri, settings.events)
+    specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
     client = make_client()
     publisher = Publisher(client, settings.pubsub_project, settings.topic)
     publisher.check_topic()
@@ -88,6 +94,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         dead_letters.check_topic()
     chain = chain_reader(settings, stop=stop, check_endpoints=True)
     state = state_store(settings, firestore_client(settings), task)
+    transactions = transaction_reader(settings, chain)
     heads = None
     if settings.ws_url is not None and settings.run_s > 0:  # only a follower waits for heads
         from function.adapters.heads import HeadWaker
@@ -103,6 +110,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         stop=stop,
         dead_letters=dead_letters,
         heads=heads,
+        transactions=transactions,
     )
 
 

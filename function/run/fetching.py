@@ -27,7 +27,7 @@ from function.core.model import BlockRef, DeadLetter, Event, Header, RawLog
 from function.core.planning import BlockRange
 from function.core.values import checksum
 from function.errors import ChainMovedError, DecodeError, RangeTooLargeError, RpcError
-from function.run.ports import Chain
+from function.run.ports import Chain, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def fetch(
     limits: RangeLimits | None = None,
     anchor: BlockRef | None = None,
     also: Iterable[int] = (),
+    transactions: Transactions | None = None,
 ) -> Fetched:
     """The events of `blocks` and the hashes its chunk commits need, from one chain.
 
@@ -80,14 +81,17 @@ def fetch(
     log that cannot be decoded becomes a `DeadLetter` when `dead_letters` is on, and fails
     the run otherwise: it is never dropped silently. `anchor` is the checkpoint block the
     range must descend from; `also` names more blocks of the range whose hashes the caller
-    needs from the same view (blocks with records, to find orphaned ones).
+    needs from the same view (blocks with records, to find orphaned ones). With
+    `transactions` (RELAYER_INCLUDE=transaction) each event gains its transaction, read
+    after the headers and checked against them like the logs: one read from another block
+    than its log's (the chain moved between the reads) reads the view again.
     """
     extra = {n for n in also if n in blocks}
     if anchor is not None:
         extra.add(anchor.number)
     limits = limits or RangeLimits(len(blocks))
     for attempt in range(1, ATTEMPTS + 1):
-        before, logs = _read_logs(chain, contracts, specs.topic_filter, blocks, limits)
+        before, logs = _read_logs(chain, contracts, specs, blocks, limits)
         if before is None:  # windows answered from different chains
             _again(blocks, attempt)
             continue
@@ -109,6 +113,8 @@ def fetch(
                 f"{headers[anchor.number].hash}, checkpointed {anchor.hash}): the chain "
                 "reorganised between the check and the read"
             )
+        if consistent and transactions is not None:
+            consistent = _with_transactions(transactions, events)
         if consistent:
             hashes = {d.block_number: d.block_hash for d in dead}
             hashes.update((e.block_number, e.block_hash) for e in events)
@@ -125,6 +131,29 @@ def fetch(
     )
 
 
+def _with_transactions(transactions: Transactions, events: Sequence[Event]) -> bool:
+    """Give each event its transaction; False when one was not read from its log's block
+    (unknown, or in another block: a reorganisation between the reads)."""
+    if not events:
+        return True
+    by_block: dict[int, set[str]] = {}
+    for e in events:
+        by_block.setdefault(e.block_number, set()).add(e.transaction_hash)
+    facts = transactions.read(by_block)
+    for e in events:
+        found = facts.get(e.transaction_hash)
+        if found is None or found.block_hash != e.block_hash:
+            log.info(
+                "transaction %s of block %d was read %s",
+                e.transaction_hash,
+                e.block_number,
+                "from no block" if found is None else f"from block {found.block_hash}",
+            )
+            return False
+        e.transaction = found.as_json()
+    return True
+
+
 def _again(blocks: BlockRange, attempt: int) -> None:
     log.warning(
         "blocks %d..%d changed while being read (attempt %d of %d): reading them again",
@@ -138,7 +167,7 @@ def _again(blocks: BlockRange, attempt: int) -> None:
 def _read_logs(
     chain: Chain,
     contracts: Sequence[str],
-    topics: Sequence[str] | None,
+    specs: EventCatalogue,
     blocks: BlockRange,
     limits: RangeLimits,
 ) -> tuple[Header | None, list[RawLog]]:
@@ -146,7 +175,10 @@ def _read_logs(
     first of them (one side of the consistency check); None for the header when windows
     came from different chains. Every window's request carries the range end's header: a
     node that knows that block as the first window's node did has the same blocks below
-    it, so a window served by a node on another fork (a load-balanced pool) is caught."""
+    it, so a window served by a node on another fork (a load-balanced pool) is caught.
+    With RELAYER_ARG_FILTERS each window is several queries in one batch (`log_queries`)."""
+    topics = specs.topic_filter
+    queries = specs.log_queries if specs.filtered else None
     logs: list[RawLog] = []
     before: Header | None = None
     start = blocks.start
@@ -154,7 +186,9 @@ def _read_logs(
         limit = limits.for_host(chain.host)
         window = BlockRange(start, limit.window_end(start, blocks.end))
         try:
-            headers, part = chain.logs_with_headers(window, contracts, topics, [blocks.end])
+            headers, part = chain.logs_with_headers(
+                window, contracts, topics, [blocks.end], queries
+            )
         except RangeTooLargeError as e:
             if not limits.for_host(e.host).refused_range(window.start, window.end, e.failure):
                 raise RpcError(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from function.core.catalogue import TopicQuery
 from function.core.checkpoint import Commit, Grant
 from function.core.lease import Lease
 from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef, Header, RawLog
 from function.core.planning import BlockRange
+from function.core.txfacts import TxFacts
 
 
 class Chain(Protocol):
@@ -29,7 +31,18 @@ class Chain(Protocol):
         addresses: Sequence[str],
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
     ) -> tuple[dict[int, Header], list[RawLog]]: ...
+
+
+class Transactions(Protocol):
+    """Reads the transactions of a range's events (`transactions.TransactionReader`), for
+    RELAYER_INCLUDE=transaction."""
+
+    def read(self, by_block: Mapping[int, Collection[str]]) -> dict[str, TxFacts]:
+        """The facts of the transactions of each block (number -> transaction hashes), by
+        hash; one the node does not know is left out."""
+        ...
 
 
 class State(Protocol):

@@ -49,7 +49,7 @@ from function.redact import scrub
 from function.run.dispatch import Dispatcher
 from function.run.fetching import any_in, fetch
 from function.run.leasing import LeaseKeeper
-from function.run.ports import Chain, Heads, Records, Sink, State
+from function.run.ports import Chain, Heads, Records, Sink, State, Transactions
 from function.run.rewind import retract, rewind
 from function.stopping import StopSignal
 
@@ -109,6 +109,7 @@ class Relay:
     wait: Callable[[float], bool] | None = None
     heads: Heads | None = None  # RPC_WS_URL: new heads wake a follower between looks
     execution: str | None = None  # the Cloud Run execution, kept in the summary for status
+    transactions: Transactions | None = None  # RELAYER_INCLUDE=transaction
 
     def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`, ending at a stop; True when a stop was asked."""
@@ -437,6 +438,7 @@ class _Run:
             limits=self.limits,
             anchor=anchor,
             also=[r.number for r in recorded],
+            transactions=self.relay.transactions,
         )
         self.hashes.update(fetched.hashes)
         orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
