@@ -36,7 +36,14 @@ from function.core.dedup import select_unpublished
 from function.core.lease import handover_until, still_waiting_until
 from function.core.logspan import RangeLimits
 from function.core.model import BlockRecord, BlockRef, DeadLetter, Event
-from function.core.planning import BlockRange, cut_by_events, plan_range, safe_tip, split
+from function.core.planning import (
+    BlockRange,
+    cut_by_events,
+    next_window,
+    plan_range,
+    safe_tip,
+    split,
+)
 from function.core.summary import FAILED, IDLE, OK, SKIPPED, RunSummary
 from function.errors import (
     ChainMovedError,
@@ -47,7 +54,7 @@ from function.errors import (
 )
 from function.redact import scrub
 from function.run.dispatch import Dispatcher
-from function.run.fetching import any_in, fetch
+from function.run.fetching import Fetched, any_in, fetch
 from function.run.leasing import LeaseKeeper
 from function.run.ports import Chain, Heads, Records, Sink, State, Transactions
 from function.run.rewind import retract, rewind
@@ -419,7 +426,9 @@ class _Run:
         return done.next_block, BlockRef(done.ancestor, done.ancestor_hash)
 
     def _relay(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
-        """Relay the range chunk by chunk; the last block done (all of it unless stopped)."""
+        """Relay the range window by window, each chunk by chunk; the last block done (all
+        of it unless stopped). A window is read as one consistent view descending from the
+        one before (`anchor`), so the run holds one window's events, never the batch's."""
         chunks = list(split(blocks, self.settings.checkpoint_interval))
         # Records above the checkpoint (a run killed before its commit, a first run, a lane
         # that failed while another's requests were accepted) may belong to blocks the chain
@@ -427,13 +436,35 @@ class _Run:
         recorded = self.relay.records.refs(blocks)
         # Chunks without any of them have nothing to read back: a round trip fewer each.
         self.recorded = sorted(r.number for r in recorded)
+        last: tuple[int, int] | None = None
+        while chunks:
+            taken = next_window(len(chunks), self.settings.checkpoint_interval, last)
+            window, chunks = chunks[:taken], chunks[taken:]
+            span = BlockRange(window[0].start, window[-1].end)
+            fetched = self._fetch(span, window, anchor, [r for r in recorded if r.number in span])
+            done = self._relay_window(window, fetched)
+            if done < span.end:
+                return done
+            anchor = BlockRef(span.end, fetched.hashes[span.end])
+            last = (len(span), len(fetched.events) + len(fetched.dead))
+        return blocks.end
+
+    def _fetch(
+        self,
+        span: BlockRange,
+        window: Sequence[BlockRange],
+        anchor: BlockRef | None,
+        recorded: Sequence[BlockRef],
+    ) -> Fetched:
+        """One window's events, the hashes its commits need, and the orphaned records in it
+        retracted (read in the same view)."""
         fetched = fetch(
             self.relay.chain,
             self.relay.specs,
             self.settings.contracts,
             self.settings.chain_id,
-            blocks,
-            chunks,
+            span,
+            window,
             dead_letters=self.relay.dead_letters is not None,
             limits=self.limits,
             anchor=anchor,
@@ -444,7 +475,11 @@ class _Run:
         orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
         if orphans:
             self._retract_orphans(orphans)
-        for chunk in chunks:
+        return fetched
+
+    def _relay_window(self, window: Sequence[BlockRange], fetched: Fetched) -> int:
+        """Publish, record and commit a window chunk by chunk; the last block done."""
+        for chunk in window:
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
                 + [d.block_number for d in fetched.dead_between(chunk)]
@@ -460,7 +495,7 @@ class _Run:
                 if done < part.end:
                     self.summary.interrupted = True
                     return done
-        return blocks.end
+        return window[-1].end
 
     def _retract_orphans(self, orphans: Sequence[BlockRef]) -> None:
         """Retract what was published on replaced blocks above the checkpoint (their records

@@ -64,3 +64,15 @@ def test_cut_by_events_bounds_each_commit() -> None:
     ]
     assert cut_by_events(chunk, events, 1000) == [chunk]
     assert cut_by_events(chunk, [], 5) == [chunk]
+
+
+def test_windows_follow_the_density_of_the_window_before() -> None:
+    from function.core.planning import WINDOW_EVENTS, next_window
+
+    assert next_window(10, 100, None) == 1  # density unknown: one chunk
+    assert next_window(10, 100, (100, 0)) == 10  # nothing in it: 16 times wider, capped
+    assert next_window(50, 100, (100, 0)) == 16
+    assert next_window(50, 100, (100, 10)) == 4  # sparse: at most 4 times wider
+    assert next_window(50, 100, (400, 4 * WINDOW_EVENTS)) == 1  # dense: narrower
+    assert next_window(50, 10, (10, 10 * WINDOW_EVENTS)) == 1  # never less than a chunk
+    assert next_window(3, 100, (100, WINDOW_EVENTS)) == 1  # steady: the same width

@@ -260,3 +260,52 @@ def test_a_refused_request_is_reported_as_pubsubs_refusal_not_as_the_lease(
     assert "lease ran out" not in str(failed.error)
     assert world.run(lease_s=300).summary.outcome == "ok"
     assert [p["event_id"] for p in world.payloads()] == world.event_ids()
+
+
+class CountingChain:
+    """The fake chain, remembering the most logs one read returned."""
+
+    def __init__(self, chain: FakeChain) -> None:
+        self._chain = chain
+        self.largest = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chain, name)
+
+    def logs_with_headers(self, *args: Any, **kwargs: Any) -> Any:
+        headers, logs = self._chain.logs_with_headers(*args, **kwargs)
+        self.largest = max(self.largest, len(logs))
+        return headers, logs
+
+
+def test_a_busy_batch_is_read_in_windows_not_held_whole(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory follows the window, not RELAYER_BATCH_SIZE: 60 blocks of 50 events, in
+    windows sized to about WINDOW_EVENTS (shrunk here to 200)."""
+    import function.core.planning as planning
+
+    monkeypatch.setattr(planning, "WINDOW_EVENTS", 200)
+    world.chain.mine([50] * 60)
+    chain = CountingChain(world.chain)
+    done = world.run(chain=chain, batch_size=100, checkpoint_interval=2, start_block=1)
+    assert done.summary.outcome == "ok" and done.summary.to_block == 60
+    assert [p["event_id"] for p in world.payloads()] == world.event_ids()
+    assert chain.largest == 200  # 100 in the first window (1 chunk), then 4 blocks each
+    assert world.run(batch_size=100, start_block=1).summary.outcome == "idle"
+
+
+def test_an_empty_stretch_is_read_in_a_few_wide_windows(world: World) -> None:
+    world.chain.mine([0] * 3000 + [1])
+    chain = CountingChain(world.chain)
+    calls: list[int] = []
+    original = world.chain.logs_with_headers
+
+    def counted(blocks: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(blocks))
+        return original(blocks, *args, **kwargs)
+
+    chain.__dict__["logs_with_headers"] = counted
+    done = world.run(chain=chain, batch_size=5000, checkpoint_interval=10)
+    assert done.summary.outcome == "ok" and len(world.payloads()) == 1
+    assert calls == [10, 160, 2560, 272]  # growing 16 times while empty
