@@ -263,6 +263,7 @@ class _Run:
         start = grant.next_block if grant.next_block is not None else self.settings.start_block
         self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
+        self.times: dict[int, int] = {}  # block times read by the last fetch (lag_seconds)
         self.dispatcher = Dispatcher(
             relay.sink,
             relay.stop,
@@ -436,6 +437,7 @@ class _Run:
             also=[r.number for r in recorded],
         )
         self.hashes.update(fetched.hashes)
+        self.times = fetched.times
         orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
         if orphans:
             self._retract_orphans(orphans)
@@ -580,6 +582,7 @@ class _Run:
             )
         if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
             summary.to_block = done_to
+            summary.to_block_time = self.times.get(done_to)
         host = self.relay.chain.host
         if self.settings.rpc_hosts and host != self.settings.rpc_hosts[0]:
             summary.extra["rpc_host"] = host  # it failed over: say where it ended
