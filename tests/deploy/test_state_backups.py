@@ -5,15 +5,26 @@ limit for a daily schedule)."""
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 from deploy.tfeval import Refused, evaluate, needs_terraform
-from test_deploy_script import PROJECT, FakeCloud, deploy, flags, real_run, write_settings
+from test_deploy_script import (
+    PROJECT,
+    FakeCloud,
+    deploy,
+    flags,
+    real_run,
+    unknown_gcloud_flags,
+    write_settings,
+)
 from test_infra import Config, _load
 from test_trigger_and_bigquery import fake
 
+ROOT = Path(__file__).resolve().parents[2]
 FIRESTORE = ("firestore", "databases")
 
 
@@ -114,3 +125,26 @@ def test_a_second_run_updates_the_listed_schedule(tmp_path: Path, fake_cloud: Fa
     assert (flags(update)["--backup-schedule"], flags(update)["--retention"]) == ("777", "3d")
     assert ["firestore", "databases", "update", "--database=relayer-state",
             f"--project={PROJECT}", "--enable-pitr"] in argvs  # fmt: skip
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n### {title}\n")
+    end = re.search(r"\n##+ ", text[start + 5 :])  # the next heading (code may hold "# ")
+    assert end
+    return text[start : start + 5 + end.start()]
+
+
+@pytest.mark.slow
+def test_the_readmes_restore_commands_exist_in_the_installed_gcloud(tmp_path: Path) -> None:
+    block = readme_section("Restoring the state").split("```")[1]
+    lines = block.replace("\\\n", " ").splitlines()
+    commands = [shlex.split(line) for line in lines if line.startswith("gcloud ")]
+    assert [c[1:4] for c in commands] == [
+        ["firestore", "backups", "list"],
+        ["firestore", "databases", "restore"],
+        ["firestore", "export", "gs://BUCKET/relayer-state-0815"],
+        ["firestore", "databases", "create"],
+        ["firestore", "import", "gs://BUCKET/relayer-state-0815"],
+    ]
+    assert unknown_gcloud_flags(commands, tmp_path) == []

@@ -199,6 +199,15 @@ def test_the_table_has_the_columns_pubsub_writes_with_metadata() -> None:
     assert all(c.get("mode", "NULLABLE") == "NULLABLE" for c in schema())
 
 
+def test_the_readme_shows_the_tables_schema() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("\n### Events in BigQuery\n") :]
+    rows = re.findall(r"^\| `([a-z_]+)` \| ([A-Z]+) \|", section, re.MULTILINE)
+    assert dict(rows) == {c["name"]: c["type"] for c in schema()}
+    assert "relayer schema" in section and "JSON_VALUE(data" in section
+    assert "JSON_VALUE(attributes" in section and '"$.event_id") = ' in section
+
+
 @needs_sdk
 def test_the_table_schema_is_one_bigquery_knows() -> None:
     assert unrecognized("table schema", {"fields": schema()}) == []
