@@ -30,7 +30,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly ROOT
 readonly SCOPE="https://www.googleapis.com/auth/cloud-platform"
 readonly APIS=(
-  artifactregistry.googleapis.com cloudbuild.googleapis.com cloudfunctions.googleapis.com
+  artifactregistry.googleapis.com bigquery.googleapis.com cloudbuild.googleapis.com
+  cloudfunctions.googleapis.com
   cloudresourcemanager.googleapis.com cloudscheduler.googleapis.com firestore.googleapis.com
   iam.googleapis.com logging.googleapis.com monitoring.googleapis.com pubsub.googleapis.com
   run.googleapis.com secretmanager.googleapis.com storage.googleapis.com
@@ -43,7 +44,18 @@ readonly SETTINGS=(
   FIRESTORE_DATABASE FIRESTORE_LOCATION RELAYER_BATCH_SIZE RELAYER_CHECKPOINT_INTERVAL
   RELAYER_CONFIRMATIONS RELAYER_CONFIG TASKS PARALLELISM TASK_TIMEOUT MAX_RETRIES CPU MEMORY
   ARTIFACT_REPO STATUS_INVOKERS NOTIFICATION_CHANNELS FAILED_RUNS_THRESHOLD ALERT_WINDOW
-  STALE_AFTER RPC_URL_SECRETS RELAY_FUNCTION
+  STALE_AFTER RPC_URL_SECRETS RELAY_FUNCTION LAG_ALERT_BLOCKS LAG_ALERT_AFTER FIRESTORE_PITR
+  FIRESTORE_BACKUP_RETENTION_DAYS BIGQUERY_SUBSCRIPTION BIGQUERY_DATASET BIGQUERY_LOCATION
+  BUILD_TRIGGER_REPOSITORY BUILD_TRIGGER_BRANCH
+)
+# Log-based distribution metrics of the run summary line (infra/derived.tf value_metrics):
+# NAME-<key>, the line's field, the unit, what it is.
+readonly VALUE_METRICS=(
+  "lag-blocks|lag_blocks|1|Blocks behind the head after each run"
+  "lag-seconds|lag_seconds|s|Seconds from the last relayed block's time to each run's end"
+  "events-published|events_published|1|Events published by each run"
+  "retractions|reorg.retracted|1|Events retracted by each run that met a reorganisation"
+  "dead-letters|dead_lettered|1|Logs dead-lettered by each run"
 )
 # Relayer variables passed through to the job and the status function when set.
 readonly PASSTHROUGH=(
@@ -282,6 +294,9 @@ validate() {
   : "${PARALLELISM:=0}" "${MAX_RETRIES:=1}" "${CPU:=1}" "${RELAYER_RUN_SECONDS:=0}"
   : "${MEMORY:=512Mi}" "${ARTIFACT_REPO:=relayer}" "${ABI_BUCKET:=$PROJECT_ID-$NAME-abi}"
   : "${ABI_OBJECT:=abi/contract.json}" "${FAILED_RUNS_THRESHOLD:=0}" "${RELAY_FUNCTION:=false}"
+  : "${FIRESTORE_PITR:=true}" "${FIRESTORE_BACKUP_RETENTION_DAYS:=7}" "${BUILD_TRIGGER_BRANCH:=main}"
+  : "${BIGQUERY_SUBSCRIPTION:=false}" "${BIGQUERY_DATASET:=${NAME//-/_}_events}"
+  : "${BIGQUERY_LOCATION:=$REGION}"
 
   [[ $NAME =~ ^[a-z][a-z0-9-]{1,19}$ ]] ||
     die "NAME=$NAME is invalid: expected 2-20 lowercase letters, digits or '-', starting with a letter"
@@ -311,6 +326,25 @@ validate() {
     die "FIRESTORE_DATABASE=$FIRESTORE_DATABASE is invalid: expected 4-63 lowercase letters, digits or '-', starting with a letter and not ending with '-', or (default)"
   [[ $RELAY_FUNCTION == true || $RELAY_FUNCTION == false ]] ||
     die "RELAY_FUNCTION=$RELAY_FUNCTION is invalid: expected true or false"
+  [[ $FIRESTORE_PITR == true || $FIRESTORE_PITR == false ]] ||
+    die "FIRESTORE_PITR=$FIRESTORE_PITR is invalid: expected true or false"
+  integer FIRESTORE_BACKUP_RETENTION_DAYS 0
+  ((FIRESTORE_BACKUP_RETENTION_DAYS <= 7)) ||
+    die "FIRESTORE_BACKUP_RETENTION_DAYS=$FIRESTORE_BACKUP_RETENTION_DAYS is invalid: expected 0 (no daily backup) to 7 days (the most Firestore keeps a daily backup)"
+  [[ $BIGQUERY_SUBSCRIPTION == true || $BIGQUERY_SUBSCRIPTION == false ]] ||
+    die "BIGQUERY_SUBSCRIPTION=$BIGQUERY_SUBSCRIPTION is invalid: expected true or false"
+  [[ $BIGQUERY_DATASET =~ ^[A-Za-z0-9_]{1,1024}$ ]] ||
+    die "BIGQUERY_DATASET=$BIGQUERY_DATASET is invalid: expected letters, digits and '_' only"
+  if [[ -n ${BUILD_TRIGGER_REPOSITORY:-} ]]; then
+    [[ $BUILD_TRIGGER_REPOSITORY =~ ^([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)$ ]] ||
+      die "BUILD_TRIGGER_REPOSITORY=$BUILD_TRIGGER_REPOSITORY is invalid: expected owner/name of a GitHub repository"
+    TRIGGER_OWNER=${BASH_REMATCH[1]}
+    TRIGGER_REPO=${BASH_REMATCH[2]}
+  fi
+  [[ $BUILD_TRIGGER_BRANCH =~ ^[A-Za-z0-9._/-]+$ ]] ||
+    die "BUILD_TRIGGER_BRANCH=$BUILD_TRIGGER_BRANCH is invalid: expected a branch name (letters, digits, '.', '_', '/', '-')"
+  # Pushes to that branch only: the name matched whole, its dots literal.
+  TRIGGER_BRANCH_PATTERN="^${BUILD_TRIGGER_BRANCH//./\\.}\$"
   secret_settings
   local address
   split_commas ADDRESSES "$CONTRACT_ADDRESS"
@@ -359,6 +393,24 @@ validate() {
     ALERT_WINDOW=$(((STALE_BASE * 3 + 59) / 60 * 60))
     if ((ALERT_WINDOW < 600)); then ALERT_WINDOW=600; fi
   fi
+  # The lag alert (as infra/derived.tf): the limit status applies (RELAYER_MAX_LAG_BLOCKS, else
+  # the confirmations + one batch: a relayer further behind cannot catch up in its next run),
+  # averaged over ALERT_WINDOW, for as long as the stale alert waits (what one crash costs).
+  if [[ -n ${LAG_ALERT_BLOCKS:-} ]]; then
+    integer LAG_ALERT_BLOCKS 1
+  elif [[ -n ${RELAYER_MAX_LAG_BLOCKS:-} ]]; then
+    integer RELAYER_MAX_LAG_BLOCKS 1
+    LAG_ALERT_BLOCKS=$RELAYER_MAX_LAG_BLOCKS
+  else
+    LAG_ALERT_BLOCKS=$((RELAYER_CONFIRMATIONS + RELAYER_BATCH_SIZE))
+  fi
+  if [[ -n ${LAG_ALERT_AFTER:-} ]]; then
+    integer LAG_ALERT_AFTER 60
+    ((LAG_ALERT_AFTER % 60 == 0)) ||
+      die "LAG_ALERT_AFTER=$LAG_ALERT_AFTER is invalid: expected whole minutes in seconds (60, 120, ...): Monitoring's rule for a threshold's duration"
+  else
+    LAG_ALERT_AFTER=$STALE_AFTER
+  fi
   TASK_TIMEOUT_S=$(seconds_of TASK_TIMEOUT) || exit 2
   if [[ $RELAY_FUNCTION == true ]] && ((TASK_TIMEOUT_S > 1800)); then
     die "RELAY_FUNCTION=true with TASK_TIMEOUT=$TASK_TIMEOUT: Cloud Scheduler waits at most 1800 s for an HTTP answer; lower TASK_TIMEOUT (or RELAYER_RUN_SECONDS) or use the job (RELAY_FUNCTION=false)"
@@ -401,6 +453,8 @@ validate() {
     die "--code-only needs --image: the image to deploy (pushed to $IMAGE_REPO)"
   fi
   METRIC="$NAME-runs"
+  DASHBOARD="$NAME: lag and activity"
+  BIGQUERY_TABLE="$PROJECT_ID:$BIGQUERY_DATASET.events"
   DATABASE_NAME="projects/$PROJECT_ID/databases/$FIRESTORE_DATABASE"
   build_env
 }
@@ -681,8 +735,90 @@ example_update() {
 
 database_describe() { check gcloud firestore databases describe --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID"; }
 database_create() {
+  local pitr=()
+  if [[ $FIRESTORE_PITR == true ]]; then pitr=(--enable-pitr); fi
   run gcloud firestore databases create --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
-    --location="$FIRESTORE_LOCATION" --type=firestore-native
+    --location="$FIRESTORE_LOCATION" --type=firestore-native "${pitr[@]}"
+}
+# Point-in-time recovery: every version of the last 7 days stays readable, at any minute.
+database_update() {
+  local flag=--no-enable-pitr
+  if [[ $FIRESTORE_PITR == true ]]; then flag=--enable-pitr; fi
+  run gcloud firestore databases update --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" "$flag"
+}
+
+# The daily backup schedule (one per database): found by listing, then updated or created.
+backup_schedule_upsert() {
+  local retention="${FIRESTORE_BACKUP_RETENTION_DAYS}d" found=""
+  show gcloud firestore backups schedules list --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+    --filter="dailyRecurrence:*" --format="value(name)"
+  if ((DRY_RUN)); then
+    say "#   if absent:"
+    show gcloud firestore backups schedules create --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+      --recurrence=daily --retention="$retention"
+    say "#   if present (<schedule> is the one listed):"
+    show gcloud firestore backups schedules update --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+      --backup-schedule="<schedule>" --retention="$retention"
+    return 0
+  fi
+  found=$(gcloud firestore backups schedules list --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+    --filter="dailyRecurrence:*" --format="value(name)" | head -n 1)
+  if [[ -n $found ]]; then
+    run gcloud firestore backups schedules update --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+      --backup-schedule="${found##*/}" --retention="$retention"
+  else
+    run gcloud firestore backups schedules create --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+      --recurrence=daily --retention="$retention"
+  fi
+}
+
+# BigQuery (BIGQUERY_SUBSCRIPTION) through bq, the BigQuery tool of the Google Cloud CLI: gcloud
+# has no GA command for datasets and tables, and its alpha one cannot place a dataset or
+# partition a table.
+dataset_describe() { check bq --project_id="$PROJECT_ID" show --format=none "$PROJECT_ID:$BIGQUERY_DATASET"; }
+dataset_create() {
+  run bq --project_id="$PROJECT_ID" --location="$BIGQUERY_LOCATION" mk --dataset \
+    --description="Events relayed by $NAME, written by the Pub/Sub subscription $PUBSUB_TOPIC-bigquery." \
+    "$PROJECT_ID:$BIGQUERY_DATASET"
+}
+table_describe() { check bq --project_id="$PROJECT_ID" show --format=none "$BIGQUERY_TABLE"; }
+# The schema Pub/Sub writes with --write-metadata (infra/bigquery_schema.json, Terraform's too),
+# partitioned by day of publish_time.
+table_create() {
+  run bq --project_id="$PROJECT_ID" mk --table \
+    --description="One row per message of the $PUBSUB_TOPIC topic." \
+    --schema=infra/bigquery_schema.json --time_partitioning_field=publish_time \
+    --time_partitioning_type=DAY "$BIGQUERY_TABLE"
+}
+bigquery_sub_describe() { check gcloud pubsub subscriptions describe "$PUBSUB_TOPIC-bigquery" --project="$PROJECT_ID"; }
+# Without --use-table-schema: the message goes whole into `data`, Pub/Sub's metadata beside it.
+bigquery_sub_create() {
+  run gcloud pubsub subscriptions create "$PUBSUB_TOPIC-bigquery" --project="$PROJECT_ID" \
+    --topic="$PUBSUB_TOPIC" --bigquery-table="$BIGQUERY_TABLE" --write-metadata \
+    --message-retention-duration=7d --expiration-period=never
+}
+
+# The Cloud Build trigger (BUILD_TRIGGER_REPOSITORY): cloudbuild.yaml on every push to the
+# branch, as the deployer account.
+trigger_describe() { check gcloud builds triggers describe "$NAME-deploy" --project="$PROJECT_ID" --region="$REGION"; }
+trigger_flags() {
+  TRIGGER_FLAGS=(
+    --project="$PROJECT_ID" --region="$REGION" --repo-owner="$TRIGGER_OWNER"
+    --repo-name="$TRIGGER_REPO" --branch-pattern="$TRIGGER_BRANCH_PATTERN"
+    --build-config=cloudbuild.yaml
+    --service-account="projects/$PROJECT_ID/serviceAccounts/$DEPLOYER_SA"
+    --description="Tests, builds and ships $NAME on every push to $BUILD_TRIGGER_BRANCH, as $NAME-deployer."
+  )
+}
+trigger_create() {
+  trigger_flags
+  run gcloud builds triggers create github --name="$NAME-deploy" "${TRIGGER_FLAGS[@]}" \
+    --substitutions="_REGION=$REGION,_REPO=$ARTIFACT_REPO"
+}
+trigger_update() {
+  trigger_flags
+  run gcloud builds triggers update github "$NAME-deploy" "${TRIGGER_FLAGS[@]}" \
+    --update-substitutions="_REGION=$REGION,_REPO=$ARTIFACT_REPO"
 }
 
 # secret_* VAR SECRET: the secret mounted as VAR.
@@ -752,9 +888,36 @@ function_code() {
     --runtime=python311 --source=. --entry-point="$2" --trigger-http
 }
 
-metric_describe() { check gcloud logging metrics describe "$METRIC" --project="$PROJECT_ID"; }
-metric_create() { run gcloud logging metrics create "$METRIC" --project="$PROJECT_ID" --config-from-file="$WORK/metric.json"; }
-metric_update() { run gcloud logging metrics update "$METRIC" --project="$PROJECT_ID" --config-from-file="$WORK/metric.json"; }
+# metric_* NAME FILE: a log-based metric from its file.
+metric_describe() { check gcloud logging metrics describe "$1" --project="$PROJECT_ID"; }
+metric_create() { run gcloud logging metrics create "$1" --project="$PROJECT_ID" --config-from-file="$WORK/$2"; }
+metric_update() { run gcloud logging metrics update "$1" --project="$PROJECT_ID" --config-from-file="$WORK/$2"; }
+
+# The dashboard has a generated id too: found by display name; an update carries the etag
+# listed with it, so that it cannot overwrite an edit made since.
+dashboard_upsert() {
+  local found="" etag=""
+  show gcloud monitoring dashboards list --project="$PROJECT_ID" \
+    --filter="displayName=\"$DASHBOARD\"" --format="value(name,etag)"
+  if ((DRY_RUN)); then
+    say "#   if absent:"
+    show gcloud monitoring dashboards create --project="$PROJECT_ID" --config-from-file="$WORK/dashboard.json"
+    say "#   if present (<dashboard> is the name listed; the file gains its etag):"
+    show gcloud monitoring dashboards update "<dashboard>" --project="$PROJECT_ID" --config-from-file="$WORK/dashboard.json"
+    return 0
+  fi
+  read -r found etag < <(gcloud monitoring dashboards list --project="$PROJECT_ID" \
+    --filter="displayName=\"$DASHBOARD\"" --format="value(name,etag)" | head -n 1) || true
+  if [[ -z $found ]]; then
+    run gcloud monitoring dashboards create --project="$PROJECT_ID" --config-from-file="$WORK/dashboard.json"
+    return 0
+  fi
+  if [[ -n $etag ]]; then
+    { printf '{"etag": %s, ' "$(json_str "$etag")"; tail -c +2 "$WORK/dashboard.json"; } >"$WORK/dashboard-update.json"
+    mv "$WORK/dashboard-update.json" "$WORK/dashboard.json"
+  fi
+  run gcloud monitoring dashboards update "$found" --project="$PROJECT_ID" --config-from-file="$WORK/dashboard.json"
+}
 
 # Alert policies have generated ids: they are found by display name.
 policy_upsert() {
@@ -782,7 +945,7 @@ policy_upsert() {
 # ---------------------------------------------------------------------------------------------
 
 write_monitoring_files() {
-  local summary_filter runs_metric channels
+  local summary_filter runs_metric channels entry key field unit what
   summary_filter="resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND (jsonPayload.run_summary=true OR jsonPayload.outcome=\"failed\")"
   runs_metric="logging.googleapis.com/user/$METRIC"
   channels=$(json_list "${CHANNELS[@]}")
@@ -850,6 +1013,61 @@ EOF
   }
 }
 EOF
+  # One value per summary line and relayer; a line without the field is not counted (no false 0).
+  for entry in "${VALUE_METRICS[@]}"; do
+    IFS='|' read -r key field unit what <<<"$entry"
+    write_file "metric-$key.json" <<EOF
+{
+  "name": $(json_str "$NAME-$key"),
+  "description": $(json_str "$what, by relayer (the run summary line's $field)."),
+  "filter": $(json_str "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND jsonPayload.run_summary=true AND jsonPayload.$field:*"),
+  "metricDescriptor": {
+    "metricKind": "DELTA",
+    "valueType": "DISTRIBUTION",
+    "unit": $(json_str "$unit"),
+    "displayName": $(json_str "$NAME $key"),
+    "labels": [
+      {"key": "relayer_id", "valueType": "STRING", "description": "The relayer's RELAYER_ID"}
+    ]
+  },
+  "valueExtractor": $(json_str "EXTRACT(jsonPayload.$field)"),
+  "labelExtractors": {"relayer_id": "EXTRACT(jsonPayload.relayer_id)"},
+  "bucketOptions": {"exponentialBuckets": {"numFiniteBuckets": 64, "growthFactor": 1.5, "scale": 1}}
+}
+EOF
+  done
+  write_file alert-lag.json <<EOF
+{
+  "displayName": $(json_str "$NAME: relayer lag"),
+  "combiner": "OR",
+  "notificationChannels": $channels,
+  "conditions": [{
+    "displayName": $(json_str "Lag of a relayer above $LAG_ALERT_BLOCKS blocks for $LAG_ALERT_AFTER s"),
+    "conditionThreshold": {
+      "filter": $(json_str "resource.type = \"cloud_run_job\" AND metric.type = \"logging.googleapis.com/user/$NAME-lag-blocks\""),
+      "comparison": "COMPARISON_GT",
+      "thresholdValue": $LAG_ALERT_BLOCKS,
+      "duration": "${LAG_ALERT_AFTER}s",
+      "aggregations": [{"alignmentPeriod": "${ALERT_WINDOW}s", "perSeriesAligner": "ALIGN_DELTA", "crossSeriesReducer": "REDUCE_MEAN", "groupByFields": ["metric.label.relayer_id"]}],
+      "trigger": {"count": 1}
+    }
+  }],
+  "alertStrategy": {"autoClose": "1800s"},
+  "documentation": {
+    "mimeType": "text/markdown",
+    "content": $(json_str "A relayer of the $NAME job has stayed more than $LAG_ALERT_BLOCKS blocks behind the head after its runs for $LAG_ALERT_AFTER s: it is not catching up. Check /status (lag_blocks, reasons, last_run, rpc_limits); then the run summaries: a run that relays a whole batch every time is outpaced by the chain (raise RELAYER_BATCH_SIZE or use follow mode); then failed or skipped runs (the other alerts) and an RPC endpoint that refuses wide eth_getLogs ranges. A backfill from an old START_BLOCK lags on purpose: raise LAG_ALERT_BLOCKS or snooze this alert meanwhile.")
+  }
+}
+EOF
+  # infra/dashboard.json is a Terraform template: its two placeholders, filled as templatefile
+  # fills them.
+  local dashboard
+  dashboard=$(<"$ROOT/infra/dashboard.json")
+  # shellcheck disable=SC2016 # the placeholders are literal text
+  dashboard=${dashboard//'${name}'/$NAME}
+  # shellcheck disable=SC2016
+  dashboard=${dashboard//'${lag_blocks_limit}'/$LAG_ALERT_BLOCKS}
+  write_file dashboard.json <<<"$dashboard"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -928,21 +1146,41 @@ main() {
         --member="serviceAccount:$JOB_SA" --role="$role" --format=none
     done
   done
-  if [[ $CREATE_EXAMPLE_SUBSCRIPTION == true ]]; then
-    upsert example
-    # Pub/Sub's service agent moves undeliverable messages to the dead-letter topic.
-    local number="<project-number>" agent
+  local agent=""
+  if [[ $CREATE_EXAMPLE_SUBSCRIPTION == true || $BIGQUERY_SUBSCRIPTION == true ]]; then
+    # Pub/Sub's service agent: it dead-letters for the example subscription and writes to
+    # BigQuery for the BigQuery subscription.
+    local number="<project-number>"
     show gcloud projects describe "$PROJECT_ID" --format="value(projectNumber)"
     if ((!DRY_RUN)); then number=$(gcloud projects describe "$PROJECT_ID" --format="value(projectNumber)"); fi
     agent="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
+  fi
+  if [[ $CREATE_EXAMPLE_SUBSCRIPTION == true ]]; then
+    upsert example
+    # The agent moves undeliverable messages to the dead-letter topic.
     run_retry gcloud pubsub topics add-iam-policy-binding "$DEADLETTER_TOPIC" --project="$PROJECT_ID" \
       --member="$agent" --role=roles/pubsub.publisher --format=none
     run_retry gcloud pubsub subscriptions add-iam-policy-binding "$SUBSCRIPTION" --project="$PROJECT_ID" \
       --member="$agent" --role=roles/pubsub.subscriber --format=none
   fi
 
-  step "Firestore: the relayer's database, TTL of processed-event records, index exemptions"
+  if [[ $BIGQUERY_SUBSCRIPTION == true ]]; then
+    step "BigQuery: every event in $BIGQUERY_TABLE, through a BigQuery subscription"
+    upsert dataset
+    upsert table
+    # BigQuery Data Editor on this dataset only: what the agent needs to write the table.
+    run_retry bq --project_id="$PROJECT_ID" add-iam-policy-binding --dataset --member="$agent" \
+      --role=roles/bigquery.dataEditor "$PROJECT_ID:$BIGQUERY_DATASET"
+    upsert bigquery_sub
+  fi
+
+  step "Firestore: the relayer's database (point-in-time recovery, daily backups), TTL of processed-event records, index exemptions"
   upsert database
+  if ((FIRESTORE_BACKUP_RETENTION_DAYS > 0)); then
+    backup_schedule_upsert
+  else
+    say "# FIRESTORE_BACKUP_RETENTION_DAYS=0: no daily backup (a schedule made before stays: gcloud firestore backups schedules list --database=$FIRESTORE_DATABASE)"
+  fi
   run gcloud firestore fields ttls update expire_at --project="$PROJECT_ID" \
     --database="$FIRESTORE_DATABASE" --collection-group=blocks --enable-ttl
   # Never queried; indexing them would only cost writes (expire_at also grows with time).
@@ -1040,21 +1278,39 @@ main() {
     run_retry gcloud iam service-accounts add-iam-policy-binding "$sa" --project="$PROJECT_ID" \
       --member="serviceAccount:$DEPLOYER_SA" --role=roles/iam.serviceAccountUser --format=none
   done
+  if [[ -n ${BUILD_TRIGGER_REPOSITORY:-} ]]; then
+    step "Cloud Build trigger: pushes to $BUILD_TRIGGER_BRANCH of $BUILD_TRIGGER_REPOSITORY run cloudbuild.yaml as the deployer"
+    upsert trigger
+  fi
 
-  step "Alerts: failed runs, no progress"
+  step "Monitoring: metrics of the run summary line; alerts on failed runs, no progress and lag; the dashboard"
   if ((!${#CHANNELS[@]})); then
     say "# NOTIFICATION_CHANNELS is empty: the alerts open incidents in the console and notify no one (README: creating a channel)"
   fi
   write_monitoring_files
-  upsert metric
+  upsert metric "$METRIC" metric.json
+  local entry
+  for entry in "${VALUE_METRICS[@]}"; do
+    upsert metric "$NAME-${entry%%|*}" "metric-${entry%%|*}.json"
+  done
   policy_upsert alert-failed.json "$NAME: relay runs failed"
   policy_upsert alert-stale.json "$NAME: relayer not progressing"
+  policy_upsert alert-lag.json "$NAME: relayer lag"
+  dashboard_upsert
 
   step "Next"
   say "# Run once now:   gcloud run jobs execute $NAME --region=$REGION --project=$PROJECT_ID --wait"
   say "# Status URL:     gcloud functions describe $STATUS_FUNCTION --gen2 --region=$REGION --project=$PROJECT_ID --format='value(serviceConfig.uri)'"
   say "# Run summaries:  gcloud logging read 'resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND jsonPayload.run_summary=true' --project=$PROJECT_ID --limit=10"
-  say "# Cloud Build:    run its trigger as $DEPLOYER_SA (gcloud builds triggers create ... --service-account=projects/$PROJECT_ID/serviceAccounts/$DEPLOYER_SA)"
+  say "# Dashboard:      Monitoring, Dashboards, '$DASHBOARD' (gcloud monitoring dashboards list --project=$PROJECT_ID --filter='displayName=\"$DASHBOARD\"')"
+  if [[ -n ${BUILD_TRIGGER_REPOSITORY:-} ]]; then
+    say "# Cloud Build:    trigger $NAME-deploy ships every push to $BUILD_TRIGGER_BRANCH as $DEPLOYER_SA"
+  else
+    say "# Cloud Build:    BUILD_TRIGGER_REPOSITORY=owner/name makes a trigger running as $DEPLOYER_SA"
+  fi
+  if [[ $BIGQUERY_SUBSCRIPTION == true ]]; then
+    say "# BigQuery:       bq query --use_legacy_sql=false 'SELECT COUNT(*) FROM \`${BIGQUERY_TABLE/:/.}\`'"
+  fi
 }
 
 main "$@"

@@ -68,6 +68,58 @@ locals {
   ))
   # Failed runs are counted over at least 3 periods, so that a window always holds runs.
   alert_window = coalesce(var.alert_window_seconds, max(600, ceil(3 * local.summary_period / 60) * 60))
+  # The lag alert: the limit status applies (RELAYER_MAX_LAG_BLOCKS, else confirmations + one
+  # batch: a relayer further behind cannot catch up in its next run), averaged per relayer over
+  # the failed-runs window (it always holds runs), for as long as the stale alert waits (what
+  # one crashed run can cost), so that the catching-up after one crash does not page.
+  lag_alert_blocks = coalesce(var.lag_alert_blocks, tonumber(lookup(var.extra_env, "RELAYER_MAX_LAG_BLOCKS", var.confirmations + var.batch_size)))
+  lag_alert_after  = coalesce(var.lag_alert_seconds, local.stale_after)
+
+  # Log-based distribution metrics, one value per run summary line (function/core/summary.py
+  # log_fields) and relayer. A line without the field (lag_seconds of a run that read no block
+  # time, reorg.retracted of a run without a reorganisation) is not counted: no false 0.
+  # The job is named var.name (job.tf).
+  summary_lines = "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"${var.name}\" AND jsonPayload.run_summary=true"
+  value_metrics = {
+    for key, m in {
+      "lag-blocks"       = { field = "lag_blocks", unit = "1", what = "Blocks behind the head after each run" }
+      "lag-seconds"      = { field = "lag_seconds", unit = "s", what = "Seconds from the last relayed block's time to each run's end" }
+      "events-published" = { field = "events_published", unit = "1", what = "Events published by each run" }
+      "retractions"      = { field = "reorg.retracted", unit = "1", what = "Events retracted by each run that met a reorganisation" }
+      "dead-letters"     = { field = "dead_lettered", unit = "1", what = "Logs dead-lettered by each run" }
+    } :
+    key => {
+      name            = "${var.name}-${key}"
+      description     = "${m.what}, by relayer (the run summary line's ${m.field})."
+      display_name    = "${var.name} ${key}"
+      filter          = "${local.summary_lines} AND jsonPayload.${m.field}:*"
+      value_extractor = "EXTRACT(jsonPayload.${m.field})"
+      unit            = m.unit
+    }
+  }
+  # infra/dashboard.json, as deploy.sh renders it too.
+  dashboard_json = templatefile("${path.module}/dashboard.json", {
+    name             = var.name
+    lag_blocks_limit = local.lag_alert_blocks
+  })
+
+  # Firestore: the daily backups' retention (the backup schedule's duration format).
+  backup_retention = "${var.firestore_backup_retention_days * 86400}s"
+
+  # The BigQuery subscription (bigquery_subscription): dataset ids take letters, digits and _.
+  bigquery_dataset      = coalesce(var.bigquery_dataset, "${replace(var.name, "-", "_")}_events")
+  bigquery_location     = coalesce(var.bigquery_location, var.region)
+  bigquery_table        = "events"
+  bigquery_subscription = "${local.topic}-bigquery"
+
+  # The Cloud Build trigger (build_trigger_repository): pushes to one branch, matched exactly.
+  build_trigger = {
+    name           = "${var.name}-deploy"
+    owner          = try(split("/", var.build_trigger_repository)[0], null)
+    repository     = try(split("/", var.build_trigger_repository)[1], null)
+    branch_pattern = "^${replace(var.build_trigger_branch, ".", "\\.")}$"
+    substitutions  = { _REGION = var.region, _REPO = var.artifact_repository }
+  }
 
   # What the job and the functions all read (CONTRACT §1); the RPC URLs are secrets.
   runtime_env = merge(
@@ -96,6 +148,7 @@ locals {
 
   apis = [
     "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",

@@ -42,6 +42,20 @@ extra_env = {
 # Runs through the relay HTTP function instead of the job's schedule.
 # relay_function = true
 
+# Every event in BigQuery, through a BigQuery subscription (table <name>_events.events).
+# bigquery_subscription = true
+
+# Ship every push to main of this GitHub repository (connected to Cloud Build) as the deployer.
+# build_trigger_repository = "my-org/evm-relayer"
+# build_trigger_branch     = "main"
+
+# Recovery of the state: point-in-time recovery and daily backups kept 7 days (the defaults).
+# firestore_pitr                  = true
+# firestore_backup_retention_days = 7
+
 status_invokers = ["group:oncall@example.com"]
 # Where alerts go: without a channel they notify no one (README.md: creating one).
 notification_channels = ["projects/my-project/notificationChannels/1234567890"]
+# The lag alert: null derives confirmations + batch_size blocks, for as long as the stale alert.
+# lag_alert_blocks  = 1012
+# lag_alert_seconds = 480

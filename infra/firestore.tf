@@ -9,8 +9,26 @@ resource "google_firestore_database" "this" {
   type                    = "FIRESTORE_NATIVE"
   delete_protection_state = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
   deletion_policy         = var.deletion_protection ? "ABANDON" : "DELETE"
+  # Every version of the last 7 days stays readable at any minute: the state as it was before
+  # a bad reset or import can be exported and restored (README.md, Restoring the state).
+  point_in_time_recovery_enablement = var.firestore_pitr ? "POINT_IN_TIME_RECOVERY_ENABLED" : "POINT_IN_TIME_RECOVERY_DISABLED"
 
   depends_on = [google_project_service.apis]
+}
+
+# A daily backup of the relayer's database, kept firestore_backup_retention_days (at most 7
+# days for a daily schedule: the google_firestore_backup_schedule reference). Backups outlive
+# the database; `gcloud firestore databases restore` makes a new database from one.
+resource "google_firestore_backup_schedule" "daily" {
+  count = var.create_firestore_database && var.firestore_backup_retention_days > 0 ? 1 : 0
+
+  project   = var.project_id
+  database  = local.firestore_database
+  retention = local.backup_retention
+
+  daily_recurrence {}
+
+  depends_on = [google_firestore_database.this]
 }
 
 # Processed-event records expire through the TTL policy on `expire_at`

@@ -9,6 +9,16 @@
 #   window outlasts one crashed run's lease; lasting silence still pages.
 # Both go to var.notification_channels; without one they only open incidents in the console
 # (the check below warns at plan time).
+#
+# Lag and activity: distribution metrics of the summary line's values (local.value_metrics,
+# derived.tf: lag in blocks and seconds, events published, retractions, dead letters), by
+# relayer, charted on a dashboard (dashboard.json) with the runs by outcome, and a third alert:
+# - relayer lag: a relayer's lag after its runs, averaged over local.alert_window, above
+#   local.lag_alert_blocks for local.lag_alert_after (derived.tf).
+# Log-based distribution metrics are DELTA (https://cloud.google.com/logging/docs/logs-based-
+# metrics/distribution-metrics); Monitoring keeps their count and mean exactly (the buckets only
+# shape the heatmaps), and REDUCE_MEAN is valid for distribution values (the Aggregation
+# reference), so the charts and the alert read the mean per relayer.
 
 locals {
   run_summary_filter = join(" AND ", [
@@ -143,4 +153,100 @@ resource "google_monitoring_alert_policy" "stale" {
       the status function's `/status`.
     EOT
   }
+}
+
+resource "google_logging_metric" "values" {
+  for_each = local.value_metrics
+
+  project     = var.project_id
+  name        = each.value.name
+  description = each.value.description
+  filter      = each.value.filter
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = each.value.unit
+    display_name = each.value.display_name
+
+    labels {
+      key         = "relayer_id"
+      value_type  = "STRING"
+      description = "The relayer's RELAYER_ID"
+    }
+  }
+
+  value_extractor = each.value.value_extractor
+  label_extractors = {
+    relayer_id = "EXTRACT(jsonPayload.relayer_id)"
+  }
+
+  # 1 to ~1.5^64: from a block or a second to beyond any lag.
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 64
+      growth_factor      = 1.5
+      scale              = 1
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_monitoring_alert_policy" "lag" {
+  project               = var.project_id
+  display_name          = "${var.name}: relayer lag"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = var.labels
+
+  conditions {
+    display_name = "Lag of a relayer above ${local.lag_alert_blocks} blocks for ${local.lag_alert_after} s"
+
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_job\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.values["lag-blocks"].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = local.lag_alert_blocks
+      duration        = "${local.lag_alert_after}s"
+
+      aggregations {
+        alignment_period     = "${local.alert_window}s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_MEAN"
+        group_by_fields      = ["metric.label.relayer_id"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      A relayer of the `${google_cloud_run_v2_job.relay.name}` job has stayed more than
+      ${local.lag_alert_blocks} blocks behind the head after its runs for ${local.lag_alert_after} s:
+      it is not catching up. Check, in this order:
+      1. `/status` (the status function): `lag_blocks`, `reasons`, `last_run`, `rpc_limits`.
+      2. The run summaries (`jsonPayload.run_summary=true`): a run that relays a whole batch
+         (`to_block - from_block + 1` = RELAYER_BATCH_SIZE) every time is outpaced by the
+         chain: raise RELAYER_BATCH_SIZE or run in follow mode (RELAYER_RUN_SECONDS).
+      3. Failed or skipped runs (the other two alerts), and an RPC endpoint that refuses wide
+         `eth_getLogs` ranges (`rpc_limits` shrinking) or answers slowly.
+      A backfill from an old START_BLOCK lags on purpose until it is within one batch: raise
+      lag_alert_blocks (LAG_ALERT_BLOCKS for deploy.sh) or snooze this alert meanwhile.
+    EOT
+  }
+}
+
+resource "google_monitoring_dashboard" "relay" {
+  project        = var.project_id
+  dashboard_json = local.dashboard_json
+
+  depends_on = [google_logging_metric.runs, google_logging_metric.values]
 }

@@ -107,3 +107,23 @@ output "logs_filter" {
   description = "Cloud Logging query for the run summaries."
   value       = local.run_summary_filter
 }
+
+output "dashboard_url" {
+  description = "The Cloud Monitoring dashboard of lag and activity."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.relay.id), 3)}?project=${var.project_id}"
+}
+
+output "bigquery_table" {
+  description = "The BigQuery table the bigquery_subscription writes (null when off)."
+  value       = try("${google_bigquery_table.events[0].project}.${google_bigquery_table.events[0].dataset_id}.${google_bigquery_table.events[0].table_id}", null)
+}
+
+output "build_trigger" {
+  description = "The Cloud Build trigger shipping pushes to build_trigger_branch (null when off)."
+  value       = try(google_cloudbuild_trigger.deploy[0].name, null)
+}
+
+output "firestore_backups_command" {
+  description = "List the Firestore backups (the daily schedule's), newest last."
+  value       = "gcloud firestore backups list --project=${var.project_id} --format='table(name, database, snapshotTime, state)'"
+}

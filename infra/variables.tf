@@ -185,6 +185,29 @@ variable "max_delivery_attempts" {
   default     = 10
 }
 
+variable "bigquery_subscription" {
+  description = "Also write every message of the topic to a BigQuery table through a BigQuery subscription (no code: README.md, Events in BigQuery)."
+  type        = bool
+  default     = false
+}
+
+variable "bigquery_dataset" {
+  description = "The BigQuery dataset of bigquery_subscription; null: <name>_events (with '-' as '_'). Its table is `events`."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bigquery_dataset == null || can(regex("^[A-Za-z0-9_]{1,1024}$", var.bigquery_dataset))
+    error_message = "bigquery_dataset: letters, digits and '_' only."
+  }
+}
+
+variable "bigquery_location" {
+  description = "Location of the BigQuery dataset (a region, or EU / US); null: region."
+  type        = string
+  default     = null
+}
+
 # ---------------------------------------------------------------------------------------------
 # State, secret, image
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +219,23 @@ variable "firestore_database" {
   validation {
     condition     = var.firestore_database == null || var.firestore_database == "(default)" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database))
     error_message = "firestore_database: 4-63 lowercase letters, digits or '-', starting with a letter and not ending with '-', or (default)."
+  }
+}
+
+variable "firestore_pitr" {
+  description = "Point-in-time recovery on the created Firestore database: every version of the last 7 days stays readable, at any minute (README.md: restoring)."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_backup_retention_days" {
+  description = "A daily backup of the created Firestore database, kept this many days (1-7: Firestore's limit for daily backups); 0: no backup schedule."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.firestore_backup_retention_days >= 0 && var.firestore_backup_retention_days <= 7 && floor(var.firestore_backup_retention_days) == var.firestore_backup_retention_days
+    error_message = "firestore_backup_retention_days: a whole number of days from 0 (no daily backup) to 7 (the most Firestore keeps a daily backup)."
   }
 }
 
@@ -278,6 +318,28 @@ variable "memory" {
   default     = "512Mi"
 }
 
+variable "build_trigger_repository" {
+  description = "A GitHub repository, owner/name, connected to Cloud Build (the Cloud Build GitHub App): a trigger runs cloudbuild.yaml as <name>-deployer on every push to build_trigger_branch. null: no trigger."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.build_trigger_repository == null || can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.build_trigger_repository))
+    error_message = "build_trigger_repository: owner/name of a GitHub repository, or null."
+  }
+}
+
+variable "build_trigger_branch" {
+  description = "The branch whose pushes the build trigger ships (matched exactly)."
+  type        = string
+  default     = "main"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/-]+$", var.build_trigger_branch))
+    error_message = "build_trigger_branch: a branch name (letters, digits, '.', '_', '/', '-')."
+  }
+}
+
 variable "relay_function" {
   description = "Also deploy the relay HTTP function (entry point relay, POST only; Cloud Functions gen2, not public) and start runs through it: a Cloud Scheduler job calls it with an OIDC token, and the job's own schedule is paused (the job stays, for runs by hand)."
   type        = bool
@@ -326,4 +388,26 @@ variable "stale_after_seconds" {
   description = "Alert when a relayer has had no successful run (ok or idle) for this long; null: long enough that one crashed run does not page: its lease (RELAYER_LEASE_SECONDS) + 2 periods between summaries (the poll interval; in follow mode the hand-over) + the window + 60 s, at least 3 periods. Below that, one OOM kill pages."
   type        = number
   default     = null
+}
+
+variable "lag_alert_blocks" {
+  description = "Alert when a relayer's lag after its runs (blocks behind the head it relays from: the summary line's lag_blocks), averaged over alert_window_seconds, stays above this; null: RELAYER_MAX_LAG_BLOCKS of extra_env, else confirmations + batch_size (status's default limit: a relayer further behind cannot catch up in its next run)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.lag_alert_blocks == null || try(var.lag_alert_blocks >= 1 && floor(var.lag_alert_blocks) == var.lag_alert_blocks, false)
+    error_message = "lag_alert_blocks: a whole number of blocks, 1 or more, or null."
+  }
+}
+
+variable "lag_alert_seconds" {
+  description = "How long the lag must stay above lag_alert_blocks before the alert fires, a whole number of minutes (Monitoring's rule for a threshold's duration); null: as long as the no-progress alert waits (stale_after_seconds), so that catching up after one crashed run does not page."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.lag_alert_seconds == null || try(var.lag_alert_seconds >= 60 && var.lag_alert_seconds % 60 == 0, false)
+    error_message = "lag_alert_seconds: a whole number of minutes in seconds (60, 120, ...), or null."
+  }
 }

@@ -31,6 +31,7 @@ class RunSummary:
     error: str | None = None
     head_block: int | None = None
     interrupted: bool = False
+    to_block_time: int | None = None  # the block time of to_block, when the run read it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,6 +97,14 @@ def log_fields(
         fields["dead_lettered"] = s.dead_lettered
     if s.head_block is not None:
         fields["head_block"] = s.head_block
+    # The lag after the run, for the log-based metrics (infra/monitoring.tf); left out when
+    # the run did not learn it (absent, never 0, so a chart shows no point rather than a
+    # false "caught up").
+    if s.head_block is not None and s.to_block is not None:
+        fields["lag_blocks"] = max(0, s.head_block - s.to_block)
+    if s.to_block_time is not None and s.finished_at is not None:
+        behind = s.finished_at.timestamp() - s.to_block_time
+        fields["lag_seconds"] = round(max(0.0, behind), 3)  # a block stamped ahead is not behind
     if s.interrupted:
         fields["interrupted"] = True
     fields.update((k, v) for k, v in s.extra.items() if k not in _STATE_ONLY)

@@ -47,6 +47,7 @@ class Fetched:
     events: list[Event]
     hashes: dict[int, str]
     dead: list[DeadLetter] = field(default_factory=list)
+    times: dict[int, int] = field(default_factory=dict)  # block times of the headers read
 
     def __post_init__(self) -> None:
         self._numbers = [e.block_number for e in self.events]
@@ -122,7 +123,7 @@ def fetch(
             for e in events:
                 if e.block_timestamp is None:
                     e.block_timestamp = headers[e.block_number].timestamp
-            return Fetched(events, hashes, dead)
+            return Fetched(events, hashes, dead, {n: h.timestamp for n, h in headers.items()})
         _again(blocks, attempt)
     raise RpcError(
         f"blocks {blocks.start}..{blocks.end} kept changing while being read: the chain is "

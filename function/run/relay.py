@@ -272,6 +272,7 @@ class _Run:
         self.checkpoint = (start, grant.checkpoint_hash)  # next block, hash of the one before
         self.hashes: dict[int, str] = {}
         self.recorded: list[int] = []  # blocks of the range being relayed that have records
+        self.times: dict[int, int] = {}  # block times the fetches read (lag_seconds)
         self.dispatcher = Dispatcher(
             relay.sink,
             relay.stop,
@@ -390,6 +391,7 @@ class _Run:
         self.lease.commit(progress, looked_at=self.looked_at)
         self._advanced(progress)
         self.hashes = {n: h for n, h in self.hashes.items() if n > self.committed_to}
+        self.times = {n: t for n, t in self.times.items() if n >= self.committed_to}
 
     def _advanced(self, progress: Progress | None) -> None:
         """What a commit of `progress` moved: the checkpoint the next look starts from."""
@@ -472,6 +474,7 @@ class _Run:
             transactions=self.relay.transactions,
         )
         self.hashes.update(fetched.hashes)
+        self.times.update(fetched.times)
         orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
         if orphans:
             self._retract_orphans(orphans)
@@ -622,6 +625,7 @@ class _Run:
             )
         if done_to is not None and summary.from_block is not None and done_to >= summary.from_block:
             summary.to_block = done_to
+            summary.to_block_time = self.times.get(done_to)
         host = self.relay.chain.host
         if self.settings.rpc_hosts and host != self.settings.rpc_hosts[0]:
             summary.extra["rpc_host"] = host  # it failed over: say where it ended

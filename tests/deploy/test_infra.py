@@ -454,6 +454,7 @@ _IAM_KINDS = (
     "google_cloud_run_v2_service_iam_member",
     "google_service_account_iam_member",
     "google_artifact_registry_repository_iam_member",
+    "google_bigquery_dataset_iam_member",
 )
 
 
@@ -475,6 +476,7 @@ def grants(tf: Config, account: str) -> set[tuple[str, str, str]]:
                             "name",
                             "service_account_id",
                             "repository",
+                            "dataset_id",
                         )
                         if k in body
                     ),

@@ -34,7 +34,15 @@ KINDS = {
     "google_logging_metric": ("metric", "name"),
     "google_monitoring_alert_policy": ("alert", "display_name"),
     "google_firestore_database": ("database", "name"),
+    "google_firestore_backup_schedule": ("backup schedule", "database"),
+    "google_monitoring_dashboard": ("dashboard", "dashboard_json"),
+    "google_bigquery_dataset": ("dataset", "dataset_id"),
+    "google_bigquery_table": ("table", "table_id"),
+    "google_cloudbuild_trigger": ("trigger", "name"),
 }
+# for_each maps whose instances are named by their values: the map => (its value's key below,
+# the key of an instance's name in its value; None: the value is the name).
+EACH = {"${var.rpc_url_secrets}": ("secrets", None), "${local.value_metrics}": ("metrics", "name")}
 # Terraform uploads the functions' source itself; gcloud stages it in Google's own bucket.
 TERRAFORM_ONLY = {("bucket", f"{PROJECT}-relayer-source")}
 
@@ -48,11 +56,15 @@ OPTIONS: dict[str, Any] = {
     "status_invokers": ["group:oncall@example.com"],
     "notification_channels": [f"projects/{PROJECT}/notificationChannels/42"],
     "extra_env": {"RELAYER_EVENTS": "EscrowCreated,EscrowReleased"},
+    "bigquery_subscription": True,
+    "build_trigger_repository": "acme/relayer",
 }
 SETTINGS = {
     "RELAYER_CONFIG": OPTIONS["relayer_config"],
     "RPC_URL_SECRETS": "VAULT_RPC_URL=relayer-vault-rpc-url",
     "RELAY_FUNCTION": "true",
+    "BIGQUERY_SUBSCRIPTION": "true",
+    "BUILD_TRIGGER_REPOSITORY": "acme/relayer",
 }
 MODES = {
     "one batch a run": ({"poll_interval_seconds": 120}, {"RELAYER_POLL_INTERVAL": "120"}),
@@ -84,11 +96,12 @@ class Terraform:
             "secrets": "var.rpc_url_secrets",
             "project": "var.project_id",
             "firestore_name": "local.firestore_name",
+            "metrics": "local.value_metrics",
         }
         for (kind, name), body in self.tf.resources.items():
             if "count" in body:
                 wanted[f"count {kind}.{name}"] = json.dumps(body["count"])
-            if kind in KINDS and body.get("for_each") != "${var.rpc_url_secrets}":
+            if kind in KINDS and body.get("for_each") not in EACH:
                 wanted[f"name {kind}.{name}"] = json.dumps(body[KINDS[kind][1]])
         self.values = evaluate(folder, wanted, **variables)
 
@@ -100,9 +113,14 @@ class Terraform:
         """The names of a resource's instances (for_each over rpc_url_secrets: each one)."""
         if not self.present(kind, name):
             return []
-        if self.tf.resources[(kind, name)].get("for_each") == "${var.rpc_url_secrets}":
-            return sorted(self.values["secrets"].values())
-        return [self.values[f"name {kind}.{name}"]]
+        each = self.tf.resources[(kind, name)].get("for_each")
+        if each in EACH:
+            values, key = EACH[each]
+            return sorted(v if key is None else v[key] for v in self.values[values].values())
+        value = self.values[f"name {kind}.{name}"]
+        if kind == "google_monitoring_dashboard":  # named by the displayName of its JSON
+            return [json.loads(value)["displayName"]]
+        return [value]
 
     def resources(self) -> set[tuple[str, str]]:
         return {
@@ -155,6 +173,7 @@ class Terraform:
                             "secret_id",
                             "repository",
                             "service_account_id",
+                            "dataset_id",
                             "name",
                         )
                         if k in body
@@ -171,7 +190,13 @@ def script_resources(commands: list[list[str]]) -> set[tuple[str, str]]:
     for c in commands:
         words = [w for w in c[1:] if not w.startswith("--")]
         f = flags(c)
-        if words[:3] == ["iam", "service-accounts", "create"]:
+        if c[0] == "bq" and words[:1] == ["mk"]:  # PROJECT:DATASET, PROJECT:DATASET.TABLE
+            out.add(
+                ("dataset", words[-1].split(":")[1])
+                if "--dataset" in f
+                else ("table", words[-1].split(".")[-1])
+            )
+        elif words[:3] == ["iam", "service-accounts", "create"]:
             out.add(("service account", words[3]))
         elif words[:3] == ["pubsub", "topics", "create"]:
             out.add(("topic", words[3]))
@@ -195,6 +220,12 @@ def script_resources(commands: list[list[str]]) -> set[tuple[str, str]]:
             out.add(("alert", f["--filter"].removeprefix('displayName="').removesuffix('"')))
         elif words[:3] == ["firestore", "databases", "create"]:
             out.add(("database", f["--database"]))
+        elif words[:4] == ["firestore", "backups", "schedules", "create"]:
+            out.add(("backup schedule", f["--database"]))
+        elif words[:3] == ["monitoring", "dashboards", "list"]:
+            out.add(("dashboard", f["--filter"].removeprefix('displayName="').removesuffix('"')))
+        elif words[:4] == ["builds", "triggers", "create", "github"]:
+            out.add(("trigger", f["--name"]))
     return out
 
 
@@ -221,6 +252,10 @@ def script_grants(commands: list[list[str]]) -> dict[str, set[tuple[str, str, st
     out: dict[str, set[tuple[str, str, str, str]]] = {}
     for c in commands:
         f = flags(c)
+        if c[0] == "bq" and "add-iam-policy-binding" in c:  # bq ... --dataset PROJECT:DATASET
+            target = ("dataset", c[-1].split(":")[1], f["--role"], "")
+            out.setdefault(script_member(f["--member"]), set()).add(target)
+            continue
         if "add-iam-policy-binding" in c:
             verb = c.index("add-iam-policy-binding")
             kind, resource, role = " ".join(c[1:verb]), c[verb + 1], f["--role"]
@@ -291,3 +326,96 @@ def test_the_same_environment_secrets_schedule_timeout_and_alerts(
     assert stale["conditions"][0]["conditionAbsent"]["duration"] == f"{derived['stale']}s"
     aggregation = failed["conditions"][0]["conditionThreshold"]["aggregations"][0]
     assert aggregation["alignmentPeriod"] == f"{derived['window']}s"
+
+
+def test_the_same_metrics_dashboard_lag_alert_backups_trigger_and_bigquery(
+    both: tuple[Terraform, Any], tmp_path: Path
+) -> None:
+    terraform, run = both
+    derived = evaluate(
+        tmp_path,
+        {
+            "metrics": "local.value_metrics",
+            "dashboard": "local.dashboard_json",
+            "lag": "local.lag_alert_blocks",
+            "after": "local.lag_alert_after",
+            "window": "local.alert_window",
+            "retention": "local.backup_retention",
+            "trigger": "local.build_trigger",
+            "bigquery": "[local.bigquery_dataset, local.bigquery_table, local.bigquery_location]",
+        },
+        **{k: v for k, v in terraform.variables.items() if k not in REQUIRED},
+    )
+    tf = terraform.tf
+    # The value metrics: the same names, filters, extractors, units and buckets.
+    resource = tf.resource("google_logging_metric", "values")
+    buckets = resource["bucket_options"][0]["exponential_buckets"][0]
+    for key, metric in derived["metrics"].items():
+        printed = printed_file(run, f"metric-{key}.json")
+        assert isinstance(printed, dict)
+        assert {
+            "name": printed["name"],
+            "description": printed["description"],
+            "display_name": printed["metricDescriptor"]["displayName"],
+            "filter": printed["filter"],
+            "value_extractor": printed["valueExtractor"],
+            "unit": printed["metricDescriptor"]["unit"],
+        } == metric
+        assert printed["bucketOptions"]["exponentialBuckets"] == {
+            "numFiniteBuckets": buckets["num_finite_buckets"],
+            "growthFactor": buckets["growth_factor"],
+            "scale": buckets["scale"],
+        }
+    # The dashboard: deploy.sh renders the very template Terraform renders.
+    assert printed_file(run, "dashboard.json") == json.loads(derived["dashboard"])
+    # The lag alert: threshold, duration, window and aggregation.
+    policy = printed_file(run, "alert-lag.json")
+    assert isinstance(policy, dict)
+    printed = policy["conditions"][0]["conditionThreshold"]
+    condition = tf.resource("google_monitoring_alert_policy", "lag")["conditions"][0]
+    aggregation = condition["condition_threshold"][0]["aggregations"][0]
+    assert (printed["thresholdValue"], printed["duration"]) == (
+        derived["lag"],
+        f"{derived['after']}s",
+    )
+    assert printed["aggregations"] == [
+        {
+            "alignmentPeriod": f"{derived['window']}s",
+            "perSeriesAligner": aggregation["per_series_aligner"],
+            "crossSeriesReducer": aggregation["cross_series_reducer"],
+            "groupByFields": aggregation["group_by_fields"],
+        }
+    ]
+    # Daily backups, kept as long.
+    schedule = flags(run.only("firestore", "backups", "schedules", "create"))
+    assert int(schedule["--retention"].removesuffix("d")) * 86400 == int(
+        derived["retention"].removesuffix("s")
+    )
+    # The trigger: the same repository, branch, build file, account and substitutions.
+    trigger = flags(run.only("builds", "triggers", "create", "github"))
+    want = derived["trigger"]
+    assert (trigger["--name"], trigger["--repo-owner"], trigger["--repo-name"]) == (
+        want["name"],
+        want["owner"],
+        want["repository"],
+    )
+    assert trigger["--branch-pattern"] == want["branch_pattern"]
+    assert trigger["--substitutions"] == ",".join(
+        f"{k}={v}" for k, v in want["substitutions"].items()
+    )
+    assert (
+        trigger["--build-config"] == tf.resource("google_cloudbuild_trigger", "deploy")["filename"]
+    )
+    deployer = f"relayer-deployer@{PROJECT}.iam.gserviceaccount.com"
+    assert trigger["--service-account"] == f"projects/{PROJECT}/serviceAccounts/{deployer}"
+    # BigQuery: the same table, in the same place, from the same schema file.
+    dataset, table, location = derived["bigquery"]
+    subscription = flags(run.only("pubsub", "subscriptions", "create", "escrow-events-bigquery"))
+    assert subscription["--bigquery-table"] == f"{PROJECT}:{dataset}.{table}"
+    made = next(c for c in run.commands if c[0] == "bq" and "--dataset" in c and "mk" in c)
+    assert flags(made)["--location"] == location
+    schema = next(flags(c)["--schema"] for c in run.commands if c[0] == "bq" and "--table" in c)
+    assert (
+        f'file("${{path.module}}/{schema.removeprefix("infra/")}")'
+        in (tf.resource("google_bigquery_table", "events")["schema"])
+    )

@@ -44,7 +44,8 @@ def evaluate(folder: Path, expressions: dict[str, str], **variables: Any) -> dic
     assert TERRAFORM, "terraform is not installed"
     work = folder / f"tf-{uuid.uuid4().hex[:8]}"
     work.mkdir()
-    for name in ("variables.tf", "derived.tf"):
+    # derived.tf renders the dashboard template (templatefile) too.
+    for name in ("variables.tf", "derived.tf", "dashboard.json"):
         shutil.copy(ROOT / "infra" / name, work)
     (work / "terraform.tfvars.json").write_text(json.dumps({**REQUIRED, **variables}))
     body = ", ".join(f"{json.dumps(k)} = {v}" for k, v in expressions.items())

@@ -59,6 +59,23 @@ FIELDS = [
     ({"outcome": "ok", "dead_lettered": 2}, {}, [*REQUIRED, "run_id", "dead_lettered"]),
     ({"outcome": "ok", "interrupted": True}, {}, [*REQUIRED, "run_id", "interrupted"]),
     ({"outcome": "ok", "extra": {"reorg": {"depth": 2}}}, {}, [*REQUIRED, "run_id", "reorg"]),
+    # The lag after the run (log-based metrics): only what the run learnt, never a 0 for it.
+    (
+        {"outcome": "ok", "to_block": 40, "head_block": 52},
+        {},
+        [*REQUIRED, "run_id", "head_block", "lag_blocks"],
+    ),
+    (
+        {"outcome": "ok", "to_block": 40, "head_block": 52, "to_block_time": 1, "finished_at": T0},
+        {},
+        [*REQUIRED, "run_id", "head_block", "lag_blocks", "lag_seconds"],
+    ),
+    (
+        {"outcome": "idle", "from_block": 41, "head_block": 52},
+        {},
+        [*REQUIRED, "run_id", "head_block"],
+    ),
+    ({"outcome": "ok", "to_block": 40, "to_block_time": 1}, {}, [*REQUIRED, "run_id"]),  # no end
 ]
 
 
@@ -69,3 +86,15 @@ def test_log_fields_say_each_thing_once(
     shown = log_fields(summary(**fields), **options)
     assert sorted(shown) == sorted(keys)
     assert "error" not in shown  # the message carries it
+
+
+def test_the_lag_after_a_run_is_in_blocks_behind_the_head_and_seconds_behind_its_end() -> None:
+    stamped = int(T0.timestamp()) - 30  # to_block was made 30 s before the run ended
+    shown = log_fields(
+        summary(outcome="ok", to_block=40, head_block=52, to_block_time=stamped, finished_at=T0)
+    )
+    assert (shown["lag_blocks"], shown["lag_seconds"]) == (12, 30.0)
+    # A node behind the checkpoint (load-balanced RPC), a block stamped ahead of the clock:
+    # no negative lag.
+    ahead = summary(to_block=40, head_block=39, to_block_time=stamped + 60, finished_at=T0)
+    assert (log_fields(ahead)["lag_blocks"], log_fields(ahead)["lag_seconds"]) == (0, 0.0)
