@@ -9,7 +9,8 @@ Reporting, "Format a log entry to report error events"):
   `X-Cloud-Trace-Context` header, so the console shows the request's lines together;
 - at ERROR and above, a ReportedErrorEvent (`@type`, `serviceContext`, `context.reportLocation`):
   Error Reporting takes such a line whether or not it has a stack trace (a traceback, when
-  there is one, follows the text in `message`, in Python's own format). Every ERROR line of
+  there is one, is in `stack_trace`, the field it reads first, in Python's own format,
+  leaving `message` the line's text). Every ERROR line of
   the relayer is a failure to act on (a failed run's summary, a bad setting), so each is one.
 
 Everything a line shows passes `scrub`: a message, a traceback or an `extra` string never
@@ -207,8 +208,9 @@ class JsonFormatter(logging.Formatter):
             if key not in _RESERVED and key not in entry and not key.startswith("_"):
                 entry[key] = scrub(value) if isinstance(value, str) else value
         if record.exc_info:
-            # Python's traceback after the text: the format Error Reporting parses in `message`
-            entry["message"] += "\n" + scrub(self.formatException(record.exc_info))
+            # The field Error Reporting reads before `message`, in Python's own format: the
+            # message stays the line people read in the console.
+            entry["stack_trace"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

@@ -206,11 +206,13 @@ def test_an_error_with_an_exception_is_reported_with_its_stack_trace(out: io.Str
     assert entry["severity"] == "ERROR"
     assert entry["@type"] == REPORTED
     assert entry["serviceContext"] == {"service": "relayer-job", "version": function.__version__}
-    message = entry["message"]
-    # the stack trace in `message`, in Python's own format (what Error Reporting parses)
-    assert message.startswith("the run crashed on eth-mainnet.example\nTraceback (most recent")
-    assert "ConnectionError: cannot reach eth-mainnet.example" in message
-    assert message.endswith("RuntimeError: eth_getLogs failed at 'eth-mainnet.example'")
+    # The text stays the message; the traceback goes in `stack_trace`, the field Error
+    # Reporting reads first, in Python's own format.
+    assert entry["message"] == "the run crashed on eth-mainnet.example"
+    trace = entry["stack_trace"]
+    assert trace.startswith("Traceback (most recent call last):")
+    assert "ConnectionError: cannot reach eth-mainnet.example" in trace
+    assert trace.endswith("RuntimeError: eth_getLogs failed at 'eth-mainnet.example'")
     assert "SECRET" not in out.getvalue()
 
 
