@@ -23,6 +23,7 @@ import function.run.dispatch as dispatch
 import function.run.leasing as leasing
 import function.run.relay as relay
 import function.stopping as stopping
+from function.run.ahead import done_now
 
 EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -159,5 +160,6 @@ def deterministic(
             stack.enter_context(mock.patch.object(module, "time", fake_time))
         stack.enter_context(mock.patch.object(relay, "uuid", _Ids()))
         stack.enter_context(mock.patch.object(dispatch, "_in_thread", _run_now))
+        stack.enter_context(mock.patch.object(relay, "read_ahead", done_now))
         stack.enter_context(mock.patch.object(dispatch, "concurrent", futures))
         yield clock

@@ -21,10 +21,12 @@ skipping (docs/CONTRACT.md §7.7). Waits go through `Relay.wait`: the stop signa
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +55,7 @@ from function.errors import (
     StoppedError,
 )
 from function.redact import scrub
+from function.run.ahead import read_ahead
 from function.run.dispatch import Dispatcher
 from function.run.fetching import Fetched, any_in, fetch
 from function.run.leasing import LeaseKeeper
@@ -75,6 +78,10 @@ HANDOVER_STEP_S = 1.0
 # A new head (RPC_WS_URL) brings a follower's next look forward, but no sooner than this
 # after the last one began: a chain with sub-second blocks must not make it a busy loop.
 MIN_LOOK_GAP_S = 1.0
+# How long a run that stops or fails waits for the window it was reading ahead: the read is
+# cut short by a stop (the RPC client's waits end at SIGTERM) and otherwise ends within its
+# timeouts; a run does not leave while it still writes the learned eth_getLogs spans.
+AHEAD_WAIT_S = 5.0
 
 
 def utcnow() -> datetime:
@@ -438,18 +445,37 @@ class _Run:
         recorded = self.relay.records.refs(blocks)
         # Chunks without any of them have nothing to read back: a round trip fewer each.
         self.recorded = sorted(r.number for r in recorded)
-        last: tuple[int, int] | None = None
-        while chunks:
-            taken = next_window(len(chunks), self.settings.checkpoint_interval, last)
-            window, chunks = chunks[:taken], chunks[taken:]
-            span = BlockRange(window[0].start, window[-1].end)
-            fetched = self._fetch(span, window, anchor, [r for r in recorded if r.number in span])
-            done = self._relay_window(window, fetched)
-            if done < span.end:
-                return done
-            anchor = BlockRef(span.end, fetched.hashes[span.end])
-            last = (len(span), len(fetched.events) + len(fetched.dead))
-        return blocks.end
+        interval = self.settings.checkpoint_interval
+        window = chunks[: next_window(len(chunks), interval, None)]
+        ahead: Future[Fetched] | None = None
+        try:
+            while window:
+                chunks = chunks[len(window) :]
+                span = BlockRange(window[0].start, window[-1].end)
+                mine = [r for r in recorded if r.number in span]
+                fetched = ahead.result() if ahead else self._fetch(span, window, anchor, mine)
+                ahead = None
+                self._took(fetched, mine)
+                anchor = BlockRef(span.end, fetched.hashes[span.end])
+                last = (len(span), len(fetched.events) + len(fetched.dead))
+                following = chunks[: next_window(len(chunks), interval, last)]
+                if following:  # read while this window is published
+                    ahead = self._fetch_ahead(following, anchor, recorded)
+                done = self._relay_window(window, fetched)
+                if done < span.end:
+                    return done
+                window = following
+            return blocks.end
+        finally:
+            if ahead is not None:  # stopped or failed with a read under way: let it end,
+                concurrent.futures.wait([ahead], timeout=AHEAD_WAIT_S)  # it shares `limits`
+
+    def _fetch_ahead(
+        self, window: Sequence[BlockRange], anchor: BlockRef, recorded: Sequence[BlockRef]
+    ) -> Future[Fetched]:
+        span = BlockRange(window[0].start, window[-1].end)
+        mine = [r for r in recorded if r.number in span]
+        return read_ahead(lambda: self._fetch(span, window, anchor, mine))
 
     def _fetch(
         self,
@@ -458,9 +484,9 @@ class _Run:
         anchor: BlockRef | None,
         recorded: Sequence[BlockRef],
     ) -> Fetched:
-        """One window's events, the hashes its commits need, and the orphaned records in it
-        retracted (read in the same view)."""
-        fetched = fetch(
+        """One window's events and the hashes its commits need, in one view descending from
+        `anchor` (chain reads only: it may run ahead, in another thread)."""
+        return fetch(
             self.relay.chain,
             self.relay.specs,
             self.settings.contracts,
@@ -473,12 +499,15 @@ class _Run:
             also=[r.number for r in recorded],
             transactions=self.relay.transactions,
         )
+
+    def _took(self, fetched: Fetched, recorded: Sequence[BlockRef]) -> None:
+        """A window read: its hashes and block times kept, its orphaned records retracted
+        (their hashes read in the same view)."""
         self.hashes.update(fetched.hashes)
         self.times.update(fetched.times)
         orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
         if orphans:
             self._retract_orphans(orphans)
-        return fetched
 
     def _relay_window(self, window: Sequence[BlockRange], fetched: Fetched) -> int:
         """Publish, record and commit a window chunk by chunk; the last block done."""
