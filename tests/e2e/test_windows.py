@@ -9,8 +9,8 @@ from harness import Deployment, assert_exactly_once, payloads, relayer_doc, run_
 def test_a_batch_of_many_windows_is_relayed_exactly_once(deployment: Deployment) -> None:
     truth = deployment.make_activity(120, blocks=40)
     head = deployment.head()
-    # Windows of 2 blocks, then 8, then the rest (function.core.planning.next_window): two
-    # of them read ahead while the one before was published.
+    # A first window of one 2-block chunk, then wider ones (function.core.planning
+    # .next_window), each after the first read ahead while the one before was published.
     run = run_main(deployment.env(RELAYER_CHECKPOINT_INTERVAL="2"))
     assert run.code == 0, run.lines
     assert run.summary["to_block"] == head and run.summary["events_published"] == len(truth)
