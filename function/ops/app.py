@@ -296,4 +296,9 @@ def _relayer_entry(settings: Settings) -> dict[str, Any]:
             lag_seconds = max(0, latest.timestamp - checkpoint.timestamp)
     except Exception as e:
         log.warning("status could not read the head: %s", scrub(str(e)))
-    return status.relayer_status(settings, doc, head, now, lag_seconds)
+    try:
+        backfills = state.backfills(now, STATUS_TIMEOUT_S)
+    except RelayerError as e:  # the relayer's own state was read: its entry stands
+        log.warning("status could not read the backfill tasks: %s", scrub(str(e)))
+        backfills = []
+    return status.relayer_status(settings, doc, head, now, lag_seconds, backfills)

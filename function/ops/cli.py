@@ -198,7 +198,23 @@ def status() -> None:
     for n, row in enumerate(rows):
         line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
         click.secho(line, bold=n == 0, fg=None if n == 0 or "UNHEALTHY" not in line else "red")
+    for r in body["relayers"]:
+        _backfill_lines(r["relayer_id"], r.get("backfills") or [])
     sys.exit(0 if body["healthy"] else 1)
+
+
+def _backfill_lines(relayer_id: str, backfills: list[dict[str, Any]]) -> None:
+    """Each backfill task of a relayer (a slice of a parallel one) and how far it got."""
+    if backfills:
+        click.secho(f"backfills of {relayer_id}", bold=True)
+    for b in backfills:
+        span = b["to_block"] - b["from_block"] + 1
+        done = min(span, b["next_block"] - b["from_block"])
+        state = "done" if b["done"] else "running" if b["running"] else "stopped (run it again)"
+        click.echo(
+            f"  {b['task']}  blocks {b['from_block']}..{b['to_block']}  next {b['next_block']}  "
+            f"{100 * done // span}%  {b['events_published']} events  {state}"
+        )
 
 
 @main.command()
@@ -211,34 +227,62 @@ def status() -> None:
     help="Allow a range the job relayed more than RELAYER_EVENT_TTL_DAYS ago: its events "
     'without a record are published again marked replay="true".',
 )
-def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
+@click.option(
+    "--parallel",
+    is_flag=True,
+    help="Relay only this Cloud Run task's slice of the range (CLOUD_RUN_TASK_INDEX of "
+    "CLOUD_RUN_TASK_COUNT): an execution with N tasks relays the range N slices at once.",
+)
+def backfill(from_block: int, to_block: int, replay_expired: bool, parallel: bool) -> None:
     """Relay a historical range through the same guard, beside the scheduled job.
 
-    Resumable: run the same command again after a crash and it continues where it stopped.
-    The range must lie below the scheduled job's checkpoint. Backfills of one relayer take
-    turns on one lease, so overlapping ranges never both publish a block; a backfill that
-    finds it held waits.
+    Resumable: run the same command again after a crash and it continues where it stopped
+    (with --parallel, each slice from its own checkpoint). The range must lie below the
+    scheduled job's checkpoint. Its messages carry backfill="true" and no ordering key.
+    Backfills of disjoint ranges run at once; one whose range overlaps a running backfill
+    of another range waits for it, so no block is published by both.
     """
+    from function.config import load_runtime
+    from function.core.backfills import slice_of, task_of
     from function.ops.wiring import build_relay, firestore_client, state_store
+    from function.run.marking import BackfillSink
 
     settings = _settings()
-    blocks = _range(from_block, to_block)
+    whole = _range(from_block, to_block)
+    blocks: BlockRange | None = whole
+    if parallel:
+        try:
+            runtime = load_runtime(os.environ)
+        except RelayerError as e:
+            _fail(str(e), e.exit_code)
+        blocks = slice_of(whole, runtime.task_index, runtime.task_count)
+        if blocks is None:  # more tasks than blocks
+            _result(
+                f"backfill: task {runtime.task_index} of {runtime.task_count} has no blocks "
+                f"of {whole.start}..{whole.end}",
+                {"task": None, "events_published": 0, "interrupted": False},
+            )
+            return
+    assert blocks is not None
     job = state_store(settings, firestore_client(settings)).read() or {}
     below = int(job.get("next_block", settings.start_block))
-    if blocks.end >= below:
+    if whole.end >= below:  # the whole range: every task of an execution decides alike
         _fail(
-            f"--to-block {blocks.end} reaches the scheduled job's range (it relays from block "
+            f"--to-block {whole.end} reaches the scheduled job's range (it relays from block "
             f"{below} on): backfill only blocks below {below}",
             2,
         )
     replay = _relayed_before(settings, blocks, below, replay_expired)
-    task = f"backfill-{blocks.start}-{blocks.end}"
+    task = task_of(blocks)
     stop = _stop_on_signals()
-    settings = dataclasses.replace(settings, start_block=blocks.start)
+    # No ordering key (docs/CONTRACT.md §3): slices and the live job publish at once, so no
+    # order could hold across them; consumers deduplicate on event_id.
+    settings = dataclasses.replace(settings, start_block=blocks.start, ordering=False)
     try:
         relay = build_relay(settings, stop, task=task)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
+    relay.sink = BackfillSink(relay.sink)
     relay.last_block = blocks.end
     relay.replay = replay
     published = 0
@@ -253,12 +297,12 @@ def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
                     outcome.exit_code or 1,
                 )
             if s.outcome == "skipped":
-                # Every backfill of a relayer shares one lease (overlapping ranges must not
-                # both publish): wait for it; this range's own checkpoint resumes after.
+                # A backfill of an overlapping range (or this range's, run twice) is
+                # running: wait for it; this range's own checkpoint resumes after.
                 if not waiting:
                     click.echo(
-                        f"another backfill of {settings.relayer_id} holds the backfill lease: "
-                        "waiting for it (Ctrl-C stops; run the same command to resume)",
+                        f"another backfill of {settings.relayer_id} is relaying blocks of "
+                        f"{task}: waiting for it (Ctrl-C stops; run the same command to resume)",
                         err=True,
                     )
                 waiting = True
@@ -276,6 +320,7 @@ def backfill(from_block: int, to_block: int, replay_expired: bool) -> None:
             "task": task,
             "from_block": blocks.start,
             "to_block": blocks.end,
+            "range": [whole.start, whole.end],
             "events_published": published,
             "interrupted": stop.is_set(),
         },

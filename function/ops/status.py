@@ -110,8 +110,10 @@ def relayer_status(
     head: int | None,
     now: datetime,
     lag_seconds: float | None = None,
+    backfills: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """One relayer's entry of `/status`, with `healthy` and the `reasons` when it is not."""
+    """One relayer's entry of `/status`, with `healthy` and the `reasons` when it is not;
+    `backfills`: its backfill tasks' progress (a slice each, `claims.progress`)."""
     doc = doc or {}
     next_block = doc.get("next_block")
     if next_block is None:
@@ -193,6 +195,8 @@ def relayer_status(
         # What it relays: RELAYER_ARG_FILTERS, a part each, and RELAYER_INCLUDE.
         "arg_filters": [f.text for f in settings.arg_filters],
         "include": list(settings.include),
+        # Beyond §5: each backfill task (a slice of a parallel one) and how far it got.
+        "backfills": [dict(b) for b in backfills],
     }
 
 

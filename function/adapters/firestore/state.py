@@ -24,10 +24,12 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 import function.core.lease as leases
 from function.adapters.firestore import conditional
 from function.adapters.firestore.blockstore import BlockStore
+from function.adapters.firestore.claims import REGISTRY, Claims, progress
 from function.adapters.firestore.conditional import ATTEMPTS, TIMEOUT_S, Version, wrapped
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
 from function.adapters.firestore.relayerdoc import commit_fields, grant_of
 from function.core import identity
+from function.core.backfills import Claim, claim_of
 from function.core.checkpoint import Commit, Grant
 from function.core.commit import lease_after
 from function.core.identity import Identity
@@ -38,7 +40,7 @@ from function.errors import DeploymentError, StateError
 
 log = logging.getLogger(__name__)
 
-BACKFILL_LEASE = "backfill-lease"  # the task document every backfill's lease lives in
+BACKFILL_LEASE = REGISTRY  # the task document of the backfills' claims on their ranges
 
 
 def _landed(token: dict[str, Any], change: Commit, doc: Version) -> bool:
@@ -70,13 +72,18 @@ class FirestoreState:
     ) -> None:
         self._client = client
         relayer = client.collection("relayers").document(relayer_id)
-        # A task (a backfill) has its own checkpoint beside the scheduled job's and shares
-        # the processed-event set, so neither publishes what the other did. Every backfill
-        # of the relayer takes one lease, whatever its range: two with separate leases
-        # would read the same unrecorded blocks at once and both publish them.
+        # A task (a backfill) has its own checkpoint and lease beside the scheduled job's
+        # and shares the processed-event set, so neither publishes what the other did.
+        # Tasks of overlapping ranges take turns through their claims (`claims`): two
+        # running at once would read the same unrecorded blocks and both publish them.
         self._tasks = relayer.collection("tasks")
         self._doc = relayer.collection("tasks").document(task) if task else relayer
-        self._lease_doc = relayer.collection("tasks").document(BACKFILL_LEASE) if task else relayer
+        self._lease_doc = self._doc
+        self._claims = None
+        if task:
+            # A task whose name is no range claims every block: it waits for all others.
+            own = claim_of(task) or Claim(task, BlockRange(0, 2**63 - 1))
+            self._claims = Claims(client, self._tasks, own)
         # The job's one document as its own last write left it: the next commit, and the
         # block records fenced by it, skip a read (two round trips fewer per chunk). A
         # task's lease lives in a document shared by every backfill: always read.
@@ -102,13 +109,21 @@ class FirestoreState:
         done = {}
         for snapshot in snapshots:
             name, fields = snapshot.id, snapshot.to_dict() or {}
-            parts = name.split("-")
-            if len(parts) != 3 or parts[0] != "backfill" or fields.get("next_block") is None:
-                continue  # the shared backfill lease, or a range that never committed
-            start, end = int(parts[1]), min(int(parts[2]), int(fields["next_block"]) - 1)
+            claim = claim_of(name)
+            if claim is None or fields.get("next_block") is None:
+                continue  # the backfills' registry, or a range that never committed
+            start = claim.blocks.start
+            end = min(claim.blocks.end, int(fields["next_block"]) - 1)
             if start <= end:
                 done[name] = (BlockRange(start, end), fields.get("first_commit_at"))
         return done
+
+    def backfills(self, now: datetime, timeout_s: float) -> list[dict[str, Any]]:
+        """Each backfill task's range and progress, one quick attempt (for status)."""
+        try:
+            return progress(self._tasks, now, timeout_s)
+        except gexc.GoogleAPIError as e:
+            raise wrapped("read of the backfill tasks", e) from e
 
     def read(self, timeout_s: float | None = None) -> dict[str, Any] | None:
         """The relayer document as it is; with `timeout_s`, one quick attempt (status must
@@ -144,6 +159,8 @@ class FirestoreState:
             if lease is None:
                 return None
             batch = self._client.batch()
+            if self._claims is not None and not self._claims.put(batch, run_id, now):
+                return None  # a backfill of an overlapping range is running
             fields: dict[str, Any] = {"updated_at": now, **self._identity}
             self._put_lease(batch, fields, lease, now, lease_doc)
             conditional.put(self._client, batch, doc, fields)
