@@ -484,6 +484,8 @@ class Runtime:
     task_index: int  # CLOUD_RUN_TASK_INDEX
     task_count: int  # CLOUD_RUN_TASK_COUNT
     execution: str | None = None  # CLOUD_RUN_EXECUTION: kept in each run's summary
+    # RELAYER_BACKFILL_FROM/TO: this execution backfills the range, its slice per task
+    backfill: tuple[int, int] | None = None
 
 
 def load_runtime(env: Mapping[str, str]) -> Runtime:
@@ -492,6 +494,17 @@ def load_runtime(env: Mapping[str, str]) -> Runtime:
     count = read_integer(env, "CLOUD_RUN_TASK_COUNT", 1, TASK_COUNT)
     if index >= count:
         raise ConfigError(f"CLOUD_RUN_TASK_INDEX={index} is not below CLOUD_RUN_TASK_COUNT={count}")
+    start = read_integer(env, "RELAYER_BACKFILL_FROM", None, BLOCK_NUMBER)
+    end = read_integer(env, "RELAYER_BACKFILL_TO", None, BLOCK_NUMBER)
+    if (start is None) != (end is None) or (start is not None and end is not None and end < start):
+        raise ConfigError(
+            f"RELAYER_BACKFILL_FROM={start} RELAYER_BACKFILL_TO={end}: set both, "
+            "to the first and last block of the range to backfill"
+        )
     return Runtime(
-        _optional(env, "RELAYER_CONFIG"), index, count, _optional(env, "CLOUD_RUN_EXECUTION")
+        _optional(env, "RELAYER_CONFIG"),
+        index,
+        count,
+        _optional(env, "CLOUD_RUN_EXECUTION"),
+        (start, end) if start is not None and end is not None else None,
     )

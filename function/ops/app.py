@@ -142,9 +142,24 @@ def run_job(env: Mapping[str, str]) -> int:
         for line in _problems(e):  # every invalid setting, a line each
             log.error(line, extra={"outcome": FAILED})
         return e.exit_code
+    if runtime.backfill is not None:
+        return _backfill_job(*runtime.backfill)
     stop = StopSignal()
     install_sigterm(stop)
     return max((o.exit_code for o in run_relayers(runtime, fleet, stop)), default=0)
+
+
+def _backfill_job(start: int, end: int) -> int:
+    """An execution started with RELAYER_BACKFILL_FROM/TO (README, Parallel backfill): this
+    task's slice, exactly as `relayer backfill --parallel` relays it."""
+    from function.ops.cli import main
+
+    args = ["backfill", "--from-block", str(start), "--to-block", str(end), "--parallel"]
+    try:
+        main(args, standalone_mode=False)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
 
 
 class _Cache:
