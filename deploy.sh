@@ -1051,7 +1051,7 @@ EOF
   "alertStrategy": {"autoClose": "1800s"},
   "documentation": {
     "mimeType": "text/markdown",
-    "content": $(json_str "Runs of the $NAME relayer ($who) ended with outcome failed: the run summary's error says why. Logs: \`$RUN_LINES AND severity>=ERROR\`. Exit code 2 is a configuration or deployment error.")
+    "content": $(json_str "Runs of $NAME ($who) ended with outcome failed: the run summary's error says why. Logs: \`$RUN_LINES AND severity>=ERROR\`. Exit code 2 is a configuration or deployment error.")
   }
 }
 EOF
@@ -1072,7 +1072,7 @@ EOF
   "alertStrategy": {"autoClose": "1800s"},
   "documentation": {
     "mimeType": "text/markdown",
-    "content": $(json_str "No run of a relayer of $NAME in $SCHEDULED_WHAT, where the schedule starts them, has succeeded in $STALE_AFTER s: its lag grows. Check the scheduler, the runs (a crashed run logs no summary), the lease and /status. The summaries: \`$summary_lines\`.")
+    "content": $(json_str "No run of $NAME in $SCHEDULED_WHAT, where the schedule starts runs, has succeeded for a relayer in $STALE_AFTER s: its lag grows. Check the scheduler, the runs (a crashed run logs no summary), the lease and /status. The summaries: \`$summary_lines\`.")
   }
 }
 EOF

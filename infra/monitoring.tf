@@ -111,7 +111,7 @@ resource "google_monitoring_alert_policy" "runs_failed" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      Runs of the `${google_cloud_run_v2_job.relay.name}` relayer
+      Runs of `${google_cloud_run_v2_job.relay.name}`
       (${join(" or ", [for r in values(local.run_resources) : r.what])}) ended with `outcome: failed`.
       The run summary's `error` says why; the state is left so that the next run loses nothing.
       Logs: `${local.run_lines} AND severity>=ERROR`.
@@ -154,11 +154,11 @@ resource "google_monitoring_alert_policy" "stale" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      No run of a relayer of `${google_cloud_run_v2_job.relay.name}` in
-      ${local.run_resources[local.scheduled_resource_type].what}, where the schedule starts them,
-      has succeeded in ${local.stale_after} s: its lag behind the chain grows. Check the
-      scheduler, the runs (a crashed or timed-out run logs no summary), the lease (`skipped`
-      runs) and the status function's `/status`. The summaries:
+      No run of `${google_cloud_run_v2_job.relay.name}` in
+      ${local.run_resources[local.scheduled_resource_type].what}, where the schedule starts runs,
+      has succeeded for a relayer in ${local.stale_after} s: its lag behind the chain grows.
+      Check the scheduler, the runs (a crashed or timed-out run logs no summary), the lease
+      (`skipped` runs) and the status function's `/status`. The summaries:
       `${local.summary_lines}`.
     EOT
   }
