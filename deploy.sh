@@ -784,6 +784,51 @@ database_update() {
   run gcloud firestore databases update --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" "$flag"
 }
 
+# The relayer's own database, as Terraform's (create_firestore_database): NAME-state, the one
+# made by default (by this run or an earlier one), or one this run creates. Recovery and backups
+# are set there only. A database that exists under another name ("(default)" is usually shared
+# with other applications) is left as it is, and the commands are printed for its owner.
+firestore_database() {
+  if [[ $FIRESTORE_DATABASE == "$NAME-state" ]]; then
+    upsert database
+    database_backups
+  elif ((DRY_RUN)); then
+    database_describe
+    say "#   if absent (created here: the relayer's own):"
+    database_create
+    database_backups
+    say "#   if present:"
+    recovery_advice
+  elif database_describe; then
+    recovery_advice
+  else
+    database_create
+    database_backups
+  fi
+}
+
+database_backups() {
+  if ((FIRESTORE_BACKUP_RETENTION_DAYS > 0)); then
+    backup_schedule_upsert
+  else
+    say "# FIRESTORE_BACKUP_RETENTION_DAYS=0: no daily backup (a schedule made before stays: gcloud firestore backups schedules list --database=$FIRESTORE_DATABASE)"
+  fi
+}
+
+# What FIRESTORE_PITR and FIRESTORE_BACKUP_RETENTION_DAYS ask for, as commands to run by hand.
+recovery_advice() {
+  say "# FIRESTORE_DATABASE=$FIRESTORE_DATABASE is not the relayer's own (it exists, and deploy.sh makes $NAME-state): its point-in-time recovery and backups are left as they are."
+  if [[ $FIRESTORE_PITR == false ]] && ((FIRESTORE_BACKUP_RETENTION_DAYS == 0)); then return 0; fi
+  say "# Its owner can turn them on:"
+  if [[ $FIRESTORE_PITR == true ]]; then
+    say "#   $(quoted gcloud firestore databases update --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" --enable-pitr)"
+  fi
+  if ((FIRESTORE_BACKUP_RETENTION_DAYS > 0)); then
+    say "#   $(quoted gcloud firestore backups schedules create --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+      --recurrence=daily --retention="${FIRESTORE_BACKUP_RETENTION_DAYS}d")"
+  fi
+}
+
 # The daily backup schedule (one per database): found by listing, then updated or created.
 backup_schedule_upsert() {
   local retention="${FIRESTORE_BACKUP_RETENTION_DAYS}d" found=""
@@ -1228,12 +1273,7 @@ main() {
   fi
 
   step "Firestore: the relayer's database (point-in-time recovery, daily backups), TTL of processed-event records, index exemptions"
-  upsert database
-  if ((FIRESTORE_BACKUP_RETENTION_DAYS > 0)); then
-    backup_schedule_upsert
-  else
-    say "# FIRESTORE_BACKUP_RETENTION_DAYS=0: no daily backup (a schedule made before stays: gcloud firestore backups schedules list --database=$FIRESTORE_DATABASE)"
-  fi
+  firestore_database
   run gcloud firestore fields ttls update expire_at --project="$PROJECT_ID" \
     --database="$FIRESTORE_DATABASE" --collection-group=blocks --enable-ttl
   # Never queried; indexing them would only cost writes (expire_at also grows with time).
