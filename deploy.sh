@@ -173,6 +173,19 @@ json_str() {
   printf '"%s"' "${s//\"/\\\"}"
 }
 
+# An alert's conditions, one per resource type the runs log on (run_resources): `$1 TYPE WHAT`
+# prints each one's JSON.
+per_run_resource() {
+  local i sep=""
+  printf '['
+  for i in "${!RUN_TYPES[@]}"; do
+    printf '%s' "$sep"
+    "$1" "${RUN_TYPES[i]}" "${RUN_WHATS[i]}"
+    sep=", "
+  done
+  printf ']'
+}
+
 # The aggregation of an alert on the runs counter: a sum per relayer over PERIOD.
 per_relayer_sum() {
   printf '[{"alignmentPeriod": "%s", "perSeriesAligner": "ALIGN_SUM", ' "$1"
@@ -444,6 +457,7 @@ validate() {
   DEPLOYER_SA="$NAME-deployer@$PROJECT_ID.iam.gserviceaccount.com"
   STATUS_FUNCTION="$NAME-status"
   RELAY_FUNCTION_NAME="$NAME-relay"
+  run_resources
   # The one repository images come from (Cloud Build pushes there too): the job runs a digest.
   IMAGE_REPO="$REGION-docker.pkg.dev/$PROJECT_ID/$ARTIFACT_REPO/relayer"
   if [[ -n $IMAGE && $IMAGE != "$IMAGE_REPO"[:@]* ]]; then
@@ -457,6 +471,29 @@ validate() {
   BIGQUERY_TABLE="$PROJECT_ID:$BIGQUERY_DATASET.events"
   DATABASE_NAME="projects/$PROJECT_ID/databases/$FIRESTORE_DATABASE"
   build_env
+}
+
+# Where runs log (as infra/derived.tf run_resources): the job and, with the relay function,
+# the function, which Cloud Functions gen2 runs as the Cloud Run service of its name (its lines
+# are a cloud_run_revision's). RUN_LINES is a Logging query of every run's lines (two resources
+# bracketed each and together: it never depends on how Logging ranks AND and OR); the alerts
+# on failures and lag have a condition per resource type (RUN_TYPES, RUN_WHATS), and the
+# no-progress alert watches where the schedule starts runs (SCHEDULED_TYPE).
+run_resources() {
+  local job="resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\""
+  RUN_TYPES=(cloud_run_job)
+  RUN_WHATS=("the job")
+  RUN_LINES=$job
+  SCHEDULED_TYPE=cloud_run_job
+  SCHEDULED_WHAT="the job"
+  if [[ $RELAY_FUNCTION == true ]]; then
+    RUN_TYPES+=(cloud_run_revision)
+    RUN_WHATS+=("the relay function")
+    RUN_LINES="(($job) OR (resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"$RELAY_FUNCTION_NAME\"))"
+    # The job's schedule is paused: the job runs by hand only.
+    SCHEDULED_TYPE=cloud_run_revision
+    SCHEDULED_WHAT="the relay function"
+  fi
 }
 
 # The value of a duration setting (300, 300s, 10m, 1h) in seconds.
@@ -747,6 +784,51 @@ database_update() {
   run gcloud firestore databases update --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" "$flag"
 }
 
+# The relayer's own database, as Terraform's (create_firestore_database): NAME-state, the one
+# made by default (by this run or an earlier one), or one this run creates. Recovery and backups
+# are set there only. A database that exists under another name ("(default)" is usually shared
+# with other applications) is left as it is, and the commands are printed for its owner.
+firestore_database() {
+  if [[ $FIRESTORE_DATABASE == "$NAME-state" ]]; then
+    upsert database
+    database_backups
+  elif ((DRY_RUN)); then
+    database_describe
+    say "#   if absent (created here: the relayer's own):"
+    database_create
+    database_backups
+    say "#   if present:"
+    recovery_advice
+  elif database_describe; then
+    recovery_advice
+  else
+    database_create
+    database_backups
+  fi
+}
+
+database_backups() {
+  if ((FIRESTORE_BACKUP_RETENTION_DAYS > 0)); then
+    backup_schedule_upsert
+  else
+    say "# FIRESTORE_BACKUP_RETENTION_DAYS=0: no daily backup (a schedule made before stays: gcloud firestore backups schedules list --database=$FIRESTORE_DATABASE)"
+  fi
+}
+
+# What FIRESTORE_PITR and FIRESTORE_BACKUP_RETENTION_DAYS ask for, as commands to run by hand.
+recovery_advice() {
+  say "# FIRESTORE_DATABASE=$FIRESTORE_DATABASE is not the relayer's own (it exists, and deploy.sh makes $NAME-state): its point-in-time recovery and backups are left as they are."
+  if [[ $FIRESTORE_PITR == false ]] && ((FIRESTORE_BACKUP_RETENTION_DAYS == 0)); then return 0; fi
+  say "# Its owner can turn them on:"
+  if [[ $FIRESTORE_PITR == true ]]; then
+    say "#   $(quoted gcloud firestore databases update --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" --enable-pitr)"
+  fi
+  if ((FIRESTORE_BACKUP_RETENTION_DAYS > 0)); then
+    say "#   $(quoted gcloud firestore backups schedules create --database="$FIRESTORE_DATABASE" --project="$PROJECT_ID" \
+      --recurrence=daily --retention="${FIRESTORE_BACKUP_RETENTION_DAYS}d")"
+  fi
+}
+
 # The daily backup schedule (one per database): found by listing, then updated or created.
 backup_schedule_upsert() {
   local retention="${FIRESTORE_BACKUP_RETENTION_DAYS}d" found=""
@@ -944,15 +1026,51 @@ policy_upsert() {
 # Monitoring documents
 # ---------------------------------------------------------------------------------------------
 
+# The failed-runs and lag alerts' condition on resource type $1 ($2: what it is).
+failed_condition() {
+  cat <<EOF
+{
+    "displayName": $(json_str "Failed runs of a relayer ($2)"),
+    "conditionThreshold": {
+      "filter": $(json_str "resource.type = \"$1\" AND metric.type = \"logging.googleapis.com/user/$METRIC\" AND metric.label.outcome = \"failed\""),
+      "comparison": "COMPARISON_GT",
+      "thresholdValue": $FAILED_RUNS_THRESHOLD,
+      "duration": "0s",
+      "aggregations": $(per_relayer_sum "${ALERT_WINDOW}s"),
+      "trigger": {"count": 1}
+    }
+  }
+EOF
+}
+lag_condition() {
+  cat <<EOF
+{
+    "displayName": $(json_str "Lag of a relayer above $LAG_ALERT_BLOCKS blocks for $LAG_ALERT_AFTER s ($2)"),
+    "conditionThreshold": {
+      "filter": $(json_str "resource.type = \"$1\" AND metric.type = \"logging.googleapis.com/user/$NAME-lag-blocks\""),
+      "comparison": "COMPARISON_GT",
+      "thresholdValue": $LAG_ALERT_BLOCKS,
+      "duration": "${LAG_ALERT_AFTER}s",
+      "aggregations": [{"alignmentPeriod": "${ALERT_WINDOW}s", "perSeriesAligner": "ALIGN_DELTA", "crossSeriesReducer": "REDUCE_MEAN", "groupByFields": ["metric.label.relayer_id"]}],
+      "trigger": {"count": 1}
+    }
+  }
+EOF
+}
+
 write_monitoring_files() {
-  local summary_filter runs_metric channels entry key field unit what
-  summary_filter="resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND (jsonPayload.run_summary=true OR jsonPayload.outcome=\"failed\")"
+  local summary_filter summary_lines runs_metric channels entry key field unit what who
+  # Every summary, and the line a configuration error logs before any run (as derived.tf).
+  summary_filter="$RUN_LINES AND (jsonPayload.run_summary=true OR jsonPayload.outcome=\"failed\")"
+  summary_lines="$RUN_LINES AND jsonPayload.run_summary=true"
   runs_metric="logging.googleapis.com/user/$METRIC"
+  who=${RUN_WHATS[0]}
+  if ((${#RUN_WHATS[@]} > 1)); then who+=" or ${RUN_WHATS[1]}"; fi
   channels=$(json_list "${CHANNELS[@]}")
   write_file metric.json <<EOF
 {
   "name": $(json_str "$METRIC"),
-  "description": $(json_str "Relay runs of the $NAME job, by outcome and relayer (the run summary line)."),
+  "description": $(json_str "Relay runs of the $NAME relayer, by outcome and relayer (the run summary line)."),
   "filter": $(json_str "$summary_filter"),
   "metricDescriptor": {
     "metricKind": "DELTA",
@@ -974,21 +1092,11 @@ EOF
   "displayName": $(json_str "$NAME: relay runs failed"),
   "combiner": "OR",
   "notificationChannels": $channels,
-  "conditions": [{
-    "displayName": "Failed runs of a relayer",
-    "conditionThreshold": {
-      "filter": $(json_str "resource.type = \"cloud_run_job\" AND metric.type = \"$runs_metric\" AND metric.label.outcome = \"failed\""),
-      "comparison": "COMPARISON_GT",
-      "thresholdValue": $FAILED_RUNS_THRESHOLD,
-      "duration": "0s",
-      "aggregations": $(per_relayer_sum "${ALERT_WINDOW}s"),
-      "trigger": {"count": 1}
-    }
-  }],
+  "conditions": $(per_run_resource failed_condition),
   "alertStrategy": {"autoClose": "1800s"},
   "documentation": {
     "mimeType": "text/markdown",
-    "content": $(json_str "Runs of the $NAME job ended with outcome failed: the run summary's error says why. Exit code 2 is a configuration or deployment error.")
+    "content": $(json_str "Runs of $NAME ($who) ended with outcome failed: the run summary's error says why. Logs: \`$RUN_LINES AND severity>=ERROR\`. Exit code 2 is a configuration or deployment error.")
   }
 }
 EOF
@@ -1000,7 +1108,7 @@ EOF
   "conditions": [{
     "displayName": $(json_str "No successful run of a relayer for $STALE_AFTER s"),
     "conditionAbsent": {
-      "filter": $(json_str "resource.type = \"cloud_run_job\" AND metric.type = \"$runs_metric\" AND metric.label.outcome = one_of(\"ok\", \"idle\")"),
+      "filter": $(json_str "resource.type = \"$SCHEDULED_TYPE\" AND metric.type = \"$runs_metric\" AND metric.label.outcome = one_of(\"ok\", \"idle\")"),
       "duration": "${STALE_AFTER}s",
       "aggregations": $(per_relayer_sum 60s),
       "trigger": {"count": 1}
@@ -1009,7 +1117,7 @@ EOF
   "alertStrategy": {"autoClose": "1800s"},
   "documentation": {
     "mimeType": "text/markdown",
-    "content": $(json_str "No run of the $NAME job has succeeded for a relayer in $STALE_AFTER s: its lag grows. Check the scheduler, the executions (a crashed run logs no summary), the lease and /status.")
+    "content": $(json_str "No run of $NAME in $SCHEDULED_WHAT, where the schedule starts runs, has succeeded for a relayer in $STALE_AFTER s: its lag grows. Check the scheduler, the runs (a crashed run logs no summary), the lease and /status. The summaries: \`$summary_lines\`.")
   }
 }
 EOF
@@ -1020,7 +1128,7 @@ EOF
 {
   "name": $(json_str "$NAME-$key"),
   "description": $(json_str "$what, by relayer (the run summary line's $field)."),
-  "filter": $(json_str "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND jsonPayload.run_summary=true AND jsonPayload.$field:*"),
+  "filter": $(json_str "$summary_lines AND jsonPayload.$field:*"),
   "metricDescriptor": {
     "metricKind": "DELTA",
     "valueType": "DISTRIBUTION",
@@ -1041,21 +1149,11 @@ EOF
   "displayName": $(json_str "$NAME: relayer lag"),
   "combiner": "OR",
   "notificationChannels": $channels,
-  "conditions": [{
-    "displayName": $(json_str "Lag of a relayer above $LAG_ALERT_BLOCKS blocks for $LAG_ALERT_AFTER s"),
-    "conditionThreshold": {
-      "filter": $(json_str "resource.type = \"cloud_run_job\" AND metric.type = \"logging.googleapis.com/user/$NAME-lag-blocks\""),
-      "comparison": "COMPARISON_GT",
-      "thresholdValue": $LAG_ALERT_BLOCKS,
-      "duration": "${LAG_ALERT_AFTER}s",
-      "aggregations": [{"alignmentPeriod": "${ALERT_WINDOW}s", "perSeriesAligner": "ALIGN_DELTA", "crossSeriesReducer": "REDUCE_MEAN", "groupByFields": ["metric.label.relayer_id"]}],
-      "trigger": {"count": 1}
-    }
-  }],
+  "conditions": $(per_run_resource lag_condition),
   "alertStrategy": {"autoClose": "1800s"},
   "documentation": {
     "mimeType": "text/markdown",
-    "content": $(json_str "A relayer of the $NAME job has stayed more than $LAG_ALERT_BLOCKS blocks behind the head after its runs for $LAG_ALERT_AFTER s: it is not catching up. Check /status (lag_blocks, reasons, last_run, rpc_limits); then the run summaries: a run that relays a whole batch every time is outpaced by the chain (raise RELAYER_BATCH_SIZE or use follow mode); then failed or skipped runs (the other alerts) and an RPC endpoint that refuses wide eth_getLogs ranges. A backfill from an old START_BLOCK lags on purpose: raise LAG_ALERT_BLOCKS or snooze this alert meanwhile.")
+    "content": $(json_str "A relayer of $NAME has stayed more than $LAG_ALERT_BLOCKS blocks behind the head after its runs for $LAG_ALERT_AFTER s: it is not catching up. Check /status (lag_blocks, reasons, last_run, rpc_limits); then the run summaries: a run that relays a whole batch every time is outpaced by the chain (raise RELAYER_BATCH_SIZE or use follow mode); then failed or skipped runs (the other alerts) and an RPC endpoint that refuses wide eth_getLogs ranges. A backfill from an old START_BLOCK lags on purpose: raise LAG_ALERT_BLOCKS or snooze this alert meanwhile.")
   }
 }
 EOF
@@ -1175,12 +1273,7 @@ main() {
   fi
 
   step "Firestore: the relayer's database (point-in-time recovery, daily backups), TTL of processed-event records, index exemptions"
-  upsert database
-  if ((FIRESTORE_BACKUP_RETENTION_DAYS > 0)); then
-    backup_schedule_upsert
-  else
-    say "# FIRESTORE_BACKUP_RETENTION_DAYS=0: no daily backup (a schedule made before stays: gcloud firestore backups schedules list --database=$FIRESTORE_DATABASE)"
-  fi
+  firestore_database
   run gcloud firestore fields ttls update expire_at --project="$PROJECT_ID" \
     --database="$FIRESTORE_DATABASE" --collection-group=blocks --enable-ttl
   # Never queried; indexing them would only cost writes (expire_at also grows with time).
@@ -1301,7 +1394,7 @@ main() {
   step "Next"
   say "# Run once now:   gcloud run jobs execute $NAME --region=$REGION --project=$PROJECT_ID --wait"
   say "# Status URL:     gcloud functions describe $STATUS_FUNCTION --gen2 --region=$REGION --project=$PROJECT_ID --format='value(serviceConfig.uri)'"
-  say "# Run summaries:  gcloud logging read 'resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"$NAME\" AND jsonPayload.run_summary=true' --project=$PROJECT_ID --limit=10"
+  say "# Run summaries:  gcloud logging read '$RUN_LINES AND jsonPayload.run_summary=true' --project=$PROJECT_ID --limit=10"
   say "# Dashboard:      Monitoring, Dashboards, '$DASHBOARD' (gcloud monitoring dashboards list --project=$PROJECT_ID --filter='displayName=\"$DASHBOARD\"')"
   if [[ -n ${BUILD_TRIGGER_REPOSITORY:-} ]]; then
     say "# Cloud Build:    trigger $NAME-deploy ships every push to $BUILD_TRIGGER_BRANCH as $DEPLOYER_SA"

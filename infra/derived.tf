@@ -75,11 +75,31 @@ locals {
   lag_alert_blocks = coalesce(var.lag_alert_blocks, tonumber(lookup(var.extra_env, "RELAYER_MAX_LAG_BLOCKS", var.confirmations + var.batch_size)))
   lag_alert_after  = coalesce(var.lag_alert_seconds, local.stale_after)
 
+  # Where runs log: the job (named var.name, job.tf) and, with relay_function, the relay
+  # function (relay.tf), which Cloud Functions gen2 runs as the Cloud Run service of its name,
+  # so that its lines are a cloud_run_revision's. Resource type => that resource's lines (a
+  # Logging query) and what it is. The metrics count the lines of both; an alert condition names
+  # one resource type (Monitoring requires it) and a time series is never reduced across
+  # resource types, so the failed-runs and lag alerts have a condition per type.
+  relay_function_name = "${var.name}-relay"
+  run_resources = merge(
+    { cloud_run_job = { lines = "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"${var.name}\"", what = "the job" } },
+    var.relay_function ? { cloud_run_revision = { lines = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.relay_function_name}\"", what = "the relay function" } } : {},
+  )
+  # Every run's lines. Two resources are bracketed each and together: the query never depends
+  # on how Logging ranks AND and OR.
+  run_lines = length(local.run_resources) == 1 ? local.run_resources.cloud_run_job.lines : "(${join(" OR ", [for r in values(local.run_resources) : "(${r.lines})"])})"
+  # The runs counter (monitoring.tf): every summary, and the line a configuration error logs
+  # before any run (outcome failed, no summary).
+  run_summary_filter = "${local.run_lines} AND (jsonPayload.run_summary=true OR jsonPayload.outcome=\"failed\")"
+  # Where the schedule starts runs: in the function when there is one (the job's schedule is
+  # then paused and the job runs by hand only), so that is where no success means no progress.
+  scheduled_resource_type = var.relay_function ? "cloud_run_revision" : "cloud_run_job"
+
   # Log-based distribution metrics, one value per run summary line (function/core/summary.py
   # log_fields) and relayer. A line without the field (lag_seconds of a run that read no block
   # time, reorg.retracted of a run without a reorganisation) is not counted: no false 0.
-  # The job is named var.name (job.tf).
-  summary_lines = "resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"${var.name}\" AND jsonPayload.run_summary=true"
+  summary_lines = "${local.run_lines} AND jsonPayload.run_summary=true"
   value_metrics = {
     for key, m in {
       "lag-blocks"       = { field = "lag_blocks", unit = "1", what = "Blocks behind the head after each run" }

@@ -1,12 +1,19 @@
 # Alerts from the run summary: every run logs one JSON line with `run_summary: true`, its
 # `outcome` (ok, idle, skipped, failed) and `relayer_id`; a configuration error logs one line
 # with `outcome: failed` before any run. A log-based counter of those lines, by outcome and
-# relayer, feeds two alerts:
+# relayer, from the job and (relay_function) the relay function (local.run_resources,
+# derived.tf), feeds two alerts:
 # - runs fail: more than failed_runs_threshold failed runs of a relayer within the window
 #   (local.alert_window, derived.tf);
 # - lag grows: no successful run (ok or idle) of a relayer for local.stale_after (derived.tf):
 #   a run that crashes or is killed logs nothing and keeps its lease until it expires, so the
-#   window outlasts one crashed run's lease; lasting silence still pages.
+#   window outlasts one crashed run's lease; lasting silence still pages. It watches where the
+#   schedule starts runs (local.scheduled_resource_type): with the relay function the job's
+#   schedule is paused, and a run of the job by hand must not page when its series stops.
+# An alert condition names one resource type (the MetricThreshold and MetricAbsence filter
+# "must specify the metric type and the resource type", Monitoring API v3), and a reduction
+# never crosses resource types (Aggregation.groupByFields), so the failed-runs and lag alerts
+# have one condition per resource type of the runs, combined with OR.
 # Both go to var.notification_channels; without one they only open incidents in the console
 # (the check below warns at plan time).
 #
@@ -21,11 +28,6 @@
 # reference), so the charts and the alert read the mean per relayer.
 
 locals {
-  run_summary_filter = join(" AND ", [
-    "resource.type=\"cloud_run_job\"",
-    "resource.labels.job_name=\"${google_cloud_run_v2_job.relay.name}\"",
-    "(jsonPayload.run_summary=true OR jsonPayload.outcome=\"failed\")",
-  ])
   runs_metric = "logging.googleapis.com/user/${google_logging_metric.runs.name}"
 }
 
@@ -39,7 +41,7 @@ check "alerts_notify_someone" {
 resource "google_logging_metric" "runs" {
   project     = var.project_id
   name        = "${var.name}-runs"
-  description = "Relay runs of the ${var.name} job, by outcome and relayer (the run summary line)."
+  description = "Relay runs of the ${var.name} relayer, by outcome and relayer (the run summary line)."
   filter      = local.run_summary_filter
 
   metric_descriptor {
@@ -76,24 +78,28 @@ resource "google_monitoring_alert_policy" "runs_failed" {
   notification_channels = var.notification_channels
   user_labels           = var.labels
 
-  conditions {
-    display_name = "Failed runs of a relayer"
+  dynamic "conditions" {
+    for_each = local.run_resources
 
-    condition_threshold {
-      filter          = "resource.type = \"cloud_run_job\" AND metric.type = \"${local.runs_metric}\" AND metric.label.outcome = \"failed\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.failed_runs_threshold
-      duration        = "0s"
+    content {
+      display_name = "Failed runs of a relayer (${conditions.value.what})"
 
-      aggregations {
-        alignment_period     = "${local.alert_window}s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.relayer_id"]
-      }
+      condition_threshold {
+        filter          = "resource.type = \"${conditions.key}\" AND metric.type = \"${local.runs_metric}\" AND metric.label.outcome = \"failed\""
+        comparison      = "COMPARISON_GT"
+        threshold_value = var.failed_runs_threshold
+        duration        = "0s"
 
-      trigger {
-        count = 1
+        aggregations {
+          alignment_period     = "${local.alert_window}s"
+          per_series_aligner   = "ALIGN_SUM"
+          cross_series_reducer = "REDUCE_SUM"
+          group_by_fields      = ["metric.label.relayer_id"]
+        }
+
+        trigger {
+          count = 1
+        }
       }
     }
   }
@@ -105,9 +111,10 @@ resource "google_monitoring_alert_policy" "runs_failed" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      Runs of the `${google_cloud_run_v2_job.relay.name}` job ended with `outcome: failed`.
+      Runs of `${google_cloud_run_v2_job.relay.name}`
+      (${join(" or ", [for r in values(local.run_resources) : r.what])}) ended with `outcome: failed`.
       The run summary's `error` says why; the state is left so that the next run loses nothing.
-      Logs: `resource.type="cloud_run_job" resource.labels.job_name="${google_cloud_run_v2_job.relay.name}" severity>=ERROR`.
+      Logs: `${local.run_lines} AND severity>=ERROR`.
       Exit code 2 is a configuration or deployment error and needs a fix before runs succeed.
     EOT
   }
@@ -124,7 +131,7 @@ resource "google_monitoring_alert_policy" "stale" {
     display_name = "No successful run of a relayer for ${local.stale_after} s"
 
     condition_absent {
-      filter   = "resource.type = \"cloud_run_job\" AND metric.type = \"${local.runs_metric}\" AND metric.label.outcome = one_of(\"ok\", \"idle\")"
+      filter   = "resource.type = \"${local.scheduled_resource_type}\" AND metric.type = \"${local.runs_metric}\" AND metric.label.outcome = one_of(\"ok\", \"idle\")"
       duration = "${local.stale_after}s"
 
       aggregations {
@@ -147,10 +154,12 @@ resource "google_monitoring_alert_policy" "stale" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      No run of the `${google_cloud_run_v2_job.relay.name}` job has succeeded for a relayer in
-      ${local.stale_after} s: its lag behind the chain grows. Check the scheduler, the job's
-      executions (a crashed or timed-out run logs no summary), the lease (`skipped` runs) and
-      the status function's `/status`.
+      No run of `${google_cloud_run_v2_job.relay.name}` in
+      ${local.run_resources[local.scheduled_resource_type].what}, where the schedule starts runs,
+      has succeeded for a relayer in ${local.stale_after} s: its lag behind the chain grows.
+      Check the scheduler, the runs (a crashed or timed-out run logs no summary), the lease
+      (`skipped` runs) and the status function's `/status`. The summaries:
+      `${local.summary_lines}`.
     EOT
   }
 }
@@ -200,24 +209,28 @@ resource "google_monitoring_alert_policy" "lag" {
   notification_channels = var.notification_channels
   user_labels           = var.labels
 
-  conditions {
-    display_name = "Lag of a relayer above ${local.lag_alert_blocks} blocks for ${local.lag_alert_after} s"
+  dynamic "conditions" {
+    for_each = local.run_resources
 
-    condition_threshold {
-      filter          = "resource.type = \"cloud_run_job\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.values["lag-blocks"].name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = local.lag_alert_blocks
-      duration        = "${local.lag_alert_after}s"
+    content {
+      display_name = "Lag of a relayer above ${local.lag_alert_blocks} blocks for ${local.lag_alert_after} s (${conditions.value.what})"
 
-      aggregations {
-        alignment_period     = "${local.alert_window}s"
-        per_series_aligner   = "ALIGN_DELTA"
-        cross_series_reducer = "REDUCE_MEAN"
-        group_by_fields      = ["metric.label.relayer_id"]
-      }
+      condition_threshold {
+        filter          = "resource.type = \"${conditions.key}\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.values["lag-blocks"].name}\""
+        comparison      = "COMPARISON_GT"
+        threshold_value = local.lag_alert_blocks
+        duration        = "${local.lag_alert_after}s"
 
-      trigger {
-        count = 1
+        aggregations {
+          alignment_period     = "${local.alert_window}s"
+          per_series_aligner   = "ALIGN_DELTA"
+          cross_series_reducer = "REDUCE_MEAN"
+          group_by_fields      = ["metric.label.relayer_id"]
+        }
+
+        trigger {
+          count = 1
+        }
       }
     }
   }
@@ -229,11 +242,11 @@ resource "google_monitoring_alert_policy" "lag" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      A relayer of the `${google_cloud_run_v2_job.relay.name}` job has stayed more than
+      A relayer of `${google_cloud_run_v2_job.relay.name}` has stayed more than
       ${local.lag_alert_blocks} blocks behind the head after its runs for ${local.lag_alert_after} s:
       it is not catching up. Check, in this order:
       1. `/status` (the status function): `lag_blocks`, `reasons`, `last_run`, `rpc_limits`.
-      2. The run summaries (`jsonPayload.run_summary=true`): a run that relays a whole batch
+      2. The run summaries (`${local.summary_lines}`): a run that relays a whole batch
          (`to_block - from_block + 1` = RELAYER_BATCH_SIZE) every time is outpaced by the
          chain: raise RELAYER_BATCH_SIZE or run in follow mode (RELAYER_RUN_SECONDS).
       3. Failed or skipped runs (the other two alerts), and an RPC endpoint that refuses wide

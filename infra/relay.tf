@@ -8,7 +8,7 @@ resource "google_cloudfunctions2_function" "relay" {
   count = var.relay_function ? 1 : 0
 
   project     = var.project_id
-  name        = "${var.name}-relay"
+  name        = local.relay_function_name # its log lines' service_name (derived.tf run_resources)
   location    = var.region
   description = "One relay run of the ${var.name} relayer per POST."
   labels      = var.labels

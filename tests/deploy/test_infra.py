@@ -380,8 +380,11 @@ def test_the_run_summary_metric_and_the_alerts_on_failures_and_staleness(tf: Con
     assert metric["filter"] == "${local.run_summary_filter}"
     summary_filter = tf.locals["run_summary_filter"]
     assert "jsonPayload.run_summary=true" in summary_filter
-    assert 'resource.type=\\"cloud_run_job\\"' in summary_filter
-    assert "google_cloud_run_v2_job.relay.name" in summary_filter
+    # The lines of the job (named var.name), and of the relay function when there is one
+    # (test_relay_function_monitoring.py evaluates them).
+    assert summary_filter.startswith("${local.run_lines} AND ")
+    assert 'resource.labels.job_name=\\"${var.name}\\"' in tf.locals["run_resources"]
+    assert tf.resource("google_cloud_run_v2_job", "relay")["name"] == "${var.name}"
     assert metric["label_extractors"] == {
         "outcome": "EXTRACT(jsonPayload.outcome)",
         "relayer_id": "EXTRACT(jsonPayload.relayer_id)",
@@ -389,8 +392,9 @@ def test_the_run_summary_metric_and_the_alerts_on_failures_and_staleness(tf: Con
     assert tf.locals["runs_metric"] == (
         "logging.googleapis.com/user/${google_logging_metric.runs.name}"
     )
-    failed = one(tf.resource("google_monitoring_alert_policy", "runs_failed")["conditions"])
-    threshold = one(failed["condition_threshold"])
+    failed = dynamic(tf.resource("google_monitoring_alert_policy", "runs_failed"), "conditions")
+    assert failed["for_each"] == "${local.run_resources}"  # a condition per resource type
+    threshold = one(one(failed["content"])["condition_threshold"])
     assert "${local.runs_metric}" in threshold["filter"]
     assert 'metric.label.outcome = "failed"' in threshold["filter"]
     assert one(threshold["aggregations"])["group_by_fields"] == ["metric.label.relayer_id"]

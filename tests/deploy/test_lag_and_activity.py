@@ -31,7 +31,7 @@ from test_deploy_script import (
     real_run,
     write_settings,
 )
-from test_infra import Config, _load, one
+from test_infra import Config, _load, dynamic, one
 
 from function.core.summary import RunSummary, log_fields
 
@@ -120,7 +120,9 @@ def test_terraform_alerts_on_relayer_lag_like_the_other_alerts(tf: Config) -> No
     policy = tf.resource("google_monitoring_alert_policy", "lag")
     assert policy["display_name"] == "${var.name}: relayer lag"
     assert policy["notification_channels"] == "${var.notification_channels}"
-    threshold = one(one(policy["conditions"])["condition_threshold"])
+    conditions = dynamic(policy, "conditions")  # one per resource type the runs log on
+    assert conditions["for_each"] == "${local.run_resources}"
+    threshold = one(one(conditions["content"])["condition_threshold"])
     assert 'google_logging_metric.values["lag-blocks"].name' in threshold["filter"]
     assert threshold["comparison"] == "COMPARISON_GT"
     assert threshold["threshold_value"] == "${local.lag_alert_blocks}"

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from deploy.tfeval import REQUIRED, evaluate, needs_terraform
 from test_deploy_script import PROJECT, deploy, env_vars, flags, printed_file, write_settings
-from test_infra import _IAM_KINDS, Config, _load
+from test_infra import _IAM_KINDS, Config, _load, dynamic
+from test_relay_function_monitoring import rendered
 
 pytestmark = needs_terraform
 
@@ -372,8 +373,8 @@ def test_the_same_metrics_dashboard_lag_alert_backups_trigger_and_bigquery(
     policy = printed_file(run, "alert-lag.json")
     assert isinstance(policy, dict)
     printed = policy["conditions"][0]["conditionThreshold"]
-    condition = tf.resource("google_monitoring_alert_policy", "lag")["conditions"][0]
-    aggregation = condition["condition_threshold"][0]["aggregations"][0]
+    condition = dynamic(tf.resource("google_monitoring_alert_policy", "lag"), "conditions")
+    aggregation = condition["content"][0]["condition_threshold"][0]["aggregations"][0]
     assert (printed["thresholdValue"], printed["duration"]) == (
         derived["lag"],
         f"{derived['after']}s",
@@ -419,3 +420,57 @@ def test_the_same_metrics_dashboard_lag_alert_backups_trigger_and_bigquery(
         f'file("${{path.module}}/{schema.removeprefix("infra/")}")'
         in (tf.resource("google_bigquery_table", "events")["schema"])
     )
+
+
+def test_the_same_runs_metric_and_alert_conditions(
+    both: tuple[Terraform, Any], tmp_path: Path
+) -> None:
+    """The runs counter counts the same lines (the job's and the relay function's), and each
+    alert has the same conditions: one per resource type the runs log on, where they can."""
+    terraform, run = both
+    derived = evaluate(
+        tmp_path,
+        {
+            "runs": "local.run_summary_filter",
+            "resources": "local.run_resources",
+            "scheduled": "local.scheduled_resource_type",
+            "lag": "local.lag_alert_blocks",
+            "after": "local.lag_alert_after",
+            "stale": "local.stale_after",
+        },
+        **{k: v for k, v in terraform.variables.items() if k not in REQUIRED},
+    )
+    metric = printed_file(run, "metric.json")
+    assert isinstance(metric, dict) and metric["filter"] == derived["runs"]
+    values = {
+        "local.runs_metric": "logging.googleapis.com/user/relayer-runs",
+        'google_logging_metric.values["lag-blocks"].name': "relayer-lag-blocks",
+        "local.lag_alert_blocks": str(derived["lag"]),
+        "local.lag_alert_after": str(derived["after"]),
+        "local.stale_after": str(derived["stale"]),
+        "local.scheduled_resource_type": derived["scheduled"],
+    }
+    policies = terraform.tf.of_kind("google_monitoring_alert_policy")
+    for name, file in [("runs_failed", "alert-failed.json"), ("lag", "alert-lag.json")]:
+        content = dynamic(policies[name], "conditions")["content"][0]
+        threshold = content["condition_threshold"][0]
+        want = [
+            (
+                rendered(content["display_name"], **values, **{"conditions.value.what": r["what"]}),
+                rendered(threshold["filter"], **values, **{"conditions.key": kind}),
+            )
+            for kind, r in derived["resources"].items()
+        ]
+        printed = printed_file(run, file)
+        assert isinstance(printed, dict)
+        got = [(c["displayName"], c["conditionThreshold"]["filter"]) for c in printed["conditions"]]
+        assert got == want, name
+    (condition,) = policies["stale"]["conditions"]
+    printed = printed_file(run, "alert-stale.json")
+    assert isinstance(printed, dict)
+    assert [(c["displayName"], c["conditionAbsent"]["filter"]) for c in printed["conditions"]] == [
+        (
+            rendered(condition["display_name"], **values),
+            rendered(condition["condition_absent"][0]["filter"], **values),
+        )
+    ]
