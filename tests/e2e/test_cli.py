@@ -223,11 +223,13 @@ def test_overlapping_backfills_never_both_publish(deployment: Deployment, tmp_pa
         START_BLOCK=str(head + 1), RELAYER_BATCH_SIZE="4", RELAYER_CHECKPOINT_INTERVAL="2"
     )
     journal = tmp_path / "first.jsonl"
-    # The first backfill has read the processed-event set of its first chunk and pauses
-    # (within its lease) just before publishing it, when the second one starts over an
-    # overlapping range: the second must not publish those blocks too.
+    # The first backfill has decided what of its first chunk to publish (from the records
+    # it read) and pauses (within its 30 s lease) just before publishing it, when the second
+    # one starts over an overlapping range: the second must not publish those blocks too.
+    # The pause outlasts the second's start on a loaded machine (it must find the first
+    # one running).
     first = _backfill_held_at(
-        env, 0, head - 4, journal, "after_read", CRASH_ACTION="stall", CRASH_SLEEP="3"
+        env, 0, head - 4, journal, "before_publish", CRASH_ACTION="stall", CRASH_SLEEP="15"
     )
     second = cli(env, "backfill", "--from-block", "2", "--to-block", str(head))
     out, err = first.communicate(timeout=120)
