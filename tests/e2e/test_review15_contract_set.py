@@ -146,3 +146,45 @@ def test_replay_expired_marks_a_new_contracts_history_as_a_replay(deployment: De
     got = deployment.topic.pull_all(at_least=len(history))
     marked = [m for m in got if m.attributes.get("replay") == "true"]
     assert marked == [], f"{len(marked)} of {len(got)} first-time events marked replay=true"
+
+
+def test_the_runbooks_backfill_of_an_added_contract_works_under_the_default_id(
+    deployment: Deployment,
+) -> None:
+    """docs/RUNBOOK.md, "A changed CONTRACT_ADDRESS": after `relayer contracts --accept
+    --env-file job.env`, "its history with `CONTRACT_ADDRESS=0x... relayer backfill
+    --from-block CREATION --to-block N-1 --env-file job.env`". A job.env of a relayer under
+    the default id has no RELAYER_ID (an address added at the end keeps that id), so the
+    shell's CONTRACT_ADDRESS alone names another state."""
+    added = deploy_escrow(deployment.w3)
+    history = deployment.make_activity_on(added, 4, blocks=2, seed=5)
+    deployment.make_activity(3, blocks=1)
+    assert run_main(deployment.env()).code == 0
+    deployment.topic.pull_all()
+    job_env = deployment.env(CONTRACT_ADDRESS=f"{deployment.contract},{added}")  # no RELAYER_ID
+    assert run_main(job_env).code == 2
+    assert run_cli(job_env, "contracts", "--accept").code == 0
+    checkpoint = relayer_doc(deployment.relayer_id)["next_block"]
+
+    runbook = {**job_env, "CONTRACT_ADDRESS": added}
+    filled = run_cli(runbook, "backfill", "--from-block", "0", "--to-block", str(checkpoint - 1))
+    print(filled.stdout, filled.stderr)
+    assert filled.code == 0, (filled.stderr.strip().splitlines() or [""])[-1]
+    assert_exactly_once(payloads(deployment.topic.pull_all(at_least=len(history))), history)
+
+
+def test_relayer_contracts_accept_does_not_rewrite_the_states_chain(
+    deployment: Deployment,
+) -> None:
+    """identity.judge refuses a state of another chain (a run: exit 2, `relayer contracts`:
+    exit 2); `--accept` is for a contract set, and must not take a CHAIN_ID typo with it."""
+    deployment.make_activity(3, blocks=1)
+    assert run_main(deployment.env()).code == 0
+    wrong = deployment.env(CHAIN_ID="5", RELAYER_ID=deployment.relayer_id)
+    assert run_cli(wrong, "contracts").code == 2
+    accepted = run_cli(wrong, "contracts", "--accept")
+    doc = relayer_doc(deployment.relayer_id)
+    assert (accepted.code, doc["chain_id"]) == (2, 31337), (
+        f"--accept exit {accepted.code}; the state now says chain {doc['chain_id']}: "
+        f"{accepted.stdout.strip()}"
+    )
