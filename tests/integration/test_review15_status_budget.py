@@ -24,7 +24,7 @@ from minimal_env import MINIMAL
 
 
 class RateLimited(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = json.dumps(
             {"jsonrpc": "2.0", "id": 1, "error": {"code": -32005, "message": "rate limited"}}
