@@ -188,3 +188,21 @@ def test_relayer_contracts_accept_does_not_rewrite_the_states_chain(
         f"--accept exit {accepted.code}; the state now says chain {doc['chain_id']}: "
         f"{accepted.stdout.strip()}"
     )
+
+
+def test_pinning_relayer_id_in_another_case_does_not_start_over(deployment: Deployment) -> None:
+    """README, Adding a contract, step 1: "Pin the state's name ... RELAYER_ID=31337-0x5fbd…".
+    An operator who pins it as the address is usually written (EIP-55 case) names a state
+    that does not exist; issue 15 asks that starting over from START_BLOCK be impossible to
+    do by accident."""
+    truth = deployment.make_activity(5, blocks=2)
+    assert run_main(deployment.env()).code == 0
+    assert_exactly_once(payloads(deployment.topic.pull_all(at_least=len(truth))), truth)
+
+    pinned = deployment.env(RELAYER_ID=f"31337-{deployment.contract}")  # EIP-55 case
+    again = run_main(pinned)
+    published = payloads(deployment.topic.pull_all())
+    assert published == [], (
+        f"exit {again.code}: {len(published)} events published again from START_BLOCK under "
+        f"RELAYER_ID=31337-{deployment.contract}"
+    )
