@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from typing import Any
 
 from devstack.chain.escrow import deploy_escrow
+from devstack.stack.clients import create_topic_and_subscription
 from harness import (
     Deployment,
     assert_exactly_once,
@@ -206,3 +209,37 @@ def test_pinning_relayer_id_in_another_case_does_not_start_over(deployment: Depl
         f"exit {again.code}: {len(published)} events published again from START_BLOCK under "
         f"RELAYER_ID=31337-{deployment.contract}"
     )
+
+
+def test_the_cut_over_after_a_shadow_run_relays_the_history_to_the_production_topic(
+    deployment: Deployment, stack: Any
+) -> None:
+    """README, Moving over: a shadow relayer (RELAYER_ID=shadow, its own topic) runs beside
+    the old service; at cut-over the production relayer is deployed with the production
+    topic and START_BLOCK = the old checkpoint, the shadow's state deleted only "afterwards".
+    Both in one deployment (one database), the production relayer's first run is refused,
+    and the refusal says to continue the shadow's state, whose checkpoint is past every
+    event the production topic never received."""
+    truth = deployment.make_activity(6, blocks=3)
+    shadow_topic = create_topic_and_subscription(
+        stack.pubsub.address,
+        stack.project,
+        f"shadow-{uuid.uuid4().hex[:8]}",
+        f"shadow-sub-{uuid.uuid4().hex[:8]}",
+    )
+    shadow = deployment.env(RELAYER_ID="shadow", PUBSUB_TOPIC=shadow_topic.topic_id)
+    assert run_main(shadow).code == 0
+    assert len(shadow_topic.pull_all(at_least=len(truth))) == len(truth)
+
+    production = deployment.env()  # the production topic, the default RELAYER_ID
+    first = run_main(production)
+    if first.code == 2 and "RELAYER_ID=shadow" in first.summary["message"]:
+        # What the refusal says to do: the production topic then gets nothing of the history.
+        followed = run_main(deployment.env(RELAYER_ID="shadow"))
+        got = payloads(deployment.topic.pull_all())
+        raise AssertionError(
+            f"refused: {first.summary['message']!r}; following it: exit {followed.code}, "
+            f"{len(got)} of {len(truth)} events reach the production topic"
+        )
+    got = payloads(deployment.topic.pull_all(at_least=len(truth)))
+    assert_exactly_once(got, truth)
