@@ -3,9 +3,13 @@
 The default `RELAYER_ID` is `{CHAIN_ID}-{first address of CONTRACT_ADDRESS}` (docs/CONTRACT.md
 §1), so reordering the addresses, or adding one in front, names a state that does not exist:
 the run would start again from `START_BLOCK` and publish the whole history a second time.
-And adding an address to an existing state would relay it only from that state's checkpoint
-on, its history silently never. Both are refused here, before anything is written; removing
-an address is allowed (the operator chose to stop relaying it) and said.
+An id typed in another case names no state either (Firestore ids are case-sensitive). And
+adding an address to an existing state would relay it only from that state's checkpoint on,
+its history silently never. All are refused here, before anything is written; removing an
+address is allowed (the operator chose to stop relaying it) and said.
+
+A state is what a run committed: a document with neither contracts nor a checkpoint (what a
+failed start may leave: its summary alone) is no state, and is judged as a new one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+ADDED = "added"  # the only refusal `relayer contracts --accept` overrides
+CHAIN = "chain"
+CASE = "case"
+REORDERED = "reordered"
 
 
 @dataclass(frozen=True)
@@ -23,16 +32,27 @@ class Identity:
     chain_id: int
     contracts: tuple[str, ...]  # as configured, EIP-55
     default_id: bool  # RELAYER_ID unset: derived from the first address
+    topic: str = ""  # projects/{project}/topics/{topic}: where its events go
 
     def fields(self) -> dict[str, Any]:
         """Written with every commit, readable in the console (docs/CONTRACT.md §4)."""
-        return {"chain_id": self.chain_id, "contracts": list(self.contracts)}
+        out: dict[str, Any] = {"chain_id": self.chain_id, "contracts": list(self.contracts)}
+        if self.topic:
+            out["topic"] = self.topic
+        return out
 
 
 @dataclass(frozen=True)
 class Verdict:
     refused: str | None = None  # why this configuration may not use the state (exit 2)
     dropped: tuple[str, ...] = ()  # addresses the state had that the configuration left out
+    kind: str | None = None  # ADDED, CHAIN, CASE or REORDERED when refused
+
+
+def is_state(stored: Mapping[str, Any] | None) -> bool:
+    return stored is not None and (
+        stored.get("contracts") is not None or stored.get("next_block") is not None
+    )
 
 
 def judge(
@@ -41,16 +61,16 @@ def judge(
     others: Iterable[tuple[str, Mapping[str, Any]]] = (),
 ) -> Verdict:
     """`stored`: this relayer's document (None: none yet); `others`: the other relayers'
-    documents, consulted only for a new state under a default id."""
-    if stored is None:
-        if not me.default_id:
-            return Verdict()  # a name the operator chose: a second relayer on purpose
-        return Verdict(refused=_started_elsewhere(me, others))
+    documents (id and fields), consulted only for a new state."""
+    if not is_state(stored):
+        return _new_state(me, others)
+    assert stored is not None
     chain = stored.get("chain_id")
     if chain is not None and int(chain) != me.chain_id:
         return Verdict(
             refused=f"RELAYER_ID={me.relayer_id} holds the state of chain {chain}, not of "
-            f"CHAIN_ID={me.chain_id}: set RELAYER_ID to a name of its own for this chain"
+            f"CHAIN_ID={me.chain_id}: set RELAYER_ID to a name of its own for this chain",
+            kind=CHAIN,
         )
     had = stored.get("contracts")
     if not isinstance(had, list):
@@ -60,7 +80,7 @@ def judge(
     wanted = {a.lower() for a in me.contracts}
     dropped = tuple(str(a) for a in had if str(a).lower() not in wanted)
     if added:
-        return Verdict(refused=_added(me, stored, added), dropped=dropped)
+        return Verdict(refused=_added(me, stored, added), dropped=dropped, kind=ADDED)
     return Verdict(dropped=dropped)
 
 
@@ -76,22 +96,36 @@ def _added(me: Identity, stored: Mapping[str, Any], added: Sequence[str]) -> str
     )
 
 
-def _started_elsewhere(me: Identity, others: Iterable[tuple[str, Mapping[str, Any]]]) -> str | None:
-    mine = {a.lower(): a for a in me.contracts}
-    for relayer_id, doc in others:
-        if relayer_id == me.relayer_id or doc.get("chain_id") != me.chain_id:
-            continue
-        theirs = doc.get("contracts")
-        theirs_lower = {str(a).lower() for a in theirs} if isinstance(theirs, list) else set()
-        shared = [a for low, a in mine.items() if low in theirs_lower]
-        if shared:
-            nxt = doc.get("next_block")
-            where = f" (next block {nxt})" if nxt is not None else ""
-            return (
-                f"no state under RELAYER_ID={me.relayer_id} (the default: CHAIN_ID and the "
-                f"first address of CONTRACT_ADDRESS), but relayer {relayer_id}{where} already "
-                f"relays {', '.join(shared)}: a reordered CONTRACT_ADDRESS, or an address "
-                f"added in front, would start again from START_BLOCK. Set "
-                f"RELAYER_ID={relayer_id} to continue that state (README: Adding a contract)"
+def _new_state(me: Identity, others: Iterable[tuple[str, Mapping[str, Any]]]) -> Verdict:
+    """A first run: refused when its id is, by all signs, a slip for an existing state's."""
+    states = [(i, d) for i, d in others if i != me.relayer_id and is_state(d)]
+    for relayer_id, _ in states:
+        if relayer_id.lower() == me.relayer_id.lower():
+            return Verdict(
+                refused=f"no state under RELAYER_ID={me.relayer_id}, but relayer {relayer_id} "
+                "has one: Firestore ids are case-sensitive, so this would start again from "
+                f"START_BLOCK. Set RELAYER_ID={relayer_id} to continue that state",
+                kind=CASE,
             )
-    return None
+    if not me.default_id:
+        return Verdict()  # a name the operator chose: a second relayer on purpose
+    # The states this configuration's default id would have been, had another of its
+    # addresses come first: the same relayer, reordered (a relayer of its own, under a name
+    # chosen for it, publishing elsewhere, is another relayer).
+    mine = {f"{me.chain_id}-{a.lower()}": a for a in me.contracts}
+    for relayer_id, doc in states:
+        if relayer_id not in mine or doc.get("chain_id") != me.chain_id:
+            continue
+        if me.topic and doc.get("topic") not in (None, me.topic):
+            continue
+        nxt = doc.get("next_block")
+        where = f" (next block {nxt})" if nxt is not None else ""
+        return Verdict(
+            refused=f"no state under RELAYER_ID={me.relayer_id} (the default: CHAIN_ID and "
+            f"the first address of CONTRACT_ADDRESS), but relayer {relayer_id}{where} already "
+            f"relays {mine[relayer_id]}: a reordered CONTRACT_ADDRESS, or an address added "
+            f"in front, would start again from START_BLOCK. Set RELAYER_ID={relayer_id} to "
+            "continue that state (README: Adding a contract)",
+            kind=REORDERED,
+        )
+    return Verdict()

@@ -37,7 +37,18 @@ def log_summary(outcome: Outcome, settings: Settings, *, started: bool = True) -
     s = outcome.summary
     level = logging.ERROR if s.outcome == FAILED else logging.INFO
     shown = log_fields(s, started=started, dead_letters=settings.deadletter_topic is not None)
-    log.log(level, headline(s), extra={"run_summary": True, "relayer_id": s.relayer_id, **shown})
+    error = outcome.error
+    # A failure the relayer did not foresee (a bug, a library's surprise) is worth its
+    # traceback in Error Reporting; one it raised on purpose says all in its message.
+    trace = None
+    if error is not None and not isinstance(error, RelayerError):
+        trace = (type(error), error, error.__traceback__)
+    log.log(
+        level,
+        headline(s),
+        exc_info=trace,
+        extra={"run_summary": True, "relayer_id": s.relayer_id, **shown},
+    )
 
 
 def relay_once(

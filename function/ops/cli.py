@@ -327,6 +327,16 @@ def backfill(from_block: int, to_block: int, replay_expired: bool, parallel: boo
     )
 
 
+def _relayed_from(settings: Settings, stored: dict[str, Any]) -> int:
+    """The first block the job relayed for the configured contracts: START_BLOCK, or, when
+    every one was added later (`relayer contracts --accept`), the block it was added at."""
+    added = stored.get("contracts_added") or {}
+    since = [added.get(a.lower()) for a in settings.contracts]
+    if since and all(isinstance(n, int) for n in since):
+        return max(settings.start_block, min(int(n) for n in since if n is not None))
+    return settings.start_block
+
+
 def _relayed_before(
     settings: Settings, blocks: BlockRange, job_next: int, replay_expired: bool
 ) -> tuple[BlockRange, ...]:
@@ -338,8 +348,9 @@ def _relayed_before(
 
     store = state_store(settings, firestore_client(settings))
     try:
-        job = (settings.start_block, job_next - 1)
-        job_first = (store.read() or {}).get("first_commit_at")
+        stored = store.read() or {}
+        job = (_relayed_from(settings, stored), job_next - 1)
+        job_first = stored.get("first_commit_at")
         earlier = [(BlockRange(*job), job_first)] if job[0] <= job[1] else []
         own = f"backfill-{blocks.start}-{blocks.end}"  # resuming itself is no replay
         earlier += [r for task, r in store.backfilled().items() if task != own]
@@ -568,7 +579,10 @@ def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
     settings = _settings()
     store = state_store(settings, firestore_client(settings))
     now = datetime.now(UTC)
-    grant = store.acquire(f"reset-{os.getpid()}", now, settings.lease_s)
+    try:
+        grant = store.acquire(f"reset-{os.getpid()}", now, settings.lease_s)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
     if grant is None:
         _fail("a run holds the lease right now: try again when it has finished")
     try:
@@ -620,16 +634,18 @@ def contracts(accept: bool) -> None:
     """The contracts the relayer's state is for, beside CONTRACT_ADDRESS. A run refuses
     (exit 2) a CONTRACT_ADDRESS that adds one, since its history would be left out; --accept
     takes the new set on purpose (README: Adding a contract)."""
+    from function.adapters.firestore.state import FirestoreState
     from function.core import identity
     from function.ops.wiring import firestore_client, identity_of, state_store
 
     settings = _settings()
-    store = state_store(settings, firestore_client(settings), guard=False)
+    client = firestore_client(settings)
     try:
-        stored = store.read()
+        guarded = state_store(settings, client)
+        stored = guarded.read()
+        verdict = guarded.identity_verdict(stored)  # what a run would say, others read too
     except RelayerError as e:
         _fail(str(e), e.exit_code)
-    verdict = identity.judge(identity_of(settings), stored)
     had = list((stored or {}).get("contracts") or [])
     data: dict[str, Any] = {
         "relayer_id": settings.relayer_id,
@@ -646,13 +662,28 @@ def contracts(accept: bool) -> None:
             data,
         )
         sys.exit(2 if verdict.refused else 0)
-    if stored is None:
+    if not identity.is_state(stored):
         _fail(f"no state under RELAYER_ID={settings.relayer_id}: nothing to accept", 2)
+    assert stored is not None
+    if verdict.refused and verdict.kind != identity.ADDED:
+        _fail(f"{verdict.refused} (--accept takes a changed contract set only)", 2)
+    # Where each added contract's relaying begins: below it, its history was never relayed,
+    # and a backfill of it there is new history, however old (see `_relayed_before`).
+    since = int(stored.get("next_block") or settings.start_block)
+    added = dict(stored.get("contracts_added") or {})
+    for address in settings.contracts:
+        if address.lower() not in {str(a).lower() for a in had}:
+            added.setdefault(address.lower(), since)
+    fields = {**identity_of(settings).fields(), "contracts_added": added}
+    store = FirestoreState(client, settings.relayer_id, fields)
     now = datetime.now(UTC)
-    grant = store.acquire(f"contracts-{os.getpid()}", now, settings.lease_s)
-    if grant is None:
-        _fail("a run holds the lease right now: try again when it has finished")
-    store.release(grant, datetime.now(UTC))  # the lease's write stored the configured set
+    try:
+        grant = store.acquire(f"contracts-{os.getpid()}", now, settings.lease_s)
+        if grant is None:
+            _fail("a run holds the lease right now: try again when it has finished")
+        store.release(grant, datetime.now(UTC))  # the lease's write stored the configured set
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
     _result(
         f"{settings.relayer_id} now relays {', '.join(settings.contracts)} from block "
         f"{grant.next_block} on",

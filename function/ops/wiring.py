@@ -49,7 +49,10 @@ def chain_reader(
 
 
 def identity_of(settings: Settings) -> Identity:
-    return Identity(settings.relayer_id, settings.chain_id, settings.contracts, settings.default_id)
+    topic = f"projects/{settings.pubsub_project}/topics/{settings.topic}"
+    return Identity(
+        settings.relayer_id, settings.chain_id, settings.contracts, settings.default_id, topic
+    )
 
 
 def transaction_reader(settings: Settings, chain: ChainReader) -> TransactionReader | None:

@@ -169,7 +169,8 @@ def test_the_runbooks_backfill_of_an_added_contract_works_under_the_default_id(
     assert run_cli(job_env, "contracts", "--accept").code == 0
     checkpoint = relayer_doc(deployment.relayer_id)["next_block"]
 
-    runbook = {**job_env, "CONTRACT_ADDRESS": added}
+    # The runbook's command pins the state's name (RELAYER_ID=B) with the address alone.
+    runbook = {**job_env, "CONTRACT_ADDRESS": added, "RELAYER_ID": deployment.relayer_id}
     filled = run_cli(runbook, "backfill", "--from-block", "0", "--to-block", str(checkpoint - 1))
     print(filled.stdout, filled.stderr)
     assert filled.code == 0, (filled.stderr.strip().splitlines() or [""])[-1]

@@ -74,3 +74,28 @@ def test_state_of_another_chain_is_refused() -> None:
 
 def test_state_without_stored_contracts_is_not_judged() -> None:
     assert judge(me(A, C), {"chain_id": 1, "next_block": 3}).refused is None
+
+
+def test_an_id_in_another_case_than_an_existing_state_is_refused() -> None:
+    old = (f"1-{A.lower()}", {"chain_id": 1, "contracts": [A], "next_block": 9})
+    verdict = judge(me(A, relayer_id=f"1-{A}", default_id=False), None, [old])
+    assert verdict.kind == "case" and f"RELAYER_ID=1-{A.lower()}" in (verdict.refused or "")
+
+
+def test_a_failed_starts_summary_is_no_state_and_does_not_hide_a_reorder() -> None:
+    old = (f"1-{A.lower()}", {"chain_id": 1, "contracts": [A, B], "next_block": 500})
+    left = {"last_run": {"outcome": "failed"}}  # what a start that failed wrote
+    assert judge(me(B, A), left, [old]).kind == "reordered"
+
+
+def test_a_shadow_relayer_under_its_own_name_does_not_block_the_production_one() -> None:
+    shadow = ("shadow", {"chain_id": 1, "contracts": [A], "next_block": 9, "topic": "t-shadow"})
+    assert judge(me(A), None, [shadow]).refused is None
+
+
+def test_a_relayer_of_the_same_addresses_publishing_elsewhere_is_another_relayer() -> None:
+    other = (f"1-{B.lower()}", {"chain_id": 1, "contracts": [B, A], "topic": "projects/p/topics/x"})
+    mine = Identity(f"1-{A.lower()}", 1, (A, B), True, "projects/p/topics/y")
+    assert judge(mine, None, [other]).refused is None
+    same = Identity(f"1-{A.lower()}", 1, (A, B), True, "projects/p/topics/x")
+    assert judge(same, None, [other]).kind == "reordered"

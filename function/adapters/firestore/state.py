@@ -19,7 +19,6 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 import function.core.lease as leases
 from function.adapters.firestore import conditional
@@ -195,10 +194,7 @@ class FirestoreState:
         added contract's history out; say which contracts were dropped."""
         if self._guard is None:
             return
-        others: list[tuple[str, dict[str, Any]]] = []
-        if stored is None and self._guard.default_id:
-            others = self._relayers_of_chain(self._guard.chain_id)
-        verdict = identity.judge(self._guard, stored, others)
+        verdict = self.identity_verdict(stored)
         if verdict.refused:
             raise DeploymentError(verdict.refused)
         if verdict.dropped:
@@ -208,13 +204,20 @@ class FirestoreState:
                 self._guard.relayer_id,
             )
 
-    def _relayers_of_chain(self, chain_id: int) -> list[tuple[str, dict[str, Any]]]:
-        """The relayers of one chain, their contracts and checkpoints only (a first run's
-        one query: a state that exists is never asked this)."""
-        query = (
-            self._client.collection("relayers")
-            .where(filter=FieldFilter("chain_id", "==", chain_id))
-            .select(["chain_id", "contracts", "next_block"])
+    def identity_verdict(self, stored: dict[str, Any] | None) -> identity.Verdict:
+        """What `core.identity` says of this configuration over `stored` (this relayer's
+        document as read), the other relayers read when it is no state yet."""
+        assert self._guard is not None
+        others: list[tuple[str, dict[str, Any]]] = []
+        if not identity.is_state(stored):
+            others = self._relayers()
+        return identity.judge(self._guard, stored, others)
+
+    def _relayers(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every relayer of the database, its chain, contracts, topic and checkpoint only
+        (a first run's one query: a state that exists is never asked this)."""
+        query = self._client.collection("relayers").select(
+            ["chain_id", "contracts", "next_block", "topic"]
         )
         try:
             return [(s.id, s.to_dict() or {}) for s in query.stream(timeout=TIMEOUT_S)]
