@@ -34,11 +34,11 @@ class Settings:
     events: int = 20_000
     event_blocks: int = 200
     empty_blocks: int = 100_000
-    naive_events: int = 200
+    naive_events: int = 100
     repeat: int = 3  # repetitions of the end-to-end runs, on each network
     cheap_repeat: int = 5  # repetitions of the idle runs and the empty-block scans
     naive_repeat: int = 1
-    small_batch_repeat: int = 1  # the empty blocks in many small runs
+    small_batch_repeat: int = 0  # the empty blocks in many small runs (0: not measured)
     batch_size: int = 1000  # covers the ~200 busy blocks in one run
     checkpoint_interval: int = 100  # the default of RELAYER_CHECKPOINT_INTERVAL
     empty_batch: int = 100_000  # one run over all empty blocks
@@ -219,6 +219,8 @@ def busy_phase(ctx: Context, chain: Chain, networks: list[Network]) -> dict[str,
             "setup_round_trips": network.setup_round_trips,
             "floor_path": chosen[label],
             "floor": {path: _floor_summary(runs) for path, runs in floors[label].items()},
+            # the paths side by side, as timed in the same (first) repetition
+            "floor_first_wall_s": {p: runs[0]["wall_s"] for p, runs in floors[label].items()},
             "relayer": _relayer_summary(catch_ups[label]),
         }
     idle = [ctx.run(env) for _ in range(s.cheap_repeat)]
@@ -332,6 +334,8 @@ def empty_phase(ctx: Context, chain: Chain, topic: str) -> dict[str, Any]:
         ("one_run", s.empty_batch, s.cheap_repeat),
         ("many_runs", s.empty_small_batch, s.small_batch_repeat),
     ):
+        if not repeat:
+            continue
         raw: list[float] = []
         scans: list[float] = []
         idles: list[float] = []

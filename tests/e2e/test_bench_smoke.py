@@ -25,7 +25,8 @@ from devstack.stack.services import Stack
 TINY = Settings(
     events=120, event_blocks=6, empty_blocks=1_000, naive_events=120, repeat=1, cheap_repeat=1,
     batch_size=1000, checkpoint_interval=4, empty_batch=1_000, empty_small_batch=500,
-    rss_events=2_500, rss_logs_per_tx=1_000, verify=True, verify_delayed=True,
+    small_batch_repeat=1, rss_events=2_500, rss_logs_per_tx=1_000, verify=True,
+    verify_delayed=True,
     follow=FollowSettings(window_s=6, period_s=6, executions=3, batch_period_s=6,
                           batch_executions=2, confirmations=1),
 )  # fmt: skip
