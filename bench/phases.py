@@ -36,7 +36,8 @@ class Settings:
     empty_blocks: int = 100_000
     naive_events: int = 100
     repeat: int = 3  # repetitions of the end-to-end runs, on each network
-    cheap_repeat: int = 5  # repetitions of the idle runs and the empty-block scans
+    cheap_repeat: int = 9  # repetitions of the empty-block scans (each about 0.1 s: noisy)
+    idle_repeat: int = 5  # idle runs
     naive_repeat: int = 1
     small_batch_repeat: int = 0  # the empty blocks in many small runs (0: not measured)
     batch_size: int = 1000  # covers the ~200 busy blocks in one run
@@ -223,7 +224,7 @@ def busy_phase(ctx: Context, chain: Chain, networks: list[Network]) -> dict[str,
             "floor_first_wall_s": {p: runs[0]["wall_s"] for p, runs in floors[label].items()},
             "relayer": _relayer_summary(catch_ups[label]),
         }
-    idle = [ctx.run(env) for _ in range(s.cheap_repeat)]
+    idle = [ctx.run(env) for _ in range(s.idle_repeat)]
     if any(r.outcome != "idle" for r in idle):
         raise BenchError(f"an idle run had outcome {[r.outcome for r in idle]}")
     out["idle"] = {

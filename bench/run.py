@@ -40,7 +40,7 @@ from devstack.stack.services import Stack
 PROJECT = "relayer-bench"
 QUICK = Settings(
     events=2_000, event_blocks=40, empty_blocks=20_000, naive_events=100, repeat=3,
-    cheap_repeat=3, empty_batch=20_000, empty_small_batch=5_000, rss_events=20_000,
+    cheap_repeat=3, idle_repeat=3, empty_batch=20_000, empty_small_batch=5_000, rss_events=20_000,
     follow=QUICK_FOLLOW,
 )  # fmt: skip
 

@@ -24,6 +24,7 @@ from devstack.stack.services import Stack
 # All six escrow events occur among these 120, and the naive relayer gets all of them too.
 TINY = Settings(
     events=120, event_blocks=6, empty_blocks=1_000, naive_events=120, repeat=1, cheap_repeat=1,
+    idle_repeat=1,
     batch_size=1000, checkpoint_interval=4, empty_batch=1_000, empty_small_batch=500,
     small_batch_repeat=1, rss_events=2_500, rss_logs_per_tx=1_000, verify=True,
     verify_delayed=True,
