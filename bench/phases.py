@@ -238,7 +238,8 @@ def busy_phase(ctx: Context, chain: Chain, networks: list[Network]) -> dict[str,
 
 def rss_phase(ctx: Context, chain: Chain) -> dict[str, Any]:
     """One `python main.py` over the many-events chain in one batch (every block in one run,
-    RELAYER_CHECKPOINT_INTERVAL as in the other phases): its peak RSS, wall and CPU."""
+    RELAYER_CHECKPOINT_INTERVAL as in the other phases): its peak RSS, wall and CPU; then
+    the floor (raw requests) over the same range, for scale."""
     topic = ctx.topics.topic("rss")
     env = ctx.relayer_env(
         chain, topic, "rss", start_block=chain.first_block, batch_size=chain.blocks
@@ -250,6 +251,13 @@ def rss_phase(ctx: Context, chain: Chain) -> dict[str, Any]:
             f"the relayer published {published} of {ctx.settings.rss_events} events up to "
             f"block {run.summary.get('to_block')} of {chain.head} in one run"
         )
+    # The floor over the same events, for scale: it too holds every log of its range.
+    argv = _floor_argv(ctx, chain, ctx.topics.topic("rss-floor"), "requests", LOCAL)
+    argv[argv.index("--range-size") + 1] = str(chain.blocks)
+    done = run_timed(argv, ctx.env)
+    floor_run = json.loads(done.stdout.strip().splitlines()[-1]) if done.code == 0 else {}
+    if floor_run.get("published") != ctx.settings.rss_events:
+        raise BenchError(f"the floor over the many-events chain: {done.stderr[-2000:]}")
     return {
         "events": published,
         "blocks": chain.blocks,
@@ -259,6 +267,9 @@ def rss_phase(ctx: Context, chain: Chain) -> dict[str, Any]:
         "wall_s": run.process.wall_s,
         "cpu_s": run.process.cpu_s,
         "run_duration_s": run.duration_s,
+        "floor_peak_rss_mb": done.max_rss_mb,
+        "floor_wall_s": done.wall_s,
+        "floor_cpu_s": done.cpu_s,
     }
 
 

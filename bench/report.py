@@ -78,6 +78,7 @@ def rates(
         "rss_100k_events": rss["events"],
         "rss_100k_wall_s": float(rss["wall_s"]),
         "rss_100k_cpu_s": float(rss["cpu_s"]),
+        "floor_peak_rss_100k_mb": float(rss["floor_peak_rss_mb"]),
         "peak_rss_mb": float(local["relayer"]["peak_rss_mb"]["max"]),
         "floor_peak_rss_mb": float(floor_local["peak_rss_mb"]["max"]),
     }
@@ -150,7 +151,8 @@ TARGETS = (
     Target(
         lambda r: f"peak RSS, {r.get('rss_100k_events', 100_000):,} events in one batch",
         "peak_rss_100k_mb", lambda v: v <= 200, "<= 200 MB",
-        lambda r: f"{r['peak_rss_100k_mb']:.0f} MB ({r['rss_100k_cpu_s']:.1f} s CPU)",
+        lambda r: f"{r['peak_rss_100k_mb']:.0f} MB (the floor: "
+        f"{r['floor_peak_rss_100k_mb']:.0f} MB)",
     ),
 )  # fmt: skip
 
@@ -240,7 +242,9 @@ def table(r: dict[str, Any], details: dict[str, Any]) -> str:
          "other chains were made)"),
         (f"peak RSS, {details['busy']['events']:,} events in one batch", r["peak_rss_mb"], "MB",
          ""),
-        ("floor peak RSS", r["floor_peak_rss_mb"], "MB", ""),
+        ("floor peak RSS, the same 20,000 events", r["floor_peak_rss_mb"], "MB", ""),
+        (f"floor peak RSS, the same {r['rss_100k_events']:,} events", r["floor_peak_rss_100k_mb"],
+         "MB", ""),
     ]  # fmt: skip
     if "follow_latency_p95_s" in r:
         rows += follow_rows(r)

@@ -73,6 +73,7 @@ def test_every_bench_phase_runs_and_delivers_each_event_once(results: dict[str, 
     assert details["empty"]["blocks"] == 1_000
     assert details["empty"]["many_runs"]["runs"] == 2
     assert details["rss"]["events"] == 2_500 and details["rss"]["runs"] == 1
+    assert details["rss"]["floor_peak_rss_mb"] > 0  # the floor relayed them too
     assert [t["key"] for t in results["targets"]] == TARGET_KEYS
     assert all(isinstance(t["holds"], bool) for t in results["targets"])
     follow_keys = {t["key"] for t in results["follow_targets"]}
