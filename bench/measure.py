@@ -4,6 +4,9 @@ Peak RSS is the kernel's `ru_maxrss` of the child as GNU time reports it (`/usr/
 %M`). Not `wait4` from here: Linux carries a process's high-water mark across `exec`, so a
 child forked from this (large) process would report at least this process's RSS; GNU time
 is small. Without GNU time the wait4 figure is kept and flagged as an upper bound.
+
+CPU is user + system time from the same `wait4`: the wrapper's, which includes the child it
+waited for (GNU time's own is a millisecond or two).
 """
 
 from __future__ import annotations
@@ -38,13 +41,14 @@ class Finished:
     wall_s: float
     max_rss_mb: float
     rss_exact: bool  # False: an upper bound (no GNU time)
+    cpu_s: float = 0.0  # user + system seconds of the process (and GNU time's)
 
 
 def run_timed(
     argv: Sequence[str], env: Mapping[str, str], *, cwd: Path = ROOT, timeout: float = 600.0
 ) -> Finished:
     """Run argv (in the repository root by default); wall time from spawn to exit, peak RSS
-    from wait4."""
+    from GNU time, CPU from wait4."""
     with (
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
@@ -71,6 +75,7 @@ def run_timed(
             wall,
             max_rss_kb / 1024,
             exact,
+            usage.ru_utime + usage.ru_stime,
         )
 
 

@@ -1,5 +1,6 @@
-"""The measured phases: floor, relayer end to end, idle runs, naive relayer, empty blocks
-(the follow phase, latency and coverage, is bench/follow.py).
+"""The measured phases: floor and relayer end to end on two networks, idle runs, naive
+relayer, empty blocks, peak RSS over 100,000 events (the follow phase, latency and coverage,
+is bench/follow.py).
 
 Each returns a plain dict of measurements (seconds, counts, MB) that `report` turns into
 rates and ratios. What is timed, and what is left out, is said on each function.
@@ -16,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from bench import floor
 from bench.chains import Chain
 from bench.follow import FollowSettings
 from bench.measure import ROOT, BenchError, median, run_timed, spread
+from bench.network import LOCAL, Network
 from bench.relayer import ABI_PATH, RelayerRun, catch_up, relayer_env, run_relayer
 from bench.topics import Topics, check_delivery
 from devstack.stack.clients import reset_firestore
@@ -34,14 +34,23 @@ class Settings:
     events: int = 20_000
     event_blocks: int = 200
     empty_blocks: int = 100_000
-    naive_events: int = 500
-    repeat: int = 3  # repetitions of the expensive phases
-    cheap_repeat: int = 9  # repetitions of the idle runs and the empty-block scans
+    naive_events: int = 100
+    repeat: int = 3  # repetitions of the end-to-end runs, on each network
+    cheap_repeat: int = 9  # repetitions of the empty-block scans (each about 0.1 s: noisy)
+    idle_repeat: int = 5  # idle runs
+    naive_repeat: int = 1
+    small_batch_repeat: int = 0  # the empty blocks in many small runs (0: not measured)
     batch_size: int = 1000  # covers the ~200 busy blocks in one run
     checkpoint_interval: int = 100  # the default of RELAYER_CHECKPOINT_INTERVAL
     empty_batch: int = 100_000  # one run over all empty blocks
     empty_small_batch: int = 10_000  # ... and many runs over them
+    rss_events: int = 100_000  # the peak-RSS chain: this many events in one batch
+    rss_logs_per_tx: int = 2_000
+    rtt_s: float = 0.020  # the delayed network's round trip
+    setup_round_trips: int = 2  # ... and what a new connection costs first (TCP, TLS 1.3)
+    floor_paths: tuple[str, ...] = floor.PATHS  # publish paths the floor is timed with
     verify: bool = True  # an untimed warm-up run of each relayer checks delivery
+    verify_delayed: bool = False  # ... also through the delayed network (the smoke test)
     follow: FollowSettings = field(default_factory=FollowSettings)  # bench/follow.py
 
 
@@ -64,12 +73,19 @@ class Context:
         return catch_up(env, head, root=self.relayer_root)
 
     def relayer_env(
-        self, chain: Chain, topic: str, label: str, *, start_block: int = 0, batch_size: int = 0
+        self,
+        chain: Chain,
+        topic: str,
+        label: str,
+        *,
+        start_block: int = 0,
+        batch_size: int = 0,
+        network: Network = LOCAL,
     ) -> dict[str, str]:
         """A relayer with its own RELAYER_ID, so it starts without a checkpoint."""
         return relayer_env(
-            self.env,
-            rpc_url=chain.rpc_url,
+            network.env(self.env),
+            rpc_url=network.rpc_url(chain.rpc_url),
             contract=chain.contract,
             project=self.project,
             topic=topic,
@@ -80,31 +96,33 @@ class Context:
         )
 
 
-def _floor_argv(ctx: Context, chain: Chain, topic: str) -> list[str]:
+def _floor_argv(ctx: Context, chain: Chain, topic: str, path: str, network: Network) -> list[str]:
     return [
-        sys.executable, "-m", "bench.floor", "--rpc-url", chain.rpc_url,
+        sys.executable, "-m", "bench.floor", "--rpc-url", network.rpc_url(chain.rpc_url),
         "--address", chain.contract, "--abi", str(ABI_PATH), "--start", str(chain.first_block),
         "--end", str(chain.head), "--project", ctx.project, "--topic", topic,
-        "--range-size", str(ctx.settings.batch_size), "--ordering", "true",
+        "--range-size", str(ctx.settings.batch_size), "--ordering", "true", "--publish", path,
     ]  # fmt: skip
 
 
-def _floor_once(ctx: Context, chain: Chain, topic: str) -> dict[str, Any]:
-    done = run_timed(_floor_argv(ctx, chain, topic), ctx.env)
+def _floor_once(
+    ctx: Context, chain: Chain, topic: str, path: str, network: Network = LOCAL
+) -> dict[str, Any]:
+    done = run_timed(_floor_argv(ctx, chain, topic, path, network), network.env(ctx.env))
     if done.code != 0:
-        raise BenchError(f"the floor exited {done.code}:\n{done.stderr[-2000:]}")
+        raise BenchError(f"the floor ({path}) exited {done.code}:\n{done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if result["published"] != len(chain.expected):
         raise BenchError(f"the floor published {result['published']} of {len(chain.expected)}")
-    return {**result, "wall_s": done.wall_s, "max_rss_mb": done.max_rss_mb}
+    return {**result, "wall_s": done.wall_s, "cpu_s": done.cpu_s, "max_rss_mb": done.max_rss_mb}
 
 
 def _catch_up_from_scratch(
-    ctx: Context, chain: Chain, topic: str
+    ctx: Context, chain: Chain, topic: str, network: Network = LOCAL
 ) -> tuple[dict[str, str], list[RelayerRun]]:
     """A new relayer (own RELAYER_ID, Firestore emptied) from no checkpoint to the head."""
     reset_firestore(ctx.firestore_host, ctx.project)
-    env = ctx.relayer_env(chain, topic, "e2e")
+    env = ctx.relayer_env(chain, topic, "e2e", network=network)
     runs = ctx.catch_up(env, chain.head)
     published = sum(int(r.summary.get("events_published") or 0) for r in runs)
     if published != len(chain.expected):
@@ -112,51 +130,147 @@ def _catch_up_from_scratch(
     return env, runs
 
 
-def busy_phase(ctx: Context, chain: Chain) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The floor and the relayer over every event, repetitions interleaved (floor, relayer,
-    floor, ...) so that a slow spell of the machine weighs on both alike; then idle runs.
+def _verify(ctx: Context, chain: Chain, network: Network) -> dict[str, Any]:
+    """One untimed run of each floor path and of the relayer to a topic with a subscription:
+    what arrived must be the chain's events, each once, with the §3 payload."""
+    checked: dict[str, Any] = {}
+    for path in ctx.settings.floor_paths:
+        topic = ctx.topics.with_subscription(f"floor-{path}-check")
+        _floor_once(ctx, chain, topic, path, network)
+        who = f"the floor ({path}, {network.label})"
+        checked[f"floor_{path}"] = check_delivery(who, ctx.topics.pull(topic), chain.expected)
+    topic = ctx.topics.with_subscription("relayer-check")
+    _catch_up_from_scratch(ctx, chain, topic, network)
+    who = f"the relayer ({network.label})"
+    checked["relayer"] = check_delivery(who, ctx.topics.pull(topic), chain.expected)
+    return checked
 
-    The floor: `python -m bench.floor` as a process, wall from spawn to exit, and its inner
-    phases. The relayer: `python main.py` runs from no checkpoint until caught up, summed.
+
+def _floor_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"runs": len(runs)}
+    for key in ("wall_s", "cpu_s", "work_s", "get_logs_s", "decode_publish_s", "imports_s"):
+        out[key] = spread([r[key] for r in runs])
+    out["peak_rss_mb"] = spread([r["max_rss_mb"] for r in runs])
+    return out
+
+
+def _relayer_summary(catch_ups: list[list[RelayerRun]]) -> dict[str, Any]:
+    return {
+        "wall_s": spread([sum(r.process.wall_s for r in runs) for runs in catch_ups]),
+        "cpu_s": spread([sum(r.process.cpu_s for r in runs) for runs in catch_ups]),
+        "run_duration_s": spread([sum(r.duration_s for r in runs) for runs in catch_ups]),
+        "runs_per_catch_up": max(len(runs) for runs in catch_ups),
+        "peak_rss_mb": spread([r.process.max_rss_mb for runs in catch_ups for r in runs]),
+        "peak_rss_exact": all(r.process.rss_exact for runs in catch_ups for r in runs),
+    }
+
+
+def busy_phase(ctx: Context, chain: Chain, networks: list[Network]) -> dict[str, Any]:
+    """The floor and the relayer over every event, on each network, repetitions interleaved
+    (floor, relayer, then the same on the next network, ...) so that a slow spell of the
+    machine weighs on both alike; then idle runs (on loopback).
+
+    The floor: `python -m bench.floor` as a process, wall from spawn to exit. Its publish
+    paths are all timed in the first repetition on each network; the faster one there is
+    that network's floor, and the only one timed in the later repetitions (the two differ
+    by far more than the machine's noise). The relayer: `python main.py` runs from no
+    checkpoint until caught up, summed.
     """
     s = ctx.settings
-    floor: dict[str, Any] = {"events": len(chain.expected)}
-    relayer: dict[str, Any] = {"events": len(chain.expected)}
+    out: dict[str, Any] = {"events": len(chain.expected), "networks": {}}
     if s.verify:
-        topic = ctx.topics.with_subscription("floor-check")
-        _floor_once(ctx, chain, topic)
-        floor["delivery"] = check_delivery("the floor", ctx.topics.pull(topic), chain.expected)
-        topic = ctx.topics.with_subscription("relayer-check")
-        _catch_up_from_scratch(ctx, chain, topic)
-        relayer["delivery"] = check_delivery("the relayer", ctx.topics.pull(topic), chain.expected)
-    floors: list[dict[str, Any]] = []
-    catch_ups: list[list[RelayerRun]] = []
+        out["delivery"] = {
+            n.label: _verify(ctx, chain, n)
+            for n in networks
+            if n.label == LOCAL.label or s.verify_delayed
+        }
+    floors: dict[str, dict[str, list[dict[str, Any]]]] = {n.label: {} for n in networks}
+    chosen: dict[str, str] = {}
+    catch_ups: dict[str, list[list[RelayerRun]]] = {n.label: [] for n in networks}
     env: dict[str, str] = {}
+    # Loopback last in each repetition: the idle runs follow its last catch-up (a catch-up
+    # empties Firestore first, which would leave the idle runs something to relay again).
+    order = sorted(networks, key=lambda n: n.label == LOCAL.label)
     for i in range(s.repeat):
-        floors.append(_floor_once(ctx, chain, ctx.topics.topic("floor")))
-        env, runs = _catch_up_from_scratch(ctx, chain, ctx.topics.topic("relayer"))
-        catch_ups.append(runs)
-        ctx.say(
-            f"  {i + 1}/{s.repeat}: floor {floors[-1]['wall_s']:.2f} s, relayer "
-            f"{sum(r.process.wall_s for r in runs):.2f} s in {len(runs)} run(s)"
-        )
-    for key in ("wall_s", "work_s", "get_logs_s", "decode_s", "publish_s", "imports_s"):
-        floor[key] = spread([f[key] for f in floors])
-    floor["peak_rss_mb"] = spread([f["max_rss_mb"] for f in floors])
-    relayer.update(
-        wall_s=spread([sum(r.process.wall_s for r in runs) for runs in catch_ups]),
-        run_duration_s=spread([sum(r.duration_s for r in runs) for runs in catch_ups]),
-        runs_per_catch_up=max(len(runs) for runs in catch_ups),
-        peak_rss_mb=spread([r.process.max_rss_mb for runs in catch_ups for r in runs]),
-        peak_rss_exact=all(r.process.rss_exact for runs in catch_ups for r in runs),
-    )
-    idle = [ctx.run(env) for _ in range(s.cheap_repeat)]
+        for network in order:
+            said = []
+            paths = s.floor_paths if i == 0 else (chosen[network.label],)
+            for path in paths:
+                run = _floor_once(ctx, chain, ctx.topics.topic("floor"), path, network)
+                floors[network.label].setdefault(path, []).append(run)
+                said.append(f"floor ({path}) {run['wall_s']:.2f} s")
+            if i == 0:
+                chosen[network.label] = min(
+                    paths, key=lambda p: float(floors[network.label][p][0]["wall_s"])
+                )
+            topic = ctx.topics.topic("relayer")
+            run_env, runs = _catch_up_from_scratch(ctx, chain, topic, network)
+            if network.label == LOCAL.label:
+                env = run_env
+            catch_ups[network.label].append(runs)
+            ctx.say(
+                f"  {i + 1}/{s.repeat} {network.label}: {', '.join(said)}, relayer "
+                f"{sum(r.process.wall_s for r in runs):.2f} s in {len(runs)} run(s)"
+            )
+    for network in networks:
+        label = network.label
+        out["networks"][label] = {
+            "network": network.describe(),
+            "rtt_s": network.rtt_s,
+            "setup_round_trips": network.setup_round_trips,
+            "floor_path": chosen[label],
+            "floor": {path: _floor_summary(runs) for path, runs in floors[label].items()},
+            # the paths side by side, as timed in the same (first) repetition
+            "floor_first_wall_s": {p: runs[0]["wall_s"] for p, runs in floors[label].items()},
+            "relayer": _relayer_summary(catch_ups[label]),
+        }
+    idle = [ctx.run(env) for _ in range(s.idle_repeat)]
     if any(r.outcome != "idle" for r in idle):
         raise BenchError(f"an idle run had outcome {[r.outcome for r in idle]}")
-    relayer["idle_wall_s"] = spread([r.process.wall_s for r in idle])
-    relayer["idle_run_duration_s"] = spread([r.duration_s for r in idle])
-    relayer["idle_peak_rss_mb"] = spread([r.process.max_rss_mb for r in idle])
-    return floor, relayer
+    out["idle"] = {
+        "wall_s": spread([r.process.wall_s for r in idle]),
+        "cpu_s": spread([r.process.cpu_s for r in idle]),
+        "run_duration_s": spread([r.duration_s for r in idle]),
+        "peak_rss_mb": spread([r.process.max_rss_mb for r in idle]),
+    }
+    return out
+
+
+def rss_phase(ctx: Context, chain: Chain) -> dict[str, Any]:
+    """One `python main.py` over the many-events chain in one batch (every block in one run,
+    RELAYER_CHECKPOINT_INTERVAL as in the other phases): its peak RSS, wall and CPU; then
+    the floor (raw requests) over the same range, for scale."""
+    topic = ctx.topics.topic("rss")
+    env = ctx.relayer_env(
+        chain, topic, "rss", start_block=chain.first_block, batch_size=chain.blocks
+    )
+    run = run_relayer(env, root=ctx.relayer_root, timeout=900.0)
+    published = int(run.summary.get("events_published") or 0)
+    if run.summary.get("to_block") != chain.head or published != ctx.settings.rss_events:
+        raise BenchError(
+            f"the relayer published {published} of {ctx.settings.rss_events} events up to "
+            f"block {run.summary.get('to_block')} of {chain.head} in one run"
+        )
+    # The floor over the same events, for scale: it too holds every log of its range.
+    argv = _floor_argv(ctx, chain, ctx.topics.topic("rss-floor"), "requests", LOCAL)
+    argv[argv.index("--range-size") + 1] = str(chain.blocks)
+    done = run_timed(argv, ctx.env)
+    floor_run = json.loads(done.stdout.strip().splitlines()[-1]) if done.code == 0 else {}
+    if floor_run.get("published") != ctx.settings.rss_events:
+        raise BenchError(f"the floor over the many-events chain: {done.stderr[-2000:]}")
+    return {
+        "events": published,
+        "blocks": chain.blocks,
+        "runs": 1,
+        "peak_rss_mb": run.process.max_rss_mb,
+        "peak_rss_exact": run.process.rss_exact,
+        "wall_s": run.process.wall_s,
+        "cpu_s": run.process.cpu_s,
+        "run_duration_s": run.duration_s,
+        "floor_peak_rss_mb": done.max_rss_mb,
+        "floor_wall_s": done.wall_s,
+        "floor_cpu_s": done.cpu_s,
+    }
 
 
 def naive_slice(chain: Chain, n_events: int) -> tuple[int, int, int]:
@@ -192,14 +306,14 @@ def naive_phase(ctx: Context, chain: Chain) -> dict[str, Any]:
         expected = [e for e in chain.expected if e["block_number"] <= last]
         out["delivery"] = check_delivery("the naive relayer", ctx.topics.pull(topic), expected)
     seconds = []
-    for i in range(ctx.settings.repeat):
+    for i in range(ctx.settings.naive_repeat):
         naive = relayer(ctx.topics.topic("naive"))
         started = time.perf_counter()
         published = naive.relay(first, last)
         seconds.append(time.perf_counter() - started)
         if published != n:
             raise BenchError(f"the naive relayer published {published} of {n} events")
-        ctx.say(f"  naive {i + 1}/{ctx.settings.repeat}: {n} events in {seconds[-1]:.2f} s")
+        ctx.say(f"  naive {i + 1}/{ctx.settings.naive_repeat}: {n} events in {seconds[-1]:.2f} s")
     publisher.stop()
     db.close()  # type: ignore[no-untyped-call]
     out["seconds"] = spread(seconds)
@@ -208,12 +322,8 @@ def naive_phase(ctx: Context, chain: Chain) -> dict[str, Any]:
 
 def raw_scan_s(chain: Chain, range_size: int) -> float:
     """A raw eth_getLogs loop over the chain's blocks, `range_size` blocks per call."""
-    session = requests.Session()
-    session.trust_env = False
     started = time.perf_counter()
-    logs = floor.get_logs(
-        session, chain.rpc_url, chain.contract, chain.first_block, chain.head, range_size
-    )
+    logs = floor.get_logs(chain.rpc_url, chain.contract, chain.first_block, chain.head, range_size)
     seconds = time.perf_counter() - started
     if logs:
         raise BenchError(f"the empty chain has {len(logs)} logs")
@@ -234,8 +344,10 @@ def empty_phase(ctx: Context, chain: Chain, topic: str) -> dict[str, Any]:
     raw_scan_s(chain, s.empty_batch)  # warm-up: anvil's first answers are slower
     for label, batch, repeat in (
         ("one_run", s.empty_batch, s.cheap_repeat),
-        ("many_runs", s.empty_small_batch, s.repeat),
+        ("many_runs", s.empty_small_batch, s.small_batch_repeat),
     ):
+        if not repeat:
+            continue
         raw: list[float] = []
         scans: list[float] = []
         idles: list[float] = []

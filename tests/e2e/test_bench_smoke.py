@@ -1,9 +1,11 @@
 """`make bench` still works: every phase on tiny chains, with its delivery checks.
 
 No timing is asserted (benchmarks are not tests); what is checked is that each relayer the
-bench measures delivered exactly the events the chain holds, and that the results carry the
-keys the issue names. The follow phase runs on a shortened schedule (three executions of a
-6 s window) and is checked for what it delivered and what it measured from, never how fast.
+bench measures delivered exactly the events the chain holds (both publish paths of the
+floor, and the relayer, on loopback and through the delaying proxies), that the peak-RSS
+phase relayed its whole chain in one run, and that the results carry the keys and the six
+targets the issue names. The follow phase runs on a shortened schedule (three executions of
+a 6 s window) and is checked for what it delivered and what it measured from, never how fast.
 """
 
 from __future__ import annotations
@@ -15,25 +17,35 @@ import pytest
 
 from bench.follow import FollowSettings
 from bench.phases import Settings
+from bench.report import table
 from bench.run import measure
 from devstack.stack.services import Stack
 
 # All six escrow events occur among these 120, and the naive relayer gets all of them too.
 TINY = Settings(
     events=120, event_blocks=6, empty_blocks=1_000, naive_events=120, repeat=1, cheap_repeat=1,
+    idle_repeat=1,
     batch_size=1000, checkpoint_interval=4, empty_batch=1_000, empty_small_batch=500,
-    verify=True,
+    small_batch_repeat=1, rss_events=2_500, rss_logs_per_tx=1_000, verify=True,
+    verify_delayed=True,
     follow=FollowSettings(window_s=6, period_s=6, executions=3, batch_period_s=6,
                           batch_executions=2, confirmations=1),
 )  # fmt: skip
 
 KEYS = {
     "floor_events_per_s", "relayer_events_per_s", "naive_events_per_s",
+    "floor_delayed_events_per_s", "relayer_delayed_events_per_s", "relayer_to_floor_delayed",
+    "relayer_cpu_s_per_1000_events", "floor_cpu_s_per_1000_events", "relayer_cpu_to_floor",
     "raw_empty_blocks_per_s", "relayer_empty_blocks_per_s", "idle_run_s", "peak_rss_mb",
-    "relayer_to_floor", "relayer_to_naive", "relayer_empty_to_raw",
+    "peak_rss_100k_mb", "relayer_to_floor", "relayer_to_naive", "relayer_empty_to_raw",
     "follow_latency_p50_s", "follow_latency_p95_s", "batch_latency_p50_s",
     "batch_latency_p95_s", "coverage_max_gap_s", "follow_cpu_s_per_hour",
 }  # fmt: skip
+TARGET_KEYS = [
+    "relayer_to_floor", "relayer_to_floor_delayed", "relayer_cpu_to_floor",
+    "relayer_empty_to_raw", "idle_run_s", "peak_rss_100k_mb",
+]  # fmt: skip
+ONCE = {"messages": 120, "exactly_once": True}
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +59,28 @@ def test_every_bench_phase_runs_and_delivers_each_event_once(results: dict[str, 
     assert set(results) >= KEYS
     assert all(results[k] > 0 for k in KEYS)
     details = results["details"]
-    assert details["floor"]["delivery"] == {"messages": 120, "exactly_once": True}
-    assert details["relayer"]["delivery"] == {"messages": 120, "exactly_once": True}
-    assert details["naive"]["delivery"] == {"messages": 120, "exactly_once": True}
+    busy = details["busy"]
+    wanted = {"floor_requests": ONCE, "floor_batching": ONCE, "relayer": ONCE}
+    assert busy["delivery"] == {"local": wanted, "delayed": wanted}
+    for label in ("local", "delayed"):
+        network = busy["networks"][label]
+        assert set(network["floor"]) == {"requests", "batching"}  # both timed, the faster kept
+        assert network["floor_path"] in network["floor"]
+        assert network["relayer"]["runs_per_catch_up"] == 1
+    assert busy["networks"]["delayed"]["rtt_s"] == TINY.rtt_s
+    assert results["floor_publish_path"] in ("requests", "batching")
+    assert details["naive"]["delivery"] == ONCE
     assert details["empty"]["blocks"] == 1_000
     assert details["empty"]["many_runs"]["runs"] == 2
-    assert {t["key"] for t in results["targets"]} <= set(results)
-    assert {"follow_latency_p95_s", "coverage_max_gap_s"} <= {t["key"] for t in results["targets"]}
+    assert details["rss"]["events"] == 2_500 and details["rss"]["runs"] == 1
+    assert details["rss"]["floor_peak_rss_mb"] > 0  # the floor relayed them too
+    assert [t["key"] for t in results["targets"]] == TARGET_KEYS
+    assert all(isinstance(t["holds"], bool) for t in results["targets"])
+    follow_keys = {t["key"] for t in results["follow_targets"]}
+    assert follow_keys == {"follow_latency_p95_s", "coverage_max_gap_s"}
+    printed = table(results, details).split("Targets (issue 13):")[1].strip().splitlines()
+    assert len(printed) == 2 + 6  # header, rule, the six targets
+    assert all(row.rstrip(" |").endswith(("held", "MISSED")) for row in printed[2:])
 
 
 def _delivered_everything(segment: dict[str, Any]) -> bool:
