@@ -1,9 +1,12 @@
 """The floor: the least work that relays a range of events, as one straight-line script.
 
 No lease, no checkpoint, no Firestore, no framework: one raw `eth_getLogs` per range over a
-plain HTTP connection, eth-abi decoding with one compiled decoder per event (the relayer's
-path), static indexed topics read straight from the word, addresses checksummed through a
-cache, the message of CONTRACT §3 (the same data, attributes and ordering key the relayer
+plain HTTP connection, each event's data decoded by the relayer's own decoder
+(`function.core.lenient.tuple_decoder`: static values and top-level strings, bytes and
+arrays of static values read straight from their words, anything else by eth-abi), static
+indexed topics read straight from the word, addresses checksummed by the relayer's cached
+EIP-55 (`function.core.values.checksum`): whatever faster path the relayer takes, the floor
+takes too, the message of CONTRACT §3 (the same data, attributes and ordering key the relayer
 sends), and every message published and every answer awaited. What the relayer does beyond
 this is the price of its guarantees; the bench compares the two.
 
@@ -36,16 +39,15 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Iterable, Iterator, Sequence  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-from functools import cache  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
 import grpc  # type: ignore[import-untyped]  # noqa: E402
-from eth_abi.decoding import ContextFramesBytesIO  # noqa: E402
-from eth_abi.registry import registry  # noqa: E402
-from eth_utils.address import to_checksum_address  # noqa: E402
 from eth_utils.crypto import keccak  # noqa: E402
+
+from function.core.lenient import tuple_decoder  # noqa: E402 - the relayer's fast path
+from function.core.values import checksum  # noqa: E402
 
 Convert = Callable[[Any], Any]
 Outgoing = tuple[bytes, dict[str, str]]  # one message: data, attributes
@@ -56,9 +58,8 @@ PUBLISH_METHOD = "/google.pubsub.v1.Publisher/Publish"
 PATHS = ("requests", "batching")
 
 
-@cache
 def _checksum(address: str) -> str:
-    return str(to_checksum_address(address))
+    return checksum(address)
 
 
 def _type_of(param: dict[str, Any]) -> str:
@@ -109,9 +110,7 @@ class _Event:
         params = entry["inputs"]
         self.name = str(entry["name"])
         self.topic0 = "0x" + keccak(text=f"{self.name}({','.join(map(_type_of, params))})").hex()
-        self._decode = registry.get_tuple_decoder(
-            *(_type_of(p) for p in params if not p.get("indexed"))
-        )
+        self._decode = tuple_decoder([_type_of(p) for p in params if not p.get("indexed")])
         # (name, indexed, converter, topic reader); an indexed dynamic value (string, bytes,
         # array, tuple) is stored as its keccak hash and relayed as the topic itself
         self.params: list[tuple[str, bool, Convert, Callable[[str], Any] | None]] = []
@@ -122,8 +121,7 @@ class _Event:
             self.params.append((str(p["name"]), bool(p.get("indexed")), convert, reader))
 
     def args(self, log: dict[str, Any]) -> dict[str, Any]:
-        stream = ContextFramesBytesIO(bytes.fromhex(log["data"][2:]))  # type: ignore[no-untyped-call]
-        data = iter(self._decode(stream))
+        data = iter(self._decode(bytes.fromhex(log["data"][2:])))
         topics = iter(log["topics"][1:])
         out: dict[str, Any] = {}
         for name, indexed, convert, reader in self.params:
