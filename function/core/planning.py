@@ -77,20 +77,30 @@ def cut_by_events(blocks: BlockRange, event_blocks: Sequence[int], limit: int) -
 
 
 WINDOW_EVENTS = 10_000  # about the most events one window of a range holds (memory)
-FIRST_WINDOW_CHUNKS = 1  # a range's first window, before its density is known
+FIRST_WINDOW_BLOCKS = 10  # a range's first window, before its density is known
 GROWTH = 4  # the most a window grows over one with events (a burst after a quiet spell)
 EMPTY_GROWTH = 16  # how much wider the window after one without events is
 
 
-def next_window(left: int, chunk_blocks: int, last: tuple[int, int] | None) -> int:
-    """How many of the `left` chunks (of `chunk_blocks` blocks) of a range the next window
-    reads at once: a run holds one window's events, not the batch's (RELAYER_BATCH_SIZE of
-    a busy contract would be millions). `last`: the previous window's (blocks, events).
-    Sized so that a window of the same density holds about WINDOW_EVENTS, growing at most
-    GROWTH times (a contract turning busy holds at most that many times more); a stretch
-    without events grows EMPTY_GROWTH times, so an empty scan stays a few wide reads."""
+def next_window(left: int, last: tuple[int, int] | None) -> int:
+    """How many of the `left` blocks of a range the next window reads at once: a run holds
+    one window's events, not the batch's (RELAYER_BATCH_SIZE of a busy contract would be
+    millions). `last`: the previous window's (blocks, events). Sized so that a window of the
+    same density holds about WINDOW_EVENTS, growing at most GROWTH times (a contract turning
+    busy holds at most that many times more); a stretch without events grows EMPTY_GROWTH
+    times, so an empty scan stays a few wide reads."""
     if last is None:
-        return min(left, FIRST_WINDOW_CHUNKS)
+        return min(left, FIRST_WINDOW_BLOCKS)
     blocks, events = last
     growth = EMPTY_GROWTH if events == 0 else min(GROWTH, WINDOW_EVENTS / events)
-    return max(1, min(left, int(blocks * growth) // chunk_blocks))
+    return max(1, min(left, int(blocks * growth)))
+
+
+def pieces(window: BlockRange, chunks: Sequence[BlockRange]) -> list[BlockRange]:
+    """The parts of `chunks` (the range's checkpoint intervals) inside `window`: a chunk cut
+    by a window's end commits at that end too (more often than the interval: allowed)."""
+    return [
+        BlockRange(max(c.start, window.start), min(c.end, window.end))
+        for c in chunks
+        if c.start <= window.end and c.end >= window.start
+    ]

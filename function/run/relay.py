@@ -42,6 +42,7 @@ from function.core.planning import (
     BlockRange,
     cut_by_events,
     next_window,
+    pieces,
     plan_range,
     safe_tip,
     split,
@@ -445,26 +446,31 @@ class _Run:
         recorded = self.relay.records.refs(blocks)
         # Chunks without any of them have nothing to read back: a round trip fewer each.
         self.recorded = sorted(r.number for r in recorded)
-        interval = self.settings.checkpoint_interval
-        window = chunks[: next_window(len(chunks), interval, None)]
+
+        def window_after(start: int, last: tuple[int, int] | None) -> BlockRange | None:
+            if start > blocks.end:
+                return None
+            return BlockRange(start, start + next_window(blocks.end - start + 1, last) - 1)
+
+        span = window_after(blocks.start, None)
         ahead: Future[Fetched] | None = None
         try:
-            while window:
-                chunks = chunks[len(window) :]
-                span = BlockRange(window[0].start, window[-1].end)
+            while span is not None:
+                window = pieces(span, chunks)
                 mine = [r for r in recorded if r.number in span]
                 fetched = ahead.result() if ahead else self._fetch(span, window, anchor, mine)
                 ahead = None
                 self._took(fetched, mine)
                 anchor = BlockRef(span.end, fetched.hashes[span.end])
-                last = (len(span), len(fetched.events) + len(fetched.dead))
-                following = chunks[: next_window(len(chunks), interval, last)]
-                if following:  # read while this window is published
-                    ahead = self._fetch_ahead(following, anchor, recorded)
+                following = window_after(
+                    span.end + 1, (len(span), len(fetched.events) + len(fetched.dead))
+                )
+                if following is not None:  # read while this window is published
+                    ahead = self._fetch_ahead(pieces(following, chunks), anchor, recorded)
                 done = self._relay_window(window, fetched)
                 if done < span.end:
                     return done
-                window = following
+                span = following
             return blocks.end
         finally:
             if ahead is not None:  # stopped or failed with a read under way: let it end,

@@ -67,12 +67,24 @@ def test_cut_by_events_bounds_each_commit() -> None:
 
 
 def test_windows_follow_the_density_of_the_window_before() -> None:
-    from function.core.planning import WINDOW_EVENTS, next_window
+    from function.core.planning import FIRST_WINDOW_BLOCKS, WINDOW_EVENTS, next_window
 
-    assert next_window(10, 100, None) == 1  # density unknown: one chunk
-    assert next_window(10, 100, (100, 0)) == 10  # nothing in it: 16 times wider, capped
-    assert next_window(50, 100, (100, 0)) == 16
-    assert next_window(50, 100, (100, 10)) == 4  # sparse: at most 4 times wider
-    assert next_window(50, 100, (400, 4 * WINDOW_EVENTS)) == 1  # dense: narrower
-    assert next_window(50, 10, (10, 10 * WINDOW_EVENTS)) == 1  # never less than a chunk
-    assert next_window(3, 100, (100, WINDOW_EVENTS)) == 1  # steady: the same width
+    assert next_window(1000, None) == FIRST_WINDOW_BLOCKS  # density unknown
+    assert next_window(5, None) == 5
+    assert next_window(1000, (10, 0)) == 160  # nothing in it: 16 times wider
+    assert next_window(100, (10, 0)) == 100  # capped by what is left
+    assert next_window(1000, (10, 10)) == 40  # sparse: at most 4 times wider
+    assert next_window(1000, (10, 4 * WINDOW_EVENTS)) == 2  # dense: narrower
+    assert next_window(1000, (1, 10 * WINDOW_EVENTS)) == 1  # never less than a block
+    assert next_window(1000, (10, WINDOW_EVENTS)) == 10  # steady: the same width
+
+
+def test_a_window_cuts_the_checkpoint_intervals_it_crosses() -> None:
+    from function.core.planning import pieces
+
+    chunks = list(split(BlockRange(0, 29), 10))
+    assert pieces(BlockRange(5, 24), chunks) == [
+        BlockRange(5, 9), BlockRange(10, 19), BlockRange(20, 24)
+    ]  # fmt: skip
+    assert pieces(BlockRange(0, 9), chunks) == [BlockRange(0, 9)]
+    assert pieces(BlockRange(12, 13), chunks) == [BlockRange(12, 13)]

@@ -281,17 +281,18 @@ class CountingChain:
 def test_a_busy_batch_is_read_in_windows_not_held_whole(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Memory follows the window, not RELAYER_BATCH_SIZE: 60 blocks of 50 events, in
-    windows sized to about WINDOW_EVENTS (shrunk here to 200)."""
+    """Memory follows the window, not RELAYER_BATCH_SIZE nor the checkpoint interval: 60
+    blocks of 50 events, in windows sized to about WINDOW_EVENTS (shrunk here to 200)."""
     import function.core.planning as planning
 
     monkeypatch.setattr(planning, "WINDOW_EVENTS", 200)
+    monkeypatch.setattr(planning, "FIRST_WINDOW_BLOCKS", 2)
     world.chain.mine([50] * 60)
     chain = CountingChain(world.chain)
-    done = world.run(chain=chain, batch_size=100, checkpoint_interval=2, start_block=1)
+    done = world.run(chain=chain, batch_size=100, checkpoint_interval=20, start_block=1)
     assert done.summary.outcome == "ok" and done.summary.to_block == 60
     assert [p["event_id"] for p in world.payloads()] == world.event_ids()
-    assert chain.largest == 200  # 100 in the first window (1 chunk), then 4 blocks each
+    assert chain.largest == 200  # 100 in a first window of 2 blocks, then 4 blocks each
     assert world.run(batch_size=100, start_block=1).summary.outcome == "idle"
 
 
@@ -308,4 +309,4 @@ def test_an_empty_stretch_is_read_in_a_few_wide_windows(world: World) -> None:
     chain.__dict__["logs_with_headers"] = counted
     done = world.run(chain=chain, batch_size=5000, checkpoint_interval=10)
     assert done.summary.outcome == "ok" and len(world.payloads()) == 1
-    assert calls == [10, 160, 2560, 272]  # growing 16 times while empty
+    assert calls == [10, 160, 2560, 272]  # growing 16 times while empty (a first of 10)
