@@ -76,8 +76,8 @@ def cut_by_events(blocks: BlockRange, event_blocks: Sequence[int], limit: int) -
     return parts
 
 
-WINDOW_EVENTS = 10_000  # about the most events one window of a range holds (memory)
-FIRST_WINDOW_BLOCKS = 10  # a range's first window, before its density is known
+WINDOW_EVENTS = 5_000  # about the most events one window of a range holds (memory)
+FIRST_WINDOW_BLOCKS = 5  # a range's first window, before its density is known
 GROWTH = 4  # the most a window grows over one with events (a burst after a quiet spell)
 EMPTY_GROWTH = 16  # how much wider the window after one without events is
 
