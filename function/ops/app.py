@@ -299,7 +299,9 @@ def _relayer_entry(settings: Settings) -> dict[str, Any]:
         return entry
     chain = _cache.get(
         f"chain:{key}",
-        lambda: wiring.chain_reader(settings, timeout_s=STATUS_TIMEOUT_S, attempts=1),
+        lambda: wiring.chain_reader(
+            settings, timeout_s=STATUS_TIMEOUT_S, attempts=1, deadline_s=STATUS_TIMEOUT_S
+        ),
     )
     next_block = (doc or {}).get("next_block", settings.start_block)
     head: int | None = None
