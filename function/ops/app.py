@@ -240,9 +240,12 @@ def _deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
 def _status_fleet(env: Mapping[str, str]) -> list[Settings | Misconfigured]:
     """Status's relayers: one entry of RELAYER_CONFIG that cannot run is shown as an
     unhealthy relayer beside the others, not the whole page an error."""
-    level, fmt, labels = logging_settings(env)
-    logs.setup(level, fmt, labels, service=log_identity(env)[0])
-    runtime = load_runtime(env)
+    try:
+        return list(_deployment(env)[1])
+    except ConfigError:
+        runtime = load_runtime(env)
+        if runtime.config_uri is None:  # a single relayer's settings: nothing else to show
+            raise
     fleet = fleet_entries(env, runtime.config_uri, _read_config)
     distinct(runtime.config_uri, [s for s in fleet if isinstance(s, Settings)])
     return fleet
