@@ -12,7 +12,8 @@
 #                        Needed when the secret does not exist yet (on a terminal it is asked
 #                        for instead); given when the secret exists, it adds a new version.
 #                        The value is piped to gcloud and never printed. VAR=FILE: the value
-#                        of the secret of VAR in RPC_URL_SECRETS (a relayer's own RPC URL).
+#                        of the secret of VAR in RPC_URL_SECRETS (a relayer's own RPC URL,
+#                        or RPC_WS_URL's ws:// or wss:// URL: RPC_URL_SECRETS=RPC_WS_URL=ID).
 #   --image IMAGE        deploy this image (in REGION-docker.pkg.dev/PROJECT_ID/ARTIFACT_REPO/
 #                        relayer) instead of building one there; a tag is resolved to its
 #                        digest, and the job runs the digest.
@@ -275,6 +276,9 @@ load_env() {
     fi
     if [[ $key == RPC_URL ]]; then
       die "$file:$n: the RPC URL never goes in the settings file: it carries API keys. Set RPC_URL_SECRET and pass the value with --rpc-url-file"
+    fi
+    if [[ $key == RPC_WS_URL ]]; then
+      die "$file:$n: RPC_WS_URL never goes in the settings file: it carries API keys. Set RPC_URL_SECRETS=RPC_WS_URL=SECRET and pass the value with --rpc-url-file RPC_WS_URL=FILE"
     fi
     is_setting "$key" || die "$file:$n: unknown setting $key (see deploy.env.example)"
     printf -v "$key" '%s' "$value"
@@ -656,8 +660,13 @@ checked_rpc_url() {
   value="${value#"${value%%[![:space:]]*}"}"
   value="${value%"${value##*[![:space:]]}"}"
   [[ -n $value ]] || die "the RPC URL for $1 is empty"
-  [[ $value =~ ^https?:// ]] ||
-    die "the RPC URL for $1 does not start with http:// or https:// (several URLs: comma-separated)"
+  if [[ $1 == *WS_URL ]]; then # RPC_WS_URL: the one websocket endpoint of follow mode
+    [[ $value =~ ^wss?://[^,[:space:]]+$ ]] ||
+      die "the RPC URL for $1 does not start with ws:// or wss:// (one URL: a websocket endpoint)"
+  else
+    [[ $value =~ ^https?:// ]] ||
+      die "the RPC URL for $1 does not start with http:// or https:// (several URLs: comma-separated)"
+  fi
   printf '%s' "$value"
 }
 

@@ -189,7 +189,8 @@ resource "google_cloud_run_v2_service_iam_member" "status_invokers" {
 # --- The deployer (Cloud Build) ------------------------------------------------------------------
 # What `deploy.sh --code-only` does on every push: push the image, resolve its digest, update the
 # job to it and redeploy the functions from the same commit. Not: IAM, secrets (it cannot read
-# an RPC URL), topics, buckets, APIs, alerts.
+# an RPC URL itself), topics, buckets, APIs, alerts. But the code it deploys runs as the job's
+# (and the status function's) account, with their rights: the branch it builds is as trusted.
 
 resource "google_artifact_registry_repository_iam_member" "deployer_pushes_images" {
   project    = var.project_id

@@ -129,18 +129,24 @@ variable "time_zone" {
 }
 
 variable "extra_env" {
-  description = "More relayer variables for the job and the functions (RELAYER_EVENTS, RELAYER_HEAD, RELAYER_LEASE_SECONDS, RELAYER_EVENT_TTL_DAYS, RELAYER_MAX_LAG_BLOCKS...), in plain text. Never an RPC URL: RPC_URL and the variables of rpc_url_secrets come from Secret Manager."
+  description = "More relayer variables for the job and the functions (RELAYER_EVENTS, RELAYER_HEAD, RELAYER_LEASE_SECONDS, RELAYER_EVENT_TTL_DAYS, RELAYER_MAX_LAG_BLOCKS...), in plain text. Never an RPC URL: RPC_URL, RPC_WS_URL and the variables of rpc_url_secrets come from Secret Manager."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for k in keys(var.extra_env) : !can(regex("RPC_URL", k))])
-    error_message = "extra_env: an RPC URL carries API keys and never goes in a plain variable: RPC_URL comes from the rpc_url secret, and a relayer's own (RPC_URL_ENV in RELAYER_CONFIG) from rpc_url_secrets."
+    # RPC_URL, RPC_WS_URL, any *RPC_URL* or *WS_URL name, and any value that is an http(s)
+    # or ws(s) URL: no other setting is one (ABI_URI is gs:// or a path), and a URL carries
+    # a key whatever variable (an RPC_URL_ENV of RELAYER_CONFIG) holds it.
+    condition = alltrue([
+      for k, v in var.extra_env :
+      !can(regex("RPC_URL|WS_URL", k)) && !can(regex("(?i)(^|,)\\s*(https?|wss?)://", v))
+    ])
+    error_message = "extra_env: an RPC URL carries API keys and never goes in a plain variable: RPC_URL comes from the rpc_url secret, RPC_WS_URL and a relayer's own (RPC_URL_ENV in RELAYER_CONFIG) from rpc_url_secrets."
   }
 }
 
 variable "rpc_url_secrets" {
-  description = "The RPC URLs of the relayers of RELAYER_CONFIG that name their own (RPC_URL_ENV: NAME): variable NAME => Secret Manager secret id. Terraform creates each secret (never its value) and mounts it as NAME into the job and the functions, readable by their service accounts only."
+  description = "The RPC URLs of the relayers of RELAYER_CONFIG that name their own (RPC_URL_ENV: NAME), and RPC_WS_URL (follow mode's websocket endpoint): variable NAME => Secret Manager secret id. Terraform creates each secret (never its value) and mounts it as NAME into the job and the functions, readable by their service accounts only."
   type        = map(string)
   default     = {}
 

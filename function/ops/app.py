@@ -16,7 +16,7 @@ from function.adapters.storage import read_uri
 from function.config import Runtime, Settings, load_runtime, log_identity, logging_settings
 from function.core.summary import FAILED, RunSummary, headline, log_fields
 from function.errors import ConfigError, RelayerError
-from function.ops.fleet import load_fleet, shard
+from function.ops.fleet import Misconfigured, distinct, fleet_entries, load_fleet, shard
 from function.ops.request_window import request_stop_after, time_is_up, window_refusal
 from function.ops.side_by_side import run_side_by_side
 from function.redact import scrub
@@ -105,14 +105,14 @@ def _abandoned(relay: Relay, settings: Settings, began: float) -> None:
     log_summary(Outcome(summary, None), settings)
 
 
+def _read_config(uri: str) -> bytes:
+    return read_uri(uri, "RELAYER_CONFIG", ConfigError)
+
+
 def load_deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
     """This task's place in the deployment and every relayer of it (docs/CONTRACT.md §1)."""
     runtime = load_runtime(env)
-
-    def read(uri: str) -> bytes:
-        return read_uri(uri, "RELAYER_CONFIG", ConfigError)
-
-    return runtime, load_fleet(env, runtime.config_uri, read)
+    return runtime, load_fleet(env, runtime.config_uri, _read_config)
 
 
 def run_relayers(
@@ -248,6 +248,20 @@ def _deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
     return load_deployment(env)
 
 
+def _status_fleet(env: Mapping[str, str]) -> list[Settings | Misconfigured]:
+    """Status's relayers: one entry of RELAYER_CONFIG that cannot run is shown as an
+    unhealthy relayer beside the others, not the whole page an error."""
+    try:
+        return list(_deployment(env)[1])
+    except ConfigError:
+        runtime = load_runtime(env)
+        if runtime.config_uri is None:  # a single relayer's settings: nothing else to show
+            raise
+    fleet = fleet_entries(env, runtime.config_uri, _read_config)
+    distinct(runtime.config_uri, [s for s in fleet if isinstance(s, Settings)])
+    return fleet
+
+
 def status_http(env: Mapping[str, str], path: str, headers: Headers | None = None) -> Response:
     """The `status` function: /health, /status, /metrics, a page at /; in the request's trace."""
     with logs.traced(logs.request_trace(headers or {}, log_identity(env)[1])):
@@ -259,7 +273,7 @@ def _status(env: Mapping[str, str], path: str) -> Response:
     if path == "/health":
         return _json({"status": "ok"}, 200)
     try:
-        _, fleet = _cache.get("deployment", lambda: _deployment(env))
+        fleet = _cache.get("status-fleet", lambda: _status_fleet(env))
     except RelayerError as e:
         return _json({"healthy": False, "error": str(e)}, 503)
     if path not in ("/", "/status", "/metrics"):
@@ -279,7 +293,7 @@ def _status(env: Mapping[str, str], path: str) -> Response:
     return _json(body, code)
 
 
-def status_body(fleet: Sequence[Settings]) -> dict[str, Any]:
+def status_body(fleet: Sequence[Settings | Misconfigured]) -> dict[str, Any]:
     """The `/status` answer (docs/CONTRACT.md §5): every relayer of the deployment, all tasks'."""
     import function.ops.status as status
 
@@ -291,10 +305,12 @@ def status_body(fleet: Sequence[Settings]) -> dict[str, Any]:
         return status.report(list(pool.map(logs.carry_trace(_relayer_entry), fleet)))
 
 
-def _relayer_entry(settings: Settings) -> dict[str, Any]:
+def _relayer_entry(settings: Settings | Misconfigured) -> dict[str, Any]:
     import function.ops.status as status
     import function.ops.wiring as wiring
 
+    if isinstance(settings, Misconfigured):  # nothing to read with: its problems are all
+        return status.misconfigured(settings.label, settings.problems)
     key = settings.relayer_id
     now = datetime.now(UTC)
     try:
@@ -310,7 +326,9 @@ def _relayer_entry(settings: Settings) -> dict[str, Any]:
         return entry
     chain = _cache.get(
         f"chain:{key}",
-        lambda: wiring.chain_reader(settings, timeout_s=STATUS_TIMEOUT_S, attempts=1),
+        lambda: wiring.chain_reader(
+            settings, timeout_s=STATUS_TIMEOUT_S, attempts=1, deadline_s=STATUS_TIMEOUT_S
+        ),
     )
     next_block = (doc or {}).get("next_block", settings.start_block)
     head: int | None = None

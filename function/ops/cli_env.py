@@ -1,5 +1,6 @@
 """Where the `relayer` command gets the job's environment: the shell, an env file, or the
-deployed Cloud Run Job itself (its plain variables; secrets stay in Secret Manager).
+deployed Cloud Run Job itself (its plain variables; secrets stay in Secret Manager, and a plain
+variable holding an RPC URL is named, never written: the URL carries its API key).
 
 The shell wins over an env file, as with Docker's `--env-file` and python-dotenv: an operator
 can keep the job's settings in a file and still override one on the command line
@@ -49,12 +50,29 @@ def load_under(environ: dict[str, str] | Any, file_values: Mapping[str, str]) ->
     return overridden
 
 
+# An RPC URL carries its API key: never written, whatever variable holds it (RPC_URL,
+# RPC_WS_URL, the RPC_URL_ENV of a RELAYER_CONFIG entry, whose name can be anything). No
+# other setting is an http(s) or ws(s) URL (ABI_URI is gs:// or a path), so the value tells.
+RPC_URL_NAMES = ("RPC_URL", "RPC_WS_URL")
+URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+
+
+def is_rpc_url(name: str, value: str) -> bool:
+    """Whether a plain variable holds an RPC URL (and so a key): by its name or its value."""
+    return name in RPC_URL_NAMES or any(
+        part.strip().lower().startswith(URL_SCHEMES) for part in value.split(",")
+    )
+
+
 @dataclass(frozen=True)
 class JobEnv:
-    """A deployed job's container variables: plain values, and those mounted from secrets."""
+    """A deployed job's container variables: plain values, those mounted from secrets, and
+    the plain ones left out because they hold an RPC URL."""
 
     values: dict[str, str]
     secrets: dict[str, str]  # variable -> "secret:version"
+    withheld: tuple[str, ...] = ()  # plain variables holding an RPC URL: named, not written
+    region: str | None = None  # the job's, when its description tells it
 
     def as_env_file(self, job: str) -> str:
         lines = [f"# The environment of Cloud Run Job {job}, as deployed (relayer job-env)."]
@@ -64,6 +82,15 @@ class JobEnv:
                 "shell, e.g. "
                 f'{name}="$(gcloud secrets versions access {ref.split(":")[-1]} '
                 f'--secret={ref.split(":")[0]})"'
+            )
+        path = ".spec.template.spec.template.spec.containers[0].env[]"
+        for name in self.withheld:
+            lines.append(
+                f"# {name} is a plain variable of the job holding an RPC URL (its API key): not "
+                "written here (mount it from Secret Manager: README, Deploying); set it in the "
+                f'shell, e.g. {name}="$(gcloud run jobs describe {job} '
+                f"--region={self.region or 'REGION'} --format=json | jq -r "
+                f'\'{path} | select(.name == "{name}").value\')"'
             )
         lines += [f"{k}={_quoted(v)}" for k, v in sorted(self.values.items())]
         return "\n".join(lines) + "\n"
@@ -94,7 +121,15 @@ def job_env(described: Any, job: str) -> JobEnv:
             secrets[name] = f"{secret}:{ref.get('key') or ref.get('version') or 'latest'}"
         else:
             values[name] = str(entry.get("value", ""))
-    return JobEnv(values, secrets)
+    withheld = tuple(sorted(k for k, v in values.items() if is_rpc_url(k, v)))
+    kept = {k: v for k, v in values.items() if k not in withheld}
+    return JobEnv(kept, secrets, withheld, _region(described))
+
+
+def _region(described: Any) -> str | None:
+    labels = described.get("metadata", {}).get("labels") if isinstance(described, dict) else None
+    region = labels.get("cloud.googleapis.com/location") if isinstance(labels, dict) else None
+    return str(region) if region else None
 
 
 def _containers(described: Any) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from function.config import RELAYER_SETTINGS, Settings, load_settings
@@ -72,32 +73,53 @@ def _arg_filters_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def load_fleet(
+@dataclass(frozen=True)
+class Misconfigured:
+    """A RELAYER_CONFIG entry that cannot run (a missing secret, a bad value): the job
+    refuses the deployment for it, status shows it as an unhealthy relayer."""
+
+    position: int
+    relayer_id: str | None  # its RELAYER_ID, when the entry names one
+    problems: tuple[str, ...]  # the lines the job logs for it
+
+    @property
+    def label(self) -> str:
+        """How status names it: its id, else its place in the file."""
+        return self.relayer_id or f"relayers[{self.position}]"
+
+
+def fleet_entries(
     env: Mapping[str, str], uri: str | None, read: Callable[[str], bytes]
-) -> list[Settings]:
-    """Every relayer of the deployment: the file's entries over the environment's defaults,
-    or the environment's single relayer when there is no file."""
+) -> list[Settings | Misconfigured]:
+    """Every relayer of the deployment in the file's order, those that cannot run as
+    `Misconfigured`; a file that cannot be read or parsed still raises (see `distinct`
+    for two relayers with one id)."""
     if uri is None:
         return [load_settings(env)]
-    fleet: list[Settings] = []
-    problems: list[str] = []  # every relayer's, so that one run shows them all
+    found: list[Settings | Misconfigured] = []
     for n, entry in enumerate(parse_entries(read(uri), uri)):
+        own_id = entry.get("RELAYER_ID") or None
         merged = {**env, **entry}
         if "RPC_URL_ENV" in entry:
             name = entry["RPC_URL_ENV"]
             if not env.get(name):
-                problems.append(
+                problem = (
                     f"RELAYER_CONFIG relayers[{n}] takes its RPC URL from {name}, which is not "
                     "set: set it (e.g. from Secret Manager) or fix RPC_URL_ENV"
                 )
+                found.append(Misconfigured(n, own_id, (problem,)))
                 continue
             merged["RPC_URL"] = env[name]
         try:
-            fleet.append(load_settings(merged))
+            found.append(load_settings(merged))
         except ConfigError as e:
-            problems.extend(e.prefixed(f"RELAYER_CONFIG {uri} relayers[{n}]: ").problems)
-    if problems:
-        raise ConfigError.of(problems)
+            prefixed = e.prefixed(f"RELAYER_CONFIG {uri} relayers[{n}]: ").problems
+            found.append(Misconfigured(n, own_id, prefixed))
+    return found
+
+
+def distinct(uri: str | None, fleet: Sequence[Settings]) -> None:
+    """Two relayers must not share state: raise when the file names an id twice."""
     ids = [s.relayer_id for s in fleet]
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
@@ -105,6 +127,21 @@ def load_fleet(
             f"RELAYER_CONFIG {uri} names relayer {', '.join(twice)} more than once: give each "
             "a distinct RELAYER_ID (two relayers must not share state)"
         )
+
+
+def load_fleet(
+    env: Mapping[str, str], uri: str | None, read: Callable[[str], bytes]
+) -> list[Settings]:
+    """Every relayer of the deployment: the file's entries over the environment's defaults,
+    or the environment's single relayer when there is no file. One entry that cannot run
+    refuses them all (exit 2, every entry's problems a line each); status shows the others."""
+    entries = fleet_entries(env, uri, read)
+    # every relayer's problems, so that one run shows them all
+    problems = [p for e in entries if isinstance(e, Misconfigured) for p in e.problems]
+    if problems:
+        raise ConfigError.of(problems)
+    fleet = [e for e in entries if isinstance(e, Settings)]
+    distinct(uri, fleet)
     return fleet
 
 

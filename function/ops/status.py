@@ -200,6 +200,38 @@ def relayer_status(
     }
 
 
+def misconfigured(label: str, problems: Sequence[str]) -> dict[str, Any]:
+    """The entry of a RELAYER_CONFIG relayer that cannot run (its secret not mounted, a bad
+    value): unhealthy, its problems the reasons; nothing is read for it, so every figure is
+    unknown. `configured: false` tells the page."""
+    return {
+        "relayer_id": label,
+        "chain_id": None,
+        "contracts": [],
+        "topic": None,
+        "next_block": None,
+        "head_block": None,
+        "lag_blocks": None,
+        "lag_seconds": None,
+        "last_run": None,
+        "last_success_at": None,
+        "last_look_at": None,
+        "following": False,
+        "totals": {
+            "events_published": 0,
+            "events_retracted": 0,
+            "events_deadlettered": 0,
+            "runs": 0,
+            "outcomes": dict.fromkeys(OUTCOMES, 0),
+        },
+        "healthy": False,
+        "reasons": [f"misconfigured: {p}" for p in problems],
+        "configured": False,
+        "recent_runs": [],
+        "backfills": [],
+    }
+
+
 def report(relayers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The whole `/status` body: healthy only when every relayer is."""
     return {"healthy": all(r["healthy"] for r in relayers), "relayers": list(relayers)}
@@ -249,6 +281,9 @@ class _Snapshot(Collector):
         )
         for r in self._relayers:
             rid = [r["relayer_id"]]
+            gauges["healthy"].add_metric(rid, 1.0 if r["healthy"] else 0.0)
+            if r.get("configured") is False:  # nothing was read: no figure to give
+                continue
             gauges["next_block"].add_metric(rid, r["next_block"])
             if r["head_block"] is not None:
                 gauges["head_block"].add_metric(rid, r["head_block"])
@@ -256,7 +291,6 @@ class _Snapshot(Collector):
             if r["last_success_at"]:
                 stamp = datetime.fromisoformat(r["last_success_at"])
                 gauges["last_success"].add_metric(rid, stamp.timestamp())
-            gauges["healthy"].add_metric(rid, 1.0 if r["healthy"] else 0.0)
             if r.get("max_lag_blocks") is not None:
                 gauges["max_lag"].add_metric(rid, r["max_lag_blocks"])
             gauges["following"].add_metric(rid, 1.0 if r.get("following") else 0.0)

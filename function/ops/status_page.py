@@ -90,7 +90,23 @@ def _history(r: Mapping[str, Any], now: datetime) -> str:
     )
 
 
+def _misconfigured_card(r: Mapping[str, Any], index: int) -> str:
+    """A relayer of RELAYER_CONFIG that cannot run: what is wrong with its entry, no figures
+    (nothing was read for it)."""
+    reasons = "".join(f"<li>{escape(str(x))}</li>" for x in r.get("reasons") or [])
+    return (
+        f'<section class="card bad" aria-labelledby="relayer-{index}"><div class="head">'
+        f'<h2 id="relayer-{index}">{escape(str(r.get("relayer_id")))}</h2>'
+        '<span class="badge bad">✗ not running</span></div>'
+        f'<ul class="reasons" aria-label="Why unhealthy">{reasons}</ul>'
+        "<p>This entry of RELAYER_CONFIG cannot run until its configuration is fixed: the job "
+        "refuses to start while it is broken, and nothing is read for it here.</p></section>"
+    )
+
+
 def _card(r: Mapping[str, Any], index: int, now: datetime, folded: bool) -> str:
+    if r.get("configured") is False:
+        return _misconfigured_card(r, index)
     ok = bool(r.get("healthy"))
     state = "ok" if ok else "bad"
     rid = escape(str(r.get("relayer_id")))

@@ -37,11 +37,18 @@ def chain_reader(
     attempts: int = 4,
     stop: StopSignal | None = None,
     check_endpoints: bool = False,
+    deadline_s: float | None = None,
 ) -> ChainReader:
     """With `stop`, every RPC wait ends at SIGTERM; `check_endpoints` asks every URL of
-    RPC_URL for its chain id now (a mismatch raises `ChainMismatchError`, exit 2)."""
+    RPC_URL for its chain id now (a mismatch raises `ChainMismatchError`, exit 2);
+    `deadline_s` bounds each read in all, Retry-After included (status: the job waits)."""
     rpc = JsonRpc(
-        settings.rpc_urls, settings.chain_id, timeout_s=timeout_s, attempts=attempts, stop=stop
+        settings.rpc_urls,
+        settings.chain_id,
+        timeout_s=timeout_s,
+        attempts=attempts,
+        stop=stop,
+        deadline_s=deadline_s,
     )
     if check_endpoints:
         rpc.check_endpoints()

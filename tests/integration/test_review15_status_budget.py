@@ -53,6 +53,9 @@ class FixedState:
     def read(self, timeout_s: float | None = None) -> dict[str, Any]:
         return {"next_block": 5}
 
+    def backfills(self, now: Any, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        return []
+
 
 def test_a_rate_limited_endpoint_keeps_a_status_read_within_its_budget(
     rpc_url: str, monkeypatch: pytest.MonkeyPatch

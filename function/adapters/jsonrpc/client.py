@@ -18,6 +18,12 @@ as the first request sent to it. Failures are classified with `provider_errors`:
 Every wait (the HTTP request, the backoff) ends when the run's `StopSignal` is set
 (`interruptible`), raising `StoppedError`: a SIGTERM is not held up by a slow node.
 
+A client given `deadline_s` (the status reads) gives each call that long in all: a request
+is cut at what is left of it, and a wait that would end past it (a Retry-After of 30 s) is
+not waited: the next endpoint is tried, or the call fails now, so a status read answers
+within its budget whatever a provider asks. Without one (the job's runs) a provider's
+Retry-After is honoured, up to 30 s.
+
 Endpoints are only ever named by host: API keys live in URL paths and queries.
 """
 
@@ -68,6 +74,8 @@ class JsonRpc:
         sleep: Callable[[float], None] = time.sleep,
         stop: StopSignal | None = None,
         caps: BatchCaps = PROCESS_CAPS,
+        deadline_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._endpoints = [_Endpoint(u, host_of(u)) for u in urls]
         self._current = 0
@@ -78,6 +86,8 @@ class JsonRpc:
         self._sleep = sleep
         self._stop = stop
         self._caps = caps
+        self._deadline_s = deadline_s
+        self._clock = clock
         self._next_id = 1
 
     @property
@@ -116,31 +126,57 @@ class JsonRpc:
     def batch_results(self, calls: Sequence[Call]) -> list[Any]:
         """Like `batch`, but a call the node refuses for good comes back in place as its
         `RpcError` value (so one refused call need not sink the others)."""
+        ends = None if self._deadline_s is None else self._clock() + self._deadline_s
+        what = _main([c.method for c in calls])
         last: Retry | None = None
+        count = len(self._endpoints)
         for attempt in range(self._attempts):
-            for _ in range(len(self._endpoints)):
+            for tried in range(count):
                 endpoint = self._endpoints[self._current]
                 try:
-                    return self._send(endpoint, calls)
+                    return self._send(endpoint, calls, self._request_timeout(ends, last))
                 except Retry as e:
                     last = e
-                    others = len(self._endpoints) > 1
                     log.warning(
                         "RPC endpoint %s: %s; %s",
                         endpoint.host,
                         e,
-                        "failing over" if others else "retrying",
+                        "failing over" if count > 1 else "retrying",
                     )
-                    self._current = (self._current + 1) % len(self._endpoints)
+                    self._current = (self._current + 1) % count
                     if e.retry_after:
                         wait = min(e.retry_after, 30.0) * (0.8 + 0.4 * random.random())
-                        pause(wait, self._stop, self._sleep, _main([c.method for c in calls]))
+                        if self._fits(wait, ends):
+                            pause(wait, self._stop, self._sleep, what)
+                        elif tried == count - 1:  # no endpoint left to try within the budget
+                            raise self._out_of_time(last) from None
             wait = min(0.25 * 2**attempt, 8.0) * (0.5 + random.random())
-            pause(wait, self._stop, self._sleep, _main([c.method for c in calls]))
+            if not self._fits(wait, ends):
+                raise self._out_of_time(last)
+            pause(wait, self._stop, self._sleep, what)
         hosts = ", ".join(e.host for e in self._endpoints)
         raise RpcError(f"RPC_URL endpoints ({hosts}) kept failing: {last}")
 
-    def _send(self, endpoint: _Endpoint, calls: Sequence[Call]) -> list[Any]:
+    def _fits(self, wait: float, ends: float | None) -> bool:
+        """Whether a wait ends before the call's deadline (always, without one)."""
+        return ends is None or self._clock() + wait < ends
+
+    def _request_timeout(self, ends: float | None, last: Retry | None) -> float:
+        """The next request's timeout: what is left of the deadline, at most `timeout_s`."""
+        if ends is None:
+            return self._timeout_s
+        left = ends - self._clock()
+        if left <= 0:
+            raise self._out_of_time(last)
+        return min(self._timeout_s, left)
+
+    def _out_of_time(self, last: Retry | None) -> RpcError:
+        hosts = ", ".join(e.host for e in self._endpoints)
+        return RpcError(
+            f"RPC_URL endpoints ({hosts}) gave no answer within {self._deadline_s:g} s: {last}"
+        )
+
+    def _send(self, endpoint: _Endpoint, calls: Sequence[Call], timeout_s: float) -> list[Any]:
         """The batch on one endpoint, in as many requests as its cap asks (cut from the end)."""
         check = not endpoint.verified
         pending = ([Call("eth_chainId", [])] if check else []) + list(calls)
@@ -148,7 +184,7 @@ class JsonRpc:
         while pending:
             size = first_part(len(pending), self._caps.cap(endpoint.host))
             try:
-                results += self._send_part(endpoint, pending[:size])
+                results += self._send_part(endpoint, pending[:size], timeout_s)
             except BatchTooLarge as e:
                 cap = self._caps.refused(endpoint.host, size, e.stated)
                 log.info(
@@ -163,14 +199,14 @@ class JsonRpc:
             self._verify(endpoint, results.pop(0))
         return results
 
-    def _send_part(self, endpoint: _Endpoint, wire: Sequence[Call]) -> list[Any]:
+    def _send_part(self, endpoint: _Endpoint, wire: Sequence[Call], timeout_s: float) -> list[Any]:
         first_id = self._next_id
         self._next_id += len(wire)
         body = [
             {"jsonrpc": "2.0", "id": first_id + i, "method": c.method, "params": c.params}
             for i, c in enumerate(wire)
         ]
-        answers = self._post(endpoint, body, [c.method for c in wire])
+        answers = self._post(endpoint, body, [c.method for c in wire], timeout_s)
         by_id = {
             a["id"]: a for a in answers if isinstance(a, dict) and isinstance(a.get("id"), int)
         }
@@ -228,21 +264,26 @@ class JsonRpc:
         endpoint.verified = True
 
     def _post(
-        self, endpoint: _Endpoint, body: list[dict[str, Any]], methods: list[str]
+        self, endpoint: _Endpoint, body: list[dict[str, Any]], methods: list[str], timeout_s: float
     ) -> list[Any]:
         def post() -> tuple[requests.Response, bytes]:
             response = self._session.post(
                 endpoint.url,
                 data=json.dumps(body),
                 headers={"Content-Type": "application/json"},
-                timeout=self._timeout_s,
+                timeout=timeout_s,
             )
             return response, response.content
 
+        # With a deadline the whole request is cut at what is left of it: requests' own
+        # timeout bounds each socket read, not a body that trickles in.
+        limit = timeout_s if self._deadline_s is not None else None
         try:
             response, content = until_stopped(
-                post, self._stop, f"{_main(methods)} on {endpoint.host}"
+                post, self._stop, f"{_main(methods)} on {endpoint.host}", limit
             )
+        except TimeoutError:
+            raise Retry(f"no answer from {endpoint.host} within {timeout_s:.1f} s") from None
         except requests.RequestException as e:
             # requests puts the full URL in its messages: keep only the exception type.
             raise Retry(f"{type(e).__name__} talking to {endpoint.host}") from None

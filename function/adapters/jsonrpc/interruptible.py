@@ -10,6 +10,7 @@ less than a round trip.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,11 +22,14 @@ T = TypeVar("T")
 POLL_S = 0.05  # how often a waiting caller looks at the stop; the call itself wakes it at once
 
 
-def until_stopped(work: Callable[[], T], stop: StopSignal | None, what: str) -> T:
-    """`work()`, or `StoppedError` as soon as `stop` is set while it runs (or before)."""
-    if stop is None:
+def until_stopped(
+    work: Callable[[], T], stop: StopSignal | None, what: str, limit_s: float | None = None
+) -> T:
+    """`work()`, or `StoppedError` as soon as `stop` is set while it runs (or before);
+    with `limit_s`, `TimeoutError` once it has run that long (the call is abandoned)."""
+    if stop is None and limit_s is None:
         return work()
-    if stop.is_set():
+    if stop is not None and stop.is_set():
         raise StoppedError(f"stopped before {what}: the run was asked to stop")
     done = threading.Event()
     outcome: list[tuple[bool, object]] = []
@@ -39,9 +43,12 @@ def until_stopped(work: Callable[[], T], stop: StopSignal | None, what: str) -> 
             done.set()
 
     threading.Thread(target=run, name="rpc-call", daemon=True).start()
-    while not done.wait(POLL_S):
-        if stop.is_set():
+    ends = None if limit_s is None else time.monotonic() + limit_s
+    while not done.wait(POLL_S if ends is None else min(POLL_S, max(0.0, ends - time.monotonic()))):
+        if stop is not None and stop.is_set():
             raise StoppedError(f"stopped while waiting for {what}: the run was asked to stop")
+        if ends is not None and time.monotonic() >= ends:
+            raise TimeoutError(f"no answer to {what} within {limit_s:g} s")
     ok, value = outcome[0]
     if not ok:
         assert isinstance(value, BaseException)
