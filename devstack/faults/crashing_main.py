@@ -12,7 +12,9 @@ until the campaign sends SIGCONT, like a paused VM). The points, in the order of
 - `during_getlogs`: CRASH_DELAY_MS after an eth_getLogs request went out (the campaign
   makes its answer slow, so the kill lands while it is in flight);
 - `after_decode`: the range's logs were fetched and decoded;
-- `after_read`: records of the processed-event set were read (a chunk's, or a rewind's);
+- `after_read`: the processed-event set was read: which blocks of the range have records (a
+  look's first read, from which a fresh chunk's publishing is decided), a chunk's records,
+  or a rewind's;
 - `before_publish`: the chunk's messages are about to be handed to Pub/Sub;
 - `mid_publish`: Pub/Sub accepts the messages up to the CRASH_ON-th one sent, then SIGKILL
   (with `stall`: a pause before the rest of the request is sent; with `freeze`: the rest goes
@@ -354,6 +356,7 @@ ChainReader.logs_with_headers = logs_with_headers  # type: ignore[method-assign]
 Publisher.publish = publish  # type: ignore[method-assign]
 _wrap(function.run.relay, "plan_range", after="after_plan")
 _wrap(function.run.relay, "fetch", after="after_decode")
+_wrap(BlockStore, "refs", after="after_read")
 _wrap(BlockStore, "read", after="after_read")
 _wrap(Dispatcher, "send", before="before_publish")
 

@@ -21,8 +21,8 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[Mapping[str, str]]:
     """Every call of app.relay_http, which answers like a successful run."""
     calls: list[Mapping[str, str]] = []
 
-    def relay_http(env: Mapping[str, str]) -> app.Response:
-        calls.append(env)
+    def relay_http(env: Mapping[str, str], headers: Any = None) -> app.Response:
+        calls.append(env)  # `headers`: the request's, for its trace (function/logs.py)
         return '{"outcome": "idle"}', 200, {"Content-Type": "application/json"}
 
     monkeypatch.setattr(app, "relay_http", relay_http)
