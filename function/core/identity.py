@@ -50,9 +50,28 @@ class Verdict:
 
 
 def is_state(stored: Mapping[str, Any] | None) -> bool:
-    return stored is not None and (
-        stored.get("contracts") is not None or stored.get("next_block") is not None
-    )
+    """A checkpoint was committed: a lease taken, or a failed start's summary, is none."""
+    return stored is not None and stored.get("next_block") is not None
+
+
+def seen(stored: Mapping[str, Any] | None, configured: Sequence[str]) -> list[str]:
+    """Every contract a state was ever for (`contracts_seen`), lowercase: a contract dropped
+    and added again was relayed before, and its history is not new."""
+    stored = stored or {}
+    ever = {str(a).lower() for a in stored.get("contracts_seen") or []}
+    ever |= {str(a).lower() for a in stored.get("contracts") or []}
+    return sorted(ever | {a.lower() for a in configured})
+
+
+def newly_added(stored: Mapping[str, Any], configured: Sequence[str], since: int) -> dict[str, int]:
+    """`contracts_added` after `relayer contracts --accept`: each configured contract this
+    state never relayed begins at `since` (below it its history is new, however old)."""
+    before = set(seen(stored, ()))
+    added = {str(k): int(v) for k, v in (stored.get("contracts_added") or {}).items()}
+    for address in configured:
+        if address.lower() not in before:
+            added[address.lower()] = since
+    return added
 
 
 def judge(
@@ -97,7 +116,11 @@ def _added(me: Identity, stored: Mapping[str, Any], added: Sequence[str]) -> str
 
 
 def _new_state(me: Identity, others: Iterable[tuple[str, Mapping[str, Any]]]) -> Verdict:
-    """A first run: refused when its id is, by all signs, a slip for an existing state's."""
+    """A first run: refused when an existing state, by all signs, is this one under another
+    name (a reordered CONTRACT_ADDRESS, its first address dropped or replaced, a RELAYER_ID
+    lost or mistyped): one of the same chain and topic relaying one of its contracts. A
+    second relayer of those contracts to that topic on purpose is started with `relayer
+    contracts --new`; one of another topic (a shadow run) is another relayer."""
     states = [(i, d) for i, d in others if i != me.relayer_id and is_state(d)]
     for relayer_id, _ in states:
         if relayer_id.lower() == me.relayer_id.lower():
@@ -107,25 +130,30 @@ def _new_state(me: Identity, others: Iterable[tuple[str, Mapping[str, Any]]]) ->
                 f"START_BLOCK. Set RELAYER_ID={relayer_id} to continue that state",
                 kind=CASE,
             )
-    if not me.default_id:
-        return Verdict()  # a name the operator chose: a second relayer on purpose
-    # The states this configuration's default id would have been, had another of its
-    # addresses come first: the same relayer, reordered (a relayer of its own, under a name
-    # chosen for it, publishing elsewhere, is another relayer).
-    mine = {f"{me.chain_id}-{a.lower()}": a for a in me.contracts}
+    mine = {a.lower(): a for a in me.contracts}
     for relayer_id, doc in states:
-        if relayer_id not in mine or doc.get("chain_id") != me.chain_id:
+        if doc.get("chain_id") != me.chain_id:
             continue
         if me.topic and doc.get("topic") not in (None, me.topic):
             continue
+        theirs = {str(a).lower() for a in doc.get("contracts") or []}
+        shared = [a for low, a in mine.items() if low in theirs]
+        if not shared:
+            continue
         nxt = doc.get("next_block")
-        where = f" (next block {nxt})" if nxt is not None else ""
         return Verdict(
-            refused=f"no state under RELAYER_ID={me.relayer_id} (the default: CHAIN_ID and "
-            f"the first address of CONTRACT_ADDRESS), but relayer {relayer_id}{where} already "
-            f"relays {mine[relayer_id]}: a reordered CONTRACT_ADDRESS, or an address added "
-            f"in front, would start again from START_BLOCK. Set RELAYER_ID={relayer_id} to "
-            "continue that state (README: Adding a contract)",
+            refused=f"no state under RELAYER_ID={me.relayer_id}"
+            + (
+                " (the default: CHAIN_ID and the first address of CONTRACT_ADDRESS)"
+                if me.default_id
+                else ""
+            )
+            + f", but relayer {relayer_id} (next block {nxt}) relays {', '.join(shared)} to "
+            "the same topic: starting this one would publish their history again from "
+            f"START_BLOCK. If it is that relayer (a reordered CONTRACT_ADDRESS, a first address "
+            f"dropped or replaced, a lost RELAYER_ID), set RELAYER_ID={relayer_id}; if it is a "
+            "second relayer of these contracts on purpose, run `relayer contracts --new` once "
+            "(README: Adding a contract)",
             kind=REORDERED,
         )
     return Verdict()

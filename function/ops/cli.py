@@ -630,7 +630,14 @@ def reset(to_block: int, yes: bool, replay_expired: bool) -> None:
     help="Store CONTRACT_ADDRESS as the relayer's contracts: added ones are relayed from its "
     "checkpoint on, without their history.",
 )
-def contracts(accept: bool) -> None:
+@click.option(
+    "--new",
+    "start_new",
+    is_flag=True,
+    help="Start this RELAYER_ID's state at START_BLOCK on purpose, beside a relayer of the "
+    "same contracts and topic (a second relayer with other events or filters).",
+)
+def contracts(accept: bool, start_new: bool) -> None:
     """The contracts the relayer's state is for, beside CONTRACT_ADDRESS. A run refuses
     (exit 2) a CONTRACT_ADDRESS that adds one, since its history would be left out; --accept
     takes the new set on purpose (README: Adding a contract)."""
@@ -654,6 +661,9 @@ def contracts(accept: bool) -> None:
         "next_block": (stored or {}).get("next_block"),
         "refused": verdict.refused,
     }
+    if start_new:
+        _start_new(settings, client, stored, verdict)
+        return
     if not accept:
         _result(
             f"{settings.relayer_id}: stored {', '.join(had) or '(no state yet)'}; configured "
@@ -670,10 +680,7 @@ def contracts(accept: bool) -> None:
     # Where each added contract's relaying begins: below it, its history was never relayed,
     # and a backfill of it there is new history, however old (see `_relayed_before`).
     since = int(stored.get("next_block") or settings.start_block)
-    added = dict(stored.get("contracts_added") or {})
-    for address in settings.contracts:
-        if address.lower() not in {str(a).lower() for a in had}:
-            added.setdefault(address.lower(), since)
+    added = identity.newly_added(stored, settings.contracts, since)
     fields = {**identity_of(settings).fields(), "contracts_added": added}
     store = FirestoreState(client, settings.relayer_id, fields)
     now = datetime.now(UTC)
@@ -688,6 +695,39 @@ def contracts(accept: bool) -> None:
         f"{settings.relayer_id} now relays {', '.join(settings.contracts)} from block "
         f"{grant.next_block} on",
         {**data, "stored": list(settings.contracts), "refused": None},
+    )
+
+
+def _start_new(settings: Settings, client: Any, stored: Any, verdict: Any) -> None:
+    """`relayer contracts --new`: the state created at START_BLOCK, so the guard takes it
+    for a relayer of its own (a second one of the same contracts, on purpose)."""
+    from google.api_core import exceptions as gexc
+
+    from function.core import identity
+    from function.ops.wiring import identity_of
+
+    if identity.is_state(stored):
+        _fail(f"RELAYER_ID={settings.relayer_id} has state already: nothing to start", 2)
+    if verdict.refused and verdict.kind != identity.REORDERED:
+        _fail(verdict.refused, 2)
+    me = identity_of(settings)
+    fields = {
+        **me.fields(),
+        "contracts_seen": identity.seen(None, settings.contracts),
+        "next_block": settings.start_block,
+        "updated_at": datetime.now(UTC),
+    }
+    ref = client.collection("relayers").document(settings.relayer_id)
+    try:
+        if stored is None:
+            ref.create(fields)  # refused if a run created it meanwhile
+        else:  # what a failed start left: its summary stays
+            ref.set(fields, merge=True)
+    except gexc.GoogleAPIError as e:
+        _fail(f"could not create the state of {settings.relayer_id}: {e}")
+    _result(
+        f"{settings.relayer_id}: a state of its own from block {settings.start_block}",
+        {"relayer_id": settings.relayer_id, "next_block": settings.start_block},
     )
 
 

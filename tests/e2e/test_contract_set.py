@@ -91,3 +91,25 @@ def test_a_run_refused_before_it_starts_records_its_failure_not_its_settings(
     doc = relayer_doc(deployment.relayer_id)
     assert doc["last_run"]["outcome"] == "failed"
     assert (doc["chain_id"], doc["contracts"]) == (31337, [deployment.contract])
+
+
+def test_a_second_relayer_of_the_same_contract_and_topic_starts_only_on_purpose(
+    deployment: Deployment,
+) -> None:
+    truth = deployment.make_activity(5, blocks=2)
+    assert run_main(deployment.env()).code == 0
+    assert_exactly_once(payloads(deployment.topic.pull_all(at_least=len(truth))), truth)
+    second = deployment.env(RELAYER_ID="alerts", RELAYER_EVENTS="EscrowCreated")
+
+    refused = run_main(second)
+    assert refused.code == 2, refused.lines
+    assert "relayer contracts --new" in refused.summary["message"]
+    assert relayer_doc_or_none("alerts") is None
+
+    started = run_cli(second, "contracts", "--new")
+    assert started.code == 0, started.lines
+    ran = run_main(second)
+    assert ran.code == 0, ran.lines
+    created = [e for e in truth if e["event"] == "EscrowCreated"]
+    assert ran.summary["events_published"] == len(created) > 0
+    assert run_cli(second, "contracts", "--new").code == 2  # it has state now

@@ -10,7 +10,7 @@ C = "0x" + "C" * 40
 
 
 def me(*contracts: str, relayer_id: str = "", default_id: bool = True) -> Identity:
-    return Identity(relayer_id or f"1-{contracts[0].lower()}", 1, contracts, default_id)
+    return Identity(relayer_id or f"1-{contracts[0].lower()}", 1, contracts, default_id, "t")
 
 
 def test_a_first_run_with_nothing_stored_anywhere_may_start() -> None:
@@ -94,7 +94,10 @@ def test_a_shadow_relayer_under_its_own_name_does_not_block_the_production_one()
 
 
 def test_a_relayer_of_the_same_addresses_publishing_elsewhere_is_another_relayer() -> None:
-    other = (f"1-{B.lower()}", {"chain_id": 1, "contracts": [B, A], "topic": "projects/p/topics/x"})
+    other = (
+        f"1-{B.lower()}",
+        {"chain_id": 1, "contracts": [B, A], "next_block": 7, "topic": "projects/p/topics/x"},
+    )
     mine = Identity(f"1-{A.lower()}", 1, (A, B), True, "projects/p/topics/y")
     assert judge(mine, None, [other]).refused is None
     same = Identity(f"1-{A.lower()}", 1, (A, B), True, "projects/p/topics/x")

@@ -46,27 +46,32 @@ def test_unpinning_a_relayer_id_does_not_start_over() -> None:
 
 
 def test_a_backfill_of_a_dropped_then_readded_contract_keeps_the_ttl_check() -> None:
-    # C relayed from START_BLOCK=0 to block 199, dropped (a run stores [A]), re-added with
-    # `relayer contracts --accept` at block 300: --accept records contracts_added[c] = 300
-    # (it sees C as not in the stored set). _relayed_from then says the job relayed C only
-    # from 300 on, so a backfill of 0..299 skips the TTL check for 0..199, which WAS relayed.
+    # C relayed from START_BLOCK=0 to block 199, dropped (a run stores [A]; every run keeps
+    # `contracts_seen`), re-added with `relayer contracts --accept` at block 300: C is no new
+    # contract, so --accept records no start for it, and a backfill of 0..299 keeps the TTL
+    # check for 0..199, which WAS relayed.
+    from function.core.identity import newly_added
     from function.ops.cli import _relayed_from
 
-    stored: dict[str, Any] = {
-        "contracts": [A, C],
-        "next_block": 400,
-        "contracts_added": {C.lower(): 300},
-    }
+    stored: dict[str, Any] = {"contracts": [A], "contracts_seen": [A.lower(), C.lower()],
+                              "next_block": 300}  # fmt: skip
+    added = newly_added(stored, (A, C), 300)
+    assert added == {}
+    after = {**stored, "contracts": [A, C], "contracts_added": added}
     settings = cast(Any, SimpleNamespace(contracts=(C,), start_block=0))
-    assert _relayed_from(settings, stored) == 0
+    assert _relayed_from(settings, after) == 0
+    # A contract never relayed before does begin where it was accepted.
+    assert newly_added(stored, (A, B), 300) == {B.lower(): 300}
 
 
-def test_a_second_fleet_entry_listing_a_relayed_contract_second_may_start() -> None:
-    # RELAYER_CONFIG: entry 1 relays A (1-a); entry 2 relays B and A (own events or
-    # filters), default id 1-b, same topic. Nothing of 1-b's is reordered, yet its first run
-    # is refused, and the message tells the operator to set RELAYER_ID=1-a (entry 1's state).
+def test_a_second_fleet_entry_listing_a_relayed_contract_second_is_told_how_to_start() -> None:
+    # RELAYER_CONFIG: entry 1 relays A (1-a); entry 2 relays B and A (own events or filters),
+    # default id 1-b, same topic. From the state alone this is "an address added in front"
+    # of 1-a's (what issue 15 asks to refuse), so it is refused, and the refusal names the
+    # way to start a second relayer on purpose: `relayer contracts --new`.
     entry1 = (f"1-{A.lower()}", {"chain_id": 1, "contracts": [A], "next_block": 50, "topic": TOPIC})
-    assert judge(default(B, A), None, [entry1]).refused is None
+    verdict = judge(default(B, A), None, [entry1])
+    assert verdict.refused is not None and "relayer contracts --new" in verdict.refused
 
 
 def test_a_first_run_that_failed_after_taking_the_lease_relayed_nothing() -> None:

@@ -152,8 +152,7 @@ class FirestoreState:
             if sent is not None and held == sent:
                 log.warning("the lease was taken although Firestore's answer was lost")
                 return grant_of(run_id, held, doc.doc)
-            if sent is None:
-                self._judge(doc.fields)
+            self._judge(doc.fields)  # on every fresh read: another run may have written
             lease = leases.acquire(held, run_id, now, lease_s, follow_until)
             if lease is None:
                 return None
@@ -161,6 +160,8 @@ class FirestoreState:
             if self._claims is not None and not self._claims.put(batch, run_id, now):
                 return None  # a backfill of an overlapping range is running
             fields: dict[str, Any] = {"updated_at": now, **self._identity}
+            if "contracts" in self._identity and self._lease_doc is self._doc:
+                fields["contracts_seen"] = identity.seen(doc.fields, self._identity["contracts"])
             self._put_lease(batch, fields, lease, now, lease_doc)
             conditional.put(self._client, batch, doc, fields)
             sent = lease
