@@ -117,10 +117,11 @@ def _added(me: Identity, stored: Mapping[str, Any], added: Sequence[str]) -> str
 
 def _new_state(me: Identity, others: Iterable[tuple[str, Mapping[str, Any]]]) -> Verdict:
     """A first run: refused when an existing state, by all signs, is this one under another
-    name (a reordered CONTRACT_ADDRESS, its first address dropped or replaced, a RELAYER_ID
-    lost or mistyped): one of the same chain and topic relaying one of its contracts. A
-    second relayer of those contracts to that topic on purpose is started with `relayer
-    contracts --new`; one of another topic (a shadow run) is another relayer."""
+    name. Under the default id (a reordered CONTRACT_ADDRESS, its first address dropped or
+    replaced, a pinned RELAYER_ID lost): one of the same chain and topic relaying one of its
+    contracts; a second relayer of those to that topic on purpose is started with `relayer
+    contracts --new`, one of another topic (a shadow run) is another relayer. Under a chosen
+    id: one whose id differs only in case."""
     states = [(i, d) for i, d in others if i != me.relayer_id and is_state(d)]
     for relayer_id, _ in states:
         if relayer_id.lower() == me.relayer_id.lower():
@@ -130,6 +131,10 @@ def _new_state(me: Identity, others: Iterable[tuple[str, Mapping[str, Any]]]) ->
                 f"START_BLOCK. Set RELAYER_ID={relayer_id} to continue that state",
                 kind=CASE,
             )
+    if not me.default_id:
+        # A name the operator chose (a second relayer, a bench's, a test's): only a case
+        # slip is caught. The default id is what moves by accident.
+        return Verdict()
     mine = {a.lower(): a for a in me.contracts}
     for relayer_id, doc in states:
         if doc.get("chain_id") != me.chain_id:

@@ -96,15 +96,21 @@ def test_a_run_refused_before_it_starts_records_its_failure_not_its_settings(
 def test_a_second_relayer_of_the_same_contract_and_topic_starts_only_on_purpose(
     deployment: Deployment,
 ) -> None:
+    """Under the default id a new relayer whose contracts another relayer of the topic
+    relays looks like a reordered one: refused, and started on purpose with --new. Under a
+    RELAYER_ID of its own it simply starts."""
     truth = deployment.make_activity(5, blocks=2)
     assert run_main(deployment.env()).code == 0
     assert_exactly_once(payloads(deployment.topic.pull_all(at_least=len(truth))), truth)
-    second = deployment.env(RELAYER_ID="alerts", RELAYER_EVENTS="EscrowCreated")
+    other = deploy_escrow(deployment.w3)
+    second = deployment.env(
+        CONTRACT_ADDRESS=f"{other},{deployment.contract}", RELAYER_EVENTS="EscrowCreated"
+    )
 
     refused = run_main(second)
     assert refused.code == 2, refused.lines
     assert "relayer contracts --new" in refused.summary["message"]
-    assert relayer_doc_or_none("alerts") is None
+    assert relayer_doc_or_none(f"31337-{other.lower()}") is None
 
     started = run_cli(second, "contracts", "--new")
     assert started.code == 0, started.lines
@@ -113,3 +119,5 @@ def test_a_second_relayer_of_the_same_contract_and_topic_starts_only_on_purpose(
     created = [e for e in truth if e["event"] == "EscrowCreated"]
     assert ran.summary["events_published"] == len(created) > 0
     assert run_cli(second, "contracts", "--new").code == 2  # it has state now
+    named = run_main(deployment.env(RELAYER_ID="alerts", RELAYER_EVENTS="EscrowCreated"))
+    assert named.code == 0, named.lines
