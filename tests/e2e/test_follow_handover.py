@@ -156,7 +156,10 @@ def test_a_follower_stopped_mid_window_hands_over_at_once(
     # The successor took the released lease: handed over by the stopped follower, from its
     # checkpoint, before that follower's lease (renewed for 30 s at each look) expired.
     summary = successor.summary()
-    assert summary["outcome"] == "ok" and summary["handed_over_by"] == ended["run_id"]
+    # `ok` when blocks came after the stopped one's last look, `idle` when it had relayed
+    # them all (how far it got before the SIGTERM depends on the machine's speed).
+    assert summary["outcome"] in ("ok", "idle"), summary
+    assert summary["handed_over_by"] == ended["run_id"]
     assert summary["from_block"] == ended["to_block"] + 1
     assert successor.looks()[0] < held["expires_at"].timestamp()
     doc = relayer_doc(deployment.relayer_id)
