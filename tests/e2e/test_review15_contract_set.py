@@ -81,6 +81,32 @@ def test_relayer_reset_under_a_refused_set_fails_with_a_message_not_a_traceback(
     assert json.loads(reset.stdout.splitlines()[-1])["exit_code"] == 2
 
 
+def _contract_added_past_the_ttl(
+    deployment: Deployment,
+) -> tuple[list[Any], dict[str, str], int]:
+    """A contract with 4 events of history, accepted into a relayer whose first commit is
+    older than its TTL: (its history, the environment of a backfill of it alone, the
+    checkpoint)."""
+    ttl = "0.0001"  # 8.64 s: a relayer "older than its TTL" without waiting a month
+    added = deploy_escrow(deployment.w3)
+    history = deployment.make_activity_on(added, 4, blocks=2, seed=5)
+    deployment.make_activity(3, blocks=1)
+    assert run_main(deployment.env(RELAYER_EVENT_TTL_DAYS=ttl)).code == 0
+    deployment.topic.pull_all()
+    time.sleep(9)  # past the TTL of the first commit: not a timing assertion
+    pinned = deployment.env(
+        RELAYER_EVENT_TTL_DAYS=ttl,
+        RELAYER_ID=deployment.relayer_id,
+        CONTRACT_ADDRESS=f"{deployment.contract},{added}",
+    )
+    assert run_cli(pinned, "contracts", "--accept").code == 0
+    checkpoint = int(relayer_doc(deployment.relayer_id)["next_block"])
+    alone = deployment.env(
+        RELAYER_EVENT_TTL_DAYS=ttl, RELAYER_ID=deployment.relayer_id, CONTRACT_ADDRESS=added
+    )
+    return list(history), alone, checkpoint
+
+
 def test_a_contract_added_to_a_relayer_older_than_the_ttl_gets_its_history_as_new_events(
     deployment: Deployment,
 ) -> None:
@@ -89,24 +115,7 @@ def test_a_contract_added_to_a_relayer_older_than_the_ttl_gets_its_history_as_ne
     published: they are new history, not a replay (CONTRACT §3: `replay` marks an operator's
     replay). A relayer that has run longer than RELAYER_EVENT_TTL_DAYS (30 days by default,
     so every production relayer after a month) must still get them, unmarked."""
-    ttl = "0.0001"  # 8.64 s: a relayer "older than its TTL" without waiting a month
-    added = deploy_escrow(deployment.w3)
-    history = deployment.make_activity_on(added, 4, blocks=2, seed=5)
-    deployment.make_activity(3, blocks=1)
-    assert run_main(deployment.env(RELAYER_EVENT_TTL_DAYS=ttl)).code == 0
-    deployment.topic.pull_all()
-    time.sleep(9)  # past the TTL of the first commit: not a timing assertion
-
-    pinned = deployment.env(
-        RELAYER_EVENT_TTL_DAYS=ttl,
-        RELAYER_ID=deployment.relayer_id,
-        CONTRACT_ADDRESS=f"{deployment.contract},{added}",
-    )
-    assert run_cli(pinned, "contracts", "--accept").code == 0
-    checkpoint = relayer_doc(deployment.relayer_id)["next_block"]
-    alone = deployment.env(
-        RELAYER_EVENT_TTL_DAYS=ttl, RELAYER_ID=deployment.relayer_id, CONTRACT_ADDRESS=added
-    )
+    history, alone, checkpoint = _contract_added_past_the_ttl(deployment)
     filled = run_cli(alone, "backfill", "--from-block", "0", "--to-block", str(checkpoint - 1))
     print(filled.stdout, filled.stderr)
     assert filled.code == 0, (
@@ -119,23 +128,7 @@ def test_a_contract_added_to_a_relayer_older_than_the_ttl_gets_its_history_as_ne
 def test_replay_expired_marks_a_new_contracts_history_as_a_replay(deployment: Deployment) -> None:
     """The way out the refusal above offers (--replay-expired) marks never-published events
     replay="true": consumers that treat a replay as "seen before" drop new history."""
-    ttl = "0.0001"
-    added = deploy_escrow(deployment.w3)
-    history = deployment.make_activity_on(added, 4, blocks=2, seed=5)
-    deployment.make_activity(3, blocks=1)
-    assert run_main(deployment.env(RELAYER_EVENT_TTL_DAYS=ttl)).code == 0
-    deployment.topic.pull_all()
-    time.sleep(9)
-    pinned = deployment.env(
-        RELAYER_EVENT_TTL_DAYS=ttl,
-        RELAYER_ID=deployment.relayer_id,
-        CONTRACT_ADDRESS=f"{deployment.contract},{added}",
-    )
-    assert run_cli(pinned, "contracts", "--accept").code == 0
-    checkpoint = relayer_doc(deployment.relayer_id)["next_block"]
-    alone = deployment.env(
-        RELAYER_EVENT_TTL_DAYS=ttl, RELAYER_ID=deployment.relayer_id, CONTRACT_ADDRESS=added
-    )
+    history, alone, checkpoint = _contract_added_past_the_ttl(deployment)
     filled = run_cli(
         alone,
         "backfill",
