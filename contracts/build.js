@@ -10,7 +10,8 @@ const solc = require('solc');
 
 const ROOT = path.resolve(__dirname, '..');
 const SOLC_VERSION = '0.8.28';
-const CONTRACTS = ['Escrow', 'LogEmitter']; // contracts/{name}.sol -> contracts/build/{name}.json
+// contracts/{file}.sol -> contracts/build/{name}.json; `file:name` for a second contract of a file
+const CONTRACTS = ['Escrow', 'LogEmitter', 'PairFactory', 'PairFactory:Pair'];
 
 function standardInput(SOURCE_NAME, content) {
   return {
@@ -60,8 +61,9 @@ function main() {
   if (!solc.version().startsWith(`${SOLC_VERSION}+`)) {
     throw new Error(`expected solc ${SOLC_VERSION}, found ${solc.version()}: run npm ci`);
   }
-  for (const name of CONTRACTS) {
-    const sourceName = `contracts/${name}.sol`;
+  for (const entry of CONTRACTS) {
+    const [file, name = file] = entry.split(':');
+    const sourceName = `contracts/${file}.sol`;
     const outFile = path.join(__dirname, 'build', `${name}.json`);
     const source = fs.readFileSync(path.join(ROOT, sourceName), 'utf8');
     const compiled = compile(sourceName, name, standardInput(sourceName, source));

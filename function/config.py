@@ -18,6 +18,7 @@ from eth_utils.address import is_checksum_address, to_checksum_address
 
 from function.chains import preset
 from function.core.argfilters import ArgFilter, parse_arg_filters, unselected
+from function.core.factory import FactorySetting, parse_factory
 from function.errors import ConfigError
 from function.numeric_settings import (
     BLOCK_COUNT,
@@ -80,6 +81,7 @@ class Settings:
     events: tuple[str, ...] = ()  # empty: every event of the ABI
     arg_filters: tuple[ArgFilter, ...] = ()  # RELAYER_ARG_FILTERS, checked against the ABI later
     include: tuple[str, ...] = ()  # RELAYER_INCLUDE: what messages gain (INCLUDES)
+    factory: FactorySetting | None = None  # RELAYER_FACTORY, checked against the ABI later
     firestore_project: str = ""
     firestore_database: str = "(default)"
     lease_s: float = 300.0
@@ -195,15 +197,15 @@ def _ws_url(raw: str | None) -> str | None:
     return raw
 
 
-def _contracts(raw: str) -> tuple[str, ...]:
+def _contracts(raw: str, name: str = "CONTRACT_ADDRESS") -> tuple[str, ...]:
     out: list[str] = []
     for item in (a.strip() for a in raw.split(",")):
         if not _ADDRESS.match(item):
-            raise invalid("CONTRACT_ADDRESS", item, "0x followed by 40 hex digits, comma-separated")
+            raise invalid(name, item, "0x followed by 40 hex digits, comma-separated")
         mixed = item[2:] != item[2:].lower() and item[2:] != item[2:].upper()
         if mixed and not is_checksum_address(item):
             raise invalid(
-                "CONTRACT_ADDRESS",
+                name,
                 item,
                 "a valid EIP-55 checksum (or an all-lowercase address): check for a typo",
             )
@@ -228,6 +230,24 @@ def _include(raw: str) -> tuple[str, ...]:
     if not names or any(n not in INCLUDES for n in names):
         raise ValueError(raw)
     return names
+
+
+def _contract_address(env: Mapping[str, str]) -> str:
+    if _optional(env, "CONTRACT_ADDRESS") is None:
+        raise ConfigError(
+            "CONTRACT_ADDRESS is not set: it is required unless RELAYER_FACTORY is set (see "
+            "README, Configuration)"
+        )
+    return _required(env, "CONTRACT_ADDRESS")
+
+
+def _factory(env: Mapping[str, str], name: str, default: Any) -> Any:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    setting = parse_factory(raw)
+    _contracts(raw.split(":")[0], name)  # an EIP-55 typo, as in CONTRACT_ADDRESS
+    return setting
 
 
 def _arg_filters(env: Mapping[str, str], name: str, default: Any) -> Any:
@@ -278,6 +298,7 @@ _OPTIONAL: tuple[tuple[str, str, Reader], ...] = (
     ("RELAYER_EVENTS", "events", _text(_events, "comma-separated event names")),
     ("RELAYER_ARG_FILTERS", "arg_filters", _arg_filters),
     ("RELAYER_INCLUDE", "include", _text(_include, "transaction, or unset")),
+    ("RELAYER_FACTORY", "factory", _factory),
     ("FIRESTORE_DATABASE", "firestore_database", _text(str, "a Firestore database id")),
     ("RELAYER_LEASE_SECONDS", "lease_s", _decimal(LEASE_SECONDS)),
     ("RELAYER_EVENT_TTL_DAYS", "event_ttl_days", _decimal(TTL_DAYS)),
@@ -356,7 +377,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     none: tuple[str, ...] = ()
     rpc_urls = got.take(lambda: _rpc_urls(_required(env, "RPC_URL")), none)
     ws_url = got.take(lambda: _ws_url(_optional(env, "RPC_WS_URL")), None)
-    contracts = got.take(lambda: _contracts(_required(env, "CONTRACT_ADDRESS")), none)
+    # RELAYER_FACTORY alone may name what is relayed: its children.
+    by_factory = _optional(env, "RELAYER_FACTORY") is not None
+    if by_factory and _optional(env, "CONTRACT_ADDRESS") is None:
+        contracts = none
+    else:
+        contracts = got.take(lambda: _contracts(_contract_address(env)), none)
     abi_uri = got.take(lambda: _abi_uri(env), "")
     pubsub_project = got.take(lambda: _resource(env, "PUBSUB_PROJECT_ID", _PROJECT, "project"), "")
     topic = got.take(lambda: _resource(env, "PUBSUB_TOPIC", _TOPIC, "Pub/Sub topic"), "")
@@ -365,7 +391,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         lambda: _set(read_integer(env, "START_BLOCK", None, BLOCK_NUMBER), "START_BLOCK"), 0
     )
     firestore_project = got.take(lambda: _firestore_project(env, pubsub_project), "")
-    derived_id = f"{chain_id}-{contracts[0].lower()}" if contracts else ""
+    first = contracts[0] if contracts else (env.get("RELAYER_FACTORY") or "").split(":")[0]
+    derived_id = f"{chain_id}-{first.strip().lower()}" if first.strip() else ""
     relayer_id = got.take(
         lambda: _parsed(
             env,

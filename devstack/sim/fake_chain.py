@@ -67,7 +67,7 @@ class ChainView:
     def logs_with_headers(
         self,
         blocks: BlockRange,
-        addresses: Sequence[str],
+        addresses: Sequence[str] | None,
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
         queries: Sequence[TopicQuery | None] | None = None,
@@ -79,12 +79,12 @@ class ChainView:
                 Failure(FailureKind.RANGE_TOO_LARGE, max_range=self.max_span),
             )
         headers = self.headers([*header_numbers, blocks.end])
-        wanted = {a.lower() for a in addresses}
+        wanted = None if addresses is None else {a.lower() for a in addresses}
         logs = [
             entry
             for n in range(blocks.start, blocks.end + 1)
             for entry in self._block(n).logs
-            if entry["address"] in wanted
+            if (wanted is None or entry["address"] in wanted)
             and (
                 (topic0s is None or entry["topics"][0] in topic0s)
                 if queries is None
@@ -200,7 +200,7 @@ class FakeChain:
     def logs_with_headers(
         self,
         blocks: BlockRange,
-        addresses: Sequence[str],
+        addresses: Sequence[str] | None,
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
         queries: Sequence[TopicQuery | None] | None = None,

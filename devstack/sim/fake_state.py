@@ -30,6 +30,7 @@ from function.core.lease import FREE, Lease, acquire, check_fence
 from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
 from function.core.summary import SKIPPED, RunSummary
+from function.core.watch import Child
 from function.errors import StateError
 
 
@@ -62,6 +63,8 @@ class FakeState:
     last_run: RunSummary | None = None
     last_look_at: datetime | None = None
     blocks: dict[BlockRef, BlockRecord] = field(default_factory=dict)
+    children_stored: tuple[Child, ...] = ()  # RELAYER_FACTORY: stored with the checkpoint
+    children_to: int | None = None
     faults: list[tuple[str, str]] = field(default_factory=list)  # (method, fault), in order
     writes: list[Write] = field(default_factory=list)
     on_write: list[Callable[[Write], None]] = field(default_factory=list)
@@ -108,7 +111,13 @@ class FakeState:
             self.recent,
             dict(self.rpc_limits),
             self.replay,
+            len(self.children_stored),
+            self.children_to,
         )
+
+    def children(self, grant: Grant) -> tuple[list[Child], int | None]:
+        self._read_fault("children")
+        return list(self.children_stored), self.children_to
 
     def commit(self, grant: Grant, now: datetime, change: Commit) -> None:
         fault = self._fault("commit")
@@ -135,6 +144,10 @@ class FakeState:
             )
             if progress is not None and progress.replay is not None:
                 self.replay = progress.replay
+            written = change.children
+            if written is not None and written.to_block == moved.next_block:
+                self.children_stored = tuple(written.children)
+                self.children_to = written.to_block
         if change.looked_at is not None:
             self.last_look_at = change.looked_at
         if change.rpc_limits is not None:

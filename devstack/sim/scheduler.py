@@ -27,6 +27,7 @@ from function.core.lease import Lease
 from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef, Header, RawLog
 from function.core.planning import BlockRange
+from function.core.watch import Child
 from function.errors import RpcError
 from function.run.relay import Outcome, Relay
 from function.stopping import StopSignal
@@ -178,7 +179,7 @@ class SimChain:
     def logs_with_headers(
         self,
         blocks: BlockRange,
-        addresses: Sequence[str],
+        addresses: Sequence[str] | None,
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
         queries: Sequence[TopicQuery | None] | None = None,
@@ -243,6 +244,9 @@ class SimState:
 
     def count_skipped(self, now: Any) -> None:
         self._call("count_skipped", lambda: self._state.count_skipped(now))
+
+    def children(self, grant: Grant) -> tuple[list[Child], int | None]:
+        return self._state.children(grant)  # not a step: the simulated runs have no factory
 
 
 class SimSink:

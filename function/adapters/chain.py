@@ -41,8 +41,8 @@ def _header(block: Any) -> Header:
     return Header(int(block["number"], 16), str(block["hash"]).lower(), int(block["timestamp"], 16))
 
 
-def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
-    wanted = {a.lower() for a in addresses}
+def _logs_checker(blocks: BlockRange, addresses: Sequence[str] | None) -> Any:
+    wanted = None if addresses is None else {a.lower() for a in addresses}
 
     def check(logs: Any) -> None:
         if not isinstance(logs, list):
@@ -50,7 +50,9 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
         seen: dict[tuple[str, int], Any] = {}
         for entry in logs:
             number = int(entry["blockNumber"], 16)
-            if number not in blocks or entry["address"].lower() not in wanted:
+            if number not in blocks or (
+                wanted is not None and entry["address"].lower() not in wanted
+            ):
                 raise ValueError(
                     f"a log of block {number} from {entry['address']}, outside "
                     f"the request ({blocks.start}..{blocks.end})"
@@ -74,12 +76,14 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str]) -> Any:
     return check
 
 
-def _logs_call(blocks: BlockRange, addresses: Sequence[str], topics: TopicQuery | None) -> Call:
-    params: dict[str, Any] = {
-        "fromBlock": hex(blocks.start),
-        "toBlock": hex(blocks.end),
-        "address": list(addresses),
-    }
+def _logs_call(
+    blocks: BlockRange, addresses: Sequence[str] | None, topics: TopicQuery | None
+) -> Call:
+    """None for `addresses`: every contract's logs with the topics (RELAYER_FACTORY with
+    many children, filtered by the run)."""
+    params: dict[str, Any] = {"fromBlock": hex(blocks.start), "toBlock": hex(blocks.end)}
+    if addresses is not None:
+        params["address"] = list(addresses)
     if topics is not None:  # None: every log of the addresses (anonymous events selected)
         params["topics"] = [None if t is None else list(t) for t in topics]
     return Call("eth_getLogs", [params], _logs_checker(blocks, addresses))
@@ -138,7 +142,7 @@ class ChainReader:
     def logs_with_headers(
         self,
         blocks: BlockRange,
-        addresses: Sequence[str],
+        addresses: Sequence[str] | None,
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
         queries: Sequence[TopicQuery | None] | None = None,

@@ -9,6 +9,7 @@ from datetime import datetime
 from function.core.model import BlockRef, Event
 from function.core.planning import BlockRange
 from function.core.summary import RunSummary
+from function.core.watch import ChildWrite
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Grant:
     # Blocks an operator chose to relay again although their records may have expired
     # (`relayer reset --replay-expired`): events without a record there are marked replay.
     replay: BlockRange | None = None
+    # RELAYER_FACTORY: the children stored (`children.count`) and the block up to which
+    # creations were looked for (`children.to_block`; None: never).
+    children_count: int = 0
+    children_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class Commit:
     summary: RunSummary | None = None  # the run's end: stored as `last_run`, lease released
     rpc_limits: dict[str, int] | None = None  # eth_getLogs spans learned, by host
     looked_at: datetime | None = None  # a successful look at the chain ended then
+    # RELAYER_FACTORY: the children below the checkpoint, stored only if it moves
+    children: ChildWrite | None = None
 
 
 def progress_of(

@@ -22,6 +22,7 @@ ADDED = "added"  # the only refusal `relayer contracts --accept` overrides
 CHAIN = "chain"
 CASE = "case"
 REORDERED = "reordered"
+FACTORY = "factory"
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,15 @@ class Identity:
     contracts: tuple[str, ...]  # as configured, EIP-55
     default_id: bool  # RELAYER_ID unset: derived from the first address
     topic: str = ""  # projects/{project}/topics/{topic}: where its events go
+    factory: str | None = None  # RELAYER_FACTORY, as `FactorySetting.text`
 
     def fields(self) -> dict[str, Any]:
         """Written with every commit, readable in the console (docs/CONTRACT.md §4)."""
         out: dict[str, Any] = {"chain_id": self.chain_id, "contracts": list(self.contracts)}
         if self.topic:
             out["topic"] = self.topic
+        if self.factory:
+            out["factory"] = self.factory
         return out
 
 
@@ -91,6 +95,9 @@ def judge(
             f"CHAIN_ID={me.chain_id}: set RELAYER_ID to a name of its own for this chain",
             kind=CHAIN,
         )
+    factory = _factory_change(me, stored)
+    if factory is not None:
+        return Verdict(refused=factory, kind=FACTORY)
     had = stored.get("contracts")
     if not isinstance(had, list):
         return Verdict()  # written before contracts were recorded: nothing to compare
@@ -101,6 +108,23 @@ def judge(
     if added:
         return Verdict(refused=_added(me, stored, added), dropped=dropped, kind=ADDED)
     return Verdict(dropped=dropped)
+
+
+def _factory_change(me: Identity, stored: Mapping[str, Any]) -> str | None:
+    """Why a state may not be used with this RELAYER_FACTORY: its children were found with
+    another (or none), so the ones the new setting names before the checkpoint would never
+    be relayed, or the old ones relayed on."""
+    had = stored.get("factory")
+    if (had or None) == me.factory:
+        return None
+    before = f"RELAYER_FACTORY={had}" if had else "no RELAYER_FACTORY"
+    now = f"RELAYER_FACTORY={me.factory}" if me.factory else "no RELAYER_FACTORY"
+    return (
+        f"relayer {me.relayer_id} was relayed with {before}, this configuration has {now}: "
+        "the children found so far belong to the old setting, and a new factory's children "
+        "created before the checkpoint would never be relayed. Give this configuration a "
+        "relayer of its own (RELAYER_ID, with its own START_BLOCK), or restore the setting"
+    )
 
 
 def _added(me: Identity, stored: Mapping[str, Any], added: Sequence[str]) -> str:

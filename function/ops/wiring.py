@@ -15,7 +15,9 @@ from function.adapters.storage import read_abi
 from function.adapters.transactions import TransactionReader
 from function.config import Settings
 from function.core.abi import load_specs
+from function.core.catalogue import EventCatalogue
 from function.core.checkpoint import Commit
+from function.core.creations import Factory, factory_of
 from function.core.identity import Identity
 from function.core.summary import RunSummary
 from function.redact import scrub
@@ -57,9 +59,22 @@ def chain_reader(
 
 def identity_of(settings: Settings) -> Identity:
     topic = f"projects/{settings.pubsub_project}/topics/{settings.topic}"
+    factory = settings.factory.text if settings.factory else None
     return Identity(
-        settings.relayer_id, settings.chain_id, settings.contracts, settings.default_id, topic
+        settings.relayer_id,
+        settings.chain_id,
+        settings.contracts,
+        settings.default_id,
+        topic,
+        factory,
     )
+
+
+def factory_from(settings: Settings, specs: EventCatalogue) -> Factory | None:
+    """RELAYER_FACTORY checked against the ABI (a `ConfigError`, exit 2, when it does not fit)."""
+    if settings.factory is None:
+        return None
+    return factory_of(settings.factory, specs, settings.abi_uri)
 
 
 def transaction_reader(settings: Settings, chain: ChainReader) -> TransactionReader | None:
@@ -93,6 +108,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         settings.head,
     )
     specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
+    factory = factory_from(settings, specs)
     client = make_client()
     publisher = Publisher(client, settings.pubsub_project, settings.topic)
     publisher.check_topic()
@@ -121,6 +137,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         dead_letters=dead_letters,
         heads=heads,
         transactions=transactions,
+        factory=factory,
     )
 
 

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from function.core.catalogue import EventCatalogue
+from function.core.catalogue import EventCatalogue, TopicQuery
 from function.core.decoding import decode_log, event_id
 from function.core.logspan import RangeLimits
 from function.core.model import BlockRef, DeadLetter, Event, Header, RawLog
 from function.core.planning import BlockRange
 from function.core.values import checksum
+from function.core.watch import Child, Watch
 from function.errors import ChainMovedError, DecodeError, RangeTooLargeError, RpcError
 from function.run.ports import Chain, Transactions
 
@@ -48,6 +49,7 @@ class Fetched:
     hashes: dict[int, str]
     dead: list[DeadLetter] = field(default_factory=list)
     times: dict[int, int] = field(default_factory=dict)  # block times of the headers read
+    children: list[Child] = field(default_factory=list)  # RELAYER_FACTORY: new, chain order
 
     def __post_init__(self) -> None:
         self._numbers = [e.block_number for e in self.events]
@@ -65,7 +67,7 @@ class Fetched:
 def fetch(
     chain: Chain,
     specs: EventCatalogue,
-    contracts: Sequence[str],
+    contracts: Sequence[str] | Watch,
     chain_id: int,
     blocks: BlockRange,
     chunks: Sequence[BlockRange],
@@ -85,14 +87,18 @@ def fetch(
     needs from the same view (blocks with records, to find orphaned ones). With
     `transactions` (RELAYER_INCLUDE=transaction) each event gains its transaction, read
     after the headers and checked against them like the logs: one read from another block
-    than its log's (the chain moved between the reads) reads the view again.
+    than its log's (the chain moved between the reads) reads the view again. `contracts`
+    is a `Watch` with RELAYER_FACTORY: the children its creation events name are relayed
+    from their block on in this view already, and returned (`Fetched.children`); the watch
+    itself is not changed (it may be read ahead, in another thread).
     """
+    watch = contracts if isinstance(contracts, Watch) else Watch(contracts)
     extra = {n for n in also if n in blocks}
     if anchor is not None:
         extra.add(anchor.number)
     limits = limits or RangeLimits(len(blocks))
     for attempt in range(1, ATTEMPTS + 1):
-        before, logs = _read_logs(chain, contracts, specs, blocks, limits)
+        before, logs, found = _read_logs(chain, watch, specs, blocks, limits, chain_id)
         if before is None:  # windows answered from different chains
             _again(blocks, attempt)
             continue
@@ -123,7 +129,9 @@ def fetch(
             for e in events:
                 if e.block_timestamp is None:
                     e.block_timestamp = headers[e.block_number].timestamp
-            return Fetched(events, hashes, dead, {n: h.timestamp for n, h in headers.items()})
+            times = {n: h.timestamp for n, h in headers.items()}
+            children = [Child(a, b) for a, b in found.items()]
+            return Fetched(events, hashes, dead, times, children)
         _again(blocks, attempt)
     raise RpcError(
         f"blocks {blocks.start}..{blocks.end} kept changing while being read: the chain is "
@@ -167,50 +175,133 @@ def _again(blocks: BlockRange, attempt: int) -> None:
 
 def _read_logs(
     chain: Chain,
-    contracts: Sequence[str],
+    watch: Watch,
     specs: EventCatalogue,
     blocks: BlockRange,
     limits: RangeLimits,
-) -> tuple[Header | None, list[RawLog]]:
-    """Every log of the range, window by window, and the range end's header read with the
-    first of them (one side of the consistency check); None for the header when windows
-    came from different chains. Every window's request carries the range end's header: a
-    node that knows that block as the first window's node did has the same blocks below
-    it, so a window served by a node on another fork (a load-balanced pool) is caught.
-    With RELAYER_ARG_FILTERS each window is several queries in one batch (`log_queries`)."""
-    topics = specs.topic_filter
-    queries = specs.log_queries if specs.filtered else None
+    chain_id: int,
+) -> tuple[Header | None, list[RawLog], dict[str, int]]:
+    """Every relayed log of the range, window by window, the range end's header read with
+    the first of them (one side of the consistency check; None when windows came from
+    different chains), and the children found (address -> creation block, chain order).
+    Every window's request carries the range end's header: a node that knows that block as
+    the first window's node did has the same blocks below it, so a window served by a node
+    on another fork (a load-balanced pool) is caught. With RELAYER_ARG_FILTERS each window
+    is several queries in one batch (`log_queries`). With RELAYER_FACTORY a window that
+    creates children asked by address list asks again for their logs from their creation
+    on, in the same view."""
+    topics, queries = _topics(specs, watch)
     logs: list[RawLog] = []
+    found: dict[str, int] = {}
     before: Header | None = None
     start = blocks.start
     while start <= blocks.end:
         limit = limits.for_host(chain.host)
         window = BlockRange(start, limit.window_end(start, blocks.end))
+        addresses = watch.addresses(found)
         try:
             headers, part = chain.logs_with_headers(
-                window, contracts, topics, [blocks.end], queries
+                window, addresses, topics, [blocks.end], queries
             )
+            if watch.factory is not None:
+                known = len(found)
+                kept = watch.sift(part, chain_id, found)
+                new = list(found)[known:]
+                if new and addresses is not None:  # their logs were not asked for
+                    late = BlockRange(found[new[0]], window.end)
+                    more_headers, more = chain.logs_with_headers(
+                        late, new, topics, [blocks.end], queries
+                    )
+                    if more_headers[blocks.end].hash != headers[blocks.end].hash:
+                        return None, [], {}
+                    kept = _merged(kept, watch.sift(more, chain_id, found))
+                part = kept
         except RangeTooLargeError as e:
-            if not limits.for_host(e.host).refused_range(window.start, window.end, e.failure):
-                raise RpcError(
-                    f"{e}: the endpoint refuses even one block's logs; use an endpoint or plan "
-                    "without such a limit"
-                ) from e
-            log.info(
-                "%s: eth_getLogs over %d blocks refused, now %d",
-                e.host,
-                len(window),
-                limits.for_host(e.host).span,
-            )
+            _refused(limits, window, e)
             continue
         before = before or headers[blocks.end]
         if headers[blocks.end].hash != before.hash:
-            return None, []
+            return None, [], {}
         logs.extend(part)
         limit.answered(len(window), len(part))
         start = window.end + 1
     assert before is not None
-    return before, logs
+    return before, logs, found
+
+
+def _refused(limits: RangeLimits, window: BlockRange, e: RangeTooLargeError) -> None:
+    """Learn a refused span (the next window is smaller), or fail when not even one block
+    is accepted."""
+    if not limits.for_host(e.host).refused_range(window.start, window.end, e.failure):
+        raise RpcError(
+            f"{e}: the endpoint refuses even one block's logs; use an endpoint or plan "
+            "without such a limit"
+        ) from e
+    log.info(
+        "%s: eth_getLogs over %d blocks refused, now %d",
+        e.host,
+        len(window),
+        limits.for_host(e.host).span,
+    )
+
+
+def creations(
+    chain: Chain,
+    watch: Watch,
+    blocks: BlockRange,
+    chain_id: int,
+    limits: RangeLimits,
+    between: Callable[[BlockRange], None] = lambda window: None,
+) -> list[Child]:
+    """RELAYER_FACTORY: the new children the factory created in `blocks`, in chain order,
+    from its creation events alone (a backfill's start, a gap `relayer reset` left). Deep
+    history: no consistency check, a reorganisation there is no concern of a relayer.
+    `between` is called before each window (the run renews its lease there)."""
+    factory = watch.factory
+    assert factory is not None
+    found: dict[str, int] = {}
+    start = blocks.start
+    while start <= blocks.end:
+        limit = limits.for_host(chain.host)
+        window = BlockRange(start, limit.window_end(start, blocks.end))
+        between(window)
+        try:
+            _, part = chain.logs_with_headers(window, [factory.address], [factory.topic0], [])
+        except RangeTooLargeError as e:
+            _refused(limits, window, e)
+            continue
+        watch.sift(part, chain_id, found)
+        limit.answered(len(window), len(part))
+        start = window.end + 1
+    return [Child(a, b) for a, b in found.items()]
+
+
+def _topics(
+    specs: EventCatalogue, watch: Watch
+) -> tuple[list[str] | None, tuple[TopicQuery, ...] | None]:
+    """The topics of each window's eth_getLogs: the selected events', and with a factory
+    its creation event's, selected or not (the children are learnt from it)."""
+    topics = specs.topic_filter
+    queries = specs.log_queries if specs.filtered else None
+    factory = watch.factory
+    if factory is None or topics is None:  # None: every log of the addresses already
+        return topics, queries
+    if factory.topic0 not in topics:
+        topics = [*topics, factory.topic0]
+    # Every creation, whatever RELAYER_ARG_FILTERS says of the event: they choose what is
+    # relayed, not which children are.
+    plain = [q for q in queries or () if len(q) == 1 and q[0] is not None]
+    if queries is not None and not any(factory.topic0 in q[0] for q in plain if q[0]):
+        queries = (*queries, ((factory.topic0,),))
+    return topics, queries
+
+
+def _merged(first: Sequence[RawLog], second: Sequence[RawLog]) -> list[RawLog]:
+    """Two answers of one view as one, in chain order, each log once."""
+    seen: dict[tuple[str, int], RawLog] = {}
+    for entry in (*first, *second):
+        seen.setdefault((entry["blockHash"].lower(), int(entry["logIndex"], 16)), entry)
+    return sorted(seen.values(), key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
 
 
 def _decode_all(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from function.core.checkpoint import Commit, Grant, Progress
 from function.core.commit import advance
+from function.core.watch import ChildWrite, Watch
 from function.run.ports import State
 from function.stopping import StopSignal
 
@@ -40,6 +41,7 @@ class LeaseKeeper:
         self._margin = min(2.0, lease_s * 0.1)
         self._stop = stop
         self._clock = clock
+        self.watch: Watch | None = None  # RELAYER_FACTORY: children go with the checkpoint
 
     def publish_deadline(self) -> Callable[[], float]:
         """When publishing must be over: no request starts after it, none is accepted after
@@ -70,14 +72,31 @@ class LeaseKeeper:
         left = in_doubt_until + 2 * self._margin - time.monotonic()
         return self._clock() + timedelta(seconds=left) if left > 0 else None
 
+    def children_for(self, progress: Progress | None) -> ChildWrite | None:
+        """The children a commit of `progress` stores with its checkpoint: every one below
+        it (a rewind first forgets those at or above its new checkpoint)."""
+        if self.watch is None or progress is None or progress.next_block is None:
+            return None
+        if progress.rewind:
+            self.watch.forget_from(progress.next_block)
+        return self.watch.write_for(progress.next_block)
+
+    def committed(self, children: ChildWrite | None) -> None:
+        if children is not None and self.watch is not None:
+            self.watch.stored(children)
+
     def commit(self, progress: Progress | None, looked_at: datetime | None = None) -> None:
         """A fenced commit (checkpoint and/or counts, a follower's look) that also renews
         the lease. The grant follows the checkpoint committed: a rewind later in the run (a
         follower's next look) starts from the blocks this run relayed, not those it found."""
         renewed_at = time.monotonic()
         until = self._clock() + timedelta(seconds=self._lease_s)
-        change = Commit(progress=progress, lease_until=until, looked_at=looked_at)
+        children = self.children_for(progress)
+        change = Commit(
+            progress=progress, lease_until=until, looked_at=looked_at, children=children
+        )
         self._state.commit(self.grant, self._clock(), change)
+        self.committed(children)
         self._deadline = renewed_at + self._lease_s
         if progress is not None:
             moved = advance(self.grant.next_block, self.grant.recent_blocks, progress)

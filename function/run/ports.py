@@ -13,6 +13,7 @@ from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef, Header, RawLog
 from function.core.planning import BlockRange
 from function.core.txfacts import TxFacts
+from function.core.watch import Child
 
 
 class Chain(Protocol):
@@ -28,7 +29,7 @@ class Chain(Protocol):
     def logs_with_headers(
         self,
         blocks: BlockRange,
-        addresses: Sequence[str],
+        addresses: Sequence[str] | None,
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
         queries: Sequence[TopicQuery | None] | None = None,
@@ -57,6 +58,11 @@ class State(Protocol):
     def commit(self, grant: Grant, now: datetime, change: Commit) -> None: ...
 
     def count_skipped(self, now: datetime) -> None: ...
+
+    def children(self, grant: Grant) -> tuple[list[Child], int | None]:
+        """RELAYER_FACTORY: the children stored with the grant's checkpoint, and the block
+        up to which creations were looked for (None: never, or not by this state)."""
+        ...
 
 
 class Records(Protocol):

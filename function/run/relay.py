@@ -34,6 +34,7 @@ from function.config import Settings
 from function.core.blockrecords import block_records, states_of
 from function.core.catalogue import EventCatalogue
 from function.core.checkpoint import Commit, Grant, Progress, progress_of
+from function.core.creations import Factory
 from function.core.dedup import select_unpublished
 from function.core.lease import handover_until, still_waiting_until
 from function.core.logspan import RangeLimits
@@ -48,6 +49,7 @@ from function.core.planning import (
     split,
 )
 from function.core.summary import FAILED, IDLE, OK, SKIPPED, RunSummary
+from function.core.watch import Child, Watch
 from function.errors import (
     ChainMovedError,
     LeaseLostError,
@@ -58,7 +60,7 @@ from function.errors import (
 from function.redact import scrub
 from function.run.ahead import read_ahead
 from function.run.dispatch import Dispatcher
-from function.run.fetching import Fetched, any_in, fetch
+from function.run.fetching import Fetched, any_in, creations, fetch
 from function.run.leasing import LeaseKeeper
 from function.run.ports import Chain, Heads, Records, Sink, State, Transactions
 from function.run.rewind import retract, rewind
@@ -125,6 +127,7 @@ class Relay:
     heads: Heads | None = None  # RPC_WS_URL: new heads wake a follower between looks
     execution: str | None = None  # the Cloud Run execution, kept in the summary for status
     transactions: Transactions | None = None  # RELAYER_INCLUDE=transaction
+    factory: Factory | None = None  # RELAYER_FACTORY: its children are relayed too
 
     def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`, ending at a stop; True when a stop was asked."""
@@ -289,6 +292,13 @@ class _Run:
             replay=(*relay.replay, *((grant.replay,) if grant.replay else ())),
         )
         self.limits = RangeLimits(self.settings.batch_size, grant.rpc_limits)
+        self.watch = Watch(
+            self.settings.contracts,
+            relay.factory,
+            by_topic=relay.specs.topic_filter is not None,
+        )
+        if relay.factory is not None:
+            self.lease.watch = self.watch  # the children go with each checkpoint
 
     def execute(self) -> None:
         try:
@@ -306,6 +316,8 @@ class _Run:
         """One look; in follow mode, more every RELAYER_POLL_INTERVAL until the window
         ends (or a stop); then the last commit."""
         s = self.settings
+        if self.relay.factory is not None:
+            self.watch.restore(*self.relay.state.children(self.grant))
         self._look()
         end = self.started + s.run_s
         while s.run_s > 0 and not self.relay.stop.is_set():
@@ -347,6 +359,8 @@ class _Run:
         for attempt in range(1, CHECK_ATTEMPTS + 1):
             next_block, anchor = self._check_checkpoint()
             self.committed_to = next_block - 1
+            if self.relay.factory is not None:
+                self.watch.forget_from(next_block)  # above the checkpoint: found again
             # A node behind the checkpoint (load-balanced RPC) is no reorganisation: idle.
             head = summary.head_block
             assert head is not None
@@ -363,6 +377,8 @@ class _Run:
             if summary.from_block is None or blocks.start < summary.from_block:
                 summary.from_block = blocks.start
             self.planned = True
+            if self.relay.factory is not None:
+                self._catch_up_children(next_block)
             try:
                 done_to = self._relay(blocks, anchor)
             except ChainMovedError as e:
@@ -374,6 +390,45 @@ class _Run:
             self.behind = blocks.end < tip
             self._looked()
             return
+
+    def _catch_up_children(self, start: int) -> None:
+        """The factory's creations below `start` that were never looked at: from START_BLOCK
+        for a backfill's task (it stores none) or a state without them, from where they
+        stop after `relayer reset` moved the checkpoint forward."""
+        covered = self.watch.covered_to
+        begin = self.settings.start_block if covered is None else covered
+        if begin < start:
+            gap = BlockRange(begin, start - 1)
+            log.info(
+                "looking for the factory's creations in blocks %d..%d (%d known)",
+                gap.start,
+                gap.end,
+                len(self.watch.children),
+            )
+            found = creations(
+                self.relay.chain,
+                self.watch,
+                gap,
+                self.settings.chain_id,
+                self.limits,
+                lambda window: self.lease.ensure(),
+            )
+            self._found(self.watch.add(found))
+        self.watch.covered_to = start
+
+    def _found(self, children: Sequence[Child]) -> None:
+        if not children:
+            return
+        extra = self.summary.extra
+        extra["children_found"] = extra.get("children_found", 0) + len(children)
+        log.info(
+            "factory %s created %d contracts in blocks %d..%d: %d relayed in all",
+            self.watch.factory.address if self.watch.factory else "?",
+            len(children),
+            children[0].block_number,
+            children[-1].block_number,
+            len(self.watch.children),
+        )
 
     def _looked(self) -> None:
         self.looks += 1
@@ -460,7 +515,7 @@ class _Run:
                 mine = [r for r in recorded if r.number in span]
                 fetched = ahead.result() if ahead else self._fetch(span, window, anchor, mine)
                 ahead = None
-                self._took(fetched, mine)
+                self._took(span, fetched, mine)
                 anchor = BlockRef(span.end, fetched.hashes[span.end])
                 following = window_after(
                     span.end + 1, (len(span), len(fetched.events) + len(fetched.dead))
@@ -495,7 +550,7 @@ class _Run:
         return fetch(
             self.relay.chain,
             self.relay.specs,
-            self.settings.contracts,
+            self.watch,
             self.settings.chain_id,
             span,
             window,
@@ -506,11 +561,14 @@ class _Run:
             transactions=self.relay.transactions,
         )
 
-    def _took(self, fetched: Fetched, recorded: Sequence[BlockRef]) -> None:
+    def _took(self, span: BlockRange, fetched: Fetched, recorded: Sequence[BlockRef]) -> None:
         """A window read: its hashes and block times kept, its orphaned records retracted
         (their hashes read in the same view)."""
         self.hashes.update(fetched.hashes)
         self.times.update(fetched.times)
+        if self.relay.factory is not None:
+            self._found(self.watch.add(fetched.children))
+            self.watch.covered_to = span.end + 1
         orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
         if orphans:
             self._retract_orphans(orphans)
@@ -674,6 +732,9 @@ class _Run:
                 "kept until then, so no other run publishes these blocks meanwhile",
                 hold.isoformat(timespec="seconds"),
             )
+        if self.relay.factory is not None:
+            summary.extra["children"] = len(self.watch.children)
+        children = self.lease.children_for(progress)
         self.relay.state.commit(
             self.grant,
             summary.finished_at,
@@ -683,5 +744,7 @@ class _Run:
                 rpc_limits=limits if limits != self.grant.rpc_limits else None,
                 lease_until=hold,
                 looked_at=self.looked_at,
+                children=children,
             ),
         )
+        self.lease.committed(children)

@@ -32,7 +32,7 @@ class Careless(FakeChain):
     def logs_with_headers(
         self,
         blocks: BlockRange,
-        addresses: Sequence[str],
+        addresses: Sequence[str] | None,
         topic0s: Sequence[str] | None,
         header_numbers: Sequence[int],
         queries: Sequence[TopicQuery | None] | None = None,

@@ -111,8 +111,13 @@ def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
 
 
 # Pure core modules a shared one may use: errors names a provider failure's type, config
-# reads RELAYER_ARG_FILTERS with the core's grammar (which imports only the errors).
-SHARED_USES = {"function.core.provider_errors", "function.core.argfilters"}
+# reads RELAYER_ARG_FILTERS and RELAYER_FACTORY with the core's grammars (which import only the
+# errors).
+SHARED_USES = {
+    "function.core.provider_errors",
+    "function.core.argfilters",
+    "function.core.factory",
+}
 
 
 def test_the_shared_modules_import_no_layer() -> None:

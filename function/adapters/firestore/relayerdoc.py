@@ -40,7 +40,13 @@ def grant_of(run_id: str, lease: Lease, doc: dict[str, Any]) -> Grant:
         _refs(doc.get("recent_blocks")),
         {str(e["host"]): int(e["blocks"]) for e in doc.get("rpc_limits") or []},
         _replay_range(doc.get("replay")),
+        int((doc.get("children") or {}).get("count") or 0),
+        _maybe_int((doc.get("children") or {}).get("to_block")),
     )
+
+
+def _maybe_int(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
 
 
 def _refs(raw: Any) -> tuple[BlockRef, ...]:
@@ -114,6 +120,11 @@ def commit_fields(
                 checkpoint_block_hash=moved.block_hash,
                 recent_blocks=[{"number": r.number, "hash": r.hash} for r in moved.recent],
             )
+            if change.children is not None and change.children.to_block == moved.next_block:
+                update["children"] = {
+                    "count": len(change.children.children),
+                    "to_block": change.children.to_block,
+                }
     if change.looked_at is not None:
         update["last_look_at"] = change.looked_at
     if change.rpc_limits is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 import function.core.lease as leases
+from function.adapters.firestore import children as child_pages
 from function.adapters.firestore import conditional
 from function.adapters.firestore.blockstore import BlockStore
 from function.adapters.firestore.claims import REGISTRY, Claims, progress
@@ -35,6 +37,7 @@ from function.core.identity import Identity
 from function.core.lease import Lease, check_fence
 from function.core.planning import BlockRange
 from function.core.summary import SKIPPED
+from function.core.watch import Child
 from function.errors import DeploymentError, StateError
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,8 @@ class FirestoreState:
         # Tasks of overlapping ranges take turns through their claims (`claims`): two
         # running at once would read the same unrecorded blocks and both publish them.
         self._tasks = relayer.collection("tasks")
+        self._children = relayer.collection("children")  # RELAYER_FACTORY: the job's
+        self._task = task
         self._doc = relayer.collection("tasks").document(task) if task else relayer
         self._lease_doc = self._doc
         self._claims = None
@@ -261,6 +266,16 @@ class FirestoreState:
         stored = {"lease": lease_fields(lease), "updated_at": now}
         conditional.put(self._client, batch, lease_doc, stored)
 
+    def children(self, grant: Grant) -> tuple[list[Child], int | None]:
+        """RELAYER_FACTORY: the children stored with the checkpoint of `grant`, and the block
+        up to which creations were looked for (None: never). A backfill's task stores none:
+        it finds its own from START_BLOCK on (`relay`)."""
+        if self._task:
+            return [], None
+        return child_pages.load(self._client, self._children, grant.children_count), (
+            grant.children_to
+        )
+
     @property
     def records(self) -> BlockStore:
         """The processed-event set (the `Records` port), fenced by this state's lease."""
@@ -274,6 +289,8 @@ class FirestoreState:
         # by fields that other writers change meanwhile (a waiter's lease, a skipped run's
         # count), which would make an applied commit look failed or count it twice.
         token = {"run_id": grant.run_id, "fence": grant.fence, "id": uuid.uuid4().hex[:16]}
+        if self._task and change.children is not None:
+            change = replace(change, children=None)  # the job's children, never a task's
         for _ in range(ATTEMPTS):
             doc, lease_doc = self._read_both()
             # A commit applied whose answer was lost looks like a conflict when the library
@@ -294,7 +311,12 @@ class FirestoreState:
                 self._put_lease(batch, update, renewed, now, lease_doc)
             elif lease_doc is not doc:  # the fence still holds the batch back
                 conditional.unchanged(self._client, batch, lease_doc, "lease.fence", held.fence)
-            conditional.put(self._client, batch, doc, update)
+            if change.children is not None and "children" in update:  # the checkpoint moved
+                before = child_pages.stored_count(doc.doc)
+                for page, fields in child_pages.page_writes(change.children, before, now):
+                    ref = self._children.document(page)
+                    batch.set(ref, fields) if fields is not None else batch.delete(ref)
+            conditional.put(self._client, batch, doc, update)  # last: `_remember` reads it
             sent = True
             try:
                 results = batch.commit(timeout=TIMEOUT_S)
