@@ -22,6 +22,7 @@ from function.core.provider_errors import Failure, FailureKind
 from function.errors import RangeTooLargeError, RpcError
 
 HOST = "fake-rpc"
+Emitted = tuple[str, Sequence[str], str]  # a log of any contract: address, topics, data
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class FakeChain:
             self._append(0)  # genesis, without events, never reorganised
 
     # -- making blocks -------------------------------------------------------------
-    def _append(self, events: int) -> Block:
+    def _append(self, events: int, raw: Sequence[Emitted] = ()) -> Block:
         number = len(self.canonical)
         parent = self.canonical[-1].hash if self.canonical else "0x" + "00" * 32
         self._made += 1
@@ -143,6 +144,23 @@ class FakeChain:
                     "removed": False,
                 }
             )
+        for address, topics, data in raw:  # after the ticks, in their own transactions
+            self._ticks += 1
+            tx = hashlib.sha256(f"tx:{self.salt}:{self._ticks}".encode()).hexdigest()
+            index = len(logs)
+            logs.append(
+                {
+                    "address": address.lower(),
+                    "topics": [t.lower() for t in topics],
+                    "data": data,
+                    "blockNumber": hex(number),
+                    "blockHash": block_hash,
+                    "transactionHash": "0x" + tx,
+                    "transactionIndex": hex(index),
+                    "logIndex": hex(index),
+                    "removed": False,
+                }
+            )
         block = Block(number, block_hash, parent, 1_700_000_000 + 12 * number, tuple(logs))
         self.by_hash[block_hash] = block
         self.canonical.append(block)
@@ -152,6 +170,11 @@ class FakeChain:
         """One block per entry, with that many events."""
         self._remember()
         return [self._append(n) for n in events]
+
+    def mine_logs(self, blocks: Sequence[Sequence[Emitted]]) -> list[Block]:
+        """One block per entry, with these logs of any contract (address, topics, data)."""
+        self._remember()
+        return [self._append(0, raw) for raw in blocks]
 
     def reorg(self, depth: int, events: Sequence[int]) -> list[Block]:
         """Replace the newest `depth` blocks (never genesis) by `len(events)` new ones."""

@@ -21,6 +21,7 @@ from google.cloud import firestore
 from web3 import Web3
 
 import function.adapters.firestore.blockstore as blockstore_module
+import function.adapters.firestore.children as children_module
 import function.adapters.firestore.state as state_module
 import function.core.lease as lease_module
 from devstack.chain.emitter import Emitter
@@ -35,12 +36,13 @@ from function.adapters.firestore.state import FirestoreState
 from function.adapters.jsonrpc.client import JsonRpc
 from function.adapters.pubsub import Publisher, make_client
 from function.core.blockrecords import Published, block_records
-from function.core.checkpoint import Commit, Progress
+from function.core.checkpoint import Commit, Grant, Progress
 from function.core.lease import Lease
 from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef
 from function.core.planning import BlockRange
 from function.core.summary import OK, RunSummary
+from function.core.watch import Child, ChildWrite
 from function.errors import LeaseLostError, NotSentError, RpcError, StateError
 from function.run.ports import Chain, Records, Sink, State
 from harness import PROJECT
@@ -252,6 +254,96 @@ def _records(*published: Published) -> list[BlockRecord]:
 def _summary(run_id: str) -> RunSummary:
     summary = RunSummary(run_id, "contract", NOW, outcome=OK, finished_at=NOW)
     return summary
+
+
+def _children(*numbers: int) -> list[Child]:
+    return [Child("0x" + f"{n:040x}", n) for n in numbers]
+
+
+def _store_children(state: State, grant: Grant, kept: int, children: list[Child], to: int) -> Grant:
+    """Commit the checkpoint `to` with `children` (the first `kept` as stored); the grant of
+    a run that takes the lease next (what it reads back)."""
+    write = ChildWrite(children, kept, to)
+    state.commit(grant, NOW, Commit(progress=Progress(to, _hash(to - 1), (), 0), children=write))
+    state.commit(grant, NOW, Commit(summary=_summary(grant.run_id)))
+    again = state.acquire(grant.run_id + "'", NOW, 30)
+    assert again is not None
+    return again
+
+
+def test_children_are_stored_with_the_checkpoint_and_cut_by_a_rewind(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(children_module, "PAGE_SIZE", 3)  # several pages, cut in the middle
+    state = store.state
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    assert state.children(grant) == ([], None)
+    first = _children(2, 3, 3, 5)
+    grant = _store_children(state, grant, 0, first, 6)
+    assert state.children(grant) == (first, 6)
+    more = [*first, *_children(7, 8, 9, 9, 10)]  # appended: pages 1 and 2 rewritten
+    grant = _store_children(state, grant, 4, more, 11)
+    assert state.children(grant) == (more, 11)
+    # A rewind to block 8 forgets the children from 8 on; one comes back at 8 on the new fork.
+    back = [*more[:5], *_children(0x80)]
+    back[-1] = Child(back[-1].address, 8)
+    state.commit(
+        grant,
+        NOW,
+        Commit(
+            progress=Progress(8, _hash(7), (), 0, rewind=True),
+            children=ChildWrite(back[:5], 5, 8),
+        ),
+    )
+    state.commit(grant, NOW, Commit(summary=_summary(grant.run_id)))
+    grant = state.acquire("b", NOW, 30)
+    assert grant is not None
+    assert state.children(grant) == (more[:5], 8)
+    grant = _store_children(state, grant, 5, back, 9)
+    assert state.children(grant) == (back, 9)
+
+
+def test_children_of_a_checkpoint_that_does_not_move_are_not_stored(store: Store) -> None:
+    state = store.state
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    grant = _store_children(state, grant, 0, _children(2), 6)
+    # A checkpoint that would move back (not a rewind) is refused, and its children with it.
+    with pytest.raises(StateError):
+        state.commit(
+            grant,
+            NOW,
+            Commit(progress=Progress(4, _hash(3), (), 0), children=ChildWrite([], 0, 4)),
+        )
+    # One that stays where it is (a look's counts) stores none either.
+    state.commit(
+        grant,
+        NOW,
+        Commit(progress=Progress(None, None, (), 1), children=ChildWrite([], 0, 6)),
+    )
+    state.commit(grant, NOW, Commit(summary=_summary(grant.run_id)))
+    again = state.acquire("c", NOW, 30)  # what the next run reads
+    assert again is not None
+    assert state.children(again) == (_children(2), 6)
+
+
+def test_a_run_whose_lease_was_taken_over_stores_no_children(store: Store) -> None:
+    state = store.state
+    old = state.acquire("a", NOW, 30)
+    assert old is not None
+    new = state.acquire("b", NOW + timedelta(seconds=31), 30)
+    assert new is not None
+    with pytest.raises(LeaseLostError):
+        state.commit(
+            old,
+            NOW,
+            Commit(progress=Progress(6, _hash(5), (), 0), children=ChildWrite(_children(2), 0, 6)),
+        )
+    state.commit(new, NOW, Commit(summary=_summary("b")))
+    again = state.acquire("c", NOW, 30)  # what the next run reads
+    assert again is not None
+    assert state.children(again) == ([], None)
 
 
 def test_acquire_refuses_while_another_lease_holds(store: Store) -> None:
