@@ -167,35 +167,43 @@ def payloads(messages: list[PulledMessage]) -> list[dict[str, Any]]:
     return [json.loads(m.data) for m in messages]
 
 
+TEST_ABIS = ("Escrow.json", "LogEmitter.json")
+
+
 @functools.cache
-def _message_validator() -> Any:
-    """`relayer schema` of the test contracts' ABIs (escrow and log emitter, merged): every
-    message a delivery test receives must validate against what consumers are given."""
+def _message_validator(artifacts: tuple[str, ...] = TEST_ABIS) -> Any:
+    """`relayer schema` of the test contracts' ABIs (by default escrow and log emitter, merged):
+    every message a delivery test receives must validate against what consumers are given."""
     import jsonschema
 
     from function.core.abi import event_catalogue, load_abi
     from function.core.schema import message_schema
 
-    uri = ",".join(
-        str(ROOT / "contracts" / "build" / f) for f in ("Escrow.json", "LogEmitter.json")
-    )
+    uri = ",".join(str(ROOT / "contracts" / "build" / f) for f in artifacts)
     entries = load_abi(lambda path: Path(path).read_bytes(), uri)
     schema = message_schema(event_catalogue(entries, (), uri), entries, 31337)
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 
 
-def assert_valid_messages(got: list[dict[str, Any]]) -> None:
-    validator = _message_validator()
+def assert_valid_messages(
+    got: list[dict[str, Any]], artifacts: tuple[str, ...] = TEST_ABIS
+) -> None:
+    validator = _message_validator(artifacts)
     for payload in got:
         errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.path))
         assert not errors, f"{payload['event_id']} does not fit `relayer schema`: {errors[0]}"
 
 
-def assert_exactly_once(got: list[dict[str, Any]], expected: list[ExpectedEvent]) -> None:
+def assert_exactly_once(
+    got: list[dict[str, Any]],
+    expected: list[ExpectedEvent],
+    artifacts: tuple[str, ...] = TEST_ABIS,
+) -> None:
     """Every expected event arrived once (`got`: message payloads), with exactly the §3
-    payload the chain implies, valid against the messages' JSON Schema."""
-    assert_valid_messages(got)
+    payload the chain implies, valid against the JSON Schema of the messages of the ABIs in
+    `artifacts` (contracts/build)."""
+    assert_valid_messages(got, artifacts)
     counts = Counter(p["event_id"] for p in got)
     duplicated = {k: n for k, n in counts.items() if n > 1}
     assert not duplicated, f"{len(duplicated)} events arrived more than once"

@@ -285,6 +285,8 @@ def backfill(from_block: int, to_block: int, replay_expired: bool, parallel: boo
     relay.sink = BackfillSink(relay.sink)
     relay.last_block = blocks.end
     relay.replay = replay
+    # RELAYER_FACTORY: a slice finds the children created from the backfill's first block on.
+    relay.children_from = whole.start
     published = 0
     waiting = False
     with _progress(len(blocks), f"backfill {task}") as bar:

@@ -195,6 +195,11 @@ def relayer_status(
         # What it relays: RELAYER_ARG_FILTERS, a part each, and RELAYER_INCLUDE.
         "arg_filters": [f.text for f in settings.arg_filters],
         "include": list(settings.include),
+        # RELAYER_FACTORY: the factory and how many children it has relayed so far.
+        "factory": settings.factory.text if settings.factory else None,
+        "children": int((doc.get("children") or {}).get("count") or 0)
+        if settings.factory
+        else None,
         # Beyond §5: each backfill task (a slice of a parallel one) and how far it got.
         "backfills": [dict(b) for b in backfills],
     }

@@ -128,6 +128,9 @@ class Relay:
     execution: str | None = None  # the Cloud Run execution, kept in the summary for status
     transactions: Transactions | None = None  # RELAYER_INCLUDE=transaction
     factory: Factory | None = None  # RELAYER_FACTORY: its children are relayed too
+    # Where creations are looked for when the state holds none (a backfill's: its range's
+    # start); None: START_BLOCK.
+    children_from: int | None = None
 
     def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`, ending at a stop; True when a stop was asked."""
@@ -392,10 +395,13 @@ class _Run:
             return
 
     def _catch_up_children(self, start: int) -> None:
-        """The factory's creations below `start` that were never looked at: from START_BLOCK
-        for a backfill's task (it stores none) or a state without them, from where they
-        stop after `relayer reset` moved the checkpoint forward."""
+        """The factory's creations below `start` that were never looked at: for a state
+        without them from START_BLOCK (a backfill's task, which stores none: from its
+        range's start), from where they stop after `relayer reset` moved the checkpoint
+        forward."""
         covered = self.watch.covered_to
+        if covered is None:
+            covered = self.relay.children_from
         begin = self.settings.start_block if covered is None else covered
         if begin < start:
             gap = BlockRange(begin, start - 1)
