@@ -61,7 +61,7 @@ readonly VALUE_METRICS=(
 # Relayer variables passed through to the job and the status function when set.
 readonly PASSTHROUGH=(
   RELAYER_EVENTS RELAYER_HEAD RELAYER_ID RELAYER_LEASE_SECONDS RELAYER_EVENT_TTL_DAYS
-  RELAYER_ORDERING RELAYER_MAX_LAG_BLOCKS LOG_LEVEL
+  RELAYER_ORDERING RELAYER_MAX_LAG_BLOCKS RELAYER_FACTORY RELAYER_INCLUDE LOG_LEVEL
 )
 
 DRY_RUN=0
@@ -301,7 +301,7 @@ integer() {
 }
 
 validate() {
-  require PROJECT_ID REGION CHAIN_ID CONTRACT_ADDRESS START_BLOCK PUBSUB_TOPIC
+  require PROJECT_ID REGION CHAIN_ID START_BLOCK PUBSUB_TOPIC
   : "${NAME:=relayer}" "${RELAYER_POLL_INTERVAL:=60}" "${TIME_ZONE:=Etc/UTC}"
   : "${DEADLETTER_TOPIC:=$PUBSUB_TOPIC-deadletter}" "${SUBSCRIPTION:=$PUBSUB_TOPIC-example}"
   : "${CREATE_EXAMPLE_SUBSCRIPTION:=true}" "${MAX_DELIVERY_ATTEMPTS:=10}"
@@ -364,8 +364,9 @@ validate() {
   TRIGGER_BRANCH_PATTERN="^${BUILD_TRIGGER_BRANCH//./\\.}\$"
   secret_settings
   local address
-  split_commas ADDRESSES "$CONTRACT_ADDRESS"
-  ((${#ADDRESSES[@]})) || die "CONTRACT_ADDRESS is empty: expected one or more addresses"
+  split_commas ADDRESSES "${CONTRACT_ADDRESS:-}"
+  ((${#ADDRESSES[@]})) || [[ -n ${RELAYER_FACTORY:-} ]] ||
+    die "CONTRACT_ADDRESS is empty: expected one or more addresses (or RELAYER_FACTORY: its children)"
   for address in "${ADDRESSES[@]}"; do
     [[ $address =~ ^0x[0-9a-fA-F]{40}$ ]] ||
       die "CONTRACT_ADDRESS has $address: expected 0x followed by 40 hex digits, comma-separated"
@@ -617,14 +618,14 @@ follow_settings() {
 # so that comma-separated values (several contracts) stay whole.
 build_env() {
   local pairs=(
-    "CHAIN_ID=$CHAIN_ID" "CONTRACT_ADDRESS=$(IFS=,; printf '%s' "${ADDRESSES[*]}")"
-    "ABI_URI=$ABI_URI" "PUBSUB_PROJECT_ID=$PROJECT_ID" "PUBSUB_TOPIC=$PUBSUB_TOPIC"
+    "CHAIN_ID=$CHAIN_ID" "ABI_URI=$ABI_URI" "PUBSUB_PROJECT_ID=$PROJECT_ID" "PUBSUB_TOPIC=$PUBSUB_TOPIC"
     "START_BLOCK=$START_BLOCK" "RELAYER_BATCH_SIZE=$RELAYER_BATCH_SIZE"
     "RELAYER_CHECKPOINT_INTERVAL=$RELAYER_CHECKPOINT_INTERVAL"
     "RELAYER_POLL_INTERVAL=$RELAYER_POLL_INTERVAL" "RELAYER_CONFIRMATIONS=$RELAYER_CONFIRMATIONS"
     "RELAYER_DEADLETTER_TOPIC=$DEADLETTER_TOPIC" "FIRESTORE_DATABASE=$FIRESTORE_DATABASE"
     "LOG_FORMAT=json"
   )
+  if ((${#ADDRESSES[@]})); then pairs+=("CONTRACT_ADDRESS=$(IFS=,; printf '%s' "${ADDRESSES[*]}")"); fi
   if ((RELAYER_RUN_SECONDS > 0)); then pairs+=("RELAYER_RUN_SECONDS=$RELAYER_RUN_SECONDS"); fi
   local key pair
   if [[ -n ${RELAYER_CONFIG:-} ]]; then pairs+=("RELAYER_CONFIG=$RELAYER_CONFIG"); fi
@@ -1287,7 +1288,7 @@ main() {
     --database="$FIRESTORE_DATABASE" --collection-group=blocks --enable-ttl
   # Never queried; indexing them would only cost writes (expire_at also grows with time).
   local exemption
-  for exemption in blocks/expire_at blocks/events blocks/recorded_at relayers/recent_blocks relayers/last_run; do
+  for exemption in blocks/expire_at blocks/events blocks/recorded_at relayers/recent_blocks relayers/last_run children/children; do
     run gcloud firestore indexes fields update "${exemption#*/}" --project="$PROJECT_ID" \
       --database="$FIRESTORE_DATABASE" --collection-group="${exemption%%/*}" --disable-indexes
   done

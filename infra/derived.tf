@@ -145,7 +145,6 @@ locals {
   runtime_env = merge(
     {
       CHAIN_ID                    = tostring(var.chain_id)
-      CONTRACT_ADDRESS            = join(",", var.contract_addresses)
       ABI_URI                     = local.abi_uri
       PUBSUB_PROJECT_ID           = var.project_id
       PUBSUB_TOPIC                = local.topic
@@ -158,6 +157,8 @@ locals {
       FIRESTORE_DATABASE          = local.firestore_database
       LOG_FORMAT                  = "json"
     },
+    # None with RELAYER_FACTORY alone (extra_env): its children are what is relayed.
+    length(var.contract_addresses) == 0 ? {} : { CONTRACT_ADDRESS = join(",", var.contract_addresses) },
     var.relayer_config == null ? {} : { RELAYER_CONFIG = var.relayer_config },
     local.follow_env,
     var.extra_env,

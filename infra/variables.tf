@@ -37,14 +37,14 @@ variable "chain_id" {
 }
 
 variable "contract_addresses" {
-  description = "CONTRACT_ADDRESS: the contracts whose events are relayed."
+  description = "CONTRACT_ADDRESS: the contracts whose events are relayed. Empty only with RELAYER_FACTORY in extra_env (its children are relayed); a run of neither exits 2."
   type        = list(string)
 
   validation {
-    condition = length(var.contract_addresses) > 0 && alltrue([
+    condition = alltrue([
       for a in var.contract_addresses : can(regex("^0x[0-9a-fA-F]{40}$", a))
     ])
-    error_message = "contract_addresses: one or more 0x-prefixed 40-hex-digit addresses."
+    error_message = "contract_addresses: 0x-prefixed 40-hex-digit addresses (none only with RELAYER_FACTORY in extra_env)."
   }
 }
 
@@ -129,7 +129,7 @@ variable "time_zone" {
 }
 
 variable "extra_env" {
-  description = "More relayer variables for the job and the functions (RELAYER_EVENTS, RELAYER_HEAD, RELAYER_LEASE_SECONDS, RELAYER_EVENT_TTL_DAYS, RELAYER_MAX_LAG_BLOCKS...), in plain text. Never an RPC URL: RPC_URL, RPC_WS_URL and the variables of rpc_url_secrets come from Secret Manager."
+  description = "More relayer variables for the job and the functions (RELAYER_EVENTS, RELAYER_FACTORY, RELAYER_INCLUDE, RELAYER_HEAD, RELAYER_LEASE_SECONDS, RELAYER_EVENT_TTL_DAYS, RELAYER_MAX_LAG_BLOCKS...), in plain text. Never an RPC URL: RPC_URL, RPC_WS_URL and the variables of rpc_url_secrets come from Secret Manager."
   type        = map(string)
   default     = {}
 

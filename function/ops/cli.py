@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run: a fast --h
     from function.adapters.chain import ChainReader
     from function.adapters.transactions import TransactionReader
     from function.core.catalogue import EventCatalogue
+    from function.core.watch import Watch
     from function.run.fetching import Fetched
 
 
@@ -393,20 +394,44 @@ def _scan(
     `as_published`: with what the messages carry beyond the log (RELAYER_INCLUDE)."""
     from function.adapters.storage import read_abi
     from function.core.abi import load_specs
-    from function.ops.wiring import chain_reader, transaction_reader
+    from function.core.logspan import RangeLimits
+    from function.core.watch import Watch
+    from function.ops.wiring import chain_reader, factory_from, transaction_reader
+    from function.run.fetching import creations
 
     try:
         specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
+        factory = factory_from(settings, specs)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     chain = chain_reader(settings)
     transactions = transaction_reader(settings, chain) if as_published else None
+    watch = Watch(settings.contracts, factory, by_topic=specs.topic_filter is not None)
+    if factory is not None and settings.start_block < blocks.start:
+        # The children created before the range, from the chain itself (not the state:
+        # verify checks the state against the chain).
+        before = BlockRange(settings.start_block, blocks.start - 1)
+        with _progress(len(before), f"{label}: the factory's creations before") as bar:
+            try:
+                watch.add(
+                    creations(
+                        chain,
+                        watch,
+                        before,
+                        settings.chain_id,
+                        RangeLimits(settings.batch_size),
+                        lambda window: bar.update(len(window)),
+                    )
+                )
+            except RelayerError as e:
+                _fail(f"{label} stopped reading the factory's creations: {e}", e.exit_code)
     with _progress(len(blocks), label) as bar:
         for window in split(blocks, settings.batch_size):
             try:
-                fetched = _fetch_window(chain, specs, settings, window, transactions)
+                fetched = _fetch_window(chain, specs, watch, settings, window, transactions)
             except RelayerError as e:
                 _fail(f"{label} stopped at blocks {window.start}..{window.end}: {e}", e.exit_code)
+            watch.add(fetched.children)
             yield window, fetched
             bar.update(len(window))
 
@@ -414,6 +439,7 @@ def _scan(
 def _fetch_window(
     chain: ChainReader,
     specs: EventCatalogue,
+    watch: Watch,
     settings: Settings,
     window: BlockRange,
     transactions: TransactionReader | None = None,
@@ -423,7 +449,7 @@ def _fetch_window(
     return fetch(
         chain,
         specs,
-        settings.contracts,
+        watch,
         settings.chain_id,
         window,
         [window],

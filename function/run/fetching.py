@@ -203,6 +203,7 @@ def _read_logs(
             headers, part = chain.logs_with_headers(
                 window, addresses, topics, [blocks.end], queries
             )
+            answered = len(part)  # what the node sent: the span's limit learns from it
             if watch.factory is not None:
                 known = len(found)
                 kept = watch.sift(part, chain_id, found)
@@ -215,6 +216,7 @@ def _read_logs(
                     if more_headers[blocks.end].hash != headers[blocks.end].hash:
                         return None, [], {}
                     kept = _merged(kept, watch.sift(more, chain_id, found))
+                    answered += len(more)
                 part = kept
         except RangeTooLargeError as e:
             _refused(limits, window, e)
@@ -223,7 +225,7 @@ def _read_logs(
         if headers[blocks.end].hash != before.hash:
             return None, [], {}
         logs.extend(part)
-        limit.answered(len(window), len(part))
+        limit.answered(len(window), answered)
         start = window.end + 1
     assert before is not None
     return before, logs, found

@@ -33,6 +33,8 @@ from function.errors import ConfigError, StateError
 
 FORMAT = "relayer-state"
 VERSION = 1
+# The subcollections of a relayer an export holds; version 1 files without children still read.
+KINDS = ("tasks", "blocks", "children")
 PAGE = 500  # documents read per query page
 IMPORT_LEASE_S = 900.0  # renewed with every batch: an import cut short frees it by then
 
@@ -41,6 +43,7 @@ IMPORT_LEASE_S = 900.0  # renewed with every batch: an import cut short frees it
 class Counts:
     blocks: int = 0
     tasks: int = 0
+    children: int = 0  # RELAYER_FACTORY: pages of the factory's children
 
 
 def _encode(value: Any) -> Any:
@@ -116,12 +119,14 @@ def export_state(
         out.write(json.dumps(header) + "\n")
         out.write(json.dumps({"doc": "", "fields": _encode(snapshot.to_dict() or {})}) + "\n")
         counts = Counts()
-        for kind in ("tasks", "blocks"):
+        for kind in KINDS:
             for doc in _pages(relayer.collection(kind)):
                 line = {"doc": f"{kind}/{doc.id}", "fields": _encode(doc.to_dict() or {})}
                 out.write(json.dumps(line) + "\n")
                 if kind == "tasks":
                     counts.tasks += 1
+                elif kind == "children":
+                    counts.children += 1
                 else:
                     counts.blocks += 1
                     progress(1)
@@ -158,7 +163,7 @@ def read_export(
             except (ValueError, KeyError, TypeError):
                 raise ConfigError(f"{source} line {n} is not a document of an export") from None
             kind, _, doc_id = path.partition("/")
-            if kind not in ("tasks", "blocks") or not doc_id or "/" in doc_id:
+            if kind not in KINDS or not doc_id or "/" in doc_id:
                 raise ConfigError(f"{source} line {n}: unexpected document {path!r}")
             yield path, fields
 
@@ -203,12 +208,15 @@ def import_state(
             if path.startswith("tasks/"):
                 tasks.append((path, _free(fields)))  # small, few: written last
                 continue
+            if path.startswith("children/"):
+                counts.children += 1
             pending.append((path, fields))
             if len(pending) >= WRITES_PER_BATCH:
                 counts.blocks += _write(client, relayer, pending, progress)
                 relayer.update({"lease.expires_at": now_plus(IMPORT_LEASE_S)}, timeout=TIMEOUT_S)
                 pending = []
         counts.blocks += _write(client, relayer, pending, progress)
+        counts.blocks -= counts.children  # the pages went with the records
         counts.tasks = _write(client, relayer, tasks, lambda n: None)
         released = lease_of(held)
         relayer.update(
