@@ -8,7 +8,9 @@ swap of a Pair the factory did not create."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,3 +196,25 @@ def test_a_backfill_finds_the_children_created_before_its_slice(
 
     got = payloads(pubsub_topic.pull_all())
     assert_exactly_once(got, expected, ABI_FILES)
+
+
+def test_an_exported_factory_relayer_goes_on_with_its_children(
+    pairs: Pairs, pubsub_topic: PubSubTopic, anvil: Anvil, tmp_path: Path
+) -> None:
+    pairs.create_many(3, 1)
+    env = env_of(pairs, anvil.rpc_url, pubsub_topic)
+    run_until_idle(env)
+    pubsub_topic.pull_all()
+    file = tmp_path / "state.jsonl"
+    exported = run_cli(env, "export", "--out", str(file), "--json")
+    assert exported.code == 0, exported.stderr
+    assert sum('"doc": "children/' in line for line in file.read_text().splitlines()) == 1
+    # Another Firestore project (a restore, or a move), its own for this test.
+    restored = {**env, "FIRESTORE_PROJECT_ID": f"restored-{uuid.uuid4().hex[:8]}"}
+    imported = run_cli(restored, "import", "--in", str(file), "--yes")
+    assert imported.code == 0, imported.stderr
+
+    # The restored relayer knows the children: their next swaps, and only those, arrive.
+    expected = [e for pair in pairs.pairs for e in pairs.swap(pair, 9, "after the move")]
+    run_until_idle(restored)
+    assert_exactly_once(payloads(pubsub_topic.pull_all()), expected, ABI_FILES)
