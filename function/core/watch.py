@@ -79,8 +79,11 @@ class Watch:
         None: too many, ask by topic and `sift`. Without a factory, the configured contracts."""
         if self.factory is None:
             return sorted(self.contracts)
-        wanted = set(self.contracts) | {self.factory.address} | set(self._since)
-        wanted |= set(found or ())
+        # Children are distinct, and none is known and found at once: with many, no set of
+        # hundreds of thousands of addresses is built for each window just to be dropped.
+        if self.by_topic and len(self._since) + len(found or ()) > ADDRESS_LIST_MAX:
+            return None
+        wanted = {*self.contracts, self.factory.address, *self._since, *(found or ())}
         return sorted(wanted) if len(wanted) <= ADDRESS_LIST_MAX or not self.by_topic else None
 
     def relays(self, address: str, block: int, found: Mapping[str, int] | None = None) -> bool:
