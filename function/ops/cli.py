@@ -200,6 +200,8 @@ def status() -> None:
         line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
         click.secho(line, bold=n == 0, fg=None if n == 0 or "UNHEALTHY" not in line else "red")
     for r in body["relayers"]:
+        if r.get("factory"):
+            click.echo(f"{r['relayer_id']}: {r['children']} children of factory {r['factory']}")
         _backfill_lines(r["relayer_id"], r.get("backfills") or [])
     sys.exit(0 if body["healthy"] else 1)
 

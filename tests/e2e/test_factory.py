@@ -116,6 +116,8 @@ def test_every_child_from_its_creation_block_and_no_stranger(
     status = run_cli(env, "status", "--json")
     (shown,) = json.loads(status.stdout)["relayers"]
     assert shown["factory"] == doc["factory"] and shown["children"] == 4
+    table = run_cli(env, "status")
+    assert f"{relayer_id(pairs)}: 4 children of factory {doc['factory']}" in table.stdout
 
 
 def test_past_five_hundred_children_logs_are_asked_by_topic(
