@@ -25,14 +25,27 @@ ABI: list[dict[str, Any]] = [
     }
 ]
 TOPIC0 = "0x" + keccak(text="Tick(uint256,uint256)").hex()
+# The factory world (RELAYER_FACTORY): CONTRACT is a factory whose `Created` names each child,
+# and the children emit the ticks.
+CREATED_ABI: dict[str, Any] = {
+    "type": "event",
+    "name": "Created",
+    "anonymous": False,
+    "inputs": [
+        {"name": "owner", "type": "address", "indexed": True},
+        {"name": "child", "type": "address", "indexed": False},
+    ],
+}
+CREATED = "0x" + keccak(text="Created(address,address)").hex()
+FACTORY_SETTING = f"{CONTRACT.lower()}:Created:child"
 
 
 def word(value: int) -> str:
     return "0x" + value.to_bytes(32, "big").hex()
 
 
-def catalogue() -> EventCatalogue:
-    return event_catalogue(ABI, (), "sim")
+def catalogue(factory: bool = False) -> EventCatalogue:
+    return event_catalogue([*ABI, CREATED_ABI] if factory else ABI, (), "sim")
 
 
 def settings(**overrides: Any) -> Settings:

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from devstack.sim.events import CONTRACT, TOPIC0, word
+from devstack.sim.events import CONTRACT, CREATED, TOPIC0, word
 from function.adapters.chain import unique_logs
 from function.core.catalogue import TopicQuery, query_matches
 from function.core.model import Header, RawLog
@@ -109,6 +109,9 @@ class FakeChain:
     lag: int = 0  # the node answers this many blocks behind the head
     duplicates: bool = False
     max_span: int | None = None
+    # The factory world: `contract` creates children (`Created`) and they emit the ticks, a
+    # new child's first tick before its creation log (a constructor's), others after.
+    factory: bool = False
     fail_next: list[BaseException] = field(default_factory=list)  # raised by the next calls
     by_hash: dict[str, Block] = field(default_factory=dict)
     canonical: list[Block] = field(default_factory=list)
@@ -128,14 +131,16 @@ class FakeChain:
         digest = hashlib.sha256(f"{self.salt}:{number}:{parent}:{self._made}".encode()).hexdigest()
         block_hash = "0x" + digest
         logs: list[RawLog] = []
+        emitters = self._emitters(events)
         for index in range(events):
             self._ticks += 1
             tx = hashlib.sha256(f"tx:{self.salt}:{self._ticks}".encode()).hexdigest()
+            address, topics, data = emitters[index]
             logs.append(
                 {
-                    "address": self.contract.lower(),
-                    "topics": [TOPIC0, word(self._ticks)],
-                    "data": word(self._ticks * 7),
+                    "address": address,
+                    "topics": topics or [TOPIC0, word(self._ticks)],
+                    "data": data or word(self._ticks * 7),
                     "blockNumber": hex(number),
                     "blockHash": block_hash,
                     "transactionHash": "0x" + tx,
@@ -144,14 +149,14 @@ class FakeChain:
                     "removed": False,
                 }
             )
-        for address, topics, data in raw:  # after the ticks, in their own transactions
+        for address, raw_topics, data in raw:  # after the ticks, in their own transactions
             self._ticks += 1
             tx = hashlib.sha256(f"tx:{self.salt}:{self._ticks}".encode()).hexdigest()
             index = len(logs)
             logs.append(
                 {
                     "address": address.lower(),
-                    "topics": [t.lower() for t in topics],
+                    "topics": [t.lower() for t in raw_topics],
                     "data": data,
                     "blockNumber": hex(number),
                     "blockHash": block_hash,
@@ -170,6 +175,31 @@ class FakeChain:
         """One block per entry, with that many events."""
         self._remember()
         return [self._append(n) for n in events]
+
+    def _emitters(self, events: int) -> list[tuple[str, list[str], str]]:
+        """Who emits each log of the next block: the contract, or in the factory world a
+        child of this fork (a creation first, when none exists yet or every fourth log)."""
+        if not self.factory:
+            return [(self.contract.lower(), [], "")] * events
+        children = [
+            "0x" + entry["data"][-40:]
+            for block in self.canonical
+            for entry in block.logs
+            if entry["topics"][0] == CREATED
+        ]
+        out: list[tuple[str, list[str], str]] = []
+        while len(out) < events:
+            n = self._ticks + len(out)
+            if not children or n % 4 == 0:
+                child = "0x" + hashlib.sha256(f"child:{self.salt}:{n}".encode()).hexdigest()[:40]
+                creation = (self.contract.lower(), [CREATED, word(n)], "0x" + "00" * 12 + child[2:])
+                if len(out) + 1 < events:
+                    out.append((child, [], ""))  # its constructor's tick, before the creation
+                out.append(creation)
+                children.append(child)
+            else:
+                out.append((children[n % len(children)], [], ""))
+        return out
 
     def mine_logs(self, blocks: Sequence[Sequence[Emitted]]) -> list[Block]:
         """One block per entry, with these logs of any contract (address, topics, data)."""

@@ -21,7 +21,7 @@ from dataclasses import replace
 from devstack.sim.fake_chain import Block
 from devstack.sim.follow_checks import Disturbance, FollowChecker, RunTimes
 from devstack.sim.scheduler import GO, Decision, RunThread, SimChain, SimSink, SimState
-from devstack.sim.simulation import SPECS, Schedule
+from devstack.sim.simulation import Schedule
 from function.config import Settings
 from function.run.relay import Relay
 
@@ -87,7 +87,8 @@ class FollowSchedule(Schedule):
         seen = SimState(run, self.state, lease_reads=True)
         return Relay(
             settings=s,
-            specs=SPECS,
+            specs=self.specs,
+            factory=self.factory,
             chain=SimChain(run, self.chain),
             state=seen,
             records=seen,

@@ -10,6 +10,7 @@ from typing import Any
 from unittest import mock
 
 import function.core.lease as leases
+import function.core.watch as watch
 import function.run.fetching as fetching
 import function.run.leasing as leasing
 import function.run.relay as relay
@@ -22,6 +23,9 @@ MUTATIONS: dict[str, str] = {
     "release": "(d) a run that gave up on requests in flight releases its lease at once",
     "handover": "(e) a run that finds a follower about to end skips instead of waiting for it",
     "brief": "(f) a run waits for a follower about to end for one lease poll only",
+    "children": "(g) a commit stores the factory's children without the newest one",
+    "late": "(h) a new child's logs are not read again in the window that creates it",
+    "forget": "(i) children above the checkpoint are kept when a look starts again",
 }
 
 _fetch = fetching.fetch
@@ -31,6 +35,24 @@ _handover_until = leases.handover_until
 def _no_anchor(*args: Any, **kwargs: Any) -> Any:
     kwargs["anchor"] = None
     return _fetch(*args, **kwargs)
+
+
+_addresses = watch.Watch.addresses
+_write_for = watch.Watch.write_for
+
+
+def _newest_left_out(self: watch.Watch, next_block: int) -> watch.ChildWrite | None:
+    write = _write_for(self, next_block)
+    if write is None or not write.children:
+        return write
+    kept = write.children[:-1]
+    return watch.ChildWrite(kept, min(write.changed_from, len(kept)), write.to_block)
+
+
+def _no_new_children(self: watch.Watch, found: Any = None) -> list[str] | None:
+    """The address list without the children found in this read: the window's own
+    creations are neither asked for again nor in the next requests of the window."""
+    return _addresses(self, None)
 
 
 def _skip_handover(*args: Any, **kwargs: Any) -> datetime | None:
@@ -68,6 +90,12 @@ def mutated(name: str | None) -> Iterator[None]:
                     relay, "still_waiting_until", lambda current, give_up, end: give_up
                 )
             )
+        elif name == "children":
+            stack.enter_context(mock.patch.object(watch.Watch, "write_for", _newest_left_out))
+        elif name == "late":
+            stack.enter_context(mock.patch.object(watch.Watch, "addresses", _no_new_children))
+        elif name == "forget":
+            stack.enter_context(mock.patch.object(watch.Watch, "forget_from", lambda s, b: 0))
         elif name not in (None, "fencing"):
             raise ValueError(f"unknown mutation {name!r}: one of {', '.join(MUTATIONS)}")
         yield

@@ -20,9 +20,11 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from unittest import mock
 
+import function.core.watch as watch_module
 from devstack.sim.clock import FakeClock, deterministic
-from devstack.sim.events import catalogue, settings
+from devstack.sim.events import FACTORY_SETTING, catalogue, settings
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
@@ -30,11 +32,16 @@ from devstack.sim.invariants import Checker
 from devstack.sim.mutations import MUTATIONS, mutated
 from devstack.sim.scheduler import GO, Baton, Decision, RunThread, SimChain, SimSink, SimState
 from function.config import Settings
+from function.core.creations import Factory, factory_of
+from function.core.factory import parse_factory
 from function.run.relay import Relay
 
 __all__ = ["MUTATIONS", "Result", "Schedule", "follow_line", "run_schedule", "run_schedules"]
 
 SPECS = catalogue()
+FACTORY_SPECS = catalogue(factory=True)
+FACTORY = factory_of(parse_factory(FACTORY_SETTING), FACTORY_SPECS, "sim")
+FACTORY_EVERY = 4  # one schedule in four is of the factory world (RELAYER_FACTORY)
 FATES = (*(f for f in Fate if f is not Fate.ACCEPT), Fate.DOUBT_ACCEPT, Fate.DOUBT_ACCEPT)
 READS_AFTER_CHECK = ("state.refs", "chain.logs_with_headers", "chain.headers")
 
@@ -71,7 +78,13 @@ class Schedule:
         rng = self.rng
         self.settings = self.choose_settings()
         self.clock = FakeClock()
-        self.chain = FakeChain(salt=f"s{seed}")
+        # Drawn apart from `rng`: every other seed's schedule stays what it always was.
+        world = random.Random(f"factory:{seed}")
+        self.factory: Factory | None = FACTORY if world.randrange(FACTORY_EVERY) == 0 else None
+        # Some factory schedules ask by topic alone from their fourth address on.
+        self.address_list_max = world.choice((3, watch_module.ADDRESS_LIST_MAX))
+        self.chain = FakeChain(salt=f"s{seed}", factory=self.factory is not None)
+        self.specs = SPECS if self.factory is None else FACTORY_SPECS
         self.chain.max_span = rng.choice((None, None, None, 2, 3, 5))
         self.state = FakeState(fencing=mutation != "fencing")
         self.sink = FakeSink(self.clock.monotonic)
@@ -104,7 +117,8 @@ class Schedule:
     def _relay(self, run: RunThread) -> Relay:
         return Relay(
             settings=self.settings,
-            specs=SPECS,
+            specs=self.specs,
+            factory=self.factory,
             chain=SimChain(run, self.chain),
             state=(seen := SimState(run, self.state)),
             records=seen,
@@ -276,8 +290,14 @@ class Schedule:
     def run(self) -> Result:
         rng = self.rng
         self.chain.mine([rng.choice((0, 0, 1, 2)) for _ in range(rng.randint(2, 12))])
-        self.log(f"chain head {self.chain.head}; {self.settings}")
-        with deterministic(self.clock, self.waiting), mutated(self.mutation):
+        world = " (factory world)" if self.factory else ""
+        self.log(f"chain head {self.chain.head}{world}; {self.settings}")
+        limit = self.address_list_max if self.factory else watch_module.ADDRESS_LIST_MAX
+        with (
+            deterministic(self.clock, self.waiting),
+            mutated(self.mutation),
+            mock.patch.object(watch_module, "ADDRESS_LIST_MAX", limit),
+        ):
             try:
                 self.play()
                 self.settle()
