@@ -31,12 +31,34 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + (_VARINTS[n] if n < 1 << 14 else _varint(n)) + payload
 
 
+# Attributes whose values repeat from message to message (a contract's, an event's): their
+# encoded entries are kept, a few per contract and event, and reused.
+_REPEATING = frozenset(
+    ("event", "chain_id", "contract", "removed", "ce-specversion", "ce-source", "ce-type",
+     "backfill", "replay")
+)  # fmt: skip
+_ENTRIES: dict[tuple[str, str], bytes] = {}
+_ENTRIES_MAX = 4096
+
+
+def _entry(key: str, value: str) -> bytes:
+    """One attribute: a map entry in the message's field 2."""
+    return _field(b"\x12", _field(b"\x0a", key.encode()) + _field(b"\x12", value.encode()))
+
+
 def encode_message(data: bytes, attributes: Mapping[str, str], ordering_key: str) -> bytes:
     """One `PubsubMessage`."""
     parts = [_field(b"\x0a", data)]
     for key, value in attributes.items():
-        entry = _field(b"\x0a", key.encode()) + _field(b"\x12", value.encode())
-        parts.append(_field(b"\x12", entry))
+        if key in _REPEATING:
+            entry = _ENTRIES.get((key, value))
+            if entry is None:
+                entry = _entry(key, value)
+                if len(_ENTRIES) < _ENTRIES_MAX:
+                    _ENTRIES[(key, value)] = entry
+            parts.append(entry)
+        else:
+            parts.append(_entry(key, value))
     if ordering_key:
         parts.append(_field(b"\x2a", ordering_key.encode()))
     return b"".join(parts)
