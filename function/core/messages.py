@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from function.core.model import DeadLetter, Event
@@ -42,9 +43,11 @@ def event_payload(event: Event) -> dict[str, Any]:
     return payload
 
 
+@lru_cache(maxsize=1024)
 def rfc3339(timestamp: int) -> str | None:
     """Block time as RFC 3339 in UTC, the form CloudEvents `time` requires; None for a time
-    RFC 3339 cannot write (after 9999-12-31: a devnet's clock may say anything)."""
+    RFC 3339 cannot write (after 9999-12-31: a devnet's clock may say anything). Cached:
+    the events of a block share its time."""
     try:
         return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
