@@ -69,9 +69,11 @@ class Counting(FakeChain):
         header_numbers: Sequence[int],
         queries: Sequence[TopicQuery | None] | None = None,
     ) -> tuple[dict[int, Header], list[RawLog]]:
-        if addresses is not None and list(addresses) == [FACTORY] and list(topic0s or []) == [
-            CREATED
-        ]:
+        if (
+            addresses is not None
+            and list(addresses) == [FACTORY]
+            and list(topic0s or []) == [CREATED]
+        ):
             self.creation_reads += 1
         return super().logs_with_headers(blocks, addresses, topic0s, header_numbers, queries)
 
