@@ -99,7 +99,10 @@ def clock() -> Iterator[FakeClock]:
 def relay_of(
     chain: FakeChain, state: FakeState, sink: FakeSink, clock: FakeClock, **kw: Any
 ) -> Relay:
-    specs = event_catalogue([*ABI, CREATED_ABI], kw.pop("events", ()), "sim")
+    specs = kw.pop("specs", None) or event_catalogue(
+        [*ABI, CREATED_ABI], kw.pop("events", ()), "sim"
+    )
+    dead_letters = kw.pop("dead_letters", None)
     setting = parse_factory(f"{FACTORY}:Created:child")
     children_from = kw.pop("children_from", None)
     last_block = kw.pop("last_block", None)
@@ -114,6 +117,7 @@ def relay_of(
         factory=factory_of(setting, specs, "sim"),
     )
     relay.children_from = children_from
+    relay.dead_letters = dead_letters
     relay.last_block = last_block
     return relay
 
