@@ -9,21 +9,6 @@ import json
 from collections.abc import Sequence
 
 import pytest
-
-import function.core.watch as watch_module
-
-from devstack.sim.clock import FakeClock
-from devstack.sim.events import ABI, TOPIC0
-from devstack.sim.fake_chain import FakeChain
-from devstack.sim.fake_state import FakeState
-from function.core.abi import event_catalogue
-from function.core.argfilters import parse_arg_filters
-from function.core.argtopics import apply_arg_filters
-from function.core.catalogue import TopicQuery
-from function.core.model import Header, RawLog
-from function.core.planning import BlockRange
-from function.core.provider_errors import Failure, FailureKind
-from function.errors import RangeTooLargeError
 from test_review16_factory_run import (
     CREATED_ABI,
     FACTORY,
@@ -36,6 +21,20 @@ from test_review16_factory_run import (
     tick,
     until_idle,
 )
+
+import function.core.watch as watch_module
+from devstack.sim.clock import FakeClock
+from devstack.sim.events import ABI, TOPIC0
+from devstack.sim.fake_chain import FakeChain
+from devstack.sim.fake_state import FakeState
+from function.core.abi import event_catalogue
+from function.core.argfilters import parse_arg_filters
+from function.core.argtopics import apply_arg_filters
+from function.core.catalogue import TopicQuery
+from function.core.model import Header, RawLog
+from function.core.planning import BlockRange
+from function.core.provider_errors import Failure, FailureKind
+from function.errors import RangeTooLargeError
 
 __all__ = ["clock"]  # the fixture, shared
 
