@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 from test_review16_factory_run import (
+    CREATED,
     CREATED_ABI,
     FACTORY,
     child,
@@ -169,3 +170,25 @@ def test_by_topic_a_strangers_undecodable_log_is_no_dead_letter(
     assert [(c, i) for c, i, _ in relayed(sink)] == [(a, "1")]
     letters = [json.loads(d.message.data) for d in dead.accepted]
     assert [d.get("contract", "").lower() for d in letters] == [a], letters
+
+
+def test_with_dead_letters_a_malformed_creation_of_a_relayed_factory_stops_nothing(
+    clock: FakeClock,
+) -> None:
+    """§1: RELAYER_DEADLETTER_TOPIC takes "logs that match a contract but cannot be decoded";
+    only unset does "such a log fail the run". The factory is in CONTRACT_ADDRESS here and
+    the dead-letter topic is set, yet one creation log that does not fit the ABI (no data:
+    a proxy upgraded to another layout, an assembly emit) fails every run at the same
+    block (`Watch.sift` raises before the dead-lettering): no child, however valid, and no
+    other contract is relayed again until the ABI is changed."""
+    chain = FakeChain()
+    a, b = child(0xA), child(0xB)
+    malformed = (FACTORY, [CREATED, "0x" + "00" * 12 + "ab" * 20], "0x")
+    chain.mine_logs([[created(a), tick(a, 1)], [malformed], [created(b), tick(b, 2), tick(a, 3)]])
+    state, sink, dead = FakeState(), sink_for(clock), sink_for(clock)
+    outcome = relay_of(chain, state, sink, clock, contracts=(FACTORY,), dead_letters=dead).run()
+    assert outcome.error is None, outcome.summary.error
+    assert [(c, i) for c, i, _ in relayed(sink)] == [
+        (FACTORY, "Created"), (a, "1"), (FACTORY, "Created"), (b, "2"), (a, "3"),
+    ]  # fmt: skip
+    assert len(dead.accepted) == 1
