@@ -26,6 +26,7 @@ from devstack.sim.fake_chain import Emitted, FakeChain
 from devstack.sim.fake_sink import FakeSink
 from function.adapters.firestore.backup import export_state, import_state, read_export
 from function.adapters.firestore.state import FirestoreState
+from function.config import load_settings
 from function.core.abi import event_catalogue
 from function.core.checkpoint import Commit, Grant, Progress
 from function.core.creations import factory_of
@@ -33,8 +34,11 @@ from function.core.factory import parse_factory
 from function.core.model import BlockRef
 from function.core.summary import OK, RunSummary
 from function.core.watch import Child, ChildWrite
+from function.errors import DeploymentError
+from function.ops.wiring import identity_of
 from function.run.relay import Relay
 from harness import PROJECT
+from minimal_env import MINIMAL
 
 FACTORY = "0x" + "fa" * 20
 CREATED_ABI: dict[str, Any] = {
@@ -253,3 +257,26 @@ def test_a_catch_up_that_finds_many_children_can_still_commit_them(
     outcome = relay.run()  # the creations of blocks 2..13, then block 14's event
     assert outcome.error is None, outcome.summary.error
     assert len(stored(state, "after")[0]) == len(kids)
+
+
+def test_a_factory_relayer_renamed_by_contract_address_is_refused_by_the_real_guard(
+    client: firestore.Client,
+) -> None:
+    """The identity guard through Firestore (`FirestoreState._judge`, which reads the other
+    relayers' `chain_id`, `contracts`, `next_block` and `topic` only): a factory relayer
+    (`31337-{factory}`) that gains CONTRACT_ADDRESS is a new state `31337-{contract}` from
+    START_BLOCK, publishing the children's whole history again."""
+    base = {**MINIMAL, "RELAYER_FACTORY": f"{FACTORY}:Created:child"}
+    alone = {k: v for k, v in base.items() if k != "CONTRACT_ADDRESS"}
+    old = identity_of(load_settings(alone))
+    state = FirestoreState(client, old.relayer_id, old.fields(), guard=old)
+    grant = state.acquire("first", NOW, 30)
+    assert grant is not None
+    state.commit(grant, NOW, Commit(progress=Progress(100, _hash(99), (), 0)))
+    state.commit(grant, NOW, Commit(summary=_summary("first")))
+
+    new = identity_of(load_settings(base))
+    assert new.relayer_id != old.relayer_id
+    renamed = FirestoreState(client, new.relayer_id, new.fields(), guard=new)
+    with pytest.raises(DeploymentError):
+        renamed.acquire("second", NOW, 30)
