@@ -6,7 +6,7 @@ where creations are looked for (START_BLOCK)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from test_review16_factory_run import (
@@ -27,6 +27,7 @@ import function.core.watch as watch_module
 from devstack.sim.clock import FakeClock
 from devstack.sim.events import ABI, TOPIC0
 from devstack.sim.fake_chain import FakeChain
+from devstack.sim.fake_sink import FakeSink
 from devstack.sim.fake_state import FakeState
 from function.core.abi import event_catalogue
 from function.core.argfilters import parse_arg_filters
@@ -192,3 +193,42 @@ def test_with_dead_letters_a_malformed_creation_of_a_relayed_factory_stops_nothi
         (FACTORY, "Created"), (a, "1"), (FACTORY, "Created"), (b, "2"), (a, "3"),
     ]  # fmt: skip
     assert len(dead.accepted) == 1
+
+
+def test_a_follower_finds_children_between_looks_and_forgets_an_orphaned_one(
+    clock: FakeClock,
+) -> None:
+    chain = FakeChain()
+    a, b, c = child(0xA), child(0xB), child(0xC)
+    chain.mine_logs([[created(a), tick(a, 1)]])
+    plan: list[Callable[[], object]] = [
+        lambda: chain.mine_logs([[tick(a, 2)], [created(b), tick(b, 3)]]),
+        lambda: (chain.reorg(1, []), chain.mine_logs([[created(c), tick(c, 4)], [tick(b, 5)]])),
+        lambda: chain.mine_logs([[tick(a, 6), tick(c, 7)]]),
+    ]
+
+    def wait(seconds: float) -> bool:
+        clock.advance(seconds)
+        if plan:
+            plan.pop(0)()
+        return False
+
+    state, sink = FakeState(), sink_for(clock)
+    relay = relay_of(chain, state, sink, clock, run_s=60.0, poll_interval_s=5.0, lease_s=12.0)
+    relay.wait = wait
+    outcome = relay.run()
+    assert outcome.error is None, outcome.summary.error
+    got = [(x, i, r) for x, i, r in relayed_removed(sink)]
+    assert got == [
+        (a, "1", False), (a, "2", False), (b, "3", False), (b, "3", True),
+        (c, "4", False), (a, "6", False), (c, "7", False),
+    ]  # fmt: skip
+    assert [k.address for k in state.children_stored] == [a, c]
+
+
+def relayed_removed(sink: FakeSink) -> list[tuple[str, str, bool]]:
+    out = []
+    for accepted in sink.accepted:
+        p = json.loads(accepted.message.data)
+        out.append((p["contract"].lower(), p["args"].get("id", p["event"]), p["removed"]))
+    return out
