@@ -167,6 +167,10 @@ def _new_state(me: Identity, others: Iterable[tuple[str, Mapping[str, Any]]]) ->
             continue
         theirs = {str(a).lower() for a in doc.get("contracts") or []}
         shared = [a for low, a in mine.items() if low in theirs]
+        # A factory relayer's default id follows CONTRACT_ADDRESS too (its factory when
+        # unset): the same factory's children to the same topic are the same history.
+        if me.factory and doc.get("factory") == me.factory:
+            shared.append(f"the children of factory {me.factory.split(':')[0]}")
         if not shared:
             continue
         nxt = doc.get("next_block")

@@ -95,20 +95,37 @@ class Watch:
             since = found.get(address)
         return since is not None and block >= since
 
-    def sift(self, logs: Sequence[RawLog], chain_id: int, found: dict[str, int]) -> list[RawLog]:
+    def sift(
+        self,
+        logs: Sequence[RawLog],
+        chain_id: int,
+        found: dict[str, int],
+        unreadable: list[tuple[RawLog, DecodeError]] | None = None,
+    ) -> list[RawLog]:
         """The logs of `logs` that are relayed, after adding to `found` (address -> block)
         the children its creation events name that are not known yet. A creation event that
-        does not fit the ABI is a `DecodeError`: its child cannot be known."""
+        does not fit the ABI names no child that can be known: a `DecodeError`, or, given
+        `unreadable` (RELAYER_DEADLETTER_TOPIC), put there with its error and left out."""
         factory = self.factory
         if factory is None:
             return list(logs)  # asked by address: the chain adapter checked each one
-        for entry in logs:
+        bad: set[int] = set()
+        for n, entry in enumerate(logs):
             if factory.creates(entry):
-                child = factory.child_of(entry, chain_id)
+                try:
+                    child = factory.child_of(entry, chain_id)
+                except DecodeError as e:
+                    if unreadable is None:
+                        raise
+                    unreadable.append((entry, e))
+                    bad.add(n)
+                    continue
                 if child not in self._since and child not in found:
                     found[child] = int(entry["blockNumber"], 16)
         return [
-            e for e in logs if self.relays(e["address"].lower(), int(e["blockNumber"], 16), found)
+            e
+            for n, e in enumerate(logs)
+            if n not in bad and self.relays(e["address"].lower(), int(e["blockNumber"], 16), found)
         ]
 
     # -- the children -------------------------------------------------------------------
@@ -124,7 +141,9 @@ class Watch:
         (the first creation counts). The new ones."""
         new = []
         for child in children:
-            if child.address in self._since or child.address in self.contracts:
+            # A child that is a configured contract too is a child all the same: dropped from
+            # CONTRACT_ADDRESS later, it is still relayed as one.
+            if child.address in self._since:
                 continue
             if self._children and child.block_number < self._children[-1].block_number:
                 raise DecodeError(

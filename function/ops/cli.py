@@ -288,8 +288,6 @@ def backfill(from_block: int, to_block: int, replay_expired: bool, parallel: boo
     relay.sink = BackfillSink(relay.sink)
     relay.last_block = blocks.end
     relay.replay = replay
-    # RELAYER_FACTORY: a slice finds the children created from the backfill's first block on.
-    relay.children_from = whole.start
     published = 0
     waiting = False
     with _progress(len(blocks), f"backfill {task}") as bar:
@@ -409,10 +407,10 @@ def _scan(
     chain = chain_reader(settings)
     transactions = transaction_reader(settings, chain) if as_published else None
     watch = Watch(settings.contracts, factory, by_topic=specs.topic_filter is not None)
-    if factory is not None and settings.start_block < blocks.start:
+    if factory is not None and blocks.start > 0:
         # The children created before the range, from the chain itself (not the state:
-        # verify checks the state against the chain).
-        before = BlockRange(settings.start_block, blocks.start - 1)
+        # verify checks the state against the chain), from genesis as a run looks for them.
+        before = BlockRange(0, blocks.start - 1)
         with _progress(len(before), f"{label}: the factory's creations before") as bar:
             try:
                 watch.add(

@@ -98,11 +98,14 @@ def fetch(
         extra.add(anchor.number)
     limits = limits or RangeLimits(len(blocks))
     for attempt in range(1, ATTEMPTS + 1):
-        before, logs, found = _read_logs(chain, watch, specs, blocks, limits, chain_id)
+        # A creation event the ABI cannot read: with dead letters, one of them (its child
+        # cannot be known; the reason says so), and the run goes on.
+        unreadable: list[tuple[RawLog, DecodeError]] | None = [] if dead_letters else None
+        before, logs, found = _read_logs(chain, watch, specs, blocks, limits, chain_id, unreadable)
         if before is None:  # windows answered from different chains
             _again(blocks, attempt)
             continue
-        events, dead = _decode_all(logs, specs, chain_id, dead_letters)
+        events, dead = _decode_all(logs, specs, chain_id, dead_letters, unreadable or ())
         numbers = sorted({e.block_number for e in events} | {d.block_number for d in dead})
         with_events = set(numbers)
         commit_points = {c.end for c in chunks if any_in(numbers, c)} | {blocks.end}
@@ -180,6 +183,7 @@ def _read_logs(
     blocks: BlockRange,
     limits: RangeLimits,
     chain_id: int,
+    unreadable: list[tuple[RawLog, DecodeError]] | None = None,
 ) -> tuple[Header | None, list[RawLog], dict[str, int]]:
     """Every relayed log of the range, window by window, the range end's header read with
     the first of them (one side of the consistency check; None when windows came from
@@ -206,7 +210,7 @@ def _read_logs(
             answered = len(part)  # what the node sent: the span's limit learns from it
             if watch.factory is not None:
                 known = len(found)
-                kept = watch.sift(part, chain_id, found)
+                kept = watch.sift(part, chain_id, found, unreadable)
                 new = list(found)[known:]
                 if new and addresses is not None:  # their logs were not asked for
                     late = BlockRange(found[new[0]], window.end)
@@ -215,7 +219,7 @@ def _read_logs(
                     )
                     if more_headers[blocks.end].hash != headers[blocks.end].hash:
                         return None, [], {}
-                    kept = _merged(kept, watch.sift(more, chain_id, found))
+                    kept = _merged(kept, watch.sift(more, chain_id, found, unreadable))
                     answered += len(more)
                 part = kept
         except RangeTooLargeError as e:
@@ -254,11 +258,14 @@ def creations(
     chain_id: int,
     limits: RangeLimits,
     between: Callable[[BlockRange], None] = lambda window: None,
+    lenient: bool = False,
 ) -> list[Child]:
     """RELAYER_FACTORY: the new children the factory created in `blocks`, in chain order,
     from its creation events alone (a backfill's start, a gap `relayer reset` left). Deep
     history: no consistency check, a reorganisation there is no concern of a relayer.
-    `between` is called before each window (the run renews its lease there)."""
+    `between` is called before each window (the run renews its lease there). A creation
+    event the ABI cannot read fails it, or with `lenient` (RELAYER_DEADLETTER_TOPIC) is
+    logged and passed over: it lies below what the run relays, nothing is published of it."""
     factory = watch.factory
     assert factory is not None
     found: dict[str, int] = {}
@@ -272,7 +279,10 @@ def creations(
         except RangeTooLargeError as e:
             _refused(limits, window, e)
             continue
-        watch.sift(part, chain_id, found)
+        unreadable: list[tuple[RawLog, DecodeError]] | None = [] if lenient else None
+        watch.sift(part, chain_id, found, unreadable)
+        for _, error in unreadable or ():
+            log.warning("passed over below the relayed range: %s", error)
         limit.answered(len(window), len(part))
         start = window.end + 1
     return [Child(a, b) for a, b in found.items()]
@@ -307,10 +317,14 @@ def _merged(first: Sequence[RawLog], second: Sequence[RawLog]) -> list[RawLog]:
 
 
 def _decode_all(
-    logs: Sequence[RawLog], specs: EventCatalogue, chain_id: int, dead_letters: bool
+    logs: Sequence[RawLog],
+    specs: EventCatalogue,
+    chain_id: int,
+    dead_letters: bool,
+    unreadable: Sequence[tuple[RawLog, DecodeError]] = (),
 ) -> tuple[list[Event], list[DeadLetter]]:
     events: list[Event] = []
-    dead: list[DeadLetter] = []
+    dead = [_dead_letter(entry, str(e), chain_id) for entry, e in unreadable]
     for entry in logs:
         try:
             event = decode_log(entry, specs, chain_id)
@@ -321,21 +335,25 @@ def _decode_all(
                 raise DecodeError(
                     f"{e}; set RELAYER_DEADLETTER_TOPIC to send such logs aside and relay the rest"
                 ) from e
-            block_hash = entry["blockHash"].lower()
-            log_index = int(entry["logIndex"], 16)
-            dead.append(
-                DeadLetter(
-                    event_id=event_id(chain_id, block_hash, log_index),
-                    contract=checksum(entry["address"]),
-                    block_number=int(entry["blockNumber"], 16),
-                    block_hash=block_hash,
-                    transaction_hash=entry["transactionHash"].lower(),
-                    log_index=log_index,
-                    reason=str(e),
-                    log=entry,
-                )
-            )
+            dead.append(_dead_letter(entry, str(e), chain_id))
+    if unreadable:  # in chain order, as the chunks take them
+        dead.sort(key=lambda d: (d.block_number, d.log_index))
     return events, dead
+
+
+def _dead_letter(entry: RawLog, reason: str, chain_id: int) -> DeadLetter:
+    block_hash = entry["blockHash"].lower()
+    log_index = int(entry["logIndex"], 16)
+    return DeadLetter(
+        event_id=event_id(chain_id, block_hash, log_index),
+        contract=checksum(entry["address"]),
+        block_number=int(entry["blockNumber"], 16),
+        block_hash=block_hash,
+        transaction_hash=entry["transactionHash"].lower(),
+        log_index=log_index,
+        reason=reason,
+        log=entry,
+    )
 
 
 def any_in(numbers: Sequence[int], chunk: BlockRange) -> bool:

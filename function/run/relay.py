@@ -128,9 +128,12 @@ class Relay:
     execution: str | None = None  # the Cloud Run execution, kept in the summary for status
     transactions: Transactions | None = None  # RELAYER_INCLUDE=transaction
     factory: Factory | None = None  # RELAYER_FACTORY: its children are relayed too
-    # Where creations are looked for when the state holds none (a backfill's: its range's
-    # start); None: START_BLOCK.
-    children_from: int | None = None
+    # Where creations are looked for when the state holds none: genesis, so that a child
+    # created before START_BLOCK (or a backfill's range) is relayed from there on too.
+    children_from: int = 0
+    # The children the last run of this process knew, and up to which block it looked for
+    # them: a state that stores none (a backfill's task) does not look again every batch.
+    remembered: tuple[list[Child], int | None] | None = field(default=None, init=False)
 
     def pause(self, seconds: float) -> bool:
         """Wait up to `seconds`, ending at a stop; True when a stop was asked."""
@@ -155,7 +158,11 @@ class Relay:
                 self._count_skipped()
             else:
                 run = _Run(self, grant, summary, started, asked)
-                run.execute()
+                try:
+                    run.execute()
+                finally:
+                    if self.factory is not None:
+                        self.remembered = (list(run.watch.children), run.watch.covered_to)
         except LeaseLostError as e:
             summary.outcome, summary.error, grant = SKIPPED, str(e), None
         except Exception as e:
@@ -320,7 +327,10 @@ class _Run:
         ends (or a stop); then the last commit."""
         s = self.settings
         if self.relay.factory is not None:
-            self.watch.restore(*self.relay.state.children(self.grant))
+            stored, covered = self.relay.state.children(self.grant)
+            if covered is None and self.relay.remembered is not None:
+                stored, covered = self.relay.remembered
+            self.watch.restore(stored, covered)
         self._look()
         end = self.started + s.run_s
         while s.run_s > 0 and not self.relay.stop.is_set():
@@ -396,13 +406,10 @@ class _Run:
 
     def _catch_up_children(self, start: int) -> None:
         """The factory's creations below `start` that were never looked at: for a state
-        without them from START_BLOCK (a backfill's task, which stores none: from its
-        range's start), from where they stop after `relayer reset` moved the checkpoint
-        forward."""
+        without them from genesis (a first run, a backfill's task, which stores none), from
+        where they stop after `relayer reset` moved the checkpoint forward."""
         covered = self.watch.covered_to
-        if covered is None:
-            covered = self.relay.children_from
-        begin = self.settings.start_block if covered is None else covered
+        begin = self.relay.children_from if covered is None else covered
         if begin < start:
             gap = BlockRange(begin, start - 1)
             log.info(
@@ -411,13 +418,27 @@ class _Run:
                 gap.end,
                 len(self.watch.children),
             )
+            said = [gap.start]
+
+            def between(window: BlockRange) -> None:
+                self.lease.ensure()  # a long history: the lease outlives the scan
+                if window.start - said[-1] >= len(gap) // 10 > 0:  # progress, every tenth
+                    said.append(window.start)
+                    log.info(
+                        "factory creations: %d%% of blocks %d..%d read",
+                        100 * (window.start - gap.start) // len(gap),
+                        gap.start,
+                        gap.end,
+                    )
+
             found = creations(
                 self.relay.chain,
                 self.watch,
                 gap,
                 self.settings.chain_id,
                 self.limits,
-                lambda window: self.lease.ensure(),
+                between,
+                lenient=self.relay.dead_letters is not None,
             )
             self._found(self.watch.add(found))
         self.watch.covered_to = start

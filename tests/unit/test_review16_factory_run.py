@@ -104,7 +104,7 @@ def relay_of(
     )
     dead_letters = kw.pop("dead_letters", None)
     setting = parse_factory(f"{FACTORY}:Created:child")
-    children_from = kw.pop("children_from", None)
+    children_from = kw.pop("children_from", 0)  # genesis: the default
     last_block = kw.pop("last_block", None)
     relay = Relay(
         settings=settings(contracts=kw.pop("contracts", ()), **kw),

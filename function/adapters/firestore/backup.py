@@ -25,6 +25,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from function.adapters.firestore.blockstore import BYTES_PER_BATCH, WRITES_PER_BATCH
+from function.adapters.firestore.children import PAGE_SIZE, page_id, stored_count
 from function.adapters.firestore.conditional import TIMEOUT_S
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
@@ -119,20 +120,37 @@ def export_state(
         out.write(json.dumps(header) + "\n")
         out.write(json.dumps({"doc": "", "fields": _encode(snapshot.to_dict() or {})}) + "\n")
         counts = Counts()
+        held: dict[str, int] = {}  # children per page, as exported
         for kind in KINDS:
             for doc in _pages(relayer.collection(kind)):
-                line = {"doc": f"{kind}/{doc.id}", "fields": _encode(doc.to_dict() or {})}
+                fields = doc.to_dict() or {}
+                line = {"doc": f"{kind}/{doc.id}", "fields": _encode(fields)}
                 out.write(json.dumps(line) + "\n")
                 if kind == "tasks":
                     counts.tasks += 1
                 elif kind == "children":
                     counts.children += 1
+                    held[doc.id] = int(fields.get("count") or 0)
                 else:
                     counts.blocks += 1
                     progress(1)
     except gexc.GoogleAPIError as e:
         raise StateError(f"export of relayer {relayer_id} failed: {e}") from e
+    _check_children(relayer_id, snapshot.to_dict() or {}, held)
     return counts
+
+
+def _check_children(relayer_id: str, doc: dict[str, Any], held: dict[str, int]) -> None:
+    """The pages read after the relayer document hold at least the children it counts:
+    more is a later commit's (an import reads the first ones), fewer a rewind's meanwhile,
+    which the file cannot be imported with."""
+    count = stored_count(doc)
+    pages = -(-count // PAGE_SIZE)
+    if sum(held.get(page_id(i), 0) for i in range(pages)) < count:
+        raise StateError(
+            f"export of relayer {relayer_id}: its factory's children changed while they "
+            "were read (a reorganisation rewound them): run the export again"
+        )
 
 
 def read_export(

@@ -43,10 +43,11 @@ def page_writes(
     """The pages to set (fields) or delete (None) so that the pages hold `write.children`,
     where they held `before` children of which the first `write.changed_from` stay."""
     after = len(write.children)
-    first = min(write.changed_from, before, after) // PAGE_SIZE
+    start = min(write.changed_from, before)  # the first child that may differ
     pages_after = -(-after // PAGE_SIZE)
     pages_before = -(-before // PAGE_SIZE)
     writes: list[tuple[str, dict[str, Any] | None]] = []
+    first = start // PAGE_SIZE if start < after else pages_after  # nothing new: no page
     for index in range(first, pages_after):
         part = write.children[index * PAGE_SIZE : (index + 1) * PAGE_SIZE]
         writes.append((page_id(index), _page(part, now)))
@@ -89,9 +90,26 @@ def load(
         for line in str(fields.get("children") or "").splitlines():
             address, block = line.split()
             children.append(Child(address, int(block)))
-    if len(children) != count:
+    if len(children) < count:
         raise StateError(
             f"the factory's children pages (relayers/…/children) hold {len(children)} children, "
             f"the relayer document counts {count}: restore them from a backup"
         )
-    return children
+    # More: pages written ahead of a commit that did not land (`ahead`), or an export that
+    # read the pages after a later commit. Children come in chain order, so the first
+    # `count` are those of the document's checkpoint.
+    return children[:count]
+
+
+def ahead(
+    writes: list[tuple[str, dict[str, Any] | None]], before: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The pages of `writes` wholly past the `before` children stored: invisible until the
+    checkpoint's commit counts them, so they may go ahead of it in batches of their own (a
+    commit of every page at once would pass Firestore's request size with some 100,000 new
+    children)."""
+    return [
+        (page, fields)
+        for page, fields in writes
+        if fields is not None and int(page) * PAGE_SIZE >= before
+    ]

@@ -37,12 +37,15 @@ from function.core.identity import Identity
 from function.core.lease import Lease, check_fence
 from function.core.planning import BlockRange
 from function.core.summary import SKIPPED
-from function.core.watch import Child
+from function.core.watch import Child, ChildWrite
 from function.errors import DeploymentError, StateError
 
 log = logging.getLogger(__name__)
 
 BACKFILL_LEASE = REGISTRY  # the task document of the backfills' claims on their ranges
+# Children pages (each up to ~630 kB) per batch written ahead of a commit: under the
+# emulator's 4 MiB request.
+PAGES_PER_BATCH = 4
 
 
 def _landed(token: dict[str, Any], change: Commit, doc: Version) -> bool:
@@ -220,10 +223,10 @@ class FirestoreState:
         return identity.judge(self._guard, stored, others)
 
     def _relayers(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every relayer of the database, its chain, contracts, topic and checkpoint only
+        """Every relayer of the database, its chain, contracts, factory, topic and checkpoint only
         (a first run's one query: a state that exists is never asked this)."""
         query = self._client.collection("relayers").select(
-            ["chain_id", "contracts", "next_block", "topic"]
+            ["chain_id", "contracts", "next_block", "topic", "factory"]
         )
         try:
             return [(s.id, s.to_dict() or {}) for s in query.stream(timeout=TIMEOUT_S)]
@@ -312,10 +315,12 @@ class FirestoreState:
             elif lease_doc is not doc:  # the fence still holds the batch back
                 conditional.unchanged(self._client, batch, lease_doc, "lease.fence", held.fence)
             if change.children is not None and "children" in update:  # the checkpoint moved
-                before = child_pages.stored_count(doc.doc)
-                for page, fields in child_pages.page_writes(change.children, before, now):
-                    ref = self._children.document(page)
-                    batch.set(ref, fields) if fields is not None else batch.delete(ref)
+                try:
+                    self._put_children(batch, change.children, doc, lease_doc, held.fence, now)
+                except gexc.GoogleAPIError as e:
+                    if conditional.conflicted(e):
+                        continue  # the lease changed: read and decide again
+                    raise wrapped("write of the factory's children", e) from e
             conditional.put(self._client, batch, doc, update)  # last: `_remember` reads it
             sent = True
             try:
@@ -335,6 +340,37 @@ class FirestoreState:
                     return
                 raise wrapped("checkpoint commit", e) from e
         raise conditional.exhausted("checkpoint commit", self._doc)
+
+    def _put_children(
+        self,
+        batch: Any,
+        children: ChildWrite,
+        doc: Version,
+        lease_doc: Version,
+        fence: int,
+        now: datetime,
+    ) -> None:
+        """The pages that change into the commit's `batch`; the pages wholly past the stored
+        children first, in batches of their own under the fence (nobody reads them before
+        the commit counts them: `children.ahead`)."""
+        before = child_pages.stored_count(doc.doc)
+        writes = child_pages.page_writes(children, before, now)
+        early = child_pages.ahead(writes, before)
+        for n in range(0, len(early), PAGES_PER_BATCH):
+            ahead = self._client.batch()
+            for page, fields in early[n : n + PAGES_PER_BATCH]:
+                ahead.set(self._children.document(page), fields)
+            conditional.unchanged(self._client, ahead, lease_doc, "lease.fence", fence)
+            ahead.commit(timeout=TIMEOUT_S)  # a conflict: the commit is read and decided again
+        written = {page for page, _ in early}
+        for page, value in writes:
+            if page in written:
+                continue
+            ref = self._children.document(page)
+            if value is None:
+                batch.delete(ref)
+            else:
+                batch.set(ref, value)
 
     def release(self, grant: Grant, now: datetime) -> None:
         """Give the lease back without recording a run (operator commands)."""
