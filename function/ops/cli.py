@@ -419,7 +419,7 @@ def _scan(
                         watch,
                         before,
                         settings.chain_id,
-                        RangeLimits(settings.batch_size),
+                        RangeLimits(len(before)),
                         lambda window: bar.update(len(window)),
                     )
                 )

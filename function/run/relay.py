@@ -431,12 +431,15 @@ class _Run:
                         gap.end,
                     )
 
+            # Wider windows than the batch's: one address and one topic, in history (the
+            # span shrinks on a refusal and grows back after small answers, as ever).
+            spans = RangeLimits(len(gap), self.limits.learned)
             found = creations(
                 self.relay.chain,
                 self.watch,
                 gap,
                 self.settings.chain_id,
-                self.limits,
+                spans,
                 between,
                 lenient=self.relay.dead_letters is not None,
             )
