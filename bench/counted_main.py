@@ -90,11 +90,12 @@ def install() -> None:
     """Wrap the clients' methods (classes, so every instance the relayer builds counts)."""
     import requests
     from google.cloud.firestore_v1.services.firestore.client import FirestoreClient
-    from google.pubsub_v1.services.publisher.client import PublisherClient
 
     batch_get, run_query = FirestoreClient.batch_get_documents, FirestoreClient.run_query
     commit, begin = FirestoreClient.commit, FirestoreClient.begin_transaction
-    publish, post = PublisherClient.publish, requests.Session.post
+    from function.adapters.pubsub import Publisher  # the checkout's `function` (sys.path)
+
+    publish, post = Publisher.publish, requests.Session.post
     rpc_hosts = {urlsplit(u.strip()).netloc for u in os.environ.get("RPC_URL", "").split(",")}
 
     def counted_batch_get(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -113,14 +114,15 @@ def install() -> None:
         COUNTS["firestore_transactions"] += 1
         return begin(self, *args, **kwargs)
 
-    def counted_publish(self: Any, request: Any = None, **kwargs: Any) -> Any:
-        messages = list(_field(request, "messages") or [])
+    def counted_publish(self: Any, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        # The relayer's Publisher (one request a call), not the client: it writes its
+        # requests in wire format on the client's channel (function/adapters/pubsub_wire.py).
         size = sum(_message_bytes(m) for m in messages)
         COUNTS["pubsub_publish_requests"] += 1
         COUNTS["pubsub_messages"] += len(messages)
         COUNTS["pubsub_bytes"] += size
         COUNTS["pubsub_billed_bytes"] += max(size, MIN_BILLED_BYTES)
-        return publish(self, request=request, **kwargs)
+        return publish(self, messages, *args, **kwargs)
 
     def counted_post(self: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
         if urlsplit(str(url)).netloc in rpc_hosts:
@@ -137,7 +139,7 @@ def install() -> None:
     FirestoreClient.run_query = counted_query  # type: ignore[method-assign]
     FirestoreClient.commit = counted_commit  # type: ignore[method-assign]
     FirestoreClient.begin_transaction = counted_begin  # type: ignore[method-assign]
-    PublisherClient.publish = counted_publish  # type: ignore[method-assign]
+    Publisher.publish = counted_publish  # type: ignore[method-assign]
     requests.Session.post = counted_post  # type: ignore[method-assign]
 
 
