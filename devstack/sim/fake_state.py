@@ -148,6 +148,11 @@ class FakeState:
             if written is not None and written.to_block == moved.next_block:
                 self.children_stored = tuple(written.children)
                 self.children_to = written.to_block
+        scan = change.children  # a look below the checkpoint: never past it
+        below = scan is not None and (self.next_block is None or scan.to_block <= self.next_block)
+        if scan is not None and scan.scan and below:
+            self.children_stored = tuple(scan.children)
+            self.children_to = scan.to_block
         if change.looked_at is not None:
             self.last_look_at = change.looked_at
         if change.rpc_limits is not None:

@@ -46,6 +46,9 @@ class ChildWrite:
     children: Sequence[Child]
     changed_from: int  # the first index that may differ from what is stored
     to_block: int  # the checkpoint: the first block whose creations are not in `children`
+    # A look below the checkpoint stored as it goes (`to_block` below the checkpoint): kept
+    # without a checkpoint that moves, where any other write needs one.
+    scan: bool = False
 
 
 class Watch:
@@ -183,6 +186,15 @@ class Watch:
             return None
         below = bisect.bisect_left(self._blocks, next_block)
         return ChildWrite(self._children[:below], min(self._clean, below), next_block)
+
+    def scanned(self) -> ChildWrite | None:
+        """What a look for creations below the checkpoint has found so far: every child,
+        up to the block it reached (`covered_to`)."""
+        if self.factory is None or self.covered_to is None:
+            return None
+        write = self.write_for(self.covered_to)
+        assert write is not None
+        return ChildWrite(write.children, write.changed_from, write.to_block, scan=True)
 
     def stored(self, write: ChildWrite) -> None:
         """`write` was committed: what it stored needs no rewriting."""

@@ -413,16 +413,13 @@ def _scan(
         before = BlockRange(0, blocks.start - 1)
         with _progress(len(before), f"{label}: the factory's creations before") as bar:
             try:
-                watch.add(
-                    creations(
-                        chain,
-                        watch,
-                        before,
-                        settings.chain_id,
-                        RangeLimits(len(before)),
-                        lambda window: bar.update(len(window)),
-                    )
-                )
+                spans = RangeLimits(len(before))
+                lenient = settings.deadletter_topic is not None  # as a run passes them over
+                for window, found in creations(
+                    chain, watch, before, settings.chain_id, spans, lenient
+                ):
+                    watch.add(found)
+                    bar.update(len(window))
             except RelayerError as e:
                 _fail(f"{label} stopped reading the factory's creations: {e}", e.exit_code)
     with _progress(len(blocks), label) as bar:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from function.core.catalogue import EventCatalogue, TopicQuery
@@ -203,6 +203,8 @@ def _read_logs(
         limit = limits.for_host(chain.host)
         window = BlockRange(start, limit.window_end(start, blocks.end))
         addresses = watch.addresses(found)
+        # This window's unreadable creations: a window read again (a refusal) finds them again.
+        bad: list[tuple[RawLog, DecodeError]] | None = None if unreadable is None else []
         try:
             headers, part = chain.logs_with_headers(
                 window, addresses, topics, [blocks.end], queries
@@ -210,7 +212,7 @@ def _read_logs(
             answered = len(part)  # what the node sent: the span's limit learns from it
             if watch.factory is not None:
                 known = len(found)
-                kept = watch.sift(part, chain_id, found, unreadable)
+                kept = watch.sift(part, chain_id, found, bad)
                 new = list(found)[known:]
                 if new and addresses is not None:  # their logs were not asked for
                     late = BlockRange(found[new[0]], window.end)
@@ -219,7 +221,7 @@ def _read_logs(
                     )
                     if more_headers[blocks.end].hash != headers[blocks.end].hash:
                         return None, [], {}
-                    kept = _merged(kept, watch.sift(more, chain_id, found, unreadable))
+                    kept = _merged(kept, watch.sift(more, chain_id, found, bad))
                     answered += len(more)
                 part = kept
         except RangeTooLargeError as e:
@@ -229,6 +231,8 @@ def _read_logs(
         if headers[blocks.end].hash != before.hash:
             return None, [], {}
         logs.extend(part)
+        if unreadable is not None and bad:
+            unreadable.extend(bad)
         limit.answered(len(window), answered)
         start = window.end + 1
     assert before is not None
@@ -257,35 +261,34 @@ def creations(
     blocks: BlockRange,
     chain_id: int,
     limits: RangeLimits,
-    between: Callable[[BlockRange], None] = lambda window: None,
     lenient: bool = False,
-) -> list[Child]:
-    """RELAYER_FACTORY: the new children the factory created in `blocks`, in chain order,
-    from its creation events alone (a backfill's start, a gap `relayer reset` left). Deep
-    history: no consistency check, a reorganisation there is no concern of a relayer.
-    `between` is called before each window (the run renews its lease there). A creation
-    event the ABI cannot read fails it, or with `lenient` (RELAYER_DEADLETTER_TOPIC) is
-    logged and passed over: it lies below what the run relays, nothing is published of it."""
+) -> Iterator[tuple[BlockRange, list[Child]]]:
+    """RELAYER_FACTORY: window by window, the new children the factory created in `blocks`,
+    in chain order, from its creation events alone (a first run's look below START_BLOCK, a
+    backfill's, a gap `relayer reset` left): the caller keeps what each window found before
+    the next is read, so a long history is read once even across runs. Deep history: no
+    consistency check, a reorganisation there is no concern of a relayer. A creation event
+    the ABI cannot read fails it, or with `lenient` (RELAYER_DEADLETTER_TOPIC) is logged
+    and passed over: it lies below what the run relays, nothing is published of it."""
     factory = watch.factory
     assert factory is not None
-    found: dict[str, int] = {}
     start = blocks.start
     while start <= blocks.end:
         limit = limits.for_host(chain.host)
         window = BlockRange(start, limit.window_end(start, blocks.end))
-        between(window)
         try:
             _, part = chain.logs_with_headers(window, [factory.address], [factory.topic0], [])
         except RangeTooLargeError as e:
             _refused(limits, window, e)
             continue
+        found: dict[str, int] = {}
         unreadable: list[tuple[RawLog, DecodeError]] | None = [] if lenient else None
         watch.sift(part, chain_id, found, unreadable)
         for _, error in unreadable or ():
             log.warning("passed over below the relayed range: %s", error)
         limit.answered(len(window), len(part))
         start = window.end + 1
-    return [Child(a, b) for a, b in found.items()]
+        yield window, [Child(a, b) for a, b in found.items()]
 
 
 def _topics(

@@ -81,6 +81,20 @@ class LeaseKeeper:
             self.watch.forget_from(progress.next_block)
         return self.watch.write_for(progress.next_block)
 
+    def commit_children(self) -> None:
+        """Store the children found so far by a look below the checkpoint (`Watch.scanned`),
+        without moving the checkpoint; the lease is renewed with it."""
+        if self.watch is None:
+            return
+        children = self.watch.scanned()
+        if children is None:
+            return
+        renewed_at = time.monotonic()
+        until = self._clock() + timedelta(seconds=self._lease_s)
+        self._state.commit(self.grant, self._clock(), Commit(lease_until=until, children=children))
+        self.committed(children)
+        self._deadline = renewed_at + self._lease_s
+
     def committed(self, children: ChildWrite | None) -> None:
         if children is not None and self.watch is not None:
             self.watch.stored(children)

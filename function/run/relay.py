@@ -85,6 +85,9 @@ MIN_LOOK_GAP_S = 1.0
 # cut short by a stop (the RPC client's waits end at SIGTERM) and otherwise ends within its
 # timeouts; a run does not leave while it still writes the learned eth_getLogs spans.
 AHEAD_WAIT_S = 5.0
+# How often a long look for a factory's creations stores what it found (and says how far it
+# got): a run stopped meanwhile loses at most this much of it.
+CATCH_UP_SAVE_S = 30.0
 
 
 def utcnow() -> datetime:
@@ -407,43 +410,52 @@ class _Run:
     def _catch_up_children(self, start: int) -> None:
         """The factory's creations below `start` that were never looked at: for a state
         without them from genesis (a first run, a backfill's task, which stores none), from
-        where they stop after `relayer reset` moved the checkpoint forward."""
+        where they stop after `relayer reset` moved the checkpoint forward. What was read is
+        stored every CATCH_UP_SAVE_S and at a stop, with the block it reached: a history
+        longer than one run is read across runs, each going on where the last stopped."""
         covered = self.watch.covered_to
         begin = self.relay.children_from if covered is None else covered
-        if begin < start:
-            gap = BlockRange(begin, start - 1)
-            log.info(
-                "looking for the factory's creations in blocks %d..%d (%d known)",
-                gap.start,
-                gap.end,
-                len(self.watch.children),
-            )
-            said = [gap.start]
-
-            def between(window: BlockRange) -> None:
-                self.lease.ensure()  # a long history: the lease outlives the scan
-                if window.start - said[-1] >= len(gap) // 10 > 0:  # progress, every tenth
-                    said.append(window.start)
+        if begin >= start:
+            self.watch.covered_to = start
+            return
+        gap = BlockRange(begin, start - 1)
+        log.info(
+            "looking for the factory's creations in blocks %d..%d (%d known)",
+            gap.start,
+            gap.end,
+            len(self.watch.children),
+        )
+        # Wider windows than the batch's: one address and one topic, in history (the span
+        # shrinks on a refusal and grows back after small answers, as ever).
+        spans = RangeLimits(len(gap), self.limits.learned)
+        lenient = self.relay.dead_letters is not None
+        saved = said = time.monotonic()
+        try:
+            for window, found in creations(
+                self.relay.chain, self.watch, gap, self.settings.chain_id, spans, lenient
+            ):
+                self._found(self.watch.add(found))
+                self.watch.covered_to = window.end + 1
+                now = time.monotonic()
+                if self.relay.stop.is_set():
+                    raise StoppedError("stopped while looking for the factory's creations")
+                if now - saved >= CATCH_UP_SAVE_S:
+                    saved = now
+                    self.lease.commit_children()  # renews the lease too
+                else:
+                    self.lease.ensure()
+                if now - said >= CATCH_UP_SAVE_S:  # progress, for a long history
+                    said = now
                     log.info(
-                        "factory creations: %d%% of blocks %d..%d read",
-                        100 * (window.start - gap.start) // len(gap),
+                        "factory creations: %d%% of blocks %d..%d read, %d children",
+                        100 * (window.end + 1 - gap.start) // len(gap),
                         gap.start,
                         gap.end,
+                        len(self.watch.children),
                     )
-
-            # Wider windows than the batch's: one address and one topic, in history (the
-            # span shrinks on a refusal and grows back after small answers, as ever).
-            spans = RangeLimits(len(gap), self.limits.learned)
-            found = creations(
-                self.relay.chain,
-                self.watch,
-                gap,
-                self.settings.chain_id,
-                spans,
-                between,
-                lenient=self.relay.dead_letters is not None,
-            )
-            self._found(self.watch.add(found))
+        except StoppedError:
+            self.lease.commit_children()  # the next run goes on from here
+            raise
         self.watch.covered_to = start
 
     def _found(self, children: Sequence[Child]) -> None:

@@ -125,6 +125,12 @@ def commit_fields(
                     "count": len(change.children.children),
                     "to_block": change.children.to_block,
                 }
+    written = change.children
+    if written is not None and written.scan and "children" not in update:
+        # A look below the checkpoint, stored as it goes: never past the checkpoint.
+        stored = doc.get("next_block")
+        if stored is None or written.to_block <= int(stored):
+            update["children"] = {"count": len(written.children), "to_block": written.to_block}
     if change.looked_at is not None:
         update["last_look_at"] = change.looked_at
     if change.rpc_limits is not None:
