@@ -598,3 +598,19 @@ def test_a_request_past_its_deadline_is_not_sent(sink_world: SinkWorld) -> None:
     with pytest.raises(NotSentError):
         sink_world.port.publish(_messages(2), lambda: time.monotonic() - 1)
     assert sink_world.received() == []
+
+
+def test_a_look_below_the_checkpoint_stores_its_children_without_moving_it(store: Store) -> None:
+    state = store.state
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None
+    grant = _store_children(state, grant, 0, _children(2), 6)
+    more = ChildWrite(_children(2, 4), 1, 5, scan=True)  # a look reached block 5 of 6
+    state.commit(grant, NOW, Commit(children=more))
+    past = ChildWrite(_children(2, 4, 7), 2, 8, scan=True)  # never past the checkpoint
+    state.commit(grant, NOW, Commit(children=past))
+    state.commit(grant, NOW, Commit(summary=_summary(grant.run_id)))
+    again = state.acquire("b", NOW, 30)
+    assert again is not None
+    assert state.children(again) == (_children(2, 4), 5)
+    assert again.next_block == 6
