@@ -1,0 +1,103 @@
+"""Re-review 16 (RELAYER_FACTORY fixes), hostile: the look for the factory's creations below
+a run's range (`_Run._catch_up_children`, `fetching.creations`): from genesis for a state
+that holds none, in wide windows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from test_review16_factory_run import (
+    CREATED,
+    FACTORY,
+    child,
+    clock,
+    created,
+    relay_of,
+    relayed,
+    sink_for,
+    tick,
+)
+
+from devstack.sim.clock import FakeClock
+from devstack.sim.fake_chain import FakeChain
+from devstack.sim.fake_state import FakeState
+from function.core.catalogue import TopicQuery
+from function.core.model import Header, RawLog
+from function.core.planning import BlockRange
+from function.errors import StoppedError
+from function.stopping import StopSignal
+
+__all__ = ["clock"]  # the fixture, shared
+
+
+class Timed(FakeChain):
+    """Each run gets `budget` chain calls, then it is asked to stop, as the task timeout's
+    SIGTERM (or the relay function's request deadline, `request_window.time_is_up`) asks
+    it: the stop is set and the call in flight ends in `StoppedError`, as the JSON-RPC
+    client's `interruptible` wait does."""
+
+    budget: int = 0
+    stop: StopSignal | None = None
+    creation_windows: list[BlockRange]
+
+    def _spend(self) -> None:
+        if self.budget <= 0:
+            assert self.stop is not None
+            self.stop.set()
+            raise StoppedError("stopped while waiting for eth_getLogs: the run was asked to stop")
+        self.budget -= 1
+
+    def head_and_header(self, tag: str, number: int | None) -> tuple[int, Header | None]:
+        self._spend()
+        return super().head_and_header(tag, number)
+
+    def headers(self, numbers: object) -> dict[int, Header]:
+        self._spend()
+        return super().headers(numbers)  # type: ignore[arg-type]
+
+    def logs_with_headers(
+        self,
+        blocks: BlockRange,
+        addresses: Sequence[str] | None,
+        topic0s: Sequence[str] | None,
+        header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
+    ) -> tuple[dict[int, Header], list[RawLog]]:
+        self._spend()
+        answer = super().logs_with_headers(blocks, addresses, topic0s, header_numbers, queries)
+        if list(addresses or []) == [FACTORY] and list(topic0s or []) == [CREATED]:
+            self.creation_windows.append(blocks)  # answered (not refused)
+        return answer
+
+
+def test_a_creation_history_longer_than_one_run_is_read_some_day(clock: FakeClock) -> None:
+    """A first run reads the factory's creations from genesis up to START_BLOCK before it
+    relays anything, and keeps what it read only in the checkpoint commit that follows.
+    A run stopped during that look (Cloud Run's task timeout, 300 s by default, sends
+    SIGTERM; the relay function stops its runs before the request deadline) commits no
+    checkpoint, so nothing of the look survives: the next run starts again at block 0.
+    When the history takes longer to read than a run may last (millions of blocks through
+    an endpoint that accepts 10,000 at a time), every run stops at the same place and the
+    relayer never relays a single block, however often it is run."""
+    chain = Timed(max_span=10)  # the endpoint's limit: 10 blocks an eth_getLogs
+    chain.creation_windows = []
+    a = child(0xA)
+    chain.mine_logs([[created(a)], *[[] for _ in range(298)], [tick(a, 1)], [tick(a, 2)]])
+    start = chain.head - 1  # START_BLOCK: 30 creation windows of 10 blocks below it
+    state, sink = FakeState(), sink_for(clock)
+    runs = 0
+    for runs in range(1, 21):  # 20 runs of 20 calls each: 400 calls for 31 windows' work
+        # Each execution a process of its own (a Cloud Run task, a function instance).
+        relay = relay_of(chain, state, sink, clock, start_block=start, batch_size=10)
+        relay.stop = chain.stop = StopSignal()
+        chain.budget = 20
+        relay.run()
+        if state.next_block is not None:
+            break
+    starts = [w.start for w in chain.creation_windows]
+    furthest = max(w.end for w in chain.creation_windows)
+    assert state.next_block is not None, (
+        f"after {runs} runs nothing is relayed: the look for creations began at block 0 "
+        f"{starts.count(0)} times and never read past block {furthest} of 0..{start - 1}"
+    )
+    assert [(c, i) for c, i, _ in relayed(sink)] == [(a, "1"), (a, "2")]
