@@ -4,9 +4,12 @@ ABI cannot decode (`Watch.sift(..., unreadable)`, `fetching._decode_all`)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from test_review16_factory_run import (
     CREATED,
+    CREATED_ABI,
     FACTORY,
     child,
     clock,
@@ -19,8 +22,14 @@ from test_review16_factory_run import (
 )
 from test_review16_factory_windows import FollowUps
 
+import function.ops.wiring as wiring
 from devstack.sim.clock import FakeClock
+from devstack.sim.events import ABI, settings
+from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_state import FakeState
+from function.core.factory import parse_factory
+from function.core.planning import BlockRange
+from function.ops import cli
 
 __all__ = ["clock"]  # the fixture, shared
 
@@ -44,3 +53,45 @@ def test_a_refused_follow_up_read_does_not_dead_letter_a_creation_twice(
     assert [(c, i) for c, i, _ in relayed(sink)] == [(a, "1"), (a, "2")]
     ids = [json.loads(d.message.data)["event_id"] for d in dead.accepted]
     assert len(ids) == 1, f"the one unreadable creation was dead-lettered {len(ids)} times: {ids}"
+
+
+def test_verify_reads_past_a_malformed_creation_the_relay_passed_over(
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """README (Errors): with RELAYER_DEADLETTER_TOPIC, an unreadable creation below the
+    relayed range "is logged and passed over"; the relay does so (`creations(...,
+    lenient=True)`). `relayer verify` and `relayer replay` read the creations below their
+    range too (`cli._scan`), but strictly: one malformed creation anywhere below a range
+    fails both for every range above it, on a relayer that relays that range fine."""
+    chain = FakeChain()
+    a = child(0xA)
+    malformed = (FACTORY, [CREATED, "0x" + "00" * 12 + "ab" * 20], "0x")  # no data
+    chain.mine_logs([[malformed], [created(a)], [], [tick(a, 1)], [tick(a, 2)]])
+    start = chain.head - 1
+    # The relay itself, with dead letters on: the malformed creation below START_BLOCK is
+    # passed over, and a's events are relayed.
+    state, sink, dead = FakeState(), sink_for(clock), sink_for(clock)
+    until_idle(relay_of(chain, state, sink, clock, start_block=start, dead_letters=dead))
+    assert [(c, i) for c, i, _ in relayed(sink)] == [(a, "1"), (a, "2")]
+
+    # `relayer verify --from-block START_BLOCK` over the same chain and configuration.
+    abi = tmp_path / "abi.json"
+    abi.write_text(json.dumps([*ABI, CREATED_ABI]))
+    monkeypatch.setattr(wiring, "chain_reader", lambda settings, **kw: chain)
+    configured = settings(
+        contracts=(),
+        abi_uri=str(abi),
+        factory=parse_factory(f"{FACTORY}:Created:child"),
+        deadletter_topic="dead-letters",
+        start_block=start,
+    )
+    try:
+        scanned = list(cli._scan(configured, BlockRange(start, chain.head), "verify"))
+    except SystemExit as e:
+        said = capsys.readouterr().err.strip()
+        raise AssertionError(f"verify exited {e.code} below its range: {said}") from None
+    events = [(e.contract.lower(), e.args["id"]) for _, f in scanned for e in f.events]
+    assert events == [(a, "1"), (a, "2")]
