@@ -24,7 +24,7 @@ from devstack.sim.fake_state import FakeState
 from function.core.catalogue import TopicQuery
 from function.core.model import Header, RawLog
 from function.core.planning import BlockRange
-from function.errors import StoppedError
+from function.errors import RpcError, StoppedError
 from function.stopping import StopSignal
 
 __all__ = ["clock"]  # the fixture, shared
@@ -99,5 +99,59 @@ def test_a_creation_history_longer_than_one_run_is_read_some_day(clock: FakeCloc
     assert state.next_block is not None, (
         f"after {runs} runs nothing is relayed: the look for creations began at block 0 "
         f"{starts.count(0)} times and never read past block {furthest} of 0..{start - 1}"
+    )
+    assert [(c, i) for c, i, _ in relayed(sink)] == [(a, "1"), (a, "2")]
+
+
+class SlowOnWide(FakeChain):
+    """A node that serves eth_getLogs over `most` blocks or fewer, and times out on wider
+    ones (a self-hosted geth or erigon reading millions of blocks' blooms; a gateway's
+    timeout): the JSON-RPC client retries the timeout as transient, then gives up with the
+    error it raises after its attempts. No refusal, no limit stated: nothing to shrink by."""
+
+    most: int = 1000
+    wide_reads: int = 0
+
+    def logs_with_headers(
+        self,
+        blocks: BlockRange,
+        addresses: Sequence[str] | None,
+        topic0s: Sequence[str] | None,
+        header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
+    ) -> tuple[dict[int, Header], list[RawLog]]:
+        if len(blocks) > self.most:
+            self.wide_reads += 1
+            raise RpcError(
+                "RPC_URL endpoints (fake-rpc) kept failing: no answer from fake-rpc within "
+                "15.0 s"
+            )
+        return super().logs_with_headers(blocks, addresses, topic0s, header_numbers, queries)
+
+
+def test_a_node_that_times_out_on_the_whole_history_still_gets_relayed(
+    clock: FakeClock,
+) -> None:
+    """The look for creations below START_BLOCK starts with one window over the whole
+    history (`RangeLimits(len(gap), ...)`: the gap is its own ceiling) and shrinks only on a
+    refusal the provider words as one. A node that answers 1,000-block windows (every
+    window of the relayed range) but not a 5,000-block one in time fails every first run
+    at that one read, the same way each time (the span is not learnt from a timeout, nor
+    kept between runs): the relayer never relays anything. Before the fix the look went in
+    the batch's windows, which this node serves."""
+    chain = SlowOnWide()
+    a = child(0xA)
+    chain.mine_logs([[created(a)], *[[] for _ in range(4_998)], [tick(a, 1)], [tick(a, 2)]])
+    start = chain.head - 1  # 5,000 blocks of history below START_BLOCK
+    state, sink = FakeState(), sink_for(clock)
+    errors = []
+    for _ in range(3):
+        outcome = relay_of(chain, state, sink, clock, start_block=start).run()
+        errors.append(outcome.summary.error)
+        if outcome.error is None:
+            break
+    assert state.next_block is not None, (
+        f"{len(errors)} runs, none relayed a block ({chain.wide_reads} reads of more than "
+        f"{chain.most} blocks timed out): {errors[-1]}"
     )
     assert [(c, i) for c, i, _ in relayed(sink)] == [(a, "1"), (a, "2")]
