@@ -16,10 +16,11 @@ from test_review16_factory_run import (
     relayed,
     sink_for,
     tick,
+    until_idle,
 )
 
 from devstack.sim.clock import FakeClock
-from devstack.sim.fake_chain import FakeChain
+from devstack.sim.fake_chain import Emitted, FakeChain
 from devstack.sim.fake_state import FakeState
 from function.core.catalogue import TopicQuery
 from function.core.model import Header, RawLog
@@ -155,3 +156,55 @@ def test_a_node_that_times_out_on_the_whole_history_still_gets_relayed(
         f"{chain.most} blocks timed out): {errors[-1]}"
     )
     assert [(c, i) for c, i, _ in relayed(sink)] == [(a, "1"), (a, "2")]
+
+
+class ReorgAfterTheLook(FakeChain):
+    """Replaces the newest blocks by `fork` right after the look for creations below
+    START_BLOCK was answered: between that read and the first window's."""
+
+    fork: Sequence[Sequence[Emitted]] = ()
+    depth: int = 0
+
+    def logs_with_headers(
+        self,
+        blocks: BlockRange,
+        addresses: Sequence[str] | None,
+        topic0s: Sequence[str] | None,
+        header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
+    ) -> tuple[dict[int, Header], list[RawLog]]:
+        answer = super().logs_with_headers(blocks, addresses, topic0s, header_numbers, queries)
+        if self.fork and list(addresses or []) == [FACTORY] and list(topic0s or []) == [CREATED]:
+            self._remember()
+            del self.canonical[len(self.canonical) - self.depth :]
+            for raw in self.fork:
+                self._append(0, raw)
+            self.fork = ()
+        return answer
+
+
+def test_a_reorganisation_under_the_first_look_for_creations_loses_no_child(
+    clock: FakeClock,
+) -> None:
+    """The look below START_BLOCK has "no consistency check, a reorganisation there is no
+    concern of a relayer" (`fetching.creations`), and a first run's first window has no
+    checkpoint to descend from. Both hold for blocks a relayer never relays, but not for
+    what the look learns there: a reorganisation of the block below START_BLOCK between the
+    look and the first window (RELAYER_CONFIRMATIONS=0 here; any depth past the
+    confirmations in general) leaves the run with the orphaned fork's children. The child
+    the canonical block below START_BLOCK created is never known, and its events from
+    START_BLOCK on are never relayed; nothing reads that block again."""
+    chain = ReorgAfterTheLook()
+    a, b = child(0xA), child(0xB)
+    chain.mine_logs([[], [created(a)], [tick(a, 1)], []])  # blocks 1..4 (0: genesis)
+    start = 3  # START_BLOCK: the look reads blocks 0..2 and finds a, created in block 2
+    chain.depth = 3  # blocks 2..4 replaced: now b is created in block 2, a never is
+    chain.fork = [[created(b)], [tick(b, 2)], [tick(b, 3)]]
+    state, sink = FakeState(), sink_for(clock)
+    relay = relay_of(chain, state, sink, clock, start_block=start)
+    outcome = relay.run()
+    assert outcome.error is None, outcome.summary.error
+    assert not chain.fork  # the chain did reorganise after the look
+    chain.mine_logs([[tick(b, 4)]])
+    until_idle(relay_of(chain, state, sink, clock, start_block=start))
+    assert [(c, i) for c, i, _ in relayed(sink)] == [(b, "2"), (b, "3"), (b, "4")]
