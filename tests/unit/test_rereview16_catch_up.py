@@ -87,12 +87,13 @@ def test_a_creation_history_longer_than_one_run_is_read_some_day(clock: FakeCloc
     start = chain.head - 1  # START_BLOCK: 30 creation windows of 10 blocks below it
     state, sink = FakeState(), sink_for(clock)
     runs = 0
-    for runs in range(1, 21):  # 20 runs of 20 calls each: 400 calls for 31 windows' work
+    for _ in range(20):  # 20 runs of 20 calls each: 400 calls for 31 windows' work
         # Each execution a process of its own (a Cloud Run task, a function instance).
         relay = relay_of(chain, state, sink, clock, start_block=start, batch_size=10)
         relay.stop = chain.stop = StopSignal()
         chain.budget = 20
         relay.run()
+        runs += 1
         if state.next_block is not None:
             break
     starts = [w.start for w in chain.creation_windows]
@@ -124,8 +125,7 @@ class SlowOnWide(FakeChain):
         if len(blocks) > self.most:
             self.wide_reads += 1
             raise RpcError(
-                "RPC_URL endpoints (fake-rpc) kept failing: no answer from fake-rpc within "
-                "15.0 s"
+                "RPC_URL endpoints (fake-rpc) kept failing: no answer from fake-rpc within 15.0 s"
             )
         return super().logs_with_headers(blocks, addresses, topic0s, header_numbers, queries)
 
