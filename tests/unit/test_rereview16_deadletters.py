@@ -4,6 +4,7 @@ ABI cannot decode (`Watch.sift(..., unreadable)`, `fetching._decode_all`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,11 @@ from test_review16_factory_windows import FollowUps
 import function.ops.wiring as wiring
 from devstack.sim.clock import FakeClock
 from devstack.sim.events import ABI, settings
-from devstack.sim.fake_chain import FakeChain
+from devstack.sim.fake_chain import Emitted, FakeChain
 from devstack.sim.fake_state import FakeState
+from function.core.catalogue import TopicQuery
 from function.core.factory import parse_factory
+from function.core.model import Header, RawLog
 from function.core.planning import BlockRange
 from function.ops import cli
 
@@ -95,3 +98,47 @@ def test_verify_reads_past_a_malformed_creation_the_relay_passed_over(
         raise AssertionError(f"verify exited {e.code} below its range: {said}") from None
     events = [(e.contract.lower(), e.args["id"]) for _, f in scanned for e in f.events]
     assert events == [(a, "1"), (a, "2")]
+
+
+class RefuseThenReorganise(FollowUps):
+    """Refuses the first follow-up read and, meanwhile, the chain replaces its newest
+    `depth` blocks by `fork` (a reorganisation between the refused read and the retry)."""
+
+    fork: Sequence[Sequence[Emitted]] = ()
+    depth: int = 0
+
+    def logs_with_headers(
+        self,
+        blocks: BlockRange,
+        addresses: Sequence[str] | None,
+        topic0s: Sequence[str] | None,
+        header_numbers: Sequence[int],
+        queries: Sequence[TopicQuery | None] | None = None,
+    ) -> tuple[dict[int, Header], list[RawLog]]:
+        if self.fork and addresses is not None and FACTORY not in addresses:
+            self._remember()
+            del self.canonical[len(self.canonical) - self.depth :]
+            for raw in self.fork:
+                self._append(0, raw)
+            self.fork = ()
+        return super().logs_with_headers(blocks, addresses, topic0s, header_numbers, queries)
+
+
+def test_a_refused_follow_up_read_leaves_nothing_of_its_view_behind(clock: FakeClock) -> None:
+    """The same leak as the dead letter's: the children a refused window found stay in
+    `found` for the retry, which may read another chain (the check that windows agree
+    starts with the first window answered). When a reorganisation in between moves a
+    child's creation one block earlier (both creations of the factory mined in one block
+    now), the retry keeps the block of the orphaned view, and the child's logs in its new
+    creation block are dropped as "before its creation": lost, in a run that reports
+    nothing wrong."""
+    chain = RefuseThenReorganise()
+    x, y = child(0xC), child(0xD)
+    chain.mine_logs([[], [created(y)], [created(x), tick(x, 1)], [tick(x, 2)], []])
+    chain.refuse = 1
+    chain.depth = 4  # blocks 2..5 replaced: x is now created in block 2, with its tick 1
+    chain.fork = [[created(y), created(x), tick(x, 1)], [], [tick(x, 2)], []]
+    state, sink = FakeState(), sink_for(clock)
+    until_idle(relay_of(chain, state, sink, clock, batch_size=6))
+    assert chain.refuse == 0 and not chain.fork  # refused once, reorganised meanwhile
+    assert [(c, i, b) for c, i, b in relayed(sink)] == [(x, "1", 2), (x, "2", 4)]
