@@ -59,11 +59,16 @@ class RangeLimits:
 
     ceiling: int
     learned: Mapping[str, int] = field(default_factory=dict)
+    # The first span of a host with none learned (0: the ceiling). Below the ceiling for a
+    # read much wider than a batch (a factory's history): a node that times out on a span
+    # refuses nothing, so the span starts small and grows after small answers.
+    start: int = 0
     _by_host: dict[str, RangeLimit] = field(default_factory=dict)
 
     def for_host(self, host: str) -> RangeLimit:
         if host not in self._by_host:
-            self._by_host[host] = RangeLimit(self.ceiling, int(self.learned.get(host, 0)))
+            span = int(self.learned.get(host, 0)) or self.start
+            self._by_host[host] = RangeLimit(self.ceiling, span)
         return self._by_host[host]
 
     def to_store(self) -> dict[str, int]:

@@ -89,6 +89,13 @@ class Watch:
         wanted = {*self.contracts, self.factory.address, *self._since, *(found or ())}
         return sorted(wanted) if len(wanted) <= ADDRESS_LIST_MAX or not self.by_topic else None
 
+    def listed(self, addresses: Sequence[str]) -> list[str] | None:
+        """The address list of a read of `addresses` alone (a window's new children): None
+        past ADDRESS_LIST_MAX, as for every read."""
+        if self.by_topic and len(addresses) > ADDRESS_LIST_MAX:
+            return None
+        return list(addresses)
+
     def relays(self, address: str, block: int, found: Mapping[str, int] | None = None) -> bool:
         """Whether a log of `address` (lowercase) in `block` is relayed."""
         if address in self.contracts:

@@ -413,13 +413,15 @@ def _scan(
         before = BlockRange(0, blocks.start - 1)
         with _progress(len(before), f"{label}: the factory's creations before") as bar:
             try:
-                spans = RangeLimits(len(before))
+                spans = RangeLimits(len(before), start=settings.batch_size)
                 lenient = settings.deadletter_topic is not None  # as a run passes them over
-                for window, found in creations(
+                read_to = before.start
+                for end, found in creations(
                     chain, watch, before, settings.chain_id, spans, lenient
                 ):
                     watch.add(found)
-                    bar.update(len(window))
+                    bar.update(end.number + 1 - read_to)
+                    read_to = end.number + 1
             except RelayerError as e:
                 _fail(f"{label} stopped reading the factory's creations: {e}", e.exit_code)
     with _progress(len(blocks), label) as bar:

@@ -203,21 +203,22 @@ def _read_logs(
         limit = limits.for_host(chain.host)
         window = BlockRange(start, limit.window_end(start, blocks.end))
         addresses = watch.addresses(found)
-        # This window's unreadable creations: a window read again (a refusal) finds them again.
+        # This window's unreadable creations and children: a window read again (a refusal)
+        # finds them again, in the view it is read from then.
         bad: list[tuple[RawLog, DecodeError]] | None = None if unreadable is None else []
+        known = len(found)
         try:
             headers, part = chain.logs_with_headers(
                 window, addresses, topics, [blocks.end], queries
             )
             answered = len(part)  # what the node sent: the span's limit learns from it
             if watch.factory is not None:
-                known = len(found)
                 kept = watch.sift(part, chain_id, found, bad)
                 new = list(found)[known:]
                 if new and addresses is not None:  # their logs were not asked for
                     late = BlockRange(found[new[0]], window.end)
                     more_headers, more = chain.logs_with_headers(
-                        late, new, topics, [blocks.end], queries
+                        late, watch.listed(new), topics, [blocks.end], queries
                     )
                     if more_headers[blocks.end].hash != headers[blocks.end].hash:
                         return None, [], {}
@@ -225,6 +226,8 @@ def _read_logs(
                     answered += len(more)
                 part = kept
         except RangeTooLargeError as e:
+            for child in list(found)[known:]:
+                del found[child]
             _refused(limits, window, e)
             continue
         before = before or headers[blocks.end]
@@ -262,8 +265,9 @@ def creations(
     chain_id: int,
     limits: RangeLimits,
     lenient: bool = False,
-) -> Iterator[tuple[BlockRange, list[Child]]]:
-    """RELAYER_FACTORY: window by window, the new children the factory created in `blocks`,
+) -> Iterator[tuple[BlockRef, list[Child]]]:
+    """RELAYER_FACTORY: window by window (its end and that block's hash, as read with it),
+    the new children the factory created in `blocks`,
     in chain order, from its creation events alone (a first run's look below START_BLOCK, a
     backfill's, a gap `relayer reset` left): the caller keeps what each window found before
     the next is read, so a long history is read once even across runs. Deep history: no
@@ -277,7 +281,7 @@ def creations(
         limit = limits.for_host(chain.host)
         window = BlockRange(start, limit.window_end(start, blocks.end))
         try:
-            _, part = chain.logs_with_headers(window, [factory.address], [factory.topic0], [])
+            ends, part = chain.logs_with_headers(window, [factory.address], [factory.topic0], [])
         except RangeTooLargeError as e:
             _refused(limits, window, e)
             continue
@@ -288,7 +292,7 @@ def creations(
             log.warning("passed over below the relayed range: %s", error)
         limit.answered(len(window), len(part))
         start = window.end + 1
-        yield window, [Child(a, b) for a, b in found.items()]
+        yield ends[window.end].ref, [Child(a, b) for a, b in found.items()]
 
 
 def _topics(

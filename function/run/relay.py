@@ -88,6 +88,7 @@ AHEAD_WAIT_S = 5.0
 # How often a long look for a factory's creations stores what it found (and says how far it
 # got): a run stopped meanwhile loses at most this much of it.
 CATCH_UP_SAVE_S = 30.0
+LOOKED_BELOW_KEPT = 64  # window ends of that look kept, to find where a reorganisation began
 
 
 def utcnow() -> datetime:
@@ -305,6 +306,8 @@ class _Run:
             replay=(*relay.replay, *((grant.replay,) if grant.replay else ())),
         )
         self.limits = RangeLimits(self.settings.batch_size, grant.rpc_limits)
+        # The window ends (with hashes) the look for creations below the range read.
+        self.looked_below: list[BlockRef] = []
         self.watch = Watch(
             self.settings.contracts,
             relay.factory,
@@ -395,17 +398,39 @@ class _Run:
             self.planned = True
             if self.relay.factory is not None:
                 self._catch_up_children(next_block)
+                if (
+                    anchor is None
+                    and self.looked_below
+                    and self.looked_below[-1].number == (next_block - 1)
+                ):
+                    # No checkpoint to descend from: the range must descend from what the
+                    # look for creations read, or a child it found may be an orphan's.
+                    anchor = self.looked_below[-1]
             try:
                 done_to = self._relay(blocks, anchor)
             except ChainMovedError as e:
                 if attempt == CHECK_ATTEMPTS:
                     raise
                 log.warning("%s: checking the checkpoint again", e)
+                self._look_again_below()
                 continue
             self.done_to = done_to
             self.behind = blocks.end < tip
             self._looked()
             return
+
+    def _look_again_below(self) -> None:
+        """The chain moved under the first window: what the look for creations read since
+        the newest of its window ends still on the chain is read again (the children it
+        found above that block forgotten), as a rewind would for a checkpoint."""
+        if not self.looked_below:
+            return
+        canonical = self.relay.chain.headers(r.number for r in self.looked_below)
+        kept = [r for r in self.looked_below if canonical[r.number].hash == r.hash]
+        back = kept[-1].number + 1 if kept else self.relay.children_from
+        self.looked_below = kept
+        self.watch.forget_from(back)
+        self.watch.covered_to = back
 
     def _catch_up_children(self, start: int) -> None:
         """The factory's creations below `start` that were never looked at: for a state
@@ -425,17 +450,18 @@ class _Run:
             gap.end,
             len(self.watch.children),
         )
-        # Wider windows than the batch's: one address and one topic, in history (the span
-        # shrinks on a refusal and grows back after small answers, as ever).
-        spans = RangeLimits(len(gap), self.limits.learned)
+        # Windows from the batch's span, growing past it after small answers (one address,
+        # one topic, in history), shrinking on a refusal, as ever.
+        spans = RangeLimits(len(gap), self.limits.learned, start=self.settings.batch_size)
         lenient = self.relay.dead_letters is not None
         saved = said = time.monotonic()
         try:
-            for window, found in creations(
+            for end, found in creations(
                 self.relay.chain, self.watch, gap, self.settings.chain_id, spans, lenient
             ):
                 self._found(self.watch.add(found))
-                self.watch.covered_to = window.end + 1
+                self.watch.covered_to = end.number + 1
+                self.looked_below = [*self.looked_below[-LOOKED_BELOW_KEPT + 1 :], end]
                 now = time.monotonic()
                 if self.relay.stop.is_set():
                     raise StoppedError("stopped while looking for the factory's creations")
@@ -448,7 +474,7 @@ class _Run:
                     said = now
                     log.info(
                         "factory creations: %d%% of blocks %d..%d read, %d children",
-                        100 * (window.end + 1 - gap.start) // len(gap),
+                        100 * (end.number + 1 - gap.start) // len(gap),
                         gap.start,
                         gap.end,
                         len(self.watch.children),
