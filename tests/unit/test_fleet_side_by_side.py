@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import threading
+import time as real_time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,9 @@ class Fleet:
         end = self.clock.now + max(0.0, seconds)
         while self.clock.now < end and not self.stop.is_set():
             self.clock.advance(min(0.25, end - self.clock.now))
+            # A real pause: on a loaded machine the other relayers' threads get to run
+            # before a follower's whole window has gone by on the fake clock.
+            real_time.sleep(0.001)
         return self.stop.is_set()
 
     def build(self, s: Settings, stop: StopSignal) -> Relay:
