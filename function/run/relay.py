@@ -41,12 +41,16 @@ from function.core.logspan import RangeLimits
 from function.core.model import BlockRecord, BlockRef, DeadLetter, Event
 from function.core.planning import (
     BlockRange,
+    Density,
     cut_by_events,
+    density_after,
+    known_density,
     next_window,
     pieces,
     plan_range,
     safe_tip,
     split,
+    watch_key,
 )
 from function.core.summary import FAILED, IDLE, OK, SKIPPED, RunSummary
 from function.core.watch import Child, Watch
@@ -302,6 +306,15 @@ class _Run:
         )
         if relay.factory is not None:
             self.lease.watch = self.watch  # the children go with each checkpoint
+        # What the windows learnt of the logs read (from the last run's on): they are sized
+        # by it. A density learnt reading other contracts or events is not this one's.
+        self.watched = watch_key(
+            self.settings.contracts,
+            self.settings.factory.text if self.settings.factory else None,
+            relay.specs.topic_filter,
+            relay.specs.log_queries if relay.specs.filtered else None,
+        )
+        self.density = grant.density
 
     def execute(self) -> None:
         try:
@@ -503,34 +516,44 @@ class _Run:
         chunks = list(split(blocks, self.settings.checkpoint_interval))
         # Records above the checkpoint (a run killed before its commit, a first run, a lane
         # that failed while another's requests were accepted) may belong to blocks the chain
-        # has since replaced: their hashes are read in the same view as the logs.
-        recorded = self.relay.records.refs(blocks)
-        # Chunks without any of them have nothing to read back: a round trip fewer each.
-        self.recorded = sorted(r.number for r in recorded)
+        # has since replaced: their hashes are read in the same view as the logs. Asked for
+        # while the first window is read (both only read): a round trip off every run.
+        refs = read_ahead(lambda: self.relay.records.refs(blocks))
 
-        def window_after(start: int, last: tuple[int, int] | None) -> BlockRange | None:
+        def window_after(start: int, density: Density | None) -> BlockRange | None:
             if start > blocks.end:
                 return None
+            last = known_density(density, start, self.watched)
             return BlockRange(start, start + next_window(blocks.end - start + 1, last) - 1)
 
-        span = window_after(blocks.start, None)
+        span = window_after(blocks.start, self.density)
         ahead: Future[Fetched] | None = None
         try:
+            assert span is not None
+            fetched = self._fetch(span, pieces(span, chunks), anchor, ())
+            recorded = refs.result()
+            # Chunks without any of them have nothing to read back: a round trip fewer each.
+            self.recorded = sorted(r.number for r in recorded)
+            first = [r for r in recorded if r.number in span]
+            if any(r.number not in fetched.hashes for r in first):  # read with their hashes
+                fetched = self._fetch(span, pieces(span, chunks), anchor, first)
             while span is not None:
                 window = pieces(span, chunks)
                 mine = [r for r in recorded if r.number in span]
-                fetched = ahead.result() if ahead else self._fetch(span, window, anchor, mine)
+                if ahead is not None:
+                    fetched = ahead.result()
                 ahead = None
                 self._took(span, fetched, mine)
                 anchor = BlockRef(span.end, fetched.hashes[span.end])
-                following = window_after(
-                    span.end + 1, (len(span), len(fetched.events) + len(fetched.dead))
-                )
+                events = len(fetched.events) + len(fetched.dead)
+                density = density_after(self.density, span, events, self.watched)
+                following = window_after(span.end + 1, density)
                 if following is not None:  # read while this window is published
                     ahead = self._fetch_ahead(pieces(following, chunks), anchor, recorded)
                 done = self._relay_window(window, fetched)
                 if done < span.end:
                     return done
+                self.density = density  # learnt up to the end of a window relayed whole
                 span = following
             return blocks.end
         finally:
@@ -751,6 +774,7 @@ class _Run:
                 lease_until=hold,
                 looked_at=self.looked_at,
                 children=children,
+                density=self.density if self.density != self.grant.density else None,
             ),
         )
         self.lease.committed(children)
