@@ -1,0 +1,191 @@
+"""Where an empty-block scan's time goes: a timeline of every network call of a run.
+
+    python -m bench.scan_trace [--blocks 100000] [--repeat 3] [--batch N]
+
+Starts the emulators and an empty chain (as `make bench` does for its empty phase) and, for
+each repetition, times a raw `eth_getLogs` loop over the blocks (`bench.floor.get_logs`, one
+call per `--batch` blocks), then one `python main.py` scanning them in one run from no
+checkpoint, then an idle run of the same relayer, each run traced: every JSON-RPC HTTP
+request (its calls), every Firestore request and the relayer's steps (lease, checkpoint check,
+records query, each window's fetch, the last commit), with their start and length in
+milliseconds from the run's start (`Relay.run`), and the thread that made them. A sampling
+profile cannot say much of a run of 0.1 s; a timeline shows which waits lie on the path and
+which overlap.
+
+    python -m bench.scan_trace --child OUT ROOT   # inside: runs ROOT/main.py traced
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import runpy
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EVENTS: list[dict[str, Any]] = []
+ORIGIN: list[float] = []  # the run's start (perf_counter), once Relay.run began
+
+
+def _record(label: str, started: float, ended: float, detail: str = "") -> None:
+    EVENTS.append({
+        "label": label, "t0": started, "t1": ended, "detail": detail,
+        "thread": threading.current_thread().name,
+    })  # fmt: skip
+
+
+def _timed(owner: Any, name: str, label: str, describe: Callable[..., str] | None = None) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            detail = describe(*args, **kwargs) if describe else ""
+            _record(label, started, time.perf_counter(), detail)
+
+    setattr(owner, name, wrapper)
+
+
+def _rpc_calls(self: Any, url: Any, *args: Any, **kwargs: Any) -> str:
+    body = kwargs.get("data") or kwargs.get("json")
+    try:
+        sent = json.loads(body) if isinstance(body, str | bytes) else body
+    except ValueError:
+        return "?"
+    calls = sent if isinstance(sent, list) else [sent]
+    methods: dict[str, int] = {}
+    for c in calls:
+        m = c.get("method", "?") if isinstance(c, dict) else "?"
+        methods[m] = methods.get(m, 0) + 1
+    return ", ".join(f"{m} x{n}" if n > 1 else m for m, n in methods.items())
+
+
+def _install() -> None:
+    import requests
+    from google.cloud.firestore_v1.services.firestore.client import FirestoreClient
+
+    from function.run import fetching, relay
+
+    _timed(requests.Session, "post", "rpc", _rpc_calls)
+    for name in ("batch_get_documents", "run_query", "commit", "begin_transaction", "rollback"):
+        _timed(FirestoreClient, name, f"firestore.{name}")
+    run = relay.Relay.run
+
+    @functools.wraps(run)
+    def traced_run(self: Any) -> Any:
+        ORIGIN.append(time.perf_counter())
+        return run(self)
+
+    relay.Relay.run = traced_run  # type: ignore[method-assign]
+    _timed(relay.Relay, "_acquire", "step.acquire")
+    _timed(relay._Run, "_check_checkpoint", "step.check_checkpoint")
+    _timed(relay._Run, "_relay", "step.relay", lambda self, blocks, anchor: f"{len(blocks)}")
+    _timed(relay._Run, "_commit_end", "step.commit_end")
+    _timed(
+        relay,
+        "fetch",
+        "step.fetch",
+        lambda *a, **k: f"{a[4].start}..{a[4].end} ({len(a[4])} blocks)",
+    )
+    _ = fetching
+
+
+def _child(out: Path, root: Path) -> int:
+    started = time.perf_counter()
+    sys.path[0] = str(root)
+    sys.argv = [str(root / "main.py")]
+    _install()
+    code = 0
+    try:
+        runpy.run_path(str(root / "main.py"), run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        origin = ORIGIN[0] if ORIGIN else started
+        out.write_text(json.dumps({
+            "process_to_run_ms": (origin - started) * 1000,
+            "events": [
+                {**e, "t0": (e["t0"] - origin) * 1000, "t1": (e["t1"] - origin) * 1000}
+                for e in EVENTS
+            ],
+        }))  # fmt: skip
+    return code
+
+
+def timeline(path: Path, title: str, summary: dict[str, Any]) -> str:
+    data = json.loads(path.read_text())
+    lines = [f"-- {title}: duration_s {summary.get('duration_s')}, outcome "
+             f"{summary.get('outcome')} (interpreter to Relay.run: "
+             f"{data['process_to_run_ms']:.0f} ms)"]  # fmt: skip
+    for e in sorted(data["events"], key=lambda e: e["t0"]):
+        if e["t1"] < -1:
+            continue  # the wiring's reads before the run (none expected)
+        lines.append(f"  {e['t0']:8.1f} +{e['t1'] - e['t0']:7.1f} ms  {e['thread'][:12]:12}  "
+                     f"{e['label']:28} {e['detail']}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--child"]:
+        return _child(Path(args[1]), Path(args[2]))
+    p = argparse.ArgumentParser(prog="python -m bench.scan_trace", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--blocks", type=int, default=100_000)
+    p.add_argument("--batch", type=int, default=0, help="RELAYER_BATCH_SIZE (default: all)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", type=Path, default=Path("/tmp/bench-scan-trace"))
+    a = p.parse_args(args)
+
+    from bench import floor
+    from bench.chains import empty_chain
+    from bench.measure import ROOT, run_timed
+    from bench.relayer import relayer_env, summary_of
+    from bench.topics import Topics
+    from devstack.stack.services import Stack
+
+    a.out.mkdir(parents=True, exist_ok=True)
+    batch = a.batch or a.blocks
+    with Stack.start("relayer-scan-trace") as stack:
+        os.environ.update(stack.env())
+        chain = empty_chain(a.blocks)
+        base = {**os.environ, **stack.env()}
+        topic = Topics(stack.pubsub.address, stack.project).topic("scan-trace")
+        try:
+            floor.get_logs(chain.rpc_url, chain.contract, chain.first_block, chain.head, batch)
+            for i in range(a.repeat):
+                t = time.perf_counter()
+                floor.get_logs(chain.rpc_url, chain.contract, chain.first_block, chain.head, batch)
+                print(f"\n== repetition {i + 1}: raw loop {(time.perf_counter() - t) * 1000:.1f} "
+                      "ms", flush=True)  # fmt: skip
+                env = relayer_env(
+                    base, rpc_url=chain.rpc_url, contract=chain.contract, project=stack.project,
+                    topic=topic, relayer_id=f"trace-{uuid.uuid4().hex[:8]}",
+                    start_block=chain.first_block, batch_size=batch, checkpoint_interval=100,
+                )  # fmt: skip
+                for what in ("scan", "idle"):
+                    out = a.out / f"{what}-{i + 1}.json"
+                    argv = [sys.executable, "-m", "bench.scan_trace", "--child", str(out),
+                            str(ROOT)]  # fmt: skip
+                    done = run_timed(argv, env)
+                    summary = summary_of(done.stdout) or {}
+                    if done.code != 0:
+                        raise SystemExit(f"the traced run failed:\n{done.stderr[-2000:]}")
+                    print(timeline(out, what, summary), flush=True)
+        finally:
+            chain.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
