@@ -150,7 +150,9 @@ def pieces(window: BlockRange, chunks: Sequence[BlockRange]) -> list[BlockRange]
     """The parts of `chunks` (the range's checkpoint intervals) inside `window`: a chunk cut
     by a window's end commits at that end too (more often than the interval: allowed)."""
     return [
-        BlockRange(max(c.start, window.start), min(c.end, window.end))
+        c
+        if window.start <= c.start and c.end <= window.end
+        else BlockRange(max(c.start, window.start), min(c.end, window.end))
         for c in chunks
         if c.start <= window.end and c.end >= window.start
     ]

@@ -526,19 +526,19 @@ class _Run:
             last = known_density(density, start, self.watched)
             return BlockRange(start, start + next_window(blocks.end - start + 1, last) - 1)
 
-        span = window_after(blocks.start, self.density)
+        span: BlockRange | None = window_after(blocks.start, self.density)
+        assert span is not None
+        window = pieces(span, chunks)
         ahead: Future[Fetched] | None = None
         try:
-            assert span is not None
-            fetched = self._fetch(span, pieces(span, chunks), anchor, ())
+            fetched = self._fetch(span, window, anchor, ())
             recorded = refs.result()
             # Chunks without any of them have nothing to read back: a round trip fewer each.
             self.recorded = sorted(r.number for r in recorded)
             first = [r for r in recorded if r.number in span]
             if any(r.number not in fetched.hashes for r in first):  # read with their hashes
-                fetched = self._fetch(span, pieces(span, chunks), anchor, first)
+                fetched = self._fetch(span, window, anchor, first)
             while span is not None:
-                window = pieces(span, chunks)
                 mine = [r for r in recorded if r.number in span]
                 if ahead is not None:
                     fetched = ahead.result()
@@ -548,13 +548,14 @@ class _Run:
                 events = len(fetched.events) + len(fetched.dead)
                 density = density_after(self.density, span, events, self.watched)
                 following = window_after(span.end + 1, density)
+                following_window = pieces(following, chunks) if following else []
                 if following is not None:  # read while this window is published
-                    ahead = self._fetch_ahead(pieces(following, chunks), anchor, recorded)
+                    ahead = self._fetch_ahead(following_window, anchor, recorded)
                 done = self._relay_window(window, fetched)
                 if done < span.end:
                     return done
                 self.density = density  # learnt up to the end of a window relayed whole
-                span = following
+                span, window = following, following_window
             return blocks.end
         finally:
             if ahead is not None:  # stopped or failed with a read under way: let it end,
@@ -604,6 +605,8 @@ class _Run:
 
     def _relay_window(self, window: Sequence[BlockRange], fetched: Fetched) -> int:
         """Publish, record and commit a window chunk by chunk; the last block done."""
+        if not fetched.events and not fetched.dead and not self.relay.stop.is_set():
+            return window[-1].end  # no chunk to publish nor commit (see _commit_end)
         for chunk in window:
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
