@@ -1,11 +1,13 @@
 """Where an empty-block scan's time goes: a timeline of every network call of a run.
 
-    python -m bench.scan_trace [--blocks 100000] [--repeat 3] [--batch N]
+    python -m bench.scan_trace [--blocks 100000] [--repeat 3] [--batch N] [--history H]
 
 Starts the emulators and an empty chain (as `make bench` does for its empty phase) and, for
 each repetition, times a raw `eth_getLogs` loop over the blocks (`bench.floor.get_logs`, one
 call per `--batch` blocks), then one `python main.py` scanning them in one run from no
-checkpoint, then an idle run of the same relayer, each run traced: every JSON-RPC HTTP
+checkpoint (with `--history H`: from the checkpoint a run over H empty blocks before them
+left, untraced, with the density it learnt), then an idle run of the same relayer, each run
+traced: every JSON-RPC HTTP
 request (its calls), every Firestore request and the relayer's steps (lease, checkpoint check,
 records query, each window's fetch, the last commit), with their start and length in
 milliseconds from the run's start (`Relay.run`), and the thread that made them. A sampling
@@ -144,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--blocks", type=int, default=100_000)
     p.add_argument("--batch", type=int, default=0, help="RELAYER_BATCH_SIZE (default: all)")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--history", type=int, default=0,
+                   help="empty blocks a first, untraced run relays before the scan")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("/tmp/bench-scan-trace"))
     a = p.parse_args(args)
 
@@ -158,21 +162,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     batch = a.batch or a.blocks
     with Stack.start("relayer-scan-trace") as stack:
         os.environ.update(stack.env())
-        chain = empty_chain(a.blocks)
+        chain = empty_chain(a.blocks, a.history)
+        start = chain.first_block  # the scanned blocks: start..head
         base = {**os.environ, **stack.env()}
         topic = Topics(stack.pubsub.address, stack.project).topic("scan-trace")
         try:
-            floor.get_logs(chain.rpc_url, chain.contract, chain.first_block, chain.head, batch)
+            floor.get_logs(chain.rpc_url, chain.contract, start, chain.head, batch)
             for i in range(a.repeat):
                 t = time.perf_counter()
-                floor.get_logs(chain.rpc_url, chain.contract, chain.first_block, chain.head, batch)
+                floor.get_logs(chain.rpc_url, chain.contract, start, chain.head, batch)
                 print(f"\n== repetition {i + 1}: raw loop {(time.perf_counter() - t) * 1000:.1f} "
                       "ms", flush=True)  # fmt: skip
                 env = relayer_env(
                     base, rpc_url=chain.rpc_url, contract=chain.contract, project=stack.project,
                     topic=topic, relayer_id=f"trace-{uuid.uuid4().hex[:8]}",
-                    start_block=chain.first_block, batch_size=batch, checkpoint_interval=100,
+                    start_block=start - a.history, batch_size=batch, checkpoint_interval=100,
                 )  # fmt: skip
+                if a.history:
+                    before = run_timed(
+                        [sys.executable, "main.py"],
+                        {**env, "RELAYER_BATCH_SIZE": str(a.history)},
+                        cwd=ROOT,
+                    )
+                    done_to = (summary_of(before.stdout) or {}).get("to_block")
+                    if before.code != 0 or done_to != start - 1:
+                        raise SystemExit(f"the history run failed:\n{before.stderr[-2000:]}")
                 for what in ("scan", "idle"):
                     out = a.out / f"{what}-{i + 1}.json"
                     argv = [sys.executable, "-m", "bench.scan_trace", "--child", str(out),
