@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import runpy
+import statistics
 import sys
 import threading
 import time
@@ -99,7 +100,16 @@ def _install() -> None:
         "step.fetch",
         lambda *a, **k: f"{a[4].start}..{a[4].end} ({len(a[4])} blocks)",
     )
-    _ = fetching
+    from function.adapters import chain
+    from function.adapters.jsonrpc import client
+
+    _timed(relay, "split", "py.split")
+    _timed(relay, "pieces", "py.pieces")
+    _timed(relay, "read_ahead", "py.read_ahead (thread start)")
+    _timed(fetching, "_read_logs", "step.read_logs")
+    _timed(chain.ChainReader, "logs_with_headers", "step.logs_with_headers")
+    _timed(client.JsonRpc, "batch", "step.rpc_batch")
+    _timed(client.JsonRpc, "_send_part", "step.rpc_send_part")
 
 
 def _child(out: Path, root: Path) -> int:
@@ -137,6 +147,26 @@ def timeline(path: Path, title: str, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def totals(path: Path) -> dict[str, float]:
+    """Milliseconds per kind of call or step in one traced run (RPC requests by their calls)."""
+    out: dict[str, float] = {}
+    for e in json.loads(path.read_text())["events"]:
+        key = f"{e['label']} {e['detail']}" if e["label"] == "rpc" else e["label"]
+        key = key if e["label"] != "step.fetch" else "step.fetch"
+        out[key] = out.get(key, 0.0) + e["t1"] - e["t0"]
+    return out
+
+
+def summary_table(rows: list[dict[str, float]]) -> str:
+    """Medians over the repetitions, one line per measure."""
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (not k.startswith("="), k))
+    lines = [f"== medians over {len(rows)} repetitions (ms)"]
+    for k in keys:
+        values = [r[k] for r in rows if k in r]
+        lines.append(f"  {statistics.median(values):8.1f}  {k} (n={len(values)})")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--child"]:
@@ -166,13 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = chain.first_block  # the scanned blocks: start..head
         base = {**os.environ, **stack.env()}
         topic = Topics(stack.pubsub.address, stack.project).topic("scan-trace")
+        rows: list[dict[str, float]] = []
         try:
             floor.get_logs(chain.rpc_url, chain.contract, start, chain.head, batch)
             for i in range(a.repeat):
                 t = time.perf_counter()
                 floor.get_logs(chain.rpc_url, chain.contract, start, chain.head, batch)
-                print(f"\n== repetition {i + 1}: raw loop {(time.perf_counter() - t) * 1000:.1f} "
-                      "ms", flush=True)  # fmt: skip
+                raw_ms = (time.perf_counter() - t) * 1000
+                row = {"= raw loop": raw_ms}
+                print(f"\n== repetition {i + 1}: raw loop {raw_ms:.1f} ms", flush=True)
                 env = relayer_env(
                     base, rpc_url=chain.rpc_url, contract=chain.contract, project=stack.project,
                     topic=topic, relayer_id=f"trace-{uuid.uuid4().hex[:8]}",
@@ -196,6 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if done.code != 0:
                         raise SystemExit(f"the traced run failed:\n{done.stderr[-2000:]}")
                     print(timeline(out, what, summary), flush=True)
+                    row[f"= {what} duration_s"] = float(summary.get("duration_s") or 0) * 1000
+                    row.update({f"{what}: {k}": v for k, v in totals(out).items()})
+                row["= scan minus idle"] = row["= scan duration_s"] - row["= idle duration_s"]
+                rows.append(row)
+            print("\n" + summary_table(rows), flush=True)
         finally:
             chain.stop()
     return 0

@@ -22,6 +22,7 @@ skipping (docs/CONTRACT.md §7.7). Waits go through `Relay.wait`: the stop signa
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import time
 import uuid
@@ -514,11 +515,6 @@ class _Run:
         of it unless stopped). A window is read as one consistent view descending from the
         one before (`anchor`), so the run holds one window's events, never the batch's."""
         chunks = list(split(blocks, self.settings.checkpoint_interval))
-        # Records above the checkpoint (a run killed before its commit, a first run, a lane
-        # that failed while another's requests were accepted) may belong to blocks the chain
-        # has since replaced: their hashes are read in the same view as the logs. Asked for
-        # while the first window is read (both only read): a round trip off every run.
-        refs = read_ahead(lambda: self.relay.records.refs(blocks))
 
         def window_after(start: int, density: Density | None) -> BlockRange | None:
             if start > blocks.end:
@@ -526,18 +522,27 @@ class _Run:
             last = known_density(density, start, self.watched)
             return BlockRange(start, start + next_window(blocks.end - start + 1, last) - 1)
 
-        span: BlockRange | None = window_after(blocks.start, self.density)
-        assert span is not None
-        window = pieces(span, chunks)
+        first = window_after(blocks.start, self.density)
+        assert first is not None
+        span: BlockRange | None = first
+        window = pieces(first, chunks)
         ahead: Future[Fetched] | None = None
         try:
-            fetched = self._fetch(span, window, anchor, ())
-            recorded = refs.result()
+            # Records above the checkpoint (a run killed before its commit, a first run, a
+            # lane that failed while another's requests were accepted) may belong to blocks
+            # the chain has since replaced: their hashes are read in the same view as the
+            # logs. Asked for while the first window is read (both only read): a round trip
+            # off every run. The read goes first, so that its thread waits on the node while
+            # this one asks Firestore (the query's Python would hold the GIL before the read
+            # is even sent).
+            ahead = read_ahead(functools.partial(self._fetch, first, window, anchor, ()))
+            recorded = self.relay.records.refs(blocks)
             # Chunks without any of them have nothing to read back: a round trip fewer each.
             self.recorded = sorted(r.number for r in recorded)
-            first = [r for r in recorded if r.number in span]
-            if any(r.number not in fetched.hashes for r in first):  # read with their hashes
-                fetched = self._fetch(span, window, anchor, first)
+            fetched, ahead = ahead.result(), None
+            mine = [r for r in recorded if r.number in first]
+            if any(r.number not in fetched.hashes for r in mine):  # read with their hashes
+                fetched = self._fetch(first, window, anchor, mine)
             while span is not None:
                 mine = [r for r in recorded if r.number in span]
                 if ahead is not None:
