@@ -39,6 +39,9 @@ class Chain:
     first_block: int  # first block after the deployment
     head: int
     expected: list[ExpectedEvent] = field(default_factory=list)
+    # The empty chain's: empty blocks mined before `first_block` (after the deployment),
+    # which a relayer with a past relays before the measured scan.
+    history: int = 0
 
     @property
     def rpc_url(self) -> str:
@@ -74,14 +77,16 @@ def events_chain(n_events: int, blocks: int, seed: int = 7) -> Chain:
         raise
 
 
-def empty_chain(n_blocks: int) -> Chain:
-    """A fresh anvil with an escrow and then `n_blocks` empty blocks."""
+def empty_chain(n_blocks: int, history: int = 0) -> Chain:
+    """A fresh anvil with an escrow and then `history` + `n_blocks` empty blocks, the last
+    `n_blocks` the measured ones."""
     anvil, w3, contract, first = _deployed()
     try:
-        reply = w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(n_blocks)])
+        reply = w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(history + n_blocks)])
         if "error" in reply:
             raise RuntimeError(f"anvil_mine failed: {reply['error']}")
-        return Chain(anvil, w3, contract, first, int(w3.eth.block_number))
+        head = int(w3.eth.block_number)
+        return Chain(anvil, w3, contract, first + history, head, history=history)
     except BaseException:
         anvil.stop()
         raise

@@ -44,6 +44,10 @@ class Settings:
     checkpoint_interval: int = 100  # the default of RELAYER_CHECKPOINT_INTERVAL
     empty_batch: int = 100_000  # one run over all empty blocks
     empty_small_batch: int = 10_000  # ... and many runs over them
+    # Empty blocks before those: the past of a relayer in service, relayed by an untimed run
+    # of the warm relayer first, so that its scan starts from the density it learnt (16 x
+    # 10,000 covers the 100,000 in one read); 0: no warm relayer measured.
+    empty_history: int = 10_000
     rss_events: int = 100_000  # the peak-RSS chain: this many events in one batch
     rss_logs_per_tx: int = 2_000
     rtt_s: float = 0.020  # the delayed network's round trip
@@ -336,11 +340,15 @@ def empty_phase(ctx: Context, chain: Chain, topic: str) -> dict[str, Any]:
 
     One run with batch = all blocks, each followed by an idle run of the same relayer: the
     scan's own cost is the run's duration minus the idle run's (lease, head, commit: what
-    every run pays whatever it scans). Then many runs of a smaller batch, whose wall time
-    includes a process start per run.
+    every run pays whatever it scans). Two relayers in each repetition: a cold one (no
+    checkpoint: the scan starts from START_BLOCK, its windows learn the density as they go)
+    and, with `empty_history`, a warm one, whose untimed first run relays the empty blocks
+    before the measured ones, as a relayer in service has: its scan starts from the density
+    that run learnt (`planning.Density`). Then many runs of a smaller batch (cold), whose
+    wall time includes a process start per run.
     """
     s = ctx.settings
-    out: dict[str, Any] = {"blocks": chain.blocks}
+    out: dict[str, Any] = {"blocks": chain.blocks, "history": chain.history}
     raw_scan_s(chain, s.empty_batch)  # warm-up: anvil's first answers are slower
     for label, batch, repeat in (
         ("one_run", s.empty_batch, s.cheap_repeat),
@@ -353,6 +361,7 @@ def empty_phase(ctx: Context, chain: Chain, topic: str) -> dict[str, Any]:
         idles: list[float] = []
         walls: list[float] = []
         durations: list[float] = []
+        warm: dict[str, list[float]] = {"scan": [], "idle": [], "duration": [], "wall": []}
         runs_n = 0
         for _ in range(repeat):
             raw.append(raw_scan_s(chain, batch))
@@ -367,6 +376,22 @@ def empty_phase(ctx: Context, chain: Chain, topic: str) -> dict[str, Any]:
                 idle = ctx.run(env)
                 scans.append(runs[0].duration_s - idle.duration_s)
                 idles.append(idle.duration_s)
+            if label == "one_run" and chain.history:
+                past = chain.first_block - chain.history
+                env = ctx.relayer_env(chain, topic, "empty-warm", start_block=past,
+                                      batch_size=chain.history)  # fmt: skip
+                before = ctx.run(env)  # untimed: the past, up to the measured blocks
+                if before.summary.get("to_block") != chain.first_block - 1:
+                    raise BenchError(f"the warm relayer's first run ended at {before.summary}")
+                env["RELAYER_BATCH_SIZE"] = str(batch)
+                scan = ctx.run(env)
+                if scan.summary.get("to_block") != chain.head:
+                    raise BenchError(f"the warm relayer's scan ended at {scan.summary}")
+                idle = ctx.run(env)
+                warm["scan"].append(scan.duration_s - idle.duration_s)
+                warm["idle"].append(idle.duration_s)
+                warm["duration"].append(scan.duration_s)
+                warm["wall"].append(scan.process.wall_s)
         out[label] = {
             "range_size": batch,
             "runs": runs_n,
@@ -377,8 +402,22 @@ def empty_phase(ctx: Context, chain: Chain, topic: str) -> dict[str, Any]:
         if scans:
             out[label]["relayer_scan_s"] = spread(scans)
             out[label]["idle_run_duration_s"] = spread(idles)
-        ctx.say(
-            f"  {label} ({batch}-block ranges): raw {median(raw):.3f} s, relayer "
-            f"{median(durations):.3f} s in-run, {median(walls):.2f} s wall"
-        )
+        if warm["scan"]:
+            out[label]["warm"] = {
+                "history": chain.history,
+                "relayer_scan_s": spread(warm["scan"]),
+                "idle_run_duration_s": spread(warm["idle"]),
+                "relayer_run_duration_s": spread(warm["duration"]),
+                "relayer_wall_s": spread(warm["wall"]),
+            }
+        line = (f"  {label} ({batch}-block ranges): raw {median(raw):.3f} s, relayer "
+                f"{median(durations):.3f} s in-run, {median(walls):.2f} s wall")  # fmt: skip
+        if scans:
+            line += (f"; scan (run minus idle run) {median(scans):.3f} s, "
+                     f"x{median(raw) / median(scans):.2f} raw")  # fmt: skip
+        if warm["scan"]:
+            line += (f"; warm (after {chain.history} blocks relayed): scan "
+                     f"{median(warm['scan']):.3f} s, x{median(raw) / median(warm['scan']):.2f} "
+                     "raw")  # fmt: skip
+        ctx.say(line)
     return out

@@ -40,7 +40,8 @@ from devstack.stack.services import Stack
 PROJECT = "relayer-bench"
 QUICK = Settings(
     events=2_000, event_blocks=40, empty_blocks=20_000, naive_events=100, repeat=3,
-    cheap_repeat=3, idle_repeat=3, empty_batch=20_000, empty_small_batch=5_000, rss_events=20_000,
+    cheap_repeat=3, idle_repeat=3, empty_batch=20_000, empty_small_batch=5_000, empty_history=2_000,
+    rss_events=20_000,
     follow=QUICK_FOLLOW,
 )  # fmt: skip
 
@@ -132,8 +133,10 @@ def measure(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rss") as pool:
             rss_done = pool.submit(rss) if "rss" in phases else None
             if "empty" in phases:
-                say(f"[chain] empty: {settings.empty_blocks} empty blocks, second anvil ...")
-                empty = made("empty", lambda: empty_chain(settings.empty_blocks))
+                say(f"[chain] empty: {settings.empty_blocks} empty blocks after "
+                    f"{settings.empty_history}, second anvil ...")  # fmt: skip
+                empty = made("empty", lambda: empty_chain(settings.empty_blocks,
+                                                          settings.empty_history))  # fmt: skip
             if "busy" in phases or "naive" in phases:
                 say(f"[chain] busy: {settings.events} events over ~{settings.event_blocks} "
                     "blocks ...")  # fmt: skip

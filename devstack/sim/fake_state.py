@@ -28,7 +28,7 @@ from function.core.checkpoint import Commit, Grant
 from function.core.commit import Totals, advance, lease_after
 from function.core.lease import FREE, Lease, acquire, check_fence
 from function.core.model import BlockRecord, BlockRef
-from function.core.planning import BlockRange
+from function.core.planning import BlockRange, Density
 from function.core.summary import SKIPPED, RunSummary
 from function.core.watch import Child
 from function.errors import StateError
@@ -65,6 +65,7 @@ class FakeState:
     blocks: dict[BlockRef, BlockRecord] = field(default_factory=dict)
     children_stored: tuple[Child, ...] = ()  # RELAYER_FACTORY: stored with the checkpoint
     children_to: int | None = None
+    density: Density | None = None  # what the last run's windows learnt (`density`)
     faults: list[tuple[str, str]] = field(default_factory=list)  # (method, fault), in order
     writes: list[Write] = field(default_factory=list)
     on_write: list[Callable[[Write], None]] = field(default_factory=list)
@@ -113,6 +114,7 @@ class FakeState:
             self.replay,
             len(self.children_stored),
             self.children_to,
+            self.density,
         )
 
     def children(self, grant: Grant) -> tuple[list[Child], int | None]:
@@ -157,6 +159,8 @@ class FakeState:
             self.last_look_at = change.looked_at
         if change.rpc_limits is not None:
             self.rpc_limits = dict(change.rpc_limits)
+        if change.density is not None:
+            self.density = change.density
         if change.summary is not None:
             self.last_run = change.summary
         if renewed is not None:

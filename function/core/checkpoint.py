@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from function.core.model import BlockRef, Event
-from function.core.planning import BlockRange
+from function.core.planning import BlockRange, Density
 from function.core.summary import RunSummary
 from function.core.watch import ChildWrite
 
@@ -30,6 +30,9 @@ class Grant:
     # creations were looked for (`children.to_block`; None: never).
     children_count: int = 0
     children_to: int | None = None
+    # What the last run's windows learnt of the contracts' density (`density`): the next
+    # run's first window is sized by it.
+    density: Density | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Commit:
     looked_at: datetime | None = None  # a successful look at the chain ended then
     # RELAYER_FACTORY: the children below the checkpoint, stored only if it moves
     children: ChildWrite | None = None
+    density: Density | None = None  # what the windows learnt, for the next run's first
 
 
 def progress_of(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -82,13 +83,62 @@ GROWTH = 4  # the most a window grows over one with events (a burst after a quie
 EMPTY_GROWTH = 16  # how much wider the window after one without events is
 
 
+@dataclass(frozen=True, slots=True)
+class Density:
+    """What the windows read up to block `end` showed of the relayed contracts: the blocks
+    and events of the last window, or of the whole stretch without events that ends there
+    (windows without events in a row count as one, across runs too). Kept with the
+    checkpoint, so that the next run's first window is the one that would have come next
+    had this run gone on; `watched` (`watch_key`) says which logs were read."""
+
+    end: int
+    blocks: int
+    events: int
+    watched: str
+
+    @property
+    def last(self) -> tuple[int, int]:
+        return self.blocks, self.events
+
+
+def watch_key(*parts: object) -> str:
+    """A short stable name for what a run reads (contracts, factory, topics): a density
+    learnt reading other logs says nothing of these (a contract added to a quiet relayer
+    may be busy)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def known_density(density: Density | None, start: int, watched: str) -> tuple[int, int] | None:
+    """The (blocks, events) a range starting at `start` may size its first window by: the
+    density remembered, if it was learnt right below `start` reading the same logs. After
+    anything else (a reset or a rewind moved the checkpoint, the configuration changed, a
+    run stopped inside a window) the density is unknown again."""
+    if density is None or density.end != start - 1 or density.watched != watched:
+        return None
+    return density.last
+
+
+def density_after(
+    density: Density | None, window: BlockRange, events: int, watched: str
+) -> Density:
+    """The density once `window` was read and held `events`: a window without events right
+    after a stretch without events lengthens it."""
+    known = known_density(density, window.start, watched)
+    if events == 0 and known is not None and known[1] == 0:
+        return Density(window.end, known[0] + len(window), 0, watched)
+    return Density(window.end, len(window), events, watched)
+
+
 def next_window(left: int, last: tuple[int, int] | None) -> int:
     """How many of the `left` blocks of a range the next window reads at once: a run holds
     one window's events, not the batch's (RELAYER_BATCH_SIZE of a busy contract would be
-    millions). `last`: the previous window's (blocks, events). Sized so that a window of the
+    millions). `last`: the previous window's (blocks, events), or the stretch without events
+    before it (`Density`), from this run or the one before. Sized so that a window of the
     same density holds about WINDOW_EVENTS, growing at most GROWTH times (a contract turning
-    busy holds at most that many times more); a stretch without events grows EMPTY_GROWTH
-    times, so an empty scan stays a few wide reads."""
+    busy holds at most that many times more); after a stretch without events it is
+    EMPTY_GROWTH times that stretch, so an empty scan stays a few wide reads, and one read
+    once a quiet contract's history is known (a contract turning busy after a quiet spell
+    holds at most the events of EMPTY_GROWTH times that spell's blocks, as within a run)."""
     if last is None:
         return min(left, FIRST_WINDOW_BLOCKS)
     blocks, events = last
@@ -100,7 +150,9 @@ def pieces(window: BlockRange, chunks: Sequence[BlockRange]) -> list[BlockRange]
     """The parts of `chunks` (the range's checkpoint intervals) inside `window`: a chunk cut
     by a window's end commits at that end too (more often than the interval: allowed)."""
     return [
-        BlockRange(max(c.start, window.start), min(c.end, window.end))
+        c
+        if window.start <= c.start and c.end <= window.end
+        else BlockRange(max(c.start, window.start), min(c.end, window.end))
         for c in chunks
         if c.start <= window.end and c.end >= window.start
     ]

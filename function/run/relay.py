@@ -22,6 +22,7 @@ skipping (docs/CONTRACT.md §7.7). Waits go through `Relay.wait`: the stop signa
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import time
 import uuid
@@ -41,12 +42,16 @@ from function.core.logspan import RangeLimits
 from function.core.model import BlockRecord, BlockRef, DeadLetter, Event
 from function.core.planning import (
     BlockRange,
+    Density,
     cut_by_events,
+    density_after,
+    known_density,
     next_window,
     pieces,
     plan_range,
     safe_tip,
     split,
+    watch_key,
 )
 from function.core.summary import FAILED, IDLE, OK, SKIPPED, RunSummary
 from function.core.watch import Child, Watch
@@ -315,6 +320,15 @@ class _Run:
         )
         if relay.factory is not None:
             self.lease.watch = self.watch  # the children go with each checkpoint
+        # What the windows learnt of the logs read (from the last run's on): they are sized
+        # by it. A density learnt reading other contracts or events is not this one's.
+        self.watched = watch_key(
+            self.settings.contracts,
+            self.settings.factory.text if self.settings.factory else None,
+            relay.specs.topic_filter,
+            relay.specs.log_queries if relay.specs.filtered else None,
+        )
+        self.density = grant.density
 
     def execute(self) -> None:
         try:
@@ -563,37 +577,52 @@ class _Run:
         of it unless stopped). A window is read as one consistent view descending from the
         one before (`anchor`), so the run holds one window's events, never the batch's."""
         chunks = list(split(blocks, self.settings.checkpoint_interval))
-        # Records above the checkpoint (a run killed before its commit, a first run, a lane
-        # that failed while another's requests were accepted) may belong to blocks the chain
-        # has since replaced: their hashes are read in the same view as the logs.
-        recorded = self.relay.records.refs(blocks)
-        # Chunks without any of them have nothing to read back: a round trip fewer each.
-        self.recorded = sorted(r.number for r in recorded)
 
-        def window_after(start: int, last: tuple[int, int] | None) -> BlockRange | None:
+        def window_after(start: int, density: Density | None) -> BlockRange | None:
             if start > blocks.end:
                 return None
+            last = known_density(density, start, self.watched)
             return BlockRange(start, start + next_window(blocks.end - start + 1, last) - 1)
 
-        span = window_after(blocks.start, None)
+        first = window_after(blocks.start, self.density)
+        assert first is not None
+        span: BlockRange | None = first
+        window = pieces(first, chunks)
         ahead: Future[Fetched] | None = None
         try:
+            # Records above the checkpoint (a run killed before its commit, a first run, a
+            # lane that failed while another's requests were accepted) may belong to blocks
+            # the chain has since replaced: their hashes are read in the same view as the
+            # logs. Asked for while the first window is read (both only read): a round trip
+            # off every run. The read goes first, so that its thread waits on the node while
+            # this one asks Firestore (the query's Python would hold the GIL before the read
+            # is even sent).
+            ahead = read_ahead(functools.partial(self._fetch, first, window, anchor, ()))
+            recorded = self.relay.records.refs(blocks)
+            # Chunks without any of them have nothing to read back: a round trip fewer each.
+            self.recorded = sorted(r.number for r in recorded)
+            fetched, ahead = ahead.result(), None
+            mine = [r for r in recorded if r.number in first]
+            if any(r.number not in fetched.hashes for r in mine):  # read with their hashes
+                fetched = self._fetch(first, window, anchor, mine)
             while span is not None:
-                window = pieces(span, chunks)
                 mine = [r for r in recorded if r.number in span]
-                fetched = ahead.result() if ahead else self._fetch(span, window, anchor, mine)
+                if ahead is not None:
+                    fetched = ahead.result()
                 ahead = None
                 self._took(span, fetched, mine)
                 anchor = BlockRef(span.end, fetched.hashes[span.end])
-                following = window_after(
-                    span.end + 1, (len(span), len(fetched.events) + len(fetched.dead))
-                )
+                events = len(fetched.events) + len(fetched.dead)
+                density = density_after(self.density, span, events, self.watched)
+                following = window_after(span.end + 1, density)
+                following_window = pieces(following, chunks) if following else []
                 if following is not None:  # read while this window is published
-                    ahead = self._fetch_ahead(pieces(following, chunks), anchor, recorded)
+                    ahead = self._fetch_ahead(following_window, anchor, recorded)
                 done = self._relay_window(window, fetched)
                 if done < span.end:
                     return done
-                span = following
+                self.density = density  # learnt up to the end of a window relayed whole
+                span, window = following, following_window
             return blocks.end
         finally:
             if ahead is not None:  # stopped or failed with a read under way: let it end,
@@ -643,6 +672,8 @@ class _Run:
 
     def _relay_window(self, window: Sequence[BlockRange], fetched: Fetched) -> int:
         """Publish, record and commit a window chunk by chunk; the last block done."""
+        if not fetched.events and not fetched.dead and not self.relay.stop.is_set():
+            return window[-1].end  # no chunk to publish nor commit (see _commit_end)
         for chunk in window:
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
@@ -813,6 +844,7 @@ class _Run:
                 lease_until=hold,
                 looked_at=self.looked_at,
                 children=children,
+                density=self.density if self.density != self.grant.density else None,
             ),
         )
         self.lease.committed(children)

@@ -40,7 +40,7 @@ from function.core.checkpoint import Commit, Grant, Progress
 from function.core.lease import Lease
 from function.core.messages import Message
 from function.core.model import BlockRecord, BlockRef
-from function.core.planning import BlockRange
+from function.core.planning import BlockRange, Density
 from function.core.summary import OK, RunSummary
 from function.core.watch import Child, ChildWrite
 from function.errors import LeaseLostError, NotSentError, RpcError, StateError
@@ -455,6 +455,21 @@ def test_rpc_limits_and_a_replay_range_come_back_in_the_next_grant(store: Store)
     nxt = state.acquire("b", NOW + timedelta(seconds=1), 30)
     assert nxt is not None and nxt.rpc_limits == {"node": 50}
     assert nxt.replay == BlockRange(3, 9)
+
+
+def test_the_density_learnt_comes_back_in_the_next_grant(store: Store) -> None:
+    state = store.state
+    grant = state.acquire("a", NOW, 30)
+    assert grant is not None and grant.density is None
+    density = Density(end=9, blocks=10, events=0, watched="k")
+    state.commit(grant, NOW, Commit(progress=Progress(10, _hash(9), (), 0), density=density))
+    state.commit(grant, NOW, Commit(summary=_summary("a")))  # no density: the one stored stays
+    nxt = state.acquire("b", NOW + timedelta(seconds=1), 30)
+    assert nxt is not None and nxt.density == density
+    later = Density(end=20, blocks=21, events=0, watched="k")
+    state.commit(nxt, NOW, Commit(summary=_summary("b"), density=later))
+    last = state.acquire("c", NOW + timedelta(seconds=2), 30)
+    assert last is not None and last.density == later
 
 
 def test_a_followers_window_is_in_its_lease_until_its_end(store: Store) -> None:

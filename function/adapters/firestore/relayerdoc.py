@@ -16,7 +16,7 @@ from function.core.checkpoint import Commit, Grant
 from function.core.commit import Totals, advance
 from function.core.lease import Lease
 from function.core.model import BlockRef
-from function.core.planning import BlockRange
+from function.core.planning import BlockRange, Density
 from function.core.summary import IDLE, OK, RunSummary
 
 RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
@@ -42,7 +42,21 @@ def grant_of(run_id: str, lease: Lease, doc: dict[str, Any]) -> Grant:
         _replay_range(doc.get("replay")),
         int((doc.get("children") or {}).get("count") or 0),
         _maybe_int((doc.get("children") or {}).get("to_block")),
+        _density(doc.get("density")),
     )
+
+
+def _density(raw: Any) -> Density | None:
+    """The density the last run learnt; None when there is none, or one this code cannot
+    read (it is only a hint for sizing windows: never a reason to fail a run)."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Density(
+            int(raw["to_block"]), int(raw["blocks"]), int(raw["events"]), str(raw["watched"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _maybe_int(raw: Any) -> int | None:
@@ -135,6 +149,13 @@ def commit_fields(
         update["last_look_at"] = change.looked_at
     if change.rpc_limits is not None:
         update["rpc_limits"] = [{"host": h, "blocks": n} for h, n in change.rpc_limits.items()]
+    if (density := change.density) is not None:
+        update["density"] = {
+            "to_block": density.end,
+            "blocks": density.blocks,
+            "events": density.events,
+            "watched": density.watched,
+        }
     if summary is not None:
         totals = totals.counting(summary.outcome)
         update.update(_finish_fields(doc, update, summary))
