@@ -12,9 +12,10 @@ this is the price of its guarantees; the bench compares the two.
 
 Two ways to publish, `--publish`:
 - `requests`: raw Pub/Sub `PublishRequest`s of up to 1,000 messages (9 MB), as the relayer
-  sends them, but written in protobuf's wire format here (no protobuf classes: cheaper to
-  build than upb messages from dicts, and no `google.pubsub_v1` import) and sent as bytes on
-  a bare gRPC channel. One request in flight at a time, as one ordering key demands; the next
+  sends them, written in protobuf's wire format by the relayer's own encoder
+  (`function.adapters.pubsub_wire`; no protobuf classes, no `google.pubsub_v1` import), the
+  constant attributes of a contract's event encoded once, and sent as bytes on a bare gRPC
+  channel. One request in flight at a time, as one ordering key demands; the next
   request is built while the last one is on the wire, and its answer (the message ids) is
   awaited before the next is sent.
 - `batching`: the client library's `PublisherClient` with message ordering, batches of up to
@@ -46,6 +47,12 @@ from urllib.parse import urlsplit  # noqa: E402
 import grpc  # type: ignore[import-untyped]  # noqa: E402
 from eth_utils.crypto import keccak  # noqa: E402
 
+from function.adapters.pubsub_wire import (  # noqa: E402 - the relayer's own wire format
+    attribute,
+    encode_request,
+    field,
+    message_ids,
+)
 from function.core.lenient import tuple_decoder  # noqa: E402 - the relayer's fast path
 from function.core.values import checksum  # noqa: E402
 
@@ -230,69 +237,17 @@ class Messages:
         if constant is None:
             fixed = self._constant_attributes(event, contract)
             key = self.key(contract)
-            constant = b"".join(_entry(k, v) for k, v in fixed.items())
-            constant += _field(b"\x2a", key.encode()) if key else b""
+            constant = b"".join(attribute(k, v) for k, v in fixed.items())
+            constant += field(b"\x2a", key.encode()) if key else b""
             self._constant[(event.topic0, contract)] = constant
         when = self._times.get(stamp)
         if when is None:
             text = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            when = self._times[stamp] = _entry("ce-time", text)
+            when = self._times[stamp] = attribute("ce-time", text)
         return b"".join((
-            _field(b"\x0a", data), _entry("event_id", event_id), _entry("ce-id", event_id),
-            _entry("block_number", str(number)), when, constant,
+            field(b"\x0a", data), attribute("event_id", event_id), attribute("ce-id", event_id),
+            attribute("block_number", str(number)), when, constant,
         ))  # fmt: skip
-
-
-# --- protobuf's wire format, for the few fields a publish has --------------------------------
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_VARINTS = [_varint(n) for n in range(1 << 14)]  # every length below 16 KiB, precomputed
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field: tag, length, bytes."""
-    n = len(payload)
-    return tag + (_VARINTS[n] if n < 1 << 14 else _varint(n)) + payload
-
-
-def _entry(key: str, value: str) -> bytes:
-    """One attribute: a map entry (key = 1, value = 2) in the message's field 2."""
-    return _field(b"\x12", _field(b"\x0a", key.encode()) + _field(b"\x12", value.encode()))
-
-
-def encode_request(topic_path: bytes, messages: Iterable[bytes]) -> bytes:
-    """`PublishRequest`: topic = 1, messages = 2 (each already encoded)."""
-    return _field(b"\x0a", topic_path) + b"".join(_field(b"\x12", m) for m in messages)
-
-
-def message_ids(response: bytes) -> list[str]:
-    """`PublishResponse.message_ids` (field 1, repeated string)."""
-    ids: list[str] = []
-    i = 0
-    while i < len(response):
-        tag = response[i]
-        i += 1
-        n = shift = 0
-        while True:
-            byte = response[i]
-            i += 1
-            n |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        if tag == 0x0A:
-            ids.append(response[i : i + n].decode())
-        i += n
-    return ids
 
 
 def _requests(messages: Iterable[bytes]) -> Iterator[list[bytes]]:
@@ -324,12 +279,11 @@ def publish_requests(topic_path: str, encoded: Iterable[bytes]) -> int:
     )
     channel.subscribe(lambda _: None, try_to_connect=True)  # connect while the logs arrive
     publish = channel.unary_unary(PUBLISH_METHOD)  # bytes in, bytes out
-    topic = topic_path.encode()
     published = 0
     in_flight: tuple[Any, int] | None = None  # the call on the wire, its message count
     try:
         for batch in _requests(encoded):
-            body = encode_request(topic, batch)  # built while the last request is on the wire
+            body = encode_request(topic_path, batch)  # built while the last request is on the wire
             if in_flight is not None:
                 published += _accepted(*in_flight)
             in_flight = publish.future(body, timeout=PUBLISH_TIMEOUT_S), len(batch)

@@ -25,7 +25,7 @@ def _varint(n: int) -> bytes:
 _VARINTS = [_varint(n) for n in range(1 << 14)]  # every length below 16 KiB, made once
 
 
-def _field(tag: bytes, payload: bytes) -> bytes:
+def field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: its tag, its length, its bytes."""
     n = len(payload)
     return tag + (_VARINTS[n] if n < 1 << 14 else _varint(n)) + payload
@@ -41,32 +41,32 @@ _ENTRIES: dict[tuple[str, str], bytes] = {}
 _ENTRIES_MAX = 4096
 
 
-def _entry(key: str, value: str) -> bytes:
+def attribute(key: str, value: str) -> bytes:
     """One attribute: a map entry in the message's field 2."""
-    return _field(b"\x12", _field(b"\x0a", key.encode()) + _field(b"\x12", value.encode()))
+    return field(b"\x12", field(b"\x0a", key.encode()) + field(b"\x12", value.encode()))
 
 
 def encode_message(data: bytes, attributes: Mapping[str, str], ordering_key: str) -> bytes:
     """One `PubsubMessage`."""
-    parts = [_field(b"\x0a", data)]
+    parts = [field(b"\x0a", data)]
     for key, value in attributes.items():
         if key in _REPEATING:
             entry = _ENTRIES.get((key, value))
             if entry is None:
-                entry = _entry(key, value)
+                entry = attribute(key, value)
                 if len(_ENTRIES) < _ENTRIES_MAX:
                     _ENTRIES[(key, value)] = entry
             parts.append(entry)
         else:
-            parts.append(_entry(key, value))
+            parts.append(attribute(key, value))
     if ordering_key:
-        parts.append(_field(b"\x2a", ordering_key.encode()))
+        parts.append(field(b"\x2a", ordering_key.encode()))
     return b"".join(parts)
 
 
 def encode_request(topic_path: str, messages: Iterable[bytes]) -> bytes:
     """One `PublishRequest` of already encoded messages."""
-    return _field(b"\x0a", topic_path.encode()) + b"".join(_field(b"\x12", m) for m in messages)
+    return field(b"\x0a", topic_path.encode()) + b"".join(field(b"\x12", m) for m in messages)
 
 
 def message_ids(response: bytes) -> list[str]:
