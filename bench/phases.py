@@ -414,10 +414,16 @@ def empty_phase(ctx: Context, chain: Chain, topic: str) -> dict[str, Any]:
                 f"{median(durations):.3f} s in-run, {median(walls):.2f} s wall")  # fmt: skip
         if scans:
             line += (f"; scan (run minus idle run) {median(scans):.3f} s, "
-                     f"x{median(raw) / median(scans):.2f} raw")  # fmt: skip
+                     f"x{_times(median(raw), median(scans))} raw")  # fmt: skip
         if warm["scan"]:
             line += (f"; warm (after {chain.history} blocks relayed): scan "
-                     f"{median(warm['scan']):.3f} s, x{median(raw) / median(warm['scan']):.2f} "
+                     f"{median(warm['scan']):.3f} s, x{_times(median(raw), median(warm['scan']))} "
                      "raw")  # fmt: skip
         ctx.say(line)
     return out
+
+
+def _times(raw: float, scan: float) -> str:
+    """The scan's speed against the raw loop's, for the progress line: a scan that cost no
+    more than its idle run (tiny chains: the smoke test) has no ratio to show."""
+    return f"{raw / scan:.2f}" if scan > 0 else "-"

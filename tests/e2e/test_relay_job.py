@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from harness import (
     ROOT,
@@ -87,19 +88,41 @@ def test_checkpoint_moves_by_at_most_a_batch_and_stays_behind_the_head(
     assert relayer_doc(deployment.relayer_id)["next_block"] == next_block
 
 
-def test_four_runs_started_at_once_publish_every_event_once(deployment: Deployment) -> None:
+def test_four_runs_started_at_once_publish_every_event_once(
+    deployment: Deployment, tmp_path: Path
+) -> None:
     deployment.expected = deployment.make_activity(200, blocks=20)
     env = deployment.env(RELAYER_BATCH_SIZE="1000", RELAYER_CHECKPOINT_INTERVAL="2")
+    # The first run holds the lease, paused just before it publishes (within its 30 s
+    # lease), while three more start at once: they overlap it whatever the machine's load
+    # (started bare, a run may finish before the next one's interpreter is up).
+    journal = tmp_path / "first.jsonl"
+    first = subprocess.Popen(
+        [sys.executable, "devstack/faults/crashing_main.py"],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT), "CRASH_AT": "before_publish",
+             "FAULT_LOG": str(journal), "CRASH_ACTION": "stall", "CRASH_SLEEP": "10"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and '"point": "before_publish"' in journal.read_text()):
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.05)
     procs = [
-        subprocess.Popen(
-            [sys.executable, "main.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
+        first,
+        *(
+            subprocess.Popen(
+                [sys.executable, "main.py"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ),
     ]
     outcomes = Counter()
     for proc in procs:
