@@ -14,9 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from devstack.sim.events import CONTRACT, CREATED, TOPIC0, word
-from function.adapters.chain import unique_logs
 from function.core.catalogue import TopicQuery, query_matches
-from function.core.model import Header, RawLog
+from function.core.model import Header, RawLog, unique_logs
 from function.core.planning import BlockRange
 from function.core.provider_errors import Failure, FailureKind
 from function.errors import RangeTooLargeError, RpcError

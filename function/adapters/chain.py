@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from function.adapters.jsonrpc.client import Call, JsonRpc
 from function.core.catalogue import TopicQuery
-from function.core.model import Header, RawLog
+from function.core.model import Header, RawLog, in_chain_order, unique_logs
 from function.core.planning import BlockRange
 from function.errors import RpcError
 
@@ -185,25 +185,11 @@ class ChainReader:
                     blocks.end,
                 )
             merged += logs
-        logs = unique_logs(merged)  # queries may overlap: two layouts of one filtered event
-        logs.sort(key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
-        return headers, logs
+        # Queries may overlap: two layouts of one filtered event.
+        return headers, in_chain_order(merged)
 
     def _head_value(self, tag: str, answer: Any) -> int:
         return int(answer, 16) if tag == "latest" else int(answer["number"], 16)
-
-
-def unique_logs(logs: Sequence[RawLog]) -> list[RawLog]:
-    """The logs without repeats of one (blockHash, logIndex), first kept. The answer's check
-    has already refused two *different* logs at one index, so what goes is an exact copy."""
-    seen: set[tuple[str, int]] = set()
-    kept: list[RawLog] = []
-    for entry in logs:
-        key = (entry["blockHash"].lower(), int(entry["logIndex"], 16))
-        if key not in seen:
-            seen.add(key)
-            kept.append(entry)
-    return kept
 
 
 def _fields(call: Call) -> tuple[str, list[Any], Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
@@ -115,3 +115,23 @@ class BlockRecord:
     @property
     def ref(self) -> BlockRef:
         return BlockRef(self.number, self.hash)
+
+
+def unique_logs(logs: Sequence[RawLog]) -> list[RawLog]:
+    """The logs without repeats of one (blockHash, logIndex), first kept. The answer's check
+    has already refused two *different* logs at one index, so what goes is an exact copy."""
+    seen: set[tuple[str, int]] = set()
+    kept: list[RawLog] = []
+    for entry in logs:
+        key = (entry["blockHash"].lower(), int(entry["logIndex"], 16))
+        if key not in seen:
+            seen.add(key)
+            kept.append(entry)
+    return kept
+
+
+def in_chain_order(logs: Sequence[RawLog]) -> list[RawLog]:
+    """The logs of one view (several answers merged) each once, by block and log index."""
+    kept = unique_logs(logs)
+    kept.sort(key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
+    return kept

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from function.core.model import RawLog
@@ -71,10 +71,11 @@ class Watch:
         self._children: list[Child] = []
         self._blocks: list[int] = []  # the children's blocks, for bisect
         self._since: dict[str, int] = {}
-        # The first block whose creations were not looked at yet (None: none were).
-        self.covered_to = covered_to
-        self.add(children)
-        self._clean = len(self._children)  # the children up to here are stored as they are
+        # The first block whose creations were not looked at yet (None: none were), and the
+        # children up to `_clean` stored as they are (`restore`).
+        self.covered_to: int | None = None
+        self._clean = 0
+        self.restore(children, covered_to)
 
     # -- what to read -----------------------------------------------------------------
     def addresses(self, found: Mapping[str, int] | None = None) -> list[str] | None:
@@ -201,7 +202,7 @@ class Watch:
             return None
         write = self.write_for(self.covered_to)
         assert write is not None
-        return ChildWrite(write.children, write.changed_from, write.to_block, scan=True)
+        return replace(write, scan=True)
 
     def stored(self, write: ChildWrite) -> None:
         """`write` was committed: what it stored needs no rewriting."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from function.core.catalogue import EventCatalogue, TopicQuery
 from function.core.decoding import decode_log, event_id
 from function.core.logspan import RangeLimits
-from function.core.model import BlockRef, DeadLetter, Event, Header, RawLog
+from function.core.model import BlockRef, DeadLetter, Event, Header, RawLog, in_chain_order
 from function.core.planning import BlockRange
 from function.core.values import checksum
 from function.core.watch import Child, Watch
@@ -222,7 +222,7 @@ def _read_logs(
                     )
                     if more_headers[blocks.end].hash != headers[blocks.end].hash:
                         return None, [], {}
-                    kept = _merged(kept, watch.sift(more, chain_id, found, bad))
+                    kept = in_chain_order([*kept, *watch.sift(more, chain_id, found, bad)])
                     answered += len(more)
                 part = kept
         except RangeTooLargeError as e:
@@ -313,14 +313,6 @@ def _topics(
     if queries is not None and not any(factory.topic0 in q[0] for q in plain if q[0]):
         queries = (*queries, ((factory.topic0,),))
     return topics, queries
-
-
-def _merged(first: Sequence[RawLog], second: Sequence[RawLog]) -> list[RawLog]:
-    """Two answers of one view as one, in chain order, each log once."""
-    seen: dict[tuple[str, int], RawLog] = {}
-    for entry in (*first, *second):
-        seen.setdefault((entry["blockHash"].lower(), int(entry["logIndex"], 16)), entry)
-    return sorted(seen.values(), key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
 
 
 def _decode_all(

@@ -87,11 +87,19 @@ class LeaseKeeper:
         if self.watch is None:
             return
         children = self.watch.scanned()
-        if children is None:
-            return
+        if children is not None:
+            self._send(None, None, children)
+
+    def _send(
+        self, progress: Progress | None, looked_at: datetime | None, children: ChildWrite | None
+    ) -> None:
+        """One fenced commit that renews the lease (from when it was asked for)."""
         renewed_at = time.monotonic()
         until = self._clock() + timedelta(seconds=self._lease_s)
-        self._state.commit(self.grant, self._clock(), Commit(lease_until=until, children=children))
+        change = Commit(
+            progress=progress, lease_until=until, looked_at=looked_at, children=children
+        )
+        self._state.commit(self.grant, self._clock(), change)
         self.committed(children)
         self._deadline = renewed_at + self._lease_s
 
@@ -103,15 +111,7 @@ class LeaseKeeper:
         """A fenced commit (checkpoint and/or counts, a follower's look) that also renews
         the lease. The grant follows the checkpoint committed: a rewind later in the run (a
         follower's next look) starts from the blocks this run relayed, not those it found."""
-        renewed_at = time.monotonic()
-        until = self._clock() + timedelta(seconds=self._lease_s)
-        children = self.children_for(progress)
-        change = Commit(
-            progress=progress, lease_until=until, looked_at=looked_at, children=children
-        )
-        self._state.commit(self.grant, self._clock(), change)
-        self.committed(children)
-        self._deadline = renewed_at + self._lease_s
+        self._send(progress, looked_at, self.children_for(progress))
         if progress is not None:
             moved = advance(self.grant.next_block, self.grant.recent_blocks, progress)
             if moved is not None:

@@ -468,7 +468,7 @@ class _Run:
         # one topic, in history), shrinking on a refusal, as ever.
         spans = RangeLimits(len(gap), self.limits.learned, start=self.settings.batch_size)
         lenient = self.relay.dead_letters is not None
-        saved = said = time.monotonic()
+        saved = time.monotonic()
         try:
             for end, found in creations(
                 self.relay.chain, self.watch, gap, self.settings.chain_id, spans, lenient
@@ -479,13 +479,11 @@ class _Run:
                 now = time.monotonic()
                 if self.relay.stop.is_set():
                     raise StoppedError("stopped while looking for the factory's creations")
-                if now - saved >= CATCH_UP_SAVE_S:
+                if now - saved < CATCH_UP_SAVE_S:
+                    self.lease.ensure()
+                else:  # stored, and said, for a long history
                     saved = now
                     self.lease.commit_children()  # renews the lease too
-                else:
-                    self.lease.ensure()
-                if now - said >= CATCH_UP_SAVE_S:  # progress, for a long history
-                    said = now
                     log.info(
                         "factory creations: %d%% of blocks %d..%d read, %d children",
                         100 * (end.number + 1 - gap.start) // len(gap),

@@ -15,7 +15,7 @@ from test_rpcproxy import emit_logs, mine
 from devstack.rpcproxy import RpcProxy
 from devstack.rpcproxy.bodies import BATCH_BODIES, batch_refusal
 from devstack.stack.services import Anvil, start_anvil
-from function.adapters.chain import ChainReader, _logs_checker, unique_logs
+from function.adapters.chain import ChainReader, _logs_checker
 from function.adapters.jsonrpc.batch_caps import (
     BatchCaps,
     first_part,
@@ -25,6 +25,7 @@ from function.adapters.jsonrpc.batch_caps import (
     stated_cap,
 )
 from function.adapters.jsonrpc.client import Call, JsonRpc
+from function.core.model import unique_logs
 from function.core.planning import BlockRange
 from function.errors import ChainMismatchError, RpcError, StoppedError
 from function.stopping import StopSignal
