@@ -159,8 +159,16 @@ def relayer_doc_or_none(relayer_id: str) -> dict[str, Any] | None:
 
 
 def block_docs(relayer_id: str) -> list[dict[str, Any]]:
+    """Each block record as one document, its `events` as entries (maps with `data`), as
+    the relayer's own reader reassembles them from the documents that store it."""
+    from function.adapters.firestore.blockparts import assembled
+    from function.adapters.firestore.recordlayout import base_id
+
     blocks = firestore.Client(project=PROJECT).collection("relayers").document(relayer_id)
-    return [s.to_dict() or {} for s in blocks.collection("blocks").stream()]
+    by_block: dict[str, list[dict[str, Any]]] = {}
+    for s in blocks.collection("blocks").stream():
+        by_block.setdefault(base_id(s.id), []).append(s.to_dict() or {})
+    return [assembled(docs) for docs in by_block.values()]
 
 
 def payloads(messages: list[PulledMessage]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore
 
+from function.adapters.firestore.blockparts import assembled
 from function.config import RELAYER_SETTINGS
 from harness import (
     PROJECT,
@@ -140,7 +141,7 @@ def test_replay_verify_status_reset(deployment: Deployment) -> None:
         .collection("blocks")
     )
     victim = next(b for b in blocks.stream() if (b.to_dict() or {})["block_number"] >= 5)
-    lost = [e["event_id"] for e in (victim.to_dict() or {})["events"]]
+    lost = [e["event_id"] for e in assembled([victim.to_dict() or {}])["events"]]
     victim.reference.delete()
     bad = cli(env, "verify", "--from-block", "0", "--to-block", str(head))
     assert bad.code == 1

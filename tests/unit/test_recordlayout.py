@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -58,3 +59,71 @@ def test_fields_an_entry_has_beyond_the_known_ones_survive_a_rewrite() -> None:
     _, rewritten = to_doc(marked_removed(from_doc(fields)))
     assert rewritten["events"][0]["state"] == "removed"
     assert rewritten["events"][0].get("attributes") == {"k": "v"}
+
+
+# The layout of lines (issue 13: a value per entry, not a map of seven) -----------------
+
+
+def _fields(entries: list[dict[str, object]]) -> tuple[str, dict[str, object]]:
+    fields = {"block_number": 7, "block_hash": HASH, "run_id": "r", "recorded_at": T0,
+              "expire_at": T0, "events": entries}  # fmt: skip
+    return "000000000007-" + HASH, fields
+
+
+def test_a_busy_block_is_one_document_of_lines_and_its_messages_compressed() -> None:
+    entries = [_entry(i, _data(i)) for i in range(100)]
+    (doc_id, fields), = stored_parts(_fields(entries), T0)  # fmt: skip
+    assert doc_id == "000000000007-" + HASH and fields["parts"] == 1
+    assert fields["events"][3] == f"1:{HASH}:3 3 0x01 Tick m3 published"
+    messages = zlib.decompress(fields["messages_zlib"]).decode().split("\n")
+    assert messages == [e["data"] for e in entries]
+    assert assembled([fields])["events"] == entries
+    assert "messages_zlib" not in assembled([fields])
+
+
+def test_entries_that_cannot_be_a_line_stay_maps_beside_the_lines() -> None:
+    odd = [
+        _entry(1, '{"a":"x\ny"}'),  # a raw newline (not compact JSON): the blob splits on it
+        _entry(2, _data(2), attributes={"k": "v"}),  # a field beyond the known ones
+        {**_entry(3, _data(3)), "event": "Two words"},  # a space would shift the fields
+        _entry(4, json.dumps({"pad": "z" * 20_000})),  # large: compressed on its own
+    ]
+    entries = [_entry(0, _data(0)), *odd, _entry(5, _data(5))]
+    docs = stored_parts(_fields(entries), T0)
+    stored = [e for _, f in docs for e in f["events"]]
+    assert [type(e) for e in stored] == [str, dict, dict, dict, dict, str]
+    assert assembled(f for _, f in docs)["events"] == entries
+
+
+def test_a_document_whose_messages_do_not_read_leaves_its_lines_unrecorded() -> None:
+    entries = [_entry(i, _data(i)) for i in range(3)]
+    (_, fields), = stored_parts(_fields(entries), T0)  # fmt: skip
+    short = zlib.compress("\n".join(e["data"] for e in entries[:2]).encode())  # type: ignore[misc]
+    for broken in ({k: v for k, v in fields.items() if k != "messages_zlib"},
+                   {**fields, "messages_zlib": b"not zlib"},
+                   {**fields, "messages_zlib": short}):  # fmt: skip
+        assert assembled([broken])["events"] == []
+
+
+def test_lines_rewritten_over_an_older_layouts_maps_win_by_their_write() -> None:
+    old = {**_fields([_entry(0, _data(0)), _entry(1, _data(1))])[1], "recorded_at": T0}
+    marked = [_entry(0, _data(0)), {**_entry(1, _data(1)), "state": "removed"}]
+    (_, new), = stored_parts(_fields(marked), T0 + timedelta(days=1))  # fmt: skip
+    assert isinstance(new["events"][0], str)
+    assert [e["state"] for e in assembled([new, old])["events"]] == ["published", "removed"]
+
+
+def test_a_block_of_thousands_of_large_messages_is_cut_into_parts_under_the_limit() -> None:
+    from function.adapters.firestore.blockparts import PART_BUDGET
+    from function.adapters.firestore.docsize import document_size
+
+    rng = random.Random(7)  # hex of random bits: compresses to half, no better
+    datas = [json.dumps({"n": i, "pad": f"{rng.getrandbits(16_000):x}"}) for i in range(2_000)]
+    entries = [_entry(i, d) for i, d in enumerate(datas)]
+    docs = stored_parts(_fields(entries), T0)
+    assert len(docs) > 1
+    assert all(document_size(f) <= PART_BUDGET for _, f in docs)
+    assert [f["part"] for _, f in docs] == list(range(len(docs)))
+    assert assembled(f for _, f in reversed(docs))["events"] == entries
+    kept = assembled(f for _, f in docs[:-1])["events"]  # the last document never landed
+    assert kept == entries[: len(kept)] and 0 < len(kept) < len(entries)
