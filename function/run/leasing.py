@@ -58,9 +58,13 @@ class LeaseKeeper:
         """True while the lease holds with a margin: publishing may go on."""
         return time.monotonic() < self._deadline - self._margin
 
+    def renewal_due(self) -> bool:
+        """Less than half of the lease is left: renew before publishing."""
+        return self._deadline - time.monotonic() < self._lease_s / 2
+
     def ensure(self) -> None:
         """Renew before publishing if less than half of the lease is left."""
-        if self._deadline - time.monotonic() < self._lease_s / 2:
+        if self.renewal_due():
             self.commit(None)
 
     def held_until(self, in_doubt_until: float | None) -> datetime | None:

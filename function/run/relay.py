@@ -292,6 +292,10 @@ class _Run:
             relay.state, grant, self.settings.lease_s, asked, relay.stop, relay.clock
         )
         self.committed_to = -1  # last block whose checkpoint is committed in this run
+        # A chunk's part recorded and committed in another thread while the next part of
+        # the same chunk is published (`_publish_chunk`); settled before anything else
+        # reads or commits the run's progress.
+        self.recording: Future[None] | None = None
         self.done_to: int | None = None  # last block relayed, committed or not
         self.planned = False  # some look found blocks to relay: the run is ok, not idle
         self.behind = False  # the last look stopped at RELAYER_BATCH_SIZE: look again now
@@ -669,10 +673,23 @@ class _Run:
             self._retract_orphans(orphans)
 
     def _relay_window(self, window: Sequence[BlockRange], fetched: Fetched) -> int:
-        """Publish, record and commit a window chunk by chunk; the last block done."""
+        """Publish, record and commit a window chunk by chunk; the last block done, its
+        commit landed."""
         if not fetched.events and not fetched.dead and not self.relay.stop.is_set():
             return window[-1].end  # no chunk to publish nor commit (see _commit_end)
+        try:
+            done = self._relay_chunks(window, fetched)
+        except BaseException:
+            self._settle(quietly=True)  # the failure is recorded after the commit under way
+            raise
+        self._settle()
+        return done
+
+    def _relay_chunks(self, window: Sequence[BlockRange], fetched: Fetched) -> int:
         for chunk in window:
+            # What is published past the last commit stays within one checkpoint interval
+            # (docs/CONTRACT.md §7.4): a chunk's first part waits for the last one's commit.
+            self._settle()
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
                 + [d.block_number for d in fetched.dead_between(chunk)]
@@ -689,6 +706,20 @@ class _Run:
                     self.summary.interrupted = True
                     return done
         return window[-1].end
+
+    def _settle(self, *, quietly: bool = False) -> None:
+        """Wait for the part being recorded and committed; its failure is the run's (unless
+        `quietly`: the run already fails, and the commit that did not land moved nothing)."""
+        recording, self.recording = self.recording, None
+        if recording is None:
+            return
+        if not quietly:
+            recording.result()
+            return
+        concurrent.futures.wait([recording])
+        if recording.exception() is not None:
+            log.warning("the commit of the part published before failed too: %s",
+                        recording.exception())  # fmt: skip
 
     def _retract_orphans(self, orphans: Sequence[BlockRef]) -> None:
         """Retract what was published on replaced blocks above the checkpoint (their records
@@ -714,7 +745,12 @@ class _Run:
     def _publish_chunk(
         self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
     ) -> int:
-        self.lease.ensure()
+        """Publish a part of a chunk; its records and commit go on in another thread while
+        the next part is published (`self.recording`), or here when delivery stopped short.
+        The last block done."""
+        if self.lease.renewal_due():
+            self._settle()  # one commit at a time: the renewal is one
+            self.lease.ensure()
         existing: dict[BlockRef, BlockRecord] = {}
         if any_in(self.recorded, chunk):
             existing = {r.ref: r for r in self.relay.records.read(chunk.start, chunk.end)}
@@ -740,16 +776,7 @@ class _Run:
             and (stopped_short or delivered.failure is not None)
             and not self.lease.valid()
         ) or (stopped_short and delivered.failure is None)
-        self.relay.records.write(
-            self.grant,
-            block_records(
-                delivered.published,
-                existing,
-                run_id=self.summary.run_id,
-                now=self.relay.clock(),
-                ttl_days=self.settings.event_ttl_days,
-            ),
-        )
+        self._settle()  # the part before: committed while this one was published
         published = delivered.events_published
         self.summary.events_published += published
         self.summary.dead_lettered += delivered.dead_lettered
@@ -758,7 +785,27 @@ class _Run:
             done_to = min(done_to, delivered.stopped_before - 1)
         if delivered.failure is not None:
             done_to = min(done_to, delivered.failure[0] - 1)
-        self._commit_progress(done_to, events, published, delivered.dead_lettered)
+        progress = progress_of(
+            done_to, self.committed_to, self.hashes, events, published, delivered.dead_lettered
+        )
+        now = self.relay.clock()
+
+        def record_and_commit() -> None:
+            records = block_records(
+                delivered.published,
+                existing,
+                run_id=self.summary.run_id,
+                now=now,
+                ttl_days=self.settings.event_ttl_days,
+            )
+            self.relay.records.write(self.grant, records)
+            self.lease.commit(progress)
+            self._advanced(progress)
+
+        if delivered.stopped_before is None and delivered.failure is None:
+            self.recording = read_ahead(record_and_commit)
+            return done_to
+        record_and_commit()
         if delivered.failure is not None and not lease_ran_out:
             _, what, error = delivered.failure
             raise PublishError(
@@ -781,13 +828,6 @@ class _Run:
         if start is None or self.committed_to < start:
             return "no block relayed"
         return f"relayed up to block {self.committed_to}"
-
-    def _commit_progress(
-        self, done_to: int, events: Sequence[Event], published: int, dead: int = 0
-    ) -> None:
-        progress = progress_of(done_to, self.committed_to, self.hashes, events, published, dead)
-        self.lease.commit(progress)
-        self._advanced(progress)
 
     def _lazy_progress(self, done_to: int | None) -> Progress | None:
         """The checkpoint over blocks relayed since the last commit that had no events of

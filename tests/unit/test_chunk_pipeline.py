@@ -1,0 +1,163 @@
+"""A chunk's parts are recorded and committed in another thread while the next part of the
+same chunk is published (issue 13: a run no longer waits on Firestore and Pub/Sub in turn),
+over the in-memory fakes with real threads:
+- the overlap happens;
+- what is published past the last commit stays within one checkpoint interval (CONTRACT
+  §7.4): a chunk's first part waits for the commit of the chunk before;
+- a commit that fails while the next part is published fails the run with its error, and
+  the next run publishes again only blocks of that chunk;
+- a publish that fails while the part before is committed leaves that part committed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+
+import function.run.relay as relay_module
+from devstack.sim.events import catalogue, settings
+from devstack.sim.fake_chain import FakeChain
+from devstack.sim.fake_sink import FakeSink, Fate
+from devstack.sim.fake_state import FakeState
+from function.core.checkpoint import Commit, Grant
+from function.core.messages import Message
+from function.run.relay import Outcome, Relay
+
+INTERVAL = 10  # RELAYER_CHECKPOINT_INTERVAL
+PER_BLOCK = 3
+PER_PART = 6  # MAX_EVENTS_PER_COMMIT here: two blocks a part, five parts a chunk
+BLOCKS = 30  # blocks 1..30; chunks 0..9, 10..19, 20..29, 30
+
+
+@pytest.fixture(autouse=True)
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(relay_module, "MAX_EVENTS_PER_COMMIT", PER_PART)
+    yield
+
+
+def block_of(message: Message) -> int:
+    return int(message.attributes["block_number"])
+
+
+class Journal:
+    """Publishes and commits as they happen, with the committed checkpoint at each publish."""
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+        self.lock = threading.Lock()
+        self.published: list[tuple[int, int]] = []  # (last block of a request, next_block)
+        self.committing = threading.Event()
+        self.published_while_committing = threading.Event()
+
+    def on_publish(self, messages: Sequence[Message]) -> None:
+        with self.lock:
+            committed = self.state.next_block if self.state.next_block is not None else 0
+            self.published.append((max(block_of(m) for m in messages), committed))
+        if self.committing.is_set():
+            self.published_while_committing.set()
+
+
+class JournalledSink(FakeSink):
+    journal: Journal
+
+    def publish(self, messages: Sequence[Message], deadline: Callable[[], float]) -> list[str]:
+        self.journal.on_publish(messages)
+        return super().publish(messages, deadline)
+
+
+class SlowState(FakeState):
+    """Each checkpoint commit takes `commit_s` (a Firestore round trip, made long)."""
+
+    journal: Journal
+    commit_s: float = 0.0
+    wait_for_publish = False  # a commit waits (up to 2 s) for a publish to happen meanwhile
+
+    def commit(self, grant: Grant, now: Any, change: Commit) -> None:
+        if change.progress is not None and change.summary is None:
+            self.journal.committing.set()
+            if self.wait_for_publish:
+                self.journal.published_while_committing.wait(2.0)
+            elif self.commit_s:
+                threading.Event().wait(self.commit_s)
+            self.journal.committing.clear()
+        super().commit(grant, now, change)
+
+
+def world(**state_kw: Any) -> tuple[FakeChain, SlowState, JournalledSink]:
+    chain = FakeChain()
+    chain.mine([PER_BLOCK] * BLOCKS)
+    state = SlowState()
+    for name, value in state_kw.items():
+        setattr(state, name, value)
+    sink = JournalledSink()
+    state.journal = sink.journal = Journal(state)
+    return chain, state, sink
+
+
+def run(chain: FakeChain, state: SlowState, sink: FakeSink) -> Outcome:
+    relay = Relay(
+        settings=settings(batch_size=100, checkpoint_interval=INTERVAL),
+        specs=catalogue(),
+        chain=chain,
+        state=state,
+        records=state,
+        sink=sink,
+    )
+    return relay.run()
+
+
+def delivered_blocks(sink: FakeSink) -> Counter[int]:
+    return Counter(block_of(a.message) for a in sink.accepted)
+
+
+def test_the_next_part_is_published_while_the_part_before_is_committed() -> None:
+    chain, state, sink = world(wait_for_publish=True)
+    outcome = run(chain, state, sink)
+    assert outcome.error is None, outcome.summary.error
+    assert sink.journal.published_while_committing.is_set()
+    assert delivered_blocks(sink) == Counter({n: PER_BLOCK for n in range(1, BLOCKS + 1)})
+    assert state.next_block == BLOCKS + 1
+
+
+def test_what_is_published_past_the_last_commit_stays_within_one_checkpoint_interval() -> None:
+    chain, state, sink = world(commit_s=0.02)
+    outcome = run(chain, state, sink)
+    assert outcome.error is None, outcome.summary.error
+    assert len(sink.journal.published) > BLOCKS * PER_BLOCK // PER_PART  # a request a part
+    for last, committed in sink.journal.published:
+        assert committed >= last // INTERVAL * INTERVAL, (last, committed)  # its chunk's start
+        assert last - committed < INTERVAL
+    assert state.next_block == BLOCKS + 1
+
+
+def test_a_commit_failing_while_the_next_part_is_published_fails_the_run() -> None:
+    chain, state, sink = world(commit_s=0.02)
+    state.faults.append(("commit", "error"))  # the first part's commit
+    failed = run(chain, state, sink)
+    assert failed.error is not None and "checkpoint commit failed" in str(failed.summary.error)
+    assert state.next_block is None  # nothing committed
+    published = set(delivered_blocks(sink))
+    assert published and max(published) < INTERVAL  # the second part at most, same chunk
+
+    again = run(chain, state, sink)
+    assert again.error is None, again.summary.error
+    copies = delivered_blocks(sink)
+    assert set(copies) == set(range(1, BLOCKS + 1))  # nothing lost
+    assert {n for n, c in copies.items() if c > PER_BLOCK} <= set(range(INTERVAL))
+
+
+def test_a_publish_failing_while_the_part_before_is_committed_keeps_that_commit() -> None:
+    chain, state, sink = world(commit_s=0.05)
+    sink.fates = [(Fate.ACCEPT, 0.0), (Fate.FAIL, 0.0)]  # the second part's request fails
+    failed = run(chain, state, sink)
+    assert failed.error is not None and "Pub/Sub did not accept" in str(failed.summary.error)
+    assert state.next_block == PER_PART // PER_BLOCK + 1  # the first part's two blocks
+    assert set(delivered_blocks(sink)) == {1, 2}
+
+    again = run(chain, state, sink)
+    assert again.error is None, again.summary.error
+    assert delivered_blocks(sink) == Counter({n: PER_BLOCK for n in range(1, BLOCKS + 1)})
