@@ -48,15 +48,31 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str] | None) -> Any:
         if not isinstance(logs, list):
             raise ValueError(f"a {type(logs).__name__} instead of a list of logs")
         seen: dict[tuple[str, int], Any] = {}
+        # A block's logs repeat its number and hash, a contract's its address: each raw
+        # string is checked once (a busy answer holds thousands of logs of a few blocks).
+        numbers: dict[str, int] = {}  # in the request's range
+        hashes: dict[str, str] = {}
+        asked: set[str] = set()  # addresses as answered, among those asked for
+
+        def outside(number: int, address: str) -> ValueError:
+            return ValueError(
+                f"a log of block {number} from {address}, outside the request "
+                f"({blocks.start}..{blocks.end})"
+            )
+
         for entry in logs:
-            number = int(entry["blockNumber"], 16)
-            if number not in blocks or (
-                wanted is not None and entry["address"].lower() not in wanted
-            ):
-                raise ValueError(
-                    f"a log of block {number} from {entry['address']}, outside "
-                    f"the request ({blocks.start}..{blocks.end})"
-                )
+            raw = entry["blockNumber"]
+            number = numbers.get(raw)
+            if number is None:
+                number = int(raw, 16)
+                if number not in blocks:
+                    raise outside(number, entry["address"])
+                numbers[raw] = number
+            address = entry["address"]
+            if wanted is not None and address not in asked:
+                if address.lower() not in wanted:
+                    raise outside(number, address)
+                asked.add(address)
             if (
                 entry.get("removed")
                 or not entry["blockHash"]
@@ -67,7 +83,11 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str] | None) -> Any:
                 or not isinstance(entry["topics"], list)
             ):
                 raise ValueError(f"an incomplete or removed log: {dict(entry)!r:.200}")
-            key = (str(entry["blockHash"]).lower(), int(entry["logIndex"], 16))
+            block_hash = entry["blockHash"]
+            lower = hashes.get(block_hash)
+            if lower is None:
+                lower = hashes[block_hash] = str(block_hash).lower()
+            key = (lower, int(entry["logIndex"], 16))
             if seen.setdefault(key, entry) != entry:
                 raise ValueError(
                     f"two different logs at index {key[1]} of block {number} ({key[0]})"

@@ -58,3 +58,53 @@ def test_a_value_block_records_never_hold_is_refused() -> None:
         set_write(PATH, {"field": object()})
     with pytest.raises(ValueError):
         set_write(PATH, {"field": 2**63})
+
+
+# Conditional updates (`conditional.put`): a checkpoint commit's fields ------------------
+
+
+def library_update(fields: dict[str, Any], update_time: Any) -> bytes:
+    from google.cloud.firestore_v1._helpers import LastUpdateOption
+
+    (pb,) = _helpers.pbs_for_update(PATH, fields, LastUpdateOption(update_time))
+    return write.Write.pb(pb).SerializeToString(deterministic=True)
+
+
+def ours_update(fields: dict[str, Any], update_time: Any) -> bytes | None:
+    from function.adapters.firestore.wire import update_write
+
+    fast = update_write(PATH, fields, update_time)
+    return None if fast is None else write.Write.pb(fast).SerializeToString(deterministic=True)
+
+
+UPDATED = [
+    DatetimeWithNanoseconds(2026, 1, 2, 3, 4, 5, nanosecond=123456789, tzinfo=UTC),
+    datetime(2026, 12, 1, 15, 0, 0, 123456, tzinfo=UTC),
+]
+
+
+@pytest.mark.parametrize("update_time", UPDATED, ids=["nanoseconds", "datetime"])
+def test_a_commits_update_is_encoded_as_the_library_does(update_time: Any) -> None:
+    now = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "next_block": 1234,
+        "checkpoint_block_hash": "0x" + "ab" * 32,
+        "recent_blocks": [{"number": n, "hash": f"0x{n:064x}"} for n in range(128)],
+        "totals": {"events_published": 20_000, "runs": 3, "outcomes": {"ok": 2}},
+        "lease": {"owner": "run-1", "expires_at": now, "fence": 7},
+        "last_commit": {"run_id": "run-1", "fence": 7, "id": "0123456789abcdef"},
+        "updated_at": now,
+        "children": None,
+        "empty": {},
+    }
+    assert ours_update(fields, update_time) == library_update(fields, update_time)
+
+
+def test_updates_the_fast_path_cannot_encode_go_to_the_library() -> None:
+    from google.cloud import firestore
+
+    stamp = UPDATED[0]
+    assert ours_update({"lease.fence": 3}, stamp) is None  # a nested field path
+    assert ours_update({"totals": {"runs": firestore.Increment(1)}}, stamp) is None
+    assert ours_update({"at": firestore.SERVER_TIMESTAMP}, stamp) is None
+    assert ours_update({"gone": firestore.DELETE_FIELD}, stamp) is None

@@ -22,6 +22,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from function.adapters.firestore.wire import update_write
 from function.errors import StateError
 
 ATTEMPTS = 12  # a conditional write outlasts bursts of contention (starting runs, counters)
@@ -86,9 +87,13 @@ def put(client: firestore.Client, batch: Any, read: Version, fields: dict[str, A
     `read` found it: updated at the same instant, or still absent."""
     if read.update_time is None:
         batch.create(read.ref, fields)
-    else:
-        option = client.write_option(last_update_time=read.update_time)
-        batch.update(read.ref, fields, option=option)
+        return
+    fast = update_write(read.ref._document_path, fields, read.update_time)
+    if fast is not None:
+        batch._add_write_pbs([fast])  # what `batch.update` adds, encoded by `wire`
+        return
+    option = client.write_option(last_update_time=read.update_time)
+    batch.update(read.ref, fields, option=option)
 
 
 def unchanged(client: firestore.Client, batch: Any, read: Version, path: str, value: Any) -> None:

@@ -13,6 +13,7 @@ write goes through the library.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from google.cloud.firestore_v1.types import write
 
 _Write = write.Write.pb()
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a field path the library leaves as it is
 
 
 def set_write(path: str, fields: Mapping[str, Any]) -> write.Write:
@@ -27,6 +29,27 @@ def set_write(path: str, fields: Mapping[str, Any]) -> write.Write:
     pb = _Write()
     pb.update.name = path
     _fill_map(pb.update.fields, fields)
+    wrapped: write.Write = write.Write.wrap(pb)
+    return wrapped
+
+
+def update_write(path: str, fields: Mapping[str, Any], update_time: datetime) -> write.Write | None:
+    """The `Write` of `batch.update(reference, fields, option=last_update_time)`: each
+    top-level field replaced whole, only if the document was last updated at `update_time`.
+    None when the library must build it (a dotted or quoted field path, a sentinel such as
+    `Increment`): a checkpoint commit's fields (128 recent blocks, the summary) cost the
+    library's encoding ~10 ms a commit."""
+    if not all(type(k) is str and _PLAIN_KEY.fullmatch(k) for k in fields):
+        return None
+    pb = _Write()
+    pb.update.name = path
+    try:
+        _fill_map(pb.update.fields, fields)
+    except TypeError:
+        return None  # a sentinel: the library turns it into a transform
+    pb.update_mask.field_paths.extend(sorted(fields))
+    # In microseconds, as the library's option sends it (Firestore's own precision).
+    pb.current_document.update_time.FromDatetime(update_time)
     wrapped: write.Write = write.Write.wrap(pb)
     return wrapped
 
