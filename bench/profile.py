@@ -1,6 +1,7 @@
 """Where a relayer run's time goes: `python main.py` on the bench chain, profiled.
 
     python -m bench.profile [--events 20000] [--rtt-ms 0 20] [--top 20] [--out DIR] [--cprofile]
+                            [--floor]
 
 Starts the emulators and a busy chain (as `make bench` does) and, for each `--rtt-ms` (0:
 loopback; above 0: the chain and both emulators behind delaying proxies, as in the bench's
@@ -20,10 +21,14 @@ it: the line that calls into a library). A sampled run takes about 20 % more CPU
 plain one (mostly the short switch interval, SWITCH_S), spread evenly, unlike cProfile,
 which multiplies the CPU of code that makes many small calls by 2 to 3.
 
+`--floor` also profiles `python -m bench.floor` over the same chain, the same ways, so the
+two can be read side by side (its own lines, `bench/floor.py`, count as "ours" in the tables).
+
 `--cprofile` also profiles each clock with cProfile (every thread its own profiler, merged;
 written to DIR as .prof files for `python -m pstats`): exact call counts, inflated times.
 
-    python -m bench.profile --child MODE OUT ROOT   # inside: runs ROOT/main.py profiled
+    python -m bench.profile --child MODE OUT ROOT [-- FLOOR ARGS]   # inside: runs ROOT/main.py
+                                                                    # (or the floor) profiled
 """
 
 from __future__ import annotations
@@ -127,25 +132,32 @@ class Sampler:
         }))  # fmt: skip
 
 
-def _run_main(root: Path) -> int:
+def _run_main(root: Path, floor: Sequence[str] = ()) -> int:
+    """ROOT/main.py as `python main.py` runs it; with `floor`, `python -m bench.floor
+    *floor` instead."""
     sys.path[0] = str(root)
-    sys.argv = [str(root / "main.py")]
     try:
-        runpy.run_path(str(root / "main.py"), run_name="__main__")
+        if floor:
+            sys.argv = ["bench.floor", *floor]
+            runpy.run_module("bench.floor", run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = [str(root / "main.py")]
+            runpy.run_path(str(root / "main.py"), run_name="__main__")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     return 0
 
 
-def _child(mode: str, out: Path, root: Path) -> int:
-    """Run root/main.py as `python main.py` would, profiled: `sample`, or cProfile with the
-    `cpu` or `wall` clock (every thread its own profiler, merged)."""
+def _child(mode: str, out: Path, root: Path, floor: Sequence[str] = ()) -> int:
+    """Run root/main.py as `python main.py` would (or the floor, given its arguments),
+    profiled: `sample`, or cProfile with the `cpu` or `wall` clock (every thread its own
+    profiler, merged)."""
     if mode == "sample":
         sys.setswitchinterval(SWITCH_S)
         sampler = Sampler()
         sampler.start()
         try:
-            return _run_main(root)
+            return _run_main(root, floor)
         finally:
             sampler.stop()
             sampler.dump(out)
@@ -168,7 +180,7 @@ def _child(mode: str, out: Path, root: Path) -> int:
     main = cProfile.Profile(timer)
     main.enable()
     try:
-        return _run_main(root)
+        return _run_main(root, floor)
     finally:
         main.disable()
         merged = pstats.Stats(main)
@@ -194,7 +206,7 @@ def _short(path: str, root: Path) -> str:
 
 def _ours(frame: Frame, root: Path) -> bool:
     short = _short(frame[0], root)
-    return short.startswith("function/") or short == "main.py"
+    return short.startswith("function/") or short in ("main.py", "bench/floor.py")
 
 
 def _tables(weights: list[Any], root: Path, top: int) -> tuple[float, list[str]]:
@@ -268,6 +280,47 @@ def cprofile_report(path: Path, label: str, root: Path, top: int) -> str:
 # --- the driver ------------------------------------------------------------------------------
 
 
+def _floor_args(chain: Any, network: Network, project: str, topics: Any) -> list[str]:
+    """`bench.floor`'s arguments as the bench gives them (its faster publish path)."""
+    from bench.relayer import ABI_PATH
+
+    return [
+        "--rpc-url", network.rpc_url(chain.rpc_url), "--address", chain.contract,
+        "--abi", str(ABI_PATH), "--start", str(chain.first_block), "--end", str(chain.head),
+        "--project", project, "--topic", topics.topic("profile-floor"), "--range-size", "1000",
+        "--ordering", "true", "--publish", "requests",
+    ]  # fmt: skip
+
+
+def _profile_floor(
+    network: Network,
+    base: dict[str, str],
+    floor: Sequence[str],
+    out_dir: Path,
+    top: int,
+    modes: Sequence[str],
+) -> None:
+    """The floor over the same chain, plain and then profiled as the relayer was."""
+    from bench.measure import ROOT, run_timed
+
+    env = network.env(base)
+    plain = run_timed([sys.executable, "-m", "bench.floor", *floor], env)
+    print(f"\n[plain] python -m bench.floor ({network.describe()}): {plain.wall_s:.2f} s "
+          f"wall, {plain.cpu_s:.2f} s CPU", flush=True)  # fmt: skip
+    tag = "local" if not network.rtt_s else f"rtt{network.rtt_s * 1000:g}ms"
+    for mode in modes:
+        out = out_dir / f"floor-{tag}-{mode}.{'json' if mode == 'sample' else 'prof'}"
+        argv = [sys.executable, "-m", "bench.profile", "--child", mode, str(out), str(ROOT),
+                "--", *floor]  # fmt: skip
+        done = run_timed(argv, env)
+        if done.code != 0:
+            raise SystemExit(f"the profiled floor failed ({done.code}):\n{done.stderr[-2000:]}")
+        print(f"\n[{mode}] profiled floor ({network.describe()}): {done.wall_s:.2f} s wall, "
+              f"{done.cpu_s:.2f} s CPU (written to {out})", flush=True)  # fmt: skip
+        show = sample_report if mode == "sample" else cprofile_report
+        print(show(out, f"floor {tag}, {mode}", ROOT, top), flush=True)
+
+
 def _profile(
     network: Network,
     env: Callable[[], dict[str, str]],
@@ -303,7 +356,9 @@ def _profile(
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--child"]:
-        return _child(args[1], Path(args[2]), Path(args[3]))
+        return _child(
+            args[1], Path(args[2]), Path(args[3]), args[5:] if args[4:5] == ["--"] else ()
+        )
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--events", type=int, default=20_000)
@@ -314,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--out", type=Path, default=Path("/tmp/bench-profile"))
     p.add_argument("--cprofile", action="store_true", help="also cProfile, both clocks")
+    p.add_argument("--floor", action="store_true",
+                   help="also profile the floor (python -m bench.floor) the same way")  # fmt: skip
     a = p.parse_args(args)
     modes = ["sample", *(("cpu", "wall") if a.cprofile else ())]
 
@@ -352,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )  # fmt: skip
 
                     _profile(network, env, len(chain.expected), a.out, a.top, modes)
+                    if a.floor:
+                        floor = _floor_args(chain, network, stack.project, topics)
+                        _profile_floor(network, base, floor, a.out, a.top, modes)
         finally:
             chain.stop()
     return 0

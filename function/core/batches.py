@@ -9,7 +9,7 @@ chain order (docs/CONTRACT.md §3: publishing stays in chain order per run).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -27,31 +27,56 @@ class Request(Generic[T]):
 
 
 def cut_requests(
-    items: Sequence[T],
+    items: Iterable[T],
     *,
     group_of: Callable[[T], Hashable],
     size_of: Callable[[T], int],
     max_messages: int,
     max_bytes: int,
 ) -> list[Request[T]]:
-    """Requests for `items` (already in chain order), in that order.
+    """Requests for `items` (already in chain order), in that order (`requests_of`, all)."""
+    return list(
+        requests_of(
+            items,
+            group_of=group_of,
+            size_of=size_of,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+        )
+    )
+
+
+def requests_of(
+    items: Iterable[T],
+    *,
+    group_of: Callable[[T], Hashable],
+    size_of: Callable[[T], int],
+    max_messages: int,
+    max_bytes: int,
+) -> Iterator[Request[T]]:
+    """Requests for `items` (already in chain order), in that order, each as soon as it is
+    cut: a publisher builds the next request's messages while the last one is on the wire.
 
     `group_of` names what may share a request (the topic and the ordering key); a message
     larger than `max_bytes` still goes alone, so that Pub/Sub's own answer names the problem.
     """
-    cut: list[tuple[Hashable, list[T]]] = []
+    group: Hashable = None
+    chunk: list[T] = []
     size = 0
     for item in items:
-        group, n = group_of(item), size_of(item)
-        if cut:
-            last_group, last = cut[-1]
-            if group == last_group and len(last) < max_messages and size + n <= max_bytes:
-                last.append(item)
-                size += n
-                continue
-        cut.append((group, [item]))
-        size = n
-    return [Request(group, tuple(chunk)) for group, chunk in cut]
+        item_group, n = group_of(item), size_of(item)
+        if chunk and (item_group != group or size + n > max_bytes):
+            yield Request(group, tuple(chunk))
+            chunk = []
+        if not chunk:
+            group, size = item_group, 0
+        chunk.append(item)
+        size += n
+        if len(chunk) == max_messages:  # full: it goes before the next message is built
+            yield Request(group, tuple(chunk))
+            chunk = []
+    if chunk:
+        yield Request(group, tuple(chunk))
 
 
 # Pub/Sub's own limits per request: 1,000 messages and 10 MB (we keep 1 MB of headroom).

@@ -11,12 +11,19 @@ import concurrent.futures
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from function.core.batches import MAX_BYTES, MAX_MESSAGES, Request, cut_requests, message_size
+from function.core.batches import (
+    MAX_BYTES,
+    MAX_MESSAGES,
+    Request,
+    cut_requests,
+    message_size,
+    requests_of,
+)
 from function.core.blockrecords import Published
 from function.core.messages import (
     Message,
@@ -102,18 +109,31 @@ class Dispatcher:
         taken over those blocks. A block cut short is recorded as far as it went, and the
         checkpoint stays before it.
         """
-        outgoing = [self._event(e) for e in events]
-        outgoing += [self._dead(d, chain_id, relayer_id) for d in dead]
-        outgoing.sort(key=lambda o: (o.block_number, o.log_index))
-        requests = cut_requests(
-            outgoing,
-            group_of=lambda o: (self._sink_of(o) is self._sink, o.message.ordering_key),
-            size_of=lambda o: message_size(o.message),
-            max_messages=MAX_MESSAGES,
-            max_bytes=MAX_BYTES,
-        )
+        order: list[Event | DeadLetter] = sorted([*events, *dead], key=_chain_position)
+
+        def outgoing() -> Iterator[_Outgoing]:
+            # Built as the requests are cut: the next request's messages while the last
+            # request is on the wire (`_dispatch`), not all of them before the first goes.
+            for item in order:
+                if isinstance(item, Event):
+                    yield self._event(item)
+                else:
+                    yield self._dead(item, chain_id, relayer_id)
+
+        requests: list[Request[_Outgoing]] = []
         delivered = Delivered()
-        outcomes = self._dispatch(requests, deadline, leased)
+        outcomes = self._dispatch(
+            requests_of(
+                outgoing(),
+                group_of=lambda o: (self._sink_of(o) is self._sink, o.message.ordering_key),
+                size_of=lambda o: message_size(o.message),
+                max_messages=MAX_MESSAGES,
+                max_bytes=MAX_BYTES,
+            ),
+            deadline,
+            leased,
+            cut=requests,
+        )
         for request, outcome in zip(requests, outcomes, strict=True):
             for item, result in zip(request.items, _each(outcome, request), strict=True):
                 # A request in doubt because a stop cut the wait short is a stop, not a
@@ -166,23 +186,46 @@ class Dispatcher:
 
     def _dispatch(
         self,
-        requests: Sequence[Request[Any]],
+        requests: Iterable[Request[Any]],
         deadline: Callable[[], float],
         leased: Callable[[], bool],
         sink_of: Callable[[Any], Sink] | None = None,
+        cut: list[Request[Any]] | None = None,
     ) -> list[list[str] | BaseException]:
         """Send requests in order, one at a time per lane and a few at once in all; stop
         sending after a failure, a stop or the lease's end. Requests never sent get a
-        `NotSentError`; requests still in flight at the deadline get a `PublishError`."""
+        `NotSentError`; requests still in flight at the deadline get a `PublishError`.
+        `requests` is taken one at a time, the next one while the last is in flight; each
+        is appended to `cut` as it is taken (the outcomes are in that order)."""
         pick = sink_of or self._sink_of
-        outcomes: list[list[str] | BaseException | None] = [None] * len(requests)
+        taken = cut if cut is not None else []
+        pending = iter(requests)
+        outcomes: list[list[str] | BaseException | None] = []
         flying: dict[concurrent.futures.Future[list[str]], tuple[int, Hashable, float]] = {}
         halted: BaseException | None = None
+        unbuilt: Exception | None = None  # building the next request failed
         nxt = 0
+
+        def upcoming() -> bool:
+            """True when a request is there to send next (taken from `requests` now)."""
+            nonlocal halted, unbuilt
+            if nxt < len(taken):
+                return True
+            try:
+                request = next(pending, None)
+            except Exception as e:  # after the requests in flight are answered: raised
+                halted = unbuilt = e
+                return False
+            if request is None:
+                return False
+            taken.append(request)
+            outcomes.append(None)
+            return True
+
         while True:
             busy = {lane for _, lane, _ in flying.values()}
-            while halted is None and nxt < len(requests) and len(flying) < self._in_flight:
-                request = requests[nxt]
+            while halted is None and len(flying) < self._in_flight and upcoming():
+                request = taken[nxt]
                 if request.lane in busy:
                     break  # Pub/Sub ordering: one request of a key at a time
                 if self._stop.is_set():
@@ -225,6 +268,13 @@ class Dispatcher:
                 outcomes[index] = error if error is not None else future.result()
                 if error is not None and halted is None:
                     halted = error  # after a failure nothing more goes out
+        if unbuilt is not None:
+            # Nothing is in flight any more: the run fails here, and what was accepted is
+            # published again by the next run (after the last commit: §7.4).
+            raise unbuilt
+        for request in pending:  # never sent: each still gets its outcome
+            taken.append(request)
+            outcomes.append(None)
         rest = NotSentError(f"not sent: {halted}") if halted is not None else None
         return [o if o is not None else (rest or NotSentError("not sent")) for o in outcomes]
 
@@ -261,6 +311,10 @@ class Dispatcher:
             ),
             f"dead letter {d.event_id}",
         )
+
+
+def _chain_position(item: Event | DeadLetter) -> tuple[int, int]:
+    return item.block_number, item.log_index
 
 
 def _message_of(item: Any) -> Message:
