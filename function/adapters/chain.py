@@ -88,7 +88,8 @@ def _logs_checker(blocks: BlockRange, addresses: Sequence[str] | None) -> Any:
             if lower is None:
                 lower = hashes[block_hash] = str(block_hash).lower()
             key = (lower, int(entry["logIndex"], 16))
-            if seen.setdefault(key, entry) != entry:
+            first = seen.setdefault(key, entry)
+            if first is not entry and first != entry:  # `!=` compares even an object to itself
                 raise ValueError(
                     f"two different logs at index {key[1]} of block {number} ({key[0]})"
                 )

@@ -242,6 +242,16 @@ def test_a_stop_ends_the_backoff(anvil: Anvil, proxy: RpcProxy) -> None:
     assert time.monotonic() - started < 1.5
 
 
+@pytest.mark.parametrize("kind", ["truncated", "incomplete", "drop", "reset", "empty"])
+def test_a_body_cut_short_is_read_again(anvil: Anvil, proxy: RpcProxy, kind: str) -> None:
+    # The client reads a body in one read (not through `response.content`): a connection
+    # cut while it reads must still be a retry, with the pool's connection given up.
+    proxy.fail(2, kind=kind)
+    rpc = client(proxy.url(), attempts=4)
+    assert rpc.call("eth_blockNumber", []) == hex(0)
+    assert rpc.call("eth_chainId", []) == hex(anvil.chain_id)  # the pool still serves
+
+
 def test_without_a_stop_the_client_still_works(anvil: Anvil, proxy: RpcProxy) -> None:
     proxy.stall(0.3, method="eth_blockNumber")  # the status function's reader has no stop
     assert client(proxy.url()).call("eth_blockNumber", []) == hex(0)

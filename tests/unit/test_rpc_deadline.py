@@ -19,10 +19,29 @@ KEY = "SECRETKEY"
 
 
 @dataclass
+class Body:
+    content: bytes
+
+    def read(self, decode_content: bool = False) -> bytes:
+        return self.content
+
+    def release_conn(self) -> None:
+        pass
+
+
+@dataclass
 class Response:
     status_code: int
     content: bytes
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def raw(self) -> Body:
+        """What the client reads the body from (it asks with `stream=True`)."""
+        return Body(self.content)
+
+    def close(self) -> None:
+        pass
 
 
 class Clock:
@@ -51,7 +70,9 @@ class Session:
         self.clock, self.limited, self.slow = clock, limited, slow
         self.timeouts: list[float] = []
 
-    def post(self, url: str, data: str, headers: dict[str, str], timeout: float) -> Response:
+    def post(
+        self, url: str, data: str, headers: dict[str, str], timeout: float, stream: bool = False
+    ) -> Response:
         self.timeouts.append(timeout)
         if any(h in url for h in self.limited):
             return Response(429, b"Too Many Requests", {"Retry-After": "30"})

@@ -184,6 +184,17 @@ def test_sigterm_with_a_request_in_flight_keeps_the_lease(world: World) -> None:
 
 
 @dataclass
+class Body:
+    content: bytes
+
+    def read(self, decode_content: bool = False) -> bytes:
+        return self.content
+
+    def release_conn(self) -> None:
+        pass
+
+
+@dataclass
 class Response:
     status_code: int
     content: bytes
@@ -194,6 +205,14 @@ class Response:
     def text(self) -> str:
         return self.content.decode()
 
+    @property
+    def raw(self) -> Body:
+        """What the client reads the body from (it asks with `stream=True`)."""
+        return Body(self.content)
+
+    def close(self) -> None:
+        pass
+
 
 class RpcSession:
     """Answers JSON-RPC from the fake chain; `down` hosts answer 503, `limited` ones 429."""
@@ -202,7 +221,9 @@ class RpcSession:
         self.chain, self.down, self.limited = chain, down, limited
         self.posts: list[str] = []
 
-    def post(self, url: str, data: str, headers: dict[str, str], timeout: float) -> Response:
+    def post(
+        self, url: str, data: str, headers: dict[str, str], timeout: float, stream: bool = False
+    ) -> Response:
         self.posts.append(url)
         if any(h in url for h in self.down):
             return Response(503, b"Service Unavailable")

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 
 from function.adapters.jsonrpc.batch_caps import PROCESS_CAPS, BatchCaps, first_part, refused_batch
 from function.adapters.jsonrpc.calls import BatchTooLarge, Call, Retry, Validator
@@ -272,8 +273,17 @@ class JsonRpc:
                 data=json.dumps(body),
                 headers={"Content-Type": "application/json"},
                 timeout=timeout_s,
+                stream=True,
             )
-            return response, response.content
+            # The body in one read, not `response.content`'s 10 KB at a time through
+            # urllib3 (2,000 reads in Python for a busy window's 20 MB of logs).
+            try:
+                content = response.raw.read(decode_content=True)
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                response.close()
+                raise requests.ConnectionError(type(e).__name__) from None
+            response.raw.release_conn()  # read whole: the connection goes back to the pool
+            return response, content
 
         # With a deadline the whole request is cut at what is left of it: requests' own
         # timeout bounds each socket read, not a body that trickles in.
