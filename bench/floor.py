@@ -45,7 +45,7 @@ from typing import Any  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
 import grpc  # type: ignore[import-untyped]  # noqa: E402
-from eth_utils.crypto import keccak  # noqa: E402
+from eth_hash.auto import keccak  # noqa: E402 - as the relayer hashes (no eth-utils import)
 
 from function.adapters.pubsub_wire import (  # noqa: E402 - the relayer's own wire format
     attribute,
@@ -116,7 +116,8 @@ class _Event:
     def __init__(self, entry: dict[str, Any]) -> None:
         params = entry["inputs"]
         self.name = str(entry["name"])
-        self.topic0 = "0x" + keccak(text=f"{self.name}({','.join(map(_type_of, params))})").hex()
+        signature = f"{self.name}({','.join(map(_type_of, params))})"
+        self.topic0 = "0x" + keccak(signature.encode()).hex()
         self._decode = tuple_decoder([_type_of(p) for p in params if not p.get("indexed")])
         # (name, indexed, converter, topic reader); an indexed dynamic value (string, bytes,
         # array, tuple) is stored as its keccak hash and relayed as the topic itself

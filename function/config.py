@@ -14,11 +14,10 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from eth_utils.address import is_checksum_address, to_checksum_address
-
 from function.chains import preset
 from function.core.argfilters import ArgFilter, parse_arg_filters, unselected
 from function.core.factory import FactorySetting, parse_factory
+from function.core.values import checksum
 from function.errors import ConfigError
 from function.numeric_settings import (
     BLOCK_COUNT,
@@ -200,16 +199,16 @@ def _ws_url(raw: str | None) -> str | None:
 def _contracts(raw: str, name: str = "CONTRACT_ADDRESS") -> tuple[str, ...]:
     out: list[str] = []
     for item in (a.strip() for a in raw.split(",")):
-        if not _ADDRESS.match(item):
+        if not _ADDRESS.fullmatch(item):
             raise invalid(name, item, "0x followed by 40 hex digits, comma-separated")
         mixed = item[2:] != item[2:].lower() and item[2:] != item[2:].upper()
-        if mixed and not is_checksum_address(item):
+        if mixed and checksum(item) != item:
             raise invalid(
                 name,
                 item,
                 "a valid EIP-55 checksum (or an all-lowercase address): check for a typo",
             )
-        checksummed = to_checksum_address(item)
+        checksummed = checksum(item)
         if checksummed not in out:
             out.append(checksummed)
     return tuple(out)

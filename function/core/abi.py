@@ -13,10 +13,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eth_abi.grammar import ABIType, TupleType
-from eth_abi.grammar import parse as parse_abi_type
-from eth_utils.crypto import keccak
+from eth_hash.auto import keccak
 
+from function.core.abitypes import AbiType
+from function.core.abitypes import parse as parse_abi_type
 from function.core.argfilters import ArgFilter
 from function.core.argtopics import apply_arg_filters
 from function.core.catalogue import EventCatalogue
@@ -55,23 +55,23 @@ def _canonical_type(param: AbiEntry) -> str:
     return abi_type
 
 
-def _head_size(parsed: ABIType) -> int:
+def _head_size(parsed: AbiType) -> int:
     """Bytes a value takes in the data's head: an offset for a dynamic one."""
     if parsed.is_dynamic:
         return 32
-    if parsed.is_array:
+    if parsed.arrlist:
         return int(parsed.arrlist[-1][0]) * _head_size(parsed.item_type)
-    if isinstance(parsed, TupleType):
+    if parsed.components is not None:
         return sum(_head_size(c) for c in parsed.components)
     return 32
 
 
-def _param(entry: AbiEntry, index: int) -> tuple[Param, ABIType]:
+def _param(entry: AbiEntry, index: int) -> tuple[Param, AbiType]:
     abi_type = _canonical_type(entry)
     parsed = parse_abi_type(abi_type)  # raises on a type it cannot parse
     parsed.validate()  # raises on one it parses but does not exist (uint7)
     indexed = bool(entry.get("indexed", False))
-    hashed = indexed and (parsed.is_dynamic or parsed.is_array or isinstance(parsed, TupleType))
+    hashed = indexed and (parsed.is_dynamic or parsed.is_array or parsed.components is not None)
     from_topic = None
     if indexed and not hashed:
         from_topic = topic_reader(abi_type) or _word_reader(value_decoder(abi_type))
@@ -102,7 +102,7 @@ def _spec(entry: AbiEntry) -> EventSpec:
     return EventSpec(
         name=name,
         signature=signature,
-        topic0="0x" + keccak(text=signature).hex(),
+        topic0="0x" + keccak(signature.encode()).hex(),
         params=params,
         anonymous=bool(entry.get("anonymous", False)),
         decode_data=tuple_decoder([p.abi_type for p in params if not p.indexed]),

@@ -22,138 +22,41 @@ layouts where that can happen (arrays of dynamic values) decoding stops once it 
 data several times over, and the log is a decode error (dead-lettered, never dropped).
 Decoders are built once per ABI type and cached by the registry, so a log costs one call per
 event, not a lookup per value.
-"""
 
-# mypy: allow-untyped-calls
-# (eth-abi's registry and decoder classes carry no annotations)
+Most events' data is static values, `string`, `bytes` and arrays of static values: those are
+read here straight from their words, with the registry's rules, and eth-abi is not even
+imported (about 0.2 s of a run's start: `abitypes`). Any other layout is decoded by eth-abi's
+decoders with the EVM's rules above (`lenient_registry`), imported when an ABI has one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eth_abi import decoding
-from eth_abi.exceptions import InsufficientDataBytes, InvalidPointer
-from eth_abi.grammar import parse
-from eth_abi.registry import BaseEquals, registry
+from function.core.abitypes import AbiType, AbiTypeError, parse
 
 TupleDecode = Callable[[bytes], tuple[Any, ...]]
 
 _ZERO_WORD = b"\0" * 32
 
 
-class _HighBytesIgnored:
-    """The bytes outside the value's width are padding the EVM never reads."""
-
-    def validate_padding_bytes(self, value: Any, padding_bytes: bytes) -> None:
-        return None
+class DataTooShortError(ValueError):
+    """A length, an array or the head runs past the end of the data (eth-abi's
+    InsufficientDataBytes on the same data)."""
 
 
-class _Uint(_HighBytesIgnored, decoding.UnsignedIntegerDecoder):
-    pass
+class BadOffsetError(ValueError):
+    """An offset points into the head or past the data (eth-abi's InvalidPointer)."""
 
 
-class _Int(_HighBytesIgnored, decoding.SignedIntegerDecoder):
-    pass
-
-
-class _Address(_HighBytesIgnored, decoding.AddressDecoder):
-    pass
-
-
-class _Ufixed(_HighBytesIgnored, decoding.UnsignedFixedDecoder):
-    pass
-
-
-class _Fixed(_HighBytesIgnored, decoding.SignedFixedDecoder):
-    pass
-
-
-class _BytesN(_HighBytesIgnored, decoding.BytesDecoder):
-    pass
-
-
-class _Bool(decoding.BooleanDecoder):
-    value_bit_size = 256  # the whole word is the value: no padding to split off
-
-    @staticmethod
-    def decoder_fn(data: bytes) -> bool:
-        return data != _ZERO_WORD
-
-
-class _DeclaredLength:
-    """Read exactly the declared length of a `bytes`/`string` tail, whatever its padding."""
-
-    def read_data_from_stream(self, stream: decoding.ContextFramesBytesIO) -> bytes:
-        length = decoding.decode_uint_256(stream)
-        left = len(stream.getbuffer()) - stream.tell()
-        if length > left:  # checked first: a hostile length may not fit a read() argument
-            raise InsufficientDataBytes(f"a length of {length} bytes, only {left} left in the data")
-        data: bytes = stream.read(length)
-        return data
-
-
-class _ByteString(_DeclaredLength, decoding.ByteStringDecoder):
-    pass
-
-
-class _String(_DeclaredLength, decoding.StringDecoder):
-    def __init__(self) -> None:
-        super().__init__(handle_string_errors="replace")  # eth-abi's knob: U+FFFD per sequence
-
-
-def _registry() -> Any:
-    evm = registry.copy()
-    for label, lookup, decoder in (
-        ("uint", BaseEquals("uint"), _Uint),
-        ("int", BaseEquals("int"), _Int),
-        ("address", BaseEquals("address"), _Address),
-        ("bool", BaseEquals("bool"), _Bool),
-        ("ufixed", BaseEquals("ufixed"), _Ufixed),
-        ("fixed", BaseEquals("fixed"), _Fixed),
-        ("bytes<M>", BaseEquals("bytes", with_sub=True), _BytesN),
-        ("bytes", BaseEquals("bytes", with_sub=False), _ByteString),
-        ("function", BaseEquals("function"), _BytesN),
-        ("string", BaseEquals("string"), _String),
-    ):
-        evm.unregister_decoder(label)
-        evm.register_decoder(lookup, decoder, label=label)
-    return evm
-
-
-EVM_REGISTRY = _registry()
-
-
-READ_BUDGET = 4  # times the data a decode may read before it counts as aliased offsets
-_READ_SLACK = 4096
-
-
-class _Budgeted(decoding.ContextFramesBytesIO):  # type: ignore[misc]
-    """A stream that refuses to be read more than `READ_BUDGET` times over."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self._left = READ_BUDGET * len(data) + _READ_SLACK
-
-    def read(self, size: int | None = -1) -> bytes:
-        chunk: bytes = super().read(size)
-        self._left -= len(chunk)
-        if self._left < 0:
-            raise ValueError(
-                f"its offsets point at the same bytes again and again (more than "
-                f"{READ_BUDGET} times its {len(self.getbuffer())} bytes read): it would "
-                "decode to far more than the log holds"
-            )
-        return chunk
-
-
-def _aliasable(abi_type: Any) -> bool:
+def _aliasable(abi_type: AbiType) -> bool:
     """Whether offsets in this type's encoding can repeat: an array of dynamic values."""
     if abi_type.is_array and abi_type.item_type.is_dynamic:
         return True
     if abi_type.is_array:
         return _aliasable(abi_type.item_type)
-    return any(_aliasable(c) for c in getattr(abi_type, "components", None) or ())
+    return any(_aliasable(c) for c in abi_type.components or ())
 
 
 def _word_reader(abi_type: str) -> Callable[[bytes], Any] | None:
@@ -161,13 +64,15 @@ def _word_reader(abi_type: str) -> Callable[[bytes], Any] | None:
     registry's decoder above reads it (tests/unit/test_lenient_words.py), at a fraction of
     eth-abi's cost per value; None for any other type."""
     t = parse(abi_type)
-    if t.is_array or getattr(t, "components", None):
+    if t.is_array or t.components:
         return None
     base, sub = t.base, t.sub
-    if base == "uint":
+    if base in ("uint", "int") and not isinstance(sub, int):
+        raise AbiTypeError(f"{abi_type} has no size in bits")
+    if base == "uint" and isinstance(sub, int):
         mask = (1 << sub) - 1
         return lambda w: int.from_bytes(w, "big") & mask
-    if base == "int":
+    if base == "int" and isinstance(sub, int):
         mask, sign, full = (1 << sub) - 1, 1 << (sub - 1), 1 << sub
         return lambda w: (v - full) if (v := int.from_bytes(w, "big") & mask) & sign else v
     if base == "address":
@@ -183,21 +88,21 @@ def _tail_reader(abi_type: str) -> Callable[[bytes, int], Any] | None:
     """A top-level `string`, `bytes` or `T[]` of a static elementary T, read at its offset
     with the registry's checks (the length inside the data, each item's word there)."""
     t = parse(abi_type)
-    if getattr(t, "base", None) in ("string", "bytes") and t.sub is None and not t.is_array:
+    if t.base in ("string", "bytes") and t.sub is None and not t.is_array:
         text = t.base == "string"
 
         def tail(data: bytes, at: int) -> Any:
             length = int.from_bytes(_word_at(data, at), "big")
             start = at + 32
             if length > len(data) - start:
-                raise InsufficientDataBytes(
+                raise DataTooShortError(
                     f"a length of {length} bytes, only {len(data) - start} left in the data"
                 )
             raw = data[start : start + length]
             return raw.decode("utf-8", "replace") if text else raw
 
         return tail
-    if t.is_array and len(t.arrlist) == 1 and not t.arrlist[0]:
+    if t.arrlist is not None and len(t.arrlist) == 1 and not t.arrlist[0]:
         item = _word_reader(t.item_type.to_type_str())
         if item is None:
             return None
@@ -206,7 +111,7 @@ def _tail_reader(abi_type: str) -> Callable[[bytes, int], Any] | None:
             count = int.from_bytes(_word_at(data, at), "big")
             start = at + 32
             if count > (len(data) - start) // 32:
-                raise InsufficientDataBytes(f"an array of {count} words does not fit the data")
+                raise DataTooShortError(f"an array of {count} words does not fit the data")
             return tuple(item(data[i : i + 32]) for i in range(start, start + 32 * count, 32))
 
         return array
@@ -216,7 +121,7 @@ def _tail_reader(abi_type: str) -> Callable[[bytes, int], Any] | None:
 def _word_at(data: bytes, at: int) -> bytes:
     word = data[at : at + 32]
     if len(word) < 32:
-        raise InsufficientDataBytes(f"Tried to read 32 bytes, only got {len(word)} bytes.")
+        raise DataTooShortError(f"Tried to read 32 bytes, only got {len(word)} bytes.")
     return word
 
 
@@ -239,15 +144,13 @@ def _words_decoder(types: Sequence[str]) -> TupleDecode | None:
 
     def decode(data: bytes) -> tuple[Any, ...]:
         if len(data) < head_size:
-            raise InsufficientDataBytes(
-                f"Tried to read {head_size} bytes, only got {len(data)} bytes."
-            )
+            raise DataTooShortError(f"Tried to read {head_size} bytes, only got {len(data)} bytes.")
         offsets = []
         for i, tail in enumerate(tails):
             if tail is not None:
                 at = int.from_bytes(data[32 * i : 32 * i + 32], "big")
                 if at < head_size or at >= len(data):
-                    raise InvalidPointer(f"Invalid pointer in tuple at location {32 * i}")
+                    raise BadOffsetError(f"Invalid pointer in tuple at location {32 * i}")
                 offsets.append(at)
         out = []
         pointed = iter(offsets)
@@ -267,16 +170,38 @@ def tuple_decoder(types: Sequence[str]) -> TupleDecode:
     fast = _words_decoder(types)
     if fast is not None:
         return fast
-    decoder = EVM_REGISTRY.get_tuple_decoder(*types)
-    stream = (
-        _Budgeted if any(_aliasable(parse(t)) for t in types) else decoding.ContextFramesBytesIO
-    )
+    parsed = [parse(t) for t in types]
+    for t in parsed:
+        _check_decodable(t)  # now, not at the first log: a bad ABI fails the start
+    aliasable = any(_aliasable(t) for t in parsed)
+    built: list[TupleDecode] = []
 
     def decode(data: bytes) -> tuple[Any, ...]:
-        values: tuple[Any, ...] = decoder(stream(data))
-        return values
+        # eth-abi is imported and its decoder built at the first log of this layout: a run
+        # that meets none (an idle one) never pays for the import.
+        if not built:
+            from function.core.lenient_registry import registry_decoder
+
+            built.append(registry_decoder(types, aliasable=aliasable))
+        return built[0](data)
 
     return decode
+
+
+_DECODED_BASES = frozenset(
+    ("uint", "int", "address", "bool", "ufixed", "fixed", "bytes", "function", "string")
+)  # what eth-abi's registry has decoders for
+
+
+def _check_decodable(t: AbiType) -> None:
+    """`AbiTypeError` for a type eth-abi's registry has no decoder for, as it would say."""
+    if t.components is not None:
+        for c in t.components:
+            _check_decodable(c)
+        return
+    if t.base not in _DECODED_BASES:
+        raise AbiTypeError(f"no decoder for {t.base!r}: not an ABI type")
+    t.validate()
 
 
 def value_decoder(abi_type: str) -> Callable[[bytes], Any]:

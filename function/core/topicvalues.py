@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import re
 
-from eth_abi.abi import encode
-from eth_abi.grammar import TupleType
-from eth_abi.grammar import parse as parse_abi_type
-from eth_utils.address import is_checksum_address
-from eth_utils.crypto import keccak
+from eth_hash.auto import keccak
+
+from function.core.abitypes import parse as parse_abi_type
+from function.core.values import checksum
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _DECIMAL = re.compile(r"-?[0-9]{1,80}")
@@ -32,7 +31,7 @@ def topic_for(abi_type: str, value: str) -> str:
     """The topic (0x, 64 lowercase hex digits) of `value` as an indexed `abi_type`; a
     `ValueError` saying what a value of that type looks like otherwise."""
     parsed = parse_abi_type(abi_type)
-    if parsed.is_array or isinstance(parsed, TupleType):
+    if parsed.is_array or parsed.components is not None:
         if not _WORD.fullmatch(value):
             raise ValueError(
                 "0x and 64 hex digits: an indexed array or tuple is stored as a hash, so filter "
@@ -43,6 +42,8 @@ def topic_for(abi_type: str, value: str) -> str:
         return "0x" + keccak(value.encode()).hex()
     if abi_type == "bytes":
         return "0x" + keccak(_hex_bytes(value)).hex()
+    from eth_abi.abi import encode  # eth-abi only with RELAYER_ARG_FILTERS (`abitypes`)
+
     return "0x" + encode([abi_type], [_static(abi_type, value)]).hex()
 
 
@@ -69,7 +70,7 @@ def _address(value: str) -> str:
     if not _ADDRESS.fullmatch(value):
         raise ValueError("an address: 0x followed by 40 hex digits")
     digits = value[2:]
-    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
+    if digits != digits.lower() and digits != digits.upper() and checksum(value) != value:
         raise ValueError("an address with a valid EIP-55 checksum (or in one case): a typo?")
     return value.lower()
 

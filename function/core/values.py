@@ -14,7 +14,6 @@ from functools import lru_cache
 from typing import Any
 
 from eth_hash.auto import keccak
-from eth_utils.address import to_checksum_address
 
 Converter = Callable[[Any], Any]
 
@@ -31,6 +30,8 @@ def checksum(address: str) -> str:
     hash is taken here (eth-utils validates and converts on top, several times the cost);
     anything but 0x and 40 hex digits goes to eth-utils, which says what is wrong."""
     if not _HEX40.fullmatch(address):
+        from eth_utils.address import to_checksum_address  # its error says what is wrong
+
         return str(to_checksum_address(address))
     lower = address[2:].lower()
     digest = keccak(lower.encode("ascii")).hex()

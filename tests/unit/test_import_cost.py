@@ -1,0 +1,67 @@
+"""What a run imports: eth-abi and eth-utils (with pydantic and a parser generator, about
+0.2 s of every run's start, a quarter of an idle run) are not among them for an ABI whose
+events the words alone decode (`function/core/abitypes.py`, `lenient`); they are imported
+when an ABI needs eth-abi's decoders, and then decode as before."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from eth_hash.auto import keccak
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("eth_abi", "eth_utils", "pydantic", "parsimonious", "web3")
+
+RUN = """
+import json, sys
+import main  # what python main.py imports before it runs
+from function.ops import wiring  # what a run then imports (the clients)
+from function.core.abi import load_specs
+from function.core.decoding import decode_log
+from function.core.model import RawLog
+
+specs = load_specs(lambda p: open(p, "rb").read(), sys.argv[1], ())
+{decode}
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}})))
+"""
+
+
+def _loaded(abi: Path, decode: str = "") -> set[str]:
+    code = RUN.format(decode=decode)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(abi)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_a_run_over_the_escrow_abi_imports_no_eth_abi() -> None:
+    loaded = _loaded(ROOT / "contracts" / "build" / "Escrow.json")
+    assert "function" in loaded and "google" in loaded  # the check sees what is imported
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_an_abi_that_needs_eth_abis_decoders_imports_it_at_its_first_log(
+    tmp_path: Path,
+) -> None:
+    abi = tmp_path / "abi.json"
+    tuple_event = {"type": "event", "name": "Pair", "anonymous": False, "inputs": [
+        {"name": "p", "type": "tuple", "indexed": False,
+         "components": [{"name": "a", "type": "uint256"}, {"name": "s", "type": "string"}]},
+    ]}  # fmt: skip
+    abi.write_text(json.dumps([tuple_event]))
+    assert not _loaded(abi) & set(HEAVY)  # an idle run over it: no log, no import
+    data = (32).to_bytes(32, "big") + (7).to_bytes(32, "big") + (64).to_bytes(32, "big")
+    data += (2).to_bytes(32, "big") + b"hi".ljust(32, b"\0")
+    topic0 = "0x" + keccak(b"Pair((uint256,string))").hex()
+    decode = f"""
+log = RawLog(address="0x" + "ab" * 20, topics=[{topic0!r}], data="0x{data.hex()}",
+             blockNumber="0x1", blockHash="0x" + "cd" * 32, transactionHash="0x" + "ef" * 32,
+             transactionIndex="0x0", logIndex="0x0")
+event = decode_log(log, specs, 1)
+assert event is not None and event.args == {{"p": {{"a": "7", "s": "hi"}}}}, event.args
+"""
+    assert "eth_abi" in _loaded(abi, decode)
