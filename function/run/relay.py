@@ -679,8 +679,18 @@ class _Run:
             return window[-1].end  # no chunk to publish nor commit (see _commit_end)
         try:
             done = self._relay_chunks(window, fetched)
-        except BaseException:
-            self._settle(quietly=True)  # the failure is recorded after the commit under way
+        except BaseException as error:
+            # The failure is recorded after the commit under way has ended. That commit's
+            # own failure comes first: it is of the part before (a lease taken over there is
+            # a skipped run, not this part's error); a stop is no failure.
+            earlier = self._settle(quietly=True)
+            if (
+                earlier is not None
+                and earlier is not error
+                and not isinstance(earlier, StoppedError)
+            ):
+                log.warning("after that, relaying the next part failed too: %s", scrub(str(error)))
+                raise earlier from None
             raise
         self._settle()
         return done
@@ -707,19 +717,18 @@ class _Run:
                     return done
         return window[-1].end
 
-    def _settle(self, *, quietly: bool = False) -> None:
-        """Wait for the part being recorded and committed; its failure is the run's (unless
-        `quietly`: the run already fails, and the commit that did not land moved nothing)."""
+    def _settle(self, *, quietly: bool = False) -> BaseException | None:
+        """Wait for the part being recorded and committed; its failure is the run's, raised
+        (`quietly`: returned, for a run that fails already; the commit that did not land
+        moved nothing)."""
         recording, self.recording = self.recording, None
         if recording is None:
-            return
+            return None
         if not quietly:
             recording.result()
-            return
+            return None
         concurrent.futures.wait([recording])
-        if recording.exception() is not None:
-            log.warning("the commit of the part published before failed too: %s",
-                        recording.exception())  # fmt: skip
+        return recording.exception()
 
     def _retract_orphans(self, orphans: Sequence[BlockRef]) -> None:
         """Retract what was published on replaced blocks above the checkpoint (their records
@@ -776,10 +785,10 @@ class _Run:
             and (stopped_short or delivered.failure is not None)
             and not self.lease.valid()
         ) or (stopped_short and delivered.failure is None)
-        self._settle()  # the part before: committed while this one was published
         published = delivered.events_published
-        self.summary.events_published += published
+        self.summary.events_published += published  # accepted, whatever the commits do
         self.summary.dead_lettered += delivered.dead_lettered
+        self._settle()  # the part before: committed while this one was published
         done_to = chunk.end
         if delivered.stopped_before is not None:
             done_to = min(done_to, delivered.stopped_before - 1)

@@ -127,3 +127,19 @@ def test_a_block_of_thousands_of_large_messages_is_cut_into_parts_under_the_limi
     assert assembled(f for _, f in reversed(docs))["events"] == entries
     kept = assembled(f for _, f in docs[:-1])["events"]  # the last document never landed
     assert kept == entries[: len(kept)] and 0 < len(kept) < len(entries)
+
+
+def test_what_a_later_writer_adds_to_a_line_is_kept_on_a_rewrite() -> None:
+    # A later version may add fields after the six; this one must not take the event as
+    # unrecorded (it would publish it again), nor drop them when it rewrites the block.
+    data = _data(0)
+    later = {"block_number": 7, "block_hash": HASH, "run_id": "new", "recorded_at": T0,
+             "expire_at": T0, "part": 0, "parts": 1,
+             "events": [f"1:{HASH}:0 0 0x01 Tick m0 published 1700000000 extra"],
+             "messages_zlib": zlib.compress(data.encode())}  # fmt: skip
+    record = from_doc(assembled([later]))
+    assert [(e.event_id, e.state, e.data) for e in record.entries] == [
+        (f"1:{HASH}:0", "published", data)
+    ]
+    (_, rewritten), = stored_parts(to_doc(marked_removed(record)), T0)  # fmt: skip
+    assert rewritten["events"] == [f"1:{HASH}:0 0 0x01 Tick m0 removed 1700000000 extra"]

@@ -42,6 +42,7 @@ INLINE_DATA_BYTES = 16_384  # larger message data is stored compressed, in its o
 PIECE_BYTES = 480_000  # compressed data is cut into pieces this long: two fit a document
 MESSAGES = "messages_zlib"  # a document's field: the data of its lines
 LINE_FIELDS = ("event_id", "log_index", "transaction_hash", "event", "message_id", "state")
+LINE_MORE = "line_more"  # what a line holds after the six fields (a later writer's)
 _ENTRY_KEYS = frozenset((*LINE_FIELDS, "data"))
 _DATA_FIELDS = ("data", "data_zlib", "piece", "pieces")
 _LEVEL = 1  # messages of one contract compress ~10 times even so, at ~250 MB/s
@@ -49,7 +50,11 @@ _LEVEL = 1  # messages of one contract compress ~10 times even so, at ~250 MB/s
 
 def _line(entry: Mapping[str, Any]) -> str | None:
     """The entry as a line of `events`, or None when it must stay a map."""
-    if entry.keys() != _ENTRY_KEYS or type(entry["log_index"]) is not int:
+    keys = entry.keys()
+    more = entry.get(LINE_MORE)
+    if not (keys == _ENTRY_KEYS or (keys == _ENTRY_KEYS | {LINE_MORE} and type(more) is str)):
+        return None
+    if type(entry["log_index"]) is not int:
         return None
     data = entry["data"]
     if type(data) is not str or "\n" in data or _utf8_len(data) > INLINE_DATA_BYTES:
@@ -58,18 +63,26 @@ def _line(entry: Mapping[str, Any]) -> str | None:
         f"{entry['event_id']} {entry['log_index']} {entry['transaction_hash']} "
         f"{entry['event']} {entry['message_id']} {entry['state']}"
     )
-    return line if line.count(" ") == 5 and "\n" not in line else None
+    if line.count(" ") != 5 or "\n" in line:
+        return None
+    if more is None:
+        return line
+    return f"{line} {more}" if more and "\n" not in more else None
 
 
 def _parsed(line: str) -> dict[str, Any] | None:
-    """A line's entry (without its data), or None when it is not one."""
-    tokens = line.split(" ")
-    if len(tokens) != 6 or not tokens[1].isdigit():
+    """A line's entry (without its data), or None when it is not one. Tokens after the six
+    (a later writer's) are kept whole in `line_more`, and written back after them."""
+    tokens = line.split(" ", 6)
+    if len(tokens) < 6 or not tokens[1].isdigit():
         return None
-    event_id, log_index, transaction_hash, event, message_id, state = tokens
-    return {"event_id": event_id, "log_index": int(log_index),
-            "transaction_hash": transaction_hash, "event": event, "message_id": message_id,
-            "state": state}  # fmt: skip
+    event_id, log_index, transaction_hash, event, message_id, state = tokens[:6]
+    entry = {"event_id": event_id, "log_index": int(log_index),
+             "transaction_hash": transaction_hash, "event": event, "message_id": message_id,
+             "state": state}  # fmt: skip
+    if len(tokens) == 7:
+        entry[LINE_MORE] = tokens[6]
+    return entry
 
 
 def _utf8_len(text: str) -> int:
