@@ -111,6 +111,11 @@ class PublishError(RelayerError):
     """Pub/Sub did not accept every message before the deadline."""
 
 
+class MessageBuildError(Exception):
+    """A message could not be built from its event (a value no message can carry): it and
+    the events after it in the part were not sent."""
+
+
 class NotSentError(PublishError):
     """A request was not sent: its deadline (the lease's end, or a stop) had passed."""
 

@@ -91,6 +91,9 @@ def _word_reader(decode: Callable[[bytes], Any]) -> Callable[[str], Any]:
 
 
 def _spec(entry: AbiEntry) -> EventSpec:
+    # Names become message keys: one that is not Unicode text (a lone surrogate from a
+    # "\ud800" escape) would fail every message of the event, not the start.
+    json.dumps(entry, ensure_ascii=False).encode("utf-8")
     name = str(entry.get("name", ""))
     inputs = entry.get("inputs", [])
     if not name or not isinstance(inputs, list):

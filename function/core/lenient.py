@@ -31,6 +31,7 @@ decoders with the EVM's rules above (`lenient_registry`), imported when an ABI h
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -173,6 +174,8 @@ def tuple_decoder(types: Sequence[str]) -> TupleDecode:
     parsed = [parse(t) for t in types]
     for t in parsed:
         _check_decodable(t)  # now, not at the first log: a bad ABI fails the start
+    if importlib.util.find_spec("eth_abi") is None:  # found now, imported at the first log
+        raise AbiTypeError("eth-abi, which decodes this layout, is not installed")
     aliasable = any(_aliasable(t) for t in parsed)
     built: list[TupleDecode] = []
 

@@ -35,7 +35,7 @@ from function.core.messages import (
 )
 from function.core.model import DEADLETTERED, PUBLISHED, DeadLetter, Event
 from function.core.planning import BlockRange
-from function.errors import InDoubtError, NotSentError
+from function.errors import InDoubtError, MessageBuildError, NotSentError
 from function.run.ports import Sink
 from function.stopping import StopSignal
 
@@ -111,16 +111,20 @@ class Dispatcher:
         """
         order: list[Event | DeadLetter] = sorted([*events, *dead], key=_chain_position)
 
+        building: list[Event | DeadLetter] = []  # the last one whose message was begun
+
         def outgoing() -> Iterator[_Outgoing]:
             # Built as the requests are cut: the next request's messages while the last
             # request is on the wire (`_dispatch`), not all of them before the first goes.
             for item in order:
+                building[:] = [item]
                 if isinstance(item, Event):
                     yield self._event(item)
                 else:
                     yield self._dead(item, chain_id, relayer_id)
 
         requests: list[Request[_Outgoing]] = []
+        unbuilt: list[Exception] = []
         delivered = Delivered()
         outcomes = self._dispatch(
             requests_of(
@@ -133,6 +137,7 @@ class Dispatcher:
             deadline,
             leased,
             cut=requests,
+            unbuilt=unbuilt,
         )
         for request, outcome in zip(requests, outcomes, strict=True):
             for item, result in zip(request.items, _each(outcome, request), strict=True):
@@ -148,6 +153,14 @@ class Dispatcher:
                     delivered.failure = delivered.failure or (item.block_number, item.label, result)
                 else:
                     delivered.published.append(item.record(result))
+        built = sum(len(r.items) for r in requests)
+        if built < len(order):  # a message could not be built: nothing from it on went out
+            failing = building[0]  # its block may come after the first one not sent
+            kind = "dead letter" if isinstance(failing, DeadLetter) else "event"
+            error = MessageBuildError(f"{type(unbuilt[0]).__name__}: {unbuilt[0]}")
+            delivered.failure = delivered.failure or (
+                order[built].block_number, f"the message of {kind} {failing.event_id}", error
+            )  # fmt: skip
         return delivered
 
     def send_payloads(
@@ -191,30 +204,34 @@ class Dispatcher:
         leased: Callable[[], bool],
         sink_of: Callable[[Any], Sink] | None = None,
         cut: list[Request[Any]] | None = None,
+        unbuilt: list[Exception] | None = None,
     ) -> list[list[str] | BaseException]:
         """Send requests in order, one at a time per lane and a few at once in all; stop
         sending after a failure, a stop or the lease's end. Requests never sent get a
         `NotSentError`; requests still in flight at the deadline get a `PublishError`.
         `requests` is taken one at a time, the next one while the last is in flight; each
-        is appended to `cut` as it is taken (the outcomes are in that order)."""
+        is appended to `cut` as it is taken (the outcomes are in that order). A request
+        that cannot be built (its iterator raises) halts sending like a failure; its error
+        goes to `unbuilt`, and the requests after it are never taken."""
         pick = sink_of or self._sink_of
         taken = cut if cut is not None else []
         pending = iter(requests)
         outcomes: list[list[str] | BaseException | None] = []
         flying: dict[concurrent.futures.Future[list[str]], tuple[int, Hashable, float]] = {}
         halted: BaseException | None = None
-        unbuilt: Exception | None = None  # building the next request failed
+        failed_build = unbuilt if unbuilt is not None else []
         nxt = 0
 
         def upcoming() -> bool:
             """True when a request is there to send next (taken from `requests` now)."""
-            nonlocal halted, unbuilt
-            if nxt < len(taken):
-                return True
+            nonlocal halted
+            if nxt < len(taken) or failed_build:
+                return nxt < len(taken)
             try:
                 request = next(pending, None)
-            except Exception as e:  # after the requests in flight are answered: raised
-                halted = unbuilt = e
+            except Exception as e:  # the requests in flight are still awaited
+                failed_build.append(e)
+                halted = halted or e
                 return False
             if request is None:
                 return False
@@ -268,15 +285,18 @@ class Dispatcher:
                 outcomes[index] = error if error is not None else future.result()
                 if error is not None and halted is None:
                     halted = error  # after a failure nothing more goes out
-        if unbuilt is not None:
-            # Nothing is in flight any more: the run fails here, and what was accepted is
-            # published again by the next run (after the last commit: §7.4).
-            raise unbuilt
-        for request in pending:  # never sent: each still gets its outcome
-            taken.append(request)
+        while not failed_build:  # never sent: each still gets its outcome
+            try:
+                remaining: Request[Any] | None = next(pending, None)
+            except Exception as e:
+                failed_build.append(e)
+                break
+            if remaining is None:
+                break
+            taken.append(remaining)
             outcomes.append(None)
-        rest = NotSentError(f"not sent: {halted}") if halted is not None else None
-        return [o if o is not None else (rest or NotSentError("not sent")) for o in outcomes]
+        unsent = NotSentError(f"not sent: {halted}") if halted is not None else None
+        return [o if o is not None else (unsent or NotSentError("not sent")) for o in outcomes]
 
     def _event(self, e: Event) -> _Outgoing:
         replay = any(e.block_number in r for r in self._replay)

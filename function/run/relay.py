@@ -58,6 +58,7 @@ from function.core.watch import Child, Watch
 from function.errors import (
     ChainMovedError,
     LeaseLostError,
+    MessageBuildError,
     PublishError,
     RelayerError,
     StoppedError,
@@ -817,6 +818,11 @@ class _Run:
         record_and_commit()
         if delivered.failure is not None and not lease_ran_out:
             _, what, error = delivered.failure
+            if isinstance(error, MessageBuildError):
+                raise PublishError(
+                    f"{what} could not be built ({error}); {self._relayed()}, the next run "
+                    "resumes there"
+                )
             raise PublishError(
                 f"Pub/Sub did not accept {what}: {error}; {self._relayed()}, the next run "
                 "resumes after it"

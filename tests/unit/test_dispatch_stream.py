@@ -15,6 +15,7 @@ from devstack.sim.fake_sink import FakeSink
 from function.core.batches import MAX_MESSAGES
 from function.core.messages import Message
 from function.core.model import Event
+from function.errors import MessageBuildError
 from function.run.dispatch import Dispatcher
 from function.stopping import StopSignal
 
@@ -79,14 +80,15 @@ def test_the_next_request_is_built_while_the_one_before_is_in_flight(built: list
     ]
 
 
-def test_a_build_that_fails_waits_for_the_request_in_flight_then_fails(
+def test_a_build_that_fails_is_a_failure_at_its_event_once_the_request_in_flight_is_answered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = dispatch_module.build_message
     answered = threading.Event()
+    bad = event(MAX_MESSAGES + 5)  # in the second request
 
     def failing(e: Event, **kw: bool) -> Message:
-        if e.block_number * 100 + e.log_index == MAX_MESSAGES + 5:  # in the second request
+        if e.event_id == bad.event_id:
             raise ValueError("a value no message can carry")
         return real(e, **kw)
 
@@ -99,9 +101,12 @@ def test_a_build_that_fails_waits_for_the_request_in_flight_then_fails(
 
     monkeypatch.setattr(dispatch_module, "build_message", failing)
     sink = Slow()
-    with pytest.raises(ValueError, match="no message can carry"):
-        dispatcher(sink).send(
-            [event(n) for n in range(EVENTS)], [], far, chain_id=31337, relayer_id="r"
-        )
-    assert answered.is_set()  # raised only once the request in flight was answered
-    assert len(sink.accepted) == MAX_MESSAGES  # the first request alone
+    delivered = dispatcher(sink).send(
+        [event(n) for n in range(EVENTS)], [], far, chain_id=31337, relayer_id="r"
+    )
+    assert answered.is_set() and len(sink.accepted) == MAX_MESSAGES  # the first request
+    assert delivered.events_published == MAX_MESSAGES  # recorded, so never sent again
+    assert delivered.failure is not None
+    block, what, error = delivered.failure
+    assert block == bad.block_number and bad.event_id in what
+    assert isinstance(error, MessageBuildError) and "no message can carry" in str(error)
