@@ -243,13 +243,19 @@ def test_a_stop_ends_the_backoff(anvil: Anvil, proxy: RpcProxy) -> None:
 
 
 @pytest.mark.parametrize("kind", ["truncated", "incomplete", "drop", "reset", "empty"])
-def test_a_body_cut_short_is_read_again(anvil: Anvil, proxy: RpcProxy, kind: str) -> None:
+def test_a_body_cut_short_is_read_again(
+    anvil: Anvil, proxy: RpcProxy, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
     # The client reads a body in one read (not through `response.content`): a connection
-    # cut while it reads must still be a retry, with the pool's connection given up.
+    # cut while it reads must still be a retry, with the pool's connection given up, and
+    # named as requests names it.
     proxy.fail(2, kind=kind)
     rpc = client(proxy.url(), attempts=4)
-    assert rpc.call("eth_blockNumber", []) == hex(0)
+    with caplog.at_level(logging.WARNING):
+        assert rpc.call("eth_blockNumber", []) == hex(0)
     assert rpc.call("eth_chainId", []) == hex(anvil.chain_id)  # the pool still serves
+    if kind == "incomplete":
+        assert "ChunkedEncodingError" in caplog.text, caplog.text
 
 
 def test_without_a_stop_the_client_still_works(anvil: Anvil, proxy: RpcProxy) -> None:

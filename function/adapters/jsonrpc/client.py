@@ -281,7 +281,7 @@ class JsonRpc:
                 content = response.raw.read(decode_content=True)
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 response.close()
-                raise requests.ConnectionError(type(e).__name__) from None
+                raise _as_requests_error(e) from None
             response.raw.release_conn()  # read whole: the connection goes back to the pool
             return response, content
 
@@ -353,3 +353,15 @@ class JsonRpc:
 def _main(methods: list[str]) -> str:
     """The call a whole-request refusal is about: the log query when the batch has one."""
     return "eth_getLogs" if "eth_getLogs" in methods else (methods[-1] if methods else "?")
+
+
+def _as_requests_error(e: BaseException) -> requests.RequestException:
+    """What `response.content` would have raised for an error reading the body (its type
+    is what the logs name)."""
+    if isinstance(e, urllib3.exceptions.DecodeError):
+        return requests.exceptions.ContentDecodingError(type(e).__name__)
+    if isinstance(e, urllib3.exceptions.ProtocolError):
+        return requests.exceptions.ChunkedEncodingError(type(e).__name__)
+    if isinstance(e, urllib3.exceptions.SSLError):
+        return requests.exceptions.SSLError(type(e).__name__)
+    return requests.ConnectionError(type(e).__name__)
