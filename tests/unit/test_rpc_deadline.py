@@ -6,42 +6,16 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from http_answers import Response
 
 from function.adapters.jsonrpc.client import JsonRpc
 from function.adapters.jsonrpc.interruptible import until_stopped
 from function.errors import RpcError
 
 KEY = "SECRETKEY"
-
-
-@dataclass
-class Body:
-    content: bytes
-
-    def read(self, decode_content: bool = False) -> bytes:
-        return self.content
-
-    def release_conn(self) -> None:
-        pass
-
-
-@dataclass
-class Response:
-    status_code: int
-    content: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def raw(self) -> Body:
-        """What the client reads the body from (it asks with `stream=True`)."""
-        return Body(self.content)
-
-    def close(self) -> None:
-        pass
 
 
 class Clock:

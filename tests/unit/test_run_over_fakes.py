@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from http_answers import Response
 
 from devstack.sim.clock import FakeClock, deterministic
 from devstack.sim.events import TOPIC0, catalogue, settings
@@ -181,37 +182,6 @@ def test_sigterm_with_a_request_in_flight_keeps_the_lease(world: World) -> None:
 
 
 # -- failover: the real JSON-RPC client over a scripted HTTP session ----------------
-
-
-@dataclass
-class Body:
-    content: bytes
-
-    def read(self, decode_content: bool = False) -> bytes:
-        return self.content
-
-    def release_conn(self) -> None:
-        pass
-
-
-@dataclass
-class Response:
-    status_code: int
-    content: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    reason: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.content.decode()
-
-    @property
-    def raw(self) -> Body:
-        """What the client reads the body from (it asks with `stream=True`)."""
-        return Body(self.content)
-
-    def close(self) -> None:
-        pass
 
 
 class RpcSession:
