@@ -155,9 +155,10 @@ class Dispatcher:
                     delivered.published.append(item.record(result))
         built = sum(len(r.items) for r in requests)
         if built < len(order):  # a message could not be built: nothing from it on went out
-            failing = building[0]  # its block may come after the first one not sent
+            failing = building[0] if building else order[built]  # maybe after the first unsent
             kind = "dead letter" if isinstance(failing, DeadLetter) else "event"
-            error = MessageBuildError(f"{type(unbuilt[0]).__name__}: {unbuilt[0]}")
+            cause = unbuilt[0] if unbuilt else RuntimeError("left out of every request")
+            error = MessageBuildError(f"{type(cause).__name__}: {cause}")
             delivered.failure = delivered.failure or (
                 order[built].block_number, f"the message of {kind} {failing.event_id}", error
             )  # fmt: skip
