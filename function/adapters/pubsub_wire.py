@@ -41,24 +41,40 @@ _ENTRIES: dict[tuple[str, str], bytes] = {}
 _ENTRIES_MAX = 4096
 
 
+_KEY_HEADS: dict[str, bytes] = {}  # an attribute key's field and its value's tag, made once
+_KEY_HEADS_MAX = 1024
+
+
+def _length(n: int) -> bytes:
+    return _VARINTS[n] if n < 1 << 14 else _varint(n)
+
+
 def attribute(key: str, value: str) -> bytes:
     """One attribute: a map entry in the message's field 2."""
-    return field(b"\x12", field(b"\x0a", key.encode()) + field(b"\x12", value.encode()))
+    head = _KEY_HEADS.get(key)
+    if head is None:
+        head = field(b"\x0a", key.encode()) + b"\x12"
+        if len(_KEY_HEADS) < _KEY_HEADS_MAX:
+            _KEY_HEADS[key] = head
+    raw = value.encode()
+    entry = head + _length(len(raw)) + raw
+    return b"\x12" + _length(len(entry)) + entry
 
 
 def encode_message(data: bytes, attributes: Mapping[str, str], ordering_key: str) -> bytes:
     """One `PubsubMessage`."""
-    parts = [field(b"\x0a", data)]
+    parts = [b"\x0a", _length(len(data)), data]
+    kept = _ENTRIES
     for key, value in attributes.items():
-        if key in _REPEATING:
-            entry = _ENTRIES.get((key, value))
-            if entry is None:
-                entry = attribute(key, value)
-                if len(_ENTRIES) < _ENTRIES_MAX:
-                    _ENTRIES[(key, value)] = entry
-            parts.append(entry)
-        else:
+        if key not in _REPEATING:
             parts.append(attribute(key, value))
+            continue
+        entry = kept.get((key, value))
+        if entry is None:
+            entry = attribute(key, value)
+            if len(kept) < _ENTRIES_MAX:
+                kept[(key, value)] = entry
+        parts.append(entry)
     if ordering_key:
         parts.append(field(b"\x2a", ordering_key.encode()))
     return b"".join(parts)
