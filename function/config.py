@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from function.chains import preset
 from function.core.argfilters import ArgFilter, parse_arg_filters, unselected
 from function.core.factory import FactorySetting, parse_factory
-from function.core.values import checksum
+from function.core.values import checksum, checksum_typo
 from function.errors import ConfigError
 from function.numeric_settings import (
     BLOCK_COUNT,
@@ -201,8 +201,7 @@ def _contracts(raw: str, name: str = "CONTRACT_ADDRESS") -> tuple[str, ...]:
     for item in (a.strip() for a in raw.split(",")):
         if not _ADDRESS.fullmatch(item):
             raise invalid(name, item, "0x followed by 40 hex digits, comma-separated")
-        mixed = item[2:] != item[2:].lower() and item[2:] != item[2:].upper()
-        if mixed and checksum(item) != item:
+        if checksum_typo(item):
             raise invalid(
                 name,
                 item,

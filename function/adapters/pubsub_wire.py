@@ -25,10 +25,13 @@ def _varint(n: int) -> bytes:
 _VARINTS = [_varint(n) for n in range(1 << 14)]  # every length below 16 KiB, made once
 
 
+def _length(n: int) -> bytes:
+    return _VARINTS[n] if n < 1 << 14 else _varint(n)
+
+
 def field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: its tag, its length, its bytes."""
-    n = len(payload)
-    return tag + (_VARINTS[n] if n < 1 << 14 else _varint(n)) + payload
+    return tag + _length(len(payload)) + payload
 
 
 # Attributes whose values repeat from message to message (a contract's, an event's): their
@@ -43,10 +46,6 @@ _ENTRIES_MAX = 4096
 
 _KEY_HEADS: dict[str, bytes] = {}  # an attribute key's field and its value's tag, made once
 _KEY_HEADS_MAX = 1024
-
-
-def _length(n: int) -> bytes:
-    return _VARINTS[n] if n < 1 << 14 else _varint(n)
 
 
 def attribute(key: str, value: str) -> bytes:

@@ -18,7 +18,7 @@ import re
 from eth_hash.auto import keccak
 
 from function.core.abitypes import parse as parse_abi_type
-from function.core.values import checksum
+from function.core.values import checksum_typo
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _DECIMAL = re.compile(r"-?[0-9]{1,80}")
@@ -69,8 +69,7 @@ def _static(abi_type: str, value: str) -> object:
 def _address(value: str) -> str:
     if not _ADDRESS.fullmatch(value):
         raise ValueError("an address: 0x followed by 40 hex digits")
-    digits = value[2:]
-    if digits != digits.lower() and digits != digits.upper() and checksum(value) != value:
+    if checksum_typo(value):
         raise ValueError("an address with a valid EIP-55 checksum (or in one case): a typo?")
     return value.lower()
 

@@ -40,6 +40,13 @@ def checksum(address: str) -> str:
     )
 
 
+def checksum_typo(address: str) -> bool:
+    """True for an address (0x and 40 hex digits) in mixed case that is not its EIP-55
+    form: a typo. An address in one case carries no checksum."""
+    digits = address[2:]
+    return digits != digits.lower() and digits != digits.upper() and checksum(address) != address
+
+
 def _same(value: Any) -> Any:
     return value
 

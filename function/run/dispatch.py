@@ -223,14 +223,15 @@ class Dispatcher:
         failed_build = unbuilt if unbuilt is not None else []
         nxt = 0
 
-        def upcoming() -> bool:
-            """True when a request is there to send next (taken from `requests` now)."""
+        def take() -> bool:
+            """Take (build) the next request of `requests`; False when there is none, or
+            when one could not be built: sending halts, the requests in flight awaited."""
             nonlocal halted
-            if nxt < len(taken) or failed_build:
-                return nxt < len(taken)
+            if failed_build:
+                return False
             try:
                 request = next(pending, None)
-            except Exception as e:  # the requests in flight are still awaited
+            except Exception as e:
                 failed_build.append(e)
                 halted = halted or e
                 return False
@@ -242,7 +243,7 @@ class Dispatcher:
 
         while True:
             busy = {lane for _, lane, _ in flying.values()}
-            while halted is None and len(flying) < self._in_flight and upcoming():
+            while halted is None and len(flying) < self._in_flight and (nxt < len(taken) or take()):
                 request = taken[nxt]
                 if request.lane in busy:
                     break  # Pub/Sub ordering: one request of a key at a time
@@ -286,16 +287,8 @@ class Dispatcher:
                 outcomes[index] = error if error is not None else future.result()
                 if error is not None and halted is None:
                     halted = error  # after a failure nothing more goes out
-        while not failed_build:  # never sent: each still gets its outcome
-            try:
-                remaining: Request[Any] | None = next(pending, None)
-            except Exception as e:
-                failed_build.append(e)
-                break
-            if remaining is None:
-                break
-            taken.append(remaining)
-            outcomes.append(None)
+        while take():  # never sent: each still gets its outcome
+            pass
         unsent = NotSentError(f"not sent: {halted}") if halted is not None else None
         return [o if o is not None else (unsent or NotSentError("not sent")) for o in outcomes]
 

@@ -85,6 +85,11 @@ def _parsed(line: str) -> dict[str, Any] | None:
     return entry
 
 
+def _packed(datas: list[str]) -> bytes:
+    """A document's `messages_zlib`: its lines' messages, one a line."""
+    return zlib.compress("\n".join(datas).encode("utf-8"), _LEVEL)
+
+
 def _utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
@@ -139,7 +144,7 @@ class _Part:
     def fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"events": self.events}
         if self.data:
-            fields[MESSAGES] = zlib.compress("\n".join(self.data).encode("utf-8"), _LEVEL)
+            fields[MESSAGES] = _packed(self.data)
         return fields
 
 
@@ -181,7 +186,7 @@ def _one_document(lines: list[str], datas: list[str], budget: int) -> dict[str, 
     size = sum(value_size(line) for line in lines)
     if size > budget:
         return None
-    packed = zlib.compress("\n".join(datas).encode("utf-8"), _LEVEL) if datas else None
+    packed = _packed(datas) if datas else None
     if packed is not None and size + len(packed) > budget:
         return None
     return {"events": lines, **({MESSAGES: packed} if packed is not None else {})}
