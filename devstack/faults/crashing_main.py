@@ -132,7 +132,10 @@ def _due(point: str) -> bool:
 def _pause(point: str) -> None:
     """Stall (this thread sleeps) or freeze (the whole process stops until SIGCONT)."""
     if ACTION == "freeze":
-        os.kill(os.getpid(), signal.SIGSTOP)
+        # Sent to this thread, not the process: a process-wide SIGSTOP may be taken by
+        # another thread while this one runs on for a few instructions (its next write
+        # would land before the freeze it is meant to follow). Either way every thread stops.
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
     else:
         time.sleep(PAUSE)
     note("resumed", point=point)
