@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from function.adapters.jsonrpc.client import Call, JsonRpc
 from function.core.catalogue import TopicQuery
-from function.core.model import Header, RawLog, in_chain_order, unique_logs
+from function.core.model import Header, RawLog, chain_position, in_chain_order, unique_logs
 from function.core.planning import BlockRange
 from function.errors import RpcError
 
@@ -206,6 +206,11 @@ class ChainReader:
                     blocks.end,
                 )
             merged += logs
+        if len(queries) == 1:
+            # One answer, its repeats already gone: only its order to make sure of (each
+            # pass parses every log's hash and index, 20 ms of a 20,000-log window).
+            merged.sort(key=chain_position)
+            return headers, merged
         # Queries may overlap: two layouts of one filtered event.
         return headers, in_chain_order(merged)
 

@@ -133,5 +133,10 @@ def unique_logs(logs: Sequence[RawLog]) -> list[RawLog]:
 def in_chain_order(logs: Sequence[RawLog]) -> list[RawLog]:
     """The logs of one view (several answers merged) each once, by block and log index."""
     kept = unique_logs(logs)
-    kept.sort(key=lambda e: (int(e["blockNumber"], 16), int(e["logIndex"], 16)))
+    kept.sort(key=chain_position)
     return kept
+
+
+def chain_position(entry: RawLog) -> tuple[int, int]:
+    """A log's place in the chain: its block, then its index there."""
+    return int(entry["blockNumber"], 16), int(entry["logIndex"], 16)

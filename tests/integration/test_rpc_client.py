@@ -149,6 +149,34 @@ def test_repeated_logs(logs: list[dict[str, Any]], kept: int, refused: bool) -> 
         assert len(unique_logs(logs)) == kept  # type: ignore[arg-type]
 
 
+class _Answers:
+    """A JSON-RPC client that answers a batch as told (a header, then the logs)."""
+
+    host = "node.example"
+
+    def __init__(self, logs: list[dict[str, Any]]) -> None:
+        self.logs = logs
+
+    def batch(self, calls: list[Call]) -> list[Any]:
+        header = {"number": "0x9", "hash": "0x" + "cd" * 32, "timestamp": "0x1"}
+        return [header if c.method == "eth_getBlockByNumber" else self.logs for c in calls]
+
+
+@pytest.mark.parametrize("queries", [None, [None, None]])  # one eth_getLogs, or two merged
+def test_an_answer_out_of_chain_order_is_relayed_in_it_each_log_once(
+    queries: list[None] | None,
+) -> None:
+    later = {**_log("0xbb", "0x0"), "blockNumber": "0x7"}
+    logs = [later, _log("0xaa", "0x2"), _log("0xaa", "0x10"), _log("0xaa", "0x2")]
+    chain = ChainReader(_Answers(logs))  # type: ignore[arg-type]
+
+    _, got = chain.logs_with_headers(BlockRange(1, 9), None, None, [], queries)
+
+    assert [(e["blockNumber"], e["logIndex"]) for e in got] == [
+        ("0x5", "0x2"), ("0x5", "0x10"), ("0x7", "0x0")
+    ]  # fmt: skip
+
+
 # Against anvil ----------------------------------------------------------------------------
 @pytest.mark.parametrize("provider", list(BATCH_BODIES))
 def test_batches_are_split_to_the_learned_cap(anvil: Anvil, proxy: RpcProxy, provider: str) -> None:
