@@ -15,6 +15,10 @@ RUN pip install -r requirements.txt
 
 COPY main.py ./
 COPY function/ ./function/
+# Bytecode written once, here: each execution starts a fresh container, and with
+# PYTHONDONTWRITEBYTECODE it would compile the package from source at every start (about
+# 0.1 s of CPU, an eighth of an idle run), writing nothing for the next.
+RUN python -m compileall -q main.py function
 
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin relayer
 USER relayer

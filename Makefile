@@ -32,7 +32,10 @@ demo: setup
 
 # Four workers, each with its own stack (the suite waits on processes far more than on CPU);
 # a file stays on one worker, so module fixtures (an anvil, a fault world) are built once.
+# The bytecode first, as the image has it: with PYTHONDONTWRITEBYTECODE (set on these
+# machines) each of the suite's hundreds of relayer processes would compile the package again.
 test: setup browser
+	$(PY) -m compileall -q main.py function devstack bench
 	$(PY) -m pytest -q -n 4 --dist loadfile
 
 test-fast: setup

@@ -30,7 +30,7 @@ from typing import Any
 from bench.chains import Chain, empty_chain, events_chain, many_events_chain
 from bench.follow import QUICK_FOLLOW, follow_phase
 from bench.follow_report import follow_rates
-from bench.measure import ROOT
+from bench.measure import ROOT, compiled
 from bench.network import LOCAL, delayed
 from bench.phases import Context, Settings, busy_phase, empty_phase, naive_phase, rss_phase
 from bench.report import rates, table, with_targets
@@ -236,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (" (working tree)" if code["working_tree"] else " (exported)"))  # fmt: skip
     say("[stack] starting the Pub/Sub, Firestore and storage emulators ...")
     with _checkout(a.relayer_rev) as root, Stack.start(PROJECT) as stack:
+        compiled(root, ROOT)  # the relayer measured, and the floor (bench/, its function/)
         os.environ.update(stack.env())  # for the clients this process builds (naive, topics)
         say(f"[stack]   up in {time.perf_counter() - started:.1f} s")
         results = measure(settings, stack, started, root, phases)

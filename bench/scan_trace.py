@@ -183,13 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bench import floor
     from bench.chains import empty_chain
-    from bench.measure import ROOT, run_timed
+    from bench.measure import ROOT, compiled, run_timed
     from bench.relayer import relayer_env, summary_of
     from bench.topics import Topics
     from devstack.stack.services import Stack
 
     a.out.mkdir(parents=True, exist_ok=True)
     batch = a.batch or a.blocks
+    compiled(ROOT)  # as the image has it: no start spent compiling
     with Stack.start("relayer-scan-trace") as stack:
         os.environ.update(stack.env())
         chain = empty_chain(a.blocks, a.history)

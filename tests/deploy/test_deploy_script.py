@@ -757,16 +757,29 @@ def test_the_image_holds_what_the_entry_points_import(tmp_path: Path) -> None:
     image.mkdir()
     shutil.copy(ROOT / "main.py", image)
     shutil.copytree(ROOT / "function", image / "function", ignore=shutil.ignore_patterns("__py*"))
+    # The image's bytecode step, as it is written there; then nothing the entry points
+    # import from the app is compiled again at a start (PYTHONDONTWRITEBYTECODE is set).
+    steps = re.findall(r"^RUN (python -m compileall .*)$", dockerfile, re.MULTILINE)
+    assert steps, "the Dockerfile compiles the app's bytecode once"
+    compiled = subprocess.run(
+        [sys.executable, *shlex.split(steps[0])[1:]], cwd=image, capture_output=True, text=True
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    check = (
+        "import os, sys, main; assert callable(main.status) and callable(main.relay); "
+        "import function.ops.app, function.ops.wiring; "
+        "ours = [m for m in list(sys.modules.values()) if "
+        "(getattr(m, '__file__', None) or '').startswith(os.getcwd())]; "
+        "assert len(ours) > 50, len(ours); "
+        "stale = [m.__name__ for m in ours if not os.path.exists(m.__cached__)]; "
+        "assert not stale, stale"
+    )
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import main; assert callable(main.status) and callable(main.relay)",
-        ],
+        [sys.executable, "-c", check],
         cwd=image,
         capture_output=True,
         text=True,
-        env={"PATH": os.environ["PATH"]},
+        env={"PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1"},
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
