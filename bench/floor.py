@@ -63,6 +63,7 @@ MAX_MESSAGES = 1000  # Pub/Sub's limit per request, as the relayer cuts them
 MAX_BYTES = 9_000_000  # under the 10 MB request limit, as the relayer keeps it
 PUBLISH_METHOD = "/google.pubsub.v1.Publisher/Publish"
 PATHS = ("requests", "batching")
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # as the relayer
 
 
 def _checksum(address: str) -> str:
@@ -209,7 +210,7 @@ class Messages:
             "transaction_index": int(log["transactionIndex"], 16), "log_index": log_index,
             "removed": False,
         }  # fmt: skip
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        data = _COMPACT.encode(payload).encode()  # the relayer's encoder, built once
         return data, event, contract, event_id, number, stamp
 
     def _constant_attributes(self, event: _Event, contract: str) -> dict[str, str]:

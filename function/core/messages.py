@@ -84,9 +84,13 @@ def attributes_of(payload: dict[str, Any], *, replay: bool = False) -> dict[str,
     return attributes
 
 
+# One encoder for every message: json.dumps with options builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(payload: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON: the exact bytes kept for rebuilding a retraction later."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return _COMPACT.encode(payload).encode()
 
 
 def dead_letter_message(dead: DeadLetter, chain_id: int, relayer_id: str) -> Message:

@@ -293,7 +293,7 @@ class Dispatcher:
         return [o if o is not None else (unsent or NotSentError("not sent")) for o in outcomes]
 
     def _event(self, e: Event) -> _Outgoing:
-        replay = any(e.block_number in r for r in self._replay)
+        replay = bool(self._replay) and any(e.block_number in r for r in self._replay)
         self.replayed += replay
         message = build_message(e, ordering=self._ordering, replay=replay)
         return _Outgoing(
@@ -361,12 +361,12 @@ def _in_thread(call: Callable[..., list[str]], *args: Any) -> concurrent.futures
 
 def _published(event: Event, message: Message, message_id: str) -> Published:
     return Published(
-        event_id=event.event_id,
-        block_number=event.block_number,
-        block_hash=event.block_hash,
-        log_index=event.log_index,
-        transaction_hash=event.transaction_hash,
-        event=event.name,
-        message_id=message_id,
-        data=message.data.decode(),
+        event.event_id,
+        event.block_number,
+        event.block_hash,
+        event.log_index,
+        event.transaction_hash,
+        event.name,
+        message_id,
+        message.data.decode(),
     )
