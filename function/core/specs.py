@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from function.core.lenient import TupleDecode
@@ -42,7 +43,7 @@ class EventSpec:
     # empty: every log of the layout is relayed (`argfilters`).
     arg_topics: tuple[tuple[int, frozenset[str]], ...] = ()
 
-    @property
+    @cached_property  # asked per log: computed once
     def indexed(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if p.indexed)
 
@@ -50,7 +51,7 @@ class EventSpec:
     def data_types(self) -> tuple[str, ...]:
         return tuple(p.abi_type for p in self.params if not p.indexed)
 
-    @property
+    @cached_property  # asked per log: computed once
     def topic_count(self) -> int:
         """The topics its log has: topic0 (unless anonymous), then one per indexed value."""
         return len(self.indexed) + (0 if self.anonymous else 1)
