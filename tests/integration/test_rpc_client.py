@@ -150,31 +150,60 @@ def test_repeated_logs(logs: list[dict[str, Any]], kept: int, refused: bool) -> 
 
 
 class _Answers:
-    """A JSON-RPC client that answers a batch as told (a header, then the logs)."""
+    """A JSON-RPC client that answers a batch as told (a header, then the logs, each a
+    copy), each answer checked as the real client checks it (`checked`: not)."""
 
     host = "node.example"
 
-    def __init__(self, logs: list[dict[str, Any]]) -> None:
+    def __init__(self, logs: list[dict[str, Any]], checked: bool = True) -> None:
         self.logs = logs
+        self.checked = checked
 
     def batch(self, calls: list[Call]) -> list[Any]:
         header = {"number": "0x9", "hash": "0x" + "cd" * 32, "timestamp": "0x1"}
-        return [header if c.method == "eth_getBlockByNumber" else self.logs for c in calls]
+        answers = [header if c.method == "eth_getBlockByNumber" else list(self.logs) for c in calls]
+        for call, answer in zip(calls, answers, strict=True):
+            if call.check is not None and self.checked:
+                call.check(answer)
+        return answers
+
+
+LATER = {**_log("0xbb", "0x0"), "blockNumber": "0x7"}
 
 
 @pytest.mark.parametrize("queries", [None, [None, None]])  # one eth_getLogs, or two merged
-def test_an_answer_out_of_chain_order_is_relayed_in_it_each_log_once(
-    queries: list[None] | None,
+@pytest.mark.parametrize("checked", [True, False])
+@pytest.mark.parametrize(
+    "logs",
+    [
+        [LATER, _log("0xaa", "0x2"), _log("0xaa", "0x10"), _log("0xaa", "0x2")],  # both
+        [_log("0xaa", "0x2"), _log("0xaa", "0x10"), LATER, _log("0xaa", "0x2")],  # a copy
+        [_log("0xaa", "0x10"), _log("0xaa", "0x2"), LATER],  # out of order
+        [_log("0xaa", "0x2"), _log("0xaa", "0x10"), LATER],  # plain: as it came
+    ],
+)
+def test_an_answer_is_relayed_in_chain_order_each_log_once(
+    queries: list[None] | None, checked: bool, logs: list[dict[str, Any]]
 ) -> None:
-    later = {**_log("0xbb", "0x0"), "blockNumber": "0x7"}
-    logs = [later, _log("0xaa", "0x2"), _log("0xaa", "0x10"), _log("0xaa", "0x2")]
-    chain = ChainReader(_Answers(logs))  # type: ignore[arg-type]
+    chain = ChainReader(_Answers(logs, checked))  # type: ignore[arg-type]
 
     _, got = chain.logs_with_headers(BlockRange(1, 9), None, None, [], queries)
 
     assert [(e["blockNumber"], e["logIndex"]) for e in got] == [
         ("0x5", "0x2"), ("0x5", "0x10"), ("0x7", "0x0")
     ]  # fmt: skip
+
+
+def test_what_the_check_learnt_of_one_answer_is_not_taken_for_another() -> None:
+    plain = [_log("0xaa", "0x2"), LATER]
+    check = _logs_checker(BlockRange(1, 9), None)
+    check(plain)
+    assert check.plain and check.passed is plain
+    check([LATER, _log("0xaa", "0x2")])
+    assert not check.plain
+    with pytest.raises(ValueError, match="two different logs"):
+        check([_log("0xaa", "0x0"), _log("0xaa", "0x0", "0x01")])
+    assert check.passed is None and not check.plain
 
 
 # Against anvil ----------------------------------------------------------------------------
