@@ -52,12 +52,17 @@ def block_records(
 ) -> list[BlockRecord]:
     """The record of every block with newly published events, merged with the entries it
     already has (`existing`: the records read before publishing), in chain order."""
-    by_block: dict[BlockRef, list[RecordEntry]] = {}
+    by_block: dict[tuple[int, str], list[RecordEntry]] = {}  # not a BlockRef per event
     for p in published:
-        by_block.setdefault(BlockRef(p.block_number, p.block_hash), []).append(p.entry())
+        key = (p.block_number, p.block_hash)
+        entries = by_block.get(key)
+        if entries is None:
+            entries = by_block[key] = []
+        entries.append(p.entry())
     expire_at = now + timedelta(days=ttl_days)
     records = []
-    for ref, entries in sorted(by_block.items(), key=lambda item: item[0].number):
+    for (number, block_hash), entries in sorted(by_block.items(), key=lambda item: item[0][0]):
+        ref = BlockRef(number, block_hash)
         before = existing.get(ref)
         merged = {e.event_id: e for e in (before.entries if before else ())}
         merged.update((e.event_id, e) for e in entries)
