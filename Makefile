@@ -35,7 +35,7 @@ demo: setup
 # The bytecode first, as the image has it: with PYTHONDONTWRITEBYTECODE (set on these
 # machines) each of the suite's hundreds of relayer processes would compile the package again.
 test: setup browser
-	$(PY) -m compileall -q main.py function devstack bench
+	$(PY) -m compileall -q -f function devstack bench
 	$(PY) -m pytest -q -n 4 --dist loadfile
 
 test-fast: setup

@@ -15,8 +15,7 @@ from bench.measure import BenchError, compiled
 def test_the_relayer_and_the_floor_get_their_bytecode(tmp_path: Path) -> None:
     (tmp_path / "function" / "core").mkdir(parents=True)
     (tmp_path / "bench").mkdir()
-    sources = [tmp_path / "main.py", tmp_path / "function" / "core" / "x.py",
-               tmp_path / "bench" / "floor.py"]  # fmt: skip
+    sources = [tmp_path / "function" / "core" / "x.py", tmp_path / "bench" / "floor.py"]
     for source in sources:
         source.write_text("VALUE = 1\n")
 
