@@ -10,6 +10,8 @@ from eth_utils.crypto import keccak
 from function.config import Settings
 from function.core.abi import event_catalogue
 from function.core.catalogue import EventCatalogue
+from function.run.ports import Chain, Sink, State
+from function.run.relay import Outcome, Relay
 
 CHAIN_ID = 31337
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -66,3 +68,22 @@ def settings(**overrides: Any) -> Settings:
     )
     values.update(overrides)
     return Settings(**values)
+
+
+def run_over(
+    chain: Chain,
+    state: State,
+    sink: Sink,
+    specs: EventCatalogue | None = None,
+    **overrides: Any,
+) -> Outcome:
+    """One run of a relayer over fakes: `state` keeps the checkpoint and the records."""
+    relay = Relay(
+        settings=settings(**overrides),
+        specs=specs or catalogue(),
+        chain=chain,
+        state=state,
+        records=state,  # type: ignore[arg-type]  # the fakes' state is both ports
+        sink=sink,
+    )
+    return relay.run()

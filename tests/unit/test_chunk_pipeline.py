@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 import function.run.relay as relay_module
-from devstack.sim.events import catalogue, settings
+from devstack.sim.events import run_over
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
 from function.core.checkpoint import Commit, Grant
 from function.core.messages import Message
-from function.run.relay import Outcome, Relay
+from function.run.relay import Outcome
 
 INTERVAL = 10  # RELAYER_CHECKPOINT_INTERVAL
 PER_BLOCK = 3
@@ -99,15 +99,7 @@ def world(**state_kw: Any) -> tuple[FakeChain, SlowState, JournalledSink]:
 
 
 def run(chain: FakeChain, state: SlowState, sink: FakeSink) -> Outcome:
-    relay = Relay(
-        settings=settings(batch_size=100, checkpoint_interval=INTERVAL),
-        specs=catalogue(),
-        chain=chain,
-        state=state,
-        records=state,
-        sink=sink,
-    )
-    return relay.run()
+    return run_over(chain, state, sink, batch_size=100, checkpoint_interval=INTERVAL)
 
 
 def delivered_blocks(sink: FakeSink) -> Counter[int]:

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 import function.run.relay as relay_module
-from devstack.sim.events import catalogue, settings
+from devstack.sim.events import run_over
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink
 from devstack.sim.fake_state import FakeState
 from function.core.checkpoint import Commit, Grant
 from function.core.model import BlockRecord, BlockRef
 from function.core.summary import FAILED, SKIPPED
-from function.run.relay import Outcome, Relay
+from function.run.relay import Outcome
 
 INTERVAL = 10  # RELAYER_CHECKPOINT_INTERVAL
 PER_BLOCK = 3
@@ -59,15 +59,7 @@ def world() -> tuple[FakeChain, HookedState, FakeSink]:
 
 
 def run(chain: FakeChain, state: FakeState, sink: FakeSink) -> Outcome:
-    relay = Relay(
-        settings=settings(batch_size=100, checkpoint_interval=INTERVAL, lease_s=300.0),
-        specs=catalogue(),
-        chain=chain,
-        state=state,
-        records=state,
-        sink=sink,
-    )
-    return relay.run()
+    return run_over(chain, state, sink, batch_size=100, checkpoint_interval=INTERVAL, lease_s=300.0)
 
 
 def test_a_failed_commit_leaves_the_summary_counting_every_event_pub_sub_accepted() -> None:

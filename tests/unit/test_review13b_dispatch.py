@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from eth_utils.crypto import keccak
 
-from devstack.sim.events import ABI, CONTRACT, settings, word
+from devstack.sim.events import ABI, CONTRACT, run_over, word
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink
 from devstack.sim.fake_state import FakeState
@@ -23,7 +23,7 @@ from function.core.model import Event
 from function.core.summary import FAILED
 from function.errors import AbiError
 from function.run import dispatch as dispatch_module
-from function.run.relay import Outcome, Relay
+from function.run.relay import Outcome
 
 # An event whose data parameter's name is a lone surrogate ("\ud800" in the ABI's JSON):
 # it is not part of the signature, so the ABI loads, but no message of it can be encoded
@@ -55,15 +55,18 @@ def odd_fails_to_build(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(chain: FakeChain, state: FakeState, sink: FakeSink) -> Outcome:
-    relay = Relay(
-        settings=settings(batch_size=100, checkpoint_interval=100, lease_s=300.0),
-        specs=event_catalogue([*ABI, ENCODABLE], (), "sim"),
-        chain=chain,
-        state=state,
-        records=state,
-        sink=sink,
+    specs = event_catalogue([*ABI, ENCODABLE], (), "sim")
+    return run_over(
+        chain, state, sink, specs, batch_size=100, checkpoint_interval=100, lease_s=300.0
     )
-    return relay.run()
+
+
+def odd_block_world() -> tuple[FakeChain, FakeState, FakeSink]:
+    """One block: 1,200 `Tick`s, then one log whose message cannot be built."""
+    chain = FakeChain()
+    ticks = [(CONTRACT, [TICK, word(i)], word(7)) for i in range(1_200)]
+    chain.mine_logs([[*ticks, (CONTRACT, [ODD], word(1))]])
+    return chain, FakeState(), FakeSink()
 
 
 def test_a_message_that_cannot_be_built_does_not_republish_the_part_on_every_run() -> None:
@@ -80,10 +83,7 @@ def test_a_message_that_cannot_be_built_does_not_republish_the_part_on_every_run
     and committed before the run fails); §7.4 allows duplicates only for a run killed
     after its last commit, at most one interval. Here every retry of a failing run
     duplicates the same 1,000 events, without bound."""
-    chain = FakeChain()
-    ticks = [(CONTRACT, [TICK, word(i)], word(7)) for i in range(1_200)]
-    chain.mine_logs([[*ticks, (CONTRACT, [ODD], word(1))]])
-    state, sink = FakeState(), FakeSink()
+    chain, state, sink = odd_block_world()
     first = run(chain, state, sink)
     assert first.summary.outcome == FAILED
     second = run(chain, state, sink)
@@ -102,10 +102,7 @@ def test_a_run_failed_by_a_message_build_counts_what_pub_sub_accepted() -> None:
     published; the operator of a failed run is told nothing went out, then finds 1,000
     messages (and, with the defect above, 1,000 more per retry). Before 779e6ac nothing
     was published, so 0 was true."""
-    chain = FakeChain()
-    ticks = [(CONTRACT, [TICK, word(i)], word(7)) for i in range(1_200)]
-    chain.mine_logs([[*ticks, (CONTRACT, [ODD], word(1))]])
-    state, sink = FakeState(), FakeSink()
+    chain, state, sink = odd_block_world()
     failed = run(chain, state, sink)
     assert failed.summary.outcome == FAILED
     assert failed.summary.events_published == len(sink.accepted)
