@@ -26,26 +26,6 @@ class Request(Generic[T]):
     items: tuple[T, ...]
 
 
-def cut_requests(
-    items: Iterable[T],
-    *,
-    group_of: Callable[[T], Hashable],
-    size_of: Callable[[T], int],
-    max_messages: int,
-    max_bytes: int,
-) -> list[Request[T]]:
-    """Requests for `items` (already in chain order), in that order (`requests_of`, all)."""
-    return list(
-        requests_of(
-            items,
-            group_of=group_of,
-            size_of=size_of,
-            max_messages=max_messages,
-            max_bytes=max_bytes,
-        )
-    )
-
-
 def requests_of(
     items: Iterable[T],
     *,

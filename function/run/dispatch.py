@@ -20,7 +20,6 @@ from function.core.batches import (
     MAX_BYTES,
     MAX_MESSAGES,
     Request,
-    cut_requests,
     message_size,
     requests_of,
 )
@@ -180,12 +179,14 @@ class Dispatcher:
             )
             for p in payloads
         ]
-        requests = cut_requests(
-            messages,
-            group_of=lambda m: m.ordering_key,
-            size_of=message_size,
-            max_messages=MAX_MESSAGES,
-            max_bytes=MAX_BYTES,
+        requests = list(
+            requests_of(
+                messages,
+                group_of=lambda m: m.ordering_key,
+                size_of=message_size,
+                max_messages=MAX_MESSAGES,
+                max_bytes=MAX_BYTES,
+            )
         )
         outcomes = self._dispatch(requests, deadline, lambda: True, sink_of=lambda _: self._sink)
         return [r for q, o in zip(requests, outcomes, strict=True) for r in _each(o, q)]

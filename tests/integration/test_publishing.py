@@ -17,7 +17,7 @@ import pytest
 
 from devstack.stack.clients import PubSubTopic
 from function.adapters.pubsub import Publisher, make_client
-from function.core.batches import cut_requests
+from function.core.batches import requests_of
 from function.core.messages import Message
 from function.core.model import Event
 from function.errors import NotSentError, PublishError, TopicNotFoundError
@@ -29,7 +29,7 @@ def _cut(blocks: Sequence[int], keys: Sequence[str] | None = None, **kw: Any) ->
     items = list(zip(blocks, keys or ["k"] * len(blocks), strict=True))
     kw.setdefault("max_messages", 1000)
     kw.setdefault("max_bytes", 10_000)
-    return cut_requests(items, group_of=lambda i: i[1], size_of=lambda i: 100, **kw)
+    return list(requests_of(items, group_of=lambda i: i[1], size_of=lambda i: 100, **kw))
 
 
 def test_cut_keeps_order_and_limits() -> None:
