@@ -34,7 +34,7 @@ def compiled(*roots: Path) -> None:
     on this machine) a process whose bytecode is missing or older than its source compiles
     those modules at every start, and the bench would time the compiler, more of it for the
     side with more modules of its own."""
-    for root in roots:
+    for root in dict.fromkeys(roots):  # the measured tree is often the bench's own
         for path in (root / "function", root / "bench"):  # main.py runs as a script: its
             if not path.is_dir():  # bytecode is never used
                 continue

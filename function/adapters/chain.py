@@ -207,12 +207,12 @@ class ChainReader:
         for query in queries:
             calls += [_block(blocks.end), _logs_call(blocks, addresses, query)]
         answers = self._rpc.batch(calls)
+        headers = self._headers(blocks, numbers, answers)
         if len(queries) == 1:
             check, answer = calls[-1].check, answers[-1]
             if isinstance(check, _LogsCheck) and check.passed is answer and check.plain:
                 # Its check saw each log once, in chain order: nothing to remove or sort.
-                return self._headers(blocks, numbers, answers), cast(list[RawLog], answer)
-        headers = self._headers(blocks, numbers, answers)
+                return headers, cast(list[RawLog], answer)
         merged: list[RawLog] = []
         for answer in answers[len(numbers) + 1 :: 2]:
             logs = unique_logs(cast(list[RawLog], answer))
