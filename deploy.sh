@@ -1288,7 +1288,7 @@ main() {
     --database="$FIRESTORE_DATABASE" --collection-group=blocks --enable-ttl
   # Never queried; indexing them would only cost writes (expire_at also grows with time).
   local exemption
-  for exemption in blocks/expire_at blocks/events blocks/recorded_at relayers/recent_blocks relayers/last_run children/children; do
+  for exemption in blocks/expire_at blocks/events blocks/messages_zlib blocks/recorded_at relayers/recent_blocks relayers/last_run children/children; do
     run gcloud firestore indexes fields update "${exemption#*/}" --project="$PROJECT_ID" \
       --database="$FIRESTORE_DATABASE" --collection-group="${exemption%%/*}" --disable-indexes
   done

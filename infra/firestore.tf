@@ -48,12 +48,14 @@ resource "google_firestore_field" "blocks_expire_at" {
 
 # Fields the relayer never queries (it reads documents by id, and block documents by a
 # `block_number` range, which keeps its index): indexing them would only cost writes,
-# storage and index-entry limits. `events` holds the whole record of each event, the
-# message `data` included, so exempting it covers those. `children` is a page of a factory's
-# children (RELAYER_FACTORY), read by id.
+# storage and index-entry limits. `events` holds the whole record of each event (a line, or
+# a map with its message `data`), so exempting it covers those; `messages_zlib` holds the
+# compressed messages of a document's lines. `children` is a page of a factory's children
+# (RELAYER_FACTORY), read by id.
 locals {
   index_exemptions = {
     "blocks/events"          = { collection = "blocks", field = "events" }
+    "blocks/messages_zlib"   = { collection = "blocks", field = "messages_zlib" }
     "blocks/recorded_at"     = { collection = "blocks", field = "recorded_at" }
     "relayers/recent_blocks" = { collection = "relayers", field = "recent_blocks" }
     "relayers/last_run"      = { collection = "relayers", field = "last_run" }
