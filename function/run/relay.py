@@ -577,9 +577,36 @@ class _Run:
 
     def _relay(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
         """Relay the range window by window, each chunk by chunk; the last block done (all
-        of it unless stopped). A window is read as one consistent view descending from the
-        one before (`anchor`), so the run holds one window's events, never the batch's."""
-        chunks = list(split(blocks, self.settings.checkpoint_interval))
+        of it unless stopped), its commit landed. A window is read as one consistent view
+        descending from the one before (`anchor`), so the run holds one window's events,
+        never the batch's."""
+        try:
+            done = self._relay_windows(blocks, anchor)
+        except BaseException as error:
+            # The failure is recorded after the commit under way has ended. That commit's
+            # own failure comes first: it is of the part before (a lease taken over there is
+            # a skipped run, not this part's error); a stop is no failure.
+            earlier = self._settle(quietly=True)
+            if (
+                earlier is not None
+                and earlier is not error
+                and not isinstance(earlier, StoppedError)
+            ):
+                log.warning("after that, relaying the next part failed too: %s", scrub(str(error)))
+                raise earlier from None
+            raise
+        self._settle()
+        return done
+
+    def _relay_windows(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
+        """`_relay`'s windows; the last part's record and commit may still be under way
+        (`self.recording`): a window's end does not wait for it, the next chunk's start
+        does (`_relay_chunks`)."""
+        interval = self.settings.checkpoint_interval
+        chunks = list(split(blocks, interval))
+
+        def starts_chunk(piece: BlockRange) -> bool:
+            return (piece.start - blocks.start) % interval == 0
 
         def window_after(start: int, density: Density | None) -> BlockRange | None:
             if start > blocks.end:
@@ -621,7 +648,7 @@ class _Run:
                 following_window = pieces(following, chunks) if following else []
                 if following is not None:  # read while this window is published
                     ahead = self._fetch_ahead(following_window, anchor, recorded)
-                done = self._relay_window(window, fetched)
+                done = self._relay_window(window, fetched, starts_chunk)
                 if done < span.end:
                     return done
                 self.density = density  # learnt up to the end of a window relayed whole
@@ -664,43 +691,43 @@ class _Run:
     def _took(self, span: BlockRange, fetched: Fetched, recorded: Sequence[BlockRef]) -> None:
         """A window read: its hashes and block times kept, its orphaned records retracted
         (their hashes read in the same view)."""
+        orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
+        if orphans or self.relay.factory is not None:
+            # The last window's last commit first: a retraction commits too (one commit at
+            # a time), and that commit reads the children found (`Leasing.children_for`).
+            self._settle()
         self.hashes.update(fetched.hashes)
         self.times.update(fetched.times)
         if self.relay.factory is not None:
             self._found(self.watch.add(fetched.children))
             self.watch.covered_to = span.end + 1
-        orphans = [r for r in recorded if fetched.hashes.get(r.number) != r.hash]
         if orphans:
             self._retract_orphans(orphans)
 
-    def _relay_window(self, window: Sequence[BlockRange], fetched: Fetched) -> int:
-        """Publish, record and commit a window chunk by chunk; the last block done, its
-        commit landed."""
+    def _relay_window(
+        self,
+        window: Sequence[BlockRange],
+        fetched: Fetched,
+        starts_chunk: Callable[[BlockRange], bool],
+    ) -> int:
+        """Publish, record and commit a window chunk by chunk; the last block done (its
+        commit may be under way)."""
         if not fetched.events and not fetched.dead and not self.relay.stop.is_set():
             return window[-1].end  # no chunk to publish nor commit (see _commit_end)
-        try:
-            done = self._relay_chunks(window, fetched)
-        except BaseException as error:
-            # The failure is recorded after the commit under way has ended. That commit's
-            # own failure comes first: it is of the part before (a lease taken over there is
-            # a skipped run, not this part's error); a stop is no failure.
-            earlier = self._settle(quietly=True)
-            if (
-                earlier is not None
-                and earlier is not error
-                and not isinstance(earlier, StoppedError)
-            ):
-                log.warning("after that, relaying the next part failed too: %s", scrub(str(error)))
-                raise earlier from None
-            raise
-        self._settle()
-        return done
+        return self._relay_chunks(window, fetched, starts_chunk)
 
-    def _relay_chunks(self, window: Sequence[BlockRange], fetched: Fetched) -> int:
+    def _relay_chunks(
+        self,
+        window: Sequence[BlockRange],
+        fetched: Fetched,
+        starts_chunk: Callable[[BlockRange], bool],
+    ) -> int:
         for chunk in window:
             # What is published past the last commit stays within one checkpoint interval
             # (docs/CONTRACT.md §7.4): a chunk's first part waits for the last one's commit.
-            self._settle()
+            # A piece that goes on with a chunk the last window cut needs not.
+            if starts_chunk(chunk):
+                self._settle()
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
                 + [d.block_number for d in fetched.dead_between(chunk)]
