@@ -476,7 +476,7 @@ def _recorded(settings: Settings, blocks: BlockRange) -> dict[str, str]:
 def replay(from_block: int, to_block: int, yes: bool) -> None:
     """Publish again events already relayed (for a consumer that lost data), with the
     attribute replay="true". Events not relayed yet are left to the job or a backfill."""
-    from function.adapters.pubsub import Publisher, make_client
+    from function.adapters.pubsub import Publisher, make_channel
     from function.run.dispatch import Dispatcher
 
     if not yes:
@@ -484,7 +484,7 @@ def replay(from_block: int, to_block: int, yes: bool) -> None:
     settings = _settings()
     blocks = _range(from_block, to_block)
     recorded = _recorded(settings, blocks)
-    publisher = Publisher(make_client(), settings.pubsub_project, settings.topic)
+    publisher = Publisher(make_channel(), settings.pubsub_project, settings.topic)
     try:
         publisher.check_topic()
     except RelayerError as e:

@@ -10,7 +10,7 @@ from google.cloud import firestore
 from function.adapters.chain import ChainReader
 from function.adapters.firestore.state import FirestoreState
 from function.adapters.jsonrpc.client import JsonRpc
-from function.adapters.pubsub import Publisher, make_client
+from function.adapters.pubsub import Publisher, make_channel
 from function.adapters.storage import read_abi
 from function.adapters.transactions import TransactionReader
 from function.config import Settings
@@ -109,13 +109,13 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
     )
     specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
     factory = factory_from(settings, specs)
-    client = make_client()
-    publisher = Publisher(client, settings.pubsub_project, settings.topic)
+    channel = make_channel()
+    publisher = Publisher(channel, settings.pubsub_project, settings.topic)
     publisher.check_topic()
     dead_letters = None
     if settings.deadletter_topic:
         dead_letters = Publisher(
-            client, settings.pubsub_project, settings.deadletter_topic, "RELAYER_DEADLETTER_TOPIC"
+            channel, settings.pubsub_project, settings.deadletter_topic, "RELAYER_DEADLETTER_TOPIC"
         )
         dead_letters.check_topic()
     chain = chain_reader(settings, stop=stop, check_endpoints=True)

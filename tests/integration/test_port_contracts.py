@@ -34,7 +34,7 @@ from devstack.stack.services import Anvil
 from function.adapters.chain import ChainReader
 from function.adapters.firestore.state import FirestoreState
 from function.adapters.jsonrpc.client import JsonRpc
-from function.adapters.pubsub import Publisher, make_client
+from function.adapters.pubsub import Publisher, make_channel
 from function.core.blockrecords import Published, block_records
 from function.core.checkpoint import Commit, Grant, Progress
 from function.core.lease import Lease
@@ -592,7 +592,7 @@ def sink_world(request: pytest.FixtureRequest) -> Iterator[SinkWorld]:
         yield FakeSinkWorld()
         return
     topic: PubSubTopic = request.getfixturevalue("pubsub_topic")
-    yield PubSubWorld(topic, Publisher(make_client(), topic.project, topic.topic_id))
+    yield PubSubWorld(topic, Publisher(make_channel(), topic.project, topic.topic_id))
 
 
 def _messages(n: int) -> list[Message]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from devstack.stack.clients import PubSubTopic
-from function.adapters.pubsub import Publisher, make_client
+from function.adapters.pubsub import Publisher, make_channel
 from function.core.batches import requests_of
 from function.core.messages import Message
 from function.core.model import Event
@@ -173,7 +173,7 @@ def test_a_request_in_flight_at_the_deadline_is_given_up_as_unknown() -> None:
 
 
 def _publisher(topic: PubSubTopic, topic_id: str | None = None) -> Publisher:
-    return Publisher(make_client(), topic.project, topic_id or topic.topic_id)
+    return Publisher(make_channel(), topic.project, topic_id or topic.topic_id)
 
 
 def test_publish_returns_the_ids_pubsub_gave(pubsub_topic: PubSubTopic) -> None:
@@ -218,7 +218,7 @@ def test_a_request_that_went_out_is_never_reported_as_not_sent(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
-    publisher = Publisher(make_client(), pubsub_topic.project, pubsub_topic.topic_id)
+    publisher = Publisher(make_channel(), pubsub_topic.project, pubsub_topic.topic_id)
     reads = iter(range(1_000))
 
     def deadline() -> float:  # far off for the first attempt, then gone (a stop came)

@@ -18,10 +18,10 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
-from google.pubsub_v1 import types
+from google.pubsub_v1 import PublisherClient, types
 
 from devstack.stack.clients import PubSubTopic
-from function.adapters.pubsub import Publisher, make_client
+from function.adapters.pubsub import Publisher, make_channel
 from function.core.messages import Message
 from function.errors import PublishError, TopicNotFoundError
 
@@ -33,7 +33,7 @@ PublishResponse = types.PublishResponse.pb()
 
 
 def _publisher(topic: PubSubTopic) -> Publisher:
-    return Publisher(make_client(), topic.project, topic.topic_id)
+    return Publisher(make_channel(), topic.project, topic.topic_id)
 
 
 def test_odd_messages_arrive_exactly_as_sent(pubsub_topic: PubSubTopic) -> None:
@@ -70,7 +70,7 @@ def test_a_message_of_nearly_ten_megabytes(pubsub_topic: PubSubTopic) -> None:
 
 def test_the_dead_letter_topic_missing_names_its_setting(pubsub_topic: PubSubTopic) -> None:
     publisher = Publisher(
-        make_client(), pubsub_topic.project, "no-such-dl", "RELAYER_DEADLETTER_TOPIC"
+        make_channel(), pubsub_topic.project, "no-such-dl", "RELAYER_DEADLETTER_TOPIC"
     )
     with pytest.raises(TopicNotFoundError, match="RELAYER_DEADLETTER_TOPIC"):
         publisher.publish([Message(b"x", {"a": "b"}, "")], lambda: time.monotonic() + 10)
@@ -142,11 +142,11 @@ def _message(i: int = 0) -> Message:
 
 def test_the_routing_header_is_the_librarys(scripted: Callable[..., Scripted]) -> None:
     fake = scripted(lambda n, request, context: _ids(request))
-    client = make_client()
-    client.publish(
+    library_client = PublisherClient()  # to PUBSUB_EMULATOR_HOST, as the channel goes
+    library_client.publish(
         topic="projects/p/topics/t", messages=[types.PubsubMessage(data=b"x")], timeout=10
     )
-    Publisher(client, "p", "t").publish([_message()], lambda: time.monotonic() + 10)
+    Publisher(make_channel(), "p", "t").publish([_message()], lambda: time.monotonic() + 10)
     library, ours = fake.calls
     assert ours.metadata["x-goog-request-params"] == library.metadata["x-goog-request-params"]
     assert ours.request.topic == "projects/p/topics/t"
@@ -161,7 +161,7 @@ def test_transient_errors_are_retried_inside_the_deadline(
         return _ids(request)
 
     fake = scripted(script)
-    ids = Publisher(make_client(), "p", "t").publish(
+    ids = Publisher(make_channel(), "p", "t").publish(
         [_message(i) for i in range(3)], lambda: time.monotonic() + 20
     )
     assert ids == ["id0", "id1", "id2"] and len(fake.calls) == 3
@@ -174,7 +174,7 @@ def test_a_refusal_is_not_retried(scripted: Callable[..., Scripted]) -> None:
 
     fake = scripted(script)
     with pytest.raises(PublishError, match="too large"):
-        Publisher(make_client(), "p", "t").publish([_message()], lambda: time.monotonic() + 20)
+        Publisher(make_channel(), "p", "t").publish([_message()], lambda: time.monotonic() + 20)
     assert len(fake.calls) == 1
 
 
@@ -185,7 +185,7 @@ def test_permission_denied_names_the_setting(scripted: Callable[..., Scripted]) 
 
     scripted(script)
     with pytest.raises(TopicNotFoundError, match="PUBSUB_TOPIC: no permission"):
-        Publisher(make_client(), "p", "t").publish([_message()], lambda: time.monotonic() + 20)
+        Publisher(make_channel(), "p", "t").publish([_message()], lambda: time.monotonic() + 20)
 
 
 def test_an_answer_with_other_ids_than_messages_is_an_error(
@@ -193,7 +193,7 @@ def test_an_answer_with_other_ids_than_messages_is_an_error(
 ) -> None:
     scripted(lambda n, request, context: _ids(request, len(request.messages) - 1))
     with pytest.raises(PublishError, match="answered 2 message ids for 3 messages"):
-        Publisher(make_client(), "p", "t").publish(
+        Publisher(make_channel(), "p", "t").publish(
             [_message(i) for i in range(3)], lambda: time.monotonic() + 20
         )
 
@@ -213,7 +213,7 @@ def test_no_attempt_outlives_the_deadline(scripted: Callable[..., Scripted]) -> 
     fake = scripted(script)
     end = time.monotonic() + 1.5
     with pytest.raises(PublishError, match="before the deadline"):
-        Publisher(make_client(), "p", "t").publish([_message()], lambda: end)
+        Publisher(make_channel(), "p", "t").publish([_message()], lambda: end)
     release.set()
     deadline_ok = [
         c.time_remaining is not None and c.at + c.time_remaining <= end + 0.05 for c in fake.calls
