@@ -297,6 +297,7 @@ class _Run:
         # the same chunk is published (`_publish_chunk`); settled before anything else
         # reads or commits the run's progress.
         self.recording: Future[None] | None = None
+        self.recording_to = -1  # the last block of the part being recorded
         self.done_to: int | None = None  # last block relayed, committed or not
         self.planned = False  # some look found blocks to relay: the run is ok, not idle
         self.behind = False  # the last look stopped at RELAYER_BATCH_SIZE: look again now
@@ -600,13 +601,13 @@ class _Run:
 
     def _relay_windows(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
         """`_relay`'s windows; the last part's record and commit may still be under way
-        (`self.recording`): a window's end does not wait for it, the next chunk's start
+        (`self.recording`): a window's end does not wait for it, a part of another chunk
         does (`_relay_chunks`)."""
         interval = self.settings.checkpoint_interval
         chunks = list(split(blocks, interval))
 
-        def starts_chunk(piece: BlockRange) -> bool:
-            return (piece.start - blocks.start) % interval == 0
+        def chunk_of(block: int) -> int:
+            return (block - blocks.start) // interval
 
         def window_after(start: int, density: Density | None) -> BlockRange | None:
             if start > blocks.end:
@@ -648,7 +649,7 @@ class _Run:
                 following_window = pieces(following, chunks) if following else []
                 if following is not None:  # read while this window is published
                     ahead = self._fetch_ahead(following_window, anchor, recorded)
-                done = self._relay_window(window, fetched, starts_chunk)
+                done = self._relay_window(window, fetched, chunk_of)
                 if done < span.end:
                     return done
                 self.density = density  # learnt up to the end of a window relayed whole
@@ -708,25 +709,26 @@ class _Run:
         self,
         window: Sequence[BlockRange],
         fetched: Fetched,
-        starts_chunk: Callable[[BlockRange], bool],
+        chunk_of: Callable[[int], int],
     ) -> int:
         """Publish, record and commit a window chunk by chunk; the last block done (its
         commit may be under way)."""
         if not fetched.events and not fetched.dead and not self.relay.stop.is_set():
             return window[-1].end  # no chunk to publish nor commit (see _commit_end)
-        return self._relay_chunks(window, fetched, starts_chunk)
+        return self._relay_chunks(window, fetched, chunk_of)
 
     def _relay_chunks(
         self,
         window: Sequence[BlockRange],
         fetched: Fetched,
-        starts_chunk: Callable[[BlockRange], bool],
+        chunk_of: Callable[[int], int],
     ) -> int:
         for chunk in window:
             # What is published past the last commit stays within one checkpoint interval
-            # (docs/CONTRACT.md §7.4): a chunk's first part waits for the last one's commit.
-            # A piece that goes on with a chunk the last window cut needs not.
-            if starts_chunk(chunk):
+            # (docs/CONTRACT.md §7.4): a part waits for the commit of a part of another
+            # chunk (a chunk's first part always does). A piece that goes on with the chunk
+            # the last window cut needs not.
+            if chunk_of(self.recording_to) != chunk_of(chunk.start):
                 self._settle()
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
@@ -840,7 +842,7 @@ class _Run:
             self._advanced(progress)
 
         if delivered.stopped_before is None and delivered.failure is None:
-            self.recording = read_ahead(record_and_commit)
+            self.recording, self.recording_to = read_ahead(record_and_commit), done_to
             return done_to
         record_and_commit()
         if delivered.failure is not None and not lease_ran_out:

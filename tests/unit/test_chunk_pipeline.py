@@ -91,10 +91,12 @@ class SlowState(FakeState):
 
 
 def world(
-    kind: type[SlowState] = SlowState, **state_kw: Any
+    kind: type[SlowState] = SlowState,
+    counts: Sequence[int] = (PER_BLOCK,) * BLOCKS,
+    **state_kw: Any,
 ) -> tuple[FakeChain, SlowState, JournalledSink]:
     chain = FakeChain()
-    chain.mine([PER_BLOCK] * BLOCKS)
+    chain.mine(counts)
     state = kind()
     for name, value in state_kw.items():
         setattr(state, name, value)
@@ -157,6 +159,23 @@ def test_a_window_ending_inside_a_chunk_does_not_wait_for_its_last_commit() -> N
     assert inside and all(o for _, o in inside), overlaps
     assert delivered_blocks(sink) == Counter({n: PER_BLOCK for n in range(1, BLOCKS + 1)})
     assert state.next_block == BLOCKS + 1
+
+
+def test_a_window_after_an_empty_one_waits_for_a_commit_of_another_chunk() -> None:
+    # Windows 0..4 (events), 5..24 (none: no commit), 25.. (events, going on with the chunk
+    # 20..29 that the empty window cut). The commit of blocks 3..4 may be under way when
+    # block 25 is published: what is published past the last commit that landed would hold
+    # events of two checkpoint intervals (§7.4), so the piece at 25 waits for it.
+    counts = [PER_BLOCK] * 4 + [0] * 20 + [PER_BLOCK] * 10  # blocks 1..34
+    chain, state, sink = world(OverlapState, counts, overlaps=[])
+    with_events = {n for n, c in enumerate(counts, start=1) if c}
+    outcome = run(chain, state, sink)
+    assert outcome.error is None, outcome.summary.error
+    for last, committed in sink.journal.published:
+        past = {n for n in with_events if committed <= n <= last}
+        assert len({n // INTERVAL for n in past}) == 1, (last, committed, sorted(past))
+    assert delivered_blocks(sink) == Counter({n: PER_BLOCK for n in with_events})
+    assert state.next_block == len(counts) + 1
 
 
 def test_what_is_published_past_the_last_commit_stays_within_one_checkpoint_interval() -> None:
