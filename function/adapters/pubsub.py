@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 PUBLISH_METHOD = "/google.pubsub.v1.Publisher/Publish"
 GET_TOPIC_METHOD = "/google.pubsub.v1.Publisher/GetTopic"
 PUBSUB_HOST = "pubsub.googleapis.com"
+UNIVERSE = "googleapis.com"  # Google Cloud's default universe
 # What the generated client asks Application Default Credentials for, and its channel
 # options: no gRPC message caps of its own (Pub/Sub's are 10 MB a request), keepalives.
 SCOPES = (
@@ -67,12 +68,17 @@ def make_channel() -> grpc.Channel:
         return grpc.insecure_channel(emulator, options=CHANNEL_OPTIONS)
     from google.api_core import grpc_helpers
 
+    host = pubsub_host()
     return grpc_helpers.create_channel(  # type: ignore[no-untyped-call]
-        f"{PUBSUB_HOST}:443",
-        default_scopes=SCOPES,
-        default_host=PUBSUB_HOST,
-        options=list(CHANNEL_OPTIONS),
+        f"{host}:443", default_scopes=SCOPES, default_host=host, options=list(CHANNEL_OPTIONS)
     )
+
+
+def pubsub_host() -> str:
+    """Pub/Sub's host in the universe GOOGLE_CLOUD_UNIVERSE_DOMAIN names (googleapis.com
+    unless set), as the generated client resolves it."""
+    universe = os.environ.get("GOOGLE_CLOUD_UNIVERSE_DOMAIN", "").strip() or UNIVERSE
+    return PUBSUB_HOST.replace(UNIVERSE, universe)
 
 
 def topic_path(project: str, topic: str) -> str:
@@ -100,15 +106,29 @@ class Publisher:
         self._metadata = (route,)
 
     def check_topic(self, timeout_s: float = 10.0) -> None:
-        """Fail with a deployment error (exit 2) when the topic does not exist."""
+        """Fail with a deployment error (exit 2) when the topic does not exist. A transient
+        error is asked again within `timeout_s`, as the generated client's retry did: a
+        blip of Pub/Sub's front end must not fail a run before it relays anything."""
         request = field(b"\x0a", self.topic_path.encode())  # GetTopicRequest.topic = 1
-        try:
+        limit = time.monotonic() + timeout_s
+        attempt = 0
+        while True:
+            left = limit - time.monotonic()
             try:
-                self._get_topic(request, timeout=timeout_s, metadata=self._metadata)
-            except grpc.RpcError as raw:
-                raise gexc.from_grpc_error(raw) from raw  # type: ignore[no-untyped-call]
-        except gexc.GoogleAPIError as e:
-            raise self._error(e) from None
+                try:
+                    self._get_topic(request, timeout=max(left, 0.001), metadata=self._metadata)
+                    return
+                except grpc.RpcError as raw:
+                    raise gexc.from_grpc_error(raw) from raw  # type: ignore[no-untyped-call]
+            except _TRANSIENT as e:
+                pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+                attempt += 1
+                if limit - time.monotonic() <= pause:
+                    raise self._error(e) from None
+                log.warning("Pub/Sub GetTopic failed (%s); retrying in %.2f s", e, pause)
+                time.sleep(pause)
+            except gexc.GoogleAPIError as e:
+                raise self._error(e) from None
 
     def publish(self, messages: Sequence[Message], deadline: Callable[[], float]) -> list[str]:
         """Send one request (at most 1,000 messages, 9 MB) and return the message ids.
