@@ -216,3 +216,75 @@ def test_a_publish_failing_while_the_part_before_is_committed_keeps_that_commit(
     again = run(chain, state, sink)
     assert again.error is None, again.summary.error
     assert delivered_blocks(sink) == Counter({n: PER_BLOCK for n in range(1, BLOCKS + 1)})
+
+
+def test_a_factorys_children_found_in_later_windows_with_commits_under_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # RELAYER_FACTORY: a window that reads creations waits for the commit under way before
+    # it adds the children (that commit reads them, in the recording thread, for what it
+    # stores below its checkpoint). Each commit's read of the children waits a little for
+    # an addition to begin meanwhile: none may. Over many windows, parts and slow commits:
+    # every child's every event exactly once, the children stored with the checkpoint.
+    from test_factory_run import CREATED_ABI, FACTORY, child, created, tick
+
+    import function.core.watch as watch_module
+
+    adding = threading.Event()
+    overlapped: list[int] = []
+    add, write_for = watch_module.Watch.add, watch_module.Watch.write_for
+
+    def watched_add(self: Any, children: Any) -> Any:
+        adding.set()
+        return add(self, children)
+
+    def watched_write_for(self: Any, next_block: int) -> Any:
+        adding.clear()
+        if adding.wait(0.05):
+            overlapped.append(next_block)
+        return write_for(self, next_block)
+
+    monkeypatch.setattr(watch_module.Watch, "add", watched_add)
+    monkeypatch.setattr(watch_module.Watch, "write_for", watched_write_for)
+
+    from devstack.sim.events import ABI, settings
+    from function.core.abi import event_catalogue
+    from function.core.creations import factory_of
+    from function.core.factory import parse_factory
+    from function.core.watch import Child
+    from function.run.relay import Relay
+
+    chain = FakeChain()
+    chain.mine([0])
+    blocks: list[list[Any]] = []
+    for n in range(BLOCKS):  # block n+2 creates child n; its three newest siblings tick
+        blocks.append(
+            [created(child(n)), *(tick(child(m), n) for m in range(max(0, n - 2), n + 1))]
+        )
+    mined = chain.mine_logs(blocks)
+    state = SlowState()
+    state.commit_s = 0.01
+    sink = JournalledSink()
+    state.journal = sink.journal = Journal(state)
+    specs = event_catalogue([*ABI, CREATED_ABI], (), "sim")
+    relay = Relay(
+        settings=settings(contracts=(), batch_size=100, checkpoint_interval=INTERVAL),
+        specs=specs,
+        chain=chain,
+        state=state,
+        records=state,  # type: ignore[arg-type]
+        sink=sink,
+        factory=factory_of(parse_factory(f"{FACTORY}:Created:child"), specs, "sim"),
+    )
+    outcome = relay.run()
+    assert outcome.error is None, outcome.summary.error
+    assert not overlapped, overlapped  # children added while a commit read them
+    seen = Counter(
+        (a.message.attributes["contract"].lower(), block_of(a.message)) for a in sink.accepted
+    )
+    want = Counter(
+        (child(m), mined[n].number) for n in range(BLOCKS) for m in range(max(0, n - 2), n + 1)
+    )
+    assert seen == want
+    assert state.children_stored == tuple(Child(child(n), mined[n].number) for n in range(BLOCKS))
+    assert state.next_block == mined[-1].number + 1
