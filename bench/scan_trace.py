@@ -73,15 +73,28 @@ def _rpc_calls(self: Any, url: Any, *args: Any, **kwargs: Any) -> str:
     return ", ".join(f"{m} x{n}" if n > 1 else m for m, n in methods.items())
 
 
+def _commit_writes(self: Any, request: Any = None, **kwargs: Any) -> str:
+    """A commit's writes: bytes, and the top-level fields each sets (what costs Firestore)."""
+    writes = (request or {}).get("writes", []) if isinstance(request, dict) else []
+    out = []
+    for w in writes:
+        pb = getattr(w, "_pb", w)
+        names = sorted(pb.update.fields) if pb.HasField("update") else []
+        out.append(f"{pb.ByteSize()} B {','.join(names)}")
+    return "; ".join(out)
+
+
 def _install() -> None:
     import requests
     from google.cloud.firestore_v1.services.firestore.client import FirestoreClient
 
+    from function.core import planning
     from function.run import fetching, relay
 
     _timed(requests.Session, "post", "rpc", _rpc_calls)
-    for name in ("batch_get_documents", "run_query", "commit", "begin_transaction", "rollback"):
+    for name in ("batch_get_documents", "run_query", "begin_transaction", "rollback"):
         _timed(FirestoreClient, name, f"firestore.{name}")
+    _timed(FirestoreClient, "commit", "firestore.commit", _commit_writes)
     run = relay.Relay.run
 
     @functools.wraps(run)
@@ -103,8 +116,7 @@ def _install() -> None:
     from function.adapters import chain
     from function.adapters.jsonrpc import client
 
-    _timed(relay, "split", "py.split")
-    _timed(relay, "pieces", "py.pieces")
+    _timed(planning.Intervals, "pieces", "py.pieces")
     _timed(relay, "read_ahead", "py.read_ahead (thread start)")
     _timed(fetching, "_read_logs", "step.read_logs")
     _timed(chain.ChainReader, "logs_with_headers", "step.logs_with_headers")

@@ -451,7 +451,6 @@ def _fetch_window(
         watch,
         settings.chain_id,
         window,
-        [window],
         dead_letters=True,
         transactions=transactions,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from function.core.catalogue import EventCatalogue, TopicQuery
@@ -70,8 +70,8 @@ def fetch(
     contracts: Sequence[str] | Watch,
     chain_id: int,
     blocks: BlockRange,
-    chunks: Sequence[BlockRange],
     *,
+    piece_end: Callable[[int], int] | None = None,
     dead_letters: bool = False,
     limits: RangeLimits | None = None,
     anchor: BlockRef | None = None,
@@ -90,7 +90,10 @@ def fetch(
     than its log's (the chain moved between the reads) reads the view again. `contracts`
     is a `Watch` with RELAYER_FACTORY: the children its creation events name are relayed
     from their block on in this view already, and returned (`Fetched.children`); the watch
-    itself is not changed (it may be read ahead, in another thread).
+    itself is not changed (it may be read ahead, in another thread). `piece_end(n)`: the
+    last block of the piece holding block `n` (a checkpoint interval, cut by the range's
+    ends), where a piece with events commits, so its hash is read too; None: the range is
+    one piece.
     """
     watch = contracts if isinstance(contracts, Watch) else Watch(contracts)
     extra = {n for n in also if n in blocks}
@@ -108,7 +111,8 @@ def fetch(
         events, dead = _decode_all(logs, specs, chain_id, dead_letters, unreadable or ())
         numbers = sorted({e.block_number for e in events} | {d.block_number for d in dead})
         with_events = set(numbers)
-        commit_points = {c.end for c in chunks if any_in(numbers, c)} | {blocks.end}
+        ends = {piece_end(n) for n in numbers} if piece_end is not None else set()
+        commit_points = ends | {blocks.end}
         untimed = {e.block_number for e in events if e.block_timestamp is None}
         tail = set(range(max(blocks.start, blocks.end - TAIL_HASHED + 1), blocks.end + 1))
         headers = chain.headers(untimed | (commit_points - with_events) | extra | tail)

@@ -43,14 +43,13 @@ from function.core.model import BlockRecord, BlockRef, DeadLetter, Event
 from function.core.planning import (
     BlockRange,
     Density,
+    Intervals,
     cut_by_events,
     density_after,
     known_density,
     next_window,
-    pieces,
     plan_range,
     safe_tip,
-    split,
     watch_key,
 )
 from function.core.summary import FAILED, IDLE, OK, SKIPPED, RunSummary
@@ -603,11 +602,7 @@ class _Run:
         """`_relay`'s windows; the last part's record and commit may still be under way
         (`self.recording`): a window's end does not wait for it, a part of another chunk
         does (`_relay_chunks`)."""
-        interval = self.settings.checkpoint_interval
-        chunks = list(split(blocks, interval))
-
-        def chunk_of(block: int) -> int:
-            return (block - blocks.start) // interval
+        intervals = Intervals(blocks.start, self.settings.checkpoint_interval)
 
         def window_after(start: int, density: Density | None) -> BlockRange | None:
             if start > blocks.end:
@@ -618,7 +613,6 @@ class _Run:
         first = window_after(blocks.start, self.density)
         assert first is not None
         span: BlockRange | None = first
-        window = pieces(first, chunks)
         ahead: Future[Fetched] | None = None
         try:
             # Records above the checkpoint (a run killed before its commit, a first run, a
@@ -628,14 +622,14 @@ class _Run:
             # off every run. The read goes first, so that its thread waits on the node while
             # this one asks Firestore (the query's Python would hold the GIL before the read
             # is even sent).
-            ahead = read_ahead(functools.partial(self._fetch, first, window, anchor, ()))
+            ahead = read_ahead(functools.partial(self._fetch, first, intervals, anchor, ()))
             recorded = self.relay.records.refs(blocks)
             # Chunks without any of them have nothing to read back: a round trip fewer each.
             self.recorded = sorted(r.number for r in recorded)
             fetched, ahead = ahead.result(), None
             mine = [r for r in recorded if r.number in first]
             if any(r.number not in fetched.hashes for r in mine):  # read with their hashes
-                fetched = self._fetch(first, window, anchor, mine)
+                fetched = self._fetch(first, intervals, anchor, mine)
             while span is not None:
                 mine = [r for r in recorded if r.number in span]
                 if ahead is not None:
@@ -646,30 +640,32 @@ class _Run:
                 events = len(fetched.events) + len(fetched.dead)
                 density = density_after(self.density, span, events, self.watched)
                 following = window_after(span.end + 1, density)
-                following_window = pieces(following, chunks) if following else []
                 if following is not None:  # read while this window is published
-                    ahead = self._fetch_ahead(following_window, anchor, recorded)
-                done = self._relay_window(window, fetched, chunk_of)
+                    ahead = self._fetch_ahead(following, intervals, anchor, recorded)
+                done = self._relay_window(span, fetched, intervals)
                 if done < span.end:
                     return done
                 self.density = density  # learnt up to the end of a window relayed whole
-                span, window = following, following_window
+                span = following
             return blocks.end
         finally:
             if ahead is not None:  # stopped or failed with a read under way: let it end,
                 concurrent.futures.wait([ahead], timeout=AHEAD_WAIT_S)  # it shares `limits`
 
     def _fetch_ahead(
-        self, window: Sequence[BlockRange], anchor: BlockRef, recorded: Sequence[BlockRef]
+        self,
+        span: BlockRange,
+        intervals: Intervals,
+        anchor: BlockRef,
+        recorded: Sequence[BlockRef],
     ) -> Future[Fetched]:
-        span = BlockRange(window[0].start, window[-1].end)
         mine = [r for r in recorded if r.number in span]
-        return read_ahead(lambda: self._fetch(span, window, anchor, mine))
+        return read_ahead(lambda: self._fetch(span, intervals, anchor, mine))
 
     def _fetch(
         self,
         span: BlockRange,
-        window: Sequence[BlockRange],
+        intervals: Intervals,
         anchor: BlockRef | None,
         recorded: Sequence[BlockRef],
     ) -> Fetched:
@@ -681,7 +677,7 @@ class _Run:
             self.watch,
             self.settings.chain_id,
             span,
-            window,
+            piece_end=lambda n: intervals.piece_end(n, span),
             dead_letters=self.relay.dead_letters is not None,
             limits=self.limits,
             anchor=anchor,
@@ -705,17 +701,12 @@ class _Run:
         if orphans:
             self._retract_orphans(orphans)
 
-    def _relay_window(
-        self,
-        window: Sequence[BlockRange],
-        fetched: Fetched,
-        chunk_of: Callable[[int], int],
-    ) -> int:
+    def _relay_window(self, span: BlockRange, fetched: Fetched, intervals: Intervals) -> int:
         """Publish, record and commit a window chunk by chunk; the last block done (its
         commit may be under way)."""
         if not fetched.events and not fetched.dead and not self.relay.stop.is_set():
-            return window[-1].end  # no chunk to publish nor commit (see _commit_end)
-        return self._relay_chunks(window, fetched, chunk_of)
+            return span.end  # no chunk to publish nor commit (see _commit_end)
+        return self._relay_chunks(intervals.pieces(span), fetched, intervals.index)
 
     def _relay_chunks(
         self,

@@ -80,11 +80,43 @@ def test_windows_follow_the_density_of_the_window_before() -> None:
 
 
 def test_a_window_cuts_the_checkpoint_intervals_it_crosses() -> None:
-    from function.core.planning import pieces
+    from function.core.planning import Intervals
 
-    chunks = list(split(BlockRange(0, 29), 10))
-    assert pieces(BlockRange(5, 24), chunks) == [
+    intervals = Intervals(0, 10)  # the range 0..29: intervals 0..9, 10..19, 20..29
+    assert intervals.pieces(BlockRange(5, 24)) == [
         BlockRange(5, 9), BlockRange(10, 19), BlockRange(20, 24)
     ]  # fmt: skip
-    assert pieces(BlockRange(0, 9), chunks) == [BlockRange(0, 9)]
-    assert pieces(BlockRange(12, 13), chunks) == [BlockRange(12, 13)]
+    assert intervals.pieces(BlockRange(0, 9)) == [BlockRange(0, 9)]
+    assert intervals.pieces(BlockRange(12, 13)) == [BlockRange(12, 13)]
+    assert [intervals.piece_end(n, BlockRange(5, 24)) for n in (5, 9, 10, 19, 20, 24)] == [
+        9, 9, 19, 19, 24, 24
+    ]  # fmt: skip
+    assert [intervals.index(n) for n in (0, 9, 10, 29)] == [0, 0, 1, 2]
+
+
+def test_the_pieces_are_the_ranges_intervals_cut_by_the_window() -> None:
+    # Against the intervals as objects (`split` of the range), over many ranges and windows:
+    # the arithmetic is the same cut, and a piece holding a block ends where `piece_end` says.
+    import random
+
+    from function.core.planning import Intervals
+
+    rng = random.Random(13)
+    for _ in range(2000):
+        start = rng.randint(0, 50)
+        blocks = BlockRange(start, start + rng.randint(0, 60))
+        size = rng.randint(1, 25)
+        a = rng.randint(blocks.start, blocks.end)
+        window = BlockRange(a, rng.randint(a, blocks.end))
+        chunks = list(split(blocks, size))
+        want = [
+            BlockRange(max(c.start, window.start), min(c.end, window.end))
+            for c in chunks
+            if c.start <= window.end and c.end >= window.start
+        ]
+        intervals = Intervals(blocks.start, size)
+        assert intervals.pieces(window) == want, (blocks, size, window)
+        for piece in want:
+            for n in range(piece.start, piece.end + 1):
+                assert intervals.piece_end(n, window) == piece.end
+                assert intervals.index(n) == next(i for i, c in enumerate(chunks) if n in c)

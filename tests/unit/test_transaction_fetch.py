@@ -51,7 +51,7 @@ class ChainTransactions:
 def _fetch(chain: FakeChain, source: ChainTransactions) -> list[Any]:
     blocks = BlockRange(1, chain.head)
     return fetch(
-        chain, catalogue(), [CONTRACT], CHAIN_ID, blocks, [blocks], transactions=source
+        chain, catalogue(), [CONTRACT], CHAIN_ID, blocks, transactions=source
     ).events
 
 
