@@ -21,6 +21,7 @@ from function.core.creations import Factory, factory_of
 from function.core.identity import Identity
 from function.core.summary import RunSummary
 from function.redact import scrub
+from function.run.ahead import read_ahead
 from function.run.relay import Relay
 from function.stopping import StopSignal
 
@@ -91,6 +92,21 @@ def state_store(
     return FirestoreState(client, settings.relayer_id, me.fields(), task, me if guard else None)
 
 
+def publishers(settings: Settings) -> tuple[Publisher, Publisher | None]:
+    """The topic's publisher and the dead-letter topic's, each topic checked (a missing one
+    raises `TopicNotFoundError`, exit 2)."""
+    channel = make_channel()
+    publisher = Publisher(channel, settings.pubsub_project, settings.topic)
+    publisher.check_topic()
+    dead_letters = None
+    if settings.deadletter_topic:
+        dead_letters = Publisher(
+            channel, settings.pubsub_project, settings.deadletter_topic, "RELAYER_DEADLETTER_TOPIC"
+        )
+        dead_letters.check_topic()
+    return publisher, dead_letters
+
+
 def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -> Relay:
     """Everything a run needs; raises the deployment errors (ABI, topic) before any state
     is touched, so a misconfigured job exits 2 without writing."""
@@ -109,16 +125,14 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
     )
     specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
     factory = factory_from(settings, specs)
-    channel = make_channel()
-    publisher = Publisher(channel, settings.pubsub_project, settings.topic)
-    publisher.check_topic()
-    dead_letters = None
-    if settings.deadletter_topic:
-        dead_letters = Publisher(
-            channel, settings.pubsub_project, settings.deadletter_topic, "RELAYER_DEADLETTER_TOPIC"
-        )
-        dead_letters.check_topic()
-    chain = chain_reader(settings, stop=stop, check_endpoints=True)
+    # The topics and the RPC endpoints are asked at once (two new connections and their
+    # round trips, not one after the other); a topic's error is the one raised when both
+    # fail, as when the topics were asked first.
+    topics = read_ahead(lambda: publishers(settings))
+    try:
+        chain = chain_reader(settings, stop=stop, check_endpoints=True)
+    finally:
+        publisher, dead_letters = topics.result()
     state = state_store(settings, firestore_client(settings), task)
     transactions = transaction_reader(settings, chain)
     heads = None
