@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import grpc  # type: ignore[import-untyped]
@@ -85,6 +86,22 @@ def topic_path(project: str, topic: str) -> str:
     return f"projects/{project}/topics/{topic}"
 
 
+def _attempt(send: Callable[..., bytes], request: bytes, timeout: float, metadata: Any) -> bytes:
+    """One call on the channel; gRPC's error as the API core's (what `_TRANSIENT` and
+    `Publisher._error` tell apart)."""
+    try:
+        return send(request, timeout=timeout, metadata=metadata)
+    except grpc.RpcError as raw:
+        raise gexc.from_grpc_error(raw) from raw  # type: ignore[no-untyped-call]
+
+
+def _pause(attempt: int, limit: float) -> float | None:
+    """The wait before the next attempt after `attempt` failed ones (0-based), or None when
+    it would end at or past `limit` (a monotonic instant): give up then."""
+    pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+    return None if limit - time.monotonic() <= pause else pause
+
+
 class Publisher:
     """One topic's publisher."""
 
@@ -113,17 +130,14 @@ class Publisher:
         limit = time.monotonic() + timeout_s
         attempt = 0
         while True:
-            left = limit - time.monotonic()
+            left = max(limit - time.monotonic(), 0.001)
             try:
-                try:
-                    self._get_topic(request, timeout=max(left, 0.001), metadata=self._metadata)
-                    return
-                except grpc.RpcError as raw:
-                    raise gexc.from_grpc_error(raw) from raw  # type: ignore[no-untyped-call]
+                _attempt(self._get_topic, request, left, self._metadata)
+                return
             except _TRANSIENT as e:
-                pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+                pause = _pause(attempt, limit)
                 attempt += 1
-                if limit - time.monotonic() <= pause:
+                if pause is None:
                     raise self._error(e) from None
                 log.warning("Pub/Sub GetTopic failed (%s); retrying in %.2f s", e, pause)
                 time.sleep(pause)
@@ -164,14 +178,11 @@ class Publisher:
                     "publish deadline (its lease, or a stop) had passed"
                 )
             try:
-                try:
-                    response = self._send(request, timeout=left, metadata=self._metadata)
-                except grpc.RpcError as raw:
-                    raise gexc.from_grpc_error(raw) from raw  # type: ignore[no-untyped-call]
+                response = _attempt(self._send, request, left, self._metadata)
             except _TRANSIENT as e:
-                pause = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+                pause = _pause(attempt, limit)
                 attempt += 1
-                if limit - time.monotonic() <= pause:
+                if pause is None:
                     raise PublishError(
                         f"Pub/Sub did not accept {len(messages)} messages for "
                         f"{self.topic_path} before the deadline ({attempt} attempts): {e}"
