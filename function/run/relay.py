@@ -706,20 +706,15 @@ class _Run:
         commit may be under way)."""
         if not fetched.events and not fetched.dead and not self.relay.stop.is_set():
             return span.end  # no chunk to publish nor commit (see _commit_end)
-        return self._relay_chunks(intervals.pieces(span), fetched, intervals.index)
+        return self._relay_chunks(span, fetched, intervals)
 
-    def _relay_chunks(
-        self,
-        window: Sequence[BlockRange],
-        fetched: Fetched,
-        chunk_of: Callable[[int], int],
-    ) -> int:
-        for chunk in window:
+    def _relay_chunks(self, span: BlockRange, fetched: Fetched, intervals: Intervals) -> int:
+        for chunk in intervals.pieces(span):
             # What is published past the last commit stays within one checkpoint interval
             # (docs/CONTRACT.md §7.4): a part waits for the commit of a part of another
             # chunk (a chunk's first part always does). A piece that goes on with the chunk
             # the last window cut needs not.
-            if chunk_of(self.recording_to) != chunk_of(chunk.start):
+            if intervals.index(self.recording_to) != intervals.index(chunk.start):
                 self._settle()
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
@@ -736,7 +731,7 @@ class _Run:
                 if done < part.end:
                     self.summary.interrupted = True
                     return done
-        return window[-1].end
+        return span.end
 
     def _settle(self, *, quietly: bool = False) -> BaseException | None:
         """Wait for the part being recorded and committed; its failure is the run's, raised
