@@ -41,10 +41,6 @@ def _header(block: Any) -> Header:
     return Header(int(block["number"], 16), str(block["hash"]).lower(), int(block["timestamp"], 16))
 
 
-def _logs_checker(blocks: BlockRange, addresses: Sequence[str] | None) -> _LogsCheck:
-    return _LogsCheck(blocks, addresses)
-
-
 class _LogsCheck:
     """The check of an eth_getLogs answer, run by the client on every answer it receives.
     It keeps what it learnt of the last one it passed (`passed`): whether that answer was
@@ -130,7 +126,7 @@ def _logs_call(
         params["address"] = list(addresses)
     if topics is not None:  # None: every log of the addresses (anonymous events selected)
         params["topics"] = [None if t is None else list(t) for t in topics]
-    return Call("eth_getLogs", [params], _logs_checker(blocks, addresses))
+    return Call("eth_getLogs", [params], _LogsCheck(blocks, addresses))
 
 
 class ChainReader:

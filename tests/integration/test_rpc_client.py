@@ -15,7 +15,7 @@ from test_rpcproxy import emit_logs, mine
 from devstack.rpcproxy import RpcProxy
 from devstack.rpcproxy.bodies import BATCH_BODIES, batch_refusal
 from devstack.stack.services import Anvil, start_anvil
-from function.adapters.chain import ChainReader, _logs_checker
+from function.adapters.chain import ChainReader, _LogsCheck
 from function.adapters.jsonrpc.batch_caps import (
     BatchCaps,
     first_part,
@@ -140,7 +140,7 @@ def _log(block: str, index: str, data: str = "0x") -> dict[str, Any]:
     ],
 )
 def test_repeated_logs(logs: list[dict[str, Any]], kept: int, refused: bool) -> None:
-    check = _logs_checker(BlockRange(1, 9), ["0x" + "11" * 20])
+    check = _LogsCheck(BlockRange(1, 9), ["0x" + "11" * 20])
     if refused:
         with pytest.raises(ValueError, match="two different logs at index 0 of block 5"):
             check(logs)
@@ -196,7 +196,7 @@ def test_an_answer_is_relayed_in_chain_order_each_log_once(
 
 def test_what_the_check_learnt_of_one_answer_is_not_taken_for_another() -> None:
     plain = [_log("0xaa", "0x2"), LATER]
-    check = _logs_checker(BlockRange(1, 9), None)
+    check = _LogsCheck(BlockRange(1, 9), None)
     check(plain)
     assert check.plain and check.passed is plain
     check([LATER, _log("0xaa", "0x2")])
