@@ -50,9 +50,7 @@ class ChainTransactions:
 
 def _fetch(chain: FakeChain, source: ChainTransactions) -> list[Any]:
     blocks = BlockRange(1, chain.head)
-    return fetch(
-        chain, catalogue(), [CONTRACT], CHAIN_ID, blocks, transactions=source
-    ).events
+    return fetch(chain, catalogue(), [CONTRACT], CHAIN_ID, blocks, transactions=source).events
 
 
 def test_every_event_carries_its_transaction_read_once_per_range() -> None:
