@@ -86,7 +86,7 @@ class ChainView:
             for entry in self._block(n).logs
             if (wanted is None or entry["address"] in wanted)
             and (
-                (topic0s is None or entry["topics"][0] in topic0s)
+                query_matches(None if topic0s is None else (tuple(topic0s),), entry["topics"])
                 if queries is None
                 else any(query_matches(q, entry["topics"]) for q in queries)
             )

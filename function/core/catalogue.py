@@ -49,6 +49,15 @@ class EventCatalogue:
         return [t for t, specs in self.named.items() if specs[0].name in self.selected]
 
     @property
+    def every_named(self) -> bool:
+        """Whether every named event of the ABI is relayed, without RELAYER_ARG_FILTERS: a
+        topic0 filter would then keep every log the ABI names and drop only what it cannot
+        read, which `choose` passes over as well, so a read may ask by address alone."""
+        if self.filtered:
+            return False
+        return all(specs[0].name in self.selected for specs in self.named.values())
+
+    @property
     def filtered(self) -> bool:
         """Whether RELAYER_ARG_FILTERS applies to a selected event (`argfilters`)."""
         return any(s.arg_topics for s in self.relayed())
@@ -84,6 +93,8 @@ class EventCatalogue:
             spec = _named(layouts, topics, data)
             return None if spec.arg_topics and not spec.admits(topics) else spec
         if not any(s.name in self.selected for s in self.anonymous):
+            if self.every_named:  # a read by address alone: an event the ABI lacks
+                return None
             raise DecodeError(
                 f"has topic0 {topics[0] if topics else 'none'}, which matches no "
                 "selected event of the ABI"

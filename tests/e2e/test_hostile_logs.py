@@ -200,6 +200,37 @@ def test_a_merged_erc20_erc721_abi_relays_both_transfers(
         assert {v["event"] for v in got.values()} == {"Transfer"}
 
 
+def test_logs_of_events_the_abi_lacks_are_passed_over_when_every_event_is_relayed(
+    emitter_world: tuple[Emitter, Deployment], tmp_path: Path, dead_letter_topic: PubSubTopic
+) -> None:
+    """Every named event of the ABI relayed: eth_getLogs asks by address alone, so the node
+    returns the contract's other logs too (an event the ABI lacks, a log without topics);
+    they are not relayed, not dead-lettered, and fail nothing."""
+    emitter, world = emitter_world
+    approval = topic0("Approval(address,address,uint256)")
+    first, _transfer, _bare, second = emitter.emit(
+        [
+            ([approval, word(addr(ALICE)), word(addr(BOB))], word(1)),
+            ([TRANSFER, word(addr(ALICE)), word(addr(BOB))], word(5)),  # not in the ABI
+            ([], word(9)),  # no topics: no event of a named ABI
+            ([approval, word(addr(BOB)), word(addr(ALICE))], word(2)),
+        ]
+    )
+    world.abi_uri = write_abi(tmp_path, "approval", [APPROVAL])
+
+    for relayer_id, extra in (
+        ("plain", {}),  # without dead letters a log the relayer cannot read fails the run
+        ("with-dlq", {"RELAYER_DEADLETTER_TOPIC": dead_letter_topic.topic_id}),
+    ):
+        run = run_main(world.env(RELAYER_ID=relayer_id, **extra))
+        assert run.code == 0, run.stdout + run.stderr
+        assert run.summary["events_published"] == 2, relayer_id
+        got = payloads(world.topic.pull_all())
+        assert [m["event_id"] for m in got] == [event_id(first), event_id(second)], relayer_id
+        assert [m["args"]["value"] for m in got] == ["1", "2"]
+    assert dead_letter_topic.pull_all(idle_s=0.3) == []
+
+
 LOG_NOTE = entry(
     "LogNote",
     [

@@ -235,3 +235,27 @@ def test_indexed_values_with_junk_are_read_as_the_evm_reads_them(
     reader = topic_reader(abi_type)
     assert reader is not None
     assert reader(topic) == expected
+
+
+@pytest.mark.parametrize(
+    ("selected", "every_named", "unknown"),
+    [
+        (EVERYTHING, True, "fits none of the ABI's anonymous events"),  # may be anonymous
+        (("Transfer", "Approval", "Tagged"), True, None),  # the anonymous ones are not named
+        (("Transfer", "Approval"), False, "matches no selected event"),
+        (("Ping",), False, "fits none of the ABI's anonymous events"),
+    ],
+)
+def test_reads_by_address_alone_when_every_named_event_is_relayed(
+    selected: tuple[str, ...], every_named: bool, unknown: str | None
+) -> None:
+    """A log whose topic0 no event of the ABI has: passed over when the read asked for every
+    log of the contracts because every named event is relayed; otherwise a wrong answer, or
+    an anonymous event that fits none."""
+    specs = catalogue(selected)
+    assert specs.every_named is every_named
+    if unknown is None:
+        assert specs.choose([w(0xDEAD), w(1)], b"") is None
+    else:
+        with pytest.raises(DecodeError, match=unknown):
+            specs.choose([w(0xDEAD), w(1)], b"")
