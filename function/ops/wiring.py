@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-
-from google.cloud import firestore
+from typing import TYPE_CHECKING
 
 from function.adapters.chain import ChainReader
-from function.adapters.firestore.state import FirestoreState
 from function.adapters.jsonrpc.client import JsonRpc
 from function.adapters.pubsub import Publisher, make_channel
 from function.adapters.storage import read_abi
@@ -25,10 +23,17 @@ from function.run.ahead import read_ahead
 from function.run.relay import Relay
 from function.stopping import StopSignal
 
+if TYPE_CHECKING:  # imported where used: building a run imports them while it waits
+    from google.cloud import firestore
+
+    from function.adapters.firestore.state import FirestoreState
+
 log = logging.getLogger(__name__)
 
 
 def firestore_client(settings: Settings) -> firestore.Client:
+    from google.cloud import firestore  # here, not above: see build_relay
+
     return firestore.Client(
         project=settings.firestore_project, database=settings.firestore_database
     )
@@ -88,6 +93,8 @@ def state_store(
 ) -> FirestoreState:
     """`guard`: refuse a contract set that does not fit the stored state (`core.identity`);
     off only for the command that accepts a new set on purpose."""
+    from function.adapters.firestore.state import FirestoreState
+
     me = identity_of(settings)
     return FirestoreState(client, settings.relayer_id, me.fields(), task, me if guard else None)
 
@@ -129,11 +136,17 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
     # round trips, not one after the other); a topic's error is the one raised when both
     # fail, as when the topics were asked first.
     topics = read_ahead(lambda: publishers(settings))
+    endpoints = read_ahead(lambda: chain_reader(settings, stop=stop, check_endpoints=True))
     try:
-        chain = chain_reader(settings, stop=stop, check_endpoints=True)
+        # While both wait on the network: importing the Firestore library is a fifth of an
+        # idle run's start. A check's error still wins over the client's.
+        client = firestore_client(settings)
     finally:
-        publisher, dead_letters = topics.result()
-    state = state_store(settings, firestore_client(settings), task)
+        try:
+            chain = endpoints.result()
+        finally:
+            publisher, dead_letters = topics.result()
+    state = state_store(settings, client, task)
     transactions = transaction_reader(settings, chain)
     heads = None
     if settings.ws_url is not None and settings.run_s > 0:  # only a follower waits for heads
@@ -161,6 +174,8 @@ def record_failure(settings: Settings, summary: RunSummary) -> None:
     try:
         # Without the chain and contracts: a run that failed before it started (a node of
         # another chain, say) must not write its settings over the state's, only its summary.
+        from function.adapters.firestore.state import FirestoreState
+
         store = FirestoreState(firestore_client(settings), settings.relayer_id, {})
         summary.run_id = uuid.uuid4().hex[:16]
         grant = store.acquire(summary.run_id, summary.started_at, settings.lease_s)

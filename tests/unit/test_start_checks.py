@@ -1,7 +1,9 @@
 """A run's start-up checks (`wiring.build_relay`): the topics (GetTopic) and the RPC
 endpoints (their chain id) are asked at once, two connections and their round trips
-overlapping; when both are wrong, the topic's error is the one raised, as when the topics
-were asked first; when only the RPC is wrong, its error is."""
+overlapping, and the Firestore client (its library's import, a good part of a start) is made
+while they wait; when both are wrong, the topic's error is the one raised, as when the topics
+were asked first; when only the RPC is wrong, its error is; a check's error wins over the
+client's."""
 
 from __future__ import annotations
 
@@ -30,12 +32,16 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")  # never reached
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:1")
     began = {"topic": threading.Event(), "rpc": threading.Event()}
-    seen: dict[str, Any] = {"fail": set(), "overlapped": set()}
+    seen: dict[str, Any] = {"fail": set(), "overlapped": set(), "began": began,
+                            "waited_for_client": set()}  # fmt: skip
 
     def check(name: str, other: str, error: Exception) -> None:
         began[name].set()
         if began[other].wait(WAIT_S):
             seen["overlapped"].add(name)
+        client = seen.get("client")  # with `client_made`: wait for its making to begin
+        if client is not None and client.wait(WAIT_S):
+            seen["waited_for_client"].add(name)
         if name in seen["fail"]:
             raise error
 
@@ -47,6 +53,25 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(Publisher, "check_topic", check_topic)
     monkeypatch.setattr(JsonRpc, "check_endpoints", check_endpoints)
+    return seen
+
+
+@pytest.fixture
+def client_made(monkeypatch: pytest.MonkeyPatch, checks: dict[str, Any]) -> dict[str, Any]:
+    """The Firestore client's making stubbed too: it notes that it began, waits (up to
+    WAIT_S) for both checks to have begun, and fails when `seen["client"]` says so."""
+    made = wiring.firestore_client
+    seen: dict[str, Any] = {"while_checks": False, "fail": None, "began": threading.Event()}
+
+    def firestore_client(settings: Any) -> Any:
+        seen["began"].set()
+        seen["while_checks"] = all(began.wait(WAIT_S) for began in checks["began"].values())
+        if seen["fail"] is not None:
+            raise seen["fail"]
+        return made(settings)
+
+    monkeypatch.setattr(wiring, "firestore_client", firestore_client)
+    checks["client"] = seen["began"]
     return seen
 
 
@@ -69,4 +94,27 @@ def test_both_wrong_raises_the_topics_error(checks: dict[str, Any]) -> None:
 def test_only_the_rpc_wrong_raises_its_error(checks: dict[str, Any]) -> None:
     checks["fail"] = {"rpc"}
     with pytest.raises(ChainMismatchError, match="RPC_URL"):
+        _build()
+
+
+def test_the_firestore_client_is_made_while_the_checks_wait(
+    checks: dict[str, Any], client_made: dict[str, Any]
+) -> None:
+    relay = _build()
+    assert relay is not None
+    assert client_made["while_checks"]
+    assert checks["waited_for_client"] == {"topic", "rpc"}, "the client was made after them"
+    assert checks["overlapped"] == {"topic", "rpc"}
+
+
+@pytest.mark.parametrize(
+    ("failing", "raised"),
+    [({"topic"}, TopicNotFoundError), ({"rpc"}, ChainMismatchError), (set(), OSError)],
+)
+def test_a_checks_error_wins_over_the_clients(
+    checks: dict[str, Any], client_made: dict[str, Any], failing: set[str], raised: type
+) -> None:
+    checks["fail"] = failing
+    client_made["fail"] = OSError("no credentials")
+    with pytest.raises(raised):
         _build()
