@@ -392,16 +392,13 @@ def _scan(
 ) -> Iterator[tuple[BlockRange, Any]]:
     """The chain's events of the range, window by window, with a progress bar;
     `as_published`: with what the messages carry beyond the log (RELAYER_INCLUDE)."""
-    from function.adapters.storage import read_abi
-    from function.core.abi import load_specs
     from function.core.logspan import RangeLimits
     from function.core.watch import Watch
-    from function.ops.wiring import chain_reader, factory_from, transaction_reader
+    from function.ops.wiring import chain_reader, specs_of, transaction_reader
     from function.run.fetching import creations
 
     try:
-        specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
-        factory = factory_from(settings, specs)
+        specs, factory = specs_of(settings)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     chain = chain_reader(settings)

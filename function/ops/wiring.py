@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import uuid
 from typing import TYPE_CHECKING
 
@@ -83,6 +85,13 @@ def factory_from(settings: Settings, specs: EventCatalogue) -> Factory | None:
     return factory_of(settings.factory, specs, settings.abi_uri)
 
 
+def specs_of(settings: Settings) -> tuple[EventCatalogue, Factory | None]:
+    """The ABI's events as selected, and RELAYER_FACTORY checked against them (an
+    `AbiError` or a `ConfigError`, exit 2)."""
+    specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
+    return specs, factory_from(settings, specs)
+
+
 def transaction_reader(settings: Settings, chain: ChainReader) -> TransactionReader | None:
     """RELAYER_INCLUDE=transaction: the transactions, read through the chain's own client."""
     return TransactionReader(chain.rpc) if settings.include_transaction else None
@@ -130,22 +139,26 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         }[settings.confirmations_from],
         settings.head,
     )
-    specs = load_specs(read_abi, settings.abi_uri, settings.events, settings.arg_filters)
-    factory = factory_from(settings, specs)
-    # The topics and the RPC endpoints are asked at once (two new connections and their
-    # round trips, not one after the other); a topic's error is the one raised when both
-    # fail, as when the topics were asked first.
+    # The ABI (a Cloud Storage read when deployed), the topics and the RPC endpoints are
+    # asked at once: new connections and their round trips, not one after the other. The
+    # errors are raised as when they were asked in that order: the ABI's first, then a
+    # topic's, then the RPC's.
+    _thread_imports(settings)
+    abi = read_ahead(lambda: specs_of(settings))
     topics = read_ahead(lambda: publishers(settings))
     endpoints = read_ahead(lambda: chain_reader(settings, stop=stop, check_endpoints=True))
     try:
-        # While both wait on the network: importing the Firestore library is a fifth of an
-        # idle run's start. A check's error still wins over the client's.
+        # While they wait on the network: importing the Firestore library is a fifth of an
+        # idle run's start. Their errors win over the client's.
         client = firestore_client(settings)
     finally:
         try:
-            chain = endpoints.result()
+            try:
+                chain = endpoints.result()
+            finally:
+                publisher, dead_letters = topics.result()
         finally:
-            publisher, dead_letters = topics.result()
+            specs, factory = abi.result()
     state = state_store(settings, client, task)
     transactions = transaction_reader(settings, chain)
     heads = None
@@ -166,6 +179,20 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
         transactions=transactions,
         factory=factory,
     )
+
+
+def _thread_imports(settings: Settings) -> None:
+    """Import here what `build_relay`'s threads import on first use, before they start:
+    the main thread imports the Firestore library meanwhile, and two threads importing
+    modules that import each other can deadlock (Python then fails one import). With the
+    emulators and a local ABI they need nothing more."""
+    needed = []
+    if not os.environ.get("PUBSUB_EMULATOR_HOST"):  # make_channel: TLS with credentials
+        needed += ["google.api_core.grpc_helpers", "google.auth.compute_engine"]
+    if any(u.strip().startswith("gs://") for u in settings.abi_uri.split(",")):
+        needed += ["google.cloud.storage", "google.cloud.storage.retry"]
+    for name in needed:
+        importlib.import_module(name)
 
 
 def record_failure(settings: Settings, summary: RunSummary) -> None:

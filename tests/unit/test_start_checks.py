@@ -3,10 +3,14 @@ endpoints (their chain id) are asked at once, two connections and their round tr
 overlapping, and the Firestore client (its library's import, a good part of a start) is made
 while they wait; when both are wrong, the topic's error is the one raised, as when the topics
 were asked first; when only the RPC is wrong, its error is; a check's error wins over the
-client's."""
+client's. The ABI (a Cloud Storage read in a deployment) is read and compiled meanwhile too,
+and its error wins over all of them, as when it was read before anything else."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,12 +21,13 @@ import function.ops.wiring as wiring
 from devstack.sim.events import settings
 from function.adapters.jsonrpc.client import JsonRpc
 from function.adapters.pubsub import Publisher
-from function.errors import ChainMismatchError, TopicNotFoundError
+from function.errors import AbiError, ChainMismatchError, TopicNotFoundError
 from function.stopping import StopSignal
 
 ROOT = Path(__file__).resolve().parents[2]
 ABI = str(ROOT / "contracts" / "build" / "Escrow.json")
 WAIT_S = 5.0
+EMULATOR = {"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"}
 
 
 @pytest.fixture
@@ -118,3 +123,70 @@ def test_a_checks_error_wins_over_the_clients(
     client_made["fail"] = OSError("no credentials")
     with pytest.raises(raised):
         _build()
+
+
+@pytest.fixture
+def abi_read(monkeypatch: pytest.MonkeyPatch, checks: dict[str, Any]) -> dict[str, Any]:
+    """ABI_URI's read stubbed: it waits (up to WAIT_S) for both checks to begin, then
+    answers the escrow's ABI, or fails when `seen["fail"]` says so."""
+    read = wiring.read_abi
+    seen: dict[str, Any] = {"while_checks": False, "fail": None}
+
+    def read_abi(uri: str) -> bytes:
+        seen["while_checks"] = all(began.wait(WAIT_S) for began in checks["began"].values())
+        if seen["fail"] is not None:
+            raise seen["fail"]
+        return read(uri)
+
+    monkeypatch.setattr(wiring, "read_abi", read_abi)
+    return seen
+
+
+def test_the_abi_is_read_while_the_checks_wait(
+    checks: dict[str, Any], abi_read: dict[str, Any]
+) -> None:
+    relay = _build()
+    assert relay is not None
+    assert abi_read["while_checks"], "the ABI was read before the checks began"
+
+
+@pytest.mark.parametrize("failing", [{"topic", "rpc"}, {"rpc"}, set()])
+def test_the_abis_error_wins_over_every_other(
+    checks: dict[str, Any], client_made: dict[str, Any], abi_read: dict[str, Any], failing: set[str]
+) -> None:
+    checks["fail"] = failing
+    client_made["fail"] = OSError("no credentials")
+    abi_read["fail"] = AbiError("ABI_URI gs://b/abi.json does not exist: upload it or fix ABI_URI")
+    with pytest.raises(AbiError, match="ABI_URI"):
+        _build()
+
+
+@pytest.mark.parametrize(
+    ("env", "abi", "imported"),
+    [
+        (EMULATOR, ABI, set()),
+        ({}, ABI, {"google.api_core.grpc_helpers", "google.auth.compute_engine"}),
+        (EMULATOR, f"{ABI}, gs://b/abi.json", {"google.cloud.storage"}),
+    ],
+)  # fmt: skip
+def test_what_the_threads_import_is_imported_before_they_start(
+    env: dict[str, str], abi: str, imported: set[str]
+) -> None:
+    """In a fresh interpreter (this one has imported everything): the modules the start-up
+    threads would import on first use are imported by `_thread_imports`, and no others."""
+    watched = ["google.api_core.grpc_helpers", "google.auth.compute_engine", "google.cloud.storage"]
+    code = (
+        "import sys\n"
+        "import function.ops.wiring as wiring\n"
+        "from devstack.sim.events import settings\n"
+        f"watched = {watched!r}\n"
+        "before = {m for m in watched if m in sys.modules}\n"
+        f"wiring._thread_imports(settings(abi_uri={abi!r}))\n"
+        "print(sorted({m for m in watched if m in sys.modules} - before))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, cwd=ROOT, capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == repr(sorted(imported)), out.stderr
