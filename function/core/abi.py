@@ -154,6 +154,7 @@ def event_catalogue(
         named={t: tuple(specs) for t, specs in named.items()},
         anonymous=tuple(anonymous),
         selected=frozenset(selected or available),
+        chosen=bool(selected),
     )
 
 

@@ -33,6 +33,7 @@ class EventCatalogue:
     named: Mapping[str, tuple[EventSpec, ...]]  # topic0 -> its layouts, in ABI order
     anonymous: tuple[EventSpec, ...]
     selected: frozenset[str]
+    chosen: bool = False  # RELAYER_EVENTS named the selected events (unset: every event)
 
     def relayed(self) -> Iterator[EventSpec]:
         """The selected events, every layout of each."""
@@ -49,11 +50,11 @@ class EventCatalogue:
         return [t for t, specs in self.named.items() if specs[0].name in self.selected]
 
     @property
-    def every_named(self) -> bool:
-        """Whether every named event of the ABI is relayed, without RELAYER_ARG_FILTERS: a
-        topic0 filter would then keep every log the ABI names and drop only what it cannot
-        read, which `choose` passes over as well, so a read may ask by address alone."""
-        if self.filtered:
+    def every_event(self) -> bool:
+        """Whether every event of the ABI is relayed as RELAYER_EVENTS left unset does, without
+        RELAYER_ARG_FILTERS: a read may then ask by address alone and apply the topic0s
+        itself (`fetching`). Naming the events, even all of them, keeps the node's filter."""
+        if self.chosen or self.filtered:
             return False
         return all(specs[0].name in self.selected for specs in self.named.values())
 
@@ -93,8 +94,6 @@ class EventCatalogue:
             spec = _named(layouts, topics, data)
             return None if spec.arg_topics and not spec.admits(topics) else spec
         if not any(s.name in self.selected for s in self.anonymous):
-            if self.every_named:  # a read by address alone: an event the ABI lacks
-                return None
             raise DecodeError(
                 f"has topic0 {topics[0] if topics else 'none'}, which matches no "
                 "selected event of the ABI"

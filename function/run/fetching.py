@@ -50,6 +50,9 @@ class Fetched:
     dead: list[DeadLetter] = field(default_factory=list)
     times: dict[int, int] = field(default_factory=dict)  # block times of the headers read
     children: list[Child] = field(default_factory=list)  # RELAYER_FACTORY: new, chain order
+    # Logs of the answers that the topic0s asked by address alone left out: windows are
+    # sized by what the node sends (`density_after`), not only by what is relayed.
+    passed_over: int = 0
 
     def __post_init__(self) -> None:
         self._numbers = [e.block_number for e in self.events]
@@ -104,7 +107,9 @@ def fetch(
         # A creation event the ABI cannot read: with dead letters, one of them (its child
         # cannot be known; the reason says so), and the run goes on.
         unreadable: list[tuple[RawLog, DecodeError]] | None = [] if dead_letters else None
-        before, logs, found = _read_logs(chain, watch, specs, blocks, limits, chain_id, unreadable)
+        before, logs, found, passed_over = _read_logs(
+            chain, watch, specs, blocks, limits, chain_id, unreadable
+        )
         if before is None:  # windows answered from different chains
             _again(blocks, attempt)
             continue
@@ -138,7 +143,7 @@ def fetch(
                     e.block_timestamp = headers[e.block_number].timestamp
             times = {n: h.timestamp for n, h in headers.items()}
             children = [Child(a, b) for a, b in found.items()]
-            return Fetched(events, hashes, dead, times, children)
+            return Fetched(events, hashes, dead, times, children, passed_over)
         _again(blocks, attempt)
     raise RpcError(
         f"blocks {blocks.start}..{blocks.end} kept changing while being read: the chain is "
@@ -188,10 +193,13 @@ def _read_logs(
     limits: RangeLimits,
     chain_id: int,
     unreadable: list[tuple[RawLog, DecodeError]] | None = None,
-) -> tuple[Header | None, list[RawLog], dict[str, int]]:
+) -> tuple[Header | None, list[RawLog], dict[str, int], int]:
     """Every relayed log of the range, window by window, the range end's header read with
     the first of them (one side of the consistency check; None when windows came from
-    different chains), and the children found (address -> creation block, chain order).
+    different chains), the children found (address -> creation block, chain order), and how
+    many logs the answers held that the topic0s left out (`_topics`: asked by address
+    alone, they are applied here; a refused window is asked by topic0 from then on, since
+    a node may refuse what its filter would have cut).
     Every window's request carries the range end's header: a node that knows that block as
     the first window's node did has the same blocks below it, so a window served by a node
     on another fork (a load-balanced pool) is caught. With RELAYER_ARG_FILTERS each window
@@ -199,9 +207,11 @@ def _read_logs(
     creates children asked by address list asks again for their logs from their creation
     on, in the same view."""
     topics, queries = _topics(specs, watch)
+    local = None if topics is not None or queries is not None else specs.topic_filter
     logs: list[RawLog] = []
     found: dict[str, int] = {}
     before: Header | None = None
+    passed_over = 0
     start = blocks.start
     while start <= blocks.end:
         limit = limits.for_host(chain.host)
@@ -216,6 +226,10 @@ def _read_logs(
                 window, addresses, topics, [blocks.end], queries
             )
             answered = len(part)  # what the node sent: the span's limit learns from it
+            if local is not None:
+                kept_logs = with_topic0s(part, local)
+                passed_over += answered - len(kept_logs)
+                part = kept_logs
             if watch.factory is not None:
                 kept = watch.sift(part, chain_id, found, bad)
                 new = list(found)[known:]
@@ -225,25 +239,42 @@ def _read_logs(
                         late, watch.listed(new), topics, [blocks.end], queries
                     )
                     if more_headers[blocks.end].hash != headers[blocks.end].hash:
-                        return None, [], {}
+                        return None, [], {}, 0
                     kept = in_chain_order([*kept, *watch.sift(more, chain_id, found, bad)])
                     answered += len(more)
                 part = kept
         except RangeTooLargeError as e:
             for child in list(found)[known:]:
                 del found[child]
+            if local is not None:  # the logs of events the ABI lacks may be what is too many
+                log.info(
+                    "%s: eth_getLogs by address alone refused over %d blocks: asking for the "
+                    "topic0s from here on",
+                    e.host,
+                    len(window),
+                )
+                topics, local = list(local), None
+                continue
             _refused(limits, window, e)
             continue
         before = before or headers[blocks.end]
         if headers[blocks.end].hash != before.hash:
-            return None, [], {}
+            return None, [], {}, 0
         logs.extend(part)
         if unreadable is not None and bad:
             unreadable.extend(bad)
         limit.answered(len(window), answered)
         start = window.end + 1
     assert before is not None
-    return before, logs, found
+    return before, logs, found, passed_over
+
+
+def with_topic0s(logs: list[RawLog], topic0s: Sequence[str]) -> list[RawLog]:
+    """The logs whose first topic is one of `topic0s`, as a node's topic filter keeps them
+    (`catalogue.query_matches`); `logs` itself when that is all of them."""
+    wanted = frozenset(t.lower() for t in topic0s)
+    kept = [e for e in logs if (t := e["topics"]) and (t[0] in wanted or t[0].lower() in wanted)]
+    return logs if len(kept) == len(logs) else kept
 
 
 def _refused(limits: RangeLimits, window: BlockRange, e: RangeTooLargeError) -> None:
@@ -303,13 +334,14 @@ def _topics(
     specs: EventCatalogue, watch: Watch
 ) -> tuple[list[str] | None, tuple[TopicQuery, ...] | None]:
     """The topics of each window's eth_getLogs: the selected events', and with a factory
-    its creation event's, selected or not (the children are learnt from it). None when
-    every named event is relayed (`every_named`) and the contracts are listed: the topic0s
-    would pass over only logs the ABI cannot read, and a node tests each block's bloom
-    filter for each topic0 asked (the escrow's six made anvil's scan of empty blocks 15%
-    slower). A factory's reads keep them: with many children they go by topic alone."""
+    its creation event's, selected or not (the children are learnt from it). None for
+    both when every event is relayed (`every_event`) and the contracts are listed: the read
+    asks by address alone and `_read_logs` applies the topic0s to the answer, since a node
+    tests each block's bloom filter for each topic0 asked (the escrow's six made anvil's
+    scan of empty blocks 15% slower). A factory's reads keep them: with many children they
+    go by topic alone."""
     factory = watch.factory
-    if factory is None and specs.every_named:
+    if factory is None and specs.every_event:
         return None, None
     topics = specs.topic_filter
     queries = specs.log_queries if specs.filtered else None

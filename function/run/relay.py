@@ -637,7 +637,7 @@ class _Run:
                 ahead = None
                 self._took(span, fetched, mine)
                 anchor = BlockRef(span.end, fetched.hashes[span.end])
-                events = len(fetched.events) + len(fetched.dead)
+                events = len(fetched.events) + len(fetched.dead) + fetched.passed_over
                 density = density_after(self.density, span, events, self.watched)
                 following = window_after(span.end + 1, density)
                 if following is not None:  # read while this window is published

@@ -18,6 +18,7 @@ from function.core.decoding import decode_log
 from function.core.messages import build_message
 from function.core.model import RawLog
 from function.errors import AbiError, DecodeError
+from function.run.fetching import with_topic0s
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "build" / "Escrow.json"
 ABI = json.loads(ARTIFACT.read_text())["abi"]
@@ -195,18 +196,15 @@ def test_malformed_logs_raise_decode_error(mutate, reason) -> None:  # type: ign
         decode_log(log, SPECS, 1)
 
 
-def test_a_topic0_the_abi_lacks_is_passed_over_only_when_read_by_address_alone() -> None:
-    """With every event selected a run reads by address alone (`EventCatalogue.every_named`):
-    a log of an event the ABI lacks is the contract's, not relayed. With some events
-    selected the node was asked for their topic0s, and such a log is a wrong answer."""
+def test_a_topic0_the_abi_lacks_is_a_decode_error() -> None:
+    """Read by address alone (every event relayed, RELAYER_EVENTS unset) such a log never
+    reaches the decoder: the read applies the topic0s first (`fetching.with_topic0s`)."""
     log = created_log()
     log["topics"][0] = "0x" + "00" * 32
-    assert SPECS.every_named
-    assert decode_log(log, SPECS, 1) is None
-    some = event_catalogue(ABI, ("EscrowFunded",), "test")
-    assert not some.every_named
+    assert SPECS.every_event
     with pytest.raises(DecodeError, match="matches no selected"):
-        decode_log(log, some, 1)
+        decode_log(log, SPECS, 1)
+    assert with_topic0s([log, created_log()], SPECS.topic_filter or []) == [created_log()]
 
 
 def test_artifact_formats_and_selection(tmp_path: Path) -> None:

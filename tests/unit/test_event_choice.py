@@ -238,24 +238,20 @@ def test_indexed_values_with_junk_are_read_as_the_evm_reads_them(
 
 
 @pytest.mark.parametrize(
-    ("selected", "every_named", "unknown"),
+    ("selected", "every_event"),
     [
-        (EVERYTHING, True, "fits none of the ABI's anonymous events"),  # may be anonymous
-        (("Transfer", "Approval", "Tagged"), True, None),  # the anonymous ones are not named
-        (("Transfer", "Approval"), False, "matches no selected event"),
-        (("Ping",), False, "fits none of the ABI's anonymous events"),
+        ((), True),  # RELAYER_EVENTS unset (the anonymous events are selected too)
+        (EVERYTHING, False),  # named: the node filters, whatever the names cover
+        (("Transfer", "Approval", "Tagged"), False),
+        (("Ping",), False),
     ],
 )
-def test_reads_by_address_alone_when_every_named_event_is_relayed(
-    selected: tuple[str, ...], every_named: bool, unknown: str | None
+def test_reads_by_address_alone_only_with_every_event_relayed_unnamed(
+    selected: tuple[str, ...], every_event: bool
 ) -> None:
-    """A log whose topic0 no event of the ABI has: passed over when the read asked for every
-    log of the contracts because every named event is relayed; otherwise a wrong answer, or
-    an anonymous event that fits none."""
+    """A log whose topic0 no event of the ABI has is still a wrong answer to `choose`: a read
+    by address alone applies the topic0s before decoding (`fetching.with_topic0s`)."""
     specs = catalogue(selected)
-    assert specs.every_named is every_named
-    if unknown is None:
-        assert specs.choose([w(0xDEAD), w(1)], b"") is None
-    else:
-        with pytest.raises(DecodeError, match=unknown):
-            specs.choose([w(0xDEAD), w(1)], b"")
+    assert specs.every_event is every_event
+    with pytest.raises(DecodeError):
+        specs.choose([w(0xDEAD), w(1)], b"")

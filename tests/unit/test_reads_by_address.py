@@ -1,7 +1,7 @@
-"""eth_getLogs by address alone when every named event of the ABI is relayed.
+"""eth_getLogs by address alone when every event of the ABI is relayed (RELAYER_EVENTS unset).
 
-A topic0 filter then keeps every log the ABI names and passes over only logs of events the ABI
-lacks, which the relayer passes over itself: the node is spared a bloom test per topic0 (on
+The read applies the topic0s to the answer itself (`fetching.with_topic0s`), so what is decoded
+is what a node's topic filter would have returned: the node is spared a bloom test per topic0 (on
 anvil the escrow's six made a scan of 100,000 empty blocks 15% slower). These runs go over the
 in-memory fakes; `tests/e2e/test_hostile_logs.py` does the same on anvil.
 """
@@ -21,11 +21,12 @@ from devstack.sim.fake_chain import Emitted, FakeChain
 from devstack.sim.fake_sink import FakeSink
 from devstack.sim.fake_state import FakeState
 from function.core.abi import event_catalogue
-from function.core.catalogue import EventCatalogue, TopicQuery
+from function.core.catalogue import EventCatalogue, TopicQuery, query_matches
 from function.core.creations import Factory, factory_of
 from function.core.factory import parse_factory
 from function.core.model import Header, RawLog
 from function.core.planning import BlockRange
+from function.run.fetching import with_topic0s
 from function.run.relay import Relay
 
 TOCK_ABI: dict[str, Any] = {
@@ -125,7 +126,7 @@ MIXED: list[list[Emitted]] = [
 ]
 
 
-def test_every_named_event_relayed_reads_by_address_and_passes_over_the_rest(
+def test_every_event_event_relayed_reads_by_address_and_passes_over_the_rest(
     clock: FakeClock,
 ) -> None:
     chain = chain_of(MIXED)
@@ -136,11 +137,13 @@ def test_every_named_event_relayed_reads_by_address_and_passes_over_the_rest(
     assert dead.accepted == [], "a log of an event the ABI lacks is no dead letter"
 
 
-def test_an_unselected_anonymous_event_of_the_abi_is_passed_over_too(clock: FakeClock) -> None:
+def test_naming_every_event_still_asks_by_topic0(clock: FakeClock) -> None:
+    """RELAYER_EVENTS set, even to every named event (an ABI with an anonymous event the
+    selection leaves out): the node's filter, what an operator names events for."""
     chain = chain_of(MIXED)
     specs = event_catalogue([*ABI, TOCK_ABI, BLIP_ABI], ("Tick", "Tock"), "sim")
     sink, dead = run_until_idle(chain, specs, clock)
-    assert chain.asked and all(t is None for t in chain.asked), chain.asked
+    assert chain.asked and all(sorted(t or ()) == sorted([TOPIC0, TOCK]) for t in chain.asked)
     assert relayed(sink) == [("Tick", "1"), ("Tock", "2"), ("Tick", "3"), ("Tick", "4")]
     assert dead.accepted == []
 
@@ -163,3 +166,20 @@ def test_a_factory_keeps_the_topic0_filter(clock: FakeClock) -> None:
     sink, _ = run_until_idle(chain, specs, clock, factory_of(setting, specs, "sim"))
     assert chain.asked and all(t is not None and TOPIC0 in t for t in chain.asked), chain.asked
     assert [i for _, i in relayed(sink)] == ["1", "3", "4"]
+
+
+def test_the_local_topic0_filter_keeps_what_a_node_would() -> None:
+    """`with_topic0s` is a node's filter of one topic0 set (`query_matches`): the first
+    topic in the set whatever its hex case, a log without topics never; the answer itself
+    when every log is kept (no copy of a busy window's list)."""
+    logs: list[RawLog] = [
+        {"topics": [TOPIC0.upper().replace("0X", "0x"), word(1)]},  # type: ignore[typeddict-item]
+        {"topics": []},  # type: ignore[typeddict-item]
+        {"topics": [FOREIGN, TOPIC0]},  # type: ignore[typeddict-item]
+        {"topics": [TOCK]},  # type: ignore[typeddict-item]
+    ]
+    assert with_topic0s(logs, [TOPIC0, TOCK]) == [logs[0], logs[3]]
+    assert all(query_matches(((TOPIC0, TOCK),), e["topics"]) for e in (logs[0], logs[3]))
+    assert not any(query_matches(((TOPIC0, TOCK),), e["topics"]) for e in (logs[1], logs[2]))
+    kept = [logs[0], logs[3]]
+    assert with_topic0s(kept, [TOPIC0, TOCK]) is kept
