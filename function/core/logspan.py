@@ -24,6 +24,9 @@ class RangeLimit:
     ceiling: int
     span: int = 0
     refused: bool = False  # a refusal in this run: grow no more, the limit is real
+    # A read by address alone refused in this run: the endpoint caps what the topic0s
+    # would have cut, so the run's later reads ask for them (`fetching._read_logs`).
+    by_topic0: bool = False
     _small_streak: int = 0
 
     def __post_init__(self) -> None:

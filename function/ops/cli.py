@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the commands import what they use when they run: a fast --h
     from function.adapters.chain import ChainReader
     from function.adapters.transactions import TransactionReader
     from function.core.catalogue import EventCatalogue
+    from function.core.logspan import RangeLimits
     from function.core.watch import Watch
     from function.run.fetching import Fetched
 
@@ -421,10 +422,11 @@ def _scan(
                     read_to = end.number + 1
             except RelayerError as e:
                 _fail(f"{label} stopped reading the factory's creations: {e}", e.exit_code)
+    limits = RangeLimits(settings.batch_size)  # what one batch learns, the next ones know
     with _progress(len(blocks), label) as bar:
         for window in split(blocks, settings.batch_size):
             try:
-                fetched = _fetch_window(chain, specs, watch, settings, window, transactions)
+                fetched = _fetch_window(chain, specs, watch, settings, window, transactions, limits)
             except RelayerError as e:
                 _fail(f"{label} stopped at blocks {window.start}..{window.end}: {e}", e.exit_code)
             watch.add(fetched.children)
@@ -439,6 +441,7 @@ def _fetch_window(
     settings: Settings,
     window: BlockRange,
     transactions: TransactionReader | None = None,
+    limits: RangeLimits | None = None,
 ) -> Fetched:
     from function.run.fetching import fetch
 
@@ -449,6 +452,7 @@ def _fetch_window(
         settings.chain_id,
         window,
         dead_letters=True,
+        limits=limits,
         transactions=transactions,
     )
 

@@ -147,18 +147,23 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
     abi = read_ahead(lambda: specs_of(settings))
     topics = read_ahead(lambda: publishers(settings))
     endpoints = read_ahead(lambda: chain_reader(settings, stop=stop, check_endpoints=True))
+    made: firestore.Client | Exception
     try:
         # While they wait on the network: importing the Firestore library is a fifth of an
         # idle run's start. Their errors win over the client's.
-        client = firestore_client(settings)
+        made = firestore_client(settings)
+    except Exception as e:
+        made = e
+    # The ABI's error is a configuration error found without the network: raised as soon as
+    # it is known, not after the checks (their threads end on their own timeouts).
+    specs, factory = abi.result()
+    try:
+        chain = endpoints.result()
     finally:
-        try:
-            try:
-                chain = endpoints.result()
-            finally:
-                publisher, dead_letters = topics.result()
-        finally:
-            specs, factory = abi.result()
+        publisher, dead_letters = topics.result()
+    if isinstance(made, Exception):
+        raise made
+    client = made
     state = state_store(settings, client, task)
     transactions = transaction_reader(settings, chain)
     heads = None

@@ -207,7 +207,7 @@ def _read_logs(
     creates children asked by address list asks again for their logs from their creation
     on, in the same view."""
     topics, queries = _topics(specs, watch)
-    local = None if topics is not None or queries is not None else specs.topic_filter
+    local = specs.topic_filter if by_address(specs, watch) else None
     logs: list[RawLog] = []
     found: dict[str, int] = {}
     before: Header | None = None
@@ -215,6 +215,8 @@ def _read_logs(
     start = blocks.start
     while start <= blocks.end:
         limit = limits.for_host(chain.host)
+        if local is not None and limit.by_topic0:
+            topics, local = list(local), None
         window = BlockRange(start, limit.window_end(start, blocks.end))
         addresses = watch.addresses(found)
         # This window's unreadable creations and children: a window read again (a refusal)
@@ -248,12 +250,12 @@ def _read_logs(
                 del found[child]
             if local is not None:  # the logs of events the ABI lacks may be what is too many
                 log.info(
-                    "%s: eth_getLogs by address alone refused over %d blocks: asking for the "
-                    "topic0s from here on",
+                    "%s: eth_getLogs by address alone refused over %d blocks: this run asks "
+                    "for the topic0s from here on",
                     e.host,
                     len(window),
                 )
-                topics, local = list(local), None
+                limits.for_host(e.host).by_topic0 = True
                 continue
             _refused(limits, window, e)
             continue
@@ -330,6 +332,13 @@ def creations(
         yield ends[window.end].ref, [Child(a, b) for a, b in found.items()]
 
 
+def by_address(specs: EventCatalogue, watch: Watch) -> bool:
+    """Whether a run's reads ask by address alone and apply the topic0s themselves: every
+    event relayed (`every_event`), a topic0 to apply (no anonymous event selected), and no
+    factory (whose many children are read by topic alone)."""
+    return watch.factory is None and specs.every_event and specs.topic_filter is not None
+
+
 def _topics(
     specs: EventCatalogue, watch: Watch
 ) -> tuple[list[str] | None, tuple[TopicQuery, ...] | None]:
@@ -341,7 +350,7 @@ def _topics(
     scan of empty blocks 15% slower). A factory's reads keep them: with many children they
     go by topic alone."""
     factory = watch.factory
-    if factory is None and specs.every_event:
+    if by_address(specs, watch):
         return None, None
     topics = specs.topic_filter
     queries = specs.log_queries if specs.filtered else None

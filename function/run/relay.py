@@ -65,7 +65,7 @@ from function.errors import (
 from function.redact import scrub
 from function.run.ahead import read_ahead
 from function.run.dispatch import Dispatcher
-from function.run.fetching import Fetched, any_in, creations, fetch
+from function.run.fetching import Fetched, any_in, by_address, creations, fetch
 from function.run.leasing import LeaseKeeper
 from function.run.ports import Chain, Heads, Records, Sink, State, Transactions
 from function.run.rewind import retract, rewind
@@ -326,11 +326,13 @@ class _Run:
         if relay.factory is not None:
             self.lease.watch = self.watch  # the children go with each checkpoint
         # What the windows learnt of the logs read (from the last run's on): they are sized
-        # by it. A density learnt reading other contracts or events is not this one's.
+        # by it. A density learnt reading other contracts or events is not this one's; read
+        # by address alone it counts every log of the contracts (`Fetched.passed_over`),
+        # as when no topic0 can be asked.
         self.watched = watch_key(
             self.settings.contracts,
             self.settings.factory.text if self.settings.factory else None,
-            relay.specs.topic_filter,
+            None if by_address(relay.specs, self.watch) else relay.specs.topic_filter,
             relay.specs.log_queries if relay.specs.filtered else None,
         )
         self.density = grant.density

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +184,24 @@ def test_the_local_topic0_filter_keeps_what_a_node_would() -> None:
     assert not any(query_matches(((TOPIC0, TOCK),), e["topics"]) for e in (logs[1], logs[2]))
     kept = [logs[0], logs[3]]
     assert with_topic0s(kept, [TOPIC0, TOCK]) is kept
+
+
+def test_a_scan_shares_its_limits_across_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`relayer verify` and `replay` (`cli._scan`) read batch by batch: every batch's fetch
+    gets the same `RangeLimits`, so a refusal (a span, or a read by address alone) is paid
+    once per command, not once per batch."""
+    import function.run.fetching as fetching
+    from function.ops import cli
+
+    seen: list[object] = []
+
+    def fetch(*args: Any, limits: object = None, **kwargs: Any) -> fetching.Fetched:
+        seen.append(limits)
+        return fetching.Fetched([], {})
+
+    monkeypatch.setattr(fetching, "fetch", fetch)
+    abi = str(Path(__file__).resolve().parents[2] / "contracts" / "build" / "Escrow.json")
+    setup = settings(abi_uri=abi, batch_size=10, contracts=("0x" + "ab" * 20,))
+    windows = [w for w, _ in cli._scan(setup, BlockRange(1, 40), "verify")]
+    assert [(w.start, w.end) for w in windows] == [(1, 10), (11, 20), (21, 30), (31, 40)]
+    assert len(seen) == 4 and seen[0] is not None and all(s is seen[0] for s in seen)
