@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 import uuid
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,11 @@ if TYPE_CHECKING:  # imported where used: building a run imports them while it w
     from function.adapters.firestore.state import FirestoreState
 
 log = logging.getLogger(__name__)
+
+# Held from a build's `_thread_imports` until its Firestore client is made: a fleet in one
+# process (RELAYERS_FILE) builds its relayers in threads at once, and another build's
+# threads would otherwise import beside this one's Firestore import (`_thread_imports`).
+_STARTING = threading.Lock()
 
 
 def firestore_client(settings: Settings) -> firestore.Client:
@@ -143,17 +149,18 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
     # asked at once: new connections and their round trips, not one after the other. The
     # errors are raised as when they were asked in that order: the ABI's first, then a
     # topic's, then the RPC's.
-    _thread_imports(settings)
-    abi = read_ahead(lambda: specs_of(settings))
-    topics = read_ahead(lambda: publishers(settings))
-    endpoints = read_ahead(lambda: chain_reader(settings, stop=stop, check_endpoints=True))
     made: firestore.Client | Exception
-    try:
-        # While they wait on the network: importing the Firestore library is a fifth of an
-        # idle run's start. Their errors win over the client's.
-        made = firestore_client(settings)
-    except Exception as e:
-        made = e
+    with _STARTING:  # a fleet builds in threads: one start's imports at a time
+        _thread_imports(settings)
+        abi = read_ahead(lambda: specs_of(settings))
+        topics = read_ahead(lambda: publishers(settings))
+        endpoints = read_ahead(lambda: chain_reader(settings, stop=stop, check_endpoints=True))
+        try:
+            # While they wait on the network: importing the Firestore library is a fifth of
+            # an idle run's start. Their errors win over the client's.
+            made = firestore_client(settings)
+        except Exception as e:
+            made = e
     # The ABI's error is a configuration error found without the network: raised as soon as
     # it is known, not after the checks (their threads end on their own timeouts).
     specs, factory = abi.result()

@@ -190,3 +190,47 @@ def test_what_the_threads_import_is_imported_before_they_start(
         text=True, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == repr(sorted(imported)), out.stderr
+
+
+def test_builds_in_threads_do_not_import_while_another_imports_the_firestore_library(
+    checks: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet in one process (RELAYERS_FILE) builds its relayers in threads at once. One
+    build's threads must not start (nor `_thread_imports` run) while another build imports
+    the Firestore library: modules that import each other, imported from two threads at
+    once, can fail one import. A second build starts while the first makes its client,
+    which waits (up to 1 s) for the second to reach `_thread_imports`: it must not."""
+    in_client, reached = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {"overlap": False}
+    imports, made = wiring._thread_imports, wiring.firestore_client
+
+    def thread_imports(settings: Any) -> None:
+        if in_client.is_set():
+            reached.set()
+        imports(settings)
+
+    def firestore_client(settings: Any) -> Any:
+        if not in_client.is_set():  # the first build's client: the library's import
+            in_client.set()
+            seen["overlap"] = reached.wait(1.0)
+        return made(settings)
+
+    monkeypatch.setattr(wiring, "_thread_imports", thread_imports)
+    monkeypatch.setattr(wiring, "firestore_client", firestore_client)
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            _build()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    first = threading.Thread(target=build)
+    first.start()
+    assert in_client.wait(WAIT_S)
+    second = threading.Thread(target=build)
+    second.start()
+    for t in (first, second):
+        t.join(30)
+    assert errors == []
+    assert not seen["overlap"], "a build's start-up imports ran while another's client was made"
