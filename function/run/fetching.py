@@ -206,8 +206,9 @@ def _read_logs(
     is several queries in one batch (`log_queries`). With RELAYER_FACTORY a window that
     creates children asked by address list asks again for their logs from their creation
     on, in the same view."""
-    topics, queries = _topics(specs, watch)
+    # By address alone the topic0s are applied here (`local`), not by the node.
     local = specs.topic_filter if by_address(specs, watch) else None
+    topics, queries = (None, None) if local is not None else _topics(specs, watch)
     logs: list[RawLog] = []
     found: dict[str, int] = {}
     before: Header | None = None
@@ -335,7 +336,9 @@ def creations(
 def by_address(specs: EventCatalogue, watch: Watch) -> bool:
     """Whether a run's reads ask by address alone and apply the topic0s themselves: every
     event relayed (`every_event`), a topic0 to apply (no anonymous event selected), and no
-    factory (whose many children are read by topic alone)."""
+    factory (whose many children are read by topic alone). A node tests each block's bloom
+    filter for each topic0 asked: the escrow's six made anvil's scan of empty blocks 15%
+    slower."""
     return watch.factory is None and specs.every_event and specs.topic_filter is not None
 
 
@@ -343,17 +346,11 @@ def _topics(
     specs: EventCatalogue, watch: Watch
 ) -> tuple[list[str] | None, tuple[TopicQuery, ...] | None]:
     """The topics of each window's eth_getLogs: the selected events', and with a factory
-    its creation event's, selected or not (the children are learnt from it). None for
-    both when every event is relayed (`every_event`) and the contracts are listed: the read
-    asks by address alone and `_read_logs` applies the topic0s to the answer, since a node
-    tests each block's bloom filter for each topic0 asked (the escrow's six made anvil's
-    scan of empty blocks 15% slower). A factory's reads keep them: with many children they
-    go by topic alone."""
-    factory = watch.factory
-    if by_address(specs, watch):
-        return None, None
+    its creation event's, selected or not (the children are learnt from it). Not asked for
+    reads by address alone (`by_address`)."""
     topics = specs.topic_filter
     queries = specs.log_queries if specs.filtered else None
+    factory = watch.factory
     if factory is None or topics is None:  # None: every log of the addresses already
         return topics, queries
     if factory.topic0 not in topics:
