@@ -248,10 +248,17 @@ def backfill(from_block: int, to_block: int, replay_expired: bool, parallel: boo
     """
     from function.config import load_runtime
     from function.core.backfills import slice_of, task_of
-    from function.ops.wiring import build_relay, firestore_client, state_store
+    from function.ops.wiring import build_relay, firestore_client, specs_of, state_store
     from function.run.marking import BackfillSink
 
     settings = _settings()
+    try:
+        # A bad ABI (or RELAYER_FACTORY) is named before Firestore is read: its fix is the
+        # operator's whatever else is wrong, and the read may wait on an unreachable
+        # Firestore for minutes. `build_relay` reads it again: one small read per command.
+        specs_of(settings)
+    except RelayerError as e:
+        _fail(str(e), e.exit_code)
     whole = _range(from_block, to_block)
     blocks: BlockRange | None = whole
     if parallel:

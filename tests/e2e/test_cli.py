@@ -319,3 +319,18 @@ def test_an_env_file_and_json_drive_the_commands_from_a_bare_shell(
     report = json.loads(verify.stdout)
     assert verify.code == 0 and report["missing"] == [] and report["stray"] == []
     assert report["on_chain"] == report["recorded"] == len(deployment.expected)
+
+
+def test_a_backfill_names_a_bad_abi_before_it_reads_firestore(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """A broken ABI is the operator's to fix, whatever else is wrong: the backfill says so
+    first, before it reads the scheduled job's checkpoint (here Firestore is unreachable, and
+    the read would have failed with Firestore's error after its retries)."""
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"abi": [ {"type": "event", ')
+    env = deployment.env(ABI_URI=str(broken), FIRESTORE_EMULATOR_HOST="127.0.0.1:9")
+    run = cli(env, "backfill", "--from-block", "0", "--to-block", "5")
+    assert run.code == 2, run.stdout + run.stderr
+    assert "ABI_URI" in run.stderr and "not valid JSON" in run.stderr, run.stderr
+    assert "Firestore" not in run.stderr, run.stderr
