@@ -255,8 +255,8 @@ def backfill(from_block: int, to_block: int, replay_expired: bool, parallel: boo
     try:
         # A bad ABI (or RELAYER_FACTORY) is named before Firestore is read: its fix is the
         # operator's whatever else is wrong, and the read may wait on an unreachable
-        # Firestore for minutes. `build_relay` reads it again: one small read per command.
-        specs_of(settings)
+        # Firestore for minutes. The run uses what was read here (`build_relay`).
+        specs_read = specs_of(settings)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     whole = _range(from_block, to_block)
@@ -290,7 +290,7 @@ def backfill(from_block: int, to_block: int, replay_expired: bool, parallel: boo
     # order could hold across them; consumers deduplicate on event_id.
     settings = dataclasses.replace(settings, start_block=blocks.start, ordering=False)
     try:
-        relay = build_relay(settings, stop, task=task)
+        relay = build_relay(settings, stop, task=task, specs_read=specs_read)
     except RelayerError as e:
         _fail(str(e), e.exit_code)
     relay.sink = BackfillSink(relay.sink)

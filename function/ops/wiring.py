@@ -129,9 +129,15 @@ def publishers(settings: Settings) -> tuple[Publisher, Publisher | None]:
     return publisher, dead_letters
 
 
-def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -> Relay:
+def build_relay(
+    settings: Settings,
+    stop: StopSignal,
+    task: str | None = None,
+    specs_read: tuple[EventCatalogue, Factory | None] | None = None,
+) -> Relay:
     """Everything a run needs; raises the deployment errors (ABI, topic) before any state
-    is touched, so a misconfigured job exits 2 without writing."""
+    is touched, so a misconfigured job exits 2 without writing. `specs_read`: what
+    `specs_of(settings)` returned to a caller that checked the ABI first (not read again)."""
     # DEBUG: an idle run logs its summary alone; /status shows the same at any time.
     log.debug(
         "chain %d%s: RELAYER_CONFIRMATIONS=%d (%s), RELAYER_HEAD=%s",
@@ -152,7 +158,7 @@ def build_relay(settings: Settings, stop: StopSignal, task: str | None = None) -
     made: firestore.Client | Exception
     with _STARTING:  # a fleet builds in threads: one start's imports at a time
         _thread_imports(settings)
-        abi = read_ahead(lambda: specs_of(settings))
+        abi = read_ahead(lambda: specs_read if specs_read is not None else specs_of(settings))
         topics = read_ahead(lambda: publishers(settings))
         endpoints = read_ahead(lambda: chain_reader(settings, stop=stop, check_endpoints=True))
         try:

@@ -161,6 +161,23 @@ def test_the_abis_error_wins_over_every_other(
         _build()
 
 
+def test_a_build_given_the_abi_read_does_not_read_it_again(
+    checks: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`relayer backfill` checks the ABI before it reads Firestore and hands the build what
+    it read: one read of ABI_URI per command, and the run uses the ABI that was checked."""
+    given = settings(abi_uri=ABI, contracts=("0x" + "ab" * 20,))
+    specs_read = wiring.specs_of(given)
+    reads: list[str] = []
+    monkeypatch.setattr(wiring, "read_abi", lambda uri: reads.append(uri) or b"")
+    relay = wiring.build_relay(given, StopSignal(), specs_read=specs_read)
+    assert reads == []
+    assert relay.specs is specs_read[0]
+    with pytest.raises(AbiError):  # without it, the ABI is read (here: an empty one)
+        wiring.build_relay(given, StopSignal())
+    assert reads == [ABI]
+
+
 @pytest.mark.parametrize(
     ("env", "abi", "imported"),
     [
