@@ -60,12 +60,14 @@ class Delivered:
 
 
 class _Outgoing(NamedTuple):
+    """One message on its way, with what its record and an error about it need (built
+    when needed: one is made per message, and a closure and a label each cost as much as
+    the rest)."""
+
     block_number: int
-    log_index: int
     message: Message
-    dead_letter: bool
-    record: Callable[[str], Published]
-    label: str
+    lane: tuple[bool, str]  # (to the events' topic, ordering key): what may share a request
+    source: Event | DeadLetter
 
 
 class Dispatcher:
@@ -128,8 +130,8 @@ class Dispatcher:
         outcomes = self._dispatch(
             requests_of(
                 outgoing(),
-                group_of=lambda o: (self._sink_of(o) is self._sink, o.message.ordering_key),
-                size_of=lambda o: message_size(o.message),
+                group_of=_lane_of,
+                size_of=_size_of,
                 max_messages=MAX_MESSAGES,
                 max_bytes=MAX_BYTES,
             ),
@@ -139,6 +141,10 @@ class Dispatcher:
             unbuilt=unbuilt,
         )
         for request, outcome in zip(requests, outcomes, strict=True):
+            if isinstance(outcome, list) and len(outcome) == len(request.items):  # all accepted
+                accepted = zip(request.items, outcome, strict=True)
+                delivered.published.extend(_published(i.source, i.message, m) for i, m in accepted)
+                continue
             for item, result in zip(request.items, _each(outcome, request), strict=True):
                 # A request in doubt because a stop cut the wait short is a stop, not a
                 # failure: the checkpoint stays before its block, and the run ends well.
@@ -149,9 +155,11 @@ class Dispatcher:
                     if delivered.stopped_before is None:
                         delivered.stopped_before = item.block_number
                 elif isinstance(result, BaseException):
-                    delivered.failure = delivered.failure or (item.block_number, item.label, result)
+                    delivered.failure = delivered.failure or (
+                        item.block_number, _label(item.source), result
+                    )  # fmt: skip
                 else:
-                    delivered.published.append(item.record(result))
+                    delivered.published.append(_published(item.source, item.message, result))
         built = sum(len(r.items) for r in requests)
         if built < len(order):  # a message could not be built: nothing from it on went out
             failing = building[0] if building else order[built]  # maybe after the first unsent
@@ -197,7 +205,7 @@ class Dispatcher:
         return self._stop.is_set()
 
     def _sink_of(self, item: _Outgoing) -> Sink:
-        return self._dead_sink if item.dead_letter and self._dead_sink else self._sink
+        return self._sink if item.lane[0] else self._dead_sink or self._sink
 
     def _dispatch(
         self,
@@ -297,35 +305,11 @@ class Dispatcher:
         replay = bool(self._replay) and any(e.block_number in r for r in self._replay)
         self.replayed += replay
         message = build_message(e, ordering=self._ordering, replay=replay)
-        return _Outgoing(
-            e.block_number,
-            e.log_index,
-            message,
-            False,
-            lambda message_id: _published(e, message, message_id),
-            f"event {e.event_id} ({e.name})",
-        )
+        return _Outgoing(e.block_number, message, (True, message.ordering_key), e)
 
     def _dead(self, d: DeadLetter, chain_id: int, relayer_id: str) -> _Outgoing:
         message = dead_letter_message(d, chain_id, relayer_id)
-        return _Outgoing(
-            d.block_number,
-            d.log_index,
-            message,
-            True,
-            lambda message_id: Published(
-                d.event_id,
-                d.block_number,
-                d.block_hash,
-                d.log_index,
-                d.transaction_hash,
-                "",
-                message_id,
-                message.data.decode(),
-                DEADLETTERED,
-            ),
-            f"dead letter {d.event_id}",
-        )
+        return _Outgoing(d.block_number, message, (self._dead_sink is None, ""), d)
 
 
 def _chain_position(item: Event | DeadLetter) -> tuple[int, int]:
@@ -360,14 +344,35 @@ def _in_thread(call: Callable[..., list[str]], *args: Any) -> concurrent.futures
     return future
 
 
-def _published(event: Event, message: Message, message_id: str) -> Published:
+def _lane_of(item: _Outgoing) -> tuple[bool, str]:
+    return item.lane
+
+
+def _size_of(item: _Outgoing) -> int:
+    return message_size(item.message)
+
+
+def _label(source: Event | DeadLetter) -> str:
+    """What an error names the message by."""
+    if isinstance(source, Event):
+        return f"event {source.event_id} ({source.name})"
+    return f"dead letter {source.event_id}"
+
+
+def _published(s: Event | DeadLetter, message: Message, message_id: str) -> Published:
+    """What the record of a message Pub/Sub accepted holds."""
+    if isinstance(s, Event):
+        name, state = s.name, PUBLISHED
+    else:
+        name, state = "", DEADLETTERED
     return Published(
-        event.event_id,
-        event.block_number,
-        event.block_hash,
-        event.log_index,
-        event.transaction_hash,
-        event.name,
+        s.event_id,
+        s.block_number,
+        s.block_hash,
+        s.log_index,
+        s.transaction_hash,
+        name,
         message_id,
         message.data.decode(),
+        state,
     )
