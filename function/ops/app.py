@@ -16,6 +16,7 @@ from function.adapters.storage import read_uri
 from function.config import Runtime, Settings, load_runtime, log_identity, logging_settings
 from function.core.summary import FAILED, RunSummary, headline, log_fields
 from function.errors import ConfigError, RelayerError
+from function.ops import heap
 from function.ops.fleet import Misconfigured, distinct, fleet_entries, load_fleet, shard
 from function.ops.request_window import request_stop_after, time_is_up, window_refusal
 from function.ops.side_by_side import run_side_by_side
@@ -56,9 +57,12 @@ def relay_once(
     stop: StopSignal,
     build: Build | None = None,
     execution: str | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> Outcome:
     """Wire and run; whatever fails, the run still ends in its summary (a deployment
-    error before the run, or anything a library raised that nothing else caught)."""
+    error before the run, or anything a library raised that nothing else caught).
+    `settle` is called between the two, once everything the run needs is imported (the
+    job's: `heap.settle_for_one_run`)."""
     started, began = datetime.now(UTC), time.monotonic()
     wired = build is None  # a real deployment: a failure is recorded in its state
     try:
@@ -68,6 +72,8 @@ def relay_once(
             build = build_relay
         relay = build(settings, stop)
         relay.execution = execution
+        if settle is not None:
+            settle()
     except Exception as e:
         detail = str(e) if isinstance(e, RelayerError) else f"{type(e).__name__}: {e}"
         summary = RunSummary("-", settings.relayer_id, started, error=scrub(detail))
@@ -116,11 +122,16 @@ def load_deployment(env: Mapping[str, str]) -> tuple[Runtime, list[Settings]]:
 
 
 def run_relayers(
-    runtime: Runtime, fleet: Sequence[Settings], stop: StopSignal, build: Build | None = None
+    runtime: Runtime,
+    fleet: Sequence[Settings],
+    stop: StopSignal,
+    build: Build | None = None,
+    *,
+    settle: Callable[[], None] | None = None,
 ) -> list[Outcome]:
     """One run of each relayer of this task, side by side (function/ops/side_by_side.py): a
     hung or failing relayer keeps none of the others from its looks; outcomes in the
-    fleet's order."""
+    fleet's order. `settle`: see `relay_once` (each relayer's build calls it)."""
     mine = shard(fleet, runtime.task_index, runtime.task_count)
     if runtime.config_uri:
         log.info(
@@ -134,7 +145,7 @@ def run_relayers(
     if len(mine) == 1:
         # The whole process is this relayer's: library threads' lines carry its id too.
         logs.add_label("relayer_id", mine[0].relayer_id)
-    run_one = logs.carry_trace(lambda s: relay_once(s, stop, build, runtime.execution))
+    run_one = logs.carry_trace(lambda s: relay_once(s, stop, build, runtime.execution, settle))
     return run_side_by_side(mine, run_one, stop)  # threads: in a relay request's trace too
 
 
@@ -157,7 +168,8 @@ def run_job(env: Mapping[str, str]) -> int:
         return _backfill_job(*runtime.backfill)
     stop = StopSignal()
     install_sigterm(stop)
-    return max((o.exit_code for o in run_relayers(runtime, fleet, stop)), default=0)
+    outcomes = run_relayers(runtime, fleet, stop, settle=heap.settle_for_one_run)
+    return max((o.exit_code for o in outcomes), default=0)
 
 
 def _backfill_job(start: int, end: int) -> int:
