@@ -10,6 +10,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from function.adapters.chain import ChainReader
+from function.adapters.firestore.connect import connect_early
 from function.adapters.jsonrpc.client import JsonRpc
 from function.adapters.pubsub import Publisher, make_channel
 from function.adapters.storage import read_abi
@@ -165,6 +166,7 @@ def build_relay(
             # While they wait on the network: importing the Firestore library is a fifth of
             # an idle run's start. Their errors win over the client's.
             made = firestore_client(settings)
+            connect_early(made)  # its handshakes beside the checks', not before the lease
         except Exception as e:
             made = e
     # The ABI's error is a configuration error found without the network: raised as soon as
