@@ -309,7 +309,10 @@ class Dispatcher:
 
     def _dead(self, d: DeadLetter, chain_id: int, relayer_id: str) -> _Outgoing:
         message = dead_letter_message(d, chain_id, relayer_id)
-        return _Outgoing(d.block_number, message, (self._dead_sink is None, ""), d)
+        # The events' lane when it goes to their sink (no dead-letter topic, or the same
+        # publisher): one lane per sink keeps a topic's requests in chain order.
+        to_events = (self._dead_sink or self._sink) is self._sink
+        return _Outgoing(d.block_number, message, (to_events, ""), d)
 
 
 def _chain_position(item: Event | DeadLetter) -> tuple[int, int]:
