@@ -141,10 +141,6 @@ class Dispatcher:
             unbuilt=unbuilt,
         )
         for request, outcome in zip(requests, outcomes, strict=True):
-            if isinstance(outcome, list) and len(outcome) == len(request.items):  # all accepted
-                accepted = zip(request.items, outcome, strict=True)
-                delivered.published.extend(_published(i.source, i.message, m) for i, m in accepted)
-                continue
             for item, result in zip(request.items, _each(outcome, request), strict=True):
                 # A request in doubt because a stop cut the wait short is a stop, not a
                 # failure: the checkpoint stays before its block, and the run ends well.
