@@ -131,7 +131,8 @@ def run_relayers(
 ) -> list[Outcome]:
     """One run of each relayer of this task, side by side (function/ops/side_by_side.py): a
     hung or failing relayer keeps none of the others from its looks; outcomes in the
-    fleet's order. `settle`: see `relay_once` (each relayer's build calls it)."""
+    fleet's order. `settle`: see `relay_once`; called only when this task runs one relayer
+    (in a fleet, one relayer's build ends while another already runs)."""
     mine = shard(fleet, runtime.task_index, runtime.task_count)
     if runtime.config_uri:
         log.info(
@@ -145,6 +146,8 @@ def run_relayers(
     if len(mine) == 1:
         # The whole process is this relayer's: library threads' lines carry its id too.
         logs.add_label("relayer_id", mine[0].relayer_id)
+    else:
+        settle = None
     run_one = logs.carry_trace(lambda s: relay_once(s, stop, build, runtime.execution, settle))
     return run_side_by_side(mine, run_one, stop)  # threads: in a relay request's trace too
 

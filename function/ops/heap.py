@@ -22,6 +22,11 @@ OLDER_THRESHOLDS = (20, 20)  # young collections per middle one, middle ones per
 
 def settle_for_one_run() -> None:
     """Keep what is alive now (modules, clients, settings: all of it lives until the exit)
-    out of every collection, and collect less often."""
+    out of every collection, and collect less often. The young generations are collected
+    first (what the build just dropped; frozen, it would stay until the exit): about 0.5 ms,
+    where a full collection takes 35 to 70 ms of the start for a few hundred objects.
+    Only for a process that is one relayer's (`app.run_relayers`): beside another relayer's
+    run, a freeze would keep that run's state, cycles included, for the rest of the process."""
+    gc.collect(1)
     gc.freeze()
     gc.set_threshold(GEN0_THRESHOLD, *OLDER_THRESHOLDS)
