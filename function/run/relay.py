@@ -26,6 +26,7 @@ import functools
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ from function.stopping import StopSignal
 log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_COMMIT = 2_000  # a chunk with more events commits in parts (memory, crashes)
+# Parts whose records and commit may be under way at once, behind the part being published:
+# a short part (an interval's or a window's last) is published sooner than the part before
+# it is recorded, and need not wait for it (each holds its messages until it lands).
+RECORDINGS_UNDER_WAY = 3
 CHECK_ATTEMPTS = 3  # checkpoint checks when the chain keeps moving under the read
 # Hand-over (docs/CONTRACT.md §7.7): a run waits for a follower whose window ends within its
 # own poll interval plus this margin, polling the lease every step (or every half poll
@@ -292,11 +297,12 @@ class _Run:
             relay.state, grant, self.settings.lease_s, asked, relay.stop, relay.clock
         )
         self.committed_to = -1  # last block whose checkpoint is committed in this run
-        # A chunk's part recorded and committed in another thread while the next part of
-        # the same chunk is published (`_publish_chunk`); settled before anything else
-        # reads or commits the run's progress.
-        self.recording: Future[None] | None = None
-        self.recording_to = -1  # the last block of the part being recorded
+        # Parts recorded and committed in another thread, one after another, while the
+        # next parts are published (`_publish_chunk`, `_within_interval`); each with its
+        # first block with a message accepted. Settled before anything else reads or
+        # commits the run's progress.
+        self.recordings: deque[tuple[Future[None], int | None]] = deque()
+        self.queued_to = -1  # where the checkpoint is once the commits under way land
         self.done_to: int | None = None  # last block relayed, committed or not
         self.planned = False  # some look found blocks to relay: the run is ok, not idle
         self.behind = False  # the last look stopped at RELAYER_BATCH_SIZE: look again now
@@ -602,8 +608,8 @@ class _Run:
 
     def _relay_windows(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
         """`_relay`'s windows; the last part's record and commit may still be under way
-        (`self.recording`): a window's end does not wait for it, a part of another chunk
-        does (`_relay_chunks`)."""
+        (`self.recording`): a window's end does not wait for it, a part too far above it
+        does (`_within_interval`)."""
         intervals = Intervals(blocks.start, self.settings.checkpoint_interval)
 
         def window_after(start: int, density: Density | None) -> BlockRange | None:
@@ -712,12 +718,6 @@ class _Run:
 
     def _relay_chunks(self, span: BlockRange, fetched: Fetched, intervals: Intervals) -> int:
         for chunk in intervals.pieces(span):
-            # What is published past the last commit stays within one checkpoint interval
-            # (docs/CONTRACT.md §7.4): a part waits for the commit of a part of another
-            # chunk (a chunk's first part always does). A piece that goes on with the chunk
-            # the last window cut needs not.
-            if intervals.index(self.recording_to) != intervals.index(chunk.start):
-                self._settle()
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
                 + [d.block_number for d in fetched.dead_between(chunk)]
@@ -729,24 +729,62 @@ class _Run:
                 events, dead = fetched.between(part), fetched.dead_between(part)
                 if not events and not dead:
                     continue  # nothing to publish: no need to commit (see _commit_end)
+                last = max(
+                    max((e.block_number for e in events), default=-1),
+                    max((d.block_number for d in dead), default=-1),
+                )
+                self._within_interval(last)
                 done = self._publish_chunk(part, events, dead)
                 if done < part.end:
                     self.summary.interrupted = True
                     return done
         return span.end
 
+    def _within_interval(self, last: int) -> None:
+        """Before a part whose last message is of block `last` is published: what a kill
+        would leave published but not committed must lie within one checkpoint interval
+        (docs/CONTRACT.md §7.4), so the commit under way lands first when its messages and
+        the part's would span more. The part itself lies in one interval (`Intervals`), and
+        the commits under way are of the parts before it: a part does not wait for them, even
+        across an interval's end, unless they would span more than the interval together,
+        one of them failed, or RECORDINGS_UNDER_WAY are under way (the memory they hold)."""
+        pending = self.recordings
+        while pending and pending[0][0].done() and pending[0][0].exception() is None:
+            pending.popleft()  # landed
+        if not pending:
+            return
+        failed = any(f.done() and f.exception() is not None for f, _ in pending)
+        first = min((b for _, b in pending if b is not None), default=None)
+        far = first is not None and last - first >= self.settings.checkpoint_interval
+        if failed or far or len(pending) >= RECORDINGS_UNDER_WAY:
+            self._settle()
+
+    def _record(self, task: Callable[[], None], first: int | None) -> None:
+        """`task` (a part's records and commit) in another thread, after the parts queued
+        before it: commits land in chain order, and when one fails the parts after it write
+        nothing (each fails with that error)."""
+        before = self.recordings[-1][0] if self.recordings else None
+
+        def in_turn() -> None:
+            if before is not None:
+                before.result()
+            task()
+
+        self.recordings.append((read_ahead(in_turn), first))
+
     def _settle(self, *, quietly: bool = False) -> BaseException | None:
-        """Wait for the part being recorded and committed; its failure is the run's, raised
-        (`quietly`: returned, for a run that fails already; the commit that did not land
-        moved nothing)."""
-        recording, self.recording = self.recording, None
-        if recording is None:
-            return None
+        """Wait for the parts being recorded and committed; the first failure is the run's,
+        raised (`quietly`: returned, for a run that fails already; a commit that did not
+        land moved nothing)."""
+        recordings = [f for f, _ in self.recordings]
+        self.recordings.clear()
+        self.queued_to = -1  # landed, or the run fails: `committed_to` says (a rewind lowers it)
         if not quietly:
-            recording.result()
+            for recording in recordings:
+                recording.result()
             return None
-        concurrent.futures.wait([recording])
-        return recording.exception()
+        concurrent.futures.wait(recordings)
+        return next((e for f in recordings if (e := f.exception()) is not None), None)
 
     def _retract_orphans(self, orphans: Sequence[BlockRef]) -> None:
         """Retract what was published on replaced blocks above the checkpoint (their records
@@ -773,7 +811,7 @@ class _Run:
         self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
     ) -> int:
         """Publish a part of a chunk; its records and commit go on in another thread while
-        the next part is published (`self.recording`), or here when delivery stopped short.
+        the next parts are published (`_record`), or here when delivery stopped short.
         The last block done."""
         if self.lease.renewal_due():
             self._settle()  # one commit at a time: the renewal is one
@@ -806,14 +844,18 @@ class _Run:
         published = delivered.events_published
         self.summary.events_published += published  # accepted, whatever the commits do
         self.summary.dead_lettered += delivered.dead_lettered
-        self._settle()  # the part before: committed while this one was published
         done_to = chunk.end
         if delivered.stopped_before is not None:
             done_to = min(done_to, delivered.stopped_before - 1)
         if delivered.failure is not None:
             done_to = min(done_to, delivered.failure[0] - 1)
         progress = progress_of(
-            done_to, self.committed_to, self.hashes, events, published, delivered.dead_lettered
+            done_to,
+            max(self.committed_to, self.queued_to),  # as it is once the parts before land
+            self.hashes,
+            events,
+            published,
+            delivered.dead_lettered,
         )
         now = self.relay.clock()
 
@@ -830,8 +872,12 @@ class _Run:
             self._advanced(progress)
 
         if delivered.stopped_before is None and delivered.failure is None:
-            self.recording, self.recording_to = read_ahead(record_and_commit), done_to
+            first = min((p.block_number for p in delivered.published), default=None)
+            self._record(record_and_commit, first)
+            if progress is not None and progress.next_block is not None:
+                self.queued_to = progress.next_block - 1
             return done_to
+        self._settle()  # the parts before: their commits land first
         record_and_commit()
         if delivered.failure is not None and not lease_ran_out:
             _, what, error = delivered.failure

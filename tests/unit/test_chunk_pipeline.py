@@ -3,7 +3,8 @@ same chunk is published (issue 13: a run no longer waits on Firestore and Pub/Su
 over the in-memory fakes with real threads:
 - the overlap happens;
 - what is published past the last commit stays within one checkpoint interval (CONTRACT
-  §7.4): a chunk's first part waits for the commit of the chunk before;
+  §7.4): a part waits for the commit under way only when its messages and that commit's
+  would span more than the interval, wherever the intervals' ends fall;
 - a commit that fails while the next part is published fails the run with its error, and
   the next run publishes again only blocks of that chunk;
 - a publish that fails while the part before is committed leaves that part committed.
@@ -12,6 +13,7 @@ over the in-memory fakes with real threads:
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -25,6 +27,7 @@ from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
 from function.core.checkpoint import Commit, Grant
 from function.core.messages import Message
+from function.errors import StateError
 from function.run.relay import Outcome
 
 INTERVAL = 10  # RELAYER_CHECKPOINT_INTERVAL
@@ -123,8 +126,9 @@ def test_the_next_part_is_published_while_the_part_before_is_committed() -> None
 
 
 class OverlapState(SlowState):
-    """Each checkpoint commit waits (up to `wait_s`) for a publish to begin meanwhile, and
-    notes whether one did, by the block the commit moves the checkpoint to."""
+    """Each checkpoint commit waits (up to `wait_s`) for a block at or above the one it moves
+    the checkpoint to to be published before it lands, and notes whether one was (the run
+    went on publishing while the commit was queued or under way), by that block."""
 
     wait_s = 0.3
     overlaps: list[tuple[int, bool]]
@@ -134,14 +138,19 @@ class OverlapState(SlowState):
         if progress is None or change.summary is not None or progress.next_block is None:
             super().commit(grant, now, change)
             return
-        journal = self.journal
-        with journal.lock:
-            before = len(journal.published)
+        journal, above = self.journal, progress.next_block
+
+        def published_above() -> bool:
+            with journal.lock:
+                return any(last >= above for last, _ in journal.published)
+
         begun = threading.Event()
         journal.watchers.append(begun)
-        overlapped = begun.wait(self.wait_s) or len(journal.published) > before
+        until = time.monotonic() + self.wait_s
+        while not published_above() and begun.wait(max(0.0, until - time.monotonic())):
+            begun.clear()
         journal.watchers.remove(begun)
-        self.overlaps.append((progress.next_block, overlapped))
+        self.overlaps.append((above, published_above()))
         FakeState.commit(self, grant, now, change)
 
 
@@ -161,19 +170,60 @@ def test_a_window_ending_inside_a_chunk_does_not_wait_for_its_last_commit() -> N
     assert state.next_block == BLOCKS + 1
 
 
-def test_a_window_after_an_empty_one_waits_for_a_commit_of_another_chunk() -> None:
-    # Windows 0..4 (events), 5..24 (none: no commit), 25.. (events, going on with the chunk
-    # 20..29 that the empty window cut). The commit of blocks 3..4 may be under way when
-    # block 25 is published: what is published past the last commit that landed would hold
-    # events of two checkpoint intervals (§7.4), so the piece at 25 waits for it.
+def span_past_the_commit(journal: Journal, with_events: set[int]) -> list[tuple[int, int, int]]:
+    """At each publish request: (its last block, the landed checkpoint, the span of the
+    blocks with events between them), what a kill then would leave to publish again."""
+    spans = []
+    for last, committed in journal.published:
+        past = [n for n in with_events if committed <= n <= last]
+        spans.append((last, committed, max(past) - min(past) + 1))
+    return spans
+
+
+def test_an_intervals_first_part_does_not_wait_for_the_commit_of_the_interval_before() -> None:
+    # Parts of two blocks, commits slow: the part at 10..11 is published while the commit
+    # of block 9 (the last part of the interval before) is under way, since both together
+    # span 3 blocks, within one interval. Only the run's last commit has nothing after it.
+    chain, state, sink = world(OverlapState, overlaps=[])
+    outcome = run(chain, state, sink)
+    assert outcome.error is None, outcome.summary.error
+    overlaps = state.overlaps  # type: ignore[attr-defined]
+    at_ends = [(n, o) for n, o in overlaps if n % INTERVAL == 0]
+    assert at_ends and all(o for _, o in at_ends), overlaps
+    assert delivered_blocks(sink) == Counter({n: PER_BLOCK for n in range(1, BLOCKS + 1)})
+    assert state.next_block == BLOCKS + 1
+
+
+def test_a_part_that_would_leave_more_than_an_interval_unrecorded_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Parts of up to a whole interval (ten blocks, cut where windows end): a part that
+    # would span more than an interval with the part being committed waits for that commit
+    # (§7.4): those of 10..19 and 20..24 (the windows are 0..4, 5..24, 25..); the part of
+    # 5..9 and that of 25..29 need not.
+    monkeypatch.setattr(relay_module, "MAX_EVENTS_PER_COMMIT", INTERVAL * PER_BLOCK)
+    chain, state, sink = world(OverlapState, overlaps=[], wait_s=0.05)
+    outcome = run(chain, state, sink)
+    assert outcome.error is None, outcome.summary.error
+    overlaps = dict(state.overlaps)  # type: ignore[attr-defined]
+    assert (overlaps[5], overlaps[10], overlaps[20], overlaps[25]) == (True, False, False, True)
+    spans = span_past_the_commit(sink.journal, set(range(1, BLOCKS + 1)))
+    assert all(span <= INTERVAL for _, _, span in spans), spans
+    assert state.next_block == BLOCKS + 1
+
+
+def test_a_window_after_an_empty_one_waits_for_a_commit_too_far_below() -> None:
+    # Windows 0..4 (events), 5..24 (none: no commit), 25.. (events). The commit of blocks
+    # 3..4 may be under way when block 25 is published: what is published past the last
+    # commit that landed would span more than one checkpoint interval (§7.4), so the part
+    # at 25 waits for it.
     counts = [PER_BLOCK] * 4 + [0] * 20 + [PER_BLOCK] * 10  # blocks 1..34
     chain, state, sink = world(OverlapState, counts, overlaps=[])
     with_events = {n for n, c in enumerate(counts, start=1) if c}
     outcome = run(chain, state, sink)
     assert outcome.error is None, outcome.summary.error
-    for last, committed in sink.journal.published:
-        past = {n for n in with_events if committed <= n <= last}
-        assert len({n // INTERVAL for n in past}) == 1, (last, committed, sorted(past))
+    spans = span_past_the_commit(sink.journal, with_events)
+    assert all(span <= INTERVAL for _, _, span in spans), spans
     assert delivered_blocks(sink) == Counter({n: PER_BLOCK for n in with_events})
     assert state.next_block == len(counts) + 1
 
@@ -183,9 +233,8 @@ def test_what_is_published_past_the_last_commit_stays_within_one_checkpoint_inte
     outcome = run(chain, state, sink)
     assert outcome.error is None, outcome.summary.error
     assert len(sink.journal.published) > BLOCKS * PER_BLOCK // PER_PART  # a request a part
-    for last, committed in sink.journal.published:
-        assert committed >= last // INTERVAL * INTERVAL, (last, committed)  # its chunk's start
-        assert last - committed < INTERVAL
+    spans = span_past_the_commit(sink.journal, set(range(1, BLOCKS + 1)))
+    assert all(span <= INTERVAL for _, _, span in spans), spans
     assert state.next_block == BLOCKS + 1
 
 
@@ -288,3 +337,69 @@ def test_a_factorys_children_found_in_later_windows_with_commits_under_way(
     assert seen == want
     assert state.children_stored == tuple(Child(child(n), mined[n].number) for n in range(BLOCKS))
     assert state.next_block == mined[-1].number + 1
+
+
+def commits_pending(journal: Journal) -> list[int]:
+    """At each publish request (one a part here), how many earlier parts had their commit
+    not landed yet: queued or under way."""
+    pending = []
+    for i, (_, landed) in enumerate(journal.published):
+        pending.append(sum(1 for last, _ in journal.published[:i] if last >= landed))
+    return pending
+
+
+def test_parts_go_on_while_the_commits_of_several_parts_before_are_queued() -> None:
+    # A commit slower than a part's publishing: the commits queue up behind it (in chain
+    # order, one at a time) instead of each part waiting for the one before, up to
+    # RECORDINGS_UNDER_WAY of them, and within one interval's span (§7.4).
+    chain, state, sink = world(commit_s=0.05)
+    outcome = run(chain, state, sink)
+    assert outcome.error is None, outcome.summary.error
+    pending = commits_pending(sink.journal)
+    assert max(pending) >= 2, pending
+    assert max(pending) <= relay_module.RECORDINGS_UNDER_WAY, pending
+    spans = span_past_the_commit(sink.journal, set(range(1, BLOCKS + 1)))
+    assert all(span <= INTERVAL for _, _, span in spans), spans
+    assert state.next_block == BLOCKS + 1
+    assert delivered_blocks(sink) == Counter({n: PER_BLOCK for n in range(1, BLOCKS + 1)})
+
+
+class FailingLaterState(SlowState):
+    """The `fail_at`th checkpoint commit fails; each takes `commit_s`."""
+
+    fail_at = 2
+    seen = 0
+    committed_after_failure = False
+
+    def commit(self, grant: Grant, now: Any, change: Commit) -> None:
+        if change.progress is not None and change.summary is None:
+            self.seen += 1
+            if self.seen == self.fail_at:
+                threading.Event().wait(self.commit_s)
+                raise StateError("Firestore checkpoint commit failed: Unavailable")
+            if self.seen > self.fail_at:
+                self.committed_after_failure = True
+        super().commit(grant, now, change)
+
+
+def test_a_queued_commit_after_one_that_failed_writes_nothing() -> None:
+    # Parts of blocks 1-2, 3-4, 5-6, ...: the second part's commit fails while the parts
+    # after it are published and queued. The run fails with that error; no later part is
+    # recorded or committed (a later checkpoint would pass blocks 3-4, never recorded);
+    # the next run publishes again only what lies within one interval above the commit.
+    chain, state, sink = world(FailingLaterState, commit_s=0.05)
+    failed = run(chain, state, sink)
+    assert failed.error is not None and "checkpoint commit failed" in str(failed.summary.error)
+    assert state.next_block == PER_PART // PER_BLOCK + 1  # the first part's two blocks
+    assert not state.committed_after_failure  # type: ignore[attr-defined]
+    recorded = {r.number for r in state.read(0)}
+    assert recorded <= {1, 2, 3, 4}, sorted(recorded)
+    first_run = set(delivered_blocks(sink))
+    assert first_run and max(first_run) - 3 < INTERVAL  # within an interval above block 3
+
+    again = run(chain, state, sink)
+    assert again.error is None, again.summary.error
+    copies = delivered_blocks(sink)
+    assert set(copies) == set(range(1, BLOCKS + 1))  # nothing lost
+    twice = {n for n, c in copies.items() if c > PER_BLOCK}
+    assert twice and twice <= first_run - {1, 2}, (sorted(twice), sorted(first_run))

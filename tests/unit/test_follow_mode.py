@@ -485,3 +485,33 @@ def test_a_follower_releasing_between_the_next_runs_acquire_and_its_read_is_take
     outcome = world.run(run_s=0.0)
     assert outcome.summary.outcome == "ok", outcome.summary.error
     assert world.published_ids() == world.event_ids()
+
+
+def test_after_a_rewind_each_part_still_moves_the_checkpoint(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts of two blocks. The first look relays blocks 1..6 (commits to 3, 5, 7); block 3
+    # on is then replaced, and the second look rewinds to block 2 and relays 3..7 again:
+    # each of its parts moves the checkpoint as it lands (to 5, 7, 8), or a kill then would
+    # publish again more than one interval of blocks (§7.4). Where the parts before the
+    # rewind had queued the checkpoint to must not count (7).
+    import function.run.relay as relay_module
+
+    monkeypatch.setattr(relay_module, "MAX_EVENTS_PER_COMMIT", 6)
+    world.chain.mine([3] * 6)  # blocks 1..6
+    world.at(3, lambda: world.chain.reorg(4, [3] * 5))  # blocks 3..6 replaced, head 7
+    moved: list[int | None] = []
+    commit = world.state.commit
+
+    def noting(grant: Any, now: Any, change: Any) -> None:
+        commit(grant, now, change)
+        if change.progress is not None and change.summary is None:
+            moved.append(world.state.next_block)
+
+    world.state.commit = noting  # type: ignore[method-assign]
+    outcome = world.run(run_s=8.0, checkpoint_interval=100)
+    s = outcome.summary
+    assert s.outcome == "ok" and outcome.error is None, s.error
+    assert s.extra["reorg"]["ancestor"] == 2
+    assert moved == [3, 5, 7, 3, 5, 7, 8], moved  # the rewind's own commit: back to 3
+    assert world.state.next_block == 8
