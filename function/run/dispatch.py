@@ -89,6 +89,9 @@ class Dispatcher:
         self._in_flight = in_flight
         self._replay = replay  # events sent here were maybe published before: say so
         self.replayed = 0
+        # The first messages of the part to be sent next, built while the last request of
+        # the part before was on the wire (`_build_ahead`): by the event's id, with the event.
+        self._ahead: dict[int, tuple[Event, Message]] = {}
         # Requests given up on while still in flight may be accepted until this monotonic
         # instant: the run must keep its lease until then (docs/CONTRACT.md §7.5).
         self.in_doubt_until: float | None = None
@@ -102,8 +105,11 @@ class Dispatcher:
         chain_id: int,
         relayer_id: str,
         leased: Callable[[], bool] = lambda: True,
+        upcoming: Sequence[Event] = (),
     ) -> Delivered:
-        """Publish in chain order; learn the fate of every message sent.
+        """Publish in chain order; learn the fate of every message sent. `upcoming`: the
+        events of the part to be sent next, whose first request is built while this part's
+        last one is on the wire (as within a part).
 
         Before each request the run must still be asked to go on and still hold its lease:
         a run that was frozen past its lease sends nothing more, since another run may have
@@ -139,6 +145,7 @@ class Dispatcher:
             leased,
             cut=requests,
             unbuilt=unbuilt,
+            meanwhile=(lambda: self._build_ahead(upcoming)) if upcoming else None,
         )
         for request, outcome in zip(requests, outcomes, strict=True):
             for item, result in zip(request.items, _each(outcome, request), strict=True):
@@ -211,6 +218,7 @@ class Dispatcher:
         sink_of: Callable[[Any], Sink] | None = None,
         cut: list[Request[Any]] | None = None,
         unbuilt: list[Exception] | None = None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> list[list[str] | BaseException]:
         """Send requests in order, one at a time per lane and a few at once in all; stop
         sending after a failure, a stop or the lease's end. Requests never sent get a
@@ -218,7 +226,8 @@ class Dispatcher:
         `requests` is taken one at a time, the next one while the last is in flight; each
         is appended to `cut` as it is taken (the outcomes are in that order). A request
         that cannot be built (its iterator raises) halts sending like a failure; its error
-        goes to `unbuilt`, and the requests after it are never taken."""
+        goes to `unbuilt`, and the requests after it are never taken. `meanwhile` is called
+        once, when every request is taken and some are still in flight."""
         pick = sink_of or self._sink_of
         taken = cut if cut is not None else []
         pending = iter(requests)
@@ -227,11 +236,12 @@ class Dispatcher:
         halted: BaseException | None = None
         failed_build = unbuilt if unbuilt is not None else []
         nxt = 0
+        exhausted = False
 
         def take() -> bool:
             """Take (build) the next request of `requests`; False when there is none, or
             when one could not be built: sending halts, the requests in flight awaited."""
-            nonlocal halted
+            nonlocal halted, exhausted
             if failed_build:
                 return False
             try:
@@ -241,6 +251,7 @@ class Dispatcher:
                 halted = halted or e
                 return False
             if request is None:
+                exhausted = True
                 return False
             taken.append(request)
             outcomes.append(None)
@@ -271,6 +282,9 @@ class Dispatcher:
                     nxt += 1
             if not flying:
                 break
+            if meanwhile is not None and exhausted and halted is None and nxt == len(taken):
+                meanwhile()
+                meanwhile = None
             left = deadline() - time.monotonic()
             done, _ = concurrent.futures.wait(
                 flying, timeout=max(0.0, min(left, _POLL_S)), return_when=FIRST_COMPLETED
@@ -298,10 +312,27 @@ class Dispatcher:
         return [o if o is not None else (unsent or NotSentError("not sent")) for o in outcomes]
 
     def _event(self, e: Event) -> _Outgoing:
-        replay = bool(self._replay) and any(e.block_number in r for r in self._replay)
-        self.replayed += replay
-        message = build_message(e, ordering=self._ordering, replay=replay)
+        ahead = self._ahead.pop(id(e), None)
+        if ahead is not None and ahead[0] is e:
+            message = ahead[1]
+        else:
+            replay = bool(self._replay) and any(e.block_number in r for r in self._replay)
+            self.replayed += replay
+            message = build_message(e, ordering=self._ordering, replay=replay)
         return _Outgoing(e.block_number, message, (True, message.ordering_key), e)
+
+    def _build_ahead(self, events: Sequence[Event]) -> None:
+        """The messages of the first request of `events` (the next part), built now. Not
+        under a replay range (its count is of messages sent), nor a message that fails to
+        build: that one is built again when sent, where its error belongs."""
+        self._ahead = {}
+        if self._replay:
+            return
+        for e in events[:MAX_MESSAGES]:
+            try:
+                self._ahead[id(e)] = (e, build_message(e, ordering=self._ordering))
+            except Exception:  # raised again, in its place, when sent
+                continue
 
     def _dead(self, d: DeadLetter, chain_id: int, relayer_id: str) -> _Outgoing:
         message = dead_letter_message(d, chain_id, relayer_id)

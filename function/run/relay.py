@@ -717,27 +717,34 @@ class _Run:
         return self._relay_chunks(span, fetched, intervals)
 
     def _relay_chunks(self, span: BlockRange, fetched: Fetched, intervals: Intervals) -> int:
+        parts = []
         for chunk in intervals.pieces(span):
             busy = sorted(
                 [e.block_number for e in fetched.between(chunk)]
                 + [d.block_number for d in fetched.dead_between(chunk)]
             )
             for part in cut_by_events(chunk, busy, MAX_EVENTS_PER_COMMIT):
-                if self.relay.stop.is_set():
-                    self.summary.interrupted = True
-                    return part.start - 1
-                events, dead = fetched.between(part), fetched.dead_between(part)
-                if not events and not dead:
-                    continue  # nothing to publish: no need to commit (see _commit_end)
-                last = max(
-                    max((e.block_number for e in events), default=-1),
-                    max((d.block_number for d in dead), default=-1),
-                )
-                self._within_interval(last)
-                done = self._publish_chunk(part, events, dead)
-                if done < part.end:
-                    self.summary.interrupted = True
-                    return done
+                parts.append((part, fetched.between(part), fetched.dead_between(part)))
+        upcoming: list[Sequence[Event]] = []  # each part's: the events of the next with any
+        for _, events, _ in reversed(parts):
+            upcoming.append(upcoming[-1] if upcoming and not events else events)
+        upcoming.reverse()
+        for n, (part, events, dead) in enumerate(parts):
+            if self.relay.stop.is_set():
+                self.summary.interrupted = True
+                return part.start - 1
+            if not events and not dead:
+                continue  # nothing to publish: no need to commit (see _commit_end)
+            last = max(
+                max((e.block_number for e in events), default=-1),
+                max((d.block_number for d in dead), default=-1),
+            )
+            self._within_interval(last)
+            following = upcoming[n + 1] if n + 1 < len(parts) else ()
+            done = self._publish_chunk(part, events, dead, following)
+            if done < part.end:
+                self.summary.interrupted = True
+                return done
         return span.end
 
     def _within_interval(self, last: int) -> None:
@@ -808,7 +815,11 @@ class _Run:
         )
 
     def _publish_chunk(
-        self, chunk: BlockRange, events: Sequence[Event], dead: Sequence[DeadLetter]
+        self,
+        chunk: BlockRange,
+        events: Sequence[Event],
+        dead: Sequence[DeadLetter],
+        upcoming: Sequence[Event] = (),
     ) -> int:
         """Publish a part of a chunk; its records and commit go on in another thread while
         the next parts are published (`_record`), or here when delivery stopped short.
@@ -830,6 +841,7 @@ class _Run:
             chain_id=self.settings.chain_id,
             relayer_id=self.settings.relayer_id,
             leased=self.lease.valid,
+            upcoming=upcoming,
         )
         # Nobody asked this run to stop, yet it stopped short: a request Pub/Sub refused (the
         # requests after it are not sent), or the lease ran out under it. Only the lease's
