@@ -380,3 +380,17 @@ def test_a_split_keeps_the_range_end_with_its_logs(anvil: Anvil, proxy: RpcProxy
     assert [r for r, _, _ in sent] == [0, 1, 1, 2, 2]
     assert sent[-2][1:] == ("eth_getBlockByNumber", hex(blocks[-1]))
     assert sent[-1][1] == "eth_getLogs"
+
+
+def test_the_start_check_opens_the_connection_the_run_then_reads_on(anvil: Anvil) -> None:
+    # The chain id asked at start goes over the client's own connection to the endpoint
+    # the run reads first: the run's first read needs no new connection (in Google Cloud,
+    # TCP's and TLS's handshakes: two round trips off every run's start).
+    from devstack.stack.delayproxy import DelayProxy
+
+    with DelayProxy(anvil.rpc_url.split("://", 1)[1], rtt_s=0.0) as counted:
+        rpc = client(f"http://{counted.address}")
+        rpc.check_endpoints()
+        rpc.call("eth_blockNumber", [])
+        rpc.call("eth_blockNumber", [])
+        assert counted.traffic.connections == 1

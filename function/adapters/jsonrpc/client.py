@@ -100,7 +100,8 @@ class JsonRpc:
         """Ask every endpoint for its chain id at once, at start: one on another chain is a
         `ChainMismatchError` now, not when a failover first needs it. One that does not
         answer is only a warning; it is checked again on first use."""
-        answers = chain_ids([e.url for e in self._endpoints], timeout_s, self._stop)
+        urls = [e.url for e in self._endpoints]
+        answers = chain_ids(urls, timeout_s, self._stop, session=self._session)
         for endpoint, answer in zip(self._endpoints, answers, strict=True):
             if isinstance(answer, int):
                 self._verify(endpoint, hex(answer))

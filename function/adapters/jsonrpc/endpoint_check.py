@@ -3,7 +3,9 @@
 A failover URL on another chain would otherwise be found only the day the first endpoint
 fails, mid-run. The calls run in parallel daemon threads with a short timeout, so one slow
 or dead endpoint costs the start at most that long, and a stop (SIGTERM) ends the wait.
-Endpoints are named by host only: the URL carries the API key.
+Endpoints are named by host only: the URL carries the API key. The first endpoint, the one
+a run reads first, is asked over the run's own session (`session`): its connection is then
+open for the run's first read (TCP's and TLS's handshakes are round trips off every start).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import requests
 
@@ -20,12 +23,20 @@ from function.stopping import StopSignal
 Answer = int | str  # the chain id, or why there is none
 
 
-def chain_ids(urls: Sequence[str], timeout_s: float, stop: StopSignal | None) -> list[Answer]:
+def chain_ids(
+    urls: Sequence[str],
+    timeout_s: float,
+    stop: StopSignal | None,
+    session: requests.Session | None = None,
+) -> list[Answer]:
     """One answer per URL, in order: the chain id it serves, or a reason it gave none."""
     answers: list[Answer] = ["no answer in time"] * len(urls)
+    posts: list[Callable[..., Any]] = [requests.post] * len(urls)
+    if session is not None and posts:
+        posts[0] = session.post
     threads = [
-        threading.Thread(target=_ask, args=(url, timeout_s, answers, i), daemon=True)
-        for i, url in enumerate(urls)
+        threading.Thread(target=_ask, args=(post, url, timeout_s, answers, i), daemon=True)
+        for i, (post, url) in enumerate(zip(posts, urls, strict=True))
     ]
     for thread in threads:
         thread.start()
@@ -38,10 +49,12 @@ def chain_ids(urls: Sequence[str], timeout_s: float, stop: StopSignal | None) ->
     return list(answers)
 
 
-def _ask(url: str, timeout_s: float, answers: list[Answer], i: int) -> None:
+def _ask(
+    post: Callable[..., Any], url: str, timeout_s: float, answers: list[Answer], i: int
+) -> None:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
     try:
-        response = requests.post(
+        response = post(
             url, data=body, headers={"Content-Type": "application/json"}, timeout=timeout_s
         )
         result = json.loads(response.content).get("result")
