@@ -63,6 +63,28 @@ class Commit:
     density: Density | None = None  # what the windows learnt, for the next run's first
 
 
+def combined(first: Progress | None, then: Progress | None) -> Progress | None:
+    """Two parts' progress as one commit: the later checkpoint (the earlier one's when the
+    later moves none), the recent blocks of both, the counts of both. Only for parts relayed
+    one after the other (no rewind, no replay: those are committed on their own)."""
+    if first is None:
+        return then
+    if then is None:
+        return first
+    if first.rewind or then.rewind or first.replay is not None or then.replay is not None:
+        raise ValueError("a rewind or a replay is committed on its own")
+    moved = then if then.next_block is not None else first
+    recent = {r.number: r for r in (*first.recent, *then.recent)}
+    return Progress(
+        moved.next_block,
+        moved.block_hash,
+        tuple(recent[n] for n in sorted(recent)),
+        first.events_published + then.events_published,
+        first.events_retracted + then.events_retracted,
+        first.events_deadlettered + then.events_deadlettered,
+    )
+
+
 def progress_of(
     done_to: int,
     committed_to: int,

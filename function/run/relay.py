@@ -69,15 +69,17 @@ from function.run.dispatch import Dispatcher
 from function.run.fetching import Fetched, any_in, by_address, creations, fetch
 from function.run.leasing import LeaseKeeper
 from function.run.ports import Chain, Heads, Records, Sink, State, Transactions
+from function.run.recording import Recorder
 from function.run.rewind import retract, rewind
 from function.stopping import StopSignal
 
 log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_COMMIT = 2_000  # a chunk with more events commits in parts (memory, crashes)
-# Parts whose records and commit may be under way at once, behind the part being published:
-# a short part (an interval's or a window's last) is published sooner than the part before
-# it is recorded, and need not wait for it (each holds its messages until it lands).
+# Parts whose records and commit may be queued or under way while the next is published: a
+# short part (an interval's or a window's last) is published sooner than the part before it
+# is recorded, and need not wait for it (each holds its messages until it lands). What queued
+# is written at once (`Recorder`): a stop waits for two writes and commits at most.
 RECORDINGS_UNDER_WAY = 3
 CHECK_ATTEMPTS = 3  # checkpoint checks when the chain keeps moving under the read
 # Hand-over (docs/CONTRACT.md §7.7): a run waits for a follower whose window ends within its
@@ -302,6 +304,11 @@ class _Run:
         # first block with a message accepted. Settled before anything else reads or
         # commits the run's progress.
         self.recordings: deque[tuple[Future[None], int | None]] = deque()
+        self.recorder = Recorder(
+            lambda records: self.relay.records.write(self.grant, records),
+            self._commit_part,
+            lambda drain: read_ahead(drain),  # looked up when called: the simulation's
+        )
         self.queued_to = -1  # where the checkpoint is once the commits under way land
         self.done_to: int | None = None  # last block relayed, committed or not
         self.planned = False  # some look found blocks to relay: the run is ok, not idle
@@ -549,6 +556,11 @@ class _Run:
         self.hashes = {n: h for n, h in self.hashes.items() if n > self.committed_to}
         self.times = {n: t for n, t in self.times.items() if n >= self.committed_to}
 
+    def _commit_part(self, progress: Progress | None) -> None:
+        """The checkpoint after parts whose records were written (`Recorder`)."""
+        self.lease.commit(progress)
+        self._advanced(progress)
+
     def _advanced(self, progress: Progress | None) -> None:
         """What a commit of `progress` moved: the checkpoint the next look starts from."""
         if progress is not None and progress.next_block is not None:
@@ -608,7 +620,7 @@ class _Run:
 
     def _relay_windows(self, blocks: BlockRange, anchor: BlockRef | None) -> int:
         """`_relay`'s windows; the last part's record and commit may still be under way
-        (`self.recording`): a window's end does not wait for it, a part too far above it
+        (`self.recordings`): a window's end does not wait for it, a part too far above it
         does (`_within_interval`)."""
         intervals = Intervals(blocks.start, self.settings.checkpoint_interval)
 
@@ -753,31 +765,24 @@ class _Run:
         (docs/CONTRACT.md §7.4), so the commit under way lands first when its messages and
         the part's would span more. The part itself lies in one interval (`Intervals`), and
         the commits under way are of the parts before it: a part does not wait for them, even
-        across an interval's end, unless they would span more than the interval together,
-        one of them failed, or RECORDINGS_UNDER_WAY are under way (the memory they hold)."""
+        across an interval's end, unless they would span more than the interval together
+        (it waits for the oldest until they do not), RECORDINGS_UNDER_WAY are under way (the
+        memory they hold), or one of them failed (its error is the run's, raised now)."""
         pending = self.recordings
-        while pending and pending[0][0].done() and pending[0][0].exception() is None:
-            pending.popleft()  # landed
-        if not pending:
-            return
-        failed = any(f.done() and f.exception() is not None for f, _ in pending)
-        first = min((b for _, b in pending if b is not None), default=None)
-        far = first is not None and last - first >= self.settings.checkpoint_interval
-        if failed or far or len(pending) >= RECORDINGS_UNDER_WAY:
-            self._settle()
-
-    def _record(self, task: Callable[[], None], first: int | None) -> None:
-        """`task` (a part's records and commit) in another thread, after the parts queued
-        before it: commits land in chain order, and when one fails the parts after it write
-        nothing (each fails with that error)."""
-        before = self.recordings[-1][0] if self.recordings else None
-
-        def in_turn() -> None:
-            if before is not None:
-                before.result()
-            task()
-
-        self.recordings.append((read_ahead(in_turn), first))
+        while pending:
+            oldest, _ = pending[0]
+            if oldest.done():
+                if oldest.exception() is not None:
+                    self._settle()  # raises it
+                pending.popleft()  # landed
+                continue
+            if any(f.done() and f.exception() is not None for f, _ in pending):
+                self._settle()
+            first = min((b for _, b in pending if b is not None), default=None)
+            far = first is not None and last - first >= self.settings.checkpoint_interval
+            if not far and len(pending) < RECORDINGS_UNDER_WAY:
+                return
+            concurrent.futures.wait([oldest])
 
     def _settle(self, *, quietly: bool = False) -> BaseException | None:
         """Wait for the parts being recorded and committed; the first failure is the run's,
@@ -822,7 +827,7 @@ class _Run:
         upcoming: Sequence[Event] = (),
     ) -> int:
         """Publish a part of a chunk; its records and commit go on in another thread while
-        the next parts are published (`_record`), or here when delivery stopped short.
+        the next parts are published (`Recorder`), or here when delivery stopped short.
         The last block done."""
         if self.lease.renewal_due():
             self._settle()  # one commit at a time: the renewal is one
@@ -871,26 +876,24 @@ class _Run:
         )
         now = self.relay.clock()
 
-        def record_and_commit() -> None:
-            records = block_records(
+        def records() -> list[BlockRecord]:
+            return block_records(
                 delivered.published,
                 existing,
                 run_id=self.summary.run_id,
                 now=now,
                 ttl_days=self.settings.event_ttl_days,
             )
-            self.relay.records.write(self.grant, records)
-            self.lease.commit(progress)
-            self._advanced(progress)
 
         if delivered.stopped_before is None and delivered.failure is None:
             first = min((p.block_number for p in delivered.published), default=None)
-            self._record(record_and_commit, first)
+            self.recordings.append((self.recorder.put(records, progress), first))
             if progress is not None and progress.next_block is not None:
                 self.queued_to = progress.next_block - 1
             return done_to
         self._settle()  # the parts before: their commits land first
-        record_and_commit()
+        self.relay.records.write(self.grant, records())
+        self._commit_part(progress)
         if delivered.failure is not None and not lease_ran_out:
             _, what, error = delivered.failure
             if isinstance(error, MessageBuildError):

@@ -245,7 +245,9 @@ def test_a_commit_failing_while_the_next_read_finds_the_chain_moved_fails_the_ru
     says the chain moved (ChainMovedError, which a look retries from the checkpoint). The
     commit's failure comes first: the run fails with it, nothing more is published after
     it (no retried look publishing over a checkpoint that did not land), and what the next
-    run publishes again is inside one checkpoint interval."""
+    run publishes again is inside one checkpoint interval. (Since session 15 parts that
+    queue while a commit is slow land in one commit: the failing one is the first to reach
+    block 25, whichever parts it holds.)"""
     counts = [PER_BLOCK] * 40
     chain, state, sink = failing_world(counts, fail_at=3, error=ChainMovedError("moved"))
     armed, seen = [True], []
@@ -254,7 +256,7 @@ def test_a_commit_failing_while_the_next_read_finds_the_chain_moved_fails_the_ru
         assert change.progress is not None and change.progress.next_block is not None
         threading.Event().wait(0.05)
         seen.append(change.progress.next_block)
-        if armed[0] and change.progress.next_block == 25:  # the second window's last commit
+        if armed[0] and change.progress.next_block >= 25:  # past the second window's end
             armed[0] = False
             state.faults.append(("commit", "error"))
 
@@ -263,11 +265,12 @@ def test_a_commit_failing_while_the_next_read_finds_the_chain_moved_fails_the_ru
     state.hook = None
     assert failed.summary.outcome == FAILED
     assert "checkpoint commit failed" in str(failed.summary.error), failed.summary.error
-    # Windows 0..4 (before any density), then 5..24: the failing commit was the last of the
-    # second window, and it is under way when the third window's read is taken.
-    assert 5 in seen and seen[-1] == 25, seen
+    # Windows 0..4 (before any density), then 5..24: the failing commit is the first past
+    # the second window, under way when the third window's read is taken.
+    assert seen[-1] >= 25 and all(n < 25 for n in seen[:-1]), seen
     before = delivered(sink)
-    assert max(before) == 24 and state.next_block == 24  # nothing published after it
+    assert state.next_block == seen[-2]  # the last commit that landed
+    assert max(before) < seen[-1] and max(before) - state.next_block < 10  # nothing after it
     again = run(chain, state, sink)
     assert again.error is None, again.summary.error
     copies = delivered(sink)
