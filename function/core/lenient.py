@@ -23,9 +23,10 @@ data several times over, and the log is a decode error (dead-lettered, never dro
 Decoders are built once per ABI type and cached by the registry, so a log costs one call per
 event, not a lookup per value.
 
-Most events' data is static values, `string`, `bytes` and arrays of static values: those are
-read here straight from their words, with the registry's rules, and eth-abi is not even
-imported (about 0.2 s of a run's start: `abitypes`). Any other layout is decoded by eth-abi's
+Most events' data is static values, `string`, `bytes`, arrays of static values and structs
+with a dynamic member of those: they are read here straight from their words, with the
+registry's rules, and eth-abi is not even imported (about 0.2 s of a run's start, or of its
+first such log: `abitypes`). Any other layout is decoded by eth-abi's
 decoders with the EVM's rules above (`lenient_registry`), imported when an ABI has one.
 """
 
@@ -86,8 +87,9 @@ def _word_reader(abi_type: str) -> Callable[[bytes], Any] | None:
 
 
 def _tail_reader(abi_type: str) -> Callable[[bytes, int], Any] | None:
-    """A top-level `string`, `bytes` or `T[]` of a static elementary T, read at its offset
-    with the registry's checks (the length inside the data, each item's word there)."""
+    """A `string`, `bytes`, `T[]` of a static elementary T, or a dynamic tuple of what the
+    words read, read at its offset with the registry's checks (the length inside the data,
+    each item's word there, a tuple's offsets past its head and inside the data)."""
     t = parse(abi_type)
     if t.base in ("string", "bytes") and t.sub is None and not t.is_array:
         text = t.base == "string"
@@ -116,6 +118,18 @@ def _tail_reader(abi_type: str) -> Callable[[bytes, int], Any] | None:
             return tuple(item(data[i : i + 32]) for i in range(start, start + 32 * count, 32))
 
         return array
+    if t.components is not None and not t.is_array and t.is_dynamic:
+        # A struct with a string, bytes or dynamic array: at its offset, laid out as the
+        # data itself is (its own head, then its tails at offsets from its start).
+        inner = _words_decoder([c.to_type_str() for c in t.components])
+        if inner is None:
+            return None
+        decode_inner = inner
+
+        def struct(data: bytes, at: int) -> Any:
+            return decode_inner(data[at:])
+
+        return struct
     return None
 
 

@@ -61,24 +61,40 @@ def test_a_run_imports_no_generated_pub_sub_client() -> None:
     assert not {m for m in loaded if m.startswith(("google.pubsub", "google.cloud.pubsub"))}
 
 
-def test_an_abi_that_needs_eth_abis_decoders_imports_it_at_its_first_log(
-    tmp_path: Path,
-) -> None:
-    abi = tmp_path / "abi.json"
+def _pair_abi(tmp_path: Path, second: str) -> Path:
+    abi = tmp_path / f"abi-{second}.json"
     tuple_event = {"type": "event", "name": "Pair", "anonymous": False, "inputs": [
         {"name": "p", "type": "tuple", "indexed": False,
-         "components": [{"name": "a", "type": "uint256"}, {"name": "s", "type": "string"}]},
+         "components": [{"name": "a", "type": "uint256"}, {"name": "s", "type": second}]},
     ]}  # fmt: skip
     abi.write_text(json.dumps([tuple_event]))
-    assert not _loaded(abi) & set(HEAVY)  # an idle run over it: no log, no import
-    data = (32).to_bytes(32, "big") + (7).to_bytes(32, "big") + (64).to_bytes(32, "big")
-    data += (2).to_bytes(32, "big") + b"hi".ljust(32, b"\0")
-    topic0 = "0x" + keccak(b"Pair((uint256,string))").hex()
-    decode = f"""
+    return abi
+
+
+def _pair_log(second: str, data: bytes, expected: object) -> str:
+    topic0 = "0x" + keccak(f"Pair((uint256,{second}))".encode()).hex()
+    return f"""
 log = RawLog(address="0x" + "ab" * 20, topics=[{topic0!r}], data="0x{data.hex()}",
              blockNumber="0x1", blockHash="0x" + "cd" * 32, transactionHash="0x" + "ef" * 32,
              transactionIndex="0x0", logIndex="0x0")
 event = decode_log(log, specs, 1)
-assert event is not None and event.args == {{"p": {{"a": "7", "s": "hi"}}}}, event.args
+assert event is not None and event.args == {expected!r}, event.args
 """
+
+
+def test_an_abi_that_needs_eth_abis_decoders_imports_it_at_its_first_log(
+    tmp_path: Path,
+) -> None:
+    abi = _pair_abi(tmp_path, "bool")  # a static struct: inline in the head, eth-abi's
+    assert not _loaded(abi) & set(HEAVY)  # an idle run over it: no log, no import
+    data = (7).to_bytes(32, "big") + (1).to_bytes(32, "big")
+    decode = _pair_log("bool", data, {"p": {"a": "7", "s": True}})
     assert "eth_abi" in _loaded(abi, decode)
+
+
+def test_a_struct_with_a_string_is_read_without_eth_abi(tmp_path: Path) -> None:
+    abi = _pair_abi(tmp_path, "string")  # dynamic: at its offset, read from its words
+    data = (32).to_bytes(32, "big") + (7).to_bytes(32, "big") + (64).to_bytes(32, "big")
+    data += (2).to_bytes(32, "big") + b"hi".ljust(32, b"\0")
+    decode = _pair_log("string", data, {"p": {"a": "7", "s": "hi"}})
+    assert not _loaded(abi, decode) & set(HEAVY)

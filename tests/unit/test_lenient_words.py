@@ -45,7 +45,17 @@ def test_data_too_short_is_refused_as_the_registry_refuses_it() -> None:
 
 def test_only_static_elementary_layouts_take_the_word_path() -> None:
     assert lenient._words_decoder(["uint256", "address"]) is not None
-    for types in (["uint256[2]"], ["(uint256,bool)"], ["string[]"], ["uint256[][]"], []):
+    assert lenient._words_decoder(["(uint8,string)", "bytes"]) is not None
+    for types in (
+        ["uint256[2]"],
+        ["(uint256,bool)"],
+        ["string[]"],
+        ["uint256[][]"],
+        [],
+        ["(uint256,bool)[]"],
+        ["((uint8,bool),string)"],
+        ["(string,uint256[2])"],
+    ):
         assert lenient._words_decoder(types) is None
 
 
@@ -55,10 +65,19 @@ LAYOUTS = [
     ["bytes", "bool"],
     ["address", "uint256", "uint256", "string"],
     ["int8[]", "bytes"],
+    ["(uint8,string,bytes,uint64)"],  # the escrow's DisputeRaised
+    ["uint256", "(address,string)", "bytes"],
+    ["((uint8,string),bytes)", "bool"],
+    ["(string,address[])", "(bytes,uint256)"],
 ]
 
 
 def _value(abi_type: str, rng: random.Random) -> Any:
+    if abi_type.startswith("("):
+        from function.core.abitypes import parse
+
+        parts = parse(abi_type).components or ()
+        return tuple(_value(c.to_type_str(), rng) for c in parts)
     return {
         "uint256": lambda: rng.randrange(2**256),
         "string": lambda: rng.choice(["", "hi", "ünï" * rng.randrange(20)]),
@@ -68,6 +87,8 @@ def _value(abi_type: str, rng: random.Random) -> Any:
         "bool": lambda: rng.random() < 0.5,
         "address": lambda: "0x" + rng.randbytes(20).hex(),
         "int8[]": lambda: [rng.randrange(-128, 128) for _ in range(rng.randrange(5))],
+        "uint8": lambda: rng.randrange(256),
+        "uint64": lambda: rng.randrange(2**64),
     }[abi_type]()
 
 

@@ -106,8 +106,9 @@ class StoppingSink(FakeSink):
 
 def test_sigterm_with_three_parts_queued_releases_the_lease_before_the_hard_exit() -> None:
     """FAILED on df8ce8c; passes since the parts queued behind a slow write land in one
-    write and one commit (`function.run.recording`). Firestore round trips of 1.7 s (a loaded Firestore; each well inside the
-    adapter's 30 s timeout), Pub/Sub fast, parts of two blocks. The SIGTERM comes as the
+    write and one commit (`function.run.recording`). Firestore round trips of 1.7 s (a
+    loaded Firestore; each well inside the adapter's 30 s timeout), Pub/Sub fast, parts of
+    two blocks. The SIGTERM comes as the
     third part's request goes out: the first part's write+commit is under way, the second
     queued, the third is queued as soon as it is accepted. The run stops taking blocks and
     then waits for all three chained tasks (6 Firestore round trips) before its summary
