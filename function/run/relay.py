@@ -827,8 +827,8 @@ class _Run:
         upcoming: Sequence[Event] = (),
     ) -> int:
         """Publish a part of a chunk; its records and commit go on in another thread while
-        the next parts are published (`Recorder`), or here when delivery stopped short.
-        The last block done."""
+        the next parts are published (`Recorder`), and are waited for when delivery
+        stopped short. The last block done."""
         if self.lease.renewal_due():
             self._settle()  # one commit at a time: the renewal is one
             self.lease.ensure()
@@ -885,15 +885,15 @@ class _Run:
                 ttl_days=self.settings.event_ttl_days,
             )
 
+        first = min((p.block_number for p in delivered.published), default=None)
+        self.recordings.append((self.recorder.put(records, progress), first))
         if delivered.stopped_before is None and delivered.failure is None:
-            first = min((p.block_number for p in delivered.published), default=None)
-            self.recordings.append((self.recorder.put(records, progress), first))
             if progress is not None and progress.next_block is not None:
                 self.queued_to = progress.next_block - 1
             return done_to
-        self._settle()  # the parts before: their commits land first
-        self.relay.records.write(self.grant, records())
-        self._commit_part(progress)
+        # Cut short: recorded with the parts queued before it (a SIGTERM waits for the
+        # group being written and one more, not a third write and commit), then waited for.
+        self._settle()
         if delivered.failure is not None and not lease_ran_out:
             _, what, error = delivered.failure
             if isinstance(error, MessageBuildError):
