@@ -21,14 +21,15 @@ from typing import Any
 import pytest
 
 import function.run.relay as relay_module
-from devstack.sim.events import run_over
+from devstack.sim.events import catalogue, run_over, settings
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
 from function.core.checkpoint import Commit, Grant
 from function.core.messages import Message
 from function.errors import StateError
-from function.run.relay import Outcome
+from function.run.relay import Outcome, Relay
+from function.stopping import StopSignal
 
 INTERVAL = 10  # RELAYER_CHECKPOINT_INTERVAL
 PER_BLOCK = 3
@@ -44,6 +45,22 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def block_of(message: Message) -> int:
     return int(message.attributes["block_number"])
+
+
+def relay_over(  # a Relay over the fakes, with its stop (`run_over` makes its own)
+    chain: FakeChain, state: FakeState, sink: FakeSink, stop: StopSignal | None = None, **kw: Any
+) -> Relay:
+    values: dict[str, Any] = dict(batch_size=100, checkpoint_interval=50, lease_s=300.0)
+    values.update(kw)
+    return Relay(
+        settings=settings(**values),
+        specs=catalogue(),
+        chain=chain,
+        state=state,
+        records=state,  # type: ignore[arg-type]
+        sink=sink,
+        stop=stop or StopSignal(),
+    )
 
 
 class Journal:

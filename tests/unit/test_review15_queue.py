@@ -14,14 +14,20 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from test_chunk_pipeline import (  # noqa: F401 - small_parts: the fixture, used here too
+    PER_BLOCK,
+    PER_PART,
+    block_of,
+    relay_over,
+    small_parts,
+)
 
 import function.run.relay as relay_module
-from devstack.sim.events import catalogue, settings
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink, Fate
 from devstack.sim.fake_state import FakeState
@@ -31,38 +37,7 @@ from function.core.messages import Message
 from function.core.model import BlockRecord
 from function.core.summary import SKIPPED
 from function.errors import PublishError, StateError
-from function.run.relay import Relay
 from function.stopping import HARD_EXIT_S, StopSignal
-
-PER_BLOCK = 3
-PER_PART = 6  # MAX_EVENTS_PER_COMMIT here: two blocks a part
-
-
-@pytest.fixture(autouse=True)
-def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(relay_module, "MAX_EVENTS_PER_COMMIT", PER_PART)
-    yield
-
-
-def block_of(message: Message) -> int:
-    return int(message.attributes["block_number"])
-
-
-def relay_over(
-    chain: FakeChain, state: FakeState, sink: FakeSink, stop: StopSignal | None = None, **kw: Any
-) -> Relay:
-    values: dict[str, Any] = dict(batch_size=100, checkpoint_interval=50, lease_s=300.0)
-    values.update(kw)
-    return Relay(
-        settings=settings(**values),
-        specs=catalogue(),
-        chain=chain,
-        state=state,
-        records=state,  # type: ignore[arg-type]
-        sink=sink,
-        stop=stop or StopSignal(),
-    )
-
 
 # --------------------------------------------------------------------------------------
 # §7.5: SIGTERM with three parts' records and commits queued
@@ -70,7 +45,8 @@ def relay_over(
 
 class SlowFirestore(FakeState):
     """Every record write and checkpoint commit takes `op_s` (the run's summary commit
-    does not): a Firestore under load, each round trip well inside its 30 s timeout."""
+    does not, nor a write of no records): a Firestore under load, each round trip well
+    inside its 30 s timeout."""
 
     op_s = 0.0
     released_at: float | None = None
@@ -83,7 +59,7 @@ class SlowFirestore(FakeState):
             self.released_at = time.monotonic()
 
     def write(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
-        if self.op_s:
+        if self.op_s and records:
             threading.Event().wait(self.op_s)
         super().write(grant, records)
 
@@ -122,23 +98,30 @@ def test_sigterm_with_three_parts_queued_releases_the_lease_before_the_hard_exit
     raises the Firestore work a stop must wait for by half (RECORDINGS_UNDER_WAY tasks of a
     write and a commit each) and nothing bounds it by the time left: the stop path
     (`_relay_chunks` returning, then `_relay`'s `_settle`) does not shorten the queue."""
+    took, _ = sigterm_over_a_slow_firestore(stop_at=3)
+    assert took < HARD_EXIT_S, (
+        f"lease released {took:.1f} s after SIGTERM (hard exit {HARD_EXIT_S} s)"
+    )
+
+
+def sigterm_over_a_slow_firestore(stop_at: int) -> tuple[float, StoppingSink]:
+    """A run over 30 busy blocks, Firestore round trips of 1.7 s, stopped as the `stop_at`th
+    publish request goes out: how long after the SIGTERM the lease was released, and the
+    sink. The run ends interrupted, with everything Pub/Sub accepted committed."""
     chain = FakeChain()
     chain.mine([PER_BLOCK] * 30)
     state = SlowFirestore()
     state.op_s = 1.7
     stop = StopSignal()
     sink = StoppingSink()
-    sink.stop, sink.stop_at = stop, 3
+    sink.stop, sink.stop_at = stop, stop_at
     outcome = relay_over(chain, state, sink, stop).run()
     assert outcome.error is None, outcome.summary.error
     assert outcome.summary.interrupted
     assert sink.stopped_at is not None and state.released_at is not None
-    took = state.released_at - sink.stopped_at
     # everything accepted is committed (that part holds)
     assert state.next_block == max(block_of(a.message) for a in sink.accepted) + 1
-    assert took < HARD_EXIT_S, (
-        f"lease released {took:.1f} s after SIGTERM (hard exit {HARD_EXIT_S} s)"
-    )
+    return state.released_at - sink.stopped_at, sink
 
 
 # --------------------------------------------------------------------------------------

@@ -10,90 +10,17 @@ that was tried and held.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from test_review15_queue import (  # noqa: F401 - small_parts: the fixture, used here too
+    PER_BLOCK,
+    sigterm_over_a_slow_firestore,
+    small_parts,
+)
 
 import function.run.dispatch as dispatch_module
-import function.run.relay as relay_module
-from devstack.sim.events import catalogue, settings
-from devstack.sim.fake_chain import FakeChain
-from devstack.sim.fake_sink import FakeSink
-from devstack.sim.fake_state import FakeState
-from function.core.checkpoint import Commit, Grant
-from function.core.messages import Message
-from function.core.model import BlockRecord
-from function.run.relay import Relay
-from function.stopping import HARD_EXIT_S, StopSignal
-
-PER_BLOCK = 3
-PER_PART = 6  # MAX_EVENTS_PER_COMMIT here: two blocks a part
-
-
-@pytest.fixture(autouse=True)
-def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(relay_module, "MAX_EVENTS_PER_COMMIT", PER_PART)
-    yield
-
-
-def block_of(message: Message) -> int:
-    return int(message.attributes["block_number"])
-
-
-def relay_over(
-    chain: FakeChain, state: FakeState, sink: FakeSink, stop: StopSignal | None = None, **kw: Any
-) -> Relay:
-    values: dict[str, Any] = dict(batch_size=100, checkpoint_interval=50, lease_s=300.0)
-    values.update(kw)
-    return Relay(
-        settings=settings(**values),
-        specs=catalogue(),
-        chain=chain,
-        state=state,
-        records=state,  # type: ignore[arg-type]
-        sink=sink,
-        stop=stop or StopSignal(),
-    )
-
-
-class SlowFirestore(FakeState):
-    """Every record write and checkpoint commit takes `op_s` (as review15's: the summary
-    commit and counts-free lease commits do not; a write of no records costs nothing)."""
-
-    op_s = 0.0
-    released_at: float | None = None
-
-    def commit(self, grant: Grant, now: Any, change: Commit) -> None:
-        if change.progress is not None and change.summary is None and self.op_s:
-            threading.Event().wait(self.op_s)
-        super().commit(grant, now, change)
-        if change.summary is not None and self.released_at is None:
-            self.released_at = time.monotonic()
-
-    def write(self, grant: Grant, records: Sequence[BlockRecord]) -> None:
-        if self.op_s and records:
-            threading.Event().wait(self.op_s)
-        super().write(grant, records)
-
-
-class StoppingSink(FakeSink):
-    """Sets the stop (SIGTERM) as the `stop_at`th publish request goes out."""
-
-    stop: StopSignal
-    stop_at = 0
-    stopped_at: float | None = None
-    n = 0
-
-    def publish(self, messages: Sequence[Message], deadline: Callable[[], float]) -> list[str]:
-        self.n += 1
-        if self.n == self.stop_at:
-            self.stopped_at = time.monotonic()
-            self.stop.set()
-        return super().publish(messages, deadline)
-
+from function.stopping import HARD_EXIT_S
 
 # --------------------------------------------------------------------------------------
 # §7.5: a SIGTERM that cuts the part being published short
@@ -115,22 +42,9 @@ def test_sigterm_cutting_a_part_short_behind_two_queued_groups_releases_before_t
     what was published, release the lease and exit within 10 s). The cut part could have
     joined the group queued (`Recorder.put`): two writes and commits, ~6.8 s."""
     monkeypatch.setattr(dispatch_module, "MAX_MESSAGES", PER_BLOCK)  # a request per block
-    chain = FakeChain()
-    chain.mine([PER_BLOCK] * 30)
-    state = SlowFirestore()
-    state.op_s = 1.7
-    stop = StopSignal()
-    sink = StoppingSink()
     # parts of two blocks, two requests each: the 5th request is the third part's first,
     # its second (the 6th) is never sent
-    sink.stop, sink.stop_at = stop, 5
-    outcome = relay_over(chain, state, sink, stop).run()
-    assert outcome.error is None, outcome.summary.error
-    assert outcome.summary.interrupted
-    assert sink.stopped_at is not None and state.released_at is not None
-    took = state.released_at - sink.stopped_at
-    # everything accepted is committed (that part holds)
-    assert state.next_block == max(block_of(a.message) for a in sink.accepted) + 1
+    took, sink = sigterm_over_a_slow_firestore(stop_at=5)
     assert len(sink.accepted) == 5 * PER_BLOCK
     assert took < HARD_EXIT_S, (
         f"lease released {took:.1f} s after SIGTERM (hard exit {HARD_EXIT_S} s)"

@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from test_chunk_pipeline import (  # noqa: F401 - small_parts: the fixture, used here too
+    PER_BLOCK,
+    PER_PART,
+    block_of,
+    relay_over,
+    small_parts,
+)
 
-import function.run.relay as relay_module
-from devstack.sim.events import catalogue, settings
 from devstack.sim.fake_chain import FakeChain
 from devstack.sim.fake_sink import FakeSink
 from devstack.sim.fake_state import FakeState
@@ -35,21 +40,8 @@ from function.core.messages import Message
 from function.core.planning import BlockRange
 from function.core.summary import FAILED
 from function.errors import ChainMovedError, RpcError
-from function.run.relay import Outcome, Relay
+from function.run.relay import Outcome
 from function.stopping import StopSignal
-
-PER_BLOCK = 3
-PER_PART = 6  # MAX_EVENTS_PER_COMMIT here: two busy blocks a part
-
-
-@pytest.fixture(autouse=True)
-def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(relay_module, "MAX_EVENTS_PER_COMMIT", PER_PART)
-    yield
-
-
-def block_of(message: Message) -> int:
-    return int(message.attributes["block_number"])
 
 
 class Journal:
@@ -109,18 +101,7 @@ def run(
     stop: StopSignal | None = None,
     **overrides: Any,
 ) -> Outcome:
-    values: dict[str, Any] = dict(batch_size=100, checkpoint_interval=10, lease_s=300.0)
-    values.update(overrides)
-    relay = Relay(
-        settings=settings(**values),
-        specs=catalogue(),
-        chain=chain,
-        state=state,
-        records=state,  # type: ignore[arg-type]
-        sink=sink,
-        stop=stop or StopSignal(),
-    )
-    return relay.run()
+    return relay_over(chain, state, sink, stop, **{"checkpoint_interval": 10, **overrides}).run()
 
 
 def delivered(sink: FakeSink) -> Counter[int]:
