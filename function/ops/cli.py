@@ -737,6 +737,7 @@ def _start_new(settings: Settings, client: Any, stored: Any, verdict: Any) -> No
     for a relayer of its own (a second one of the same contracts, on purpose)."""
     from google.api_core import exceptions as gexc
 
+    from function.adapters.firestore.conditional import TIMEOUT_S, WRITES
     from function.core import identity
     from function.ops.wiring import identity_of
 
@@ -754,9 +755,10 @@ def _start_new(settings: Settings, client: Any, stored: Any, verdict: Any) -> No
     ref = client.collection("relayers").document(settings.relayer_id)
     try:
         if stored is None:
-            ref.create(fields)  # refused if a run created it meanwhile
+            # refused if a run created it meanwhile
+            ref.create(fields, retry=WRITES, timeout=TIMEOUT_S)
         else:  # what a failed start left: its summary stays
-            ref.set(fields, merge=True)
+            ref.set(fields, merge=True, retry=WRITES, timeout=TIMEOUT_S)
     except gexc.GoogleAPIError as e:
         _fail(f"could not create the state of {settings.relayer_id}: {e}")
     _result(

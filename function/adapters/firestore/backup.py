@@ -26,7 +26,7 @@ from google.cloud import firestore
 
 from function.adapters.firestore.blockstore import BYTES_PER_BATCH, WRITES_PER_BATCH
 from function.adapters.firestore.children import PAGE_SIZE, page_id, stored_count
-from function.adapters.firestore.conditional import TIMEOUT_S
+from function.adapters.firestore.conditional import READS, TIMEOUT_S, WRITES
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
 from function.core.lease import Lease
@@ -79,7 +79,7 @@ def _pages(collection: Any) -> Iterator[Any]:
         query = collection.order_by("__name__").limit(PAGE)
         if last is not None:
             query = query.start_after(last)
-        page = list(query.stream(timeout=TIMEOUT_S))
+        page = list(query.stream(retry=READS, timeout=TIMEOUT_S))
         yield from page
         if len(page) < PAGE:
             return
@@ -90,7 +90,7 @@ def record_count(client: firestore.Client, relayer_id: str) -> int:
     """How many block records an export will carry (one aggregation query), for progress."""
     blocks = client.collection("relayers").document(relayer_id).collection("blocks")
     try:
-        result = blocks.count().get(timeout=TIMEOUT_S)
+        result = blocks.count().get(retry=READS, timeout=TIMEOUT_S)
     except gexc.GoogleAPIError as e:
         raise StateError(f"count of relayer {relayer_id}'s block records failed: {e}") from e
     return int(result[0][0].value)
@@ -105,7 +105,7 @@ def export_state(
     """Write the relayer's documents to `out`, one JSON object a line (a header first)."""
     relayer = client.collection("relayers").document(relayer_id)
     try:
-        snapshot = relayer.get(timeout=TIMEOUT_S)
+        snapshot = relayer.get(retry=READS, timeout=TIMEOUT_S)
         if not snapshot.exists:
             raise ConfigError(
                 f"relayer {relayer_id} has no state in this database: check RELAYER_ID, "
@@ -208,9 +208,9 @@ def import_state(
     held = _held_for_import(relayer_doc, owner, now)
     try:
         try:
-            relayer.create(held, timeout=TIMEOUT_S)
+            relayer.create(held, retry=WRITES, timeout=TIMEOUT_S)
         except gexc.AlreadyExists:
-            current = relayer.get(timeout=TIMEOUT_S).to_dict() or {}
+            current = relayer.get(retry=READS, timeout=TIMEOUT_S).to_dict() or {}
             holder = lease_of(current).owner or ""
             if not holder.startswith("import-"):
                 raise ConfigError(
@@ -218,7 +218,7 @@ def import_state(
                     f"{current.get('next_block')}): an import never mixes with it; import "
                     "into another database or project, or delete that relayer's documents first"
                 ) from None
-            relayer.set(held, timeout=TIMEOUT_S)  # an import cut short: resumed
+            relayer.set(held, retry=WRITES, timeout=TIMEOUT_S)  # an import cut short: resumed
         counts = Counts()
         tasks: list[tuple[str, dict[str, Any]]] = []
         pending: list[tuple[str, dict[str, Any]]] = []
@@ -231,7 +231,9 @@ def import_state(
             pending.append((path, fields))
             if len(pending) >= WRITES_PER_BATCH:
                 counts.blocks += _write(client, relayer, pending, progress)
-                relayer.update({"lease.expires_at": now_plus(IMPORT_LEASE_S)}, timeout=TIMEOUT_S)
+                relayer.update(
+                    {"lease.expires_at": now_plus(IMPORT_LEASE_S)}, retry=WRITES, timeout=TIMEOUT_S
+                )
                 pending = []
         counts.blocks += _write(client, relayer, pending, progress)
         counts.blocks -= counts.children  # the pages went with the records
@@ -242,6 +244,7 @@ def import_state(
                 "lease": lease_fields(Lease(None, None, released.fence)),
                 "updated_at": datetime.now(UTC),
             },
+            retry=WRITES,
             timeout=TIMEOUT_S,
         )
     except gexc.GoogleAPIError as e:
@@ -275,6 +278,6 @@ def _write(
         for path, fields in group:
             kind, _, doc_id = path.partition("/")
             batch.set(relayer.collection(kind).document(doc_id), fields)
-        batch.commit(timeout=TIMEOUT_S)
+        batch.commit(retry=WRITES, timeout=TIMEOUT_S)
         progress(len(group))
     return len(docs)

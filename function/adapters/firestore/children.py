@@ -22,7 +22,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from function.adapters.firestore.conditional import TIMEOUT_S, wrapped
+from function.adapters.firestore.conditional import READS, TIMEOUT_S, wrapped
 from function.core.watch import Child, ChildWrite
 from function.errors import StateError
 
@@ -74,7 +74,7 @@ def load(
     pages = -(-count // PAGE_SIZE)
     refs = [collection.document(page_id(i)) for i in range(pages)]
     try:
-        snapshots = {s.id: s for s in client.get_all(refs, timeout=TIMEOUT_S)}
+        snapshots = {s.id: s for s in client.get_all(refs, retry=READS, timeout=TIMEOUT_S)}
     except gexc.GoogleAPIError as e:
         raise wrapped("read of the factory's children", e) from e
     children: list[Child] = []

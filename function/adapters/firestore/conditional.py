@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.api_core import retry as retries
 from google.cloud import firestore
 
 from function.adapters.firestore.wire import update_write
@@ -27,6 +28,30 @@ from function.errors import StateError
 
 ATTEMPTS = 12  # a conditional write outlasts bursts of contention (starting runs, counters)
 TIMEOUT_S = 30.0
+
+# The library's retries, on the errors it retries, but over TIMEOUT_S in all. Its defaults
+# keep retrying a write for 60 s and a read or query for 300 s, so with Firestore
+# unreachable (a wrong FIRESTORE_EMULATOR_HOST, a network policy, an outage) a run waited
+# minutes on each call before it failed, and the scheduler's next runs queued behind it.
+# Commits retry only what the library retries for them: a commit whose deadline passed may
+# have been applied (a conditional write sent again then fails its condition and is read
+# and decided again, `conflicted`).
+
+
+def _bounded(*retried: type[Exception]) -> retries.Retry:
+    return retries.Retry(
+        predicate=retries.if_exception_type(*retried),
+        initial=0.1,
+        maximum=5.0,
+        multiplier=1.3,
+        timeout=TIMEOUT_S,
+    )
+
+
+READS = _bounded(
+    gexc.DeadlineExceeded, gexc.InternalServerError, gexc.ResourceExhausted, gexc.ServiceUnavailable
+)
+WRITES = _bounded(gexc.ResourceExhausted, gexc.ServiceUnavailable)
 
 
 def wrapped(action: str, e: Exception) -> StateError:
@@ -74,7 +99,7 @@ class Known:
 def read(ref: firestore.DocumentReference, what: str) -> Version:
     """The document and the version the next write is conditioned on."""
     try:
-        snapshot = ref.get(timeout=TIMEOUT_S)
+        snapshot = ref.get(retry=READS, timeout=TIMEOUT_S)
     except gexc.GoogleAPIError as e:
         raise wrapped(f"read of {what}", e) from e
     if not snapshot.exists:

@@ -26,7 +26,14 @@ from function.adapters.firestore import children as child_pages
 from function.adapters.firestore import conditional
 from function.adapters.firestore.blockstore import BlockStore
 from function.adapters.firestore.claims import REGISTRY, Claims, progress
-from function.adapters.firestore.conditional import ATTEMPTS, TIMEOUT_S, Version, wrapped
+from function.adapters.firestore.conditional import (
+    ATTEMPTS,
+    READS,
+    TIMEOUT_S,
+    WRITES,
+    Version,
+    wrapped,
+)
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
 from function.adapters.firestore.relayerdoc import commit_fields, grant_of
 from function.core import identity
@@ -110,7 +117,7 @@ class FirestoreState:
         """What backfills relayed, by task: each range's start up to its checkpoint, and
         the time of its first commit (no record of it is older)."""
         try:
-            snapshots = list(self._tasks.stream(timeout=TIMEOUT_S))
+            snapshots = list(self._tasks.stream(retry=READS, timeout=TIMEOUT_S))
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the backfill checkpoints", e) from e
         done = {}
@@ -137,7 +144,7 @@ class FirestoreState:
         answer, unhealthy, while Firestore is down)."""
         try:
             if timeout_s is None:
-                snapshot = self._doc.get(timeout=TIMEOUT_S)
+                snapshot = self._doc.get(retry=READS, timeout=TIMEOUT_S)
             else:
                 snapshot = self._doc.get(retry=None, timeout=timeout_s)
         except gexc.GoogleAPIError as e:
@@ -174,7 +181,7 @@ class FirestoreState:
             conditional.put(self._client, batch, doc, fields)
             sent = lease
             try:
-                results = batch.commit(timeout=TIMEOUT_S)
+                results = batch.commit(retry=WRITES, timeout=TIMEOUT_S)
                 self._remember(doc, fields, results)
                 return grant_of(run_id, lease, doc.doc)
             except gexc.GoogleAPIError as e:
@@ -229,7 +236,7 @@ class FirestoreState:
             ["chain_id", "contracts", "next_block", "topic", "factory"]
         )
         try:
-            return [(s.id, s.to_dict() or {}) for s in query.stream(timeout=TIMEOUT_S)]
+            return [(s.id, s.to_dict() or {}) for s in query.stream(retry=READS, timeout=TIMEOUT_S)]
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the other relayers", e) from e
 
@@ -237,7 +244,7 @@ class FirestoreState:
         if self._lease_doc is self._doc:
             return self.read()
         try:
-            snapshot = self._lease_doc.get(timeout=TIMEOUT_S)
+            snapshot = self._lease_doc.get(retry=READS, timeout=TIMEOUT_S)
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the backfill lease", e) from e
         return snapshot.to_dict() if snapshot.exists else None
@@ -324,7 +331,7 @@ class FirestoreState:
             conditional.put(self._client, batch, doc, update)  # last: `_remember` reads it
             sent = True
             try:
-                results = batch.commit(timeout=TIMEOUT_S)
+                results = batch.commit(retry=WRITES, timeout=TIMEOUT_S)
                 if change.summary is None:  # a run's end: nothing more to write
                     self._remember(doc, update, results)
                 return
@@ -361,7 +368,9 @@ class FirestoreState:
             for page, fields in early[n : n + PAGES_PER_BATCH]:
                 ahead.set(self._children.document(page), fields)
             conditional.unchanged(self._client, ahead, lease_doc, "lease.fence", fence)
-            ahead.commit(timeout=TIMEOUT_S)  # a conflict: the commit is read and decided again
+            ahead.commit(
+                retry=WRITES, timeout=TIMEOUT_S
+            )  # a conflict: the commit is read and decided again
         written = {page for page, _ in early}
         for page, value in writes:
             if page in written:
@@ -387,7 +396,7 @@ class FirestoreState:
             else:
                 batch.set(self._doc, fields, merge=True)
             try:
-                batch.commit(timeout=TIMEOUT_S)
+                batch.commit(retry=WRITES, timeout=TIMEOUT_S)
                 return
             except gexc.GoogleAPIError as e:
                 if not conditional.conflicted(e):
@@ -405,6 +414,7 @@ class FirestoreState:
                     }
                 },
                 merge=True,
+                retry=WRITES,
                 timeout=TIMEOUT_S,
             )
         except gexc.GoogleAPIError as e:
