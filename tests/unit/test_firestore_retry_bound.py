@@ -10,6 +10,7 @@ gives a `timeout` falls back to the library's and is caught here.
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 from google.api_core import exceptions as gexc
@@ -78,10 +79,10 @@ def test_the_retries_end_within_the_call_timeout() -> None:
 
 
 def test_reads_retry_what_the_library_retries_and_writes_only_what_it_retries_for_commits() -> None:
-    """Same predicates as the library's defaults (google/cloud/firestore_v1 transports):
-    reads on DeadlineExceeded, InternalServerError, ResourceExhausted, ServiceUnavailable;
-    commits on ResourceExhausted and ServiceUnavailable only (a commit whose deadline passed
-    may have been applied)."""
+    """The library's predicates (google/cloud/firestore_v1 transports): reads as its
+    BatchGetDocuments and RunQuery do, on DeadlineExceeded, InternalServerError and
+    ServiceUnavailable; commits on ResourceExhausted and ServiceUnavailable only (a commit
+    whose deadline passed may have been applied)."""
 
     def retried(policy: object, error: Exception) -> bool:
         return bool(policy._predicate(error))  # type: ignore[attr-defined]
@@ -89,10 +90,10 @@ def test_reads_retry_what_the_library_retries_and_writes_only_what_it_retries_fo
     read_errors = [
         gexc.DeadlineExceeded("x"),
         gexc.InternalServerError("x"),
-        gexc.ResourceExhausted("x"),
         gexc.ServiceUnavailable("x"),
     ]
     assert all(retried(conditional.READS, e) for e in read_errors)
+    assert not retried(conditional.READS, gexc.ResourceExhausted("x"))
     assert retried(conditional.WRITES, gexc.ServiceUnavailable("x"))
     assert retried(conditional.WRITES, gexc.ResourceExhausted("x"))
     assert not retried(conditional.WRITES, gexc.DeadlineExceeded("x"))
@@ -100,3 +101,97 @@ def test_reads_retry_what_the_library_retries_and_writes_only_what_it_retries_fo
     for policy in (conditional.READS, conditional.WRITES):
         assert not retried(policy, gexc.FailedPrecondition("x"))
         assert not retried(policy, gexc.PermissionDenied("x"))
+
+
+def test_every_query_is_read_through_documents() -> None:
+    """A stream the library retries itself restarts after an error mid-stream from its
+    last document, with a fresh timeout and retry each time (unbounded against a Firestore
+    that answers one document and stalls), and from a cursor a projection cannot build.
+    `conditional.documents` reads each query whole, within one deadline; it is the one
+    place that calls `stream`."""
+    direct = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in SOURCES
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "stream"
+    ]
+    assert direct == ["function/adapters/firestore/conditional.py:" + str(_documents_line())]
+
+
+def _documents_line() -> int:
+    tree = ast.parse((ROOT / "function/adapters/firestore/conditional.py").read_text())
+    body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "documents")
+    return next(
+        n.lineno
+        for n in ast.walk(body)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "stream"
+    )
+
+
+class _Query:
+    """A query whose streams fail as told: each entry of `plan` is one attempt, a list of
+    documents then an error (or None: the stream ends well)."""
+
+    def __init__(self, plan: list[tuple[list[str], Exception | None]]) -> None:
+        self.plan = plan
+        self.calls: list[tuple[object, float]] = []
+
+    def stream(self, *, retry: object, timeout: float) -> object:
+        self.calls.append((retry, timeout))
+        docs, error = self.plan[min(len(self.calls), len(self.plan)) - 1]
+
+        def run() -> object:
+            yield from docs
+            if error is not None:
+                raise error
+
+        return run()
+
+
+def test_a_query_cut_mid_stream_is_read_again_whole() -> None:
+    query = _Query([(["a", "b"], gexc.ServiceUnavailable("reset")), (["a", "b", "c"], None)])
+    assert conditional.documents(query) == ["a", "b", "c"]
+    assert len(query.calls) == 2
+    for retry, timeout in query.calls:  # the library may not restart it on its own
+        assert not retry._predicate(gexc.ServiceUnavailable("x"))  # type: ignore[attr-defined]
+        assert 0 < timeout <= conditional.TIMEOUT_S
+
+
+def test_a_query_error_that_is_not_retried_is_raised_at_once() -> None:
+    query = _Query([([], gexc.PermissionDenied("no"))])
+    try:
+        conditional.documents(query)
+    except gexc.PermissionDenied:
+        pass
+    else:
+        raise AssertionError("PermissionDenied was not raised")
+    assert len(query.calls) == 1
+
+
+def test_once_is_one_attempt() -> None:
+    query = _Query([([], gexc.ServiceUnavailable("down")), (["a"], None)])
+    try:
+        conditional.documents(query, 3.0, once=True)
+    except gexc.ServiceUnavailable:
+        pass
+    else:
+        raise AssertionError("ServiceUnavailable was not raised")
+    assert len(query.calls) == 1
+
+
+def test_the_attempts_share_one_deadline() -> None:
+    """Every attempt fails: they stop when `timeout_s` is spent, each stream's own
+    deadline what was left of it, and the last error is raised."""
+    query = _Query([([], gexc.DeadlineExceeded("stalled"))])
+    try:
+        conditional.documents(query, 0.5)
+    except gexc.DeadlineExceeded:
+        pass
+    else:
+        raise AssertionError("DeadlineExceeded was not raised")
+    timeouts = [t for _, t in query.calls]
+    assert len(timeouts) >= 2
+    assert all(a > b for a, b in itertools.pairwise(timeouts))
+    assert timeouts[0] <= 0.5

@@ -26,7 +26,7 @@ from google.cloud import firestore
 
 from function.adapters.firestore.blockstore import BYTES_PER_BATCH, WRITES_PER_BATCH
 from function.adapters.firestore.children import PAGE_SIZE, page_id, stored_count
-from function.adapters.firestore.conditional import READS, TIMEOUT_S, WRITES
+from function.adapters.firestore.conditional import READS, TIMEOUT_S, WRITES, documents
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
 from function.core.lease import Lease
@@ -79,7 +79,7 @@ def _pages(collection: Any) -> Iterator[Any]:
         query = collection.order_by("__name__").limit(PAGE)
         if last is not None:
             query = query.start_after(last)
-        page = list(query.stream(retry=READS, timeout=TIMEOUT_S))
+        page = documents(query)
         yield from page
         if len(page) < PAGE:
             return

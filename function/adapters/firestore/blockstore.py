@@ -24,7 +24,7 @@ from google.cloud.firestore_v1.types.write import Write
 
 from function.adapters.firestore import conditional
 from function.adapters.firestore.blockparts import assembled, stored_parts
-from function.adapters.firestore.conditional import ATTEMPTS, READS, TIMEOUT_S, WRITES, wrapped
+from function.adapters.firestore.conditional import ATTEMPTS, TIMEOUT_S, WRITES, wrapped
 from function.adapters.firestore.docsize import write_batches
 from function.adapters.firestore.leasedoc import lease_of
 from function.adapters.firestore.recordlayout import base_id, from_doc, to_doc
@@ -87,7 +87,7 @@ class BlockStore:
 
     def _refs(self, query: Any) -> list[BlockRef]:
         try:
-            ids = {base_id(s.id) for s in query.stream(retry=READS, timeout=TIMEOUT_S)}
+            ids = {base_id(s.id) for s in conditional.documents(query)}
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the processed-event set", e) from e
         refs = []
@@ -110,7 +110,7 @@ class BlockStore:
     def _assembled(self, query: Any) -> list[tuple[str, dict[str, Any]]]:
         by_block: dict[str, list[dict[str, Any]]] = {}
         try:
-            for snapshot in query.stream(retry=READS, timeout=TIMEOUT_S):
+            for snapshot in conditional.documents(query):
                 by_block.setdefault(base_id(snapshot.id), []).append(snapshot.to_dict() or {})
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the processed-event set", e) from e

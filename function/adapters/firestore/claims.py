@@ -70,7 +70,7 @@ def progress(
     """Every backfill task of a relayer, in block order: its range, next block, whether it
     is done and whether a run holds its lease (`/status`, `relayer status`)."""
     found = []
-    for snapshot in tasks.stream(retry=None, timeout=timeout_s):
+    for snapshot in conditional.documents(tasks, timeout_s, once=True):
         claim = claim_of(snapshot.id)
         if claim is None:
             continue  # the registry

@@ -15,6 +15,7 @@ transaction would be.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,29 +30,55 @@ from function.errors import StateError
 ATTEMPTS = 12  # a conditional write outlasts bursts of contention (starting runs, counters)
 TIMEOUT_S = 30.0
 
-# The library's retries, on the errors it retries, but over TIMEOUT_S in all. Its defaults
+# The errors a call is tried again on, within TIMEOUT_S in all. The library's own defaults
 # keep retrying a write for 60 s and a read or query for 300 s, so with Firestore
 # unreachable (a wrong FIRESTORE_EMULATOR_HOST, a network policy, an outage) a run waited
 # minutes on each call before it failed, and the scheduler's next runs queued behind it.
-# Commits retry only what the library retries for them: a commit whose deadline passed may
-# have been applied (a conditional write sent again then fails its condition and is read
-# and decided again, `conflicted`).
+# Each retries what the library retries for its RPC: reads (BatchGetDocuments, RunQuery,
+# RunAggregationQuery) unavailable, deadline exceeded and internal errors; commits only
+# unavailable and resource exhausted, since a commit whose deadline passed may have been
+# applied (a conditional write sent again then fails its condition and is read and decided
+# again, `conflicted`).
+READ_ERRORS = (gexc.DeadlineExceeded, gexc.InternalServerError, gexc.ServiceUnavailable)
+_BACKOFF = (0.1, 5.0, 1.3)  # first wait, longest wait, growth
 
 
 def _bounded(*retried: type[Exception]) -> retries.Retry:
+    first, longest, growth = _BACKOFF
     return retries.Retry(
         predicate=retries.if_exception_type(*retried),
-        initial=0.1,
-        maximum=5.0,
-        multiplier=1.3,
+        initial=first,
+        maximum=longest,
+        multiplier=growth,
         timeout=TIMEOUT_S,
     )
 
 
-READS = _bounded(
-    gexc.DeadlineExceeded, gexc.InternalServerError, gexc.ResourceExhausted, gexc.ServiceUnavailable
-)
+READS = _bounded(*READ_ERRORS)
 WRITES = _bounded(gexc.ResourceExhausted, gexc.ServiceUnavailable)
+# For a stream: the library then neither retries the query nor sends it again from its last
+# document after an error mid-stream (`Query._make_stream`), which would start a fresh
+# timeout and retry each time (a Firestore that answers a document and then stalls kept a
+# run waiting forever) and builds a cursor a projection cannot hold (`select` of the ids).
+_ONCE = retries.Retry(predicate=lambda _: False, timeout=TIMEOUT_S)
+
+
+def documents(query: Any, timeout_s: float = TIMEOUT_S, once: bool = False) -> list[Any]:
+    """Every snapshot `query` streams, read whole, again from the start after an error of
+    READ_ERRORS while `timeout_s` lasts (the stream's deadline is what is left of it);
+    `once`: one attempt (status answers, unhealthy, while Firestore is down). Raises the
+    last error (a GoogleAPIError) when the time is up."""
+    deadline = time.monotonic() + timeout_s
+    wait, longest, growth = _BACKOFF
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return list(query.stream(retry=_ONCE, timeout=max(left, 0.001)))
+        except READ_ERRORS:
+            if once or time.monotonic() + wait >= deadline:
+                raise
+        time.sleep(wait)
+        wait = min(wait * growth, longest)
 
 
 def wrapped(action: str, e: Exception) -> StateError:

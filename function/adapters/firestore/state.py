@@ -117,7 +117,7 @@ class FirestoreState:
         """What backfills relayed, by task: each range's start up to its checkpoint, and
         the time of its first commit (no record of it is older)."""
         try:
-            snapshots = list(self._tasks.stream(retry=READS, timeout=TIMEOUT_S))
+            snapshots = conditional.documents(self._tasks)
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the backfill checkpoints", e) from e
         done = {}
@@ -236,7 +236,7 @@ class FirestoreState:
             ["chain_id", "contracts", "next_block", "topic", "factory"]
         )
         try:
-            return [(s.id, s.to_dict() or {}) for s in query.stream(retry=READS, timeout=TIMEOUT_S)]
+            return [(s.id, s.to_dict() or {}) for s in conditional.documents(query)]
         except gexc.GoogleAPIError as e:
             raise wrapped("read of the other relayers", e) from e
 
