@@ -63,12 +63,12 @@ WRITES = _bounded(gexc.ResourceExhausted, gexc.ServiceUnavailable)
 _ONCE = retries.Retry(predicate=lambda _: False, timeout=TIMEOUT_S)
 
 
-def documents(query: Any, timeout_s: float = TIMEOUT_S, once: bool = False) -> list[Any]:
+def documents(query: Any, timeout_s: float | None = None, once: bool = False) -> list[Any]:
     """Every snapshot `query` streams, read whole, again from the start after an error of
     READ_ERRORS while `timeout_s` lasts (the stream's deadline is what is left of it);
     `once`: one attempt (status answers, unhealthy, while Firestore is down). Raises the
-    last error (a GoogleAPIError) when the time is up."""
-    deadline = time.monotonic() + timeout_s
+    last error (a GoogleAPIError) when the time is up; `timeout_s` None: TIMEOUT_S."""
+    deadline = time.monotonic() + (TIMEOUT_S if timeout_s is None else timeout_s)
     wait, longest, growth = _BACKOFF
     while True:
         left = deadline - time.monotonic()
