@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,3 +238,21 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 120.0) -> Run:
         check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)
+
+
+def outcome_within(call: Callable[[], object], bound_s: float) -> object:
+    """What `call` returned or raised, asserting that it did within `bound_s` (a liveness
+    bound: a call that hangs is left running in a daemon thread)."""
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as e:  # the outcome is what is checked
+            result.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(bound_s)
+    assert result, f"still waiting after {bound_s:g} s"
+    return result[0]

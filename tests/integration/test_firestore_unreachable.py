@@ -9,7 +9,6 @@ machine), not a speed.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -19,24 +18,9 @@ from devstack.stack.processes import free_port
 from function.adapters.firestore import conditional
 from function.adapters.firestore.state import FirestoreState
 from function.errors import StateError
+from harness import outcome_within
 
 BOUND_S = 2 * conditional.TIMEOUT_S + 20
-
-
-def _outcome_within(call: object, bound_s: float) -> BaseException | object:
-    result: list[BaseException | object] = []
-
-    def run() -> None:
-        try:
-            result.append(call())  # type: ignore[operator]
-        except BaseException as e:  # the outcome is what is checked
-            result.append(e)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(bound_s)
-    assert result, f"still waiting on Firestore after {bound_s:g} s"
-    return result[0]
 
 
 def test_taking_the_lease_fails_with_a_state_error_when_firestore_is_unreachable(
@@ -45,6 +29,6 @@ def test_taking_the_lease_fails_with_a_state_error_when_firestore_is_unreachable
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     client = firestore.Client(project="unreachable-test")
     state = FirestoreState(client, "unreachable", {"chain_id": 1})
-    outcome = _outcome_within(lambda: state.acquire("run-1", datetime.now(UTC), 60.0), BOUND_S)
+    outcome = outcome_within(lambda: state.acquire("run-1", datetime.now(UTC), 60.0), BOUND_S)
     assert isinstance(outcome, StateError), outcome
     assert "Firestore" in str(outcome)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,7 @@ from function.adapters.firestore.state import FirestoreState
 from function.core.identity import Identity
 from function.core.planning import BlockRange
 from function.errors import StateError
+from harness import outcome_within
 
 SERVICE = "google.firestore.v1.Firestore"
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -123,22 +124,6 @@ def stalling(
         fake.server.stop(0)  # the call still running fails (unavailable) within its bound
 
 
-def _outcome_within(call: Callable[[], object], bound_s: float) -> object:
-    result: list[object] = []
-
-    def run() -> None:
-        try:
-            result.append(call())
-        except BaseException as e:  # the outcome is what is checked
-            result.append(e)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(bound_s)
-    assert result, f"still waiting on Firestore after {bound_s:g} s"
-    return result[0]
-
-
 def test_a_first_runs_lease_waits_on_a_stalling_query_past_any_bound(
     stalling: tuple[StallingFirestore, Any],
 ) -> None:
@@ -152,7 +137,7 @@ def test_a_first_runs_lease_waits_on_a_stalling_query_past_any_bound(
     me = Identity("r16", 1, (CONTRACT,), False, "projects/p/topics/t")
     store = FirestoreState(client, "r16", me.fields(), guard=me)
     bound = 2 * conditional.TIMEOUT_S + 20
-    outcome = _outcome_within(lambda: store.acquire("run-1", datetime.now(UTC), 60.0), bound)
+    outcome = outcome_within(lambda: store.acquire("run-1", datetime.now(UTC), 60.0), bound)
     assert isinstance(outcome, StateError), (outcome, fake.queries)
 
 
@@ -167,7 +152,7 @@ def test_the_processed_event_set_read_is_not_bounded_by_its_retry(
     fake, client = stalling
     monkeypatch.setattr(conditional, "TIMEOUT_S", 2.0)  # what `documents` allows a query
     store = FirestoreState(client, "r16", {"chain_id": 1})
-    outcome = _outcome_within(lambda: store.records.read(0), 5 * 2.0 + 10)
+    outcome = outcome_within(lambda: store.records.read(0), 5 * 2.0 + 10)
     assert isinstance(outcome, StateError), (outcome, fake.queries)
 
 
@@ -185,7 +170,7 @@ def test_a_reset_in_the_middle_of_the_record_ids_read_is_ridden_through(
     fails with a library traceback. Expected: the ids read, or at worst a StateError."""
     fake, client = stalling
     store = FirestoreState(client, "r16", {"chain_id": 1})
-    outcome = _outcome_within(lambda: store.records.refs(BlockRange(0, 10**6)), 30)
+    outcome = outcome_within(lambda: store.records.refs(BlockRange(0, 10**6)), 30)
     assert not isinstance(outcome, BaseException) or isinstance(outcome, StateError), (
         repr(outcome),
         fake.queries,
