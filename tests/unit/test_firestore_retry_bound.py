@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from google.api_core import exceptions as gexc
 
 from function.adapters.firestore import conditional
@@ -26,17 +28,24 @@ SOURCES = [
 RPCS = {"get", "stream", "commit", "create", "set", "update", "delete", "get_all"}
 
 
+def _method_calls(tree: ast.AST) -> Iterator[tuple[ast.Call, ast.Attribute, set[str]]]:
+    """Every `x.method(...)` call under `tree`: the call, its `x.method`, its keywords."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            yield node, node.func, {k.arg for k in node.keywords if k.arg}
+
+
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
 def _calls_with_timeout(path: Path) -> list[tuple[int, str, set[str]]]:
-    """Calls of a Firestore method name that pass `timeout=` or that the CLI makes on a
-    document reference: (line, method, keyword names)."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-            continue
-        keywords = {k.arg for k in node.keywords if k.arg}
-        if node.func.attr in RPCS and "timeout" in keywords:
-            found.append((node.lineno, node.func.attr, keywords))
-    return found
+    """Calls of a Firestore method name that pass `timeout=`: (line, method, keywords)."""
+    return [
+        (call.lineno, method.attr, keywords)
+        for call, method, keywords in _method_calls(_parsed(path))
+        if method.attr in RPCS and "timeout" in keywords
+    ]
 
 
 def test_every_firestore_call_with_a_timeout_names_its_retry() -> None:
@@ -58,17 +67,13 @@ def test_the_scan_finds_calls() -> None:
 def test_the_cli_writes_have_a_timeout_and_so_a_bounded_retry() -> None:
     """`cli.py`'s create and set of the relayer document: without a timeout they would not
     be seen by the scan above."""
-    text = (ROOT / "function" / "ops" / "cli.py").read_text()
-    tree = ast.parse(text)
     bare = [
-        n.lineno
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call)
-        and isinstance(n.func, ast.Attribute)
-        and isinstance(n.func.value, ast.Name)
-        and n.func.value.id == "ref"
-        and n.func.attr in {"create", "set"}
-        and "timeout" not in {k.arg for k in n.keywords}
+        call.lineno
+        for call, method, keywords in _method_calls(_parsed(ROOT / "function" / "ops" / "cli.py"))
+        if isinstance(method.value, ast.Name)
+        and method.value.id == "ref"
+        and method.attr in {"create", "set"}
+        and "timeout" not in keywords
     ]
     assert bare == []
 
@@ -110,24 +115,18 @@ def test_every_query_is_read_through_documents() -> None:
     `conditional.documents` reads each query whole, within one deadline; it is the one
     place that calls `stream`."""
     direct = [
-        f"{path.relative_to(ROOT)}:{node.lineno}"
+        f"{path.relative_to(ROOT)}:{call.lineno}"
         for path in SOURCES
-        for node in ast.walk(ast.parse(path.read_text(), str(path)))
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "stream"
+        for call, method, _ in _method_calls(_parsed(path))
+        if method.attr == "stream"
     ]
     assert direct == ["function/adapters/firestore/conditional.py:" + str(_documents_line())]
 
 
 def _documents_line() -> int:
-    tree = ast.parse((ROOT / "function/adapters/firestore/conditional.py").read_text())
+    tree = _parsed(ROOT / "function/adapters/firestore/conditional.py")
     body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "documents")
-    return next(
-        n.lineno
-        for n in ast.walk(body)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "stream"
-    )
+    return next(call.lineno for call, method, _ in _method_calls(body) if method.attr == "stream")
 
 
 class _Query:
@@ -161,23 +160,15 @@ def test_a_query_cut_mid_stream_is_read_again_whole() -> None:
 
 def test_a_query_error_that_is_not_retried_is_raised_at_once() -> None:
     query = _Query([([], gexc.PermissionDenied("no"))])
-    try:
+    with pytest.raises(gexc.PermissionDenied):
         conditional.documents(query)
-    except gexc.PermissionDenied:
-        pass
-    else:
-        raise AssertionError("PermissionDenied was not raised")
     assert len(query.calls) == 1
 
 
 def test_once_is_one_attempt() -> None:
     query = _Query([([], gexc.ServiceUnavailable("down")), (["a"], None)])
-    try:
+    with pytest.raises(gexc.ServiceUnavailable):
         conditional.documents(query, 3.0, once=True)
-    except gexc.ServiceUnavailable:
-        pass
-    else:
-        raise AssertionError("ServiceUnavailable was not raised")
     assert len(query.calls) == 1
 
 
@@ -185,12 +176,8 @@ def test_the_attempts_share_one_deadline() -> None:
     """Every attempt fails: they stop when `timeout_s` is spent, each stream's own
     deadline what was left of it, and the last error is raised."""
     query = _Query([([], gexc.DeadlineExceeded("stalled"))])
-    try:
+    with pytest.raises(gexc.DeadlineExceeded):
         conditional.documents(query, 0.5)
-    except gexc.DeadlineExceeded:
-        pass
-    else:
-        raise AssertionError("DeadlineExceeded was not raised")
     timeouts = [t for _, t in query.calls]
     assert len(timeouts) >= 2
     assert all(a > b for a, b in itertools.pairwise(timeouts))

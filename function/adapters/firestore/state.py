@@ -368,9 +368,8 @@ class FirestoreState:
             for page, fields in early[n : n + PAGES_PER_BATCH]:
                 ahead.set(self._children.document(page), fields)
             conditional.unchanged(self._client, ahead, lease_doc, "lease.fence", fence)
-            ahead.commit(
-                retry=WRITES, timeout=TIMEOUT_S
-            )  # a conflict: the commit is read and decided again
+            # A conflict: the commit is read and decided again.
+            ahead.commit(retry=WRITES, timeout=TIMEOUT_S)
         written = {page for page, _ in early}
         for page, value in writes:
             if page in written:
