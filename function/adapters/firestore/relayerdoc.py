@@ -18,6 +18,7 @@ from function.core.lease import Lease
 from function.core.model import BlockRef
 from function.core.planning import BlockRange, Density
 from function.core.summary import IDLE, OK, RunSummary
+from function.errors import StateError
 
 RUN_HISTORY = 48  # runs kept in `recent_runs`, for the status page's chart
 
@@ -64,7 +65,29 @@ def _maybe_int(raw: Any) -> int | None:
 
 
 def _refs(raw: Any) -> tuple[BlockRef, ...]:
-    return tuple(BlockRef(int(r["number"]), str(r["hash"])) for r in raw or [])
+    return tuple(_ref(r) for r in raw or [])
+
+
+def _ref(entry: Any) -> BlockRef:
+    """A kept block: `"{number}:{hash}"`, or the map `{number, hash}` earlier writers left
+    (read the same; the next commit rewrites the list as texts)."""
+    if isinstance(entry, str):
+        number, colon, block_hash = entry.partition(":")
+        if colon and number.isdigit() and block_hash and ":" not in block_hash:
+            return BlockRef(int(number), block_hash)
+    elif isinstance(entry, dict) and {"number", "hash"} <= entry.keys():
+        return BlockRef(int(entry["number"]), str(entry["hash"]))
+    raise StateError(
+        f'the relayer document\'s recent_blocks holds {entry!r}, neither "<number>:<hash>" '
+        "nor {number, hash}: restore the document from a backup, or delete the field (the "
+        "reorganisation check then starts again from the block records)"
+    )
+
+
+def recent_text(ref: BlockRef) -> str:
+    """How `recent_blocks` stores a kept block: one value, not a map of two (a checkpoint
+    commit writes all 128 each time; the emulator took about three times as long for maps)."""
+    return f"{ref.number}:{ref.hash}"
 
 
 def _totals(doc: dict[str, Any]) -> Totals:
@@ -132,7 +155,7 @@ def commit_fields(
             update.update(
                 next_block=moved.next_block,
                 checkpoint_block_hash=moved.block_hash,
-                recent_blocks=[{"number": r.number, "hash": r.hash} for r in moved.recent],
+                recent_blocks=[recent_text(r) for r in moved.recent],
             )
             if change.children is not None and change.children.to_block == moved.next_block:
                 update["children"] = {
