@@ -60,6 +60,7 @@ from function.ops.heap import settle_for_one_run  # noqa: E402 - the collector a
 
 Convert = Callable[[Any], Any]
 Outgoing = tuple[bytes, dict[str, str]]  # one message: data, attributes
+Parts = tuple[bytes, "_Event", str, str, int, int]  # data, event, contract, id, block, time
 PUBLISH_TIMEOUT_S = 120.0
 MAX_MESSAGES = 1000  # Pub/Sub's limit per request, as the relayer cuts them
 MAX_BYTES = 9_000_000  # under the 10 MB request limit, as the relayer keeps it
@@ -195,7 +196,8 @@ class Messages:
     def key(self, address: str) -> str:
         return f"{self._chain_id}:{_checksum(address)}" if self._ordering else ""
 
-    def _data(self, log: dict[str, Any]) -> tuple[bytes, _Event, str, str, int, int]:
+    def parts(self, log: dict[str, Any]) -> Parts:
+        """The message's data and what its attributes are made of."""
         event = self._events[log["topics"][0]]
         chain_id = self._chain_id
         contract = _checksum(log["address"])
@@ -225,7 +227,7 @@ class Messages:
 
     def with_attributes(self, log: dict[str, Any]) -> Outgoing:
         """Data and attributes, as the client library takes them."""
-        data, event, contract, event_id, number, stamp = self._data(log)
+        data, event, contract, event_id, number, stamp = self.parts(log)
         attributes = {
             **self._constant_attributes(event, contract),
             "event_id": event_id, "block_number": str(number), "ce-id": event_id,
@@ -234,9 +236,13 @@ class Messages:
         return data, attributes
 
     def encoded(self, log: dict[str, Any]) -> bytes:
-        """The whole `PubsubMessage` in wire format: data = 1, attributes = 2 (map entries:
-        key = 1, value = 2), ordering_key = 5."""
-        data, event, contract, event_id, number, stamp = self._data(log)
+        """The whole `PubsubMessage` in wire format."""
+        return self.wire(self.parts(log))
+
+    def wire(self, parts: Parts) -> bytes:
+        """A message's parts in wire format: data = 1, attributes = 2 (map entries: key = 1,
+        value = 2), ordering_key = 5."""
+        data, event, contract, event_id, number, stamp = parts
         constant = self._constant.get((event.topic0, contract))
         if constant is None:
             fixed = self._constant_attributes(event, contract)

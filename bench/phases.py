@@ -25,6 +25,7 @@ from bench.network import LOCAL, Network
 from bench.relayer import ABI_PATH, RelayerRun, catch_up, relayer_env, run_relayer
 from bench.topics import Topics, check_delivery
 from devstack.stack.clients import reset_firestore
+from devstack.stack.processes import http_session
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,53 @@ def _floor_once(
     return {**result, "wall_s": done.wall_s, "cpu_s": done.cpu_s, "max_rss_mb": done.max_rss_mb}
 
 
+def _guarded_once(
+    ctx: Context, chain: Chain, topic: str, network: Network = LOCAL
+) -> dict[str, Any]:
+    """`python -m bench.guarded` (the floor with the least guard), Firestore emptied first
+    as for the relayer; what it says it published and recorded must be every event."""
+    reset_firestore(ctx.firestore_host, ctx.project)
+    relayer_id = f"bench-guarded-{uuid.uuid4().hex[:8]}"
+    argv = [
+        sys.executable, "-m", "bench.guarded", "--rpc-url", network.rpc_url(chain.rpc_url),
+        "--address", chain.contract, "--abi", str(ABI_PATH), "--start", str(chain.first_block),
+        "--end", str(chain.head), "--project", ctx.project, "--topic", topic,
+        "--range-size", str(ctx.settings.batch_size), "--relayer-id", relayer_id,
+    ]  # fmt: skip
+    done = run_timed(argv, network.env(ctx.env))
+    if done.code != 0:
+        raise BenchError(f"the guarded floor exited {done.code}:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    n = len(chain.expected)
+    if result["published"] != n or result["recorded"] != n:
+        raise BenchError(
+            f"the guarded floor published {result['published']} and recorded "
+            f"{result['recorded']} of {n} events"
+        )
+    return {**result, "relayer_id": relayer_id, "wall_s": done.wall_s, "cpu_s": done.cpu_s,
+            "max_rss_mb": done.max_rss_mb}  # fmt: skip
+
+
+def _recorded_events(ctx: Context, relayer_id: str) -> int:
+    """The events the block records of `relayer_id` hold, read back from the emulator (its
+    REST API: this process's environment need not name the emulator)."""
+    url = (f"http://{ctx.firestore_host}/v1/projects/{ctx.project}/databases/(default)/"
+           f"documents/relayers/{relayer_id}/blocks")  # fmt: skip
+    total, token = 0, ""
+    with http_session() as session:
+        while True:
+            reply = session.get(url, params={"pageSize": "300", "pageToken": token}, timeout=30)
+            if reply.status_code != 200:
+                raise BenchError(f"Firestore answered {reply.status_code}: {reply.text[:200]}")
+            page = reply.json()
+            for doc in page.get("documents", []):
+                events = doc["fields"].get("events", {}).get("arrayValue", {})
+                total += len(events.get("values", []))
+            token = page.get("nextPageToken", "")
+            if not token:
+                return total
+
+
 def _catch_up_from_scratch(
     ctx: Context, chain: Chain, topic: str, network: Network = LOCAL
 ) -> tuple[dict[str, str], list[RelayerRun]]:
@@ -143,6 +191,14 @@ def _verify(ctx: Context, chain: Chain, network: Network) -> dict[str, Any]:
         _floor_once(ctx, chain, topic, path, network)
         who = f"the floor ({path}, {network.label})"
         checked[f"floor_{path}"] = check_delivery(who, ctx.topics.pull(topic), chain.expected)
+    topic = ctx.topics.with_subscription("guarded-check")
+    run = _guarded_once(ctx, chain, topic, network)
+    who = f"the guarded floor ({network.label})"
+    checked["guarded"] = check_delivery(who, ctx.topics.pull(topic), chain.expected)
+    recorded = _recorded_events(ctx, run["relayer_id"])
+    if recorded != len(chain.expected):
+        raise BenchError(f"{who} left {recorded} of {len(chain.expected)} events recorded")
+    checked["guarded"]["recorded"] = recorded
     topic = ctx.topics.with_subscription("relayer-check")
     _catch_up_from_scratch(ctx, chain, topic, network)
     who = f"the relayer ({network.label})"
@@ -170,9 +226,9 @@ def _relayer_summary(catch_ups: list[list[RelayerRun]]) -> dict[str, Any]:
 
 
 def busy_phase(ctx: Context, chain: Chain, networks: list[Network]) -> dict[str, Any]:
-    """The floor and the relayer over every event, on each network, repetitions interleaved
-    (floor, relayer, then the same on the next network, ...) so that a slow spell of the
-    machine weighs on both alike; then idle runs (on loopback).
+    """The floor, the guarded floor and the relayer over every event, on each network,
+    repetitions interleaved (floor, guarded floor, relayer, then the same on the next network,
+    ...) so that a slow spell of the machine weighs on all alike; then idle runs (on loopback).
 
     The floor: `python -m bench.floor` as a process, wall from spawn to exit. Its publish
     paths are all timed in the first repetition on each network; the faster one there is
@@ -190,6 +246,7 @@ def busy_phase(ctx: Context, chain: Chain, networks: list[Network]) -> dict[str,
         }
     floors: dict[str, dict[str, list[dict[str, Any]]]] = {n.label: {} for n in networks}
     chosen: dict[str, str] = {}
+    guarded: dict[str, list[dict[str, Any]]] = {n.label: [] for n in networks}
     catch_ups: dict[str, list[list[RelayerRun]]] = {n.label: [] for n in networks}
     env: dict[str, str] = {}
     # Loopback last in each repetition: the idle runs follow its last catch-up (a catch-up
@@ -207,6 +264,9 @@ def busy_phase(ctx: Context, chain: Chain, networks: list[Network]) -> dict[str,
                 chosen[network.label] = min(
                     paths, key=lambda p: float(floors[network.label][p][0]["wall_s"])
                 )
+            least = _guarded_once(ctx, chain, ctx.topics.topic("guarded"), network)
+            guarded[network.label].append(least)
+            said.append(f"guarded floor {least['wall_s']:.2f} s")
             topic = ctx.topics.topic("relayer")
             run_env, runs = _catch_up_from_scratch(ctx, chain, topic, network)
             if network.label == LOCAL.label:
@@ -226,6 +286,7 @@ def busy_phase(ctx: Context, chain: Chain, networks: list[Network]) -> dict[str,
             "floor": {path: _floor_summary(runs) for path, runs in floors[label].items()},
             # the paths side by side, as timed in the same (first) repetition
             "floor_first_wall_s": {p: runs[0]["wall_s"] for p, runs in floors[label].items()},
+            "guarded": _floor_summary(guarded[label]),
             "relayer": _relayer_summary(catch_ups[label]),
         }
     idle = [ctx.run(env) for _ in range(s.idle_repeat)]

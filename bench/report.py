@@ -47,6 +47,14 @@ def _end_to_end(busy: dict[str, Any], label: str, suffix: str) -> dict[str, Any]
     r[f"relayer_to_floor{suffix}_in_process"] = (
         r[f"relayer{suffix}_run_events_per_s"] / r[f"floor{suffix}_work_events_per_s"]
     )
+    if guarded := net.get("guarded"):  # the floor with the least guard (bench/guarded.py)
+        r[f"guarded{suffix}_events_per_s"] = _rate(n, _med(guarded, "wall_s"))
+        r[f"guarded_to_floor{suffix}"] = (
+            r[f"guarded{suffix}_events_per_s"] / r[f"floor{suffix}_events_per_s"]
+        )
+        r[f"relayer_to_guarded{suffix}"] = (
+            r[f"relayer{suffix}_events_per_s"] / r[f"guarded{suffix}_events_per_s"]
+        )
     return r
 
 
@@ -107,6 +115,11 @@ def rates(
         r.update(_end_to_end(busy, "delayed", "_delayed"))
         r["delayed_rtt_ms"] = delayed["rtt_s"] * 1000
         r["delayed_setup_round_trips"] = delayed["setup_round_trips"]
+    if guarded_local := local.get("guarded"):
+        r["guarded_cpu_s_per_1000_events"] = _med(guarded_local, "cpu_s") * 1000 / n
+        r["guarded_cpu_to_floor"] = (
+            r["guarded_cpu_s_per_1000_events"] / r["floor_cpu_s_per_1000_events"]
+        )
     r.update(
         relayer_to_naive=r["relayer_events_per_s"] / r["naive_events_per_s"],
         relayer_empty_to_raw=r["relayer_empty_blocks_per_s"] / r["raw_empty_blocks_per_s"],
@@ -223,6 +236,10 @@ def table(r: dict[str, Any], details: dict[str, Any]) -> str:
             (f"{where}: floor, {PATH_NAMES.get(chosen_path, chosen_path)}, median of {runs}",
              r[f"floor{suffix}_events_per_s"], ev, ""),
         ]  # fmt: skip
+        if f"guarded{suffix}_events_per_s" in r:
+            rows.append((f"{where}: guarded floor (the floor + the least guard)",
+                         r[f"guarded{suffix}_events_per_s"], ev,
+                         f"x{r[f'guarded_to_floor{suffix}']:.2f} floor: the ceiling"))  # fmt: skip
         rows += [
             (f"{where}: floor, in process (fetch+decode+publish)",
              r[f"floor{suffix}_work_events_per_s"], ev, ""),
@@ -236,6 +253,11 @@ def table(r: dict[str, Any], details: dict[str, Any]) -> str:
         ("relayer CPU per 1,000 events", r["relayer_cpu_s_per_1000_events"], "s",
          f"x{r['relayer_cpu_to_floor']:.2f} floor"),
         ("floor CPU per 1,000 events", r["floor_cpu_s_per_1000_events"], "s", ""),
+    ]  # fmt: skip
+    if "guarded_cpu_s_per_1000_events" in r:
+        rows.append(("guarded floor CPU per 1,000 events", r["guarded_cpu_s_per_1000_events"],
+                     "s", f"x{r['guarded_cpu_to_floor']:.2f} floor: the ceiling"))  # fmt: skip
+    rows += [
         (f"naive relayer ({details['naive']['events']} events)", r["naive_events_per_s"], ev,
          f"relayer x{r['relayer_to_naive']:.1f}"),
         (f"raw eth_getLogs, {one['range_size']}-block ranges", r["raw_empty_blocks_per_s"], bl, ""),
@@ -284,7 +306,26 @@ def table(r: dict[str, Any], details: dict[str, Any]) -> str:
         mark = "held" if t["holds"] else "MISSED"
         lines.append(f"follow target {t['target']}: {t['value']:.2f} ({t['wanted']}): {mark}")
     lines += ["", "Targets (issue 13):", targets_table(r)]
+    if ceiling := ceiling_line(r):
+        lines += ["", ceiling]
     return "\n".join(lines)
+
+
+def ceiling_line(r: dict[str, Any]) -> str:
+    """What the least guard reaches against the floor (bench/guarded.py): a target above it
+    cannot be held by any relayer that keeps CONTRACT §4's records with these libraries here."""
+    parts = [
+        f"{label} x{r[key]:.2f}"
+        for label, key in (("local", "guarded_to_floor"), ("delayed", "guarded_to_floor_delayed"),
+                           ("CPU", "guarded_cpu_to_floor"))
+        if key in r
+    ]  # fmt: skip
+    if not parts:
+        return ""
+    return (
+        "Ceiling (bench/guarded.py: the floor plus only the lease, the records and a fenced "
+        f"checkpoint in the same commits): {', '.join(parts)} the floor's"
+    )
 
 
 def with_targets(r: dict[str, Any]) -> dict[str, Any]:

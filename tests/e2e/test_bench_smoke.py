@@ -40,6 +40,8 @@ KEYS = {
     "peak_rss_100k_mb", "relayer_to_floor", "relayer_to_naive", "relayer_empty_to_raw",
     "follow_latency_p50_s", "follow_latency_p95_s", "batch_latency_p50_s",
     "batch_latency_p95_s", "coverage_max_gap_s", "follow_cpu_s_per_hour",
+    "guarded_events_per_s", "guarded_delayed_events_per_s", "guarded_to_floor",
+    "guarded_to_floor_delayed", "guarded_cpu_to_floor", "relayer_to_guarded",
 }  # fmt: skip
 TARGET_KEYS = [
     "relayer_to_floor", "relayer_to_floor_delayed", "relayer_cpu_to_floor",
@@ -60,13 +62,16 @@ def test_every_bench_phase_runs_and_delivers_each_event_once(results: dict[str, 
     assert all(results[k] > 0 for k in KEYS)
     details = results["details"]
     busy = details["busy"]
-    wanted = {"floor_requests": ONCE, "floor_batching": ONCE, "relayer": ONCE}
+    guarded = {**ONCE, "recorded": 120}  # and every event in its block records
+    wanted = {"floor_requests": ONCE, "floor_batching": ONCE, "guarded": guarded,
+              "relayer": ONCE}  # fmt: skip
     assert busy["delivery"] == {"local": wanted, "delayed": wanted}
     for label in ("local", "delayed"):
         network = busy["networks"][label]
         assert set(network["floor"]) == {"requests", "batching"}  # both timed, the faster kept
         assert network["floor_path"] in network["floor"]
         assert network["relayer"]["runs_per_catch_up"] == 1
+        assert network["guarded"]["runs"] == 1
     assert busy["networks"]["delayed"]["rtt_s"] == TINY.rtt_s
     assert results["floor_publish_path"] in ("requests", "batching")
     assert details["naive"]["delivery"] == ONCE
@@ -78,8 +83,11 @@ def test_every_bench_phase_runs_and_delivers_each_event_once(results: dict[str, 
     assert all(isinstance(t["holds"], bool) for t in results["targets"])
     follow_keys = {t["key"] for t in results["follow_targets"]}
     assert follow_keys == {"follow_latency_p95_s", "coverage_max_gap_s"}
-    printed = table(results, details).split("Targets (issue 13):")[1].strip().splitlines()
+    after = table(results, details).split("Targets (issue 13):")[1]
+    targets_part, ceiling = after.split("\n\nCeiling (bench/guarded.py")
+    printed = targets_part.strip().splitlines()
     assert len(printed) == 2 + 6  # header, rule, the six targets
+    assert ceiling.count(" x") == 3  # local, delayed and CPU, each against the floor
     assert all(row.rstrip(" |").endswith(("held", "MISSED")) for row in printed[2:])
 
 
