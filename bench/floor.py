@@ -369,9 +369,9 @@ def relay(
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    imports_s = time.perf_counter() - _T0
-    p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__,
+def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The arguments every floor takes (bench.guarded adds its own)."""
+    p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--rpc-url", required=True)
     p.add_argument("--address", required=True)
@@ -382,24 +382,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--topic", required=True)
     p.add_argument("--chain-id", type=int, default=31337)
     p.add_argument("--range-size", type=int, default=1000)
+    return p
+
+
+def common(a: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `relay` from those arguments, the ABI read; the collector
+    set as `python main.py` sets it once its run is built."""
+    document = json.loads(Path(a.abi).read_text())
+    settle_for_one_run()
+    return {
+        "rpc_url": a.rpc_url, "address": a.address,
+        "abi": document["abi"] if isinstance(document, dict) else document,
+        "start": a.start, "end": a.end, "project": a.project, "topic": a.topic,
+        "chain_id": a.chain_id, "range_size": a.range_size,
+    }  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    imports_s = time.perf_counter() - _T0
+    p = parser("python -m bench.floor", __doc__)
     p.add_argument("--ordering", choices=("true", "false"), default="true")
     p.add_argument("--publish", choices=PATHS, default="requests")
     a = p.parse_args(argv)
-    document = json.loads(Path(a.abi).read_text())
-    settle_for_one_run()  # as `python main.py` does once its run is built
-    result = relay(
-        rpc_url=a.rpc_url,
-        address=a.address,
-        abi=document["abi"] if isinstance(document, dict) else document,
-        start=a.start,
-        end=a.end,
-        project=a.project,
-        topic=a.topic,
-        chain_id=a.chain_id,
-        range_size=a.range_size,
-        ordering=a.ordering == "true",
-        path=a.publish,
-    )
+    result = relay(**common(a), ordering=a.ordering == "true", path=a.publish)
     result["imports_s"] = imports_s
     print(json.dumps(result), flush=True)
     return 0

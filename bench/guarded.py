@@ -35,14 +35,12 @@ import time
 
 _T0 = time.perf_counter()
 
-import argparse  # noqa: E402 - timed from the first line
 import json  # noqa: E402
 import queue  # noqa: E402
 import threading  # noqa: E402
 import zlib  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any, NamedTuple  # noqa: E402
 
 import grpc  # type: ignore[import-untyped]  # noqa: E402
@@ -52,7 +50,6 @@ from google.cloud.firestore_v1.types import write as write_types  # noqa: E402
 from bench import floor  # noqa: E402
 from function.adapters.firestore.wire import set_write  # noqa: E402
 from function.adapters.pubsub_wire import encode_request, message_ids  # noqa: E402
-from function.ops.heap import settle_for_one_run  # noqa: E402
 
 
 class _Entry(NamedTuple):
@@ -231,33 +228,10 @@ def _publish(
 
 def main(argv: Sequence[str] | None = None) -> int:
     imports_s = time.perf_counter() - _T0
-    p = argparse.ArgumentParser(prog="python -m bench.guarded", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--rpc-url", required=True)
-    p.add_argument("--address", required=True)
-    p.add_argument("--abi", required=True, help="artifact or ABI JSON file")
-    p.add_argument("--start", type=int, required=True)
-    p.add_argument("--end", type=int, required=True)
-    p.add_argument("--project", required=True)
-    p.add_argument("--topic", required=True)
+    p = floor.parser("python -m bench.guarded", __doc__)
     p.add_argument("--relayer-id", required=True)
-    p.add_argument("--chain-id", type=int, default=31337)
-    p.add_argument("--range-size", type=int, default=1000)
     a = p.parse_args(argv)
-    document = json.loads(Path(a.abi).read_text())
-    settle_for_one_run()
-    result = relay(
-        rpc_url=a.rpc_url,
-        address=a.address,
-        abi=document["abi"] if isinstance(document, dict) else document,
-        start=a.start,
-        end=a.end,
-        project=a.project,
-        topic=a.topic,
-        relayer_id=a.relayer_id,
-        chain_id=a.chain_id,
-        range_size=a.range_size,
-    )
+    result = relay(**floor.common(a), relayer_id=a.relayer_id)
     result["imports_s"] = imports_s
     print(json.dumps(result), flush=True)
     return 0
