@@ -12,7 +12,8 @@ in the cheapest form found:
   protobuf (`function.adapters.firestore.wire.set_write`), written only once all of the
   block's messages were accepted (a block a request cuts waits for the next request);
 - the checkpoint: in the same commit as those records, the relayer document's `next_block`
-  moved past them, conditioned on the version the last commit left (the fence: nothing lands
+  moved past them with `recent_blocks` (the last 128 recorded blocks) and the hash of the
+  last recorded block, conditioned on the version the last commit left (the fence: nothing lands
   once another run wrote the document), so there is no commit beyond the records' own; the
   last commit also releases the lease.
 Commits go one at a time from one thread, while the main thread publishes the next request
@@ -40,7 +41,11 @@ import queue  # noqa: E402
 import threading  # noqa: E402
 import zlib  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+from datetime import (  # noqa: E402
+    UTC,
+    datetime,
+    timedelta,
+)
 from typing import Any, NamedTuple  # noqa: E402
 
 import grpc  # type: ignore[import-untyped]  # noqa: E402
@@ -50,6 +55,9 @@ from google.cloud.firestore_v1.types import write as write_types  # noqa: E402
 from bench import floor  # noqa: E402
 from function.adapters.firestore.wire import set_write  # noqa: E402
 from function.adapters.pubsub_wire import encode_request, message_ids  # noqa: E402
+
+LEASE = timedelta(seconds=300)  # RELAYER_LEASE_SECONDS' default
+RECENT = 128  # blocks kept in `recent_blocks`, as the relayer keeps them
 
 
 class _Entry(NamedTuple):
@@ -74,6 +82,7 @@ class _Recorder:
         self._error: BaseException | None = None
         self.recorded = 0
         self.commits = 0
+        self._recent: list[str] = []
         self._thread = threading.Thread(target=self._run, name="records", daemon=True)
         self._thread.start()
 
@@ -110,7 +119,13 @@ class _Recorder:
                       "parts": 1, "recorded_at": now}  # fmt: skip
             writes.append(set_write(path, fields))
         batch._add_write_pbs([write_types.Write.pb(w) for w in writes])
-        checkpoint: dict[str, Any] = {"next_block": next_block, "updated_at": now}
+        self._recent = [*self._recent, *(f"{n}:{h}" for n, h in blocks)][-RECENT:]
+        # The last recorded block's hash, where the relayer stores the hash of the block
+        # before `next_block` (read with the logs, in the same batch: no round trip more).
+        checkpoint: dict[str, Any] = {"next_block": next_block, "updated_at": now,
+                                      "recent_blocks": self._recent}  # fmt: skip
+        if self._recent:
+            checkpoint["checkpoint_block_hash"] = self._recent[-1].partition(":")[2]
         if last:
             checkpoint["lease"] = None
         fence = self._db.write_option(last_update_time=self._version)
@@ -139,10 +154,8 @@ def relay(
     db = firestore.Client(project=project)
     relayer = db.collection("relayers").document(relayer_id)
     relayer.get()  # the lease is taken from what the document says: one read
-    leased = relayer.set(
-        {"lease": {"owner": "guarded", "expires_at": datetime.now(UTC)}, "next_block": start},
-        merge=True,
-    )
+    lease = {"owner": "guarded", "expires_at": datetime.now(UTC) + LEASE, "fence": 1}
+    leased = relayer.set({"lease": lease, "next_block": start}, merge=True)
     recorder = _Recorder(db, relayer, leased.update_time)
     messages = floor.Messages(floor.events_of(abi), chain_id, True)
     t1 = time.perf_counter()

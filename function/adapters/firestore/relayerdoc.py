@@ -7,6 +7,7 @@ so what is written here was decided on the document as it still is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
@@ -64,24 +65,51 @@ def _maybe_int(raw: Any) -> int | None:
     return None if raw is None else int(raw)
 
 
-def _refs(raw: Any) -> tuple[BlockRef, ...]:
-    return tuple(_ref(r) for r in raw or [])
+RELAYER_DOC = "the relayer document"
 
 
-def _ref(entry: Any) -> BlockRef:
+def _refs(raw: Any, where: str = RELAYER_DOC) -> tuple[BlockRef, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _unreadable(where, raw)
+    return tuple(_ref(r, where) for r in raw)
+
+
+_BLOCK_HASH = re.compile(r"0x[0-9a-f]{64}")
+
+
+def _ref(entry: Any, where: str) -> BlockRef:
     """A kept block: `"{number}:{hash}"`, or the map `{number, hash}` earlier writers left
-    (read the same; the next commit rewrites the list as texts)."""
+    (read the same; the next commit rewrites the list as texts). A hash is compared with the
+    node's, which are lower case: a hand edit's case and surrounding blanks do not count."""
+    number: Any = None
+    block_hash: Any = None
     if isinstance(entry, str):
-        number, colon, block_hash = entry.partition(":")
-        if colon and number.isdigit() and block_hash and ":" not in block_hash:
-            return BlockRef(int(number), block_hash)
-    elif isinstance(entry, dict) and {"number", "hash"} <= entry.keys():
-        return BlockRef(int(entry["number"]), str(entry["hash"]))
-    raise StateError(
-        f'the relayer document\'s recent_blocks holds {entry!r}, neither "<number>:<hash>" '
-        "nor {number, hash}: restore the document from a backup, or delete the field (the "
-        "reorganisation check then starts again from the block records)"
+        number, _, block_hash = entry.strip().partition(":")
+        number = int(number) if number.isascii() and number.isdigit() else None
+    elif isinstance(entry, dict) and entry.keys() == {"number", "hash"}:
+        number = entry["number"] if type(entry["number"]) is int else None
+        block_hash = entry["hash"]
+    if isinstance(block_hash, str):
+        block_hash = block_hash.strip().lower()
+    if number is None or number < 0 or not _BLOCK_HASH.fullmatch(block_hash or ""):
+        raise _unreadable(where, entry)
+    return BlockRef(number, block_hash)
+
+
+def _unreadable(where: str, what: Any) -> StateError:
+    return StateError(
+        f"{where}: recent_blocks holds {what!r}, which is neither a list nor an entry "
+        '"<number>:<0x block hash>" (or {number, hash}); correct it in the console, or delete '
+        "the field (the reorganisation check then relies on the block records alone)"
     )
+
+
+def check_readable(doc: dict[str, Any], where: str) -> None:
+    """Raise the StateError `grant_of` would, naming `where`: before a lease is written on a
+    document whose checkpoint cannot be read (it would sit there, taken, until it expired)."""
+    _refs(doc.get("recent_blocks"), where)
 
 
 def recent_text(ref: BlockRef) -> str:

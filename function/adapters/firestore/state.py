@@ -35,7 +35,7 @@ from function.adapters.firestore.conditional import (
     wrapped,
 )
 from function.adapters.firestore.leasedoc import lease_fields, lease_of
-from function.adapters.firestore.relayerdoc import commit_fields, grant_of
+from function.adapters.firestore.relayerdoc import check_readable, commit_fields, grant_of
 from function.core import identity
 from function.core.backfills import Claim, claim_of
 from function.core.checkpoint import Commit, Grant
@@ -168,6 +168,7 @@ class FirestoreState:
                 log.warning("the lease was taken although Firestore's answer was lost")
                 return grant_of(run_id, held, doc.doc)
             self._judge(doc.fields)  # on every fresh read: another run may have written
+            check_readable(doc.doc, self._doc.path)
             lease = leases.acquire(held, run_id, now, lease_s, follow_until)
             if lease is None:
                 return None
